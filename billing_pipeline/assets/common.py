@@ -1,0 +1,56 @@
+"""What every stage shares: its SQL file, the month it works on, and readable metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from importlib import resources as package_files
+
+import duckdb
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MetadataValue
+
+from billing_pipeline.partitions import billing_period_of, month_after
+
+PREVIEW_ROWS = 20
+
+
+def stage_sql(name: str) -> str:
+    """The SQL of a stage, kept beside its module as `<name>.sql`."""
+    return package_files.files("billing_pipeline.assets").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def month_of(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    """The partition's billing period and the first day of the month after it."""
+    period = billing_period_of(context.partition_key)
+    return period, month_after(period)
+
+
+def markdown(con: duckdb.DuckDBPyConnection, sql: str, params=None, limit: int = PREVIEW_ROWS) -> MetadataValue:
+    """A query's first rows as a markdown table for the Dagster UI (money shown exactly, as stored)."""
+    frame = con.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params or {}).df()
+    if frame.empty:
+        return MetadataValue.md("_no rows_")
+    return MetadataValue.md(frame.to_markdown(index=False, floatfmt=".6f"))
+
+
+def as_float(value: Decimal | None) -> float:
+    """Numeric metadata for Dagster's plots (the exact value is in the table and the markdown)."""
+    return float(value or 0)
+
+
+def duplicate_check(con, table: str, keys: list[str], period: dt.date, check_name: str) -> AssetCheckResult:
+    """No two rows of the month share the table's grain: a replaced month must never double."""
+    key_list = ", ".join(keys)
+    duplicates = con.execute(
+        f"""SELECT {key_list}, count(*) AS copies FROM {table} WHERE billing_period = ?
+            GROUP BY ALL HAVING count(*) > 1 LIMIT 10""",
+        [period],
+    ).df()
+    return AssetCheckResult(
+        check_name=check_name,
+        passed=duplicates.empty,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "duplicate_keys": MetadataValue.md(duplicates.to_markdown(index=False) if not duplicates.empty else "none")
+        },
+    )

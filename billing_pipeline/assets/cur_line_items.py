@@ -1,0 +1,108 @@
+"""cur_line_items: the month's current CUR delivery, normalized, replacing whatever the month held before."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from billing_pipeline.assets.common import as_float, markdown, month_of
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+STAGED = "staged_cur_line_items"
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb", "s3"},
+    check_specs=[
+        AssetCheckSpec("one_delivery", asset="cur_line_items", blocking=True,
+                       description="All of the month's rows come from one delivery: a restatement replaced, never added."),
+    ],
+)
+def cur_line_items(
+    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """One row per line item of the month's current CUR delivery (legacy CSV/Parquet, Athena Parquet, CUR 2.0,
+    FOCUS), normalized to one schema. Only the files the current manifest names are read; the month's rows are
+    replaced in one transaction, so a bad delivery leaves the last good one in place."""
+    period, _ = month_of(context)
+    location = billing_config.cur_location()
+    try:
+        deliveries = find_deliveries(location)
+    except CurFormatError as error:
+        raise Failure(str(error)) from error
+    delivery = deliveries.get(period)
+    if delivery is None:
+        found = ", ".join(sorted(f"{month:%Y-%m}" for month in deliveries)) or "none"
+        raise Failure(f"No CUR delivery for {period:%Y-%m} under {location.uri} (months found: {found})")
+
+    with warehouse.connect() as con:
+        try:
+            staged_rows = stage_line_items(con, location, delivery, STAGED)
+        except CurFormatError as error:
+            raise Failure(str(error)) from error
+        (foreign,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE billing_period <> ?", [period]).fetchone()
+        if foreign:
+            raise Failure(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
+                          f"{period:%Y-%m} belong to another billing period")
+        rows = replace_month(con, "cur_line_items", period, STAGED)
+        application = billing_config.application_tag()
+        summary = con.execute(
+            """SELECT count(DISTINCT delivery_id), count(DISTINCT source_file), sum(unblended_cost),
+                      sum(unblended_cost) FILTER (application = $application),
+                      sum(amortized_cost), bool_or(invoice_id IS NOT NULL), string_agg(DISTINCT currency, ', '),
+                      string_agg(DISTINCT invoice_id, ', ')
+               FROM cur_line_items WHERE billing_period = $period""",
+            {"period": period, "application": application},
+        ).fetchone()
+        deliveries_in_month, files, unblended, in_scope, amortized, is_final, currencies, invoices = summary
+        by_type = markdown(
+            con,
+            """SELECT line_item_type, currency, count(*) AS line_items, sum(unblended_cost) AS unblended_cost,
+                      sum(amortized_cost) AS amortized_cost, sum(net_amortized_cost) AS net_amortized_cost
+               FROM cur_line_items WHERE billing_period = $period GROUP BY ALL ORDER BY line_item_type""",
+            {"period": period},
+            limit=100,
+        )
+
+    context.log.info(f"{period:%Y-%m}: {rows} line items from {files} file(s) of delivery {delivery.delivery_id}")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(rows),
+            "delivery_id": delivery.delivery_id,
+            "layout": delivery.layout,
+            "report": delivery.report,
+            "manifest": MetadataValue.path(location.display(delivery.manifest)) if delivery.manifest else "none",
+            "files": MetadataValue.int(files),
+            "status": delivery.status or "n/a",
+            "is_final": MetadataValue.bool(bool(is_final)),
+            "invoice_ids": invoices or "none (provisional)",
+            "currency": currencies or "",
+            "unblended_total": MetadataValue.float(as_float(unblended)),
+            "unblended_total_exact": str(unblended),
+            "amortized_total": MetadataValue.float(as_float(amortized)),
+            "in_scope_unblended": MetadataValue.float(as_float(in_scope)),
+            "out_of_scope_unblended": MetadataValue.float(as_float((unblended or 0) - (in_scope or 0))),
+            "by_line_item_type": by_type,
+            "staged_rows": MetadataValue.int(staged_rows),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="one_delivery",
+                passed=deliveries_in_month == 1,
+                metadata={"deliveries_in_month": MetadataValue.int(deliveries_in_month)},
+            )
+        ],
+    )

@@ -1,0 +1,47 @@
+"""estimated_usage: the application's own estimates, from its usage table."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from billing_pipeline.assets.common import as_float, markdown, month_of, stage_sql
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.readers.estimates import read_estimates
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+
+@asset(partitions_def=billing_month_partitions, pool=WAREHOUSE_POOL, group_name="billing", kinds={"duckdb"})
+def estimated_usage(
+    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """The estimated cost the application recorded at request time (DynamoDB `tax-agent-usage`, an export of it
+    or JSON Lines), per tenant x resource type x operation x day."""
+    period, next_period = month_of(context)
+    estimates = read_estimates(billing_config.usage_location(), period)
+    with warehouse.connect() as con:
+        con.register("estimates", estimates)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged_estimated_usage AS {stage_sql('estimated_usage')}",
+            {"billing_period": period, "next_period": next_period},
+        )
+        con.unregister("estimates")
+        rows = replace_month(con, "estimated_usage", period, "staged_estimated_usage")
+        (total, records) = con.execute(
+            "SELECT sum(estimated_cost), sum(records) FROM estimated_usage WHERE billing_period = ?", [period]
+        ).fetchone()
+        by_type = markdown(
+            con,
+            """SELECT resource_type, count(DISTINCT accountant_id) AS tenants, sum(records) AS records,
+                      sum(estimated_cost) AS estimated_cost
+               FROM estimated_usage WHERE billing_period = $billing_period GROUP BY ALL ORDER BY resource_type""",
+            {"billing_period": period},
+        )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(rows),
+            "usage_records": MetadataValue.int(int(records or 0)),
+            "estimated_total": MetadataValue.float(as_float(total)),
+            "by_resource_type": by_type,
+        }
+    )

@@ -1,0 +1,79 @@
+"""hourly_cost_facts: line items summed to the grain at which cost is attributed."""
+
+from __future__ import annotations
+
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from billing_pipeline.assets.common import as_float, duplicate_check, markdown, month_of, stage_sql
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "usage_type", "operation",
+         "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["cur_line_items"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb"},
+    check_specs=[
+        AssetCheckSpec("facts_add_up_to_line_items", asset="hourly_cost_facts", blocking=True,
+                       description="Every cost metric of the facts sums exactly to the month's line items."),
+        AssetCheckSpec("no_duplicate_facts", asset="hourly_cost_facts", blocking=True),
+    ],
+)
+def hourly_cost_facts(
+    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """Cost and usage per hour x service x usage type x resource x owner tags, with `in_scope` marking the
+    application's cost (tag `application` = BILLING_APPLICATION). Lines longer than an hour keep their span."""
+    period, _ = month_of(context)
+    params = {"billing_period": period, "application": billing_config.application_tag()}
+    with warehouse.connect() as con:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_hourly_cost_facts AS {stage_sql('hourly_cost_facts')}", params)
+        rows = replace_month(con, "hourly_cost_facts", period, "staged_hourly_cost_facts")
+        mismatches = con.execute(
+            """WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
+                                     sum(line_items) items
+                              FROM hourly_cost_facts WHERE billing_period = $billing_period GROUP BY currency),
+                    items AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
+                                     count(*) items
+                              FROM cur_line_items WHERE billing_period = $billing_period GROUP BY currency)
+               SELECT currency FROM facts FULL JOIN items USING (currency)
+               WHERE facts.u IS DISTINCT FROM items.u OR facts.a IS DISTINCT FROM items.a
+                  OR facts.n IS DISTINCT FROM items.n OR facts.items IS DISTINCT FROM items.items""",
+            {"billing_period": period},
+        ).fetchall()
+        no_duplicates = duplicate_check(con, "hourly_cost_facts", GRAIN, period, "no_duplicate_facts")
+        in_scope, out_of_scope = con.execute(
+            """SELECT sum(unblended_cost) FILTER (in_scope), sum(unblended_cost) FILTER (NOT in_scope)
+               FROM hourly_cost_facts WHERE billing_period = ?""",
+            [period],
+        ).fetchone()
+        by_service = markdown(
+            con,
+            """SELECT service, in_scope, currency, count(*) AS facts, sum(line_items) AS line_items,
+                      sum(unblended_cost) AS unblended_cost, sum(amortized_cost) AS amortized_cost
+               FROM hourly_cost_facts WHERE billing_period = $billing_period
+               GROUP BY ALL ORDER BY in_scope DESC, unblended_cost DESC""",
+            {"billing_period": period},
+        )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(rows),
+            "in_scope_unblended": MetadataValue.float(as_float(in_scope)),
+            "out_of_scope_unblended": MetadataValue.float(as_float(out_of_scope)),
+            "by_service": by_service,
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="facts_add_up_to_line_items",
+                passed=not mismatches,
+                metadata={"currencies_not_adding_up": ", ".join(c for (c,) in mismatches) or "none"},
+            ),
+            no_duplicates,
+        ],
+    )

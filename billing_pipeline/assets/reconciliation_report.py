@@ -1,0 +1,95 @@
+"""reconciliation_report: what the application estimated against what AWS billed, per tenant."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+REPORT_COLUMNS = "accountant_id, resource_type, currency, estimated_cost, actual_cost, variance, variance_pct, flagged"
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["tenant_costs", "estimated_usage", "cur_line_items"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb"},
+    check_specs=[
+        AssetCheckSpec("variance_within_threshold", asset="reconciliation_report",
+                       description="Warns on tenant x resource type rows whose variance exceeds the threshold."),
+        AssetCheckSpec("no_duplicate_report_rows", asset="reconciliation_report", blocking=True),
+    ],
+)
+def reconciliation_report(
+    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """Per tenant x resource type (and 'total' per tenant): estimated cost, actual attributed cost (the
+    configured metric), variance, variance_pct, flagged when |variance_pct| exceeds the pricing file's threshold
+    (10 %), and whether the month is final (the CUR carries an invoice id) or provisional."""
+    period, _ = month_of(context)
+    pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
+    with warehouse.connect() as con:
+        (is_final,) = con.execute(
+            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
+            [period],
+        ).fetchone()
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged_reconciliation_report AS {stage_sql('reconciliation_report')}",
+            {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
+             "threshold_pct": pricing.variance_threshold_pct},
+        )
+        rows = replace_month(con, "reconciliation_report", period, "staged_reconciliation_report")
+        report = con.execute(
+            f"""SELECT {REPORT_COLUMNS} FROM reconciliation_report WHERE billing_period = ?
+                ORDER BY accountant_id, resource_type = 'total', resource_type""",
+            [period],
+        ).df()
+        totals = con.execute(
+            """SELECT sum(estimated_cost), sum(actual_cost), count(*) FILTER (flagged)
+               FROM reconciliation_report WHERE billing_period = ? AND resource_type = 'total'""",
+            [period],
+        ).fetchone()
+        no_duplicates = duplicate_check(
+            con, "reconciliation_report", ["accountant_id", "resource_type", "currency"], period, "no_duplicate_report_rows"
+        )
+    flagged = report[report["flagged"] & (report["resource_type"] != "total")]
+    estimated_total, actual_total, flagged_tenants = totals
+    status = "final" if is_final else "provisional"
+    context.log.info(f"{period:%Y-%m} ({status}): {len(flagged)} tenant x resource type rows over the threshold")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(rows),
+            "is_final": MetadataValue.bool(bool(is_final)),
+            "estimated_total": MetadataValue.float(as_float(estimated_total)),
+            "actual_total": MetadataValue.float(as_float(actual_total)),
+            "variance_total": MetadataValue.float(as_float((actual_total or 0) - (estimated_total or 0))),
+            "flagged_rows": MetadataValue.int(len(flagged)),
+            "flagged_tenants": MetadataValue.int(int(flagged_tenants or 0)),
+            "report": MetadataValue.md(f"**{period:%Y-%m} ({status})**\n\n" + report.to_markdown(index=False)),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="variance_within_threshold",
+                passed=flagged.empty,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "flagged": MetadataValue.md(flagged.to_markdown(index=False) if not flagged.empty else "none"),
+                    "flagged_accountants": ", ".join(sorted(set(flagged["accountant_id"]))) or "none",
+                },
+            ),
+            no_duplicates,
+        ],
+    )

@@ -1,0 +1,82 @@
+"""usage_shares: each tenant's measured usage of the shared services, hour by hour, from the logs."""
+
+from __future__ import annotations
+
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from billing_pipeline.assets.common import duplicate_check, markdown, month_of, stage_sql
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.readers.usage_logs import read_usage_evidence
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+GRAIN = ["usage_hour", "service", "driver", "scope", "accountant_id"]
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb", "s3"},
+    check_specs=[
+        AssetCheckSpec("shares_sum_to_one", asset="usage_shares", blocking=True,
+                       description="Per hour x service x driver x scope the tenants' quantities add up to the total."),
+        AssetCheckSpec("no_duplicate_shares", asset="usage_shares", blocking=True),
+    ],
+)
+def usage_shares(
+    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """Usage per hour x service x driver x scope x tenant (Lambda GB-seconds and requests, DynamoDB read and
+    write units, S3 GB-months, AgentCore sessions and tool calls, Bedrock tokens) and each tenant's share.
+    Malformed or ownerless log lines are counted in the metadata, never fatal: ownerless usage is the
+    pseudo-tenant `unattributed`."""
+    period, next_period = month_of(context)
+    evidence = read_usage_evidence(
+        billing_config.logs_location(), billing_config.s3_inventory_location(), period
+    )
+    with warehouse.connect() as con:
+        con.register("usage_evidence", evidence.usage)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged_usage_shares AS {stage_sql('usage_shares')}",
+            {"billing_period": period, "next_period": next_period},
+        )
+        con.unregister("usage_evidence")
+        rows = replace_month(con, "usage_shares", period, "staged_usage_shares")
+        uneven = con.execute(
+            """SELECT usage_hour, service, driver, scope FROM usage_shares WHERE billing_period = ?
+               GROUP BY ALL
+               HAVING sum(quantity) <> any_value(total_quantity) OR count(DISTINCT total_quantity) > 1
+                   OR abs(sum(share) - 1) > 1e-9
+               LIMIT 10""",
+            [period],
+        ).df()
+        no_duplicates = duplicate_check(con, "usage_shares", GRAIN, period, "no_duplicate_shares")
+        by_driver = markdown(
+            con,
+            """SELECT service, driver, count(DISTINCT usage_hour) AS hours, count(DISTINCT accountant_id) AS tenants,
+                      sum(quantity) AS quantity, sum(quantity) FILTER (accountant_id = 'unattributed') AS unattributed
+               FROM usage_shares WHERE billing_period = $billing_period GROUP BY ALL ORDER BY service, driver""",
+            {"billing_period": period},
+        )
+    metadata = {
+        "dagster/row_count": MetadataValue.int(rows),
+        "log_lines_read": MetadataValue.int(evidence.lines_read),
+        "files_read": MetadataValue.int(evidence.files_read),
+        "problem_lines": MetadataValue.int(sum(evidence.problems.values())),
+        "by_driver": by_driver,
+    }
+    metadata.update({f"problems/{reason}": MetadataValue.int(count) for reason, count in sorted(evidence.problems.items())})
+    if evidence.problems:
+        context.log.warning(f"{period:%Y-%m}: log lines counted and not attributed to a tenant: {evidence.problems}")
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            AssetCheckResult(
+                check_name="shares_sum_to_one",
+                passed=uneven.empty,
+                metadata={"uneven_groups": MetadataValue.md(uneven.to_markdown(index=False) if not uneven.empty else "none")},
+            ),
+            no_duplicates,
+        ],
+    )

@@ -1,0 +1,27 @@
+"""Everything Dagster loads: `dagster dev` (via workspace.yaml) and `dagster asset materialize -m
+billing_pipeline.definitions`."""
+
+from dagster import Definitions, in_process_executor
+
+from billing_pipeline.assets.cur_line_items import cur_line_items
+from billing_pipeline.assets.estimated_usage import estimated_usage
+from billing_pipeline.assets.hourly_cost_facts import hourly_cost_facts
+from billing_pipeline.assets.reconciliation_report import reconciliation_report
+from billing_pipeline.assets.tenant_costs import tenant_costs
+from billing_pipeline.assets.usage_shares import usage_shares
+from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import BillingWarehouse
+from billing_pipeline.schedules import daily_billing_refresh
+from billing_pipeline.sensors import cur_delivery_sensor
+
+defs = Definitions(
+    assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report],
+    jobs=[billing_month_job],
+    schedules=[daily_billing_refresh],
+    sensors=[cur_delivery_sensor],
+    resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse()},
+    # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are
+    # serialized by the `duckdb_warehouse` concurrency pool (dagster_home/dagster.yaml).
+    executor=in_process_executor,
+)

@@ -1,0 +1,30 @@
+"""One partition per billing period: a calendar month in UTC, keyed `YYYY-MM-01` (Dagster's default format).
+
+`end_offset=1` makes the current, still-changing month a partition too: AWS rewrites it several times a day.
+The first month is BILLING_FIRST_MONTH (default 2018-01, early enough for the public sample CUR of 2018); it is
+read when the definitions load because the partition set is part of the definitions.
+"""
+
+import datetime as dt
+import os
+
+from dagster import MonthlyPartitionsDefinition
+
+DEFAULT_FIRST_MONTH = "2018-01"
+
+
+def _first_month() -> str:
+    first = os.environ.get("BILLING_FIRST_MONTH") or DEFAULT_FIRST_MONTH
+    return dt.date.fromisoformat(first[:7] + "-01").isoformat()
+
+
+billing_month_partitions = MonthlyPartitionsDefinition(start_date=_first_month(), end_offset=1, timezone="UTC")
+
+
+def billing_period_of(partition_key: str) -> dt.date:
+    """The billing period (first day of the month) a partition key stands for."""
+    return dt.date.fromisoformat(partition_key)
+
+
+def month_after(billing_period: dt.date) -> dt.date:
+    return (billing_period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)

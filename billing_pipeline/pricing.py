@@ -1,0 +1,53 @@
+"""The pricing file: unit prices of the usage drivers, the currency and the variance threshold.
+
+The unit prices are the application's own constants (what it uses to estimate), kept in one JSON file
+(`BILLING_PRICING`, default: `pricing.json` in this package). The attribution uses them only to value a service's
+drivers against each other for line items no single driver pays for ("combined").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Pricing:
+    currency: str
+    variance_threshold_pct: Decimal
+    driver_prices: dict[tuple[str, str], Decimal]  # (CUR service, driver) -> unit price
+
+    def driver_prices_table(self) -> pa.Table:
+        rows = sorted(self.driver_prices.items())
+        return pa.table(
+            {
+                "service": pa.array([service for (service, _), _ in rows], pa.string()),
+                "driver": pa.array([driver for (_, driver), _ in rows], pa.string()),
+                "unit_price": pa.array([price for _, price in rows], pa.decimal128(38, 10)),
+            }
+        )
+
+
+def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
+    """Parse and validate the pricing JSON; a bad file is an error naming it and the problem."""
+    try:
+        document = json.loads(text)
+        prices = {
+            (service, driver): Decimal(str(price))
+            for service, drivers in document["drivers"].items()
+            for driver, price in drivers.items()
+        }
+        pricing = Pricing(
+            currency=str(document.get("currency", "USD")),
+            variance_threshold_pct=Decimal(str(document.get("variance_threshold_pct", "10"))),
+            driver_prices=prices,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
+        raise ValueError(f"{source}: not a valid pricing file ({type(error).__name__}: {error})") from error
+    negative = [f"{s}/{d}" for (s, d), p in prices.items() if p < 0]
+    if negative:
+        raise ValueError(f"{source}: negative unit prices for {', '.join(negative)}")
+    return pricing

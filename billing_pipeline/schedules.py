@@ -1,0 +1,34 @@
+"""Daily refresh: the current month, and the previous one until AWS has finalized it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+
+from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.warehouse import BillingWarehouse, month_is_final
+
+
+def months_to_refresh(today: dt.date, previous_is_final: bool) -> list[dt.date]:
+    current = today.replace(day=1)
+    previous = (current - dt.timedelta(days=1)).replace(day=1)
+    return [current] if previous_is_final else [previous, current]
+
+
+@schedule(job=billing_month_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
+def daily_billing_refresh(context: ScheduleEvaluationContext, warehouse: BillingWarehouse):
+    """Every day at 06:00 UTC: rebuild the current month, and the previous month while it has no invoice id
+    (AWS keeps restating a month for days after it ends)."""
+    today = context.scheduled_execution_time.astimezone(dt.timezone.utc).date()
+    previous = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    known_keys = set(billing_month_partitions.get_partition_keys(current_time=context.scheduled_execution_time))
+    months = [m for m in months_to_refresh(today, month_is_final(warehouse.path(), previous)) if m.isoformat() in known_keys]
+    if not months:
+        return SkipReason(f"no billing month to refresh on {today}")
+    return [
+        RunRequest(run_key=f"{month.isoformat()}@{today.isoformat()}", partition_key=month.isoformat(),
+                   tags={"billing/trigger": "daily_schedule"})
+        for month in months
+    ]

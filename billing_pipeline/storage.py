@@ -1,0 +1,59 @@
+"""Where the inputs live: a local folder or an S3 prefix, behind one pyarrow filesystem.
+
+Every reader takes a URI (`/some/folder`, `file:///some/folder` or `s3://bucket/prefix`) and asks this module for
+a `pyarrow.fs.FileSystem` plus the base path inside it. S3 goes through `pyarrow.fs.S3FileSystem`, which honours
+`AWS_ENDPOINT_URL` (a local S3-compatible server in tests), `AWS_REGION` and the normal credentials chain.
+DuckDB's httpfs extension is not used: DuckDB scans the Arrow data that pyarrow reads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder-like place: a filesystem and the path of the folder inside it (no trailing slash)."""
+
+    filesystem: pafs.FileSystem
+    path: str
+    uri: str
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.path.rstrip("/"), *(p.strip("/") for p in parts)])
+
+    def display(self, path: str) -> str:
+        """The URI a person can paste to find `path` (used in error messages and `source_file`)."""
+        if isinstance(self.filesystem, pafs.S3FileSystem):
+            return f"s3://{path}"
+        return path
+
+    def list_files(self) -> list[pafs.FileInfo]:
+        """Every file below the folder, at any depth, sorted by path; [] when the folder does not exist."""
+        selector = pafs.FileSelector(self.path, recursive=True, allow_not_found=True)
+        infos = self.filesystem.get_file_info(selector)
+        return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+
+def s3_filesystem() -> pafs.S3FileSystem:
+    """An S3 filesystem from the standard AWS environment (region, endpoint override, credentials chain)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    options: dict = {"region": region}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        options["endpoint_override"] = parsed.netloc or parsed.path
+        options["scheme"] = parsed.scheme or "https"
+    return pafs.S3FileSystem(**options)
+
+
+def locate(uri: str) -> Location:
+    """Resolve a URI to a Location. Relative local paths are taken from the current working directory."""
+    if uri.startswith("s3://"):
+        return Location(s3_filesystem(), uri[len("s3://") :].rstrip("/"), uri)
+    path = uri[len("file://") :] if uri.startswith("file://") else uri
+    return Location(pafs.LocalFileSystem(), os.path.abspath(path), uri)

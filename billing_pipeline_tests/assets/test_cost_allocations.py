@@ -1,0 +1,159 @@
+"""The attribution rules of docs/attribution-rules.md, stage by stage, on hand-built facts and usage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pyarrow as pa
+import pytest
+
+from billing_pipeline.assets.common import stage_sql
+
+JAN = dt.date(2026, 1, 1)
+
+
+def add_fact(con, hour, service, usage_type, cost, *, accountant_id=None, resource_id="", span_hours=1,
+             line_item_type="Usage", application="tax-demo"):
+    con.execute(
+        """INSERT INTO hourly_cost_facts (billing_period, usage_hour, span_hours, usage_account_id, line_item_type,
+               service, usage_type, operation, resource_id, accountant_id, application, currency, in_scope,
+               usage_amount, unblended_cost, amortized_cost, net_amortized_cost, line_items)
+           VALUES (?, ?, ?, '111122223333', ?, ?, ?, '', ?, ?, ?, 'USD', ? = 'tax-demo', 1, ?, ?, NULL, 1)""",
+        [JAN, hour, span_hours, line_item_type, service, usage_type, resource_id, accountant_id, application,
+         application, D(cost), D(cost)],
+    )
+
+
+def add_usage(con, hour, service, driver, accountant_id, quantity, scope=""):
+    con.execute(
+        """INSERT INTO usage_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1.0)""",
+        [JAN, hour, service, driver, scope, accountant_id, D(quantity), D(quantity)],
+    )
+
+
+def allocate(con, prices=None):
+    prices = prices or {("AWSLambda", "gb_seconds"): "0.5", ("AWSLambda", "requests"): "0.25"}
+    con.register("driver_prices", pa.table({
+        "service": [s for s, _ in prices], "driver": [d for _, d in prices],
+        "unit_price": pa.array([D(p) for p in prices.values()], pa.decimal128(38, 10)),
+    }))
+    rows = con.execute(
+        f"SELECT usage_hour, service, usage_type, line_item_type, accountant_id, allocation, driver, cost "
+        f"FROM ({stage_sql('cost_allocations')}) ORDER BY ALL",
+        {"billing_period": JAN, "cost_metric": "unblended"},
+    ).fetchall()
+    return rows
+
+
+def by_tenant(rows, usage_type, hour=None, line_item_type="Usage"):
+    return {(r[4], r[5]): r[7] for r in rows
+            if r[2] == usage_type and r[3] == line_item_type and (hour is None or r[0] == hour)}
+
+
+H = lambda day, hour: dt.datetime(2026, 1, day, hour)  # noqa: E731
+
+
+@pytest.fixture
+def scenario(warehouse_con):
+    con = warehouse_con
+    # evidence: Jan 1 10:00 three tenants use Lambda equally, 'a' also makes two requests; 12:00 'a' and an
+    # ownerless invocation; requests at 05:00
+    for tenant in "abc":
+        add_usage(con, H(1, 10), "AWSLambda", "gb_seconds", tenant, "1")
+    add_usage(con, H(1, 10), "AWSLambda", "requests", "a", "2")
+    add_usage(con, H(1, 12), "AWSLambda", "gb_seconds", "a", "1")
+    add_usage(con, H(1, 12), "AWSLambda", "gb_seconds", "unattributed", "1")
+    add_usage(con, H(1, 5), "AWSLambda", "requests", "a", "3")
+    add_usage(con, H(1, 5), "AWSLambda", "requests", "b", "1")
+    add_usage(con, H(1, 9), "AmazonDynamoDB", "read_units", "a", "1", scope="t1")
+    add_usage(con, H(1, 9), "AmazonDynamoDB", "read_units", "b", "1", scope="t2")
+    return con
+
+
+def test_direct_cost_goes_wholly_to_the_tagged_tenant(scenario):
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-Lambda-GB-Second", "1.2345", accountant_id="z")
+    assert by_tenant(allocate(scenario), "USE1-Lambda-GB-Second") == {("z", "direct"): D("1.2345")}
+
+
+def test_shared_hour_split_is_exact_with_largest_remainder_ties_by_accountant(scenario):
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-Lambda-GB-Second", "0.0000000010")
+    assert by_tenant(allocate(scenario), "USE1-Lambda-GB-Second") == {
+        ("a", "shared_hour"): D("0.0000000004"),
+        ("b", "shared_hour"): D("0.0000000003"),
+        ("c", "shared_hour"): D("0.0000000003"),
+    }
+
+
+def test_negative_cost_splits_symmetrically(scenario):
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-Lambda-GB-Second", "-0.0000000010", line_item_type="Credit")
+    assert by_tenant(allocate(scenario), "USE1-Lambda-GB-Second", line_item_type="Credit") == {
+        ("a", "shared_hour"): D("-0.0000000004"),
+        ("b", "shared_hour"): D("-0.0000000003"),
+        ("c", "shared_hour"): D("-0.0000000003"),
+    }
+
+
+def test_hour_without_evidence_falls_back_to_the_day_then_the_month(scenario):
+    add_fact(scenario, H(1, 11), "AWSLambda", "USE1-Request", "1.00")
+    add_fact(scenario, H(2, 11), "AWSLambda", "USE1-Request", "2.00")
+    rows = allocate(scenario)
+    # requests on Jan 1 (and so in the month): a = 3 + 2, b = 1
+    assert by_tenant(rows, "USE1-Request", H(1, 11)) == {
+        ("a", "shared_day"): D("0.8333333333"), ("b", "shared_day"): D("0.1666666667")}
+    assert by_tenant(rows, "USE1-Request", H(2, 11)) == {
+        ("a", "shared_month"): D("1.6666666667"), ("b", "shared_month"): D("0.3333333333")}
+
+
+def test_ownerless_usage_takes_its_share_as_unattributed(scenario):
+    add_fact(scenario, H(1, 12), "AWSLambda", "USE1-Lambda-GB-Second", "0.50")
+    assert by_tenant(allocate(scenario), "USE1-Lambda-GB-Second") == {
+        ("a", "shared_hour"): D("0.25"), ("unattributed", "shared_hour"): D("0.25")}
+
+
+def test_service_without_drivers_stays_unattributed(scenario):
+    add_fact(scenario, H(1, 10), "AmazonCloudWatch", "USE1-CW:Requests", "0.30")
+    assert by_tenant(allocate(scenario), "USE1-CW:Requests") == {("unattributed", "unattributed"): D("0.30")}
+
+
+def test_driver_without_any_evidence_in_the_month_stays_unattributed(scenario):
+    add_fact(scenario, H(1, 10), "AmazonS3", "USE1-TimedStorage-ByteHrs", "0.30", resource_id="bucket")
+    assert by_tenant(allocate(scenario), "USE1-TimedStorage-ByteHrs") == {("unattributed", "unattributed"): D("0.30")}
+
+
+def test_table_scope_is_used_when_it_has_evidence_else_all_tables(scenario):
+    arn = "arn:aws:dynamodb:us-east-1:111122223333:table/"
+    add_fact(scenario, H(1, 9), "AmazonDynamoDB", "USE1-ReadRequestUnits", "0.10", resource_id=arn + "t1")
+    add_fact(scenario, H(1, 9), "AmazonDynamoDB", "USE1-ReadRequestUnits", "0.20", resource_id=arn + "t3")
+    rows = [r for r in allocate(scenario) if r[1] == "AmazonDynamoDB"]
+    assert sorted((r[4], r[7]) for r in rows) == [("a", D("0.10")), ("a", D("0.10")), ("b", D("0.10"))]
+
+
+def test_other_usage_types_split_by_the_services_priced_drivers(scenario):
+    # at 10:00 a = 1 GB-s x 0.5 + 2 requests x 0.25 = 1.0; b = c = 0.5
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-DataTransfer-Out-Bytes", "1.00")
+    assert by_tenant(allocate(scenario), "USE1-DataTransfer-Out-Bytes") == {
+        ("a", "shared_hour"): D("0.5"), ("b", "shared_hour"): D("0.25"), ("c", "shared_hour"): D("0.25")}
+
+
+def test_line_spanning_a_day_is_split_by_the_days_usage(scenario):
+    # Jan 1 GB-seconds: a = 1 + 1, b = 1, c = 1, unattributed = 1
+    add_fact(scenario, H(1, 0), "AWSLambda", "USE1-Lambda-GB-Second", "1.00", span_hours=24)
+    assert by_tenant(allocate(scenario), "USE1-Lambda-GB-Second") == {
+        ("a", "shared_day"): D("0.4"), ("b", "shared_day"): D("0.2"),
+        ("c", "shared_day"): D("0.2"), ("unattributed", "shared_day"): D("0.2")}
+
+
+def test_out_of_scope_and_zero_cost_facts_are_not_allocated(scenario):
+    add_fact(scenario, H(1, 10), "AmazonEC2", "BoxUsage", "5.00", application="other-app")
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-Lambda-GB-Second", "0")
+    assert allocate(scenario) == []
+
+
+def test_every_fact_is_conserved_exactly(scenario):
+    costs = ["0.0000000007", "1.0000000001", "-0.3333333333", "12345.6789012345"]
+    for i, cost in enumerate(costs):
+        add_fact(scenario, H(1, 10), "AWSLambda", f"USE1-Lambda-GB-Second-{i}", cost)
+    rows = allocate(scenario)
+    for i, cost in enumerate(costs):
+        assert sum(r[7] for r in rows if r[2] == f"USE1-Lambda-GB-Second-{i}") == D(cost).quantize(D("1e-10"))
