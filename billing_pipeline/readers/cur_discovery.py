@@ -1,0 +1,302 @@
+"""Finding CUR deliveries: which files below a location are the current data of which billing month.
+
+AWS delivers billing data in several layouts (all may sit at any depth below the location):
+
+- legacy CUR with a manifest: `<prefix>/<report>/<yyyymmdd-yyyymmdd>/<report>-Manifest.json`. Its `reportKeys`
+  are the current delivery: in `<assemblyId>/` folders ("create new report version") or in the period folder
+  itself ("overwrite"). Older assemblies and the per-assembly manifests inside them are ignored.
+- legacy CUR for Athena: `<prefix>/<report>/<report>/year=2026/month=1/*.parquet` plus
+  `cost_and_usage_data_status/` (READY / UPDATING). A top-level manifest of the same report and month wins.
+- Data Exports (CUR 2.0 and FOCUS): `<prefix>/<export>/data/BILLING_PERIOD=2026-01/...` with
+  `<prefix>/<export>/metadata/BILLING_PERIOD=2026-01/<export>-Manifest.json` listing the `dataFiles`.
+
+A file that looks like billing data but fits none of these is an error, as are two reports for one month.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from billing_pipeline.readers.cur_columns import FOCUS_MARKER
+from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
+from billing_pipeline.storage import Location
+
+PERIOD_FOLDER = re.compile(r"^(\d{4})(\d{2})01-\d{8}$")  # 20260101-20260201
+EXPORT_PARTITION = re.compile(r"^BILLING_PERIOD=(\d{4})-(\d{1,2})$")
+YEAR_FOLDER = re.compile(r"^year=(\d{4})$")
+MONTH_FOLDER = re.compile(r"^month=(\d{1,2})$")
+STATUS_FOLDER = "cost_and_usage_data_status"
+MANIFEST_SUFFIX = "-Manifest.json"
+DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".csv.zip", ".gz", ".zip")
+
+
+def looks_like_data(path: str) -> bool:
+    return path.lower().endswith(DATA_SUFFIXES)
+
+
+@dataclass
+class _Candidate:
+    """A delivery being assembled; `origin` is the folder it was found in (for error messages)."""
+
+    billing_period: datetime.date
+    report: str
+    layout: str
+    files: list[str]
+    origin: str
+    manifest: str | None = None
+    assembly_id: str | None = None
+    status: str | None = None
+
+
+def find_deliveries(location: Location) -> dict[datetime.date, CurDelivery]:
+    """Every month delivered anywhere below the location (at any depth), the current delivery for each.
+    Two different reports (different report/export names) for the same month -> CurFormatError naming both."""
+    infos = {info.path: info for info in location.list_files()}
+    scan = _Scan(location, infos)
+    candidates = scan.legacy_manifests() + scan.athena_folders() + scan.data_exports()
+    scan.reject_unclaimed()
+
+    by_month: dict[datetime.date, list[_Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_month[candidate.billing_period].append(candidate)
+    deliveries = {}
+    for month, found in sorted(by_month.items()):
+        if len(found) > 1:
+            names = " and ".join(f"{c.report!r} ({location.display(c.origin)})" for c in found)
+            raise CurFormatError(
+                f"{location.display(location.path)}: two reports deliver {month:%Y-%m}: {names}; "
+                "point the CUR URI at one of them"
+            )
+        deliveries[month] = _finish(location, infos, found[0])
+    return deliveries
+
+
+def _finish(location: Location, infos: dict[str, pafs.FileInfo], c: _Candidate) -> CurDelivery:
+    files = tuple(sorted(dict.fromkeys(c.files)))
+    delivery_id = c.assembly_id or _fingerprint(location, infos, [*files, *([c.manifest] if c.manifest else [])])
+    return CurDelivery(c.billing_period, c.report, c.layout, delivery_id, files, c.manifest, c.status)
+
+
+def _fingerprint(location: Location, infos: dict[str, pafs.FileInfo], paths: list[str]) -> str:
+    """A stable id for deliveries without an assemblyId: sha256 of each file's path, size and mtime."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        info = infos.get(path) or location.filesystem.get_file_info(path)
+        digest.update(f"{path}\t{info.size}\t{info.mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _month(year: str | int, month: str | int) -> datetime.date:
+    return datetime.date(int(year), int(month), 1)
+
+
+class _Scan:
+    """One pass over the listing; remembers which data files some layout has claimed."""
+
+    def __init__(self, location: Location, infos: dict[str, pafs.FileInfo]):
+        self.location = location
+        self.infos = infos
+        self.claimed: set[str] = set()
+        # (report, month) of legacy manifests, so an Athena folder of the same report and month defers to them.
+        self.manifest_months: set[tuple[str, datetime.date]] = set()
+
+    def display(self, path: str) -> str:
+        return self.location.display(path)
+
+    # -- legacy CUR with a top-level manifest ------------------------------------------------------------
+
+    def legacy_manifests(self) -> list[_Candidate]:
+        candidates = []
+        for path in self.infos:
+            parts = path.split("/")
+            if len(parts) < 3 or not parts[-1].endswith(MANIFEST_SUFFIX):
+                continue
+            period = PERIOD_FOLDER.match(parts[-2])
+            # Only the top-level manifest: `<report>/<period>/<report>-Manifest.json`. The per-assembly copies
+            # one folder deeper (`<period>/<assemblyId>/...`) are not the current delivery's pointer.
+            if not period or parts[-1] != parts[-3] + MANIFEST_SUFFIX:
+                continue
+            candidates.append(self._legacy_manifest(path, _month(period[1], period[2])))
+        # Everything below a period folder that has a manifest is that report's (older assemblies included).
+        period_folders = {c.origin for c in candidates}
+        for path in self.infos:
+            if any(path.startswith(folder + "/") for folder in period_folders):
+                self.claimed.add(path)
+        return candidates
+
+    def _legacy_manifest(self, path: str, folder_month: datetime.date) -> _Candidate:
+        manifest = self._read_json(path)
+        report = manifest.get("reportName") or path.split("/")[-1][: -len(MANIFEST_SUFFIX)]
+        start = (manifest.get("billingPeriod") or {}).get("start")
+        month = folder_month
+        if start:
+            try:
+                month = datetime.datetime.strptime(start[:8], "%Y%m%d").date().replace(day=1)
+            except ValueError:
+                raise CurFormatError(f"{self.display(path)}: billingPeriod.start {start!r} is not yyyymmdd...") from None
+        keys = manifest.get("reportKeys")
+        if not isinstance(keys, list):
+            raise CurFormatError(f"{self.display(path)}: manifest has no reportKeys list")
+        files = [self._resolve_key(path, key, manifest.get("bucket")) for key in keys]
+        content_type = str(manifest.get("contentType", "")).lower()
+        if "parquet" in content_type or any(f.endswith(".parquet") for f in files):
+            in_athena_folders = any(YEAR_FOLDER.match(p) for f in files for p in f.split("/"))
+            layout = "athena_parquet" if in_athena_folders else "legacy_parquet"
+        else:
+            layout = "legacy_csv"
+        self.claimed.update(files)
+        self.manifest_months.add((report, month))
+        status = self._status_for(files) if layout == "athena_parquet" else None
+        return _Candidate(
+            month, report, layout, files, origin=path.rsplit("/", 1)[0], manifest=path,
+            assembly_id=manifest.get("assemblyId") or None, status=status,
+        )
+
+    def _resolve_key(self, manifest_path: str, key: str, bucket: str | None) -> str:
+        """A manifest key (bucket-relative, or an s3:// URI) as a path in the location's filesystem.
+        On S3 it is `<bucket>/<key>`; below a local folder (or a copied bucket) it is the longest tail of the
+        key that exists below the location."""
+        key = str(key)
+        if key.startswith("s3://"):
+            bucket, _, key = key[len("s3://") :].partition("/")
+        key = key.lstrip("/")
+        if isinstance(self.location.filesystem, pafs.S3FileSystem) and bucket:
+            direct = f"{bucket}/{key}"
+            if direct in self.infos or self.location.filesystem.get_file_info(direct).is_file:
+                return direct
+        parts = key.split("/")
+        for start in range(len(parts)):
+            candidate = self.location.join("/".join(parts[start:]))
+            if candidate in self.infos:
+                return candidate
+        raise CurFormatError(f"{self.display(manifest_path)}: names {key!r}, which does not exist below "
+                             f"{self.display(self.location.path)}")
+
+    def _read_json(self, path: str) -> dict:
+        try:
+            with self.location.filesystem.open_input_stream(path) as stream:
+                manifest = json.loads(stream.read())
+        except (OSError, ValueError) as error:
+            raise CurFormatError(f"{self.display(path)}: not a readable JSON manifest: {error}") from error
+        if not isinstance(manifest, dict):
+            raise CurFormatError(f"{self.display(path)}: manifest is not a JSON object")
+        return manifest
+
+    # -- legacy CUR, Athena layout --------------------------------------------------------------------------
+
+    def athena_folders(self) -> list[_Candidate]:
+        months: dict[tuple[str, datetime.date], list[str]] = defaultdict(list)
+        for path in self.infos:
+            parts = path.split("/")
+            for i in range(1, len(parts) - 2):
+                year, month = YEAR_FOLDER.match(parts[i]), MONTH_FOLDER.match(parts[i + 1])
+                if year and month and looks_like_data(path):
+                    months[("/".join(parts[:i]), _month(year[1], month[1]))].append(path)
+                    break
+        candidates = []
+        for (root, month), files in sorted(months.items()):
+            report = root.rsplit("/", 1)[-1]
+            self.claimed.update(files)
+            if (report, month) in self.manifest_months:
+                continue  # the report's top-level manifest says which files are current
+            candidates.append(_Candidate(month, report, "athena_parquet", files, origin=root,
+                                         status=self._status(root)))
+        # The status files themselves are bookkeeping, not line items.
+        self.claimed.update(p for p in self.infos if f"/{STATUS_FOLDER}/" in p)
+        return candidates
+
+    def _status_for(self, files: list[str]) -> str | None:
+        for path in files:
+            parts = path.split("/")
+            for i, part in enumerate(parts):
+                if YEAR_FOLDER.match(part):
+                    return self._status("/".join(parts[:i]))
+        return None
+
+    def _status(self, root: str) -> str | None:
+        """READY / UPDATING from `cost_and_usage_data_status/*.parquet`, None without one. AWS writes it
+        beside the inner report folder (`<prefix>/<report>/cost_and_usage_data_status/`, the data being in
+        `<prefix>/<report>/<report>/year=...`); copies like the workshop sample keep it beside `year=`."""
+        prefixes = (f"{root}/{STATUS_FOLDER}/", f"{root.rsplit('/', 1)[0]}/{STATUS_FOLDER}/")
+        for path in sorted(p for p in self.infos if p.startswith(prefixes) and p.endswith(".parquet")):
+            try:
+                with self.location.filesystem.open_input_file(path) as source:
+                    values = pq.read_table(source, columns=["status"]).column("status").to_pylist()
+            except Exception as error:  # truncated file, no status column, ...
+                raise CurFormatError(f"{self.display(path)}: unreadable CUR status file: {error}") from error
+            return str(values[0]) if values and values[0] is not None else None
+        return None
+
+    # -- Data Exports: CUR 2.0 and FOCUS --------------------------------------------------------------------
+
+    def data_exports(self) -> list[_Candidate]:
+        data: dict[tuple[str, datetime.date], list[str]] = defaultdict(list)
+        manifests: dict[tuple[str, datetime.date], str] = {}
+        for path in self.infos:
+            parts = path.split("/")
+            for i in range(2, len(parts) - 1):
+                partition = EXPORT_PARTITION.match(parts[i])
+                if not partition or parts[i - 1] not in ("data", "metadata"):
+                    continue
+                key = ("/".join(parts[: i - 1]), _month(partition[1], partition[2]))
+                if parts[i - 1] == "metadata" and parts[-1].endswith(MANIFEST_SUFFIX) and i == len(parts) - 2:
+                    manifests[key] = path
+                elif parts[i - 1] == "data" and looks_like_data(path):
+                    data[key].append(path)
+                break
+        candidates = []
+        for root, month in sorted(set(data) | set(manifests)):
+            export = root.rsplit("/", 1)[-1]
+            manifest = manifests.get((root, month))
+            files = data.get((root, month), [])
+            self.claimed.update(files)
+            if manifest:
+                content = self._read_json(manifest)
+                listed = content.get("dataFiles")
+                if not isinstance(listed, list):
+                    raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
+                files = [self._resolve_key(manifest, key, content.get("bucket")) for key in listed]
+                export = content.get("exportName") or export
+            elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
+                raise CurFormatError(
+                    f"{self.display(files[0].rsplit('/', 1)[0])}: data files in several folders and no "
+                    f"{export}{MANIFEST_SUFFIX} to say which is current"
+                )
+            layout = "focus" if files and self._is_focus(sorted(files)[0]) else "cur2"
+            candidates.append(_Candidate(month, export, layout, files, origin=root, manifest=manifest))
+        return candidates
+
+    def _is_focus(self, path: str) -> bool:
+        from billing_pipeline.readers.cur_files import open_cur_file  # here to keep module imports one-way
+
+        try:
+            columns = open_cur_file(self.location, path).columns
+        except Exception as error:
+            raise CurFormatError(f"{self.display(path)}: unreadable CUR file: {error}") from error
+        return FOCUS_MARKER.lower() in {name.lower() for name in columns}
+
+    # -- everything else ----------------------------------------------------------------------------------
+
+    def reject_unclaimed(self) -> None:
+        unknown = [p for p in self.infos if looks_like_data(p) and p not in self.claimed]
+        orphans = [p for p in unknown if any(PERIOD_FOLDER.match(part) for part in p.split("/")[:-1])]
+        if orphans:
+            raise CurFormatError(
+                f"{self.display(orphans[0])}: in a legacy CUR period folder without a top-level "
+                "<report>-Manifest.json, so nothing says which files are the current delivery"
+            )
+        if unknown:
+            shown = ", ".join(self.display(p) for p in unknown[:3])
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise CurFormatError(
+                f"{shown}{more}: billing data in no known CUR layout (legacy manifest period folder, "
+                "year=/month= folders, or a Data Exports BILLING_PERIOD= partition)"
+            )

@@ -1,0 +1,103 @@
+"""Opening one CUR data file (Parquet, or CSV plain / gzip / zip) as a stream of Arrow record batches.
+
+Files are read through the Location's pyarrow filesystem (DuckDB cannot reach S3 here), only the needed columns,
+batch by batch, so a month of any size streams into DuckDB without being held in memory.
+CSV values stay text (the normalization SQL casts them: money straight to DECIMAL, so it stays exact).
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from billing_pipeline.storage import Location
+
+BATCH_ROWS = 128 * 1024
+CSV_BLOCK_BYTES = 16 << 20
+
+
+@dataclass
+class CurFile:
+    """A data file's column names and types, and a way to stream some of its columns."""
+
+    path: str
+    columns: dict[str, pa.DataType]  # source column name -> Arrow type (CSV: always string)
+    read: Callable[[list[str]], pa.RecordBatchReader]
+
+
+def open_cur_file(location: Location, path: str) -> CurFile:
+    lowered = path.lower()
+    if lowered.endswith(".parquet"):
+        return _open_parquet(location, path)
+    if lowered.endswith((".csv", ".csv.gz", ".gz", ".csv.zip", ".zip")):
+        return _open_csv(location, path)
+    raise ValueError("not a CUR data file (expected .parquet, .csv, .csv.gz or .csv.zip)")
+
+
+def _open_parquet(location: Location, path: str) -> CurFile:
+    source = location.filesystem.open_input_file(path)
+    parquet = pq.ParquetFile(source)  # reads the footer: a truncated file fails here
+    schema = parquet.schema_arrow
+
+    def read(columns: list[str]) -> pa.RecordBatchReader:
+        projected = pa.schema([schema.field(name) for name in columns])
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=True)
+        return pa.RecordBatchReader.from_batches(projected, batches)
+
+    return CurFile(path, {field.name: field.type for field in schema}, read)
+
+
+def _open_csv(location: Location, path: str) -> CurFile:
+    header = next(csv.reader([_first_line(_text_stream(location, path))]), [])
+    header = [name.lstrip("\ufeff") for name in header]
+
+    def read(columns: list[str]) -> pa.RecordBatchReader:
+        return pacsv.open_csv(
+            _text_stream(location, path),
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=columns,
+                column_types={name: pa.string() for name in columns},
+                # Only '' is missing: 'NA' or 'null' could be real values (a resource id, a tag).
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+
+    return CurFile(path, {name: pa.string() for name in header}, read)
+
+
+def _text_stream(location: Location, path: str):
+    """The decompressed bytes of a CSV file: gzip through Arrow, zip (one CSV member) through zipfile."""
+    lowered = path.lower()
+    if lowered.endswith(".zip"):
+        archive = zipfile.ZipFile(location.filesystem.open_input_file(path))
+        members = [m for m in archive.namelist() if m.lower().endswith(".csv")] or archive.namelist()
+        if len(members) != 1:
+            raise ValueError(f"zip holds {len(members)} CSV files, expected one")
+        return archive.open(members[0])
+    compression = "gzip" if lowered.endswith(".gz") else None
+    return location.filesystem.open_input_stream(path, compression=compression)
+
+
+def _first_line(stream) -> str:
+    """The header line, without reading more of the file than needed."""
+    chunks = []
+    with stream:
+        while True:
+            chunk = stream.read(64 * 1024)
+            if not chunk:
+                break
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                chunks.append(chunk[:newline])
+                break
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8").rstrip("\r")

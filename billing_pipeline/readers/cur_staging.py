@@ -1,0 +1,241 @@
+"""Staging a delivery's line items in DuckDB, in the shape of `cur_line_items` (warehouse.sql).
+
+Each file is streamed on its own (so an error names it) through `cur_line_items.sql`. What differs between files
+(layout, CSV vs Parquet, which optional columns exist, how tags are stored) is settled here, in the `items`
+projection that feeds that SQL: every column of `CUR_COLUMNS`, typed, or a typed NULL where the file lacks it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from billing_pipeline.readers.cur_columns import (
+    CUR_COLUMNS,
+    FOCUS_COLUMNS,
+    FOCUS_MARKER,
+    MONEY,
+    NET_MARKER,
+    NUMBER,
+    TAG_MAP_COLUMNS,
+    TEXT,
+    TIMESTAMP,
+    USER_TAG_PREFIX,
+    CurColumn,
+    parquet_column_name,
+    tag_key_sql,
+)
+from billing_pipeline.readers.cur_files import CurFile, open_cur_file
+from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
+from billing_pipeline.storage import Location
+
+HERE = Path(__file__).parent
+LINE_ITEMS_SQL = (HERE / "cur_line_items.sql").read_text()
+WAREHOUSE_SQL = HERE.parent / "warehouse.sql"
+
+DECIMAL = "DECIMAL(38, 10)"
+SQL_TYPES = {TEXT: "VARCHAR", MONEY: DECIMAL, NUMBER: DECIMAL, TIMESTAMP: "TIMESTAMP"}
+# An ISO-8601 time with a zone (`...T00:00:00Z`, `+05:00`): parsed as an instant and converted to UTC.
+ZONED_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def stage_line_items(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, table: str) -> int:
+    """(Re)create TEMP table `table` in `con` holding the delivery's line items with exactly the columns of
+    cur_line_items in warehouse.sql, in that order and with those types. Returns the row count.
+    Any bad input -> CurFormatError naming the file and the problem (nothing is written outside the temp table)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+        raise ValueError(f"not a plain table name: {table!r}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({_line_item_columns()})").fetchall()
+    try:
+        for path in delivery.files:
+            _stage_file(con, location, delivery, path, table)
+    except BaseException:
+        # Half a month is worse than none: leave no partial staging table behind.
+        con.execute(f"DROP TABLE IF EXISTS temp.{table}").fetchall()
+        raise
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+def _line_item_columns() -> str:
+    """The column list of cur_line_items, taken from warehouse.sql so the staging table cannot drift from it."""
+    match = re.search(r"CREATE TABLE IF NOT EXISTS cur_line_items \((.*?)\n\);", WAREHOUSE_SQL.read_text(), re.S)
+    if not match:
+        raise RuntimeError(f"{WAREHOUSE_SQL}: no cur_line_items table")
+    return re.sub(r"--[^\n]*", "", match.group(1))
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, path: str,
+                table: str) -> None:
+    display = location.display(path)
+    try:
+        cur_file = open_cur_file(location, path)
+    except Exception as error:
+        raise CurFormatError(f"{display}: unreadable CUR file: {error}") from error
+    view = f"cur_file_{uuid.uuid4().hex}"
+    projection = _Projection(cur_file, view, display)
+    sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
+    parameters = {
+        "billing_period": delivery.billing_period,
+        "has_net": projection.has_net,
+        "source_file": display,
+        "delivery_id": delivery.delivery_id,
+    }
+    try:
+        con.register(view, cur_file.read(projection.read_columns))
+        con.execute(sql, parameters).fetchall()
+    except Exception as error:  # corrupt gzip / Parquet pages, ragged CSV, bad values, NOT NULL violations
+        raise CurFormatError(f"{display}: {_problem(error)}") from error
+    finally:
+        try:
+            con.unregister(view)
+        except Exception:
+            pass
+
+
+def _problem(error: Exception) -> str:
+    """DuckDB's message without its SQL excerpt (the statement is ours, not the user's)."""
+    message = str(error).split("\n\nLINE ", 1)[0].strip()
+    return re.sub(r"^(Invalid Input|Conversion|Constraint) Error: ", "", message)
+
+
+class _Projection:
+    """The `items` SELECT for one file: each CUR column under its Parquet name, typed; `tags` a MAP."""
+
+    def __init__(self, cur_file: CurFile, view: str, display: str):
+        self.file, self.display = cur_file, display
+        self.read_columns: list[str] = []
+        is_focus = FOCUS_MARKER.lower() in {name.lower() for name in cur_file.columns}
+        source_of = self._focus_sources() if is_focus else self._cur_sources()
+        self.has_net = NET_MARKER in source_of
+
+        selected = [self._column(column, source_of.get(column.name)) for column in CUR_COLUMNS.values()]
+        tag_entries = self._tag_entries(is_focus)
+        if tag_entries is None:
+            self.sql = f"SELECT {', '.join(selected)}, CAST(NULL AS MAP(VARCHAR, VARCHAR)) AS tags FROM {view}"
+        else:
+            # First occurrence of each normalized key wins (MAP keys must be unique).
+            unique = ("list_filter(tag_entries, lambda e, i: "
+                      "list_position(list_transform(tag_entries, lambda x: x.key), e.key) = i)")
+            self.sql = (f"SELECT * EXCLUDE (tag_entries), map_from_entries({unique}) AS tags "
+                        f"FROM (SELECT {', '.join(selected)}, {tag_entries} AS tag_entries FROM {view})")
+
+    # -- which source column feeds which CUR column --------------------------------------------------------
+
+    def _cur_sources(self) -> dict[str, str]:
+        """CUR column -> source column, by AWS's Parquet naming rule (CSV `lineItem/UnblendedCost` and Parquet
+        `line_item_unblended_cost` alike). If two headers normalize to one name, the first wins."""
+        sources: dict[str, str] = {}
+        for name in self.file.columns:
+            sources.setdefault(parquet_column_name(name), name)
+        return sources
+
+    def _focus_sources(self) -> dict[str, str]:
+        by_lower = {name.lower(): name for name in self.file.columns}
+        sources = {}
+        for cur_name, focus_names in FOCUS_COLUMNS.items():
+            present = [by_lower[n.lower()] for n in focus_names if n.lower() in by_lower]
+            if present:
+                sources[cur_name] = present[0]
+        return sources
+
+    # -- typed columns -------------------------------------------------------------------------------------
+
+    def _column(self, column: CurColumn, source: str | None) -> str:
+        if source is None:
+            if column.required:
+                raise CurFormatError(f"{self.display}: missing required column {column.name}")
+            return f"CAST(NULL AS {SQL_TYPES[column.kind]}) AS {column.name}"
+        return f"{self._typed(column, source)} AS {column.name}"
+
+    def _typed(self, column: CurColumn, source: str) -> str:
+        arrow_type = self.file.columns[source]
+        ref = self._read(source)
+        if pa.types.is_null(arrow_type):
+            return f"CAST(NULL AS {SQL_TYPES[column.kind]})"
+        if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+            return self._parsed_text(column, source, ref)
+        if column.kind == TEXT and not pa.types.is_nested(arrow_type):
+            return f"NULLIF(CAST({ref} AS VARCHAR), '')"
+        if column.kind in (MONEY, NUMBER) and (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+                                               or pa.types.is_decimal(arrow_type)):
+            return f"CAST({ref} AS {DECIMAL})"  # Parquet DOUBLE -> exact decimal once; sums stay exact after
+        if column.kind == TIMESTAMP and pa.types.is_timestamp(arrow_type):
+            # A zoned Arrow timestamp is an instant: take its UTC wall clock. A naive one is UTC already.
+            return f"({ref} AT TIME ZONE 'UTC')" if arrow_type.tz else f"CAST({ref} AS TIMESTAMP)"
+        if column.kind == TIMESTAMP and pa.types.is_date(arrow_type):
+            return f"CAST({ref} AS TIMESTAMP)"
+        expected = {TEXT: "text", MONEY: "a number", NUMBER: "a number", TIMESTAMP: "a timestamp"}[column.kind]
+        raise CurFormatError(f"{self.display}: column {source} has type {arrow_type}, expected {expected}")
+
+    def _parsed_text(self, column: CurColumn, source: str, ref: str) -> str:
+        """Text values: '' is NULL; numbers and times are parsed, and a value that does not parse fails the
+        file with the column named (DuckDB's error() inside the CASE, so it costs one pass)."""
+        value = f"NULLIF(TRIM({ref}), '')"
+        if column.kind == TEXT:
+            return f"NULLIF({ref}, '')"
+        label = _sql_string(f"column {source}: ")
+        if column.kind in (MONEY, NUMBER):
+            number = f"TRY_CAST({value} AS {DECIMAL})"  # CSV text straight to DECIMAL: exact
+            return (f"CASE WHEN {value} IS NULL THEN NULL WHEN {number} IS NULL "
+                    f"THEN error({label} || '\"' || {ref} || '\" is not a number') ELSE {number} END")
+        zoned = f"(TRY_CAST({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+        naive = f"TRY_CAST({value} AS TIMESTAMP)"
+        time = f"CASE WHEN regexp_matches({value}, '{ZONED_TIME}') THEN {zoned} ELSE {naive} END"
+        return (f"CASE WHEN {value} IS NULL THEN NULL WHEN {time} IS NULL "
+                f"THEN error({label} || '\"' || {ref} || '\" is not a timestamp') ELSE {time} END")
+
+    # -- tags -------------------------------------------------------------------------------------------
+
+    def _tag_entries(self, is_focus: bool) -> str | None:
+        """A list of {key, value} user tags (keys by AWS's Parquet rule, without `user_`), or None when the
+        file has no tag columns at all (then `tags` is NULL)."""
+        by_lower = {name.lower(): name for name in self.file.columns}
+        map_names = TAG_MAP_COLUMNS[1:] if is_focus else TAG_MAP_COLUMNS[:1]
+        map_column = next((by_lower[n.lower()] for n in map_names if n.lower() in by_lower), None)
+        if map_column is not None:
+            return self._map_tag_entries(map_column)
+        if is_focus:
+            return None
+        columns: dict[str, str] = {}  # tag key -> source column; first wins
+        for name in self.file.columns:
+            normalized = parquet_column_name(name)
+            if normalized.startswith(USER_TAG_PREFIX):
+                columns.setdefault(normalized[len(USER_TAG_PREFIX):], name)
+        if not columns:
+            return None
+        entries = ", ".join(
+            f"{{'key': {_sql_string(key)}, 'value': {self._typed(CurColumn(key, TEXT), source)}}}"
+            for key, source in columns.items()
+        )
+        return f"list_filter([{entries}], lambda e: e.value IS NOT NULL)"
+
+    def _map_tag_entries(self, source: str) -> str:
+        """Tags held in one MAP column (CUR 2.0 `resource_tags`, FOCUS `Tags`) or a JSON object in text
+        (FOCUS CSV). Keys are normalized by AWS's rule; `aws:`/`aws_` keys are AWS's, not user tags."""
+        arrow_type = self.file.columns[source]
+        ref = self._read(source)
+        if pa.types.is_map(arrow_type):
+            tag_map = ref
+        elif pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+            tag_map = f"CAST(CAST(NULLIF(TRIM({ref}), '') AS JSON) AS MAP(VARCHAR, VARCHAR))"
+        else:
+            raise CurFormatError(f"{self.display}: column {source} has type {arrow_type}, expected a map of tags")
+        normalized = tag_key_sql("e.key")
+        return (
+            "list_transform(list_filter(map_entries(" + tag_map + "), lambda e: NULLIF(e.value, '') IS NOT NULL "
+            f"AND NOT starts_with({normalized}, 'aws_')), "
+            f"lambda e: {{'key': regexp_replace({normalized}, '^user_', ''), 'value': e.value}})"
+        )
+
+    def _read(self, source: str) -> str:
+        if source not in self.read_columns:
+            self.read_columns.append(source)
+        return '"' + source.replace('"', '""') + '"'
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,449 @@
+"""The CUR reader on real samples and on small deliveries in every AWS layout (see test_cur_fixtures.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from billing_pipeline.readers.cur import find_deliveries, stage_line_items
+from billing_pipeline.readers.cur_columns import parquet_column_name
+from billing_pipeline.storage import locate
+from billing_pipeline_tests.readers.test_cur_fixtures import (
+    SAMPLES,
+    key_of,
+    legacy_row,
+    read_all,
+    warehouse_columns,
+    write_csv,
+    write_export_manifest,
+    write_legacy_manifest,
+    write_parquet,
+)
+
+JAN, FEB = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
+UTC_MS = pa.timestamp("ms", tz="UTC")
+
+
+def staged_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute("DESCRIBE staged").fetchall()]
+
+
+# -- real samples ---------------------------------------------------------------------------------------------
+
+WORKSHOP = SAMPLES / "workshop-cur"
+WORKSHOP_FACTS = {  # month: (line items, unblended sum, sum of rows tagged cost_center)
+    dt.date(2018, 10, 1): (119_307, Decimal("4064.4831"), Decimal("381.5122")),
+    dt.date(2018, 11, 1): (124_340, Decimal("3505.3270"), Decimal("321.4076")),
+    dt.date(2018, 12, 1): (91_264, Decimal("408.3760"), Decimal("54.7481")),
+}
+
+
+@pytest.mark.skipif(not WORKSHOP.is_dir(), reason="shared samples not present")
+def test_workshop_cur_athena_layout_as_is():
+    location = locate(str(WORKSHOP))
+    deliveries = find_deliveries(location)
+    assert sorted(deliveries) == sorted(WORKSHOP_FACTS)
+    con = duckdb.connect()
+    for month, (count, unblended, cost_center) in WORKSHOP_FACTS.items():
+        delivery = deliveries[month]
+        assert (delivery.layout, delivery.report, delivery.status, delivery.manifest) == (
+            "athena_parquet", "workshop-cur", "READY", None)
+        assert len(delivery.files) == 1 and f"month={month.month}/" in delivery.files[0]
+        assert stage_line_items(con, location, delivery, "staged") == count
+        assert staged_columns(con) == warehouse_columns()
+        totals = con.execute(
+            """SELECT round(sum(unblended_cost), 4), round(sum(unblended_cost) FILTER (cost_center IS NOT NULL), 4),
+                      count(DISTINCT billing_period), min(billing_period), count(net_amortized_cost),
+                      count(*) FILTER (resource_id = ''), count(DISTINCT source_file), any_value(delivery_id)
+               FROM staged"""
+        ).fetchall()[0]
+        assert totals == (unblended, cost_center, 1, month, 0, 0, 1, delivery.delivery_id)
+    # The tags keep user tags only, keys without the user_ prefix.
+    keys = {k for (k,) in con.execute("SELECT DISTINCT unnest(map_keys(tags)) FROM staged").fetchall()}
+    assert "cost_center" in keys and keys <= {"cost_center", "department", "environment", "name", "workload",
+                                              "workload_type"}
+
+
+@pytest.mark.skipif(not (SAMPLES / "anonymized-cur-export.csv").is_file(), reason="shared samples not present")
+def test_anonymized_csv_export_as_legacy_gzip_delivery(tmp_path):
+    root = tmp_path / "bucket"
+    data = root / "anon-cur" / "20231101-20231201" / "7f1c0f5a-assembly" / "anon-cur-1.csv.gz"
+    data.parent.mkdir(parents=True)
+    data.write_bytes(gzip.compress((SAMPLES / "anonymized-cur-export.csv").read_bytes()))
+    write_legacy_manifest(root / "anon-cur" / "20231101-20231201" / "anon-cur-Manifest.json", "anon-cur",
+                          [key_of(root, data)], "7f1c0f5a-assembly", start="20231101", end="20231201")
+
+    deliveries, rows = read_all(root)
+    month = dt.date(2023, 11, 1)
+    delivery = deliveries[month]
+    assert (delivery.layout, delivery.delivery_id, delivery.files) == ("legacy_csv", "7f1c0f5a-assembly", (str(data),))
+    items = rows[month]
+    assert len(items) == 1281
+    assert sum(r["unblended_cost"] for r in items) == Decimal("1.6823086974")
+    tax = [r for r in items if r["line_item_type"] == "Tax"]
+    assert (len(tax), sum(r["unblended_cost"] for r in tax)) == (12, Decimal("0.08"))
+    assert all(r["amortized_cost"] == r["unblended_cost"] for r in items)
+    assert {(r["currency"], r["invoice_id"], r["tags"], r["net_amortized_cost"], r["billing_period"])
+            for r in items} == {("USD", None, None, None, month)}
+    assert min(r["usage_start"] for r in items) == dt.datetime(2023, 11, 1)
+    assert max(r["usage_end"] for r in items) == dt.datetime(2023, 12, 1)
+    assert {r["source_file"] for r in items} == {str(data)}
+
+
+# -- legacy CUR with manifests --------------------------------------------------------------------------------
+
+def test_create_new_version_reads_only_the_assembly_the_manifest_names(tmp_path):
+    root = tmp_path / "bucket"
+    period = root / "tenant-cur" / "20260101-20260201"
+    old = write_csv(period / "aaaa-old" / "tenant-cur-1.csv.gz",
+                    [legacy_row(**{"identity/LineItemId": "old", "lineItem/UnblendedCost": "5"})])
+    new = [write_csv(period / "zzzz-new" / f"tenant-cur-{n}.csv.gz",
+                     [legacy_row(**{"identity/LineItemId": f"new-{n}", "lineItem/UnblendedCost": "1.25"})])
+           for n in (1, 2)]
+    # Real buckets also hold a manifest inside every assembly folder: not the pointer to follow.
+    write_legacy_manifest(period / "aaaa-old" / "tenant-cur-Manifest.json", "tenant-cur", [key_of(root, old)], "aaaa-old")
+    write_legacy_manifest(period / "zzzz-new" / "tenant-cur-Manifest.json", "tenant-cur",
+                          [key_of(root, p) for p in new], "zzzz-new")
+    write_legacy_manifest(period / "tenant-cur-Manifest.json", "tenant-cur", [key_of(root, p) for p in new], "zzzz-new")
+
+    deliveries, rows = read_all(root)
+    assert list(deliveries) == [JAN]
+    delivery = deliveries[JAN]
+    assert delivery.files == tuple(str(p) for p in new)
+    assert (delivery.delivery_id, delivery.manifest, delivery.layout, delivery.report) == (
+        "zzzz-new", str(period / "tenant-cur-Manifest.json"), "legacy_csv", "tenant-cur")
+    assert [r["line_item_id"] for r in rows[JAN]] == ["new-1", "new-2"]
+    assert {r["delivery_id"] for r in rows[JAN]} == {"zzzz-new"}
+
+
+def test_overwrite_report_files_in_the_period_folder(tmp_path):
+    root = tmp_path / "bucket"
+    period = root / "prefix" / "ow-cur" / "20260101-20260201"
+    data = write_csv(period / "ow-cur-1.csv.gz", [legacy_row(), legacy_row(**{"identity/LineItemId": "li-2"})])
+    write_legacy_manifest(period / "ow-cur-Manifest.json", "ow-cur", [key_of(root, data, prefix="cur")], "asm-7")
+    deliveries, rows = read_all(root)
+    assert deliveries[JAN].files == (str(data),) and deliveries[JAN].delivery_id == "asm-7"
+    assert len(rows[JAN]) == 2
+
+
+def test_legacy_csv_zip_and_plain_csv(tmp_path):
+    root = tmp_path / "bucket"
+    period = root / "z-cur" / "20260101-20260201" / "asm"
+    zipped = write_csv(period / "z-cur-1.csv.zip", [legacy_row(**{"identity/LineItemId": "zip"})], compression="zip")
+    plain = write_csv(period / "z-cur-2.csv", [legacy_row(**{"identity/LineItemId": "plain"})], compression=None)
+    write_legacy_manifest(root / "z-cur" / "20260101-20260201" / "z-cur-Manifest.json", "z-cur",
+                          [key_of(root, zipped), key_of(root, plain)], "asm")
+    _, rows = read_all(root)
+    assert [r["line_item_id"] for r in rows[JAN]] == ["plain", "zip"]
+
+
+def test_legacy_parquet_with_manifest(tmp_path):
+    root = tmp_path / "bucket"
+    period = root / "pq-cur" / "20260101-20260201"
+    data = write_parquet(period / "asm-1" / "pq-cur-1.snappy.parquet", {
+        "identity_line_item_id": ["a"],
+        "line_item_line_item_type": ["Usage"],
+        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 3, 4)], UTC_MS),
+        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 3, 5)], UTC_MS),
+        "line_item_currency_code": ["USD"],
+        "line_item_unblended_cost": pa.array([0.1], pa.float64()),
+        "line_item_product_code": ["AmazonDynamoDB"],
+    })
+    write_legacy_manifest(period / "pq-cur-Manifest.json", "pq-cur", [key_of(root, data)], "asm-1",
+                          content_type="Parquet")
+    deliveries, rows = read_all(root)
+    assert deliveries[JAN].layout == "legacy_parquet"
+    (row,) = rows[JAN]
+    assert (row["unblended_cost"], row["usage_start"], row["service"], row["tags"], row["billing_period"]) == (
+        Decimal("0.1"), dt.datetime(2026, 1, 3, 4), "AmazonDynamoDB", None, JAN)
+
+
+# -- Athena layout ---------------------------------------------------------------------------------------------
+
+def athena_table(ids: list[str], cost: float = 1.0) -> dict:
+    n = len(ids)
+    return {
+        "identity_line_item_id": ids,
+        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "line_item_line_item_type": ["Usage"] * n,
+        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 1, 1)] * n, UTC_MS),
+        "line_item_currency_code": ["USD"] * n,
+        "line_item_unblended_cost": [cost] * n,
+        "resource_tags_user_accountant_id": ["acme"] * n,
+    }
+
+
+def test_athena_layout_prefers_the_top_level_manifest(tmp_path):
+    root = tmp_path / "bucket"
+    report = root / "cur" / "ath"
+    named = write_parquet(report / "ath" / "year=2026" / "month=1" / "ath-00001.snappy.parquet", athena_table(["kept"]))
+    write_parquet(report / "ath" / "year=2026" / "month=1" / "ath-00002.snappy.parquet", athena_table(["stale"]))
+    write_parquet(report / "ath" / "year=2026" / "month=2" / "ath-00001.snappy.parquet", athena_table(["feb"]))
+    # AWS writes the status beside the inner report folder: <prefix>/<report>/cost_and_usage_data_status/.
+    write_parquet(report / "cost_and_usage_data_status" / "cost_and_usage_data_status.parquet",
+                  {"status": ["UPDATING"]})
+    write_legacy_manifest(report / "20260101-20260201" / "ath-Manifest.json", "ath",
+                          [f"cur/ath/ath/year=2026/month=1/{named.name}"], "asm-jan", content_type="Parquet")
+
+    deliveries, rows = read_all(root)
+    assert (deliveries[JAN].layout, deliveries[JAN].delivery_id, deliveries[JAN].status) == (
+        "athena_parquet", "asm-jan", "UPDATING")
+    assert [r["line_item_id"] for r in rows[JAN]] == ["kept"]
+    # February has no manifest: its year=/month= folder is the delivery, fingerprinted.
+    assert deliveries[FEB].manifest is None and len(deliveries[FEB].delivery_id) == 64
+    assert [(r["line_item_id"], r["accountant_id"], r["tags"]) for r in rows[FEB]] == [
+        ("feb", "acme", {"accountant_id": "acme"})]
+
+
+def test_fingerprint_is_stable_and_follows_the_files(tmp_path):
+    root = tmp_path / "bucket"
+    data = write_parquet(root / "r" / "r" / "year=2026" / "month=1" / "r-1.parquet", athena_table(["a"]))
+    first = find_deliveries(locate(str(root)))[JAN].delivery_id
+    assert find_deliveries(locate(str(root)))[JAN].delivery_id == first
+    write_parquet(data, athena_table(["a", "b"]))
+    assert find_deliveries(locate(str(root)))[JAN].delivery_id != first
+
+
+# -- Data Exports: CUR 2.0 and FOCUS --------------------------------------------------------------------------
+
+def cur2_table(ids: list[str], tags: list[list[tuple[str, str]]]) -> pa.Table:
+    n = len(ids)
+    map_type = pa.map_(pa.string(), pa.string())
+    return pa.table({
+        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "bill_payer_account_id": ["111111111111"] * n,
+        "identity_line_item_id": ids,
+        "line_item_line_item_type": ["Usage"] * n,
+        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 2, 3)] * n, UTC_MS),
+        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 2, 4)] * n, UTC_MS),
+        "line_item_product_code": ["AmazonS3"] * n,
+        "line_item_usage_type": ["TimedStorage-ByteHrs"] * n,
+        "line_item_currency_code": ["USD"] * n,
+        "line_item_unblended_cost": [0.25] * n,
+        "line_item_net_unblended_cost": [0.2] * n,
+        "product": pa.array([[("product_name", "Amazon S3"), ("region", "us-east-1")]] * n, map_type),
+        "resource_tags": pa.array(tags, map_type),
+    })
+
+
+def test_cur2_export_with_manifest_and_map_tags(tmp_path):
+    root = tmp_path / "bucket"
+    export = root / "exports" / "cur2-export"
+    data = export / "data" / "BILLING_PERIOD=2026-01"
+    listed = write_parquet(data / "cur2-export-00001.snappy.parquet", cur2_table(["a", "b"], [
+        [("user_accountant_id", "acme"), ("user_application", "tax-demo"), ("aws_created_by", "root")],
+        [("user_cost_center", "cc-9"), ("user_environment", "")],
+    ]))
+    write_parquet(data / "cur2-export-00002.snappy.parquet", cur2_table(["not-listed"], [[]]))
+    manifest = write_export_manifest(export / "metadata" / "BILLING_PERIOD=2026-01" / "cur2-export-Manifest.json",
+                                     "cur2-export", [f"s3://cur-bucket/{listed.relative_to(root).as_posix()}"])
+
+    deliveries, rows = read_all(root)
+    delivery = deliveries[JAN]
+    assert (delivery.layout, delivery.report, delivery.manifest, delivery.files) == (
+        "cur2", "cur2-export", str(manifest), (str(listed),))
+    a, b = rows[JAN]
+    assert (a["tags"], a["accountant_id"], a["application"], a["cost_center"]) == (
+        {"accountant_id": "acme", "application": "tax-demo"}, "acme", "tax-demo", None)
+    assert (b["tags"], b["cost_center"], b["environment"]) == ({"cost_center": "cc-9"}, "cc-9", None)
+    assert (a["service"], a["unblended_cost"], a["amortized_cost"], a["net_amortized_cost"]) == (
+        "AmazonS3", Decimal("0.25"), Decimal("0.25"), Decimal("0.2"))
+
+
+def test_cur2_export_without_manifest_reads_the_partition(tmp_path):
+    root = tmp_path / "cur2-only"
+    write_parquet(root / "e" / "data" / "BILLING_PERIOD=2026-02" / "e-00001.snappy.parquet", cur2_table(["x"], [[]]))
+    deliveries, rows = read_all(root)
+    assert deliveries[FEB].layout == "cur2" and deliveries[FEB].manifest is None
+    # billing_period comes from bill_billing_period_start_date when the file has it.
+    assert [(r["line_item_id"], r["tags"], r["billing_period"]) for r in rows[FEB]] == [("x", {}, JAN)]
+
+
+def focus_columns(n: int) -> dict:
+    return {
+        "BilledCost": [1.5, 0.3][:n],
+        "EffectiveCost": [1.2, 0.3][:n],
+        "BillingAccountId": ["111111111111"] * n,
+        "BillingCurrency": ["USD"] * n,
+        "BillingPeriodStart": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "ChargeCategory": ["Usage", "Tax"][:n],
+        "ChargeDescription": ["Lambda", "Tax"][:n],
+        "ChargePeriodStart": pa.array([dt.datetime(2026, 1, 5)] * n, UTC_MS),
+        "ChargePeriodEnd": pa.array([dt.datetime(2026, 1, 5, 1)] * n, UTC_MS),
+        "ConsumedQuantity": [3.0, None][:n],
+        "ResourceId": ["arn:aws:lambda:us-east-1:2:function:f", None][:n],
+        "ServiceName": ["AWS Lambda", "AWS Lambda"][:n],
+        "SubAccountId": ["222222222222"] * n,
+        "x_Operation": ["Invoke", ""][:n],
+        "x_ServiceCode": ["AWSLambda", "AWSLambda"][:n],
+        "x_UsageType": ["USE1-Lambda-GB-Second", ""][:n],
+    }
+
+
+def test_focus_export_with_map_tags(tmp_path):
+    root = tmp_path / "bucket"
+    columns = focus_columns(2)
+    columns["Tags"] = pa.array([[("user:CostCenter", "cc-1"), ("accountant_id", "acme"), ("aws:createdBy", "x")],
+                                []], pa.map_(pa.string(), pa.string()))
+    write_parquet(root / "focus-export" / "data" / "BILLING_PERIOD=2026-01" / "focus-export-00001.snappy.parquet",
+                  columns)
+    deliveries, rows = read_all(root)
+    assert deliveries[JAN].layout == "focus"
+    usage, tax = sorted(rows[JAN], key=lambda r: r["line_item_type"], reverse=True)
+    assert (usage["line_item_type"], usage["service"], usage["usage_type"], usage["operation"]) == (
+        "Usage", "AWSLambda", "USE1-Lambda-GB-Second", "Invoke")
+    assert (usage["unblended_cost"], usage["amortized_cost"], usage["net_amortized_cost"]) == (
+        Decimal("1.5"), Decimal("1.2"), None)
+    assert (usage["tags"], usage["accountant_id"], usage["cost_center"], usage["usage_amount"]) == (
+        {"cost_center": "cc-1", "accountant_id": "acme"}, "acme", "cc-1", Decimal("3"))
+    assert (usage["payer_account_id"], usage["usage_account_id"], usage["currency"]) == (
+        "111111111111", "222222222222", "USD")
+    assert (tax["line_item_type"], tax["operation"], tax["resource_id"], tax["tags"]) == ("Tax", None, None, {})
+
+
+def test_focus_csv_with_json_tags(tmp_path):
+    root = tmp_path / "bucket"
+    row = {"BilledCost": "2.5", "EffectiveCost": "2.0", "BillingCurrency": "USD", "ChargeCategory": "Usage",
+           "ChargePeriodStart": "2026-01-07T00:00:00Z", "ChargePeriodEnd": "2026-01-07T01:00:00Z",
+           "ServiceName": "Amazon DynamoDB", "Tags": '{"user:application": "tax-demo", "Environment": "prod"}'}
+    write_csv(root / "f" / "data" / "BILLING_PERIOD=2026-01" / "f-00001.csv.gz", [row])
+    deliveries, rows = read_all(root)
+    (item,) = rows[JAN]
+    assert deliveries[JAN].layout == "focus"
+    assert (item["service"], item["amortized_cost"], item["application"], item["environment"]) == (
+        "Amazon DynamoDB", Decimal("2.0"), "tax-demo", "prod")
+
+
+# -- normalization ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header, name", [
+    ("lineItem/UnblendedCost", "line_item_unblended_cost"),
+    ("resourceTags/user:CostCenter", "resource_tags_user_cost_center"),
+    ("resourceTags/user:accountant_id", "resource_tags_user_accountant_id"),
+    ("reservation/ReservationARN", "reservation_reservation_a_r_n"),
+    ("savingsPlan/SavingsPlanEffectiveCost", "savings_plan_savings_plan_effective_cost"),
+    ("product/servicecode", "product_servicecode"),
+    ("line_item_unblended_cost", "line_item_unblended_cost"),
+])
+def test_parquet_column_name_rule(header, name):
+    assert parquet_column_name(header) == name
+
+
+def test_schema_drift_tags_and_net_columns_come_and_go(tmp_path):
+    root = tmp_path / "bucket"
+    jan_rows = [legacy_row(**{"resourceTags/user:CostCenter": "cc-1", "resourceTags/user:accountant_id": "acme",
+                              "resourceTags/user:Application": "tax-demo", "resourceTags/aws:createdBy": "root",
+                              "lineItem/NetUnblendedCost": "0.9", "lineItem/UnblendedCost": "1"}),
+                legacy_row(**{"identity/LineItemId": "li-2", "resourceTags/user:CostCenter": "",
+                              "lineItem/NetUnblendedCost": "0.45", "lineItem/UnblendedCost": "0.5"})]
+    feb_rows = [legacy_row(**{"bill/BillingPeriodStartDate": "2026-02-01T00:00:00Z",
+                              "lineItem/UsageStartDate": "2026-02-01T00:00:00Z",
+                              "lineItem/UsageEndDate": "2026-02-01T01:00:00Z"})]
+    for rows, (start, end) in ((jan_rows, ("20260101", "20260201")), (feb_rows, ("20260201", "20260301"))):
+        period = root / "drift" / f"{start}-{end}"
+        data = write_csv(period / "asm" / "drift-1.csv.gz", rows)
+        write_legacy_manifest(period / "drift-Manifest.json", "drift", [key_of(root, data)], f"asm-{start}",
+                              start=start, end=end)
+    _, rows = read_all(root)
+    first, second = rows[JAN]
+    assert first["tags"] == {"cost_center": "cc-1", "accountant_id": "acme", "application": "tax-demo"}
+    assert (first["cost_center"], first["accountant_id"], first["application"], first["environment"]) == (
+        "cc-1", "acme", "tax-demo", None)
+    assert (second["tags"], second["cost_center"]) == ({}, None)  # '' is no tag
+    assert [r["net_amortized_cost"] for r in rows[JAN]] == [Decimal("0.9"), Decimal("0.45")]
+    (feb,) = rows[FEB]
+    assert (feb["tags"], feb["net_amortized_cost"], feb["billing_period"], feb["amortized_cost"]) == (
+        None, None, FEB, Decimal("0.0000166667"))
+
+
+def test_empty_strings_are_null_and_times_are_utc(tmp_path):
+    root = tmp_path / "bucket"
+    row = legacy_row(**{"lineItem/ResourceId": "", "lineItem/Operation": "", "bill/InvoiceId": "",
+                        "lineItem/UsageAmount": "", "lineItem/UsageStartDate": "2026-01-01T05:30:00+05:30",
+                        "lineItem/UsageEndDate": "2026-01-01T01:00:00.000Z", "lineItem/UnblendedCost": "1.0E-7"})
+    data = write_csv(root / "e" / "20260101-20260201" / "asm" / "e-1.csv.gz", [row])
+    write_legacy_manifest(root / "e" / "20260101-20260201" / "e-Manifest.json", "e", [key_of(root, data)], "asm")
+    _, rows = read_all(root)
+    (item,) = rows[JAN]
+    assert (item["resource_id"], item["operation"], item["invoice_id"], item["usage_amount"]) == (None, None, None, None)
+    assert (item["usage_start"], item["usage_end"]) == (dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 1, 1))
+    assert item["unblended_cost"] == Decimal("0.0000001")
+
+
+# Each line item type with its hand-computed amortized and net amortized cost (CUR query library rules).
+COST_CASES = [
+    # type, extra columns, unblended, amortized, net amortized
+    ("Usage", {"lineItem/NetUnblendedCost": "1.2"}, "1.5", "1.5", "1.2"),
+    ("SavingsPlanCoveredUsage", {"savingsPlan/SavingsPlanEffectiveCost": "1.4",
+                                 "savingsPlan/NetSavingsPlanEffectiveCost": "1.3"}, "2.0", "1.4", "1.3"),
+    ("SavingsPlanRecurringFee", {"savingsPlan/TotalCommitmentToDate": "5.0", "savingsPlan/UsedCommitment": "3.4",
+                                 "lineItem/NetUnblendedCost": "4.5"}, "5.0", "1.6", "1.44"),
+    ("SavingsPlanNegation", {"lineItem/NetUnblendedCost": "-1.8"}, "-2.0", "0", "0"),
+    ("SavingsPlanUpfrontFee", {"lineItem/NetUnblendedCost": "90"}, "100", "0", "0"),
+    ("DiscountedUsage", {"reservation/EffectiveCost": "0.7", "reservation/NetEffectiveCost": "0.65"}, "0", "0.7",
+     "0.65"),
+    ("RIFee", {"reservation/UnusedAmortizedUpfrontFeeForBillingPeriod": "1.25",
+               "reservation/UnusedRecurringFee": "0.5",
+               "reservation/NetUnusedAmortizedUpfrontFeeForBillingPeriod": "1.1",
+               "reservation/NetUnusedRecurringFee": "0.45"}, "10", "1.75", "1.55"),
+    ("Fee", {"reservation/ReservationARN": "arn:aws:ec2:us-east-1:1:reserved-instances/r-1",
+             "lineItem/NetUnblendedCost": "300"}, "300", "0", "0"),
+    ("Fee", {"lineItem/NetUnblendedCost": "29", "lineItem/ProductCode": "AWSSupportBusiness"}, "29", "29", "29"),
+    ("Tax", {"lineItem/NetUnblendedCost": "3.3"}, "3.3", "3.3", "3.3"),
+    ("Credit", {"lineItem/NetUnblendedCost": "-5"}, "-5", "-5", "-5"),
+    ("Refund", {"lineItem/NetUnblendedCost": "-1"}, "-1", "-1", "-1"),
+    ("EdpDiscount", {"lineItem/NetUnblendedCost": "-0.5"}, "-0.5", "-0.5", "-0.5"),
+    ("BundledDiscount", {"lineItem/NetUnblendedCost": "-0.2"}, "-0.2", "-0.2", "-0.2"),
+]
+
+
+def test_cost_metrics_per_line_item_type(tmp_path):
+    root = tmp_path / "bucket"
+    rows = [legacy_row(**{"identity/LineItemId": f"li-{i:02d}", "lineItem/LineItemType": kind,
+                          "lineItem/UnblendedCost": unblended, **extra})
+            for i, (kind, extra, unblended, _, _) in enumerate(COST_CASES)]
+    data = write_csv(root / "m" / "20260101-20260201" / "asm" / "m-1.csv.gz", rows)
+    write_legacy_manifest(root / "m" / "20260101-20260201" / "m-Manifest.json", "m", [key_of(root, data)], "asm")
+    _, staged = read_all(root)
+    got = [(r["line_item_type"], r["unblended_cost"], r["amortized_cost"], r["net_amortized_cost"])
+           for r in staged[JAN]]
+    assert got == [(kind, Decimal(u), Decimal(a), Decimal(n)) for kind, _, u, a, n in COST_CASES]
+    # Credits, refunds and tax are kept: the unblended total is the invoice total.
+    assert sum(r["unblended_cost"] for r in staged[JAN]) == sum(Decimal(c[2]) for c in COST_CASES)
+
+
+def test_staged_table_matches_warehouse_for_every_layout(tmp_path):
+    root = tmp_path / "bucket"
+    write_parquet(root / "e" / "data" / "BILLING_PERIOD=2026-01" / "e-1.parquet", cur2_table(["x"], [[]]))
+    location = locate(str(root))
+    con = duckdb.connect()
+    stage_line_items(con, location, find_deliveries(location)[JAN], "staged")
+    assert staged_columns(con) == warehouse_columns()
+    # Re-staging replaces, never appends.
+    assert stage_line_items(con, location, find_deliveries(location)[JAN], "staged") == 1
+
+
+def test_location_below_the_report_and_copied_manifest_keys(tmp_path):
+    """The URI may point inside the bucket (a report folder); manifest keys are mapped by their tail."""
+    root = tmp_path / "bucket"
+    period = root / "deep" / "prefix" / "r" / "20260101-20260201"
+    data = write_csv(period / "asm" / "r-1.csv.gz", [legacy_row()])
+    write_legacy_manifest(period / "r-Manifest.json", "r", [f"other/prefix/r/20260101-20260201/asm/{data.name}"], "asm")
+    deliveries, rows = read_all(root / "deep" / "prefix" / "r")
+    assert deliveries[JAN].files == (str(data),) and len(rows[JAN]) == 1
+
+
+def test_copy_of_workshop_sample_in_a_bucket_folder(tmp_path):
+    if not WORKSHOP.is_dir():
+        pytest.skip("shared samples not present")
+    target = tmp_path / "bucket" / "cur" / "workshop" / "workshop"
+    shutil.copytree(WORKSHOP / "year=2018" / "month=12", target / "year=2018" / "month=12")
+    deliveries = find_deliveries(locate(str(tmp_path / "bucket")))
+    assert list(deliveries) == [dt.date(2018, 12, 1)] and deliveries[dt.date(2018, 12, 1)].report == "workshop"

@@ -1,0 +1,150 @@
+"""Bad CUR input fails with a CurFormatError that names the file and the problem, and stages nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
+from billing_pipeline.storage import locate
+from billing_pipeline_tests.readers.test_cur_fixtures import (
+    key_of,
+    legacy_row,
+    write_csv,
+    write_legacy_manifest,
+    write_parquet,
+)
+from billing_pipeline_tests.readers.test_cur import athena_table, cur2_table
+
+JAN = dt.date(2026, 1, 1)
+
+
+def stage(root) -> duckdb.DuckDBPyConnection:
+    location = locate(str(root))
+    con = duckdb.connect()
+    stage_line_items(con, location, find_deliveries(location)[JAN], "staged")
+    return con
+
+
+def legacy_delivery(root, rows=None, name="bad-1.csv.gz", raw: bytes | None = None):
+    """A one-file legacy CSV delivery; `raw` replaces the file's bytes."""
+    period = root / "bad" / "20260101-20260201"
+    data = write_csv(period / "asm" / name, rows or [legacy_row()])
+    if raw is not None:
+        data.write_bytes(raw)
+    write_legacy_manifest(period / "bad-Manifest.json", "bad", [key_of(root, data)], "asm")
+    return data
+
+
+def test_truncated_parquet_names_the_file(tmp_path):
+    data = write_parquet(tmp_path / "r" / "r" / "year=2026" / "month=1" / "r-00001.snappy.parquet",
+                         athena_table(["a", "b", "c"]))
+    data.write_bytes(data.read_bytes()[:-40])
+    con = duckdb.connect()
+    location = locate(str(tmp_path))
+    with pytest.raises(CurFormatError, match="r-00001.snappy.parquet"):
+        stage_line_items(con, location, find_deliveries(location)[JAN], "staged")
+    # Nothing is left behind: no half-staged table, no other table.
+    assert con.execute("SELECT count(*) FROM duckdb_tables()").fetchall() == [(0,)]
+
+
+def test_truncated_parquet_in_a_data_export_fails_discovery_with_its_name(tmp_path):
+    data = write_parquet(tmp_path / "e" / "data" / "BILLING_PERIOD=2026-01" / "e-00001.parquet", cur2_table(["a"], [[]]))
+    data.write_bytes(data.read_bytes()[:100])
+    with pytest.raises(CurFormatError, match="e-00001.parquet"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_corrupt_gzip_names_the_file(tmp_path):
+    legacy_delivery(tmp_path, raw=b"\x1f\x8b\x08\x00 this is not deflate data at all")
+    with pytest.raises(CurFormatError, match="bad-1.csv.gz"):
+        stage(tmp_path)
+
+
+def test_gzip_cut_off_midway_names_the_file(tmp_path):
+    rows = [legacy_row(**{"identity/LineItemId": f"li-{i}", "lineItem/LineItemDescription": f"row {i} " * 20})
+            for i in range(3000)]
+    data = legacy_delivery(tmp_path, rows)
+    data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
+    with pytest.raises(CurFormatError, match="bad-1.csv.gz"):
+        stage(tmp_path)
+
+
+def test_manifest_naming_a_missing_key(tmp_path):
+    period = tmp_path / "bad" / "20260101-20260201"
+    write_legacy_manifest(period / "bad-Manifest.json", "bad", ["cur/bad/20260101-20260201/asm/gone-1.csv.gz"], "asm")
+    with pytest.raises(CurFormatError, match=r"bad-Manifest\.json.*gone-1\.csv\.gz"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_cost_column_with_text_names_file_and_column(tmp_path):
+    legacy_delivery(tmp_path, [legacy_row(), legacy_row(**{"lineItem/UnblendedCost": "twelve dollars"})])
+    with pytest.raises(CurFormatError, match=r"bad-1\.csv\.gz.*lineItem/UnblendedCost.*twelve dollars"):
+        stage(tmp_path)
+
+
+def test_usage_date_that_is_not_a_time_names_file_and_column(tmp_path):
+    legacy_delivery(tmp_path, [legacy_row(**{"lineItem/UsageStartDate": "yesterday"})])
+    with pytest.raises(CurFormatError, match=r"bad-1\.csv\.gz.*lineItem/UsageStartDate"):
+        stage(tmp_path)
+
+
+def test_parquet_cost_column_of_the_wrong_type(tmp_path):
+    columns = athena_table(["a"])
+    columns["line_item_unblended_cost"] = pa.array([True])
+    write_parquet(tmp_path / "r" / "r" / "year=2026" / "month=1" / "r-1.parquet", columns)
+    with pytest.raises(CurFormatError, match=r"r-1\.parquet.*line_item_unblended_cost.*bool"):
+        stage(tmp_path)
+
+
+def test_missing_required_column(tmp_path):
+    row = legacy_row()
+    del row["lineItem/UnblendedCost"]
+    legacy_delivery(tmp_path, [row])
+    with pytest.raises(CurFormatError, match=r"bad-1\.csv\.gz.*line_item_unblended_cost"):
+        stage(tmp_path)
+
+
+def test_missing_required_value(tmp_path):
+    legacy_delivery(tmp_path, [legacy_row(**{"lineItem/CurrencyCode": ""})])
+    with pytest.raises(CurFormatError, match=r"bad-1\.csv\.gz.*currency"):
+        stage(tmp_path)
+
+
+def test_unknown_layout(tmp_path):
+    write_csv(tmp_path / "exports" / "2026-01" / "costs.csv.gz", [legacy_row()])
+    with pytest.raises(CurFormatError, match=r"costs\.csv\.gz.*no known CUR layout"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_period_folder_without_manifest(tmp_path):
+    write_csv(tmp_path / "r" / "20260101-20260201" / "asm" / "r-1.csv.gz", [legacy_row()])
+    with pytest.raises(CurFormatError, match=r"r-1\.csv\.gz.*Manifest"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_two_reports_for_one_month_names_both(tmp_path):
+    for report in ("alpha-cur", "beta-cur"):
+        period = tmp_path / report / "20260101-20260201"
+        data = write_csv(period / "asm" / f"{report}-1.csv.gz", [legacy_row()])
+        write_legacy_manifest(period / f"{report}-Manifest.json", report, [key_of(tmp_path, data)], "asm")
+    with pytest.raises(CurFormatError, match=r"alpha-cur.*beta-cur"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_unreadable_manifest(tmp_path):
+    period = tmp_path / "bad" / "20260101-20260201"
+    period.mkdir(parents=True)
+    (period / "bad-Manifest.json").write_text("{not json")
+    with pytest.raises(CurFormatError, match=r"bad-Manifest\.json"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_gzip_that_is_not_csv_at_all(tmp_path):
+    legacy_delivery(tmp_path, raw=gzip.compress(b"\x00\x01\x02 binary junk without a header"))
+    with pytest.raises(CurFormatError, match=r"bad-1\.csv\.gz"):
+        stage(tmp_path)

@@ -1,0 +1,136 @@
+"""Writers for small CUR deliveries in every AWS layout, built in tmp_path from Python dicts.
+
+No tests here: the CUR reader tests (test_cur.py, test_cur_errors.py) import these helpers.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from billing_pipeline.readers.cur import find_deliveries, stage_line_items
+from billing_pipeline.storage import locate
+
+SAMPLES = Path(__file__).parents[2] / ".." / "shared" / "samples"
+BUCKET = "cur-bucket"
+
+
+def legacy_row(**columns: str) -> dict[str, str]:
+    """A legacy CSV line item (`category/Name` headers) with sensible defaults; '' for missing strings."""
+    row = {
+        "identity/LineItemId": "li-1",
+        "bill/InvoiceId": "",
+        "bill/PayerAccountId": "111111111111",
+        "bill/BillingPeriodStartDate": "2026-01-01T00:00:00Z",
+        "bill/BillingPeriodEndDate": "2026-02-01T00:00:00Z",
+        "lineItem/UsageAccountId": "222222222222",
+        "lineItem/LineItemType": "Usage",
+        "lineItem/UsageStartDate": "2026-01-01T00:00:00Z",
+        "lineItem/UsageEndDate": "2026-01-01T01:00:00Z",
+        "lineItem/ProductCode": "AWSLambda",
+        "lineItem/UsageType": "USE1-Lambda-GB-Second",
+        "lineItem/Operation": "Invoke",
+        "lineItem/ResourceId": "arn:aws:lambda:us-east-1:222222222222:function:tax",
+        "lineItem/UsageAmount": "10.5",
+        "lineItem/CurrencyCode": "USD",
+        "lineItem/UnblendedCost": "0.0000166667",
+        "lineItem/LineItemDescription": "Lambda GB-seconds",
+    }
+    row.update(columns)
+    return row
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], compression: str | None = "gzip") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = list(dict.fromkeys(name for row in rows for name in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=header, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = text.getvalue().encode()
+    if compression == "gzip":
+        path.write_bytes(gzip.compress(data))
+    elif compression == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(path.name[: -len(".zip")], data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_parquet(path: Path, columns: dict[str, list] | pa.Table) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = columns if isinstance(columns, pa.Table) else pa.table(columns)
+    pq.write_table(table, path)
+    return path
+
+
+def key_of(root: Path, path: Path, prefix: str = "cur") -> str:
+    """The bucket-relative key AWS would write in a manifest for a file delivered at `path` below `root`."""
+    return f"{prefix}/{path.relative_to(root).as_posix()}"
+
+
+def write_legacy_manifest(path: Path, report: str, keys: list[str], assembly_id: str | None,
+                          start: str = "20260101", end: str = "20260201", content_type: str = "text/csv") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "reportId": "0123456789abcdef",
+        "reportName": report,
+        "account": "111111111111",
+        "columns": [{"category": "lineItem", "name": "UnblendedCost", "type": "BigDecimal"}],
+        "charset": "UTF-8",
+        "compression": "Parquet" if content_type == "Parquet" else "GZIP",
+        "contentType": content_type,
+        "billingPeriod": {"start": f"{start}T000000.000Z", "end": f"{end}T000000.000Z"},
+        "bucket": BUCKET,
+        "reportKeys": keys,
+    }
+    if assembly_id:
+        manifest["assemblyId"] = assembly_id
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def write_export_manifest(path: Path, export: str, data_files: list[str], period: str = "2026-01") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "exportArn": f"arn:aws:bcm-data-exports:us-east-1:111111111111:export/{export}-abc",
+        "exportName": export,
+        "executionId": "exec-1",
+        "billingPeriod": period,
+        "bucket": BUCKET,
+        "dataFiles": data_files,
+    }
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def read_all(root: Path, con: duckdb.DuckDBPyConnection | None = None):
+    """find_deliveries + stage_line_items for every month: ({month: delivery}, {month: rows as dicts})."""
+    location = locate(str(root))
+    con = con or duckdb.connect()
+    deliveries = find_deliveries(location)
+    rows = {}
+    for month, delivery in deliveries.items():
+        count = stage_line_items(con, location, delivery, "staged")
+        cursor = con.execute("SELECT * FROM staged ORDER BY line_item_id, usage_start")
+        names = [d[0] for d in cursor.description]
+        rows[month] = [dict(zip(names, values)) for values in cursor.fetchall()]
+        assert count == len(rows[month])
+    return deliveries, rows
+
+
+def warehouse_columns() -> list[tuple[str, str]]:
+    """(name, type) of cur_line_items as warehouse.sql creates it."""
+    con = duckdb.connect()
+    sql = (Path(__file__).parents[2] / "billing_pipeline" / "warehouse.sql").read_text()
+    con.execute(sql).fetchall()
+    return [(r[0], r[1]) for r in con.execute("DESCRIBE cur_line_items").fetchall()]

@@ -1,0 +1,76 @@
+"""The CUR reader against S3 (a local moto server): manifest keys are `<bucket>/<key>`, source_file an s3:// URI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
+from billing_pipeline.storage import locate
+from billing_pipeline_tests.readers.test_cur_fixtures import BUCKET, legacy_row, write_csv, write_legacy_manifest
+
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+JAN = dt.date(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch):
+    for name, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def upload(client, local_root: Path) -> None:
+    for path in sorted(p for p in local_root.rglob("*") if p.is_file()):
+        client.upload_file(str(path), BUCKET, path.relative_to(local_root).as_posix())
+
+
+def test_create_new_version_on_s3(s3, tmp_path):
+    period = tmp_path / "cur" / "s3-cur" / "20260101-20260201"
+    old = write_csv(period / "old-asm" / "s3-cur-1.csv.gz", [legacy_row(**{"identity/LineItemId": "old"})])
+    new = write_csv(period / "new-asm" / "s3-cur-1.csv.gz",
+                    [legacy_row(**{"identity/LineItemId": "new", "lineItem/UnblendedCost": "2.5"})])
+    write_legacy_manifest(period / "old-asm" / "s3-cur-Manifest.json", "s3-cur",
+                          [old.relative_to(tmp_path).as_posix()], "old-asm")
+    write_legacy_manifest(period / "s3-cur-Manifest.json", "s3-cur", [new.relative_to(tmp_path).as_posix()], "new-asm")
+    upload(s3, tmp_path)
+
+    location = locate(f"s3://{BUCKET}/cur")
+    deliveries = find_deliveries(location)
+    delivery = deliveries[JAN]
+    key = new.relative_to(tmp_path).as_posix()
+    assert (delivery.files, delivery.delivery_id) == ((f"{BUCKET}/{key}",), "new-asm")
+    con = duckdb.connect()
+    assert stage_line_items(con, location, delivery, "staged") == 1
+    assert con.execute("SELECT line_item_id, unblended_cost, source_file FROM staged").fetchall() == [
+        ("new", Decimal("2.5"), f"s3://{BUCKET}/{key}")]
+
+
+def test_missing_key_on_s3_names_the_manifest_uri(s3, tmp_path):
+    period = tmp_path / "cur" / "s3-cur" / "20260101-20260201"
+    write_legacy_manifest(period / "s3-cur-Manifest.json", "s3-cur", ["cur/s3-cur/20260101-20260201/a/x.csv.gz"], "a")
+    upload(s3, tmp_path)
+    with pytest.raises(CurFormatError, match=rf"s3://{BUCKET}/cur/s3-cur/20260101-20260201/s3-cur-Manifest\.json"):
+        find_deliveries(locate(f"s3://{BUCKET}/cur"))
