@@ -1,0 +1,187 @@
+"""The application's own cost estimates: the usage table (DynamoDB `tax-agent-usage`), DESIGN.md Inputs 5.
+
+Accepted files under the location (any depth):
+
+- JSON Lines (`*.jsonl`, `*.ndjson`, `*.json`, each optionally `.gz`), one item per line:
+      {"accountant_id": "acc-1", "timestamp": "2026-01-05T10:00:00Z", "month": "2026-01", "operation": "compute_tax",
+       "resource_type": "lambda", "quantity": 1.5, "unit_cost": 0.0000166667, "estimated_cost": 0.000025}
+- DynamoDB exports (ExportTableToPointInTime, DYNAMODB_JSON): `.../AWSDynamoDB/<export id>/data/*.json.gz`, lines
+      {"Item": {"accountant_id": {"S": "acc-1"}, "quantity": {"N": "1.5"}, ...}}
+  The export's manifest files are not items. When a folder holds several full exports of one table (a daily
+  export job), only the newest (`exportTime` of its `manifest-summary.json`) is read, so items are not counted
+  once per export; incremental exports are skipped (they are changes, not items).
+
+Fields: `accountant_id` (required), `timestamp` (required: ISO-8601, UTC when no offset, or epoch seconds/ms),
+`month` (`YYYY-MM`; from the timestamp when absent), `operation`, `resource_type`, `quantity`, `unit_cost`,
+`estimated_cost` (required, or quantity x unit_cost). Numbers may be JSON numbers or strings; they become
+DECIMAL(38, 10). Items of another month are skipped. A line that is not a JSON object or lacks a required field
+makes the file malformed: ValueError naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import duckdb
+import pyarrow as pa
+
+from billing_pipeline.readers.s3_inventory import month_bounds
+from billing_pipeline.readers.usage_files import read_bytes, read_lines_of_files
+from billing_pipeline.storage import Location
+
+ESTIMATES_SCHEMA = pa.schema(
+    [
+        ("accountant_id", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("month", pa.string()),
+        ("operation", pa.string()),
+        ("resource_type", pa.string()),
+        ("quantity", pa.decimal128(38, 10)),
+        ("unit_cost", pa.decimal128(38, 10)),
+        ("estimated_cost", pa.decimal128(38, 10)),
+    ]
+)
+
+ITEM_FILE = re.compile(r"\.(jsonl|ndjson|json)(\.gz)?$")
+DYNAMODB_EXPORT = re.compile(r"^(.*/AWSDynamoDB/[^/]+)/(.*)$")
+
+ESTIMATES_SQL = """
+-- One item per non-empty line: a plain JSON object, or a DynamoDB-JSON {"Item": {field: {"S"|"N": ...}}}.
+CREATE OR REPLACE TEMP MACRO field(plain, typed) AS coalesce(typed.S, typed.N, plain);
+CREATE OR REPLACE TEMP MACRO epoch_or_iso(text) AS CASE
+    WHEN regexp_full_match(text, '[0-9]+(\\.[0-9]+)?')
+        THEN timezone('UTC', to_timestamp(CASE WHEN text::DOUBLE > 1e11 THEN text::DOUBLE / 1000 ELSE text::DOUBLE END))
+    ELSE timezone('UTC', try_cast(text AS TIMESTAMPTZ))
+END;
+CREATE OR REPLACE TEMP TABLE estimate_items AS
+WITH lines AS (
+    SELECT file_index, line_in_file, trim(line) AS line FROM estimate_lines WHERE trim(line) <> ''
+),
+documents AS (
+    SELECT file_index, line_in_file, starts_with(line, '{') AND json_valid(line) AS valid,
+           CASE WHEN starts_with(line, '{') AND json_valid(line) THEN json_transform(line, '{
+               "accountant_id": "VARCHAR", "timestamp": "VARCHAR", "month": "VARCHAR", "operation": "VARCHAR",
+               "resource_type": "VARCHAR", "quantity": "VARCHAR", "unit_cost": "VARCHAR", "estimated_cost": "VARCHAR",
+               "Item": {
+                   "accountant_id": {"S": "VARCHAR", "N": "VARCHAR"}, "timestamp": {"S": "VARCHAR", "N": "VARCHAR"},
+                   "month": {"S": "VARCHAR", "N": "VARCHAR"}, "operation": {"S": "VARCHAR", "N": "VARCHAR"},
+                   "resource_type": {"S": "VARCHAR", "N": "VARCHAR"}, "quantity": {"S": "VARCHAR", "N": "VARCHAR"},
+                   "unit_cost": {"S": "VARCHAR", "N": "VARCHAR"}, "estimated_cost": {"S": "VARCHAR", "N": "VARCHAR"}}
+           }') END AS d
+    FROM lines
+),
+fields AS (
+    SELECT
+        file_index,
+        line_in_file,
+        valid,
+        field(d.accountant_id, d.Item.accountant_id) AS accountant_id,
+        field(d.timestamp, d.Item.timestamp) AS timestamp_text,
+        field(d.month, d.Item.month) AS month_text,
+        field(d.operation, d.Item.operation) AS operation,
+        field(d.resource_type, d.Item.resource_type) AS resource_type,
+        field(d.quantity, d.Item.quantity) AS quantity_text,
+        field(d.unit_cost, d.Item.unit_cost) AS unit_cost_text,
+        field(d.estimated_cost, d.Item.estimated_cost) AS estimated_cost_text
+    FROM documents
+)
+SELECT
+    *,
+    epoch_or_iso(timestamp_text) AS timestamp,
+    try_cast(quantity_text AS DECIMAL(38, 10)) AS quantity,
+    try_cast(unit_cost_text AS DECIMAL(38, 10)) AS unit_cost,
+    coalesce(try_cast(estimated_cost_text AS DECIMAL(38, 10)),
+             CAST(try_cast(quantity_text AS DECIMAL(38, 10)) * try_cast(unit_cost_text AS DECIMAL(38, 10))
+                  AS DECIMAL(38, 10))) AS estimated_cost
+FROM fields;
+
+-- name: first_bad_line
+SELECT file_index, line_in_file,
+    CASE WHEN NOT valid THEN 'not a JSON object'
+         WHEN coalesce(accountant_id, '') = '' THEN 'no accountant_id'
+         WHEN timestamp IS NULL THEN 'no readable timestamp'
+         WHEN quantity_text IS NOT NULL AND quantity IS NULL THEN 'quantity is not a number'
+         WHEN unit_cost_text IS NOT NULL AND unit_cost IS NULL THEN 'unit_cost is not a number'
+         WHEN estimated_cost IS NULL THEN 'no estimated_cost (nor quantity and unit_cost)'
+    END AS problem
+FROM estimate_items
+WHERE problem IS NOT NULL
+ORDER BY file_index, line_in_file
+LIMIT 1;
+
+-- name: month_items
+SELECT
+    accountant_id,
+    timestamp,
+    coalesce(left(month_text, 7), strftime(timestamp, '%Y-%m')) AS month,
+    operation,
+    resource_type,
+    quantity,
+    unit_cost,
+    estimated_cost
+FROM estimate_items
+WHERE coalesce(left(month_text, 7), strftime(timestamp, '%Y-%m')) = $month
+ORDER BY timestamp, accountant_id, file_index, line_in_file;
+"""
+
+
+def read_estimates(location: Location, billing_period: dt.date) -> pa.Table:
+    """The application's usage-table items for the month (ESTIMATES_SCHEMA); see the module docstring."""
+    period_start, _ = month_bounds(billing_period)
+    paths = item_files(location)
+    lines = read_lines_of_files(location, paths)
+    statements = dict(_split(ESTIMATES_SQL))
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("estimate_lines", lines)
+        con.execute(statements["items"])
+        bad = con.execute(statements["first_bad_line"]).fetchone()
+        if bad:
+            file_index, line_in_file, problem = bad
+            raise ValueError(f"{location.display(paths[file_index])}: line {line_in_file}: {problem}")
+        items = con.sql(statements["month_items"], params={"month": period_start.strftime("%Y-%m")}).to_arrow_table()
+    finally:
+        con.close()
+    return items.cast(ESTIMATES_SCHEMA)
+
+
+def item_files(location: Location) -> list[str]:
+    """The files holding items: JSON Lines anywhere, and the data files of the newest full export per table."""
+    files = [info.path for info in location.list_files()]
+    plain, exports = [], {}
+    for path in files:
+        export = DYNAMODB_EXPORT.match(path)
+        if export:
+            exports.setdefault(export.group(1), []).append(export.group(2))
+        elif ITEM_FILE.search(path):
+            plain.append(path)
+
+    newest: dict[str, tuple[str, str]] = {}  # table -> (export time, export folder)
+    chosen = []
+    for folder, names in exports.items():
+        data = [f"{folder}/{n}" for n in names if n.startswith("data/") and ITEM_FILE.search(n)]
+        if "manifest-summary.json" not in names:
+            chosen.extend(data)  # no manifest: nothing tells exports apart, read what is there
+            continue
+        summary_path = f"{folder}/manifest-summary.json"
+        try:
+            summary = json.loads(read_bytes(location, summary_path))
+        except ValueError as exc:
+            raise ValueError(f"{location.display(summary_path)}: not a readable export manifest ({exc})") from exc
+        if summary.get("exportType", "FULL_EXPORT") != "FULL_EXPORT":
+            continue
+        table = summary.get("tableArn") or folder
+        exported_at = str(summary.get("exportTime") or summary.get("endTime") or "")
+        if table not in newest or exported_at > newest[table][0]:
+            newest[table] = (exported_at, folder)
+    for _, folder in newest.values():
+        chosen.extend(f"{folder}/{n}" for n in exports[folder] if n.startswith("data/") and ITEM_FILE.search(n))
+    return sorted(plain + chosen)
+
+
+def _split(sql: str) -> list[tuple[str, str]]:
+    parts = re.split(r"^-- name: (\w+)\s*$", sql, flags=re.MULTILINE)
+    return [("items", parts[0].strip())] + [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts), 2)]

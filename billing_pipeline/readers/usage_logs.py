@@ -1,0 +1,137 @@
+"""Usage evidence for shared resources: who used how much of each shared cost driver, per hour.
+
+Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
+
+- CloudWatch Logs exports under `BILLING_LOGS_URI`: `<export prefix>/<task id>/<log stream>/000000.gz`, any
+  number of files at any depth, each line `<ISO-8601 UTC timestamp> <message>`. Files without the prefix are read
+  too when their lines are bare JSON records (S3-delivered Bedrock invocation logs, which carry `timestamp`) or S3
+  server access log lines. Messages are recognized by their content, never by file path:
+
+  Lambda REPORT (AWSLambda: `gb_seconds` = Billed Duration ms / 1000 x Memory Size MB / 1024; `requests` = 1)
+    text: `REPORT RequestId: <id>\\tDuration: 15.74 ms\\tBilled Duration: 16 ms\\tMemory Size: 128 MB\\t
+          Max Memory Used: 56 MB[\\tInit Duration: 130.49 ms]` (Billed Duration already includes init)
+    JSON: `{"time": "...", "type": "platform.report", "record": {"requestId": "<id>",
+           "metrics": {"durationMs": .., "billedDurationMs": 16, "memorySizeMB": 128, ...}}}`
+    The owner is the accountant an application line names for the same request id (read over all lines, so an
+    invocation straddling the 1st still finds it); none -> 'unattributed', problems['report_without_owner'].
+  Application lines: a JSON object, alone (Lambda JSON log format) or as the message of Lambda's text format
+    `[LEVEL]\\t<timestamp>\\t<requestId>\\t{...}`. Fields may sit at the top level or inside `message` (an object,
+    or a string holding one, as Powertools and JSON-format runtimes write them):
+      accountant_id                 the tenant
+      requestId | request_id | aws_request_id | function_request_id | awsRequestId   (text format: the prefix)
+  DynamoDB (AmazonDynamoDB: `read_units`, `write_units`, scope = TableName; a table ARN counts as its name):
+      "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.5, "ReadCapacityUnits": .., "WriteCapacityUnits": ..}
+      or a list of such objects (batch / transaction calls). Read/Write units are used when given; bare
+      CapacityUnits go by `operation` / `Operation`: GetItem, Query, Scan, BatchGetItem, TransactGetItems -> read;
+      PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems -> write; anything else -> write and
+      problems['ambiguous_capacity_units']. No accountant_id on the line (nor via its request id) ->
+      'unattributed' and problems['missing_accountant_id'].
+  AgentCore (AmazonBedrockAgentCore, scope ''):
+      {"event": "session_start", "session_id": "s-1", "accountant_id": "a"}   -> `sessions` 1 per distinct
+          session, at its first start (a session first started last month is not counted again)
+      {"event": "tool_call", "session_id": "s-1", "accountant_id": "a", "tool": "..."} -> `tool_calls` 1 each
+      {"session_id": "s-1", "vcpu_hours": 0.25, "gb_hours": 0.5}   (per-session usage lines)
+          -> `vcpu_hours`, `gb_hours` at the line's hour
+      `event` may be `event_type`, any case and separators (`SessionStart`, `tool-call`); `session_id` may be
+      `sessionId` or `session.id`; usage may be `agent.runtime.vcpu.hours.used` /
+      `agent.runtime.memory.gb_hours.used`; the owner may be `user_id` (the agent's user), and lines without one
+      take their session's owner (else 'unattributed', problems['session_without_owner']).
+  Bedrock model invocation log (AmazonBedrock, scope = modelId): `{"schemaType": "ModelInvocationLog",
+      "timestamp": .., "modelId": .., "requestMetadata": {"accountant_id": ..}, "input": {"inputTokenCount": ..,
+      "cacheReadInputTokenCount": .., "cacheWriteInputTokenCount": ..}, "output": {"outputTokenCount": ..}}`
+      -> `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`.
+  S3 server access log lines (AmazonS3, scope = bucket): REST PUT/COPY/POST and LIST (GET.BUCKET, ...) ->
+      `tier1_requests`, other REST GET/HEAD -> `tier2_requests`, for the client in the key (or LIST prefix)
+      `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients'].
+
+- S3 Inventory reports under `BILLING_S3_INVENTORY_URI`: see `s3_inventory.py` (`gb_months`).
+
+Problems (reason -> lines, for the month; lines with no readable time always count): 'unrecognized_line'
+(nothing usable, e.g. plain-text prints, JSON without tenant or usage), 'malformed_json', 'malformed_report',
+'missing_timestamp', 'missing_request_id' (names a tenant, but no request or session to tie it to),
+'report_without_owner', 'report_with_conflicting_owners' (attributed to the first id), 'missing_accountant_id',
+'ambiguous_capacity_units', 'malformed_consumed_capacity', 'session_without_owner',
+'s3_request_outside_clients', 'inventory_key_outside_clients' (objects). START/END/INIT_START/... platform lines
+and lines of other months are expected and not counted. A corrupt gzip file raises ValueError naming it.
+
+Parsing runs in DuckDB (`usage_logs.sql`) over Arrow lines: one pass, no per-line Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from billing_pipeline.readers.s3_inventory import month_bounds, read_inventory_usage
+from billing_pipeline.readers.usage_files import is_log_file, read_lines_of_files
+from billing_pipeline.storage import Location
+
+USAGE_SCHEMA = pa.schema(
+    [
+        ("usage_hour", pa.timestamp("us")),
+        ("service", pa.string()),
+        ("driver", pa.string()),
+        ("scope", pa.string()),
+        ("accountant_id", pa.string()),
+        ("quantity", pa.decimal128(38, 10)),
+    ]
+)
+
+SQL_FILE = Path(__file__).with_name("usage_logs.sql")
+
+
+@dataclass
+class UsageEvidence:
+    usage: pa.Table  # USAGE_SCHEMA, summed per (usage_hour, service, driver, scope, accountant_id)
+    problems: dict[str, int] = field(default_factory=dict)  # reason -> lines counted and skipped/unattributed
+    lines_read: int = 0  # log lines + inventory object rows
+    files_read: int = 0  # log files + inventory manifests and data files
+
+
+def read_usage_evidence(logs: Location | None, inventory: Location | None, billing_period: dt.date) -> UsageEvidence:
+    """All usage evidence for the month [billing_period, next month) from CloudWatch Logs exports under `logs`
+    and S3 Inventory reports under `inventory` (either may be None or an empty/missing folder -> no rows)."""
+    period_start, period_end = month_bounds(billing_period)
+    log_files = [i.path for i in logs.list_files() if is_log_file(i.path)] if logs is not None else []
+    log_lines = read_lines_of_files(logs, log_files) if logs is not None else read_lines_of_files(None, [])
+    storage = read_inventory_usage(inventory, billing_period)
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("log_lines", log_lines)
+        con.register("inventory_usage", storage.usage)
+        params = {"period_start": period_start, "period_end": period_end}
+        usage = None
+        for name, sql in sql_statements():
+            used = {k: v for k, v in params.items() if f"${k}" in sql}
+            if name == "evidence":
+                usage = con.sql(sql, params=used).to_arrow_table()
+            else:
+                con.execute(sql, used)
+        problems = dict(con.execute("SELECT problem, lines FROM log_problems ORDER BY problem").fetchall())
+    finally:
+        con.close()
+
+    for reason, count in storage.problems.items():
+        problems[reason] = problems.get(reason, 0) + count
+    return UsageEvidence(
+        usage=usage.cast(USAGE_SCHEMA),
+        problems=problems,
+        lines_read=log_lines.num_rows + storage.rows_read,
+        files_read=len(log_files) + storage.files_read,
+    )
+
+
+@lru_cache(maxsize=1)
+def sql_statements() -> list[tuple[str, str]]:
+    """The SQL file's statements in order, as (name, text), split at its `-- name:` lines."""
+    text = SQL_FILE.read_text()
+    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
+    return [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts), 2)]

@@ -1,0 +1,406 @@
+-- Usage evidence from log lines (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md).
+--
+-- Input: the Arrow table `log_lines(line, line_no)`: every line of every exported log file.
+-- Parameters: $period_start, $period_end: the billing month [start, end), UTC.
+-- Output: the temp tables `usage_events` (one row per driver quantity, with its owner) and `log_problems`.
+-- The statements run in order; each starts with a `-- name:` line. Accepted shapes: see usage_logs.py.
+
+-- name: fields_macros
+-- The JSON fields a line can carry, read with one parse per document. A field of the wrong JSON type is NULL.
+-- (json_transform keys are case-insensitive as a set, so `Operation` is read separately.)
+CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
+    "accountant_id": "VARCHAR", "user_id": "VARCHAR",
+    "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
+    "function_request_id": "VARCHAR", "awsRequestId": "VARCHAR",
+    "ConsumedCapacity": "JSON", "operation": "VARCHAR",
+    "session_id": "VARCHAR", "sessionId": "VARCHAR", "session.id": "VARCHAR",
+    "event": "VARCHAR", "event_type": "VARCHAR",
+    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR",
+    "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"
+}');
+-- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records.
+CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
+    "accountant_id": "VARCHAR", "user_id": "VARCHAR",
+    "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
+    "function_request_id": "VARCHAR", "awsRequestId": "VARCHAR",
+    "ConsumedCapacity": "JSON", "operation": "VARCHAR",
+    "session_id": "VARCHAR", "sessionId": "VARCHAR", "session.id": "VARCHAR",
+    "event": "VARCHAR", "event_type": "VARCHAR",
+    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR",
+    "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR",
+    "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
+    "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
+    "schemaType": "VARCHAR", "modelId": "VARCHAR",
+    "requestMetadata": {"accountant_id": "VARCHAR"},
+    "input": {"inputTokenCount": "VARCHAR", "cacheReadInputTokenCount": "VARCHAR",
+              "cacheWriteInputTokenCount": "VARCHAR"},
+    "output": {"outputTokenCount": "VARCHAR"}
+}');
+CREATE OR REPLACE TEMP MACRO utc(text) AS timezone('UTC', try_cast(text AS TIMESTAMPTZ));
+-- Quantities keep 16 places until the final sum (GB-seconds need 13), then are rounded once to DECIMAL(38, 10).
+CREATE OR REPLACE TEMP MACRO amount(text) AS try_cast(text AS DECIMAL(38, 16));
+
+-- name: log_events
+-- One pass over every line: split off the timestamp, recognize the message by its content and pull out every
+-- field a driver needs. Nothing is dropped: lines that give no evidence keep a `kind` so they can be counted.
+CREATE OR REPLACE TEMP TABLE log_events AS
+WITH framed AS (
+    -- "<ISO-8601 UTC timestamp> <message>"; bare JSON records (delivered to S3) and S3 access logs have no prefix.
+    SELECT
+        line_no,
+        CASE WHEN NOT starts_with(line, '{') THEN utc(split_part(line, ' ', 1)) END AS line_time,
+        line
+    FROM log_lines
+    WHERE trim(line) <> ''
+),
+messages AS (
+    SELECT
+        line_no,
+        line_time,
+        CASE WHEN line_time IS NULL THEN line ELSE substr(line, strpos(line, ' ') + 1) END AS message
+    FROM framed
+),
+recognized AS (
+    SELECT
+        line_no,
+        line_time,
+        message,
+        CASE
+            WHEN starts_with(message, '{') THEN 'json'
+            WHEN starts_with(message, 'REPORT RequestId:') THEN 'lambda_report'
+            -- Lambda text format: [LEVEL]\t<timestamp>\t<requestId>\t<message>
+            WHEN regexp_matches(message, '^\[[A-Za-z]+\]\t') THEN 'text_app'
+            WHEN regexp_matches(message, '^(START|END) RequestId: |^(INIT_START|INIT_REPORT|RESTORE_START|RESTORE_REPORT|XRAY|EXTENSION|TELEMETRY)\b')
+                THEN 'platform'
+            -- S3 server access log: owner bucket [06/Feb/2019:00:00:38 +0000] ...
+            WHEN regexp_matches(message, '^\S+ \S+ \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ') THEN 's3_access'
+            ELSE 'unrecognized'
+        END AS kind
+    FROM messages
+),
+documents AS (
+    SELECT
+        line_no,
+        line_time,
+        message,
+        kind,
+        CASE WHEN kind = 'text_app'
+             THEN regexp_extract(message, '^\[[A-Za-z]+\]\t[^\t]*\t([^\t]*)\t(.*)$', ['request_id', 'payload'])
+        END AS text_app
+    FROM recognized
+),
+json_documents AS (
+    SELECT
+        *,
+        CASE WHEN kind = 'json' THEN message
+             WHEN kind = 'text_app' AND starts_with(text_app.payload, '{') THEN text_app.payload
+        END AS json_text
+    FROM documents
+),
+decoded AS (
+    SELECT
+        *,
+        try(line_fields(json_text)) AS a
+    FROM json_documents
+),
+with_body AS (
+    -- A Lambda JSON-format app line may carry the fields in `message` (an object, or a string holding one).
+    SELECT
+        *,
+        CASE WHEN starts_with(a.message, '{') THEN try(app_fields(a.message))
+             WHEN starts_with(a.message, '"{') THEN try(app_fields(a.message ->> '$'))
+        END AS b
+    FROM decoded
+),
+classified AS (
+    SELECT
+        *,
+        CASE
+            WHEN kind = 'text_app' AND json_text IS NULL THEN 'unrecognized'   -- a plain-text app message
+            WHEN json_text IS NOT NULL AND a IS NULL THEN 'malformed_json'
+            WHEN a.type = 'platform.report' THEN 'lambda_report'
+            WHEN starts_with(a.type, 'platform.') THEN 'platform'
+            WHEN a.schemaType = 'ModelInvocationLog' THEN 'bedrock_invocation'
+            WHEN json_text IS NOT NULL THEN 'app'
+            ELSE kind
+        END AS line_kind,
+        CASE WHEN kind = 's3_access'
+             THEN regexp_extract(message, '^\S+ (\S+) \[([^\]]+)\] \S+ \S+ \S+ (\S+) (\S+) "([^"]*)"',
+                                 ['bucket', 'time', 'operation', 'key', 'request_uri'])
+        END AS access,
+        -- REPORT RequestId: <id>\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\t...
+        -- (string functions, not one regex: this runs on every invocation and is several times faster)
+        CASE WHEN kind = 'lambda_report'
+             THEN {'request_id': regexp_extract(message, '^REPORT RequestId: (\S+)', 1),
+                   'billed_ms': split_part(split_part(message, 'Billed Duration: ', 2), ' ms', 1),
+                   'memory_mb': split_part(split_part(message, 'Memory Size: ', 2), ' MB', 1)}
+        END AS report
+    FROM with_body
+)
+SELECT
+    line_no,
+    line_kind AS kind,
+    CASE
+        WHEN line_time IS NOT NULL THEN line_time
+        WHEN kind = 's3_access' THEN timezone('UTC', try_strptime(access.time, '%d/%b/%Y:%H:%M:%S %z'))
+        ELSE utc(coalesce(a.time, a.timestamp))
+    END AS event_time,
+    CASE line_kind
+        WHEN 'lambda_report' THEN coalesce(nullif(report.request_id, ''), a.record.requestId)
+        ELSE coalesce(nullif(text_app.request_id, ''), a.requestId, a.request_id, a.aws_request_id,
+                      a.function_request_id, a.awsRequestId, b.requestId, b.request_id, b.aws_request_id,
+                      b.function_request_id, b.awsRequestId)
+    END AS request_id,
+    CASE line_kind
+        WHEN 'bedrock_invocation' THEN a.requestMetadata.accountant_id
+        ELSE coalesce(a.accountant_id, b.accountant_id)
+    END AS accountant_id,
+    coalesce(a.user_id, b.user_id) AS user_id,
+    -- Lambda
+    coalesce(amount(nullif(report.billed_ms, '')), amount(a.record.metrics.billedDurationMs)) AS billed_ms,
+    coalesce(amount(nullif(report.memory_mb, '')), amount(a.record.metrics.memorySizeMB)) AS memory_mb,
+    -- DynamoDB
+    coalesce(a.ConsumedCapacity, b.ConsumedCapacity) AS consumed_capacity,
+    CASE WHEN coalesce(a.ConsumedCapacity, b.ConsumedCapacity) IS NOT NULL
+         THEN coalesce(a.operation, b.operation, json_text ->> '$.Operation', a.message ->> '$.Operation')
+    END AS operation,
+    -- AgentCore
+    coalesce(a.session_id, a.sessionId, a."session.id", b.session_id, b.sessionId, b."session.id") AS session_id,
+    regexp_replace(lower(coalesce(a.event, a.event_type, b.event, b.event_type)), '[^a-z]', '', 'g') AS agent_event,
+    amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
+        AS vcpu_hours,
+    amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours, b."agent.runtime.memory.gb_hours.used"))
+        AS gb_hours,
+    -- Bedrock model invocation log
+    a.modelId AS model_id,
+    amount(a.input.inputTokenCount) AS input_tokens,
+    amount(a.output.outputTokenCount) AS output_tokens,
+    amount(a.input.cacheReadInputTokenCount) AS cache_read_tokens,
+    amount(a.input.cacheWriteInputTokenCount) AS cache_write_tokens,
+    -- S3 server access log
+    access.bucket AS s3_bucket,
+    access.operation AS s3_operation,
+    -- The object key (URL-encoded in the log), or for a LIST the prefix of the request.
+    url_decode(CASE WHEN access.key <> '-' THEN access.key
+                    ELSE regexp_extract(access.request_uri, '[?&]prefix=([^& ]*)', 1) END) AS s3_key
+FROM classified;
+
+-- name: request_owners
+-- Who each Lambda request served: the accountant an application line names with that request id. Read over all
+-- lines, not just the month's, so an invocation that straddles midnight of the 1st still finds its owner.
+CREATE OR REPLACE TEMP TABLE request_owners AS
+SELECT request_id, min(accountant_id) AS accountant_id, count(DISTINCT accountant_id) AS owners
+FROM log_events
+WHERE kind = 'app' AND request_id IS NOT NULL AND accountant_id IS NOT NULL
+GROUP BY request_id;
+
+-- name: agent_sessions
+-- AgentCore sessions over all lines: the owner (accountant_id, else the agent's user_id) and the first start.
+CREATE OR REPLACE TEMP TABLE agent_sessions AS
+SELECT
+    session_id,
+    min(coalesce(accountant_id, user_id)) AS accountant_id,
+    min(event_time) FILTER (WHERE agent_event IN ('sessionstart', 'sessionstarted')) AS started_at,
+    arg_min(line_no, event_time) FILTER (WHERE agent_event IN ('sessionstart', 'sessionstarted')) AS start_line_no
+FROM log_events
+WHERE kind = 'app' AND session_id IS NOT NULL
+GROUP BY session_id;
+
+-- name: usage_events
+-- One row per (line, driver) with its owner; `problem` says why a row is unattributed or questionable.
+CREATE OR REPLACE TEMP TABLE usage_events AS
+WITH month_events AS (
+    SELECT * FROM log_events WHERE event_time >= $period_start AND event_time < $period_end
+),
+lambda_reports AS (
+    SELECT
+        e.line_no,
+        e.event_time,
+        coalesce(o.accountant_id, 'unattributed') AS accountant_id,
+        e.billed_ms,
+        e.memory_mb,
+        CASE WHEN o.accountant_id IS NULL THEN 'report_without_owner'
+             WHEN o.owners > 1 THEN 'report_with_conflicting_owners' END AS problem
+    FROM month_events AS e
+    LEFT JOIN request_owners AS o USING (request_id)
+    WHERE e.kind = 'lambda_report' AND e.billed_ms IS NOT NULL AND e.memory_mb IS NOT NULL
+),
+dynamodb_capacity AS (
+    -- ConsumedCapacity is one object (single-table calls) or a list (batch and transaction calls).
+    SELECT
+        e.line_no,
+        e.event_time,
+        e.operation,
+        coalesce(e.accountant_id, o.accountant_id) AS owner,
+        unnest(try(from_json(
+            CASE WHEN starts_with(e.consumed_capacity, '[') THEN e.consumed_capacity
+                 ELSE '[' || e.consumed_capacity || ']' END,
+            '[{"TableName": "VARCHAR", "CapacityUnits": "VARCHAR",
+               "ReadCapacityUnits": "VARCHAR", "WriteCapacityUnits": "VARCHAR"}]'))) AS capacity
+    FROM month_events AS e
+    LEFT JOIN request_owners AS o USING (request_id)
+    WHERE e.kind = 'app' AND e.consumed_capacity IS NOT NULL
+),
+dynamodb_units AS (
+    SELECT
+        line_no,
+        event_time,
+        coalesce(owner, 'unattributed') AS accountant_id,
+        -- A table named by ARN counts for the table's name, as the CUR resource id does.
+        regexp_replace(coalesce(capacity.TableName, ''), '^arn:[^/]*:table/', '') AS scope,
+        amount(capacity.ReadCapacityUnits) AS read_units,
+        amount(capacity.WriteCapacityUnits) AS write_units,
+        amount(capacity.CapacityUnits) AS capacity_units,
+        coalesce(operation IN ('GetItem', 'Query', 'Scan', 'BatchGetItem', 'TransactGetItems'), false) AS is_read,
+        coalesce(operation IN ('PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems'), false)
+            AS is_write,
+        owner IS NULL AS no_owner
+    FROM dynamodb_capacity
+),
+agent_events AS (
+    SELECT e.line_no, e.event_time, e.agent_event, e.session_id, e.vcpu_hours, e.gb_hours,
+           coalesce(e.accountant_id, e.user_id, s.accountant_id) AS owner
+    FROM month_events AS e
+    LEFT JOIN agent_sessions AS s USING (session_id)
+    WHERE e.kind = 'app' AND e.session_id IS NOT NULL
+),
+s3_requests AS (
+    SELECT
+        line_no,
+        event_time,
+        s3_bucket AS scope,
+        regexp_extract(s3_key, '^clients/([^/]+)/', 1) AS accountant_id,
+        CASE
+            WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
+              OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
+                THEN 'tier1_requests'
+            WHEN s3_operation LIKE 'REST.GET.%' OR s3_operation LIKE 'REST.HEAD.%' OR s3_operation LIKE 'REST.SELECT.%'
+                THEN 'tier2_requests'
+        END AS driver  -- DELETE, lifecycle and other free operations: no driver
+    FROM month_events
+    WHERE kind = 's3_access'
+)
+-- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations.
+SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, '' AS scope, accountant_id,
+       CAST(CAST(billed_ms AS DECIMAL(18, 3)) * CAST(memory_mb AS INTEGER) * CAST(0.0000009765625 AS DECIMAL(18, 13))
+            AS DECIMAL(38, 16)) AS quantity,
+       problem
+FROM lambda_reports
+UNION ALL
+SELECT line_no, event_time, 'AWSLambda', 'requests', '', accountant_id, 1, problem
+FROM lambda_reports
+UNION ALL
+-- DynamoDB: read and write units of the table named; bare CapacityUnits split by the operation.
+SELECT line_no, event_time, 'AmazonDynamoDB', 'read_units', scope, accountant_id,
+       CASE WHEN read_units IS NOT NULL OR write_units IS NOT NULL THEN coalesce(read_units, 0)
+            WHEN is_read THEN capacity_units ELSE 0 END,
+       CASE WHEN no_owner THEN 'missing_accountant_id' END
+FROM dynamodb_units
+UNION ALL
+SELECT line_no, event_time, 'AmazonDynamoDB', 'write_units', scope, accountant_id,
+       CASE WHEN read_units IS NOT NULL OR write_units IS NOT NULL THEN coalesce(write_units, 0)
+            WHEN is_read THEN 0 ELSE capacity_units END,
+       CASE WHEN no_owner THEN 'missing_accountant_id'
+            WHEN read_units IS NULL AND write_units IS NULL AND capacity_units IS NOT NULL AND NOT is_read
+                 AND NOT is_write THEN 'ambiguous_capacity_units'
+            WHEN read_units IS NULL AND write_units IS NULL AND capacity_units IS NULL
+                THEN 'malformed_consumed_capacity' END
+FROM dynamodb_units
+UNION ALL
+-- AgentCore: one session per distinct session id (at its first start, which may be last month's),
+-- one tool call per line, and the per-session vCPU-hours / GB-hours of usage lines.
+SELECT start_line_no, started_at, 'AmazonBedrockAgentCore', 'sessions', '', coalesce(accountant_id, 'unattributed'), 1,
+       CASE WHEN accountant_id IS NULL THEN 'session_without_owner' END
+FROM agent_sessions
+WHERE started_at >= $period_start AND started_at < $period_end
+UNION ALL
+SELECT line_no, event_time, 'AmazonBedrockAgentCore', 'tool_calls', '', coalesce(owner, 'unattributed'), 1,
+       CASE WHEN owner IS NULL THEN 'session_without_owner' END
+FROM agent_events
+WHERE agent_event IN ('toolcall', 'toolcalled', 'toolinvocation', 'toolinvoked')
+UNION ALL
+SELECT line_no, event_time, 'AmazonBedrockAgentCore', driver, '', coalesce(owner, 'unattributed'), quantity,
+       CASE WHEN owner IS NULL THEN 'session_without_owner' END
+FROM agent_events
+UNPIVOT (quantity FOR driver IN (vcpu_hours, gb_hours))
+UNION ALL
+-- Bedrock: each token type of the invocation, for the model invoked.
+SELECT line_no, event_time, 'AmazonBedrock', driver, coalesce(model_id, ''),
+       coalesce(accountant_id, 'unattributed'), quantity,
+       CASE WHEN accountant_id IS NULL THEN 'missing_accountant_id' END
+FROM (SELECT * FROM month_events WHERE kind = 'bedrock_invocation')
+UNPIVOT (quantity FOR driver IN (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens))
+UNION ALL
+-- S3: billed requests under clients/<accountant_id>/ of the bucket logged.
+SELECT line_no, event_time, 'AmazonS3', driver, scope, accountant_id, 1, NULL
+FROM s3_requests
+WHERE driver IS NOT NULL AND accountant_id <> '';
+
+-- name: log_problems
+-- Lines counted and skipped or left unattributed, one reason each (a line with several rows counts once).
+-- Lines of another month are neither evidence nor problems; lines with no readable time are always counted.
+CREATE OR REPLACE TEMP TABLE log_problems AS
+WITH in_scope AS (
+    SELECT * FROM log_events
+    WHERE event_time IS NULL OR (event_time >= $period_start AND event_time < $period_end)
+),
+line_problems AS (
+    SELECT line_no,
+        CASE
+            WHEN kind IN ('unrecognized', 'malformed_json') THEN
+                CASE kind WHEN 'unrecognized' THEN 'unrecognized_line' ELSE kind END
+            WHEN event_time IS NULL THEN 'missing_timestamp'
+            WHEN kind = 'lambda_report' AND (billed_ms IS NULL OR memory_mb IS NULL) THEN 'malformed_report'
+            WHEN kind = 'bedrock_invocation' THEN NULL
+            WHEN kind = 's3_access' THEN
+                CASE WHEN regexp_extract(s3_key, '^clients/([^/]+)/', 1) = '' AND s3_operation LIKE 'REST.%'
+                     THEN 's3_request_outside_clients' END
+            WHEN kind = 'app' THEN
+                CASE
+                    -- evidence: its own problems (owner, ambiguity) are in usage_events
+                    WHEN consumed_capacity IS NOT NULL OR vcpu_hours IS NOT NULL OR gb_hours IS NOT NULL
+                      OR (session_id IS NOT NULL AND agent_event IN ('sessionstart', 'sessionstarted', 'toolcall',
+                                                                   'toolcalled', 'toolinvocation', 'toolinvoked'))
+                        THEN NULL
+                    WHEN accountant_id IS NOT NULL AND request_id IS NOT NULL THEN NULL   -- names a request's owner
+                    WHEN coalesce(accountant_id, user_id) IS NOT NULL AND session_id IS NOT NULL THEN NULL  -- a session's
+                    WHEN accountant_id IS NOT NULL THEN 'missing_request_id'
+                    ELSE 'unrecognized_line'
+                END
+        END AS problem
+    FROM in_scope
+),
+all_problems AS (
+    SELECT line_no, problem FROM line_problems WHERE problem IS NOT NULL
+    UNION ALL
+    -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
+    SELECT line_no, 'malformed_consumed_capacity' FROM in_scope AS e
+    WHERE kind = 'app' AND consumed_capacity IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM usage_events AS u WHERE u.line_no = e.line_no)
+    UNION ALL
+    SELECT DISTINCT line_no, problem FROM usage_events WHERE problem IS NOT NULL
+)
+SELECT problem, count(DISTINCT line_no) AS lines
+FROM all_problems
+GROUP BY problem;
+
+-- name: evidence
+-- The month's evidence: log-derived rows plus S3 Inventory storage rows (the Arrow table `inventory_usage`),
+-- summed per (usage hour, service, driver, scope, accountant) and rounded once to DECIMAL(38, 10).
+SELECT
+    usage_hour,
+    service,
+    driver,
+    scope,
+    accountant_id,
+    CAST(sum(quantity) AS DECIMAL(38, 10)) AS quantity
+FROM (
+    SELECT date_trunc('hour', event_time) AS usage_hour, service, driver, scope, accountant_id, quantity
+    FROM usage_events
+    UNION ALL
+    SELECT usage_hour, service, driver, scope, accountant_id, quantity
+    FROM inventory_usage
+)
+GROUP BY ALL
+HAVING sum(quantity) <> 0
+ORDER BY usage_hour, service, driver, scope, accountant_id;

@@ -1,0 +1,116 @@
+"""read_estimates: the application's usage-table items from JSON Lines and DynamoDB exports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from decimal import Decimal as D
+
+import pytest
+
+from billing_pipeline.readers.estimates import ESTIMATES_SCHEMA, read_estimates
+from billing_pipeline.storage import locate
+
+JANUARY = dt.date(2026, 1, 1)
+
+
+def item(accountant, timestamp, quantity, unit_cost, estimated_cost, month="2026-01", resource_type="lambda",
+         operation="compute_tax"):
+    return {"accountant_id": accountant, "timestamp": timestamp, "month": month, "operation": operation,
+            "resource_type": resource_type, "quantity": quantity, "unit_cost": unit_cost,
+            "estimated_cost": estimated_cost}
+
+
+def dynamodb_json(fields: dict) -> dict:
+    """An item as ExportTableToPointInTime writes it: {"Item": {name: {"S"|"N": "..."}}}."""
+    typed = {k: ({"N": str(v)} if isinstance(v, (int, float, D)) else {"S": v}) for k, v in fields.items()}
+    return {"Item": typed}
+
+
+def write_export(root, export_id, items, table="tax-agent-usage", export_time="2026-01-20T00:00:00.000Z",
+                 export_type="FULL_EXPORT"):
+    folder = root / "AWSDynamoDB" / export_id
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "abcd1234.json.gz").write_bytes(
+        gzip.compress("".join(json.dumps(dynamodb_json(i)) + "\n" for i in items).encode())
+    )
+    (folder / "manifest-summary.json").write_text(json.dumps({
+        "version": "2020-06-30", "tableArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}",
+        "exportTime": export_time, "exportType": export_type, "outputFormat": "DYNAMODB_JSON", "itemCount": len(items),
+    }))
+    (folder / "manifest-files.json").write_text(json.dumps({"itemCount": len(items), "dataFileS3Key": "x"}) + "\n")
+    (folder / "_started").write_text("")
+
+
+def rows(table):
+    return [tuple(r.values()) for r in table.to_pylist()]
+
+
+def test_json_lines_items_of_the_month(tmp_path):
+    (tmp_path / "usage.jsonl").write_text("\n".join(json.dumps(i) for i in [
+        item("acc-a", "2026-01-05T10:00:00Z", 1.5, 0.0000166667, 0.000025),
+        item("acc-b", "2026-01-31T23:59:59.999Z", "3", "0.25", None, resource_type="dynamodb", operation="put"),
+        item("acc-a", "2025-12-31T23:00:00Z", 1, 1, 1, month="2025-12"),  # another month: skipped
+        {"accountant_id": "acc-c", "timestamp": 1767621600, "estimated_cost": "0.003",  # epoch s, no month
+         "resource_type": "agentcore", "operation": "session"},
+    ]) + "\n\n")
+    table = read_estimates(locate(str(tmp_path)), JANUARY)
+    assert table.schema == ESTIMATES_SCHEMA
+    assert rows(table) == [
+        ("acc-a", dt.datetime(2026, 1, 5, 10), "2026-01", "compute_tax", "lambda", D("1.5"), D("0.0000166667"),
+         D("0.000025")),
+        ("acc-c", dt.datetime(2026, 1, 5, 14), "2026-01", "session", "agentcore", None, None, D("0.003")),
+        # estimated_cost missing: quantity x unit_cost
+        ("acc-b", dt.datetime(2026, 1, 31, 23, 59, 59, 999000), "2026-01", "put", "dynamodb", D("3"), D("0.25"),
+         D("0.75")),
+    ]
+
+
+def test_dynamodb_export_newest_full_export_only(tmp_path):
+    january_item = item("acc-a", "2026-01-07T08:00:00Z", D("2"), D("0.0000002"), D("0.0000004"))
+    write_export(tmp_path, "01700000000000-aaaa", [january_item], export_time="2026-01-19T00:00:00.000Z")
+    write_export(tmp_path, "01700000000001-bbbb",
+                 [january_item, item("acc-b", "2026-01-20T08:00:00Z", 1, D("1.25"), D("1.25"), resource_type="s3"),
+                  item("acc-b", "2026-02-01T00:00:00Z", 1, 1, 1, month="2026-02")],
+                 export_time="2026-01-21T00:00:00.000Z")
+    write_export(tmp_path, "01700000000002-cccc", [january_item], export_time="2026-01-22T00:00:00.000Z",
+                 export_type="INCREMENTAL_EXPORT")
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "extra.json.gz").write_bytes(gzip.compress(
+        json.dumps(item("acc-c", "2026-01-09T00:00:00+01:00", 1, 1, 1)).encode()))
+
+    table = read_estimates(locate(str(tmp_path)), JANUARY)
+    assert rows(table) == [
+        ("acc-a", dt.datetime(2026, 1, 7, 8), "2026-01", "compute_tax", "lambda", D("2"), D("0.0000002"),
+         D("0.0000004")),
+        ("acc-c", dt.datetime(2026, 1, 8, 23), "2026-01", "compute_tax", "lambda", D("1"), D("1"), D("1")),
+        ("acc-b", dt.datetime(2026, 1, 20, 8), "2026-01", "compute_tax", "s3", D("1"), D("1.25"), D("1.25")),
+    ]
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"accountant_id": "acc-a", "timestamp": "2026-01-05T10:00:00Z", "estimated_cost": 1}\n{"accountant_id": ',
+         "line 2: not a JSON object"),
+        ('{"timestamp": "2026-01-05T10:00:00Z", "estimated_cost": 1}\n', "line 1: no accountant_id"),
+        ('{"accountant_id": "a", "timestamp": "yesterday", "estimated_cost": 1}\n', "line 1: no readable timestamp"),
+        ('{"accountant_id": "a", "timestamp": "2026-01-05T10:00:00Z"}\n', "line 1: no estimated_cost"),
+    ],
+)
+def test_malformed_file_is_an_error_naming_the_file(tmp_path, content, problem):
+    (tmp_path / "bad.jsonl").write_text(content)
+    with pytest.raises(ValueError, match=rf"bad\.jsonl: {problem}"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
+
+
+def test_corrupt_gzip_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "items.jsonl.gz").write_bytes(gzip.compress(b'{"a": 1}\n')[:-10])
+    with pytest.raises(ValueError, match=r"items\.jsonl\.gz"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
+
+
+def test_empty_or_missing_folder_gives_no_items(tmp_path):
+    assert read_estimates(locate(str(tmp_path / "missing")), JANUARY).num_rows == 0
+    assert read_estimates(locate(str(tmp_path)), JANUARY).schema == ESTIMATES_SCHEMA

@@ -1,0 +1,113 @@
+"""S3 Inventory reports -> hourly `gb_months` per (bucket, client), with hand-computed GB-month arithmetic."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from billing_pipeline_tests.readers.test_usage_support import quantities, read_january
+
+GIB = 2**30
+JANUARY_HOURS = 31 * 24  # 744
+
+
+def write_snapshot(dest: Path, taken: str, rows: list[tuple[str, int | str]], bucket="tax-demo-docs",
+                   config="daily", prefix="inventory") -> Path:
+    """One inventory delivery: <dest>/<bucket>/<config>/<taken>/manifest.json + data/<taken>.csv.gz, where the
+    manifest's data keys carry the destination prefix (as S3 writes them)."""
+    data_name = f"{taken}.csv.gz"
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerows(
+        [bucket, key, size, "2026-01-01T00:00:00.000Z"] for key, size in rows
+    )
+    data = dest / bucket / config / "data" / data_name
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(gzip.compress(out.getvalue().encode()))
+    manifest = {
+        "sourceBucket": bucket,
+        "destinationBucket": "arn:aws:s3:::tax-demo-inventory",
+        "version": "2016-11-30",
+        "creationTimestamp": "1767229200000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": f"{prefix}/{bucket}/{config}/data/{data_name}", "size": data.stat().st_size,
+                   "MD5checksum": "0"}],
+    }
+    path = dest / bucket / config / taken / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def test_daily_snapshots_become_hourly_gb_months(tmp_path):
+    # Dec 31 01:00 snapshot stands for Dec 31 01:00 .. Jan 1 00:00: one January hour.
+    write_snapshot(tmp_path, "2025-12-31T01-00Z", [("clients/acc-a/2025.pdf", 2 * GIB * JANUARY_HOURS)])
+    write_snapshot(
+        tmp_path,
+        "2026-01-01T01-00Z",
+        [
+            ("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS // 2),
+            ("clients/acc-a/1099.pdf", GIB * JANUARY_HOURS // 2),  # acc-a: 1 GiB-month per month-hour
+            ("clients%2Facc-b%2Fscan%201.pdf", GIB * JANUARY_HOURS // 4),  # CSV keys are URL-encoded
+            ("assets/logo.png", 123456),  # not a client's: ignored, counted
+            ("clients/acc-b/deleted-marker", ""),  # no size (delete marker)
+        ],
+    )
+    write_snapshot(tmp_path, "2026-01-02T01-00Z", [("clients/acc-a/w2.pdf", 3 * GIB * JANUARY_HOURS)])
+
+    evidence = read_january(inventory=tmp_path)
+    rows = quantities(evidence)
+
+    assert rows[("2026-01-01 00", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("2")
+    for hour in range(1, 24):
+        assert rows[(f"2026-01-01 {hour:02d}", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("1")
+        assert rows[(f"2026-01-01 {hour:02d}", "AmazonS3", "gb_months", "tax-demo-docs", "acc-b")] == D("0.25")
+    assert rows[("2026-01-02 00", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("1")
+    assert rows[("2026-01-02 01", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("3")
+    assert rows[("2026-01-03 00", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("3")
+    assert ("2026-01-03 01", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a") not in rows  # 24 hours only
+    assert len(rows) == 1 + 24 + 24 + 24  # acc-a Dec-31 hour, acc-a+acc-b Jan 1, acc-a Jan 2
+
+    # GB-months: each hour is bytes / 2^30 / 744; acc-b held 186 GiB for 24 hours = 186 x 24 / 744 = 6.
+    by_tenant = {}
+    for (_, _, _, _, tenant), quantity in rows.items():
+        by_tenant[tenant] = by_tenant.get(tenant, 0) + quantity
+    assert by_tenant == {"acc-a": D("2") + 24 * D("1") + 24 * D("3"), "acc-b": D("6")}
+    assert evidence.problems == {"inventory_key_outside_clients": 1}
+    assert evidence.files_read == 6  # 3 manifests + 3 data files
+    assert evidence.lines_read == 7
+
+
+def test_a_rerun_snapshot_does_not_count_hours_twice(tmp_path):
+    write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB * JANUARY_HOURS)])
+    write_snapshot(tmp_path, "2026-01-10T05-30Z", [("clients/acc-a/x", 2 * GIB * JANUARY_HOURS)])
+    rows = quantities(read_january(inventory=tmp_path))
+    assert rows[("2026-01-10 04", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("1")
+    assert rows[("2026-01-10 05", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("2")
+    assert len(rows) == 4 + 24
+
+
+def test_snapshots_of_other_months_are_not_read(tmp_path):
+    manifest = write_snapshot(tmp_path, "2026-03-01T01-00Z", [("clients/acc-a/x", GIB)])
+    (manifest.parent.parent / "data" / "2026-03-01T01-00Z.csv.gz").write_bytes(b"not gzip at all")
+    assert read_january(inventory=tmp_path).usage.num_rows == 0
+
+
+def test_manifest_naming_a_missing_file_is_an_error(tmp_path):
+    manifest = write_snapshot(tmp_path, "2026-01-01T01-00Z", [("clients/acc-a/x", GIB)])
+    (manifest.parent.parent / "data" / "2026-01-01T01-00Z.csv.gz").unlink()
+    with pytest.raises(ValueError, match=r"2026-01-01T01-00Z/manifest\.json.*missing"):
+        read_january(inventory=tmp_path)
+
+
+def test_corrupt_inventory_gzip_names_the_file(tmp_path):
+    manifest = write_snapshot(tmp_path, "2026-01-01T01-00Z", [("clients/acc-a/x", GIB)])
+    (manifest.parent.parent / "data" / "2026-01-01T01-00Z.csv.gz").write_bytes(b"\x1f\x8bcorrupt")
+    with pytest.raises(ValueError, match=r"data/2026-01-01T01-00Z\.csv\.gz"):
+        read_january(inventory=tmp_path)

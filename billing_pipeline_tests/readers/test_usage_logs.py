@@ -1,0 +1,382 @@
+"""read_usage_evidence over CloudWatch Logs exports: every accepted line shape, with hand-computed quantities."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+
+import pyarrow as pa
+import pytest
+
+from billing_pipeline.readers.usage_logs import USAGE_SCHEMA, read_usage_evidence
+from billing_pipeline.storage import locate
+from billing_pipeline_tests.readers.test_usage_support import (
+    JANUARY,
+    of_service,
+    quantities,
+    read_january,
+    report,
+    text_app_line,
+    write_export,
+)
+
+
+def test_lambda_reports_text_and_json_joined_to_their_owner(tmp_path):
+    write_export(
+        tmp_path,
+        "2026/01/05/[$LATEST]aaa",
+        [
+            "2026-01-05T10:00:00.000Z START RequestId: r1 Version: $LATEST",
+            text_app_line("2026-01-05T10:00:00.100Z", "r1", json.dumps({"accountant_id": "acc-a", "action": "x"})),
+            "2026-01-05T10:00:00.200Z END RequestId: r1",
+            report("2026-01-05T10:00:00.200Z", "r1", billed_ms=16, memory_mb=128),  # no Init Duration
+            # Lambda JSON log format app line, then a REPORT with Init Duration (billed already includes init)
+            '2026-01-05T10:20:00.000Z {"timestamp": "2026-01-05T10:20:00.000Z", "level": "INFO", '
+            '"message": "computed", "requestId": "r2", "accountant_id": "acc-b"}',
+            report("2026-01-05T10:20:01.000Z", "r2", billed_ms=1000, memory_mb=1024, init_ms="130.49"),
+            # Powertools-style: the fields inside a `message` object, request id as function_request_id
+            '2026-01-05T11:05:00.000Z {"level": "INFO", "function_request_id": "r3", '
+            '"message": {"accountant_id": "acc-a", "step": "done"}}',
+            '2026-01-05T11:05:00.300Z {"time": "2026-01-05T11:05:00.300Z", "type": "platform.report", '
+            '"record": {"requestId": "r3", "metrics": {"durationMs": 100.5, "billedDurationMs": 101, '
+            '"memorySizeMB": 512, "maxMemoryUsedMB": 80, "initDurationMs": 200.1}, "status": "success"}}',
+            '2026-01-05T11:05:00.300Z {"time": "2026-01-05T11:05:00.300Z", "type": "platform.start", '
+            '"record": {"requestId": "r3"}}',
+            # nobody names r4
+            report("2026-01-05T11:30:00.000Z", "r4", billed_ms=250, memory_mb=1024),
+        ],
+    )
+    evidence = read_january(tmp_path)
+
+    assert evidence.usage.schema == USAGE_SCHEMA
+    assert of_service(evidence, "AWSLambda") == {
+        # 16 ms x 128 MB = 0.016 s x 0.125 GB; 1000 ms x 1024 MB = 1 GB-s
+        ("2026-01-05 10", "AWSLambda", "gb_seconds", "", "acc-a"): D("0.002"),
+        ("2026-01-05 10", "AWSLambda", "gb_seconds", "", "acc-b"): D("1"),
+        ("2026-01-05 10", "AWSLambda", "requests", "", "acc-a"): D("1"),
+        ("2026-01-05 10", "AWSLambda", "requests", "", "acc-b"): D("1"),
+        # 0.101 s x 0.5 GB; 0.25 s x 1 GB
+        ("2026-01-05 11", "AWSLambda", "gb_seconds", "", "acc-a"): D("0.0505"),
+        ("2026-01-05 11", "AWSLambda", "gb_seconds", "", "unattributed"): D("0.25"),
+        ("2026-01-05 11", "AWSLambda", "requests", "", "acc-a"): D("1"),
+        ("2026-01-05 11", "AWSLambda", "requests", "", "unattributed"): D("1"),
+    }
+    assert evidence.problems == {"report_without_owner": 1}
+    assert evidence.lines_read == 10
+    assert evidence.files_read == 1
+
+
+def test_gb_seconds_are_exact_for_odd_memory_sizes(tmp_path):
+    # 1 ms x 129 MB = 129 / 1,024,000 GB-s = 0.0001259765625 (13 places): summed exactly, rounded once.
+    lines = []
+    for i in range(8):
+        lines.append(text_app_line("2026-01-07T08:00:00.000Z", f"q{i}", '{"accountant_id": "acc-a"}'))
+        lines.append(report("2026-01-07T08:00:01.000Z", f"q{i}", billed_ms=1, memory_mb=129))
+    write_export(tmp_path, "s", lines)
+    got = of_service(read_january(tmp_path), "AWSLambda")
+    assert got[("2026-01-07 08", "AWSLambda", "gb_seconds", "", "acc-a")] == D("0.0010078125")  # 8 x exact
+    assert got[("2026-01-07 08", "AWSLambda", "requests", "", "acc-a")] == D("8")
+
+
+def test_malformed_and_unrecognized_lines_are_counted_not_fatal(tmp_path):
+    write_export(
+        tmp_path,
+        "s",
+        [
+            '2026-01-05T10:00:00.000Z {"accountant_id": "acc-a", "requestId": "r1"',  # truncated JSON
+            text_app_line("2026-01-05T10:00:01.000Z", "r2", '{"accountant_id": "acc-a",'),  # malformed payload
+            text_app_line("2026-01-05T10:00:02.000Z", "r2", "Processing the request"),  # plain text message
+            "a line without a timestamp",
+            '2026-01-05T10:00:03.000Z {"accountant_id": "acc-a", "msg": "no request id"}',
+            '2026-01-05T10:00:04.000Z {"level": "INFO", "requestId": "r5", "message": "no tenant"}',
+            "2026-01-05T10:00:05.000Z REPORT RequestId: r6\tDuration: 1.00 ms",  # cut short
+            "",
+        ],
+    )
+    evidence = read_january(tmp_path)
+    assert evidence.usage.num_rows == 0
+    assert evidence.problems == {
+        "malformed_json": 2,
+        "unrecognized_line": 3,
+        "missing_request_id": 1,
+        "malformed_report": 1,
+    }
+
+
+def test_dynamodb_consumed_capacity_object_and_list(tmp_path):
+    write_export(
+        tmp_path,
+        "s",
+        [
+            # object, bare CapacityUnits, read operation
+            '2026-01-05T10:00:00Z {"accountant_id": "acc-a", "requestId": "r1", "operation": "GetItem", '
+            '"ConsumedCapacity": {"TableName": "returns", "CapacityUnits": 0.5}}',
+            # list (batch), explicit read/write units; one table named by ARN
+            '2026-01-05T10:01:00Z {"accountant_id": "acc-a", "requestId": "r2", "operation": "TransactWriteItems", '
+            '"ConsumedCapacity": [{"TableName": "returns", "CapacityUnits": 6, "ReadCapacityUnits": 2, '
+            '"WriteCapacityUnits": 4}, {"TableName": "arn:aws:dynamodb:us-east-1:123456789012:table/ledger", '
+            '"CapacityUnits": 3, "WriteCapacityUnits": 3}]}',
+            # Operation (capitalized) says write
+            '2026-01-05T10:02:00Z {"accountant_id": "acc-b", "requestId": "r3", "Operation": "PutItem", '
+            '"ConsumedCapacity": {"TableName": "returns", "CapacityUnits": 2}}',
+            # no operation: counted as write, and as ambiguous
+            '2026-01-05T10:03:00Z {"accountant_id": "acc-b", "requestId": "r4", '
+            '"ConsumedCapacity": {"TableName": "returns", "CapacityUnits": 1.5}}',
+            # no accountant on the line, but its request id is acc-b's (text format line below)
+            text_app_line("2026-01-05T10:04:00Z", "r5", '{"accountant_id": "acc-b"}'),
+            text_app_line("2026-01-05T10:04:01Z", "r5", '{"operation": "Query", '
+                          '"ConsumedCapacity": {"TableName": "returns", "CapacityUnits": 4}}'),
+            # no owner at all
+            '2026-01-05T11:00:00Z {"requestId": "r6", "operation": "Scan", '
+            '"ConsumedCapacity": {"TableName": "returns", "CapacityUnits": 10}}',
+            '2026-01-05T11:00:01Z {"accountant_id": "acc-a", "requestId": "r7", "ConsumedCapacity": "lots"}',
+        ],
+    )
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonDynamoDB") == {
+        ("2026-01-05 10", "AmazonDynamoDB", "read_units", "returns", "acc-a"): D("2.5"),
+        ("2026-01-05 10", "AmazonDynamoDB", "write_units", "returns", "acc-a"): D("4"),
+        ("2026-01-05 10", "AmazonDynamoDB", "write_units", "ledger", "acc-a"): D("3"),
+        ("2026-01-05 10", "AmazonDynamoDB", "write_units", "returns", "acc-b"): D("3.5"),
+        ("2026-01-05 10", "AmazonDynamoDB", "read_units", "returns", "acc-b"): D("4"),
+        ("2026-01-05 11", "AmazonDynamoDB", "read_units", "returns", "unattributed"): D("10"),
+    }
+    assert evidence.problems == {
+        "ambiguous_capacity_units": 1,
+        "missing_accountant_id": 1,
+        "malformed_consumed_capacity": 1,
+    }
+
+
+def test_agentcore_sessions_tool_calls_and_session_usage(tmp_path):
+    write_export(
+        tmp_path,
+        "agent",
+        [
+            # a session started last month: its tool call counts, the session does not count again
+            '2025-12-31T23:50:00Z {"event": "session_start", "session_id": "s0", "accountant_id": "acc-b"}',
+            '2026-01-01T00:10:00Z {"event": "tool_call", "session_id": "s0", "accountant_id": "acc-b", "tool": "x"}',
+            '2026-01-05T12:00:00Z {"event": "session_start", "session_id": "s1", "accountant_id": "acc-a"}',
+            '2026-01-05T12:00:30Z {"event": "SessionStart", "session_id": "s1", "accountant_id": "acc-a"}',  # again
+            '2026-01-05T12:01:00Z {"event": "tool_call", "session_id": "s1", "accountant_id": "acc-a"}',
+            '2026-01-05T12:02:00Z {"event": "tool-call", "session_id": "s1"}',  # owner from the session
+            '2026-01-05T12:30:00Z {"session_id": "s1", "vcpu_hours": 0.25, "gb_hours": 0.5}',
+            '2026-01-05T13:00:00Z {"session.id": "s1", "agent.runtime.vcpu.hours.used": 0.125, '
+            '"agent.runtime.memory.gb_hours.used": 0.25}',
+            # the agent's user_id names the tenant
+            '2026-01-05T13:00:00Z {"event_type": "session_start", "session_id": "s2", "user_id": "acc-b"}',
+            # nobody owns s3
+            '2026-01-05T14:00:00Z {"event": "session_start", "session_id": "s3"}',
+        ],
+    )
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonBedrockAgentCore") == {
+        ("2026-01-01 00", "AmazonBedrockAgentCore", "tool_calls", "", "acc-b"): D("1"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "sessions", "", "acc-a"): D("1"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "tool_calls", "", "acc-a"): D("2"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "vcpu_hours", "", "acc-a"): D("0.25"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "gb_hours", "", "acc-a"): D("0.5"),
+        ("2026-01-05 13", "AmazonBedrockAgentCore", "vcpu_hours", "", "acc-a"): D("0.125"),
+        ("2026-01-05 13", "AmazonBedrockAgentCore", "gb_hours", "", "acc-a"): D("0.25"),
+        ("2026-01-05 13", "AmazonBedrockAgentCore", "sessions", "", "acc-b"): D("1"),
+        ("2026-01-05 14", "AmazonBedrockAgentCore", "sessions", "", "unattributed"): D("1"),
+    }
+    assert evidence.problems == {"session_without_owner": 1}
+
+
+def test_bedrock_invocation_tokens(tmp_path):
+    def invocation(at, accountant, input_tokens, output_tokens, cache=None, model="anthropic.claude-3-haiku"):
+        record = {
+            "schemaType": "ModelInvocationLog",
+            "schemaVersion": "1.0",
+            "timestamp": at,
+            "accountId": "123456789012",
+            "region": "us-east-1",
+            "requestId": "b-" + at,
+            "operation": "Converse",
+            "modelId": model,
+            "input": {"inputContentType": "application/json", "inputTokenCount": input_tokens},
+            "output": {"outputContentType": "application/json", "outputTokenCount": output_tokens},
+        }
+        if accountant:
+            record["requestMetadata"] = {"accountant_id": accountant}
+        if cache:
+            record["input"].update(cacheReadInputTokenCount=cache[0], cacheWriteInputTokenCount=cache[1])
+        return json.dumps(record)
+
+    write_export(
+        tmp_path,
+        "bedrock",
+        [
+            f"2026-01-05T13:00:00Z {invocation('2026-01-05T13:00:00Z', 'acc-a', 100, 50)}",
+            f"2026-01-05T13:10:00Z {invocation('2026-01-05T13:10:00Z', 'acc-a', 20, 5, cache=(300, 40))}",
+            f"2026-01-05T13:20:00Z {invocation('2026-01-05T13:20:00Z', None, 7, 3)}",
+        ],
+    )
+    # Invocation logs delivered to S3 are bare JSON lines, their time in `timestamp`.
+    bare = tmp_path / "AWSLogs" / "bedrock.json"
+    bare.parent.mkdir()
+    bare.write_text(invocation("2026-01-05T14:00:00Z", "acc-b", 1000, 2000, model="amazon.nova-lite-v1:0") + "\n")
+
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonBedrock") == {
+        ("2026-01-05 13", "AmazonBedrock", "input_tokens", "anthropic.claude-3-haiku", "acc-a"): D("120"),
+        ("2026-01-05 13", "AmazonBedrock", "output_tokens", "anthropic.claude-3-haiku", "acc-a"): D("55"),
+        ("2026-01-05 13", "AmazonBedrock", "cache_read_tokens", "anthropic.claude-3-haiku", "acc-a"): D("300"),
+        ("2026-01-05 13", "AmazonBedrock", "cache_write_tokens", "anthropic.claude-3-haiku", "acc-a"): D("40"),
+        ("2026-01-05 13", "AmazonBedrock", "input_tokens", "anthropic.claude-3-haiku", "unattributed"): D("7"),
+        ("2026-01-05 13", "AmazonBedrock", "output_tokens", "anthropic.claude-3-haiku", "unattributed"): D("3"),
+        ("2026-01-05 14", "AmazonBedrock", "input_tokens", "amazon.nova-lite-v1:0", "acc-b"): D("1000"),
+        ("2026-01-05 14", "AmazonBedrock", "output_tokens", "amazon.nova-lite-v1:0", "acc-b"): D("2000"),
+    }
+    assert evidence.problems == {"missing_accountant_id": 1}
+    assert evidence.files_read == 2
+
+
+def test_s3_server_access_log_requests(tmp_path):
+    def access(time, operation, key, uri):
+        return (
+            f"79a59df900b949e55d96a1e698fbaced tax-demo-docs [{time}] 192.0.2.3 "
+            f"arn:aws:sts::123456789012:assumed-role/app/x 3E57427F3EXAMPLE {operation} {key} "
+            f'"{uri}" 200 - 113 113 7 6 "-" "aws-sdk" - hostid= SigV4 ECDHE-RSA-AES128-GCM-SHA256 '
+            "AuthHeader tax-demo-docs.s3.us-east-1.amazonaws.com TLSv1.2 - -"
+        )
+
+    path = tmp_path / "s3-access" / "2026-01-05-15-00-00-ABCDEF"
+    path.parent.mkdir()
+    path.write_text(
+        "\n".join(
+            [
+                access("05/Jan/2026:15:00:01 +0000", "REST.PUT.OBJECT", "clients/acc-a/w2.pdf",
+                       "PUT /clients/acc-a/w2.pdf HTTP/1.1"),
+                access("05/Jan/2026:15:00:02 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf",
+                       "GET /clients/acc-a/w2.pdf HTTP/1.1"),
+                access("05/Jan/2026:15:00:03 +0000", "REST.HEAD.OBJECT", "clients%2Facc-b%2Fa%20b.pdf",
+                       "HEAD /clients/acc-b/a%20b.pdf HTTP/1.1"),
+                access("05/Jan/2026:15:00:04 +0000", "REST.GET.BUCKET", "-",
+                       "GET /?list-type=2&prefix=clients%2Facc-b%2F HTTP/1.1"),
+                access("05/Jan/2026:15:00:05 +0000", "REST.DELETE.OBJECT", "clients/acc-a/old.pdf",
+                       "DELETE /clients/acc-a/old.pdf HTTP/1.1"),  # free: no driver
+                access("05/Jan/2026:16:59:59 +0100", "REST.GET.OBJECT", "assets/logo.png",
+                       "GET /assets/logo.png HTTP/1.1"),  # no client
+            ]
+        )
+    )
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-b"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
+    }
+    assert evidence.problems == {"s3_request_outside_clients": 1}
+
+
+def test_only_the_billing_month_counts(tmp_path):
+    write_export(
+        tmp_path,
+        "s",
+        [
+            # the app line is December's, the REPORT January's: attributed, in January's first hour
+            text_app_line("2025-12-31T23:59:59.900Z", "r1", '{"accountant_id": "acc-a"}'),
+            report("2026-01-01T00:00:00.500Z", "r1", billed_ms=1000, memory_mb=2048),
+            # wholly December / February: neither evidence nor problems
+            text_app_line("2025-12-31T22:00:00.000Z", "r0", '{"accountant_id": "acc-a"}'),
+            report("2025-12-31T22:00:01.000Z", "r0", billed_ms=5000, memory_mb=1024),
+            report("2025-12-31T22:00:02.000Z", "r-unowned", billed_ms=5000, memory_mb=1024),
+            "2025-12-31T22:00:03.000Z {not json",
+            text_app_line("2026-02-01T00:00:00.000Z", "r9", '{"accountant_id": "acc-a"}'),
+            report("2026-02-01T00:00:00.000Z", "r9", billed_ms=5000, memory_mb=1024),
+            # the last instant of January is January's
+            text_app_line("2026-01-31T23:59:59.999Z", "r8", '{"accountant_id": "acc-b"}'),
+            report("2026-01-31T23:59:59.999Z", "r8", billed_ms=500, memory_mb=1024),
+        ],
+    )
+    evidence = read_january(tmp_path)
+    assert quantities(evidence) == {
+        ("2026-01-01 00", "AWSLambda", "gb_seconds", "", "acc-a"): D("2"),
+        ("2026-01-01 00", "AWSLambda", "requests", "", "acc-a"): D("1"),
+        ("2026-01-31 23", "AWSLambda", "gb_seconds", "", "acc-b"): D("0.5"),
+        ("2026-01-31 23", "AWSLambda", "requests", "", "acc-b"): D("1"),
+    }
+    assert evidence.problems == {}
+
+
+def test_timestamps_with_offsets_become_utc(tmp_path):
+    write_export(
+        tmp_path,
+        "s",
+        [
+            text_app_line("2026-01-05T12:30:00+02:00", "r1", '{"accountant_id": "acc-a"}'),
+            report("2026-01-05T12:30:00+02:00", "r1", billed_ms=1000, memory_mb=1024),
+        ],
+    )
+    assert quantities(read_january(tmp_path))[("2026-01-05 10", "AWSLambda", "requests", "", "acc-a")] == D("1")
+
+
+def test_files_in_many_exports_and_depths_are_summed(tmp_path):
+    write_export(tmp_path / "prefix-a", "2026/01/05/[$LATEST]one", [
+        text_app_line("2026-01-05T10:00:00Z", "r1", '{"accountant_id": "acc-a"}'),
+        report("2026-01-05T10:00:01Z", "r1", billed_ms=1000, memory_mb=1024),
+    ])
+    write_export(tmp_path / "prefix-b" / "deeper", "2026/01/05/[2]two", [
+        text_app_line("2026-01-05T10:10:00Z", "r2", '{"accountant_id": "acc-a"}'),
+        report("2026-01-05T10:10:01Z", "r2", billed_ms=3000, memory_mb=1024),
+    ], task="task-0002")
+    (tmp_path / "prefix-a" / "aws-logs-write-test").write_text("Permission Check Successful")
+    evidence = read_january(tmp_path)
+    assert quantities(evidence) == {
+        ("2026-01-05 10", "AWSLambda", "gb_seconds", "", "acc-a"): D("4"),
+        ("2026-01-05 10", "AWSLambda", "requests", "", "acc-a"): D("2"),
+    }
+    assert evidence.files_read == 2
+    assert evidence.problems == {}
+
+
+def test_corrupt_gzip_names_the_file(tmp_path):
+    good = write_export(tmp_path, "ok", [report("2026-01-05T10:00:01Z", "r1", 1, 128)])
+    bad = good.parent.parent / "broken" / "000000.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(good.read_bytes()[:-12])  # truncated
+    with pytest.raises(ValueError, match=r"broken/000000\.gz"):
+        read_january(tmp_path)
+
+
+def test_no_locations_or_empty_folders_give_no_rows(tmp_path):
+    for evidence in (
+        read_usage_evidence(None, None, JANUARY),
+        read_january(tmp_path / "missing", tmp_path / "also-missing"),
+        read_january(tmp_path),
+    ):
+        assert evidence.usage.num_rows == 0
+        assert evidence.usage.schema == USAGE_SCHEMA
+        assert (evidence.problems, evidence.lines_read, evidence.files_read) == ({}, 0, 0)
+    assert isinstance(read_usage_evidence(locate(str(tmp_path)), None, JANUARY).usage, pa.Table)
+
+
+def test_sample_export_with_every_shape():
+    """billing_pipeline_tests/data/logs/2026-01-all-shapes: one readable (uncompressed) export of every shape."""
+    from pathlib import Path
+
+    sample = Path(__file__).parent.parent / "data" / "logs" / "2026-01-all-shapes"
+    evidence = read_january(sample)
+    hour10, hour11 = "2026-01-05 10", "2026-01-05 11"
+    assert quantities(evidence) == {
+        (hour10, "AWSLambda", "gb_seconds", "", "acc-a"): D("0.002"),
+        (hour10, "AWSLambda", "gb_seconds", "", "acc-b"): D("1"),
+        (hour10, "AWSLambda", "gb_seconds", "", "unattributed"): D("0.05"),
+        (hour10, "AWSLambda", "requests", "", "acc-a"): D("1"),
+        (hour10, "AWSLambda", "requests", "", "acc-b"): D("1"),
+        (hour10, "AWSLambda", "requests", "", "unattributed"): D("1"),
+        (hour10, "AmazonDynamoDB", "read_units", "tax-returns", "acc-a"): D("0.5"),
+        (hour10, "AmazonDynamoDB", "write_units", "tax-returns", "acc-b"): D("2"),
+        (hour11, "AmazonBedrockAgentCore", "sessions", "", "acc-a"): D("1"),
+        (hour11, "AmazonBedrockAgentCore", "tool_calls", "", "acc-a"): D("1"),
+        (hour11, "AmazonBedrockAgentCore", "vcpu_hours", "", "acc-a"): D("0.25"),
+        (hour11, "AmazonBedrockAgentCore", "gb_hours", "", "acc-a"): D("0.5"),
+        (hour11, "AmazonBedrock", "input_tokens", "anthropic.claude-3-haiku-20240307-v1:0", "acc-a"): D("1200"),
+        (hour11, "AmazonBedrock", "output_tokens", "anthropic.claude-3-haiku-20240307-v1:0", "acc-a"): D("300"),
+        (hour11, "AmazonBedrock", "cache_read_tokens", "anthropic.claude-3-haiku-20240307-v1:0", "acc-a"): D("800"),
+    }
+    assert evidence.problems == {"report_without_owner": 1, "malformed_json": 1}
+    assert (evidence.lines_read, evidence.files_read) == (12, 1)

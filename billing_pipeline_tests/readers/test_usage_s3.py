@@ -1,0 +1,58 @@
+"""The usage readers over S3 (a local moto server): the same evidence as from a local folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+from decimal import Decimal as D
+
+import pytest
+
+from billing_pipeline.readers.usage_logs import read_usage_evidence
+from billing_pipeline.storage import locate
+from billing_pipeline_tests.readers.test_usage_support import JANUARY, quantities, report, text_app_line
+
+moto_server = pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3")
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="billing")
+    yield client
+    server.stop()
+
+
+def test_logs_and_inventory_read_from_s3(s3):
+    lines = [
+        text_app_line("2026-01-05T10:00:00Z", "r1", '{"accountant_id": "acc-a"}'),
+        report("2026-01-05T10:00:01Z", "r1", billed_ms=1000, memory_mb=1024),
+    ]
+    s3.put_object(Bucket="billing", Key="logs/export/task-1/2026/01/05/[$LATEST]x/000000.gz",
+                  Body=gzip.compress("\n".join(lines).encode()))
+    csv_gz = gzip.compress(f'"tax-demo-docs","clients/acc-a/x.pdf","{2**30 * 744}","2026-01-01"\n'.encode())
+    s3.put_object(Bucket="billing", Key="inv/tax-demo-docs/daily/data/a.csv.gz", Body=csv_gz)
+    s3.put_object(Bucket="billing", Key="inv/tax-demo-docs/daily/2026-01-05T00-00Z/manifest.json", Body=json.dumps({
+        "sourceBucket": "tax-demo-docs", "destinationBucket": "arn:aws:s3:::billing", "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": "inv/tax-demo-docs/daily/data/a.csv.gz", "size": len(csv_gz), "MD5checksum": "0"}],
+    }))
+
+    evidence = read_usage_evidence(locate("s3://billing/logs"), locate("s3://billing/inv"), JANUARY)
+    rows = quantities(evidence)
+    assert rows[("2026-01-05 10", "AWSLambda", "gb_seconds", "", "acc-a")] == D("1")
+    assert rows[("2026-01-05 10", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("1")
+    assert sum(v for k, v in rows.items() if k[2] == "gb_months") == D("24")
+    assert evidence.files_read == 3

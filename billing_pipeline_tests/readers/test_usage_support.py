@@ -1,0 +1,61 @@
+"""Helpers for the usage reader tests (no tests here): write small CloudWatch Logs exports, read evidence back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from decimal import Decimal
+from pathlib import Path
+
+from billing_pipeline.readers.usage_logs import UsageEvidence, read_usage_evidence
+from billing_pipeline.storage import locate
+
+JANUARY = dt.date(2026, 1, 1)
+TAB = "\t"
+
+
+def write_export(root: Path, stream: str, lines: list[str], task: str = "task-0001") -> Path:
+    """One CloudWatch Logs export file: <root>/<task id>/<log stream>/000000.gz, one event per line."""
+    path = root / task / stream / "000000.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+def report(at: str, request_id: str, billed_ms: int, memory_mb: int, init_ms: str | None = None) -> str:
+    """A Lambda text-format REPORT line as exported: '<timestamp> REPORT RequestId: ...'."""
+    fields = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {billed_ms - 0.42:.2f} ms",
+        f"Billed Duration: {billed_ms} ms",
+        f"Memory Size: {memory_mb} MB",
+        "Max Memory Used: 56 MB",
+    ]
+    if init_ms:
+        fields.append(f"Init Duration: {init_ms} ms")
+    return f"{at} {TAB.join(fields)}{TAB}"
+
+
+def text_app_line(at: str, request_id: str, message: str, level: str = "INFO") -> str:
+    """A Lambda text-format application line: '<timestamp> [LEVEL]\\t<timestamp>\\t<requestId>\\t<message>'."""
+    return f"{at} [{level}]{TAB}{at}{TAB}{request_id}{TAB}{message}"
+
+
+def read_january(logs: Path | None = None, inventory: Path | None = None) -> UsageEvidence:
+    return read_usage_evidence(
+        locate(str(logs)) if logs else None, locate(str(inventory)) if inventory else None, JANUARY
+    )
+
+
+def quantities(evidence: UsageEvidence) -> dict[tuple, Decimal]:
+    """{(usage_hour 'YYYY-MM-DD HH', service, driver, scope, accountant_id): quantity}."""
+    return {
+        (r["usage_hour"].strftime("%Y-%m-%d %H"), r["service"], r["driver"], r["scope"], r["accountant_id"]): r[
+            "quantity"
+        ]
+        for r in evidence.usage.to_pylist()
+    }
+
+
+def of_service(evidence: UsageEvidence, service: str) -> dict[tuple, Decimal]:
+    return {k: v for k, v in quantities(evidence).items() if k[1] == service}
