@@ -1,0 +1,314 @@
+"""The oracle: docs/attribution-rules.md implemented a second time, in plain Python with exact integers/Fractions.
+
+It deliberately imports nothing else from billing_pipeline, so that it is an independent check of the SQL
+implementation (`billing_pipeline/assets/tenant_costs.sql`). It works on line items and usage evidence as plain
+Python values (the sample-data generator hands over exactly what it wrote to the CUR and the logs).
+
+Money is counted in integer units of 1e-10 (DECIMAL(38,10)); driver quantities are Fractions, so no step rounds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Iterable, Mapping
+
+UNITS_PER_DOLLAR = 10**10  # DECIMAL(38, 10)
+UNATTRIBUTED = "unattributed"
+HOUR = dt.timedelta(hours=1)
+
+# (service, substrings of usage_type, drivers in order of preference); first matching row wins.
+DRIVER_RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    ("AWSLambda", ("GB-Second",), ("gb_seconds",)),
+    ("AWSLambda", ("Request",), ("requests",)),
+    ("AmazonDynamoDB", ("ReadRequestUnits", "ReadCapacityUnit-Hrs"), ("read_units",)),
+    ("AmazonDynamoDB", ("WriteRequestUnits", "WriteCapacityUnit-Hrs"), ("write_units",)),
+    ("AmazonS3", ("TimedStorage",), ("gb_months",)),
+    ("AmazonS3", ("Requests-Tier1",), ("tier1_requests",)),
+    ("AmazonS3", ("Requests-Tier2",), ("tier2_requests",)),
+    ("AmazonBedrockAgentCore", ("vCPU",), ("vcpu_hours", "sessions")),
+    ("AmazonBedrockAgentCore", ("GB-Hour", "Memory"), ("gb_hours", "sessions")),
+    ("AmazonBedrockAgentCore", ("Gateway", "Tool"), ("tool_calls",)),
+    ("AmazonBedrockAgentCore", ("",), ("sessions",)),  # any other AgentCore usage type
+    ("AmazonBedrock", ("cache-read-input-token",), ("cache_read_tokens",)),
+    ("AmazonBedrock", ("cache-write-input-token",), ("cache_write_tokens",)),
+    ("AmazonBedrock", ("input-token",), ("input_tokens",)),
+    ("AmazonBedrock", ("output-token",), ("output_tokens",)),
+]
+COMBINED = "combined"
+COMBINED_SERVICES = ("AWSLambda", "AmazonDynamoDB", "AmazonS3", "AmazonBedrock")
+
+RESOURCE_TYPES = {
+    "AWSLambda": "lambda",
+    "AmazonDynamoDB": "dynamodb",
+    "AmazonS3": "s3",
+    "AmazonBedrockAgentCore": "agentcore",
+    "AmazonBedrock": "bedrock",
+}
+
+
+def resource_type(service: str) -> str:
+    return RESOURCE_TYPES.get(service, "other")
+
+
+def drivers_for(service: str, usage_type: str) -> tuple[str, ...]:
+    """The drivers (in order of preference) that split a shared line; ('combined',) or () for none."""
+    for rule_service, needles, drivers in DRIVER_RULES:
+        if rule_service == service and any(n in usage_type for n in needles):
+            return drivers
+    if service in COMBINED_SERVICES:
+        return (COMBINED,)
+    return ()
+
+
+def fact_scope(service: str, resource_id: str) -> str:
+    """The scope a line item's usage counts for: the DynamoDB table or the S3 bucket; '' otherwise."""
+    if service == "AmazonDynamoDB":
+        return resource_id.rsplit("table/", 1)[-1] if "table/" in resource_id else resource_id
+    if service == "AmazonS3":
+        return resource_id
+    return ""
+
+
+@dataclass(frozen=True)
+class LineItem:
+    usage_start: dt.datetime  # UTC, naive or aware (compared consistently)
+    usage_end: dt.datetime
+    usage_account_id: str
+    line_item_type: str
+    service: str
+    usage_type: str
+    operation: str
+    resource_id: str
+    accountant_id: str
+    application: str
+    environment: str
+    cost_center: str
+    currency: str
+    cost_units: int  # unblended cost in 1e-10
+
+
+@dataclass(frozen=True)
+class Evidence:
+    hour: dt.datetime  # the usage hour (timestamp truncated to the hour)
+    service: str
+    driver: str
+    scope: str
+    accountant_id: str  # 'unattributed' for usage with no known owner
+    quantity: Fraction
+
+
+@dataclass(frozen=True)
+class Allocation:
+    usage_hour: dt.datetime
+    accountant_id: str
+    service: str
+    usage_type: str
+    line_item_type: str
+    resource_id: str
+    allocation: str  # direct | shared_hour | shared_day | shared_month | unattributed
+    driver: str | None
+    cost_units: int
+    fact: int = -1  # which fact (index in the oracle's fact order) the row belongs to
+
+    @property
+    def usage_date(self) -> dt.date:
+        return self.usage_hour.date()
+
+    @property
+    def cost(self) -> Decimal:
+        return units_to_decimal(self.cost_units)
+
+
+def units_to_decimal(units: int) -> Decimal:
+    return (Decimal(units) / UNITS_PER_DOLLAR).quantize(Decimal("0.0000000001"))
+
+
+def decimal_to_units(value: Decimal | str) -> int:
+    scaled = Decimal(value) * UNITS_PER_DOLLAR
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} has more than 10 decimals")
+    return int(scaled)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The exact split
+
+
+def largest_remainder_split(units: int, weights: Mapping[str, Fraction | int]) -> dict[str, int]:
+    """Split `units` (an integer count of 1e-10) in proportion to `weights`, exactly.
+
+    Each tenant gets floor(|C| w / W); the units left go one each to the largest remainders (|C| w mod W),
+    ties by accountant_id ascending; the sign of C is restored. Tenants with weight 0 are left out.
+    """
+    positive = {k: Fraction(w) for k, w in weights.items() if w > 0}
+    total = sum(positive.values(), Fraction(0))
+    if total <= 0:
+        raise ValueError("no positive weight to split by")
+    magnitude = abs(units)
+    sign = -1 if units < 0 else 1
+    shares: dict[str, int] = {}
+    remainders: dict[str, Fraction] = {}
+    for tenant, weight in positive.items():
+        exact = magnitude * weight / total
+        shares[tenant] = math.floor(exact)
+        remainders[tenant] = exact - shares[tenant]
+    left = magnitude - sum(shares.values())
+    for tenant in sorted(remainders, key=lambda t: (-remainders[t], t))[:left]:
+        shares[tenant] += 1
+    return {tenant: sign * share for tenant, share in shares.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evidence, summed by hour / day / month
+
+
+class EvidenceIndex:
+    """Evidence quantities per (service, driver, scope) and window, per tenant."""
+
+    def __init__(self, evidence: Iterable[Evidence]):
+        self.by_hour: dict[tuple, dict[dt.datetime, dict[str, Fraction]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(Fraction))
+        )
+        for e in evidence:
+            if e.quantity:
+                self.by_hour[(e.service, e.driver, e.scope)][e.hour][e.accountant_id] += Fraction(e.quantity)
+        self.by_day: dict[tuple, dict[dt.date, dict[str, Fraction]]] = {}
+        self.by_month: dict[tuple, dict[str, Fraction]] = {}
+        for key, hours in self.by_hour.items():
+            days: dict = defaultdict(lambda: defaultdict(Fraction))
+            month: dict = defaultdict(Fraction)
+            for hour, tenants in hours.items():
+                for tenant, q in tenants.items():
+                    days[hour.date()][tenant] += q
+                    month[tenant] += q
+            self.by_day[key] = days
+            self.by_month[key] = month
+
+    def has(self, service: str, driver: str, scope: str | None = None) -> bool:
+        """Any evidence in the month for (service, driver[, scope])."""
+        return any(
+            k[0] == service and k[1] == driver and (scope is None or k[2] == scope) and any(self.by_month[k].values())
+            for k in self.by_month
+        )
+
+    def keys(self, service: str, driver: str, scope: str | None) -> list[tuple]:
+        return [k for k in self.by_month if k[0] == service and k[1] == driver and (scope is None or k[2] == scope)]
+
+    def weights(self, keys: list[tuple], window: str, hour: dt.datetime, factor: Mapping[tuple, Fraction]):
+        """Tenant weights in the window (hour / day / month) around `hour`, summed over `keys` x factor."""
+        out: dict[str, Fraction] = defaultdict(Fraction)
+        for key in keys:
+            if window == "hour":
+                tenants = self.by_hour[key].get(hour, {})
+            elif window == "day":
+                tenants = self.by_day[key].get(hour.date(), {})
+            else:
+                tenants = self.by_month[key]
+            for tenant, q in tenants.items():
+                out[tenant] += q * factor[key]
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facts and their allocation
+
+
+def _hour_floor(t: dt.datetime) -> dt.datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def span_hours(start: dt.datetime, end: dt.datetime) -> int:
+    return max(1, math.ceil((end - start) / HOUR))
+
+
+def build_facts(line_items: Iterable[LineItem], application: str) -> tuple[dict[tuple, int], int, int]:
+    """Sum in-scope line items into hourly cost facts; return (facts, in_scope_units, out_of_scope_units)."""
+    facts: dict[tuple, int] = defaultdict(int)
+    in_scope = out_of_scope = 0
+    for li in line_items:
+        if li.application != application:
+            out_of_scope += li.cost_units
+            continue
+        in_scope += li.cost_units
+        key = (
+            _hour_floor(li.usage_start), span_hours(li.usage_start, li.usage_end), li.usage_account_id,
+            li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, li.accountant_id,
+            li.application, li.environment, li.cost_center, li.currency,
+        )
+        facts[key] += li.cost_units
+    return facts, in_scope, out_of_scope
+
+
+def attribute(
+    line_items: Iterable[LineItem],
+    evidence: Iterable[Evidence],
+    prices: Mapping[str, Mapping[str, Decimal | str]],
+    application: str = "tax-demo",
+) -> tuple[list[Allocation], int, int]:
+    """Allocate every in-scope fact; return (allocations, in_scope_units, out_of_scope_units)."""
+    facts, in_scope, out_of_scope = build_facts(line_items, application)
+    index = EvidenceIndex(evidence)
+    allocations: list[Allocation] = []
+    ordered = sorted(facts.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+    for fact_no, (key, cost_units) in enumerate(ordered):
+        hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
+
+        def emit(tenant: str, units: int, allocation: str, driver: str | None) -> None:
+            allocations.append(
+                Allocation(hour, tenant, service, usage_type, li_type, resource_id, allocation, driver, units, fact_no)
+            )
+
+        if accountant_id:  # 1. direct
+            emit(accountant_id, cost_units, "direct", None)
+            continue
+        preferences = drivers_for(service, usage_type)  # 2. shared: which driver
+        if preferences == (COMBINED,):
+            drivers = [d for d in prices.get(service, {}) if index.has(service, d)]
+            driver_name = COMBINED
+        else:
+            chosen = next((d for d in preferences if index.has(service, d)), None)
+            drivers = [chosen] if chosen else []
+            driver_name = chosen
+        if not drivers:
+            emit(UNATTRIBUTED, cost_units, "unattributed", None)
+            continue
+        scope = fact_scope(service, resource_id)  # 3. scope
+        scoped = any(index.has(service, d, scope) for d in drivers)
+        keys = [k for d in drivers for k in index.keys(service, d, scope if scoped else None)]
+        if driver_name == COMBINED:
+            factor = {k: Fraction(Decimal(str(prices[service][k[1]]))) for k in keys}
+        else:
+            factor = {k: Fraction(1) for k in keys}
+        windows = ["hour", "day", "month"]  # 4. window
+        if span > 24:
+            windows = ["month"]
+        elif span > 1:
+            windows = ["day", "month"]
+        for window in windows:
+            weights = index.weights(keys, window, hour, factor)
+            if sum(weights.values(), Fraction(0)) > 0:
+                for tenant, units in sorted(largest_remainder_split(cost_units, weights).items()):  # 5. split
+                    emit(tenant, units, f"shared_{window}", driver_name)
+                break
+        else:
+            emit(UNATTRIBUTED, cost_units, "unattributed", driver_name)
+    return allocations, in_scope, out_of_scope
+
+
+def summarize(allocations: Iterable[Allocation]):
+    """(by tenant x service, by tenant x service x date, by tenant x resource type, facts per allocation kind)."""
+    monthly: dict[tuple[str, str], int] = defaultdict(int)
+    daily: dict[tuple[str, str, dt.date], int] = defaultdict(int)
+    by_type: dict[tuple[str, str], int] = defaultdict(int)
+    kinds: dict[str, set] = defaultdict(set)
+    for a in allocations:
+        monthly[(a.accountant_id, a.service)] += a.cost_units
+        daily[(a.accountant_id, a.service, a.usage_date)] += a.cost_units
+        by_type[(a.accountant_id, resource_type(a.service))] += a.cost_units
+        kinds[a.allocation].add(a.fact)
+    return monthly, daily, by_type, {k: len(v) for k, v in sorted(kinds.items())}
