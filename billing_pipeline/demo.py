@@ -29,7 +29,7 @@ def run_month(partition_key: str) -> bool:
     from billing_pipeline.definitions import defs
 
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    result = defs.get_job_def("billing_month_job").execute_in_process(
+    result = defs.resolve_job_def("billing_month_job").execute_in_process(
         partition_key=partition_key, instance=instance, raise_on_error=False
     )
     return result.success

@@ -1,6 +1,5 @@
 """Daily refresh: the current month, and the previous one until AWS has finalized it."""
 
-from __future__ import annotations
 
 import datetime as dt
 

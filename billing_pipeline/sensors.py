@@ -1,6 +1,5 @@
 """A run for each month whose CUR delivery changed: new assemblyId, or other files / ETags under the month."""
 
-from __future__ import annotations
 
 import json
 

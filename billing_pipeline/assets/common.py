@@ -1,6 +1,5 @@
 """What every stage shares: its SQL file, the month it works on, and readable metadata."""
 
-from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal

@@ -1,6 +1,5 @@
 """cur_line_items: the month's current CUR delivery, normalized, replacing whatever the month held before."""
 
-from __future__ import annotations
 
 from dagster import (
     AssetCheckResult,
@@ -53,7 +52,7 @@ def cur_line_items(
             staged_rows = stage_line_items(con, location, delivery, STAGED)
         except CurFormatError as error:
             raise Failure(str(error)) from error
-        (foreign,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE billing_period <> ?", [period]).fetchone()
+        (foreign,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE billing_period <> ?", [period]).fetchall()[0]
         if foreign:
             raise Failure(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
                           f"{period:%Y-%m} belong to another billing period")
@@ -66,7 +65,7 @@ def cur_line_items(
                       string_agg(DISTINCT invoice_id, ', ')
                FROM cur_line_items WHERE billing_period = $period""",
             {"period": period, "application": application},
-        ).fetchone()
+        ).fetchall()[0]
         deliveries_in_month, files, unblended, in_scope, amortized, is_final, currencies, invoices = summary
         by_type = markdown(
             con,

@@ -1,6 +1,5 @@
 """estimated_usage: the application's own estimates, from its usage table."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -29,7 +28,7 @@ def estimated_usage(
         rows = replace_month(con, "estimated_usage", period, "staged_estimated_usage")
         (total, records) = con.execute(
             "SELECT sum(estimated_cost), sum(records) FROM estimated_usage WHERE billing_period = ?", [period]
-        ).fetchone()
+        ).fetchall()[0]
         by_type = markdown(
             con,
             """SELECT resource_type, count(DISTINCT accountant_id) AS tenants, sum(records) AS records,

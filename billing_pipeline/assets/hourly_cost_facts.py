@@ -1,6 +1,5 @@
 """hourly_cost_facts: line items summed to the grain at which cost is attributed."""
 
-from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -52,7 +51,7 @@ def hourly_cost_facts(
             """SELECT sum(unblended_cost) FILTER (in_scope), sum(unblended_cost) FILTER (NOT in_scope)
                FROM hourly_cost_facts WHERE billing_period = ?""",
             [period],
-        ).fetchone()
+        ).fetchall()[0]
         by_service = markdown(
             con,
             """SELECT service, in_scope, currency, count(*) AS facts, sum(line_items) AS line_items,

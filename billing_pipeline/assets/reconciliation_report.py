@@ -1,6 +1,5 @@
 """reconciliation_report: what the application estimated against what AWS billed, per tenant."""
 
-from __future__ import annotations
 
 from dagster import (
     AssetCheckResult,
@@ -45,7 +44,7 @@ def reconciliation_report(
         (is_final,) = con.execute(
             "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
             [period],
-        ).fetchone()
+        ).fetchall()[0]
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE staged_reconciliation_report AS {stage_sql('reconciliation_report')}",
             {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
@@ -61,7 +60,7 @@ def reconciliation_report(
             """SELECT sum(estimated_cost), sum(actual_cost), count(*) FILTER (flagged)
                FROM reconciliation_report WHERE billing_period = ? AND resource_type = 'total'""",
             [period],
-        ).fetchone()
+        ).fetchall()[0]
         no_duplicates = duplicate_check(
             con, "reconciliation_report", ["accountant_id", "resource_type", "currency"], period, "no_duplicate_report_rows"
         )

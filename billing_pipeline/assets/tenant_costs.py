@@ -1,6 +1,5 @@
 """tenant_costs: the application's cost per tenant, direct and shared, exact to 1e-10."""
 
-from __future__ import annotations
 
 from decimal import Decimal
 
@@ -54,7 +53,7 @@ def tenant_costs(
             f"""SELECT count(*) FROM hourly_cost_facts
                 WHERE billing_period = ? AND in_scope AND {METRIC_COLUMN[metric]} IS NULL""",
             [period],
-        ).fetchone()
+        ).fetchall()[0]
         if missing_metric:
             raise Failure(f"BILLING_COST_METRIC={metric}, but {missing_metric} in-scope facts of {period:%Y-%m} have "
                           f"no {METRIC_COLUMN[metric]} (the delivery has no net_* columns)")
@@ -80,7 +79,8 @@ def tenant_costs(
             raise Failure(f"Attribution of {period:%Y-%m} does not add up to the CUR cost (nothing written):\n"
                           + not_conserved.to_markdown(index=False))
 
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_tenant_costs AS {stage_sql('tenant_costs')}", params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_tenant_costs AS {stage_sql('tenant_costs')}",
+                    {"cost_metric": metric})
         rows = replace_month(con, "tenant_costs", period, "staged_tenant_costs")
 
         daily_mismatches = con.execute(

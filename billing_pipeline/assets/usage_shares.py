@@ -1,6 +1,5 @@
 """usage_shares: each tenant's measured usage of the shared services, hour by hour, from the logs."""
 
-from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 

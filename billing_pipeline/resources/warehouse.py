@@ -67,7 +67,7 @@ def replace_month(con: duckdb.DuckDBPyConnection, table: str, billing_period: dt
     try:
         con.execute(f"DELETE FROM {table} WHERE billing_period = ?", [billing_period])
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staged}")
-        (rows,) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [billing_period]).fetchone()
+        (rows,) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [billing_period]).fetchall()[0]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -84,7 +84,7 @@ def month_is_final(database: str, billing_period: dt.date) -> bool:
         with duckdb.connect(database, read_only=True) as con:
             row = con.execute(
                 "SELECT bool_or(invoice_id IS NOT NULL) FROM cur_line_items WHERE billing_period = ?", [billing_period]
-            ).fetchone()
+            ).fetchall()[0]
     except (duckdb.IOException, duckdb.CatalogException):
         return False
-    return bool(row and row[0])
+    return bool(row[0])

@@ -1,0 +1,65 @@
+"""The Definitions users and outside checks rely on: names, partitions, job, schedule, sensor, resources."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey
+
+from billing_pipeline.definitions import defs
+
+REPO = Path(__file__).resolve().parents[1]
+
+ASSETS = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
+          "reconciliation_report"]
+
+
+def test_asset_keys_and_lineage():
+    graph = defs.resolve_asset_graph()
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == sorted(ASSETS)
+    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+               for k in graph.get_all_asset_keys()}
+    assert parents == {
+        "cur_line_items": [],
+        "hourly_cost_facts": ["cur_line_items"],
+        "usage_shares": [],
+        "estimated_usage": [],
+        "tenant_costs": ["hourly_cost_facts", "usage_shares"],
+        "reconciliation_report": ["cur_line_items", "estimated_usage", "tenant_costs"],
+    }
+
+
+def test_every_asset_is_monthly_partitioned_and_in_the_warehouse_pool():
+    graph = defs.resolve_asset_graph()
+    for name in ASSETS:
+        node = graph.get(AssetKey(name))
+        keys = node.partitions_def.get_partition_keys()
+        assert keys[0] == "2018-01-01"
+        assert all(key.endswith("-01") for key in keys)
+        assert node.pools == {"duckdb_warehouse"}
+
+
+def test_job_schedule_sensor():
+    job = defs.resolve_job_def("billing_month_job")
+    assert job.partitions_def is not None
+    schedule = defs.resolve_schedule_def("daily_billing_refresh")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 6 * * *", "UTC")
+    assert defs.resolve_sensor_def("cur_delivery_sensor").job_name == "billing_month_job"
+    check_names = sorted(key.name for key in defs.resolve_asset_graph().asset_check_keys)
+    assert check_names == sorted([
+        "one_delivery", "facts_add_up_to_line_items", "no_duplicate_facts", "shares_sum_to_one",
+        "no_duplicate_shares", "attributed_plus_unattributed_equals_cur", "no_duplicate_tenant_costs",
+        "variance_within_threshold", "no_duplicate_report_rows",
+    ])
+
+
+def test_dagster_definitions_validate_passes():
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "billing_pipeline.definitions"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
