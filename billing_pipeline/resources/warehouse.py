@@ -22,7 +22,10 @@ DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 
 
 def warehouse_ddl() -> str:
-    return package_files.files("billing_pipeline").joinpath("warehouse.sql").read_text(encoding="utf-8")
+    """The core tables (warehouse.sql, the interface contract) and those of the outputs (warehouse_*.sql)."""
+    package = package_files.files("billing_pipeline")
+    extra = sorted(p.name for p in package.iterdir() if p.name.startswith("warehouse_") and p.name.endswith(".sql"))
+    return "\n".join(package.joinpath(name).read_text(encoding="utf-8") for name in ["warehouse.sql", *extra])
 
 
 class BillingWarehouse(ConfigurableResource):
