@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import boto3
 import duckdb
 import pytest
 
@@ -13,33 +14,15 @@ from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.test_cur_fixtures import BUCKET, legacy_row, write_csv, write_legacy_manifest
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
 JAN = dt.date(2026, 1, 1)
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint, monkeypatch):
-    for name, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+def s3(aws):
+    """A bucket on the local S3-compatible server (conftest's `aws` fixture empties it after each test)."""
+    client = boto3.client("s3")
     client.create_bucket(Bucket=BUCKET)
-    yield client
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=BUCKET, Key=item["Key"])
-    client.delete_bucket(Bucket=BUCKET)
+    return client
 
 
 def upload(client, local_root: Path) -> None:

@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 from decimal import Decimal as D
 
+import boto3
 import pytest
 
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.test_usage_support import JANUARY, quantities, report, text_app_line
 
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
-
 
 @pytest.fixture
-def s3(monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+def s3(aws):
+    """A bucket on the local S3-compatible server (conftest's `aws` fixture empties it after each test)."""
+    client = boto3.client("s3")
     client.create_bucket(Bucket="billing")
-    yield client
-    server.stop()
+    return client
 
 
 def test_logs_and_inventory_read_from_s3(s3):
