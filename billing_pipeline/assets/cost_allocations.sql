@@ -7,41 +7,44 @@
 -- Shared costs are split in integer units of 1e-10 by largest remainder, so every fact's parts add up to it
 -- exactly. Inputs: hourly_cost_facts, usage_shares (the month), driver_prices (service, driver, unit_price).
 WITH
-driver_rules(service, usage_type_pattern, rule_order, drivers) AS (
+-- (service, usage type pattern) -> drivers in order of preference; the first matching rule wins
+driver_rules(service, usage_type_pattern, rule_order, driver, driver_order) AS (
     VALUES
-        ('AWSLambda',              'GB-Second',               1, ['gb_seconds']),
-        ('AWSLambda',              'Request',                 2, ['requests']),
-        ('AmazonDynamoDB',         'ReadRequestUnits',        1, ['read_units']),
-        ('AmazonDynamoDB',         'ReadCapacityUnit-Hrs',    2, ['read_units']),
-        ('AmazonDynamoDB',         'WriteRequestUnits',       3, ['write_units']),
-        ('AmazonDynamoDB',         'WriteCapacityUnit-Hrs',   4, ['write_units']),
-        ('AmazonS3',               'TimedStorage',            1, ['gb_months']),
-        ('AmazonS3',               'Requests-Tier1',          2, ['tier1_requests']),
-        ('AmazonS3',               'Requests-Tier2',          3, ['tier2_requests']),
-        ('AmazonBedrockAgentCore', 'vCPU',                    1, ['vcpu_hours', 'sessions']),
-        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, ['gb_hours', 'sessions']),
-        ('AmazonBedrockAgentCore', 'Memory',                  3, ['gb_hours', 'sessions']),
-        ('AmazonBedrockAgentCore', 'Gateway',                 4, ['tool_calls']),
-        ('AmazonBedrockAgentCore', 'Tool',                    5, ['tool_calls']),
-        ('AmazonBedrockAgentCore', '',                        9, ['sessions']),
-        ('AmazonBedrock',          'cache-read-input-token',  1, ['cache_read_tokens']),
-        ('AmazonBedrock',          'cache-write-input-token', 2, ['cache_write_tokens']),
-        ('AmazonBedrock',          'input-token',             3, ['input_tokens']),
-        ('AmazonBedrock',          'output-token',            4, ['output_tokens']),
+        ('AWSLambda',              'GB-Second',               1, 'gb_seconds',         1),
+        ('AWSLambda',              'Request',                 2, 'requests',           1),
+        ('AmazonDynamoDB',         'ReadRequestUnits',        1, 'read_units',         1),
+        ('AmazonDynamoDB',         'ReadCapacityUnit-Hrs',    2, 'read_units',         1),
+        ('AmazonDynamoDB',         'WriteRequestUnits',       3, 'write_units',        1),
+        ('AmazonDynamoDB',         'WriteCapacityUnit-Hrs',   4, 'write_units',        1),
+        ('AmazonS3',               'TimedStorage',            1, 'gb_months',          1),
+        ('AmazonS3',               'Requests-Tier1',          2, 'tier1_requests',     1),
+        ('AmazonS3',               'Requests-Tier2',          3, 'tier2_requests',     1),
+        ('AmazonBedrockAgentCore', 'vCPU',                    1, 'vcpu_hours',         1),
+        ('AmazonBedrockAgentCore', 'vCPU',                    1, 'sessions',           2),
+        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, 'gb_hours',           1),
+        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, 'sessions',           2),
+        ('AmazonBedrockAgentCore', 'Memory',                  3, 'gb_hours',           1),
+        ('AmazonBedrockAgentCore', 'Memory',                  3, 'sessions',           2),
+        ('AmazonBedrockAgentCore', 'Gateway',                 4, 'tool_calls',         1),
+        ('AmazonBedrockAgentCore', 'Tool',                    5, 'tool_calls',         1),
+        ('AmazonBedrockAgentCore', '',                        9, 'sessions',           1),
+        ('AmazonBedrock',          'cache-read-input-token',  1, 'cache_read_tokens',  1),
+        ('AmazonBedrock',          'cache-write-input-token', 2, 'cache_write_tokens', 1),
+        ('AmazonBedrock',          'input-token',             3, 'input_tokens',       1),
+        ('AmazonBedrock',          'output-token',            4, 'output_tokens',      1),
         -- any other usage type of a service with drivers: the service's usage valued at the pricing constants
-        ('AWSLambda',              '',                        9, ['combined']),
-        ('AmazonDynamoDB',         '',                        9, ['combined']),
-        ('AmazonS3',               '',                        9, ['combined']),
-        ('AmazonBedrock',          '',                        9, ['combined'])
+        ('AWSLambda',              '',                        9, 'combined',           1),
+        ('AmazonDynamoDB',         '',                        9, 'combined',           1),
+        ('AmazonS3',               '',                        9, 'combined',           1),
+        ('AmazonBedrock',          '',                        9, 'combined',           1)
 ),
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
 ),
 facts AS (
     SELECT
-        row_number() OVER (ORDER BY usage_hour, service, usage_type, operation, resource_id, line_item_type,
-                                    usage_account_id, accountant_id, currency, span_hours) AS fact_id,
-        billing_period, usage_hour, span_hours, service, usage_type, line_item_type, currency,
+        billing_period, usage_hour, span_hours, service, usage_type, operation, resource_id, line_item_type,
+        usage_account_id, currency,
         nullif(accountant_id, '') AS accountant_id,
         CASE $cost_metric WHEN 'unblended' THEN unblended_cost
                           WHEN 'amortized' THEN amortized_cost
@@ -53,29 +56,41 @@ facts AS (
     FROM hourly_cost_facts
     WHERE billing_period = $billing_period AND in_scope
 ),
--- Usage as integer weights: driver quantities in units of 1e-10; 'combined' values each driver at its unit
--- price (units of 1e-20). Every scope also counts towards the service-wide scope '*'.
+shared_facts AS (
+    SELECT
+        row_number() OVER (ORDER BY usage_hour, service, usage_type, operation, resource_id, line_item_type,
+                                    usage_account_id, currency, span_hours)             AS fact_id,
+        *
+    FROM facts
+    WHERE accountant_id IS NULL AND cost <> 0
+),
+-- Usage as exact integer weights (DECIMAL(38,0)): driver quantities in units of 1e-10; 'combined' values each
+-- driver at its unit price (units of 1e-20). Every scope also counts towards the service-wide scope '*'.
 evidence AS (
     SELECT usage_hour, service, driver AS driver_key, scope, accountant_id,
-           CAST(quantity * 10000000000 AS HUGEINT)                                      AS weight
+           CAST(quantity * 10000000000 AS DECIMAL(38, 0))                               AS weight
     FROM usage_shares
     WHERE billing_period = $billing_period
     UNION ALL
     SELECT s.usage_hour, s.service, 'combined', s.scope, s.accountant_id,
-           CAST(s.quantity * 10000000000 AS HUGEINT) * CAST(p.unit_price * 10000000000 AS HUGEINT)
+           CAST(s.quantity * 10000000000 AS DECIMAL(38, 0)) * CAST(p.unit_price * 10000000000 AS DECIMAL(38, 0))
     FROM usage_shares s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
     WHERE s.billing_period = $billing_period
+),
+evidence_in_scopes AS (
+    SELECT usage_hour, service, driver_key, scope, accountant_id, weight FROM evidence
+    UNION ALL
+    SELECT usage_hour, service, driver_key, '*', accountant_id, weight FROM evidence
 ),
 weights AS (
     SELECT l.level,
            CASE l.level WHEN 'hour' THEN e.usage_hour
                         WHEN 'day'  THEN date_trunc('day', e.usage_hour)
                         ELSE CAST($billing_period AS TIMESTAMP) END                     AS bucket,
-           e.service, e.driver_key, s.scope, e.accountant_id,
+           e.service, e.driver_key, e.scope, e.accountant_id,
            sum(e.weight)                                                                AS weight
-    FROM evidence e
+    FROM evidence_in_scopes e
     CROSS JOIN window_levels l
-    CROSS JOIN LATERAL (VALUES (e.scope), ('*')) AS s(scope)
     GROUP BY ALL
     HAVING sum(e.weight) > 0
 ),
@@ -86,32 +101,31 @@ window_totals AS (
 month_drivers AS (
     SELECT DISTINCT service, driver_key, scope FROM window_totals WHERE level = 'month'
 ),
-shared_facts AS (
-    SELECT * FROM facts WHERE accountant_id IS NULL AND cost <> 0
-),
--- the first rule that matches the usage type, then the first of its drivers with evidence this month
-first_rule AS (
-    SELECT f.fact_id, min_by(r.drivers, r.rule_order) AS drivers
+matching_rules AS (
+    SELECT f.fact_id, r.rule_order, r.driver, r.driver_order
     FROM shared_facts f
     JOIN driver_rules r ON r.service = f.service AND contains(coalesce(f.usage_type, ''), r.usage_type_pattern)
-    GROUP BY f.fact_id
 ),
+first_rule AS (
+    SELECT fact_id, min(rule_order) AS rule_order FROM matching_rules GROUP BY fact_id
+),
+-- of the first matching rule's drivers, the first with evidence this month
 fact_driver AS (
-    SELECT fr.fact_id, min_by(d.driver_key, d.position) AS driver_key
-    FROM first_rule fr
-    JOIN shared_facts f USING (fact_id)
-    CROSS JOIN LATERAL (SELECT unnest(fr.drivers) AS driver_key, generate_subscripts(fr.drivers, 1) AS position) d
-    JOIN (SELECT DISTINCT service, driver_key FROM month_drivers) m
-      ON m.service = f.service AND m.driver_key = d.driver_key
-    GROUP BY fr.fact_id
+    SELECT m.fact_id, min_by(m.driver, m.driver_order) AS driver_key
+    FROM matching_rules m
+    JOIN first_rule fr ON fr.fact_id = m.fact_id AND fr.rule_order = m.rule_order
+    JOIN shared_facts f ON f.fact_id = m.fact_id
+    JOIN (SELECT DISTINCT service, driver_key FROM month_drivers) md
+      ON md.service = f.service AND md.driver_key = m.driver
+    GROUP BY m.fact_id
 ),
 fact_scope AS (
     SELECT f.fact_id, f.service, f.usage_hour, f.span_hours, fd.driver_key,
-           CASE WHEN m.scope IS NOT NULL THEN f.fact_scope ELSE '*' END                AS scope
+           CASE WHEN md.scope IS NOT NULL THEN f.fact_scope ELSE '*' END               AS scope
     FROM shared_facts f
-    JOIN fact_driver fd USING (fact_id)
-    LEFT JOIN month_drivers m
-      ON m.service = f.service AND m.driver_key = fd.driver_key AND m.scope = f.fact_scope AND f.fact_scope <> ''
+    JOIN fact_driver fd ON fd.fact_id = f.fact_id
+    LEFT JOIN month_drivers md
+      ON md.service = f.service AND md.driver_key = fd.driver_key AND md.scope = f.fact_scope AND f.fact_scope <> ''
 ),
 fact_window AS (
     SELECT fs.fact_id, fs.service, fs.driver_key, fs.scope,
@@ -125,31 +139,40 @@ fact_window AS (
      AND t.bucket = CASE l.level WHEN 'hour' THEN fs.usage_hour
                                  WHEN 'day'  THEN date_trunc('day', fs.usage_hour)
                                  ELSE CAST($billing_period AS TIMESTAMP) END
-    GROUP BY ALL
+    GROUP BY fs.fact_id, fs.service, fs.driver_key, fs.scope
 ),
+-- The exact split: tenant t gets floor(|C| w_t / W) units. |C| w_t may exceed DECIMAL(38), so |C| is taken in
+-- two limbs, |C| = hi * 1e9 + lo, and every quotient below is small enough (< 2^53) to be exact:
+--   floor(|C| w / W) = 1e9 * floor(hi w / W) + floor(((hi w mod W) * 1e9 + lo w) / W)
+-- (hi w stays within DECIMAL(38) for any fact under $1e10 split by weights under 1e27 units; beyond that the
+-- engine reports an overflow rather than a wrong number.)
 split_inputs AS (
     SELECT fw.fact_id, fw.level, fw.driver_key, w.accountant_id, w.weight, fw.total_weight,
-           CAST(f.cost * 10000000000 AS HUGEINT)                                        AS cost_units,
-           -- |cost| x weight must fit in a HUGEINT; beyond 1e37 the weights lose their last digits (never
-           -- near real bills, but an overflow must not fail a month)
-           CAST(greatest(0, ceil(log10(abs(CAST(f.cost AS DOUBLE)) * 1e10 + 1)
-                                 + log10(CAST(fw.total_weight AS DOUBLE) + 1) - 37)) AS INTEGER) AS shift
+           CAST(f.cost * 10000000000 AS DECIMAL(38, 0))                                 AS cost_units,
+           CAST(floor(abs(f.cost) * 10) AS DECIMAL(38, 0))                              AS cost_hi,
+           CAST(abs(f.cost) * 10000000000 AS DECIMAL(38, 0)) % 1000000000               AS cost_lo
     FROM fact_window fw
-    JOIN shared_facts f USING (fact_id)
+    JOIN shared_facts f ON f.fact_id = fw.fact_id
     JOIN weights w
       ON w.level = fw.level AND w.bucket = fw.bucket AND w.service = fw.service
      AND w.driver_key = fw.driver_key AND w.scope = fw.scope
 ),
-scaled AS (
-    SELECT *, weight // CAST(10 ** shift AS HUGEINT)                                    AS scaled_weight
+high_limb AS (
+    SELECT *,
+           CAST(round((cost_hi * weight - (cost_hi * weight) % total_weight) / total_weight) AS DECIMAL(38, 0)) AS q_hi,
+           (cost_hi * weight) % total_weight                                             AS r_hi
     FROM split_inputs
+),
+low_limb AS (
+    SELECT *, r_hi * 1000000000 + cost_lo * weight                                      AS t_lo
+    FROM high_limb
 ),
 floored AS (
     SELECT *,
-           (abs(cost_units) * scaled_weight) // sum(scaled_weight) OVER (PARTITION BY fact_id) AS base_units,
-           (abs(cost_units) * scaled_weight) %  sum(scaled_weight) OVER (PARTITION BY fact_id) AS remainder
-    FROM scaled
-    WHERE scaled_weight > 0
+           q_hi * 1000000000
+             + CAST(round((t_lo - t_lo % total_weight) / total_weight) AS DECIMAL(38, 0)) AS base_units,
+           t_lo % total_weight                                                          AS remainder
+    FROM low_limb
 ),
 largest_remainder AS (
     SELECT *,
@@ -160,31 +183,33 @@ largest_remainder AS (
 shared AS (
     SELECT fact_id, accountant_id, 'shared_' || level AS allocation, driver_key AS driver,
            CAST(CASE WHEN driver_key = 'combined'
-                     THEN CAST(weight AS DECIMAL(38, 0)) * CAST('0.00000000000000000001' AS DECIMAL(21, 20))
-                     ELSE CAST(weight AS DECIMAL(38, 0)) * CAST('0.0000000001' AS DECIMAL(11, 10)) END
+                     THEN weight * CAST('0.00000000000000000001' AS DECIMAL(21, 20))
+                     ELSE weight * CAST('0.0000000001' AS DECIMAL(11, 10)) END
                 AS DECIMAL(38, 10))                                                      AS driver_quantity,
            CAST(sign(cost_units) * (base_units + CASE WHEN remainder_rank <= units_left THEN 1 ELSE 0 END)
                 AS DECIMAL(38, 0)) * CAST('0.0000000001' AS DECIMAL(11, 10))            AS cost
     FROM largest_remainder
 ),
-direct AS (
-    SELECT fact_id, accountant_id, 'direct' AS allocation, NULL AS driver,
-           CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, cost
-    FROM facts WHERE accountant_id IS NOT NULL AND cost <> 0
-),
 unattributed AS (
     SELECT f.fact_id, 'unattributed' AS accountant_id, 'unattributed' AS allocation,
            fd.driver_key AS driver, CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, f.cost
     FROM shared_facts f
-    LEFT JOIN fact_driver fd USING (fact_id)
-    WHERE f.fact_id NOT IN (SELECT fact_id FROM fact_window)
+    LEFT JOIN fact_driver fd ON fd.fact_id = f.fact_id
+    WHERE NOT EXISTS (SELECT 1 FROM fact_window fw WHERE fw.fact_id = f.fact_id)
 ),
-allocated AS (
-    SELECT * FROM direct UNION ALL SELECT * FROM shared UNION ALL SELECT * FROM unattributed
+shared_and_unattributed AS (
+    SELECT * FROM shared UNION ALL SELECT * FROM unattributed
 )
 SELECT
-    fact_id, f.billing_period, f.usage_hour, f.span_hours, f.service, f.usage_type, f.line_item_type, f.currency,
-    f.cost AS fact_cost, a.accountant_id, a.allocation, a.driver, a.driver_quantity,
+    CAST(NULL AS BIGINT) AS fact_id, billing_period, usage_hour, span_hours, service, usage_type, line_item_type,
+    currency, cost AS fact_cost, accountant_id, 'direct' AS allocation, CAST(NULL AS VARCHAR) AS driver,
+    CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, CAST(cost AS DECIMAL(38, 10)) AS cost
+FROM facts
+WHERE accountant_id IS NOT NULL AND cost <> 0
+UNION ALL
+SELECT
+    a.fact_id, f.billing_period, f.usage_hour, f.span_hours, f.service, f.usage_type, f.line_item_type,
+    f.currency, f.cost AS fact_cost, a.accountant_id, a.allocation, a.driver, a.driver_quantity,
     CAST(a.cost AS DECIMAL(38, 10)) AS cost
-FROM allocated a
-JOIN facts f USING (fact_id)
+FROM shared_and_unattributed a
+JOIN shared_facts f ON f.fact_id = a.fact_id

@@ -108,7 +108,8 @@ def tenant_costs(
         )
         fact_allocations = dict(
             con.execute(
-                """SELECT allocation, count(DISTINCT fact_id)
+                # a direct fact is one row; a shared fact is one row per tenant, with its fact_id
+                """SELECT allocation, CASE allocation WHEN 'direct' THEN count(*) ELSE count(DISTINCT fact_id) END
                    FROM cost_allocations GROUP BY allocation"""
             ).fetchall()
         )

@@ -157,3 +157,21 @@ def test_every_fact_is_conserved_exactly(scenario):
     rows = allocate(scenario)
     for i, cost in enumerate(costs):
         assert sum(r[7] for r in rows if r[2] == f"USE1-Lambda-GB-Second-{i}") == D(cost).quantize(D("1e-10"))
+
+
+def test_large_costs_and_weights_split_exactly(warehouse_con):
+    """|C| x w far beyond DECIMAL(38) in one product: the two-limb split still gives the exact floor."""
+    weights = {"a": D("123456789012.0123456789"), "b": D("987654321987.9876543210"), "c": D("0.0000000001")}
+    for tenant, quantity in weights.items():
+        add_usage(warehouse_con, H(3, 4), "AmazonBedrock", "input_tokens", tenant, quantity)
+    cost = D("98765432.1987654321")
+    add_fact(warehouse_con, H(3, 4), "AmazonBedrock", "USE1-Model-input-tokens", str(cost))
+    got = by_tenant(allocate(warehouse_con), "USE1-Model-input-tokens")
+
+    units, total = int(cost * 10**10), sum(int(q * 10**10) for q in weights.values())
+    base = {t: units * int(q * 10**10) // total for t, q in weights.items()}
+    rema = {t: units * int(q * 10**10) % total for t, q in weights.items()}
+    for t in sorted(weights, key=lambda t: (-rema[t], t))[: units - sum(base.values())]:
+        base[t] += 1
+    assert got == {(t, "shared_hour"): D(u) / 10**10 for t, u in base.items()}
+    assert sum(got.values()) == cost
