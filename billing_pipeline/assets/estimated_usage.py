@@ -17,7 +17,7 @@ def estimated_usage(
     """The estimated cost the application recorded at request time (DynamoDB `tax-agent-usage`, an export of it
     or JSON Lines), per tenant x resource type x operation x day."""
     period, next_period = month_of(context)
-    estimates = read_estimates(billing_config.usage_location(), period)
+    estimates = read_estimates(billing_config.usage_source(), period)
     with warehouse.connect() as con:
         con.register("estimates", estimates)
         con.execute(

@@ -32,7 +32,7 @@ def usage_shares(
     pseudo-tenant `unattributed`."""
     period, next_period = month_of(context)
     evidence = read_usage_evidence(
-        billing_config.logs_location(), billing_config.s3_inventory_location(), period
+        billing_config.logs_source(), billing_config.s3_inventory_location(), period
     )
     with warehouse.connect() as con:
         con.register("usage_evidence", evidence.usage)

@@ -10,6 +10,8 @@ Accepted files under the location (any depth):
   The export's manifest files are not items. When a folder holds several full exports of one table (a daily
   export job), only the newest (`exportTime` of its `manifest-summary.json`) is read, so items are not counted
   once per export; incremental exports are skipped (they are changes, not items).
+- The live table, `dynamodb://<table>[?index=<gsi>|none&page_size=<n>]`: Query on a `month` GSI or Scan
+  (`usage_table_dynamodb.py`); its items take the same SQL as an export's lines.
 
 Fields: `accountant_id` (required), `timestamp` (required: ISO-8601, UTC when no offset, or epoch seconds/ms),
 `month` (`YYYY-MM`; from the timestamp when absent), `operation`, `resource_type`, `quantity`, `unit_cost`,
@@ -29,6 +31,7 @@ import pyarrow as pa
 
 from billing_pipeline.readers.s3_inventory import month_bounds
 from billing_pipeline.readers.usage_files import read_bytes, read_lines_of_files
+from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.storage import Location
 
 ESTIMATES_SCHEMA = pa.schema(
@@ -127,21 +130,31 @@ ORDER BY timestamp, accountant_id, file_index, line_in_file;
 """
 
 
-def read_estimates(location: Location, billing_period: dt.date) -> pa.Table:
-    """The application's usage-table items for the month (ESTIMATES_SCHEMA); see the module docstring."""
+def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.date) -> pa.Table:
+    """The application's usage-table items for the month (ESTIMATES_SCHEMA); see the module docstring. `location`
+    is a folder / S3 prefix of files, or the live table (`usage_table_dynamodb.DynamoDBUsageTable`), whose items
+    take the same SQL as an export's lines."""
     period_start, _ = month_bounds(billing_period)
-    paths = item_files(location)
-    lines = read_lines_of_files(location, paths)
+    if isinstance(location, DynamoDBUsageTable):
+        items, how = location.read_item_lines(period_start.strftime("%Y-%m"))
+        lines = pa.table({"line": pa.array(items, pa.large_string()),
+                          "file_index": pa.array([0] * len(items), pa.int32()),
+                          "line_in_file": pa.array(range(1, len(items) + 1), pa.int64())})
+        where = lambda _, n: f"{location.display()}: item {n} read by {how} {items[n - 1][:300]}"  # noqa: E731
+    else:
+        paths = item_files(location)
+        lines = read_lines_of_files(location, paths)
+        where = lambda i, n: f"{location.display(paths[i])}: line {n}"  # noqa: E731
     statements = dict(_split(ESTIMATES_SQL))
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("estimate_lines", lines)
         con.execute(statements["items"])
-        bad = con.execute(statements["first_bad_line"]).fetchone()
+        bad = con.execute(statements["first_bad_line"]).fetchall()
         if bad:
-            file_index, line_in_file, problem = bad
-            raise ValueError(f"{location.display(paths[file_index])}: line {line_in_file}: {problem}")
+            file_index, line_in_file, problem = bad[0]
+            raise ValueError(f"{where(file_index, line_in_file)}: {problem}")
         items = con.sql(statements["month_items"], params={"month": period_start.strftime("%Y-%m")}).to_arrow_table()
     finally:
         con.close()

@@ -46,6 +46,10 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
 
 - S3 Inventory reports under `BILLING_S3_INVENTORY_URI`: see `s3_inventory.py` (`gb_months`).
 
+- Or the log groups themselves through the CloudWatch Logs API (`BILLING_LOGS_URI=cloudwatch://<group>,...`,
+  Logs Insights or FilterLogEvents): `cloudwatch_logs_api.py` renders the events as the export's lines, which take
+  the same SQL below (`read_log_lines`).
+
 Problems (reason -> lines, for the month; lines with no readable time always count): 'unrecognized_line'
 (nothing usable, e.g. plain-text prints, JSON without tenant or usage), 'malformed_json', 'malformed_report',
 'missing_timestamp', 'missing_request_id' (names a tenant, but no request or session to tie it to),
@@ -94,12 +98,12 @@ class UsageEvidence:
     files_read: int = 0  # log files + inventory manifests and data files
 
 
-def read_usage_evidence(logs: Location | None, inventory: Location | None, billing_period: dt.date) -> UsageEvidence:
-    """All usage evidence for the month [billing_period, next month) from CloudWatch Logs exports under `logs`
-    and S3 Inventory reports under `inventory` (either may be None or an empty/missing folder -> no rows)."""
+def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.date) -> UsageEvidence:
+    """All usage evidence for the month [billing_period, next month) from the logs (a Location of CloudWatch Logs
+    exports, or an API source such as `cloudwatch_logs_api.CloudWatchLogsSource`) and S3 Inventory reports under
+    `inventory` (either may be None or an empty/missing folder -> no rows)."""
     period_start, period_end = month_bounds(billing_period)
-    log_files = [i.path for i in logs.list_files() if is_log_file(i.path)] if logs is not None else []
-    log_lines = read_lines_of_files(logs, log_files) if logs is not None else read_lines_of_files(None, [])
+    log_lines, log_files = read_log_lines(logs, period_start, period_end)
     storage = read_inventory_usage(inventory, billing_period)
 
     con = duckdb.connect()
@@ -125,8 +129,20 @@ def read_usage_evidence(logs: Location | None, inventory: Location | None, billi
         usage=usage.cast(USAGE_SCHEMA),
         problems=problems,
         lines_read=log_lines.num_rows + storage.rows_read,
-        files_read=len(log_files) + storage.files_read,
+        files_read=log_files + storage.files_read,
     )
+
+
+def read_log_lines(logs, period_start: dt.datetime, period_end: dt.datetime) -> tuple[pa.Table, int]:
+    """The log lines the SQL parses (`read_lines_of_files`' table) and how many files they came from. `logs` is
+    None, a Location of exports, or an API source with `read_log_lines(period_start, period_end)` that renders its
+    events as the export's lines, so that both take the one parsing path below."""
+    if logs is None:
+        return read_lines_of_files(None, []), 0
+    if not isinstance(logs, Location):
+        return logs.read_log_lines(period_start, period_end), 0
+    log_files = [i.path for i in logs.list_files() if is_log_file(i.path)]
+    return read_lines_of_files(logs, log_files), len(log_files)
 
 
 @lru_cache(maxsize=1)

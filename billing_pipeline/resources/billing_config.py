@@ -14,6 +14,8 @@ from importlib import resources as package_files
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from billing_pipeline.readers.cloudwatch_logs_api import CloudWatchLogsSource, is_cloudwatch_uri, parse_cloudwatch_uri
+from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable, is_dynamodb_uri, parse_dynamodb_uri
 from billing_pipeline.storage import Location, locate
 
 COST_METRICS = ("unblended", "amortized", "net_amortized")
@@ -40,9 +42,9 @@ class BillingConfig(ConfigurableResource):
     """The inputs (CUR bucket, logs, S3 inventory, estimates) and the attribution settings."""
 
     cur_uri: str | None = Field(default=None, description="CUR deliveries: folder or s3://bucket/prefix. Env: BILLING_CUR_URI")
-    logs_uri: str | None = Field(default=None, description="CloudWatch Logs exports. Env: BILLING_LOGS_URI")
+    logs_uri: str | None = Field(default=None, description="CloudWatch Logs exports, or cloudwatch://<log-group>,... Env: BILLING_LOGS_URI")
     s3_inventory_uri: str | None = Field(default=None, description="S3 Inventory reports. Env: BILLING_S3_INVENTORY_URI")
-    usage_uri: str | None = Field(default=None, description="The application's estimates. Env: BILLING_USAGE_URI")
+    usage_uri: str | None = Field(default=None, description="The application's estimates (files or dynamodb://<table>). Env: BILLING_USAGE_URI")
     pricing: str | None = Field(default=None, description="Pricing file (JSON). Env: BILLING_PRICING")
     cost_metric: str | None = Field(default=None, description="unblended | amortized | net_amortized. Env: BILLING_COST_METRIC")
     application: str | None = Field(default=None, description="Value of the `application` tag in scope. Env: BILLING_APPLICATION")
@@ -53,11 +55,21 @@ class BillingConfig(ConfigurableResource):
     def logs_location(self) -> Location:
         return locate(_setting(self.logs_uri, "BILLING_LOGS_URI"))
 
+    def logs_source(self) -> Location | CloudWatchLogsSource:
+        """The logs: exports (folder or s3:// prefix) or the log groups through the API (`cloudwatch://...`)."""
+        uri = _setting(self.logs_uri, "BILLING_LOGS_URI")
+        return parse_cloudwatch_uri(uri) if is_cloudwatch_uri(uri) else locate(uri)
+
     def s3_inventory_location(self) -> Location:
         return locate(_setting(self.s3_inventory_uri, "BILLING_S3_INVENTORY_URI"))
 
     def usage_location(self) -> Location:
         return locate(_setting(self.usage_uri, "BILLING_USAGE_URI"))
+
+    def usage_source(self) -> Location | DynamoDBUsageTable:
+        """The usage table: files (folder or s3:// prefix) or the live DynamoDB table (`dynamodb://<table>`)."""
+        uri = _setting(self.usage_uri, "BILLING_USAGE_URI")
+        return parse_dynamodb_uri(uri) if is_dynamodb_uri(uri) else locate(uri)
 
     def application_tag(self) -> str:
         return _setting(self.application, "BILLING_APPLICATION")
