@@ -1,0 +1,1 @@
+"""Read-only billing API and dashboard for accountants (`python -m billing_pipeline.api`, docs/billing-api.md)."""

@@ -1,0 +1,1 @@
+"""Tests of the billing API and dashboard (billing_pipeline.api)."""
