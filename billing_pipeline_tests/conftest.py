@@ -73,3 +73,14 @@ def aws(moto_endpoint, monkeypatch):
     yield moto_endpoint
     # every test starts from an empty account
     urllib.request.urlopen(urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST"), timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def no_real_services(monkeypatch):
+    """Tests never reach real Stripe or AWS with a developer's credentials: those that need a service start a
+    local one and point at it explicitly."""
+    for name in ("STRIPE_API_KEY", "STRIPE_API_BASE", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -1,7 +1,8 @@
-"""The DuckDB warehouse: one file, one writer at a time, a month replaced atomically.
+"""The warehouse: a DuckDB file (the embedded default) or Parquet datasets written by Spark (BILLING_ENGINE=spark).
 
-Runs that write the warehouse share the Dagster concurrency pool `duckdb_warehouse` (limit 1, see README); the
-connection is opened through dagster-duckdb, which also retries while another process holds DuckDB's file lock.
+DuckDB takes one writer at a time: runs that write the warehouse share the Dagster concurrency pool
+`duckdb_warehouse` (limit 1, see README), and the connection is opened through dagster-duckdb, which also retries
+while another process holds DuckDB's file lock. Either way the assets see one small interface (engines/).
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from billing_pipeline.engines import ENGINES, Engine
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+
 WAREHOUSE_POOL = "duckdb_warehouse"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
 
 
 def warehouse_ddl() -> str:
@@ -29,7 +34,13 @@ def warehouse_ddl() -> str:
 
 
 class BillingWarehouse(ConfigurableResource):
-    """The DuckDB file (BILLING_WAREHOUSE) and how much of the machine DuckDB may use."""
+    """The engine (BILLING_ENGINE), the DuckDB file (BILLING_WAREHOUSE) and how much of the machine DuckDB may
+    use, or the Spark cluster and the URI of its Parquet warehouse."""
+
+    engine: str | None = Field(default=None, description="duckdb | spark. Env: BILLING_ENGINE")
+    spark_master: str | None = Field(default=None, description="Spark master, e.g. local[*] or yarn. Env: BILLING_SPARK_MASTER")
+    spark_remote: str | None = Field(default=None, description="Spark Connect URL, e.g. sc://host:15002. Env: BILLING_SPARK_REMOTE")
+    spark_warehouse: str | None = Field(default=None, description="Folder or s3:// URI of the Parquet tables. Env: BILLING_SPARK_WAREHOUSE")
 
     database: str | None = Field(default=None, description="DuckDB file. Env: BILLING_WAREHOUSE")
     memory_limit: str | None = Field(default=None, description="DuckDB memory_limit, e.g. '2GB'. Env: BILLING_DUCKDB_MEMORY_LIMIT")
@@ -38,9 +49,27 @@ class BillingWarehouse(ConfigurableResource):
     def path(self) -> str:
         return self.database or os.environ.get("BILLING_WAREHOUSE") or DEFAULT_WAREHOUSE
 
+    def engine_name(self) -> str:
+        name = (self.engine or os.environ.get("BILLING_ENGINE") or "duckdb").strip().lower()
+        if name not in ENGINES:
+            raise ValueError(f"BILLING_ENGINE={name!r}: expected one of {', '.join(ENGINES)}")
+        return name
+
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection with every warehouse table created."""
+    def connect(self) -> Iterator[Engine]:
+        """The warehouse, every table created, behind the engine interface of billing_pipeline.engines."""
+        if self.engine_name() == "spark":
+            from billing_pipeline.engines.spark_engine import SparkEngine, spark_session
+
+            session = spark_session(
+                master=self.spark_master or os.environ.get("BILLING_SPARK_MASTER"),
+                remote=self.spark_remote or os.environ.get("BILLING_SPARK_REMOTE"),
+            )
+            uri = self.spark_warehouse or os.environ.get("BILLING_SPARK_WAREHOUSE") or DEFAULT_SPARK_WAREHOUSE
+            if "://" not in uri:
+                uri = os.path.abspath(uri)
+            yield SparkEngine(session, uri, warehouse_ddl())
+            return
         path = self.path()
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -57,25 +86,14 @@ class BillingWarehouse(ConfigurableResource):
         with DuckDBResource(database=path, connection_config=config).get_connection() as con:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(warehouse_ddl())
-            yield con
+            yield DuckDBEngine(con)
 
 
-def replace_month(con: duckdb.DuckDBPyConnection, table: str, billing_period: dt.date, staged: str) -> int:
-    """Replace `table`'s rows of the month by the rows of the relation `staged`, in one transaction.
-
-    Delete-then-insert, never append: a restated month replaces, a repeated run gives the same rows, and on any
-    error the month's previous rows stay as they were.
-    """
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {table} WHERE billing_period = ?", [billing_period])
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staged}")
-        (rows,) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [billing_period]).fetchall()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return rows
+def replace_month(engine: Engine, table: str, billing_period: dt.date, staged: str) -> int:
+    """Replace `table`'s rows of the month by the rows of the relation `staged`: delete-then-insert in one
+    transaction on DuckDB, dynamic partition overwrite on Spark. Never append: a restated month replaces, a
+    repeated run gives the same rows, and on any error the month's previous rows stay as they were."""
+    return engine.replace_month(table, billing_period, staged)
 
 
 def month_is_final(database: str, billing_period: dt.date) -> bool:

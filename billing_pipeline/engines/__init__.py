@@ -1,0 +1,40 @@
+"""Where the stage SQL runs: DuckDB on one machine (the default) or Apache Spark when a month outgrows it.
+
+Every stage's logic is written once, in DuckDB's SQL dialect (assets/<stage>.sql and the queries of the asset
+modules). The DuckDB engine runs it as is; the Spark engine transpiles it with sqlglot. Both engines offer the same
+small interface, which is all the assets use:
+
+    execute(sql, params)          run a query; .fetchall() / .df() on the result
+    register(name, arrow_table)   an input the readers produced, as a relation for the SQL
+    stage(name, sql, params)      a temporary relation holding a query's rows
+    replace_month(table, period, staged)   the month's rows of `table` become those of `staged`
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+ENGINES = ("duckdb", "spark")
+
+
+class Result(Protocol):
+    def fetchall(self) -> list[tuple]: ...
+
+    def df(self) -> Any: ...
+
+
+class Engine(Protocol):
+    name: str
+
+    def execute(self, sql: str, params: Any = None) -> Result: ...
+
+    def register(self, name: str, table: pa.Table) -> None: ...
+
+    def unregister(self, name: str) -> None: ...
+
+    def stage(self, name: str, sql: str, params: Any = None) -> None: ...
+
+    def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int: ...

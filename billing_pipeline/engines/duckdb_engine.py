@@ -1,0 +1,47 @@
+"""The embedded default: the stage SQL runs as written, on one DuckDB connection to the warehouse file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def __getattr__(self, name: str):
+        # the rest of DuckDB's connection API (fetch_arrow_table, sql, ...) for DuckDB-only code such as the readers
+        return getattr(self.con, name)
+
+    def execute(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def stage(self, name: str, sql: str, params: Any = None) -> None:
+        self.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
+
+    def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
+        """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,
+        and on any error the month's previous rows stay as they were."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {table} WHERE billing_period = ?", [billing_period])
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staged}")
+            ((rows,),) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [billing_period]).fetchall()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return rows
