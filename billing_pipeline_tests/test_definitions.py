@@ -13,7 +13,8 @@ from billing_pipeline.definitions import defs
 REPO = Path(__file__).resolve().parents[1]
 
 ASSETS = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
-          "reconciliation_report"]
+          "reconciliation_report", "invoices", "pricing_feedback", "statements", "usage_table_writeback",
+          "cost_explorer_costs"]
 
 
 def test_asset_keys_and_lineage():
@@ -28,6 +29,11 @@ def test_asset_keys_and_lineage():
         "estimated_usage": [],
         "tenant_costs": ["hourly_cost_facts", "usage_shares"],
         "reconciliation_report": ["cur_line_items", "estimated_usage", "tenant_costs"],
+        "invoices": ["reconciliation_report", "tenant_costs"],
+        "pricing_feedback": ["cur_line_items", "tenant_costs", "usage_shares"],
+        "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
+        "usage_table_writeback": ["cur_line_items", "tenant_costs"],
+        "cost_explorer_costs": ["tenant_costs"],
     }
 
 
@@ -52,6 +58,9 @@ def test_job_schedule_sensor():
         "one_delivery", "facts_add_up_to_line_items", "no_duplicate_facts", "shares_sum_to_one",
         "no_duplicate_shares", "attributed_plus_unattributed_equals_cur", "no_duplicate_tenant_costs",
         "variance_within_threshold", "no_duplicate_report_rows",
+        "no_duplicate_invoice_items", "stripe_items_match_charges",
+        "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",
+        "no_duplicate_statement_lines", "cost_explorer_matches_cur",
     ])
 
 

@@ -67,7 +67,9 @@ documents AS (
            CASE WHEN starts_with(line, '{') AND json_valid(line) THEN json_transform(line, '{
                "accountant_id": "VARCHAR", "timestamp": "VARCHAR", "month": "VARCHAR", "operation": "VARCHAR",
                "resource_type": "VARCHAR", "quantity": "VARCHAR", "unit_cost": "VARCHAR", "estimated_cost": "VARCHAR",
+               "source": "VARCHAR",
                "Item": {
+                   "source": {"S": "VARCHAR"},
                    "accountant_id": {"S": "VARCHAR", "N": "VARCHAR"}, "timestamp": {"S": "VARCHAR", "N": "VARCHAR"},
                    "month": {"S": "VARCHAR", "N": "VARCHAR"}, "operation": {"S": "VARCHAR", "N": "VARCHAR"},
                    "resource_type": {"S": "VARCHAR", "N": "VARCHAR"}, "quantity": {"S": "VARCHAR", "N": "VARCHAR"},
@@ -87,7 +89,8 @@ fields AS (
         field(d.resource_type, d.Item.resource_type) AS resource_type,
         field(d.quantity, d.Item.quantity) AS quantity_text,
         field(d.unit_cost, d.Item.unit_cost) AS unit_cost_text,
-        field(d.estimated_cost, d.Item.estimated_cost) AS estimated_cost_text
+        field(d.estimated_cost, d.Item.estimated_cost) AS estimated_cost_text,
+        coalesce(d.Item.source.S, d.source) AS source
     FROM documents
 )
 SELECT
@@ -98,7 +101,9 @@ SELECT
     coalesce(try_cast(estimated_cost_text AS DECIMAL(38, 10)),
              CAST(try_cast(quantity_text AS DECIMAL(38, 10)) * try_cast(unit_cost_text AS DECIMAL(38, 10))
                   AS DECIMAL(38, 10))) AS estimated_cost
-FROM fields;
+FROM fields
+-- the actual costs this pipeline writes back into the same table are not estimates
+WHERE coalesce(source, '') <> 'cur';
 
 -- name: first_bad_line
 SELECT file_index, line_in_file,

@@ -34,7 +34,7 @@ DEFAULT_INDEX = "month-index"
 MONTH = "month"
 # The attributes read_estimates uses: an index must project them (keys are always projected).
 FIELDS = ("accountant_id", "timestamp", "month", "operation", "resource_type", "quantity", "unit_cost",
-          "estimated_cost")
+          "estimated_cost", "source")
 
 
 def is_dynamodb_uri(uri: str) -> bool:

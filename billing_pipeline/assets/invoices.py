@@ -1,0 +1,301 @@
+"""invoices: each tenant's monthly charge in Stripe, from its attributed cost and the price list.
+
+Per month and tenant (never `unattributed`): the Stripe customer (metadata accountant_id) subscribed to the platform
+plan, and one invoice item per resource type (plus `minimum_fee`), which Stripe sweeps into the subscription's next
+invoice. While the month is provisional (no invoice id in the CUR yet) nothing is charged: the computed lines are
+recorded as a preview. Stripe is the record of what was charged: before adding anything the customer's items of the
+month (pending and invoiced) are listed by metadata, and only the difference to the price list's amount is added,
+as a `charge` the first time and an `adjustment` (positive or negative) after a restatement. A re-run therefore adds
+nothing, and a run that failed half-way is completed, never doubled, by the next one. See docs/invoicing.md.
+"""
+
+import datetime as dt
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+import pandas as pd
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
+from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+INVOICE_SCHEMA = pa.schema([
+    ("billing_period", pa.date32()),
+    ("accountant_id", pa.string()),
+    ("resource_type", pa.string()),
+    ("stripe_customer_id", pa.string()),
+    ("stripe_subscription_id", pa.string()),
+    ("stripe_invoice_item_id", pa.string()),
+    ("stripe_invoice_id", pa.string()),
+    ("amount_cents", pa.int64()),
+    ("currency", pa.string()),
+    ("kind", pa.string()),
+    ("status", pa.string()),
+    ("attributed_cost", pa.decimal128(38, 10)),
+    ("charge_amount", pa.decimal128(38, 10)),
+    ("updated_at", pa.timestamp("us")),
+])
+SHOWN = ["accountant_id", "resource_type", "kind", "status", "amount_cents", "currency", "stripe_invoice_item_id",
+         "stripe_invoice_id"]
+TEN_DIGITS = Decimal("1e-10")  # the warehouse's money scale; cents are computed from the unrounded amount
+CHECKS = ("no_duplicate_invoice_items", "stripe_items_match_charges")
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["tenant_costs", "reconciliation_report"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb", "stripe"},
+    check_specs=[
+        AssetCheckSpec("no_duplicate_invoice_items", asset="invoices", blocking=True,
+                       description="No Stripe invoice item (or preview line) appears twice in the month."),
+        AssetCheckSpec("stripe_items_match_charges", asset="invoices",
+                       description="Per tenant x resource type, the Stripe items of the month (charges + "
+                                   "adjustments) add up to the price list's amount in cents."),
+    ],
+)
+def invoices(
+    context: AssetExecutionContext, warehouse: BillingWarehouse, stripe_billing: StripeBilling
+) -> MaterializeResult:
+    """Per tenant x resource type: the month's charge in Stripe (integer cents, largest remainder per tenant-month),
+    its Stripe customer, subscription, invoice item and invoice, and the invoice's status read back from Stripe
+    (pending, draft, open, past_due, paid, void). Provisional months: a preview only, nothing charged. Off (nothing
+    written) unless STRIPE_API_KEY is set."""
+    period, _ = month_of(context)
+    month = f"{period:%Y-%m}"
+    if not stripe_billing.configured():
+        context.log.info(f"{month}: Stripe is not configured (STRIPE_API_KEY is unset): nothing charged or written")
+        return MaterializeResult(
+            metadata={"status": "not configured", "billing_period": month},
+            check_results=[AssetCheckResult(check_name=name, passed=True, metadata={"skipped": "Stripe not configured"})
+                           for name in CHECKS],
+        )
+    try:
+        price_list = parse_price_list(stripe_billing.price_list_text(), stripe_billing.price_list_source())
+    except (OSError, ValueError) as error:
+        raise Failure(f"Price list {stripe_billing.price_list_source()}: {error}") from None
+
+    with warehouse.connect() as con:
+        (report_rows, is_final) = con.execute(
+            "SELECT count(*), coalesce(bool_or(is_final), false) FROM reconciliation_report WHERE billing_period = ?",
+            [period],
+        ).fetchall()[0]
+        if not report_rows:
+            raise Failure(f"reconciliation_report has no rows for {month}: materialize the month's chain first "
+                          "(nothing charged, nothing written)")
+        costs = con.execute(
+            """SELECT accountant_id, resource_type, currency, sum(cost) FROM tenant_costs
+               WHERE billing_period = ? AND accountant_id <> 'unattributed' GROUP BY ALL ORDER BY ALL""",
+            [period],
+        ).fetchall()
+        quantities = con.execute(
+            """SELECT accountant_id, resource_type, coalesce(operation, ''), sum(quantity) FROM estimated_usage
+               WHERE billing_period = ? AND accountant_id <> 'unattributed' AND quantity IS NOT NULL
+               GROUP BY ALL ORDER BY ALL""",
+            [period],
+        ).fetchall()
+        placed_before = {row[0] for row in con.execute(
+            "SELECT DISTINCT accountant_id FROM invoices WHERE billing_period = ? AND kind <> 'preview'", [period]
+        ).fetchall()}
+
+    charges = _charges(price_list, costs, quantities)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    try:
+        client = stripe_billing.client()
+        if is_final:
+            rows, created = _place(client, price_list, charges, placed_before, period, month, now, context)
+        else:
+            rows, created = _preview(client, charges, period, now), []
+    except StripeBillingError as error:
+        raise Failure(f"{month}: {error}. The warehouse's invoices of {month} were left as they were.") from None
+
+    staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
+    with warehouse.connect() as con:
+        con.register("staged_invoices", staged)
+        try:
+            written = replace_month(con, "invoices", period, "staged_invoices")
+        finally:
+            con.unregister("staged_invoices")
+        no_duplicates = duplicate_check(
+            con, "invoices", ["accountant_id", "resource_type", "kind", "stripe_invoice_item_id"], period,
+            "no_duplicate_invoice_items",
+        )
+    return MaterializeResult(
+        metadata=_metadata(rows, created, charges, price_list, stripe_billing, month, is_final, written),
+        check_results=[no_duplicates, _match_check(rows, charges, is_final)],
+    )
+
+
+def _charges(price_list: PriceList, costs, quantities) -> dict[str, list[ChargeLine]]:
+    """Every tenant's charge lines (tenants with attributed cost or metered usage)."""
+    wrong_currency = sorted({c for _, _, c, _ in costs if c.lower() != price_list.currency})
+    if wrong_currency:
+        raise Failure(f"The attributed cost is in {', '.join(wrong_currency)}, the price list charges in "
+                      f"{price_list.currency}: set the price list's currency (no exchange rates are applied)")
+    by_tenant: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for accountant, resource_type, _, cost in costs:
+        by_tenant[accountant][resource_type] = by_tenant[accountant].get(resource_type, Decimal(0)) + cost
+    metered: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
+    for accountant, resource_type, operation, quantity in quantities:
+        metered[accountant][(resource_type, operation)] = quantity
+    try:
+        return {
+            accountant: price_list.tenant_charges(accountant, by_tenant.get(accountant, {}), metered.get(accountant))
+            for accountant in sorted(set(by_tenant) | set(metered))
+        }
+    except ValueError as error:
+        raise Failure(f"Could not price the month: {error}") from None
+
+
+def _row(period, line: ChargeLine | None, accountant, resource_type, *, customer=None, subscription=None,
+         item=None, invoice=None, amount_cents, currency, kind, status, now) -> dict:
+    return {
+        "billing_period": period, "accountant_id": accountant, "resource_type": resource_type,
+        "stripe_customer_id": customer, "stripe_subscription_id": subscription, "stripe_invoice_item_id": item,
+        "stripe_invoice_id": invoice, "amount_cents": int(amount_cents), "currency": currency, "kind": kind,
+        "status": status, "attributed_cost": line.attributed_cost if line else None,
+        "charge_amount": line.amount.quantize(TEN_DIGITS, ROUND_HALF_UP) if line else None, "updated_at": now,
+    }
+
+
+def _preview(client: StripeBillingClient, charges, period, now) -> list[dict]:
+    """Provisional month: the computed lines, nothing sent. The Stripe customer is named where it exists already."""
+    customers = client.customers_by_accountant()
+    return [
+        _row(period, line, accountant, line.resource_type, customer=customers.get(accountant, {}).get("id"),
+             amount_cents=line.amount_cents, currency=line.currency, kind="preview", status="preview", now=now)
+        for accountant, lines in charges.items()
+        for line in lines
+        if line.amount_cents != 0
+    ]
+
+
+def _description(month: str, resource_type: str, kind: str, line: ChargeLine | None) -> str:
+    if resource_type == MINIMUM_FEE:
+        text = f"{month} minimum monthly fee"
+    elif line is not None and line.quantity:
+        text = f"{month} {resource_type}: {line.quantity.normalize():f} units, AWS cost {line.attributed_cost:.4f}"
+    elif line is not None:
+        text = f"{month} {resource_type}: AWS cost {line.attributed_cost:.4f} {line.currency.upper()}"
+    else:
+        text = f"{month} {resource_type}"
+    return text + (" (adjustment: restated month)" if kind == "adjustment" else "")
+
+
+def _place(client: StripeBillingClient, price_list: PriceList, charges, placed_before: set[str], period, month: str,
+           now, context) -> tuple[list[dict], list[dict]]:
+    """Final month: make the Stripe items of the month add up to the charges, adding only the difference."""
+    plan_id = client.ensure_plan(price_list.plan, price_list.currency)
+    customers = client.customers_by_accountant()
+    rows: list[dict] = []
+    created: list[dict] = []
+    for accountant in sorted(set(charges) | placed_before):
+        lines = {line.resource_type: line for line in charges.get(accountant, [])}
+        customer = customers.get(accountant)
+        if customer is None:
+            if not any(line.amount_cents for line in lines.values()):
+                continue
+            customer = client.create_customer(accountant)
+            context.log.info(f"Created the Stripe customer {customer['id']} of {accountant}")
+        subscription = client.ensure_subscription(customer["id"], plan_id, accountant)
+        month_items = [
+            item for item in client.items_of(customer["id"])
+            if item["metadata"].get("accountant_id") == accountant and item["metadata"].get("month") == month
+            and item["metadata"].get("kind") in ("charge", "adjustment")
+        ]
+        other_currency = sorted({i["currency"] for i in month_items if i["currency"].lower() != price_list.currency})
+        if other_currency:
+            raise StripeBillingError(f"{accountant}'s items of {month} are in {', '.join(other_currency)}, the price "
+                                     f"list in {price_list.currency}: correct them in Stripe first")
+        placed: dict[str, int] = defaultdict(int)
+        for item in month_items:
+            placed[item["metadata"].get("resource_type", "")] += item["amount"]
+        extra_types = sorted(set(placed) - set(LINE_ORDER))
+        for resource_type in [*LINE_ORDER, *extra_types]:
+            line = lines.get(resource_type)
+            difference = (line.amount_cents if line else 0) - placed.get(resource_type, 0)
+            if difference == 0:
+                continue
+            kind = "adjustment" if resource_type in placed else "charge"
+            metadata = {"accountant_id": accountant, "month": month, "resource_type": resource_type, "kind": kind,
+                        "attributed_cost": str(line.attributed_cost if line else 0),
+                        "quantity": str(line.quantity if line else 0), "source": "billing_pipeline"}
+            item = client.add_item(customer["id"], difference, price_list.currency,
+                                   _description(month, resource_type, kind, line), metadata)
+            month_items.append({"id": item["id"], "amount": difference, "currency": price_list.currency,
+                                "metadata": metadata, "invoice": None})
+            created.append({"accountant_id": accountant, "resource_type": resource_type, "kind": kind,
+                            "amount_cents": difference})
+        for item in month_items:
+            resource_type = item["metadata"].get("resource_type", "")
+            status = "pending" if item["invoice"] is None else item.get("invoice_status") or "draft"
+            rows.append(_row(period, lines.get(resource_type), accountant, resource_type, customer=customer["id"],
+                             subscription=subscription["id"], item=item["id"], invoice=item["invoice"],
+                             amount_cents=item["amount"], currency=item["currency"].lower(),
+                             kind=item["metadata"].get("kind"), status=status, now=now))
+    return rows, created
+
+
+def _match_check(rows: list[dict], charges, is_final: bool) -> AssetCheckResult:
+    wanted = {(a, line.resource_type): line.amount_cents for a, lines in charges.items() for line in lines}
+    have: dict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        have[(row["accountant_id"], row["resource_type"])] += row["amount_cents"]
+    keys = sorted(set(wanted) | set(have))
+    mismatches = [(a, r, wanted.get((a, r), 0), have.get((a, r), 0)) for a, r in keys
+                  if wanted.get((a, r), 0) != have.get((a, r), 0)]
+    table = "\n".join(f"| {a} | {r} | {w} | {h} |" for a, r, w, h in mismatches)
+    return AssetCheckResult(
+        check_name="stripe_items_match_charges",
+        passed=not mismatches,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "compared": "preview lines" if not is_final else "Stripe items (charges + adjustments)",
+            "mismatches": MetadataValue.md(
+                "| accountant_id | resource_type | price list cents | recorded cents |\n|---|---|---:|---:|\n" + table
+                if mismatches else "none"
+            ),
+        },
+    )
+
+
+def _metadata(rows, created, charges, price_list: PriceList, stripe_billing: StripeBilling, month: str,
+              is_final: bool, written: int) -> dict:
+    frame = pd.DataFrame(rows, columns=[f.name for f in INVOICE_SCHEMA])
+    metadata = {
+        "status": "charged" if is_final else "preview",
+        "billing_period": month,
+        "is_final": MetadataValue.bool(bool(is_final)),
+        "stripe_api_base": stripe_billing.base_url(),
+        "price_list": stripe_billing.price_list_source(),
+        "dagster/row_count": MetadataValue.int(written),
+        "tenants": MetadataValue.int(len(charges)),
+        f"charge_cents/{price_list.currency}": MetadataValue.int(
+            sum(line.amount_cents for lines in charges.values() for line in lines)),
+        "items_created": MetadataValue.int(len(created)),
+        "adjustments_created": MetadataValue.int(sum(1 for c in created if c["kind"] == "adjustment")),
+        "adjustment_cents": MetadataValue.int(sum(c["amount_cents"] for c in created if c["kind"] == "adjustment")),
+    }
+    if frame.empty:
+        metadata["invoices"] = MetadataValue.md("_no rows_")
+        return metadata
+    by_status = frame.groupby(["status", "currency"], as_index=False).agg(
+        items=("kind", "size"), amount_cents=("amount_cents", "sum"))
+    metadata["by_status"] = MetadataValue.md(by_status.to_markdown(index=False))
+    shown = frame[SHOWN].sort_values(["accountant_id", "resource_type", "kind"], kind="stable")
+    metadata["invoices"] = MetadataValue.md(f"**{month} ({metadata['status']})**\n\n" + shown.to_markdown(index=False))
+    return metadata

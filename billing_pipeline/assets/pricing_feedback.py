@@ -1,0 +1,104 @@
+"""pricing_feedback: the unit cost each usage driver really had this month, against the application's constants."""
+
+
+import json
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from billing_pipeline.assets.common import duplicate_check, month_of, stage_sql
+from billing_pipeline.exports import month_table, write_exports
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+ORDER = "service, driver, currency"
+
+
+def suggested_pricing(pricing_text: str, suggestions: dict[tuple[str, str], object]) -> dict:
+    """The pricing file with the flagged constants replaced by the suggested ones (strings, as in the file)."""
+    document = json.loads(pricing_text)
+    for (service, driver), price in sorted(suggestions.items()):
+        document.setdefault("drivers", {}).setdefault(service, {})[driver] = format(price.normalize(), "f")
+    return document
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["tenant_costs", "usage_shares", "cur_line_items"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb", "csv", "parquet"},
+    check_specs=[
+        AssetCheckSpec("pricing_constants_within_threshold", asset="pricing_feedback",
+                       description="Warns on drivers whose implied unit cost differs from the pricing file's "
+                                   "constant by more than the threshold, with the suggested constants."),
+        AssetCheckSpec("no_duplicate_pricing_feedback", asset="pricing_feedback", blocking=True),
+    ],
+)
+def pricing_feedback(
+    context: AssetExecutionContext, billing_config: BillingConfig, outputs_config: OutputsConfig,
+    warehouse: BillingWarehouse,
+) -> MaterializeResult:
+    """Per service x usage driver: the month's measured quantity (usage_shares), the in-scope cost split by that
+    driver (tenant_costs), the implied unit cost = cost / quantity, the pricing file's constant, the variance % and,
+    where |variance| exceeds the threshold (10 %), a suggested new constant. Exported as CSV and Parquet."""
+    period, _ = month_of(context)
+    pricing_text = billing_config.pricing_text()
+    pricing = parse_pricing(pricing_text, "BILLING_PRICING")
+    with warehouse.connect() as con:
+        (is_final,) = con.execute(
+            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
+            [period],
+        ).fetchall()[0]
+        con.register("driver_prices", pricing.driver_prices_table())
+        try:
+            con.stage(
+                "staged_pricing_feedback", stage_sql("pricing_feedback"),
+                {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
+                 "threshold_pct": pricing.variance_threshold_pct},
+            )
+        finally:
+            con.unregister("driver_prices")
+        rows = replace_month(con, "pricing_feedback", period, "staged_pricing_feedback")
+        export_rows = month_table(con, "pricing_feedback", period, ORDER)
+        no_duplicates = duplicate_check(con, "pricing_feedback", ["service", "driver", "currency"], period,
+                                        "no_duplicate_pricing_feedback")
+    exported = write_exports(outputs_config.export_location(), "pricing_feedback", period, export_rows)
+    frame = export_rows.drop_columns(["billing_period"]).to_pandas()
+    flagged = frame[frame["flagged"]]
+    suggestions = {(r.service, r.driver): r.suggested_unit_cost for r in flagged.itertuples()}
+    table = frame.drop(columns=["is_final"]).to_markdown(index=False) if not frame.empty else "_no rows_"
+    context.log.info(f"{period:%Y-%m}: {len(flagged)} of {len(frame)} drivers over the threshold; exported {exported}")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": MetadataValue.int(rows),
+            "flagged_drivers": MetadataValue.int(len(flagged)),
+            "is_final": MetadataValue.bool(bool(is_final)),
+            "feedback": MetadataValue.md(table),
+            "suggested_pricing": MetadataValue.json(suggested_pricing(pricing_text, suggestions)),
+            "exports": MetadataValue.md("\n".join(f"- `{uri}`" for uri in exported)),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="pricing_constants_within_threshold",
+                passed=flagged.empty,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "flagged": MetadataValue.md(
+                        flagged[["service", "driver", "implied_unit_cost", "configured_unit_cost", "variance_pct",
+                                 "suggested_unit_cost"]].to_markdown(index=False) if not flagged.empty else "none"),
+                },
+            ),
+            no_duplicates,
+        ],
+    )

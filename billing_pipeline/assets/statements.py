@@ -1,0 +1,162 @@
+"""statements: the monthly chargeback statement of every tenant, in cents that add up, and the exports.
+
+Cents, exactly (DESIGN.md: "cents appear only in statements, per tenant-month, by largest remainder"):
+1. Per currency, each tenant-month's exact cost (all of tenant_costs: direct + shared; `unattributed` too, so the
+   statements cover the whole in-scope cost) is rounded with `money.largest_remainder_cents`: the tenants' cents
+   add up to the in-scope total rounded half up to cents.
+2. Within a tenant, its lines (one per resource type) share the tenant's cents by the same rule (floor, then one
+   cent each to the largest remainders, ties by line name), so the lines add up to the tenant's total.
+The statements and the month's reconciliation report are exported as CSV and Parquet (billing_pipeline/exports.py).
+"""
+
+
+import datetime as dt
+from collections import defaultdict
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Hashable, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
+from billing_pipeline.exports import arrow_schema, month_table, write_exports
+from billing_pipeline.money import CENT, largest_remainder_cents
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+REPORT_ORDER = "accountant_id, resource_type = 'total', resource_type, currency"
+STATEMENT_ORDER = "currency, accountant_id, line = 'total', line"
+
+
+def split_cents(amounts: Mapping[Hashable, Decimal], target: Decimal) -> dict[Hashable, Decimal]:
+    """Round each amount to cents so that they add up to `target` (already in cents): floor each part, then
+    give the missing cents one each to the largest remainders (ties by key); a surplus is taken back from the
+    smallest remainders. Negative targets (credits) by symmetry."""
+    if not amounts:
+        return {}
+    sign = -1 if target < 0 else 1
+    signed = {key: value * sign for key, value in amounts.items()}
+    floored = {key: value.quantize(CENT, rounding=ROUND_FLOOR) for key, value in signed.items()}
+    missing = int((target * sign - sum(floored.values(), Decimal(0))) / CENT)
+    by_remainder = sorted(signed, key=lambda key: (-(signed[key] - floored[key]), str(key)))
+    if missing >= 0:
+        for index in range(missing):
+            floored[by_remainder[index % len(by_remainder)]] += CENT
+    else:
+        for index in range(-missing):
+            floored[by_remainder[-1 - index % len(by_remainder)]] -= CENT
+    return {key: value * sign for key, value in floored.items()}
+
+
+def statement_rows(lines: list[tuple], period: dt.date, is_final: bool) -> list[dict]:
+    """Statement rows (the table `statements`) from the exact lines (accountant_id, line, currency, cost_metric,
+    direct_cost, shared_cost, cost): each tenant's lines plus its 'total', in cents that add up."""
+    by_tenant: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for line in lines:
+        by_tenant[(line[0], line[2])].append(line)
+    tenant_cents: dict[tuple[str, str], Decimal] = {}
+    for currency in sorted({currency for _, currency in by_tenant}):
+        totals = {key: sum((l[6] for l in rows), Decimal(0)) for key, rows in by_tenant.items() if key[1] == currency}
+        tenant_cents.update(largest_remainder_cents(totals))
+    rows = []
+    for (accountant, currency), tenant_lines in sorted(by_tenant.items(), key=lambda item: (item[0][1], item[0][0])):
+        metric = tenant_lines[0][3]
+        cents = split_cents({l[1]: l[6] for l in tenant_lines}, tenant_cents[(accountant, currency)])
+        for _, name, _, _, direct, shared, cost in sorted(tenant_lines, key=lambda l: l[1]):
+            rows.append(dict(billing_period=period, accountant_id=accountant, line=name, currency=currency,
+                             cost_metric=metric, direct_cost=direct, shared_cost=shared, cost=cost,
+                             amount=cents[name], is_final=is_final))
+        rows.append(dict(billing_period=period, accountant_id=accountant, line="total", currency=currency,
+                         cost_metric=metric,
+                         direct_cost=sum((l[4] for l in tenant_lines), Decimal(0)),
+                         shared_cost=sum((l[5] for l in tenant_lines), Decimal(0)),
+                         cost=sum((l[6] for l in tenant_lines), Decimal(0)),
+                         amount=tenant_cents[(accountant, currency)], is_final=is_final))
+    return rows
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["tenant_costs", "reconciliation_report", "cur_line_items"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb", "csv", "parquet"},
+    check_specs=[
+        AssetCheckSpec("statement_cents_add_up", asset="statements", blocking=True,
+                       description="Per currency the tenants' cents add up to the in-scope cost rounded to cents, "
+                                   "and every tenant's lines add up to its total."),
+        AssetCheckSpec("no_duplicate_statement_lines", asset="statements", blocking=True),
+    ],
+)
+def statements(
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """Per tenant-month chargeback statement: one line per resource type and a 'total', exact cost (direct and
+    shared) and the amount in cents by largest remainder, so that the tenants' cents add up to the in-scope cents.
+    Writes the statements and the month's reconciliation report as CSV and Parquet to BILLING_EXPORT_URI."""
+    period, _ = month_of(context)
+    with warehouse.connect() as con:
+        (is_final,) = con.execute(
+            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
+            [period],
+        ).fetchall()[0]
+        lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
+        staged = pa.Table.from_pylist(statement_rows(lines, period, bool(is_final)), schema=arrow_schema("statements"))
+        con.register("staged_statements", staged)
+        try:
+            rows = replace_month(con, "statements", period, "staged_statements")
+        finally:
+            con.unregister("staged_statements")
+        in_scope = dict(con.execute(
+            "SELECT currency, sum(cost) FROM tenant_costs WHERE billing_period = ? GROUP BY currency", [period]
+        ).fetchall())
+        sums = con.execute(
+            """SELECT currency, sum(amount) FILTER (line = 'total'), sum(amount) FILTER (line <> 'total')
+               FROM statements WHERE billing_period = ? GROUP BY currency ORDER BY currency""",
+            [period],
+        ).fetchall()
+        unbalanced_tenants = con.execute(
+            """SELECT accountant_id, currency FROM statements WHERE billing_period = ?
+               GROUP BY ALL HAVING sum(amount) FILTER (line = 'total') <> sum(amount) FILTER (line <> 'total')""",
+            [period],
+        ).fetchall()
+        exported_statements = month_table(con, "statements", period, STATEMENT_ORDER)
+        exported_report = month_table(con, "reconciliation_report", period, REPORT_ORDER)
+        no_duplicates = duplicate_check(con, "statements", ["accountant_id", "line", "currency"], period,
+                                        "no_duplicate_statement_lines")
+    location = outputs_config.export_location()
+    exported = write_exports(location, "statements", period, exported_statements)
+    exported += write_exports(location, "reconciliation_report", period, exported_report)
+
+    problems = []
+    metadata = {"dagster/row_count": MetadataValue.int(rows), "is_final": MetadataValue.bool(bool(is_final))}
+    for currency, tenants_total, lines_total in sums:
+        expected = in_scope[currency].quantize(CENT, rounding=ROUND_HALF_UP)
+        metadata[f"statement_total/{currency}"] = MetadataValue.float(as_float(tenants_total))
+        metadata[f"in_scope_cost/{currency}"] = str(in_scope[currency])
+        if tenants_total != expected or lines_total != expected:
+            problems.append(f"{currency}: tenants {tenants_total}, lines {lines_total}, in-scope cents {expected}")
+    problems += [f"{accountant} ({currency}): lines do not add up to the total" for accountant, currency in unbalanced_tenants]
+    totals = exported_statements.filter(pc.equal(exported_statements["line"], "total")).select(
+        ["accountant_id", "currency", "direct_cost", "shared_cost", "cost", "amount"]).to_pandas()
+    metadata["tenants"] = MetadataValue.int(len(set(totals["accountant_id"]) - {"unattributed"}))
+    metadata["statements"] = MetadataValue.md(totals.to_markdown(index=False) if not totals.empty else "_no rows_")
+    metadata["exports"] = MetadataValue.md("\n".join(f"- `{uri}`" for uri in exported))
+    context.log.info(f"{period:%Y-%m}: {len(totals)} statements; exported {exported}")
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            AssetCheckResult(check_name="statement_cents_add_up", passed=not problems,
+                             metadata={"problems": "\n".join(problems) or "none"}),
+            no_duplicates,
+        ],
+    )

@@ -1,0 +1,160 @@
+"""usage_table_writeback: the attributed actual costs, written back into the application's usage table.
+
+Off unless BILLING_WRITEBACK_TABLE names the DynamoDB table (the application's `tax-agent-usage`). Then every
+tenant x service x day of the month with attributed cost becomes one item:
+
+    accountant_id  (partition key)   the tenant
+    timestamp      (sort key)        YYYY-MM-DDT00:00:00Z#cur#<service>   e.g. 2026-01-05T00:00:00Z#cur#AWSLambda
+    source = 'cur', actual_cost = true, amount (Number, exact), currency, cost_metric, month, usage_date,
+    service, resource_type, operation = 'actual_cost', is_final, estimated_cost = 0
+
+The key is a function of the tenant, the day and the service only, so a re-run overwrites the same items (a
+PutItem replaces the whole item): never a duplicate. The sort key sorts with the application's own items of that
+day and cannot collide with them (theirs are ISO timestamps without `#cur#`). `estimated_cost = 0` keeps code that
+sums the table's estimates unaffected. Readers of the table's estimates must skip `source = 'cur'` items: the sort
+key is no timestamp (billing_pipeline.readers.estimates does not skip them yet, see docs/outputs.md).
+After writing, the month's `source = 'cur'` items of every tenant written now or in the previous run (the
+warehouse table `usage_table_writeback` records what was written) that this run did not produce are deleted: a
+restated month whose cost moved away from a tenant, day or service leaves no stale item behind.
+"""
+
+
+import datetime as dt
+import os
+from decimal import Decimal
+
+import boto3
+import pyarrow as pa
+from boto3.dynamodb.conditions import Attr, Key
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from billing_pipeline.assets.common import as_float, month_of, stage_sql
+from billing_pipeline.exports import arrow_schema
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+
+def sort_key(usage_date: dt.date, service: str) -> str:
+    return f"{usage_date:%Y-%m-%d}T00:00:00Z#cur#{service}"
+
+
+def dynamodb_number(value: Decimal) -> Decimal:
+    """The exact amount as a DynamoDB Number: the DECIMAL's trailing zeros dropped (1.2300000000 -> 1.23), 0 as 0."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return Decimal(text if text not in ("", "-", "-0") else "0")
+
+
+def usage_item(row: dict, period: dt.date, is_final: bool) -> dict:
+    """The DynamoDB item of one tenant x service x day."""
+    return {
+        "accountant_id": row["accountant_id"],
+        "timestamp": row["timestamp"],
+        "month": f"{period:%Y-%m}",
+        "usage_date": row["usage_date"].isoformat(),
+        "operation": "actual_cost",
+        "service": row["service"],
+        "resource_type": row["resource_type"],
+        "source": "cur",
+        "actual_cost": True,
+        "amount": dynamodb_number(row["amount"]),
+        "estimated_cost": Decimal(0),
+        "currency": row["currency"],
+        "cost_metric": row["cost_metric"],
+        "is_final": bool(is_final),
+    }
+
+
+def month_cur_keys(table, accountant_id: str, period: dt.date) -> set[tuple[str, str]]:
+    """The keys of the tenant's `source = 'cur'` items of the month (a Query, paginated)."""
+    keys: set[tuple[str, str]] = set()
+    request = {
+        "KeyConditionExpression": Key("accountant_id").eq(accountant_id)
+        & Key("timestamp").begins_with(f"{period:%Y-%m}-"),
+        "FilterExpression": Attr("source").eq("cur"),
+        "ConsistentRead": True,
+    }
+    while True:
+        page = table.query(**request)
+        keys.update((item["accountant_id"], item["timestamp"]) for item in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return keys
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["tenant_costs", "cur_line_items"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb", "dynamodb"},
+)
+def usage_table_writeback(
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
+) -> MaterializeResult:
+    """Writes each tenant's attributed actual cost per service and day into the application's usage table
+    (BILLING_WRITEBACK_TABLE; off when unset): source='cur', actual_cost=true, amount as a DynamoDB Number, a
+    deterministic key so re-runs overwrite and restatements delete what they no longer produce."""
+    period, _ = month_of(context)
+    table_name = outputs_config.writeback_table_name()
+    if table_name is None:
+        context.log.info("BILLING_WRITEBACK_TABLE is not set: nothing written back")
+        return MaterializeResult(metadata={"status": "not configured (BILLING_WRITEBACK_TABLE is not set)",
+                                           "items_written": MetadataValue.int(0)})
+
+    with warehouse.connect() as con:
+        (is_final,) = con.execute(
+            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
+            [period],
+        ).fetchall()[0]
+        columns = ["accountant_id", "usage_date", "service", "resource_type", "currency", "cost_metric", "amount"]
+        produced = [dict(zip(columns, r)) for r in
+                    con.execute(stage_sql("usage_table_writeback"), {"billing_period": period}).fetchall()]
+        previous_accountants = {a for (a,) in con.execute(
+            "SELECT DISTINCT accountant_id FROM usage_table_writeback WHERE billing_period = ? AND table_name = ?",
+            [period, table_name]).fetchall()}
+        (unattributed,) = con.execute(
+            "SELECT sum(cost) FROM tenant_costs WHERE billing_period = ? AND accountant_id = 'unattributed'", [period]
+        ).fetchall()[0]
+
+    rows = []
+    for row in produced:
+        rows.append({"billing_period": period, "table_name": table_name,
+                     "timestamp": sort_key(row["usage_date"], row["service"]), **row})
+    keys = [(r["accountant_id"], r["timestamp"]) for r in rows]
+    if len(set(keys)) != len(keys):
+        raise Failure(f"{period:%Y-%m}: one tenant x service x day has cost in more than one currency; the usage "
+                      "table's key (accountant_id, timestamp) cannot hold both")
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    table = boto3.resource("dynamodb", region_name=region).Table(table_name)
+    with table.batch_writer(overwrite_by_pkeys=["accountant_id", "timestamp"]) as batch:
+        for row in rows:
+            batch.put_item(Item=usage_item(row, period, bool(is_final)))
+    wanted = set(keys)
+    stale: set[tuple[str, str]] = set()
+    for accountant in sorted({r["accountant_id"] for r in rows} | previous_accountants):
+        stale |= month_cur_keys(table, accountant, period) - wanted
+    with table.batch_writer(overwrite_by_pkeys=["accountant_id", "timestamp"]) as batch:
+        for accountant, timestamp in sorted(stale):
+            batch.delete_item(Key={"accountant_id": accountant, "timestamp": timestamp})
+
+    staged = pa.Table.from_pylist(rows, schema=arrow_schema("usage_table_writeback"))
+    with warehouse.connect() as con:
+        con.register("staged_usage_table_writeback", staged)
+        try:
+            written = replace_month(con, "usage_table_writeback", period, "staged_usage_table_writeback")
+        finally:
+            con.unregister("staged_usage_table_writeback")
+    total = sum((r["amount"] for r in rows), Decimal(0))
+    context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
+    return MaterializeResult(metadata={
+        "status": f"written to {table_name}",
+        "dagster/row_count": MetadataValue.int(written),
+        "items_written": MetadataValue.int(len(rows)),
+        "items_deleted": MetadataValue.int(len(stale)),
+        "tenants": MetadataValue.int(len({r["accountant_id"] for r in rows})),
+        "amount_written": MetadataValue.float(as_float(total)),
+        "unattributed_not_written": MetadataValue.float(as_float(unattributed)),
+    })

@@ -1,0 +1,197 @@
+"""The price list: what a tenant is charged for its attributed AWS cost, kept apart from the cost itself.
+
+One JSON file (`BILLING_PRICE_LIST`, default: `price_list.json` in this package):
+
+    {
+      "currency": "usd",                         # what tenants are charged in (must be the cost's currency)
+      "platform_plan": {"product_id": ..., "plan_id": ..., "name": ..., "amount_cents": 0},
+      "minimum_monthly_fee": "5.00",             # a tenant-month below it is topped up (line `minimum_fee`)
+      "resource_types": {                        # lambda, dynamodb, s3, agentcore, bedrock, other
+        "lambda": {"markup_pct": "30", "unit_prices": {"LambdaRequests": "0.0000005"}}
+      },
+      "overrides": {"<accountant_id>": {"minimum_monthly_fee": "0", "resource_types": {"s3": {"markup_pct": "0"}}}}
+    }
+
+Per tenant-month and resource type the charge is, exactly (Decimal):
+
+    attributed cost x (1 + markup_pct / 100) + sum over operations of unit price x metered quantity
+
+where the metered quantity is the tenant's quantity of that operation in the application's usage table
+(`estimated_usage`; `"*"` prices every operation of the resource type). When the tenant-month's charges add up to less
+than the minimum monthly fee, a `minimum_fee` line makes up the difference. The lines are then rounded to cents by
+largest remainder (money.py), so they add up to the tenant-month's total rounded to cents.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Mapping
+
+from billing_pipeline.money import CENT, largest_remainder_cents
+
+RESOURCE_TYPES = ("lambda", "dynamodb", "s3", "agentcore", "bedrock", "other")
+MINIMUM_FEE = "minimum_fee"
+LINE_ORDER = (*RESOURCE_TYPES, MINIMUM_FEE)
+
+
+@dataclass(frozen=True)
+class PlatformPlan:
+    product_id: str
+    plan_id: str
+    name: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class ResourcePrice:
+    markup_pct: Decimal = Decimal(0)
+    unit_prices: Mapping[str, Decimal] = field(default_factory=dict)  # operation (or '*') -> price per unit
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What one tenant pays: the default terms with its overrides applied."""
+
+    minimum_monthly_fee: Decimal
+    resource_prices: Mapping[str, ResourcePrice]
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    accountant_id: str
+    resource_type: str  # one of RESOURCE_TYPES, or MINIMUM_FEE
+    currency: str  # lower case, as Stripe writes it
+    attributed_cost: Decimal  # the tenant's exact AWS cost of the resource type (0 for the minimum fee)
+    quantity: Decimal  # metered units that unit prices applied to (0 when priced by markup only)
+    amount: Decimal  # exact charge
+    amount_cents: int  # the charge in cents, by largest remainder within the tenant-month
+
+
+@dataclass(frozen=True)
+class PriceList:
+    currency: str
+    plan: PlatformPlan
+    default: Terms
+    overrides: Mapping[str, Terms]
+
+    def terms_for(self, accountant_id: str) -> Terms:
+        return self.overrides.get(accountant_id, self.default)
+
+    def tenant_charges(
+        self,
+        accountant_id: str,
+        costs: Mapping[str, Decimal],
+        quantities: Mapping[tuple[str, str], Decimal] | None = None,
+    ) -> list[ChargeLine]:
+        """One tenant-month's charge lines: `costs` is resource type -> attributed cost, `quantities` is
+        (resource type, operation) -> metered quantity. Lines whose exact amount is zero are left out."""
+        terms = self.terms_for(accountant_id)
+        quantities = quantities or {}
+        unknown = sorted(set(costs) - set(RESOURCE_TYPES))
+        if unknown:
+            raise ValueError(f"resource types not in the price list's vocabulary: {', '.join(unknown)}")
+        lines: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+        with localcontext() as ctx:
+            ctx.prec = 60
+            for resource_type in RESOURCE_TYPES:
+                cost = costs.get(resource_type, Decimal(0))
+                price = terms.resource_prices.get(resource_type, ResourcePrice())
+                amount = cost * (1 + price.markup_pct / 100)
+                metered = Decimal(0)
+                for (rtype, operation), quantity in quantities.items():
+                    if rtype != resource_type:
+                        continue
+                    unit_price = price.unit_prices.get(operation, price.unit_prices.get("*"))
+                    if unit_price is not None:
+                        amount += unit_price * quantity
+                        metered += quantity
+                if amount != 0 or cost != 0:
+                    lines[resource_type] = (cost, metered, amount)
+            total = sum((amount for _, _, amount in lines.values()), Decimal(0))
+            if total < terms.minimum_monthly_fee:
+                lines[MINIMUM_FEE] = (Decimal(0), Decimal(0), terms.minimum_monthly_fee - total)
+            cents = largest_remainder_cents({key: amount for key, (_, _, amount) in lines.items()})
+        return [
+            ChargeLine(accountant_id, key, self.currency, cost, metered, amount, int(cents[key] / CENT))
+            for key in LINE_ORDER
+            if key in lines
+            for cost, metered, amount in [lines[key]]
+        ]
+
+
+def _decimal(value, where: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as error:
+        raise ValueError(f"{where}: not a number ({value!r})") from error
+    if not number.is_finite():
+        raise ValueError(f"{where}: not a finite number ({value!r})")
+    return number
+
+
+def _resource_price(spec: dict, base: ResourcePrice, where: str) -> ResourcePrice:
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: expected an object")
+    extra = set(spec) - {"markup_pct", "unit_prices"}
+    if extra:
+        raise ValueError(f"{where}: unknown keys {', '.join(sorted(extra))}")
+    markup = _decimal(spec["markup_pct"], f"{where}.markup_pct") if "markup_pct" in spec else base.markup_pct
+    if markup < -100:
+        raise ValueError(f"{where}.markup_pct: below -100")
+    unit_prices = dict(base.unit_prices)
+    for operation, price in (spec.get("unit_prices") or {}).items():
+        unit_prices[str(operation)] = _decimal(price, f"{where}.unit_prices.{operation}")
+        if unit_prices[str(operation)] < 0:
+            raise ValueError(f"{where}.unit_prices.{operation}: negative")
+    return ResourcePrice(markup, unit_prices)
+
+
+def _terms(document: dict, base: Terms | None, where: str) -> Terms:
+    resource_specs = document.get("resource_types") or {}
+    unknown = sorted(set(resource_specs) - set(RESOURCE_TYPES))
+    if unknown:
+        raise ValueError(f"{where}.resource_types: unknown resource types {', '.join(unknown)} "
+                         f"(expected {', '.join(RESOURCE_TYPES)})")
+    prices = {}
+    for resource_type in RESOURCE_TYPES:
+        inherited = base.resource_prices[resource_type] if base else ResourcePrice()
+        spec = resource_specs.get(resource_type)
+        prices[resource_type] = (_resource_price(spec, inherited, f"{where}.resource_types.{resource_type}")
+                                 if spec is not None else inherited)
+    if "minimum_monthly_fee" in document:
+        minimum = _decimal(document["minimum_monthly_fee"], f"{where}.minimum_monthly_fee")
+    else:
+        minimum = base.minimum_monthly_fee if base else Decimal(0)
+    if minimum < 0:
+        raise ValueError(f"{where}.minimum_monthly_fee: negative")
+    return Terms(minimum, prices)
+
+
+def parse_price_list(text: str, source: str = "price list") -> PriceList:
+    """Parse and validate the price list JSON; a bad file is an error naming it and the problem."""
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("expected a JSON object")
+        currency = str(document.get("currency", "usd")).strip().lower()
+        if len(currency) != 3 or not currency.isalpha():
+            raise ValueError(f"currency: expected an ISO 4217 code, got {currency!r}")
+        plan_spec = document.get("platform_plan") or {}
+        plan = PlatformPlan(
+            product_id=str(plan_spec.get("product_id", "billing_pipeline_platform")),
+            plan_id=str(plan_spec.get("plan_id", f"billing_pipeline_platform_monthly_{currency}")),
+            name=str(plan_spec.get("name", "Platform")),
+            amount_cents=int(plan_spec.get("amount_cents", 0)),
+        )
+        if plan.amount_cents < 0:
+            raise ValueError("platform_plan.amount_cents: negative")
+        default = _terms(document, None, "price list")
+        overrides = {
+            str(accountant): _terms(spec, default, f"overrides.{accountant}")
+            for accountant, spec in (document.get("overrides") or {}).items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{source}: not a valid price list ({error})") from error
+    return PriceList(currency=currency, plan=plan, default=default, overrides=overrides)

@@ -1,0 +1,405 @@
+"""invoices: monthly charges in Stripe, over HTTP against a local localstripe server started here.
+
+The upstream chain runs once on a generated final month (the generator's exact per-tenant costs); every test copies
+that warehouse and materializes only `invoices` through the real Definitions. Expected cents are computed here from
+the generator's costs and the test's price list, independently of the asset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal as D
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from billing_pipeline.definitions import defs
+from billing_pipeline.money import largest_remainder_cents
+from billing_pipeline.price_list import MINIMUM_FEE, parse_price_list
+from billing_pipeline.resources.stripe_billing import StripeBilling
+from billing_pipeline.sample_data import generate_month
+
+JAN = dt.date(2026, 1, 1)
+MONTH = "2026-01"
+API_KEY = "sk_test_billing_pipeline_0123456789"
+DECLINED = "4000000000000341"  # Stripe's test card that attaches and then fails to charge
+PRICE_LIST = {
+    "currency": "usd",
+    "platform_plan": {"product_id": "test_platform", "plan_id": "test_platform_monthly_usd", "name": "Test platform",
+                      "amount_cents": 0},
+    "minimum_monthly_fee": "12.00",
+    "resource_types": {"lambda": {"markup_pct": "30"}, "dynamodb": {"markup_pct": "30"}, "s3": {"markup_pct": "20"},
+                       "agentcore": {"markup_pct": "25"}, "bedrock": {"markup_pct": "15"},
+                       "other": {"markup_pct": "10"}},
+    "overrides": {"acct-0002": {"minimum_monthly_fee": "0", "resource_types": {"s3": {"markup_pct": "0"}}}},
+}
+
+# localstripe's console script binds every interface ('::') and pickles its store to the shared
+# /tmp/localstripe.pickle after each write; the tests run the same server app on 127.0.0.1 with an in-memory store.
+LAUNCHER = """
+import sys
+from aiohttp import web
+import localstripe.resources as resources
+from localstripe.server import app
+resources.Store.dump_to_disk = lambda self: None
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def localstripe():
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/v1/customers", auth=(API_KEY, ""), timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError("localstripe did not start")
+        time.sleep(0.1)
+    yield base
+    server.terminate()
+    server.wait(timeout=10)
+
+
+class Stripe:
+    """Just enough of the Stripe API to look at what the asset did (and to play Stripe's part: sweep, pay, void)."""
+
+    def __init__(self, base: str):
+        self.http = httpx.Client(base_url=base, auth=(API_KEY, ""), timeout=10)
+
+    def get(self, path, **params):
+        response = self.http.get(path, params={"limit": 100, **params})
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path, data=None):
+        response = self.http.post(path, data=data or {})
+        response.raise_for_status()
+        return response.json()
+
+    def customers(self) -> dict[str, dict]:
+        return {c["metadata"]["accountant_id"]: c for c in self.get("/v1/customers")["data"]}
+
+    def items(self) -> list[dict]:
+        """Every invoice item, pending or on an invoice, with its invoice id."""
+        found = {}
+        for customer in self.get("/v1/customers")["data"]:
+            for item in self.get("/v1/invoiceitems", customer=customer["id"])["data"]:
+                found[item["id"]] = {**item, "invoice": None}
+            for invoice in self.get("/v1/invoices", customer=customer["id"])["data"]:
+                for line in self.get(f"/v1/invoices/{invoice['id']}/lines")["data"]:
+                    if line["type"] == "invoiceitem":
+                        found[line["invoice_item"]] = {**line, "id": line["invoice_item"], "invoice": invoice["id"]}
+        return list(found.values())
+
+    def sweep(self, accountant: str) -> str:
+        """What Stripe does at the period end: the subscription's next invoice takes the pending items."""
+        customer = self.customers()[accountant]["id"]
+        subscription = self.get("/v1/subscriptions", customer=customer)["data"][0]["id"]
+        return self.post("/v1/invoices", {"customer": customer, "subscription": subscription})["id"]
+
+    def pay_with_card(self, accountant: str, invoice: str, number: str = "4242424242424242"):
+        """Attempt the invoice's payment with a test card (4000000000000341 attaches, then is declined)."""
+        customer = self.customers()[accountant]["id"]
+        card = self.post("/v1/payment_methods", {"type": "card", "card[number]": number,
+                                                 "card[exp_month]": "12", "card[exp_year]": "2030",
+                                                 "card[cvc]": "123"})["id"]
+        self.post(f"/v1/payment_methods/{card}/attach", {"customer": customer})
+        self.post(f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": card})
+        return self.post(f"/v1/invoices/{invoice}/pay")
+
+
+def expected_cents(actuals: dict[tuple[str, str], D], price_list: dict) -> dict[tuple[str, str], int]:
+    """(accountant, resource type or minimum_fee) -> cents: markup on the attributed cost, the minimum topped up,
+    largest remainder per tenant-month."""
+    by_tenant = defaultdict(dict)
+    for (accountant, resource_type), cost in actuals.items():
+        if accountant != "unattributed" and cost != 0:
+            by_tenant[accountant][resource_type] = cost
+    cents = {}
+    for accountant, costs in by_tenant.items():
+        override = price_list["overrides"].get(accountant, {})
+        minimum = D(override.get("minimum_monthly_fee", price_list["minimum_monthly_fee"]))
+        amounts = {}
+        for resource_type, cost in costs.items():
+            spec = {**price_list["resource_types"][resource_type],
+                    **override.get("resource_types", {}).get(resource_type, {})}
+            amounts[resource_type] = cost * (1 + D(spec["markup_pct"]) / 100)
+        total = sum(amounts.values())
+        if total < minimum:
+            amounts[MINIMUM_FEE] = minimum - total
+        for key, value in largest_remainder_cents(amounts).items():
+            cents[(accountant, key)] = int(value * 100)
+    return cents
+
+
+@pytest.fixture(scope="module")
+def final_month(tmp_path_factory):
+    """A generated final month (invoice id in the CUR) run through the upstream chain, Stripe off."""
+    root = tmp_path_factory.mktemp("invoices")
+    sample = generate_month(root / "sample", JAN, tenants=4, rows=2000, seed=11, final=True)
+    warehouse = root / "template.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BILLING_CUR_URI", sample.cur_uri)
+        env.setenv("BILLING_LOGS_URI", sample.logs_uri)
+        env.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
+        env.setenv("BILLING_USAGE_URI", sample.usage_uri)
+        env.setenv("BILLING_WAREHOUSE", str(warehouse))
+        env.delenv("STRIPE_API_KEY", raising=False)
+        result = materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+                             instance=DagsterInstance.ephemeral())
+    assert result.success
+    return sample, warehouse
+
+
+@pytest.fixture
+def env(localstripe, final_month, tmp_path, monkeypatch):
+    """A fresh Stripe, a copy of the month's warehouse, and the environment pointing at both."""
+    httpx.delete(localstripe + "/_config/data", timeout=10).raise_for_status()
+    sample, template = final_month
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(template, warehouse)
+    price_list = tmp_path / "price_list.json"
+    price_list.write_text(json.dumps(PRICE_LIST))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(price_list))
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", localstripe)
+    return sample, warehouse, Stripe(localstripe)
+
+
+def run_invoices(raise_on_error=True):
+    resources = {**defs.resources, "stripe_billing": StripeBilling(max_network_retries=0)}
+    return materialize(list(defs.assets), selection=[AssetKey("invoices")], resources=resources,
+                       partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
+                       raise_on_error=raise_on_error)
+
+
+def invoice_rows(warehouse: Path, columns="accountant_id, resource_type, kind, status, amount_cents, currency, "
+                                          "stripe_invoice_item_id, stripe_invoice_id"):
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(f"SELECT {columns} FROM invoices ORDER BY ALL").fetchall()
+
+
+def sums(items, key=lambda i: (i["metadata"]["accountant_id"], i["metadata"]["resource_type"])):
+    totals = defaultdict(int)
+    for item in items:
+        totals[key(item)] += item["amount"]
+    return dict(totals)
+
+
+def metadata_of(result):
+    return result.asset_materializations_for_node("invoices")[0].metadata
+
+
+def test_final_month_is_charged_exact_cents_per_resource_type(env):
+    sample, warehouse, stripe_api = env
+    result = run_invoices()
+    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
+    assert ("acct-0004", MINIMUM_FEE) in expected and ("acct-0002", MINIMUM_FEE) not in expected
+
+    items = stripe_api.items()
+    assert sums(items) == expected
+    assert len(items) == len(expected)
+    assert {i["metadata"]["kind"] for i in items} == {"charge"}
+    assert {(i["metadata"]["month"], i["currency"]) for i in items} == {(MONTH, "usd")}
+    customers = stripe_api.customers()
+    assert sorted(customers) == sorted(sample.tenants)  # never 'unattributed'
+    for accountant, customer in customers.items():
+        (subscription,) = stripe_api.get("/v1/subscriptions", customer=customer["id"])["data"]
+        assert subscription["items"]["data"][0]["plan"]["id"] == "test_platform_monthly_usd"
+        assert {i["customer"] for i in items if i["metadata"]["accountant_id"] == accountant} == {customer["id"]}
+
+    rows = invoice_rows(warehouse, "accountant_id, resource_type, kind, status, amount_cents, currency, "
+                                   "stripe_customer_id, stripe_invoice_item_id")
+    assert {(a, r): c for a, r, _, _, c, *_ in rows} == expected
+    assert {(k, s, cur) for _, _, k, s, _, cur, *_ in rows} == {("charge", "pending", "usd")}
+    assert {(r[0], r[6]) for r in rows} == {(a, c["id"]) for a, c in customers.items()}
+    assert sorted(r[7] for r in rows) == sorted(i["id"] for i in items)
+
+    metadata = metadata_of(result)
+    assert metadata["status"].value == "charged"
+    assert metadata["charge_cents/usd"].value == sum(expected.values())
+    assert metadata["items_created"].value == len(expected)
+    assert API_KEY not in json.dumps({k: str(v.value) for k, v in metadata.items()})
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"no_duplicate_invoice_items": True, "stripe_items_match_charges": True}
+
+
+def test_rerun_adds_nothing_and_reads_the_invoice_status_back(env):
+    sample, warehouse, stripe_api = env
+    run_invoices()
+    items_before = sorted(i["id"] for i in stripe_api.items())
+    rows_before = invoice_rows(warehouse)
+
+    result = run_invoices()
+    assert sorted(i["id"] for i in stripe_api.items()) == items_before
+    assert invoice_rows(warehouse) == rows_before
+    assert metadata_of(result)["items_created"].value == 0
+
+    # Stripe sweeps the pending items into the subscriptions' invoices; one is paid, one declined (past due, Smart
+    # Retries would follow), one declined and then voided; acct-0004's items are still pending.
+    invoices = {a: stripe_api.sweep(a) for a in ["acct-0001", "acct-0002", "acct-0003"]}
+    assert stripe_api.pay_with_card("acct-0001", invoices["acct-0001"])["status"] == "paid"
+    for accountant in ["acct-0002", "acct-0003"]:
+        assert stripe_api.pay_with_card(accountant, invoices[accountant], DECLINED)["status"] == "open"
+    stripe_api.post(f"/v1/invoices/{invoices['acct-0003']}/void")
+    result = run_invoices()
+    assert sorted(i["id"] for i in stripe_api.items()) == items_before  # invoiced items are recognized too
+    assert metadata_of(result)["items_created"].value == 0
+    status = {(a, r): (s, inv) for a, r, _, s, _, _, _, inv in invoice_rows(warehouse)}
+    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
+    assert status == {
+        key: {"acct-0001": ("paid", invoices["acct-0001"]), "acct-0002": ("past_due", invoices["acct-0002"]),
+              "acct-0003": ("void", invoices["acct-0003"]), "acct-0004": ("pending", None)}[key[0]]
+        for key in expected
+    }
+
+
+def test_restated_month_adds_adjustments_for_the_difference_only(env):
+    sample, warehouse, stripe_api = env
+    run_invoices()
+    charged = {i["id"] for i in stripe_api.items()}
+    invoice = stripe_api.sweep("acct-0001")  # already invoiced items count as placed too
+
+    # AWS restates the month: acct-0001's Lambda cost doubles, acct-0002's DynamoDB cost disappears.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE tenant_costs SET cost = cost * 2 "
+                    "WHERE accountant_id = 'acct-0001' AND resource_type = 'lambda'")
+        con.execute("UPDATE tenant_costs SET cost = 0 WHERE accountant_id = 'acct-0002' AND resource_type = 'dynamodb'")
+    restated = dict(sample.expected_actuals)
+    restated[("acct-0001", "lambda")] *= 2
+    restated[("acct-0002", "dynamodb")] = D(0)
+    before, after = expected_cents(sample.expected_actuals, PRICE_LIST), expected_cents(restated, PRICE_LIST)
+
+    result = run_invoices()
+    items = stripe_api.items()
+    new = [i for i in items if i["id"] not in charged]
+    difference = {k: after.get(k, 0) - before.get(k, 0) for k in set(before) | set(after)}
+    assert sums(new) == {k: v for k, v in difference.items() if v}
+    assert {i["metadata"]["kind"] for i in new} == {"adjustment"}
+    assert any(i["amount"] < 0 for i in new) and any(i["amount"] > 0 for i in new)
+    assert {k: v for k, v in sums(items).items() if v} == {k: v for k, v in after.items() if v}
+    assert metadata_of(result)["adjustments_created"].value == len(new)
+
+    rows = invoice_rows(warehouse)
+    assert {k: v for k, v in sums([{"amount": c, "metadata": {"accountant_id": a, "resource_type": r}}
+                                    for a, r, _, _, c, *_ in rows]).items() if v} == \
+        {k: v for k, v in after.items() if v}
+    assert {(r[2], r[3]) for r in rows if r[6] in {i["id"] for i in new}} == {("adjustment", "pending")}
+    assert {r[7] for r in rows if r[0] == "acct-0001" and r[6] in charged} == {invoice}
+
+    assert run_invoices().success and len(stripe_api.items()) == len(items)  # and it settles
+
+
+def test_provisional_month_is_a_preview_and_charges_nothing(env):
+    sample, warehouse, stripe_api = env
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE cur_line_items SET invoice_id = NULL")
+        con.execute("UPDATE reconciliation_report SET is_final = false")
+    result = run_invoices()
+    assert stripe_api.items() == [] and stripe_api.customers() == {}
+    assert stripe_api.get("/v1/plans")["data"] == []
+    rows = invoice_rows(warehouse)
+    assert {(a, r): c for a, r, _, _, c, *_ in rows} == expected_cents(sample.expected_actuals, PRICE_LIST)
+    assert {(k, s, item, inv) for _, _, k, s, _, _, item, inv in rows} == {("preview", "preview", None, None)}
+    assert metadata_of(result)["status"].value == "preview"
+
+
+def test_bad_api_key_fails_clearly_and_leaves_the_warehouse_as_it_was(env, monkeypatch):
+    _, warehouse, stripe_api = env
+    run_invoices()
+    before = invoice_rows(warehouse, "*")
+    items = stripe_api.items()
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_wrong_key_4242")
+    result = run_invoices(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.event_specific_data.error)
+    assert "Stripe rejected the API key" in message and "STRIPE_API_KEY" in message
+    assert "rk_wrong_key_4242" not in message
+    assert invoice_rows(warehouse, "*") == before
+    assert stripe_api.items() == items
+
+
+def test_unreachable_stripe_fails_clearly_and_leaves_the_warehouse_as_it_was(env, monkeypatch):
+    _, warehouse, _ = env
+    closed = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("STRIPE_API_BASE", closed)
+    result = run_invoices(raise_on_error=False)
+    assert not result.success
+    message = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
+    assert f"Could not reach Stripe at {closed}" in message and API_KEY not in message
+    assert invoice_rows(warehouse) == []
+
+
+def test_not_configured_without_an_api_key(env, monkeypatch):
+    _, warehouse, stripe_api = env
+    monkeypatch.delenv("STRIPE_API_KEY")
+    result = run_invoices()
+    assert metadata_of(result)["status"].value == "not configured"
+    assert invoice_rows(warehouse) == [] and stripe_api.customers() == {}
+
+
+# -- the price list, without Stripe ------------------------------------------------------------------------------
+
+
+def test_price_list_markup_unit_prices_minimum_and_overrides():
+    prices = parse_price_list(json.dumps({
+        "currency": "USD",
+        "minimum_monthly_fee": "5",
+        "resource_types": {"lambda": {"markup_pct": "10", "unit_prices": {"LambdaRequests": "0.000002"}},
+                           "agentcore": {"unit_prices": {"*": "0.01"}}},
+        "overrides": {"big": {"minimum_monthly_fee": "0", "resource_types": {"lambda": {"markup_pct": "0"}}}},
+    }))
+    quantities = {("lambda", "LambdaRequests"): D("1000000"), ("lambda", "LambdaCompute"): D("99"),
+                  ("agentcore", "AgentCoreSession"): D("3"), ("agentcore", "AgentCoreToolCall"): D("7")}
+    lines = prices.tenant_charges("small", {"lambda": D("1.0000000001"), "s3": D("0.004")}, quantities)
+    # lambda 1.10000000011 + 2.00; agentcore 0.10; s3 0.004; total 3.20400000011 -> minimum 1.79599999989
+    assert [(l.resource_type, l.amount, l.amount_cents, l.quantity) for l in lines] == [
+        ("lambda", D("3.10000000011"), 310, D("1000000")),
+        ("s3", D("0.004"), 0, D(0)),
+        ("agentcore", D("0.10"), 10, D("10")),
+        (MINIMUM_FEE, D("1.79599999989"), 180, D(0)),
+    ]
+    assert sum(l.amount_cents for l in lines) == 500 and {l.currency for l in lines} == {"usd"}
+    big = prices.tenant_charges("big", {"lambda": D("1.005"), "other": D("0.0049")}, {})
+    assert [(l.resource_type, l.amount_cents) for l in big] == [("lambda", 101), ("other", 0)]
+
+
+def test_price_list_errors_name_the_file_and_the_problem():
+    with pytest.raises(ValueError, match=r"prices\.json: .*unknown resource types ec2"):
+        parse_price_list(json.dumps({"resource_types": {"ec2": {"markup_pct": "5"}}}), "prices.json")
+    with pytest.raises(ValueError, match=r"prices\.json: .*minimum_monthly_fee: not a number"):
+        parse_price_list(json.dumps({"minimum_monthly_fee": "five"}), "prices.json")
+    with pytest.raises(ValueError, match="prices.json: not a valid price list"):
+        parse_price_list("{", "prices.json")
+
+
+def test_packaged_price_list_parses():
+    prices = parse_price_list(StripeBilling().price_list_text())
+    assert prices.currency == "usd" and prices.plan.amount_cents == 0
+    assert prices.default.minimum_monthly_fee == D("5.00")
