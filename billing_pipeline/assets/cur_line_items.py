@@ -1,6 +1,6 @@
 """cur_line_items: the month's current CUR delivery, normalized, replacing whatever the month held before."""
 
-
+import duckdb
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -12,12 +12,30 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, markdown, month_of
+from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
+from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, stage_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.storage import Location
 
 STAGED = "staged_cur_line_items"
+
+
+def stage_delivery(engine: Engine, location: Location, delivery: CurDelivery) -> int:
+    """The delivery's line items as the relation STAGED, normalized by the CUR reader.
+
+    The reader streams each file through DuckDB (so an error names the file); on Spark its rows are then handed
+    over as Arrow. (Normalizing inside Spark itself, for months beyond one machine, is the next step.)
+    """
+    if engine.name == "duckdb":
+        return stage_line_items(engine.con, location, delivery, STAGED)
+    with duckdb.connect() as local:
+        rows = stage_line_items(local, location, delivery, STAGED)
+        engine.register("delivery_line_items", local.execute(f"SELECT * FROM {STAGED}").to_arrow_table())
+    engine.stage(STAGED, "SELECT * FROM delivery_line_items")
+    engine.unregister("delivery_line_items")
+    return rows
 
 
 @asset(
@@ -49,7 +67,7 @@ def cur_line_items(
 
     with warehouse.connect() as con:
         try:
-            staged_rows = stage_line_items(con, location, delivery, STAGED)
+            staged_rows = stage_delivery(con, location, delivery)
         except CurFormatError as error:
             raise Failure(str(error)) from error
         (foreign,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE billing_period <> ?", [period]).fetchall()[0]

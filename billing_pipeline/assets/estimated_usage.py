@@ -20,9 +20,8 @@ def estimated_usage(
     estimates = read_estimates(billing_config.usage_source(), period)
     with warehouse.connect() as con:
         con.register("estimates", estimates)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged_estimated_usage AS {stage_sql('estimated_usage')}",
-            {"billing_period": period, "next_period": next_period},
+        con.stage(
+            "staged_estimated_usage", stage_sql("estimated_usage"), {"billing_period": period, "next_period": next_period}
         )
         con.unregister("estimates")
         rows = replace_month(con, "estimated_usage", period, "staged_estimated_usage")

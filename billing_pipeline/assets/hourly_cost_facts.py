@@ -32,7 +32,7 @@ def hourly_cost_facts(
     period, _ = month_of(context)
     params = {"billing_period": period, "application": billing_config.application_tag()}
     with warehouse.connect() as con:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_hourly_cost_facts AS {stage_sql('hourly_cost_facts')}", params)
+        con.stage("staged_hourly_cost_facts", stage_sql("hourly_cost_facts"), params)
         rows = replace_month(con, "hourly_cost_facts", period, "staged_hourly_cost_facts")
         mismatches = con.execute(
             """WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,

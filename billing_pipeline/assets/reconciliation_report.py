@@ -18,6 +18,32 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
 
 REPORT_COLUMNS = "accountant_id, resource_type, currency, estimated_cost, actual_cost, variance, variance_pct, flagged"
+CHART_WIDTH = 40
+
+
+def estimated_vs_actual_chart(totals, title: str, width: int = CHART_WIDTH) -> str:
+    """A bar chart of estimated (░) vs actual (█) cost per tenant, as text in a markdown code block: the Dagster
+    UI renders it everywhere (no image hosting, nothing to load), and it reads the same in logs and exports.
+    `totals`: rows (accountant_id, currency, estimated, actual, variance_pct, flagged), one per tenant-month."""
+    rows = list(totals)
+    if not rows:
+        return f"**{title}**\n\n_no rows_"
+    scale = max([abs(v) for r in rows for v in (r[2], r[3])] + [0]) or 1
+    name_width = max(len(str(r[0])) for r in rows)
+    value_width = max(len(f"{v:,.2f}") for r in rows for v in (r[2], r[3]))
+    lines = [f"{'':{name_width}}      ░ estimated  █ actual  ({rows[0][1]}; negative amounts have no bar)"]
+    for accountant, _, estimated, actual, variance_pct, flagged in rows:
+        bars = [("est", "░", estimated), ("act", "█", actual)]
+        for index, (label, block, value) in enumerate(bars):
+            length = int(round(float(max(value, 0)) / float(scale) * width))
+            note = ""
+            if index == 1:
+                unknown = variance_pct is None or variance_pct != variance_pct  # None, or NaN from pandas
+                note = "  n/a" if unknown else f"  {float(variance_pct):+.1f}%"
+                note += "  ⚑ flagged" if flagged else ""
+            name = str(accountant) if index == 0 else ""
+            lines.append(f"{name:{name_width}}  {label} {block * length:{width}} {float(value):>{value_width},.2f}{note}")
+    return f"**{title}**\n\n```\n" + "\n".join(lines) + "\n```"
 
 
 @asset(
@@ -45,8 +71,9 @@ def reconciliation_report(
             "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
             [period],
         ).fetchall()[0]
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged_reconciliation_report AS {stage_sql('reconciliation_report')}",
+        con.stage(
+            "staged_reconciliation_report",
+            stage_sql("reconciliation_report"),
             {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
              "threshold_pct": pricing.variance_threshold_pct},
         )
@@ -78,6 +105,11 @@ def reconciliation_report(
             "flagged_rows": MetadataValue.int(len(flagged)),
             "flagged_tenants": MetadataValue.int(int(flagged_tenants or 0)),
             "report": MetadataValue.md(f"**{period:%Y-%m} ({status})**\n\n" + report.to_markdown(index=False)),
+            "estimated_vs_actual": MetadataValue.md(estimated_vs_actual_chart(
+                report[report["resource_type"] == "total"][
+                    ["accountant_id", "currency", "estimated_cost", "actual_cost", "variance_pct", "flagged"]
+                ].itertuples(index=False),
+                f"Estimated vs actual per tenant, {period:%Y-%m} ({status})")),
         },
         check_results=[
             AssetCheckResult(

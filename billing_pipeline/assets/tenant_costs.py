@@ -58,7 +58,7 @@ def tenant_costs(
             raise Failure(f"BILLING_COST_METRIC={metric}, but {missing_metric} in-scope facts of {period:%Y-%m} have "
                           f"no {METRIC_COLUMN[metric]} (the delivery has no net_* columns)")
         con.register("driver_prices", pricing.driver_prices_table())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE cost_allocations AS {stage_sql('cost_allocations')}", params)
+        con.stage("cost_allocations", stage_sql("cost_allocations"), params)
         con.unregister("driver_prices")
 
         # Conservation, checked before anything is written: per hour x service x line item type x currency the
@@ -79,8 +79,7 @@ def tenant_costs(
             raise Failure(f"Attribution of {period:%Y-%m} does not add up to the CUR cost (nothing written):\n"
                           + not_conserved.to_markdown(index=False))
 
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_tenant_costs AS {stage_sql('tenant_costs')}",
-                    {"cost_metric": metric})
+        con.stage("staged_tenant_costs", stage_sql("tenant_costs"), {"cost_metric": metric})
         rows = replace_month(con, "tenant_costs", period, "staged_tenant_costs")
 
         daily_mismatches = con.execute(
@@ -120,7 +119,7 @@ def tenant_costs(
                FROM tenant_costs WHERE billing_period = ? GROUP BY ALL ORDER BY accountant_id, currency""",
             [period],
         ).fetchall()
-        con.execute("DROP TABLE IF EXISTS cost_allocations")
+        con.drop("cost_allocations")
 
     cents = {}
     for currency in {row[1] for row in per_tenant}:

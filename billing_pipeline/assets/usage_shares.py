@@ -36,10 +36,7 @@ def usage_shares(
     )
     with warehouse.connect() as con:
         con.register("usage_evidence", evidence.usage)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE staged_usage_shares AS {stage_sql('usage_shares')}",
-            {"billing_period": period, "next_period": next_period},
-        )
+        con.stage("staged_usage_shares", stage_sql("usage_shares"), {"billing_period": period, "next_period": next_period})
         con.unregister("usage_evidence")
         rows = replace_month(con, "usage_shares", period, "staged_usage_shares")
         uneven = con.execute(

@@ -6,7 +6,7 @@ small interface, which is all the assets use:
 
     execute(sql, params)          run a query; .fetchall() / .df() on the result
     register(name, arrow_table)   an input the readers produced, as a relation for the SQL
-    stage(name, sql, params)      a temporary relation holding a query's rows
+    stage(name, sql, params)      a temporary relation holding a query's rows (drop(name) removes it)
     replace_month(table, period, staged)   the month's rows of `table` become those of `staged`
 """
 
@@ -36,5 +36,7 @@ class Engine(Protocol):
     def unregister(self, name: str) -> None: ...
 
     def stage(self, name: str, sql: str, params: Any = None) -> None: ...
+
+    def drop(self, name: str) -> None: ...
 
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int: ...

@@ -31,6 +31,9 @@ class DuckDBEngine:
     def stage(self, name: str, sql: str, params: Any = None) -> None:
         self.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params)
 
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,
         and on any error the month's previous rows stay as they were."""

@@ -100,6 +100,9 @@ class SparkEngine:
         # Materialized once, so the checks and the write that follow do not recompute it.
         self._frame(sql, params).localCheckpoint(eager=True).createOrReplaceTempView(name)
 
+    def drop(self, name: str) -> None:
+        self.session.catalog.dropTempView(name)
+
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
         columns = self.schemas[table]
         present = set(self.session.table(staged).columns)
