@@ -37,7 +37,7 @@ from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 CE_METRICS = {"unblended": "UnblendedCost", "amortized": "AmortizedCost", "net_amortized": "NetAmortizedCost"}
 UNIT = Decimal("0.0000000001")
@@ -137,11 +137,7 @@ def cost_explorer_costs(
                                          billing_config.application_tag())
     staged = pa.Table.from_pylist(rows, schema=arrow_schema("cost_explorer_costs"))
     with warehouse.connect() as con:
-        con.register("staged_cost_explorer_costs", staged)
-        try:
-            written = replace_month(con, "cost_explorer_costs", period, "staged_cost_explorer_costs")
-        finally:
-            con.unregister("staged_cost_explorer_costs")
+        written = replace_month_with_rows(con, "cost_explorer_costs", period, staged)
         mismatches = con.execute(
             stage_sql("cost_explorer_costs"),
             {"billing_period": period, "query_end": end, "tolerance": tolerance},

@@ -30,7 +30,7 @@ from billing_pipeline.assets.common import duplicate_check, month_of
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 INVOICE_SCHEMA = pa.schema([
     ("billing_period", pa.date32()),
@@ -125,11 +125,7 @@ def invoices(
 
     staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
     with warehouse.connect() as con:
-        con.register("staged_invoices", staged)
-        try:
-            written = replace_month(con, "invoices", period, "staged_invoices")
-        finally:
-            con.unregister("staged_invoices")
+        written = replace_month_with_rows(con, "invoices", period, staged)
         no_duplicates = duplicate_check(
             con, "invoices", ["accountant_id", "resource_type", "kind", "stripe_invoice_item_id"], period,
             "no_duplicate_invoice_items",

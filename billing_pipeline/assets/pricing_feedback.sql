@@ -55,12 +55,7 @@ judged AS (
 SELECT
     CAST($billing_period AS DATE)                                               AS billing_period,
     service,
-    CASE service WHEN 'AWSLambda'              THEN 'lambda'
-                 WHEN 'AmazonDynamoDB'         THEN 'dynamodb'
-                 WHEN 'AmazonS3'               THEN 's3'
-                 WHEN 'AmazonBedrockAgentCore' THEN 'agentcore'
-                 WHEN 'AmazonBedrock'          THEN 'bedrock'
-                 ELSE 'other' END                                               AS resource_type,
+    coalesce(types.resource_type, 'other')                                      AS resource_type,
     driver,
     currency,
     CAST(quantity AS DECIMAL(38, 10))                                           AS quantity,
@@ -74,3 +69,4 @@ SELECT
     CASE WHEN flagged THEN CAST(round(implied_unit_cost, 12) AS DECIMAL(38, 12)) END AS suggested_unit_cost,
     $is_final                                                                   AS is_final
 FROM judged
+LEFT JOIN service_resource_types types USING (service)

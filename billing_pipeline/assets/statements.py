@@ -31,7 +31,7 @@ from billing_pipeline.exports import arrow_schema, month_table, write_exports
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 REPORT_ORDER = "accountant_id, resource_type = 'total', resource_type, currency"
 STATEMENT_ORDER = "currency, accountant_id, line = 'total', line"
@@ -111,11 +111,7 @@ def statements(
         ).fetchall()[0]
         lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
         staged = pa.Table.from_pylist(statement_rows(lines, period, bool(is_final)), schema=arrow_schema("statements"))
-        con.register("staged_statements", staged)
-        try:
-            rows = replace_month(con, "statements", period, "staged_statements")
-        finally:
-            con.unregister("staged_statements")
+        rows = replace_month_with_rows(con, "statements", period, staged)
         in_scope = dict(con.execute(
             "SELECT currency, sum(cost) FROM tenant_costs WHERE billing_period = ? GROUP BY currency", [period]
         ).fetchall())

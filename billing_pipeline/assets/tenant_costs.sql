@@ -5,12 +5,7 @@ SELECT
     CAST(usage_hour AS DATE)                                                   AS usage_date,
     accountant_id,
     service,
-    CASE service WHEN 'AWSLambda'              THEN 'lambda'
-                 WHEN 'AmazonDynamoDB'         THEN 'dynamodb'
-                 WHEN 'AmazonS3'               THEN 's3'
-                 WHEN 'AmazonBedrockAgentCore' THEN 'agentcore'
-                 WHEN 'AmazonBedrock'          THEN 'bedrock'
-                 ELSE 'other' END                                              AS resource_type,
+    coalesce(types.resource_type, 'other')                                     AS resource_type,
     usage_type,
     line_item_type,
     allocation,
@@ -21,4 +16,5 @@ SELECT
     $cost_metric                                                               AS cost_metric,
     sum(cost)                                                                  AS cost
 FROM cost_allocations
+LEFT JOIN service_resource_types types USING (service)
 GROUP BY ALL

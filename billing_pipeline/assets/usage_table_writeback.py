@@ -32,7 +32,7 @@ from billing_pipeline.assets.common import as_float, month_of, stage_sql
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 def sort_key(usage_date: dt.date, service: str) -> str:
     return f"{usage_date:%Y-%m-%d}T00:00:00Z#cur#{service}"
@@ -142,11 +142,7 @@ def usage_table_writeback(
 
     staged = pa.Table.from_pylist(rows, schema=arrow_schema("usage_table_writeback"))
     with warehouse.connect() as con:
-        con.register("staged_usage_table_writeback", staged)
-        try:
-            written = replace_month(con, "usage_table_writeback", period, "staged_usage_table_writeback")
-        finally:
-            con.unregister("staged_usage_table_writeback")
+        written = replace_month_with_rows(con, "usage_table_writeback", period, staged)
     total = sum((r["amount"] for r in rows), Decimal(0))
     context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
     return MaterializeResult(metadata={

@@ -50,6 +50,15 @@ def table_schemas(ddl: str) -> dict[str, list[tuple[str, str]]]:
     return schemas
 
 
+def view_queries(ddl: str) -> dict[str, str]:
+    """Each CREATE VIEW of the warehouse DDL as its query (DuckDB dialect)."""
+    return {
+        statement.this.name: statement.expression.sql(dialect="duckdb")
+        for statement in sqlglot.parse(ddl, read="duckdb")
+        if isinstance(statement, exp.Create) and statement.kind == "VIEW"
+    }
+
+
 def spark_session(master: str | None = None, remote: str | None = None):
     """A Spark session: Spark Connect when `remote` (sc://host:15002) is given, else `master` (local[*], yarn...)."""
     from pyspark.sql import SparkSession
@@ -85,6 +94,8 @@ class SparkEngine:
         self.schemas = table_schemas(ddl)
         for table in self.schemas:
             self._refresh(table)
+        for name, query in view_queries(ddl).items():
+            self.session.sql(to_spark_sql(query)).createOrReplaceTempView(name)
 
     # -- the Engine interface -------------------------------------------------------------------------------
     def execute(self, sql: str, params: Any = None) -> SparkResult:

@@ -14,6 +14,7 @@ from importlib import resources as package_files
 from typing import Iterator
 
 import duckdb
+import pyarrow as pa
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -84,9 +85,14 @@ class BillingWarehouse(ConfigurableResource):
             # Spill to a folder beside the warehouse, so a month larger than memory still runs.
             config["temp_directory"] = os.path.abspath(path) + ".tmp"
         with DuckDBResource(database=path, connection_config=config).get_connection() as con:
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute(warehouse_ddl())
-            yield DuckDBEngine(con)
+            # dagster-duckdb closes the connection only when the block succeeds: a failed step must release the
+            # file too, or the next run in this process cannot open it
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                con.execute(warehouse_ddl())
+                yield DuckDBEngine(con)
+            finally:
+                con.close()
 
 
 def replace_month(engine: Engine, table: str, billing_period: dt.date, staged: str) -> int:
@@ -94,6 +100,16 @@ def replace_month(engine: Engine, table: str, billing_period: dt.date, staged: s
     transaction on DuckDB, dynamic partition overwrite on Spark. Never append: a restated month replaces, a
     repeated run gives the same rows, and on any error the month's previous rows stay as they were."""
     return engine.replace_month(table, billing_period, staged)
+
+
+def replace_month_with_rows(engine: Engine, table: str, billing_period: dt.date, rows: pa.Table) -> int:
+    """replace_month from rows computed in Python (an Arrow table in the table's shape)."""
+    staged = f"staged_{table}"
+    engine.register(staged, rows)
+    try:
+        return engine.replace_month(table, billing_period, staged)
+    finally:
+        engine.unregister(staged)
 
 
 def month_is_final(database: str, billing_period: dt.date) -> bool:
