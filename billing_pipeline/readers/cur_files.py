@@ -8,18 +8,21 @@ CSV values stay text (the normalization SQL casts them: money straight to DECIMA
 from __future__ import annotations
 
 import csv
+import re
 import zipfile
 from dataclasses import dataclass
 from typing import Callable
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from billing_pipeline.storage import Location
 
 BATCH_ROWS = 128 * 1024
 CSV_BLOCK_BYTES = 16 << 20
+GLOB_CHARS = re.compile(r"[*?\[\]{}]")  # DuckDB would read such a path as a glob pattern
 
 
 @dataclass
@@ -29,6 +32,9 @@ class CurFile:
     path: str
     columns: dict[str, pa.DataType]  # source column name -> Arrow type (CSV: always string)
     read: Callable[[list[str]], pa.RecordBatchReader]
+    # A local Parquet file DuckDB can scan itself (its own reader costs ~20% less CPU than streaming Arrow
+    # batches into it); None for S3 and CSV, which go through `read`.
+    local_parquet: str | None = None
 
 
 def open_cur_file(location: Location, path: str) -> CurFile:
@@ -50,7 +56,8 @@ def _open_parquet(location: Location, path: str) -> CurFile:
         batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=True)
         return pa.RecordBatchReader.from_batches(projected, batches)
 
-    return CurFile(path, {field.name: field.type for field in schema}, read)
+    local = path if isinstance(location.filesystem, pafs.LocalFileSystem) and not GLOB_CHARS.search(path) else None
+    return CurFile(path, {field.name: field.type for field in schema}, read, local)
 
 
 def _open_csv(location: Location, path: str) -> CurFile:

@@ -85,13 +85,21 @@ def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: Cu
         "delivery_id": delivery.delivery_id,
     }
     try:
-        con.register(view, cur_file.read(projection.read_columns))
+        if cur_file.local_parquet:
+            # DuckDB scans a local Parquet file itself, in parallel, reading only the projected columns.
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                        f"SELECT * FROM read_parquet({_sql_string(cur_file.local_parquet)})").fetchall()
+        else:
+            con.register(view, cur_file.read(projection.read_columns))
         con.execute(sql, parameters).fetchall()
     except Exception as error:  # corrupt gzip / Parquet pages, ragged CSV, bad values, NOT NULL violations
         raise CurFormatError(f"{display}: {_problem(error)}") from error
     finally:
         try:
-            con.unregister(view)
+            if cur_file.local_parquet:
+                con.execute(f"DROP VIEW IF EXISTS temp.{view}").fetchall()
+            else:
+                con.unregister(view)
         except Exception:
             pass
 
@@ -113,9 +121,13 @@ class _Projection:
         self.has_net = NET_MARKER in source_of
 
         selected = [self._column(column, source_of.get(column.name)) for column in CUR_COLUMNS.values()]
+        self._keys_unique = False  # set by _tag_entries when the keys cannot repeat (one column per key)
         tag_entries = self._tag_entries(is_focus)
         if tag_entries is None:
             self.sql = f"SELECT {', '.join(selected)}, CAST(NULL AS MAP(VARCHAR, VARCHAR)) AS tags FROM {view}"
+        elif self._keys_unique:
+            # Tag columns: one column per normalized key, so the entries need no de-duplication.
+            self.sql = f"SELECT {', '.join(selected)}, map_from_entries({tag_entries}) AS tags FROM {view}"
         else:
             # First occurrence of each normalized key wins (MAP keys must be unique).
             unique = ("list_filter(tag_entries, lambda e, i: "
@@ -211,6 +223,7 @@ class _Projection:
             f"{{'key': {_sql_string(key)}, 'value': {self._typed(CurColumn(key, TEXT), source)}}}"
             for key, source in columns.items()
         )
+        self._keys_unique = True
         return f"list_filter([{entries}], lambda e: e.value IS NOT NULL)"
 
     def _map_tag_entries(self, source: str) -> str:

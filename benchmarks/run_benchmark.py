@@ -1,0 +1,461 @@
+"""Benchmark: the pipeline against the seed's pandas approach and the DuckDB floor, on one generated month.
+
+    .venv/bin/python -m benchmarks.run_benchmark --rows 1000000              # one size
+    nice -n 10 .venv/bin/python -m benchmarks.run_benchmark --rows 1000000 10000000 30000000 --profile
+
+For each size it generates (or reuses) a month with `benchmarks.generate` under `--data-dir`, then runs, each in
+a fresh subprocess whose process tree's RSS is sampled with psutil:
+
+  (a) pipeline  the real Definitions' six assets materialized for the partition (raw CUR + logs + inventory +
+                estimates -> cur_line_items -> hourly_cost_facts, usage_shares, estimated_usage -> tenant_costs ->
+                reconciliation_report) into a fresh DuckDB warehouse, exactly as `dagster asset materialize` would;
+  (b) seed      the seed's approach: pandas read_parquet of the month's files, filter on the application tag,
+                group by accountant / service / date, sum the unblended cost;
+  (c) floor     one DuckDB pass over the same files reading the columns the pipeline reads, summing cost by
+                hour x service x usage type x resource x accountant_id into a table of a DuckDB file.
+
+It prints a markdown table (wall time, line items per second, peak RSS, ratios a/b and a/c) and writes it, with
+the raw figures as JSON, to `--results` (default `benchmarks/results/<date>-<sizes>.md`). With `--profile` it also
+runs (a) once more with every DuckDB statement and reader call timed (not counted in the table) and prints where
+the time goes, per asset and per statement. BILLING_DUCKDB_MEMORY_LIMIT / BILLING_DUCKDB_THREADS (or
+`--memory-limit` / `--threads`) bound DuckDB in (a) and (c) alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+APPLICATION = "tax-demo"
+APPROACHES = {"pipeline": "(a) pipeline", "seed": "(b) seed (pandas)", "floor": "(c) floor (DuckDB)"}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The three approaches (each runs in its own subprocess: `python -m benchmarks.run_benchmark --worker ...`)
+
+
+def cur_files(data: dict) -> list[str]:
+    """The data files the month's manifest names (what every approach reads)."""
+    cur = Path(data["cur_uri"])
+    manifest = next(cur.rglob("*-Manifest.json"))
+    keys = json.loads(manifest.read_text())["reportKeys"]
+    return [str(cur / key) for key in keys]
+
+
+def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
+    """(a): the real Definitions' assets for the partition, in this process (in-process executor, as defs)."""
+    os.environ.update({
+        "BILLING_CUR_URI": data["cur_uri"], "BILLING_LOGS_URI": data["logs_uri"],
+        "BILLING_S3_INVENTORY_URI": data["inventory_uri"], "BILLING_USAGE_URI": data["usage_uri"],
+        "BILLING_WAREHOUSE": str(work / "warehouse.duckdb"),
+    })
+    from dagster import DagsterEventType, DagsterInstance, materialize
+
+    from billing_pipeline.definitions import defs
+
+    resources = dict(defs.resources)
+    timings = None
+    if profile:
+        timings = Timings()
+        resources["warehouse"] = timings.instrument()
+    partition = f"{data['month'][:7]}-01"
+    began = time.perf_counter()
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(list(defs.assets), resources=resources, partition_key=partition, instance=instance)
+        seconds = time.perf_counter() - began
+        assert result.success
+        starts, steps = {}, {}
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None or not event.step_key:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                starts[event.step_key] = entry.timestamp
+            elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                steps[event.step_key] = round(entry.timestamp - starts[event.step_key], 3)
+    import duckdb
+
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in (
+            "cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
+            "reconciliation_report")}
+        in_scope = con.execute("SELECT sum(cost) FROM tenant_costs").fetchall()[0][0]
+    out = {"seconds": seconds, "line_items": counts["cur_line_items"], "steps": steps, "rows": counts,
+           "in_scope_cost": str(in_scope)}
+    if timings:
+        out["profile"] = timings.report()
+    return out
+
+
+def run_seed(data: dict, work: Path, profile: bool) -> dict:
+    """(b): what the seed did. Only the five columns it uses are read (all 68 would be slower still)."""
+    import pandas as pd
+
+    began = time.perf_counter()
+    frame = pd.read_parquet(cur_files(data), columns=[
+        "line_item_usage_start_date", "line_item_product_code", "line_item_unblended_cost",
+        "resource_tags_user_accountant_id", "resource_tags_user_application"])
+    line_items = len(frame)
+    app = frame[frame["resource_tags_user_application"] == APPLICATION]
+    app = app.assign(usage_date=app["line_item_usage_start_date"].dt.date)
+    costs = (app.groupby(["resource_tags_user_accountant_id", "line_item_product_code", "usage_date"])
+             ["line_item_unblended_cost"].sum().reset_index())
+    costs.to_csv(work / "seed_costs.csv", index=False)
+    return {"seconds": time.perf_counter() - began, "line_items": line_items, "rows": {"costs": len(costs)},
+            "in_scope_cost": f"{costs['line_item_unblended_cost'].sum():.10f}"}
+
+
+# 21 of the 28 columns the pipeline's CUR reader projects from these files (cur_staging._Projection.read_columns);
+# the other 7 are reservation / savings-plan columns, all NULL in the generated data.
+FLOOR_SQL = """
+CREATE OR REPLACE TABLE hourly_cost AS
+SELECT date_trunc('hour', line_item_usage_start_date AT TIME ZONE 'UTC') AS usage_hour,
+       line_item_product_code AS service, line_item_usage_type AS usage_type,
+       line_item_resource_id AS resource_id, resource_tags_user_accountant_id AS accountant_id,
+       sum(CAST(line_item_unblended_cost AS DECIMAL(38, 10))) AS unblended_cost,
+       sum(CAST(line_item_usage_amount AS DECIMAL(38, 10))) AS usage_amount,
+       count(*) AS line_items,
+       max(line_item_usage_end_date) AS usage_end, max(bill_billing_period_start_date) AS billing_period,
+       max(bill_payer_account_id) AS payer, max(bill_invoice_id) AS invoice_id,
+       max(identity_line_item_id) AS line_item_id, max(line_item_usage_account_id) AS usage_account_id,
+       max(line_item_line_item_type) AS line_item_type, max(line_item_operation) AS operation,
+       max(line_item_line_item_description) AS description, max(line_item_currency_code) AS currency,
+       max(reservation_reservation_a_r_n) AS reservation, max(resource_tags_user_application) AS application,
+       max(resource_tags_user_environment) AS environment, max(resource_tags_user_cost_center) AS cost_center
+FROM read_parquet($files)
+GROUP BY ALL
+"""
+
+
+def run_floor(data: dict, work: Path, profile: bool) -> dict:
+    """(c): one DuckDB pass, same memory/thread settings as the pipeline's warehouse."""
+    import duckdb
+
+    config = {}
+    if os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT"):
+        config["memory_limit"] = os.environ["BILLING_DUCKDB_MEMORY_LIMIT"]
+    if os.environ.get("BILLING_DUCKDB_THREADS"):
+        config["threads"] = int(os.environ["BILLING_DUCKDB_THREADS"])
+    path = work / "floor.duckdb"
+    config["temp_directory"] = str(path) + ".tmp"
+    began = time.perf_counter()
+    with duckdb.connect(str(path), config=config) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        files = cur_files(data)
+        con.execute(FLOOR_SQL, {"files": files})
+        (rows,) = con.execute("SELECT count(*) FROM hourly_cost").fetchall()[0]
+        (line_items,) = con.execute("SELECT sum(line_items) FROM hourly_cost").fetchall()[0]
+    return {"seconds": time.perf_counter() - began, "line_items": int(line_items), "rows": {"hourly_cost": rows}}
+
+
+WORKERS = {"pipeline": run_pipeline, "seed": run_seed, "floor": run_floor}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Profiling (a): every DuckDB statement and reader call timed, attributed to the asset that ran it
+
+
+class Timings:
+    def __init__(self):
+        self.seconds: dict[tuple[str, str], float] = defaultdict(float)
+        self.calls: dict[tuple[str, str], int] = defaultdict(int)
+
+    def add(self, label: str, seconds: float, call: bool = True) -> None:
+        key = (_calling_asset(), label)
+        self.seconds[key] += seconds
+        self.calls[key] += call
+
+    def timed(self, label: str, fn):
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(label, time.perf_counter() - began)
+        return wrapper
+
+    def instrument(self):
+        """A BillingWarehouse whose connections time each statement; the readers' own DuckDB connections and
+        file reading functions are wrapped too (in this subprocess only)."""
+        import duckdb
+
+        from billing_pipeline.assets import cur_line_items, estimated_usage, usage_shares
+        from billing_pipeline.readers import estimates, usage_logs
+        from billing_pipeline.resources.warehouse import BillingWarehouse
+
+        timings = self
+
+        class TimedWarehouse(BillingWarehouse):
+            @contextmanager
+            def connect(self):
+                with BillingWarehouse.connect(self) as con:
+                    if hasattr(con, "con"):  # an engine wrapping the DuckDB connection (billing_pipeline.engines)
+                        con.con = _TimedConnection(con.con, timings)
+                        yield con
+                    else:
+                        yield _TimedConnection(con, timings)
+
+        class TimedDuckDB:
+            def __getattr__(self, name):
+                return getattr(duckdb, name)
+
+            def connect(self, *args, **kwargs):
+                return _TimedConnection(duckdb.connect(*args, **kwargs), timings)
+
+        usage_logs.duckdb = TimedDuckDB()
+        estimates.duckdb = TimedDuckDB()
+        for module, name in ((usage_logs, "read_lines_of_files"), (usage_logs, "read_inventory_usage"),
+                             (cur_line_items, "find_deliveries"), (usage_shares, "read_usage_evidence"),
+                             (estimated_usage, "read_estimates"), (estimates, "read_lines_of_files")):
+            setattr(module, name, self.timed(f"python: {module.__name__.rsplit('.', 1)[-1]}.{name}()",
+                                             getattr(module, name)))
+        return TimedWarehouse()
+
+    def report(self) -> list[dict]:
+        return [{"asset": asset, "what": label, "calls": self.calls[(asset, label)], "seconds": round(s, 3)}
+                for (asset, label), s in sorted(self.seconds.items(), key=lambda kv: -kv[1])]
+
+
+def _calling_asset() -> str:
+    frame = sys._getframe(2)
+    while frame is not None:
+        match = re.search(r"billing_pipeline/assets/(\w+)\.py$", frame.f_code.co_filename)
+        if match and match.group(1) != "common":
+            return match.group(1)
+        frame = frame.f_back
+    return "?"
+
+
+def sql_label(sql: str) -> str:
+    lines = [line.strip() for line in sql.strip().splitlines() if line.strip() and not line.strip().startswith("--")]
+    text = re.sub(r"\s+", " ", " ".join(lines[:2]))
+    text = re.sub(r"cur_file_[0-9a-f]{32}", "cur_file_<n>", text)
+    return "sql: " + (text[:110] + "..." if len(text) > 110 else text)
+
+
+class _TimedResult:
+    def __init__(self, result, label, timings):
+        self._result, self._label, self._timings = result, label, timings
+
+    def __getattr__(self, name):
+        attr = getattr(self._result, name)
+        if callable(attr) and name in ("fetchall", "df", "fetch_arrow_table", "to_arrow_table", "arrow", "fetchdf",
+                                       "fetchmany", "pl"):
+            def fetch(*args, **kwargs):
+                began = time.perf_counter()
+                try:
+                    return attr(*args, **kwargs)
+                finally:
+                    self._timings.add(self._label, time.perf_counter() - began, call=False)
+            return fetch
+        return attr
+
+
+class _TimedConnection:
+    def __init__(self, con, timings):
+        self._con, self._timings = con, timings
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._con.__exit__(*exc)
+
+    def _run(self, method, sql, *args, **kwargs):
+        label = sql_label(sql)
+        began = time.perf_counter()
+        result = getattr(self._con, method)(sql, *args, **kwargs)
+        self._timings.add(label, time.perf_counter() - began)
+        return _TimedResult(result, label, self._timings) if result is not None else result
+
+    def execute(self, sql, *args, **kwargs):
+        return self._run("execute", sql, *args, **kwargs)
+
+    def sql(self, sql, *args, **kwargs):
+        return self._run("sql", sql, *args, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The parent: generate, run each approach in a subprocess, sample its RSS, tabulate
+
+
+def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool = False) -> dict:
+    """Run one approach in a fresh subprocess; wall time and the peak RSS of its process tree."""
+    import psutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    out_json = work / "result.json"
+    cmd = [sys.executable, "-m", "benchmarks.run_benchmark", "--worker", approach, "--data-json", str(data_json),
+           "--work", str(work), "--out-json", str(out_json)] + (["--profile"] if profile else [])
+    began = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        try:
+            root = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            try:
+                rss = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    wall = time.perf_counter() - began
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{approach} failed (exit {proc.returncode}):\n{output.decode(errors='replace')[-4000:]}")
+    result = json.loads(out_json.read_text())
+    result.update({"approach": approach, "wall_seconds": wall, "peak_rss_bytes": peak})
+    return result
+
+
+def ensure_data(data_dir: Path, rows: int, tenants: int, invocations: int | None, seed: int) -> Path:
+    """The generated month for this size, reused when its parameters match."""
+    from benchmarks.generate import generate
+
+    out = data_dir / f"rows-{rows}"
+    info_path = out / "generated.json"
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+        wanted = {"rows": rows, "tenants": tenants, "seed": seed}
+        if all(info.get(k) == v for k, v in wanted.items()) and (invocations is None or info["invocations"] == invocations):
+            print(f"reusing {out} (generated in {info['seconds']} s)", flush=True)
+            return info_path
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"generating {rows:,} line items under {out} ...", flush=True)
+    info = generate(out, rows, tenants=tenants, invocations=invocations, seed=seed)
+    print(f"  {info['cur_files']} Parquet files ({info['cur_bytes'] / 2**20:.0f} MiB), {info['log_lines']:,} log lines "
+          f"({info['log_bytes_gz'] / 2**20:.0f} MiB gz), {info['seconds']} s", flush=True)
+    return info_path
+
+
+def table(results: list[dict]) -> str:
+    head = ("| line items | approach | wall s | in-process s | line items/s | peak RSS MiB | (a) wall ÷ this |\n"
+            "|---:|---|---:|---:|---:|---:|---:|\n")
+    rows = []
+    for r in results:
+        a = next(x for x in results if x["size"] == r["size"] and x["approach"] == "pipeline") \
+            if any(x["size"] == r["size"] and x["approach"] == "pipeline" for x in results) else None
+        ratio = f"{a['wall_seconds'] / r['wall_seconds']:.2f}" if a else "n/a"
+        rows.append(f"| {r['line_items']:,} | {APPROACHES[r['approach']]} | {r['wall_seconds']:.1f} | "
+                    f"{r['seconds']:.1f} | {r['line_items'] / r['wall_seconds']:,.0f} | "
+                    f"{r['peak_rss_bytes'] / 2**20:,.0f} | {ratio} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def profile_table(result: dict, top: int = 25) -> str:
+    steps = " | ".join(f"{k} {v:.1f} s" for k, v in sorted(result["steps"].items(), key=lambda kv: -kv[1]))
+    lines = [f"Dagster step timings: {steps}", "", "| asset | statement / reader | calls | seconds |",
+             "|---|---|---:|---:|"]
+    for p in result.get("profile", [])[:top]:
+        lines.append(f"| {p['asset']} | `{p['what'].replace('|', '/')}` | {p['calls']} | {p['seconds']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000], help="CUR line items, one or more sizes")
+    parser.add_argument("--tenants", type=int, default=300)
+    parser.add_argument("--invocations", type=int, default=None, help="Lambda invocations (default rows/20)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--approaches", nargs="+", choices=list(WORKERS), default=list(WORKERS))
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "bench")
+    parser.add_argument("--results", type=Path, default=None, help="markdown file for the table (and .json beside)")
+    parser.add_argument("--memory-limit", default=None, help="BILLING_DUCKDB_MEMORY_LIMIT for (a) and (c)")
+    parser.add_argument("--threads", type=int, default=None, help="BILLING_DUCKDB_THREADS for (a) and (c)")
+    parser.add_argument("--profile", action="store_true", help="also run (a) instrumented and print where time goes")
+    parser.add_argument("--profile-only", action="store_true", help="only the instrumented run of (a)")
+    parser.add_argument("--clean", action="store_true", help="delete each size's generated data after its runs")
+    # worker mode (internal)
+    parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--data-json", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out-json", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        data = json.loads(args.data_json.read_text())
+        result = WORKERS[args.worker](data, args.work, args.profile)
+        args.out_json.write_text(json.dumps(result, indent=2, default=str))
+        return 0
+
+    env = dict(os.environ)
+    if args.memory_limit:
+        env["BILLING_DUCKDB_MEMORY_LIMIT"] = args.memory_limit
+    if args.threads:
+        env["BILLING_DUCKDB_THREADS"] = str(args.threads)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    results, profiles = [], []
+    for rows in args.rows:
+        data_json = ensure_data(args.data_dir, rows, args.tenants, args.invocations, args.seed)
+        for approach in ([] if args.profile_only else args.approaches):
+            print(f"  {rows:,}: running {APPROACHES[approach]} ...", flush=True)
+            r = measure(approach, data_json, data_json.parent / "runs" / approach, env)
+            r["size"] = rows
+            results.append(r)
+            print(f"    {r['wall_seconds']:.1f} s wall, {r['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS", flush=True)
+        if (args.profile and "pipeline" in args.approaches) or args.profile_only:
+            print(f"  {rows:,}: profiling (a) ...", flush=True)
+            p = measure("pipeline", data_json, data_json.parent / "runs" / "profile", env, profile=True)
+            p["size"] = rows
+            profiles.append(p)
+        shutil.rmtree(data_json.parent / "runs", ignore_errors=True)
+        if args.clean:
+            shutil.rmtree(data_json.parent, ignore_errors=True)
+
+    machine = (f"{platform.node()}: {os.cpu_count()} CPUs, "
+               f"{__import__('psutil').virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
+               f"DuckDB {__import__('duckdb').__version__}, load avg {os.getloadavg()[0]:.1f}")
+    settings = (f"BILLING_DUCKDB_MEMORY_LIMIT={env.get('BILLING_DUCKDB_MEMORY_LIMIT', '(DuckDB default)')}, "
+                f"BILLING_DUCKDB_THREADS={env.get('BILLING_DUCKDB_THREADS', '(DuckDB default)')}")
+    summary = []
+    for rows in args.rows:
+        by = {r["approach"]: r for r in results if r["size"] == rows}
+        if "pipeline" in by:
+            parts = [f"a/{'b' if k == 'seed' else 'c'} = {by['pipeline']['wall_seconds'] / by[k]['wall_seconds']:.2f}"
+                     for k in ("seed", "floor") if k in by]
+            summary.append(f"- {rows:,}: " + ", ".join(parts) + " (wall time)")
+    text = (f"# Benchmark {dt.datetime.now():%Y-%m-%d %H:%M}\n\n{machine}\n\n"
+            f"`{' '.join(['python -m benchmarks.run_benchmark'] + (argv if argv is not None else sys.argv[1:]))}`; "
+            f"{settings}\n\n" + table(results) + "\n" + "\n".join(summary) + "\n")
+    for p in profiles:
+        text += f"\n## Profile of (a) at {p['size']:,} line items ({p['seconds']:.1f} s in process)\n\n" + profile_table(p)
+    print("\n" + text)
+    out = args.results or REPO / "benchmarks" / "results" / (
+        f"{dt.datetime.now():%Y%m%d-%H%M}-" + "-".join(str(r) for r in args.rows) + ".md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps({"results": results, "profiles": profiles}, indent=2, default=str))
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

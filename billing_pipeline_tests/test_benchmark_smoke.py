@@ -1,0 +1,31 @@
+"""The benchmark (benchmarks/run_benchmark.py) at a tiny size, so it cannot rot: three approaches, sane figures."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from benchmarks.run_benchmark import main
+
+
+def test_benchmark_runs_the_three_approaches_on_a_tiny_month(tmp_path):
+    results = tmp_path / "results.md"
+    assert main(["--rows", "2000", "--tenants", "12", "--data-dir", str(tmp_path / "data"),
+                 "--results", str(results), "--clean"]) == 0
+
+    text = results.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "approach" not in line]
+    assert [r.split("|")[2].strip() for r in rows] == ["(a) pipeline", "(b) seed (pandas)", "(c) floor (DuckDB)"]
+    assert "a/b = " in text and "a/c = " in text
+
+    figures = {r["approach"]: r for r in json.loads(results.with_suffix(".json").read_text())["results"]}
+    assert set(figures) == {"pipeline", "seed", "floor"}
+    line_items = {r["line_items"] for r in figures.values()}
+    assert len(line_items) == 1 and line_items.pop() >= 2000  # every approach read the same whole month
+    for r in figures.values():
+        assert 0 < r["seconds"] <= r["wall_seconds"] < 120
+        assert 20 * 2**20 < r["peak_rss_bytes"] < 4 * 2**30
+    # the pipeline's in-scope cost is the seed's (float) sum of the application's line items, to the cent
+    assert abs(Decimal(figures["pipeline"]["in_scope_cost"]) - Decimal(figures["seed"]["in_scope_cost"])) < Decimal("0.01")
+    assert figures["pipeline"]["rows"]["tenant_costs"] > 0 and figures["pipeline"]["rows"]["reconciliation_report"] > 0
+    assert not (tmp_path / "data" / "rows-2000").exists()  # --clean
