@@ -14,28 +14,43 @@ from dagster import (
 from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, stage_line_items
+from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, warehouse_ddl
 from billing_pipeline.storage import Location
 
-STAGED = "staged_cur_line_items"
 
 
-def stage_delivery(engine: Engine, location: Location, delivery: CurDelivery) -> int:
-    """The delivery's line items as the relation STAGED, normalized by the CUR reader.
+def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, period) -> int:
+    """Replace the month's line items by the delivery's, normalized by the CUR reader file by file (so an error
+    names its file). On DuckDB the files go straight into the table inside the replacing transaction; on Spark
+    the reader's rows are handed over as Arrow (normalizing inside Spark, for months beyond one machine, is the
+    next step)."""
 
-    The reader streams each file through DuckDB (so an error names the file); on Spark its rows are then handed
-    over as Arrow. (Normalizing inside Spark itself, for months beyond one machine, is the next step.)
-    """
+    def refuse_other_months(con) -> None:
+        ((foreign,),) = con.execute(
+            "SELECT count(*) FROM cur_line_items WHERE delivery_id = ? AND billing_period <> ?",
+            [delivery.delivery_id, period],
+        ).fetchall()
+        if foreign:
+            raise CurFormatError(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
+                                 f"{period:%Y-%m} belong to another billing period")
+
     if engine.name == "duckdb":
-        return stage_line_items(engine.con, location, delivery, STAGED)
+        def insert() -> None:
+            insert_line_items(engine.con, location, delivery, "cur_line_items")
+            refuse_other_months(engine.con)
+
+        return engine.replace_month_with("cur_line_items", period, insert)
     with duckdb.connect() as local:
-        rows = stage_line_items(local, location, delivery, STAGED)
-        engine.register("delivery_line_items", local.execute(f"SELECT * FROM {STAGED}").to_arrow_table())
-    engine.stage(STAGED, "SELECT * FROM delivery_line_items")
-    engine.unregister("delivery_line_items")
-    return rows
+        local.execute(warehouse_ddl())
+        insert_line_items(local, location, delivery, "cur_line_items")
+        refuse_other_months(local)
+        engine.register("delivery_line_items", local.execute("SELECT * FROM cur_line_items").to_arrow_table())
+    try:
+        return engine.replace_month_with_query("cur_line_items", period, "SELECT * FROM delivery_line_items")
+    finally:
+        engine.unregister("delivery_line_items")
 
 
 @asset(
@@ -67,14 +82,9 @@ def cur_line_items(
 
     with warehouse.connect() as con:
         try:
-            staged_rows = stage_delivery(con, location, delivery)
+            rows = load_delivery(con, location, delivery, period)
         except CurFormatError as error:
             raise Failure(str(error)) from error
-        (foreign,) = con.execute(f"SELECT count(*) FROM {STAGED} WHERE billing_period <> ?", [period]).fetchall()[0]
-        if foreign:
-            raise Failure(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
-                          f"{period:%Y-%m} belong to another billing period")
-        rows = replace_month(con, "cur_line_items", period, STAGED)
         application = billing_config.application_tag()
         summary = con.execute(
             """SELECT count(DISTINCT delivery_id), count(DISTINCT source_file), sum(unblended_cost),
@@ -113,7 +123,6 @@ def cur_line_items(
             "in_scope_unblended": MetadataValue.float(as_float(in_scope)),
             "out_of_scope_unblended": MetadataValue.float(as_float((unblended or 0) - (in_scope or 0))),
             "by_line_item_type": by_type,
-            "staged_rows": MetadataValue.int(staged_rows),
         },
         check_results=[
             AssetCheckResult(

@@ -7,7 +7,7 @@ from billing_pipeline.assets.common import as_float, markdown, month_of, stage_s
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.estimates import read_estimates
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 
 @asset(partitions_def=billing_month_partitions, pool=WAREHOUSE_POOL, group_name="billing", kinds={"duckdb"})
@@ -20,11 +20,12 @@ def estimated_usage(
     estimates = read_estimates(billing_config.usage_source(), period)
     with warehouse.connect() as con:
         con.register("estimates", estimates)
-        con.stage(
-            "staged_estimated_usage", stage_sql("estimated_usage"), {"billing_period": period, "next_period": next_period}
-        )
-        con.unregister("estimates")
-        rows = replace_month(con, "estimated_usage", period, "staged_estimated_usage")
+        try:
+            rows = con.replace_month_with_query(
+                "estimated_usage", period, stage_sql("estimated_usage"), {"billing_period": period, "next_period": next_period}
+            )
+        finally:
+            con.unregister("estimates")
         (total, records) = con.execute(
             "SELECT sum(estimated_cost), sum(records) FROM estimated_usage WHERE billing_period = ?", [period]
         ).fetchall()[0]

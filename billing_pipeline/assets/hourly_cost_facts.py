@@ -6,7 +6,7 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Mat
 from billing_pipeline.assets.common import as_float, duplicate_check, markdown, month_of, stage_sql
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "usage_type", "operation",
          "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
@@ -32,8 +32,7 @@ def hourly_cost_facts(
     period, _ = month_of(context)
     params = {"billing_period": period, "application": billing_config.application_tag()}
     with warehouse.connect() as con:
-        con.stage("staged_hourly_cost_facts", stage_sql("hourly_cost_facts"), params)
-        rows = replace_month(con, "hourly_cost_facts", period, "staged_hourly_cost_facts")
+        rows = con.replace_month_with_query("hourly_cost_facts", period, stage_sql("hourly_cost_facts"), params)
         mismatches = con.execute(
             """WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
                                      sum(line_items) items

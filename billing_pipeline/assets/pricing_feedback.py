@@ -19,7 +19,7 @@ from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 ORDER = "service, driver, currency"
 
@@ -62,14 +62,13 @@ def pricing_feedback(
         ).fetchall()[0]
         con.register("driver_prices", pricing.driver_prices_table())
         try:
-            con.stage(
-                "staged_pricing_feedback", stage_sql("pricing_feedback"),
+            rows = con.replace_month_with_query(
+                "pricing_feedback", period, stage_sql("pricing_feedback"),
                 {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
                  "threshold_pct": pricing.variance_threshold_pct},
             )
         finally:
             con.unregister("driver_prices")
-        rows = replace_month(con, "pricing_feedback", period, "staged_pricing_feedback")
         export_rows = month_table(con, "pricing_feedback", period, ORDER)
         no_duplicates = duplicate_check(con, "pricing_feedback", ["service", "driver", "currency"], period,
                                         "no_duplicate_pricing_feedback")

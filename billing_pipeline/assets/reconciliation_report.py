@@ -15,7 +15,7 @@ from billing_pipeline.assets.common import as_float, duplicate_check, month_of, 
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 REPORT_COLUMNS = "accountant_id, resource_type, currency, estimated_cost, actual_cost, variance, variance_pct, flagged"
 CHART_WIDTH = 40
@@ -71,13 +71,13 @@ def reconciliation_report(
             "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
             [period],
         ).fetchall()[0]
-        con.stage(
-            "staged_reconciliation_report",
+        rows = con.replace_month_with_query(
+            "reconciliation_report",
+            period,
             stage_sql("reconciliation_report"),
             {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
              "threshold_pct": pricing.variance_threshold_pct},
         )
-        rows = replace_month(con, "reconciliation_report", period, "staged_reconciliation_report")
         report = con.execute(
             f"""SELECT {REPORT_COLUMNS} FROM reconciliation_report WHERE billing_period = ?
                 ORDER BY accountant_id, resource_type = 'total', resource_type""",

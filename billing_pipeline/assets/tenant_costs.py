@@ -18,7 +18,7 @@ from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
 METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost", "net_amortized": "net_amortized_cost"}
@@ -79,8 +79,7 @@ def tenant_costs(
             raise Failure(f"Attribution of {period:%Y-%m} does not add up to the CUR cost (nothing written):\n"
                           + not_conserved.to_markdown(index=False))
 
-        con.stage("staged_tenant_costs", stage_sql("tenant_costs"), {"cost_metric": metric})
-        rows = replace_month(con, "tenant_costs", period, "staged_tenant_costs")
+        rows = con.replace_month_with_query("tenant_costs", period, stage_sql("tenant_costs"), {"cost_metric": metric})
 
         daily_mismatches = con.execute(
             f"""WITH facts AS (

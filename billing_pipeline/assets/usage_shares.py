@@ -7,7 +7,7 @@ from billing_pipeline.assets.common import duplicate_check, markdown, month_of, 
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 GRAIN = ["usage_hour", "service", "driver", "scope", "accountant_id"]
 
@@ -36,9 +36,12 @@ def usage_shares(
     )
     with warehouse.connect() as con:
         con.register("usage_evidence", evidence.usage)
-        con.stage("staged_usage_shares", stage_sql("usage_shares"), {"billing_period": period, "next_period": next_period})
-        con.unregister("usage_evidence")
-        rows = replace_month(con, "usage_shares", period, "staged_usage_shares")
+        try:
+            rows = con.replace_month_with_query(
+                "usage_shares", period, stage_sql("usage_shares"), {"billing_period": period, "next_period": next_period}
+            )
+        finally:
+            con.unregister("usage_evidence")
         uneven = con.execute(
             """SELECT usage_hour, service, driver, scope FROM usage_shares WHERE billing_period = ?
                GROUP BY ALL

@@ -8,6 +8,7 @@ small interface, which is all the assets use:
     register(name, arrow_table)   an input the readers produced, as a relation for the SQL
     stage(name, sql, params)      a temporary relation holding a query's rows (drop(name) removes it)
     replace_month(table, period, staged)   the month's rows of `table` become those of `staged`
+    replace_month_with_query(table, period, sql, params)   ... those of a query (no staging copy on DuckDB)
 """
 
 from __future__ import annotations
@@ -40,3 +41,5 @@ class Engine(Protocol):
     def drop(self, name: str) -> None: ...
 
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int: ...
+
+    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
@@ -35,13 +35,22 @@ class DuckDBEngine:
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
+        return self.replace_month_with_query(table, billing_period, f"SELECT * FROM {staged}")
+
+    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
+        # straight into the table: no staging copy of a month that may hold millions of rows
+        return self.replace_month_with(
+            table, billing_period, lambda: self.execute(f"INSERT INTO {table} BY NAME {sql}", params).fetchall()
+        )
+
+    def replace_month_with(self, table: str, billing_period: dt.date, insert: Callable[[], Any]) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,
-        and on any error the month's previous rows stay as they were."""
+        and on any error (in `insert` too) the month's previous rows stay as they were."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"DELETE FROM {table} WHERE billing_period = ?", [billing_period])
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {staged}")
+            insert()
             ((rows,),) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [billing_period]).fetchall()
             con.execute("COMMIT")
         except BaseException:

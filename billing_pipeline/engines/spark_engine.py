@@ -114,6 +114,14 @@ class SparkEngine:
     def drop(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
 
+    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
+        staged = f"staged_{table}"
+        self.stage(staged, sql, params)
+        try:
+            return self.replace_month(table, billing_period, staged)
+        finally:
+            self.drop(staged)
+
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
         columns = self.schemas[table]
         present = set(self.session.table(staged).columns)

@@ -18,7 +18,7 @@ cur_staging with cur_line_items.sql (the normalization).
 """
 
 from billing_pipeline.readers.cur_discovery import find_deliveries
-from billing_pipeline.readers.cur_staging import stage_line_items
+from billing_pipeline.readers.cur_staging import insert_line_items, stage_line_items
 from billing_pipeline.readers.cur_types import LAYOUTS, CurDelivery, CurFormatError
 
-__all__ = ["LAYOUTS", "CurDelivery", "CurFormatError", "find_deliveries", "stage_line_items"]
+__all__ = ["LAYOUTS", "CurDelivery", "CurFormatError", "find_deliveries", "insert_line_items", "stage_line_items"]

@@ -51,13 +51,19 @@ def stage_line_items(con: duckdb.DuckDBPyConnection, location: Location, deliver
         raise ValueError(f"not a plain table name: {table!r}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({_line_item_columns()})").fetchall()
     try:
-        for path in delivery.files:
-            _stage_file(con, location, delivery, path, table)
+        insert_line_items(con, location, delivery, table)
     except BaseException:
         # Half a month is worse than none: leave no partial staging table behind.
         con.execute(f"DROP TABLE IF EXISTS temp.{table}").fetchall()
         raise
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+def insert_line_items(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, table: str) -> None:
+    """Append the delivery's line items to the existing table `table` (cur_line_items' columns), file by file,
+    so that an error names its file. Run it inside a transaction to make a failure leave nothing behind."""
+    for path in delivery.files:
+        _stage_file(con, location, delivery, path, table)
 
 
 def _line_item_columns() -> str:

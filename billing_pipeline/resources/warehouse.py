@@ -95,15 +95,9 @@ class BillingWarehouse(ConfigurableResource):
                 con.close()
 
 
-def replace_month(engine: Engine, table: str, billing_period: dt.date, staged: str) -> int:
-    """Replace `table`'s rows of the month by the rows of the relation `staged`: delete-then-insert in one
-    transaction on DuckDB, dynamic partition overwrite on Spark. Never append: a restated month replaces, a
-    repeated run gives the same rows, and on any error the month's previous rows stay as they were."""
-    return engine.replace_month(table, billing_period, staged)
-
-
 def replace_month_with_rows(engine: Engine, table: str, billing_period: dt.date, rows: pa.Table) -> int:
-    """replace_month from rows computed in Python (an Arrow table in the table's shape)."""
+    """Replace the month of `table` by rows computed in Python (an Arrow table in the table's shape): delete-then-
+    insert in one transaction on DuckDB, dynamic partition overwrite on Spark; never append."""
     staged = f"staged_{table}"
     engine.register(staged, rows)
     try:
