@@ -1,6 +1,5 @@
 """cur_line_items: the month's current CUR delivery, normalized, replacing whatever the month held before."""
 
-import duckdb
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -13,6 +12,7 @@ from dagster import (
 
 from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
+from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -42,7 +42,7 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
             refuse_other_months(engine.con)
 
         return engine.replace_month_with("cur_line_items", period, insert)
-    with duckdb.connect() as local:
+    with scratch_connection() as local:
         local.execute(warehouse_ddl())
         insert_line_items(local, location, delivery, "cur_line_items")
         refuse_other_months(local)

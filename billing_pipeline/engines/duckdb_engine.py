@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
+
+
+def duckdb_limits(memory_limit: str | None = None, threads: int | str | None = None) -> dict:
+    """DuckDB settings bounding its share of the machine: BILLING_DUCKDB_MEMORY_LIMIT / BILLING_DUCKDB_THREADS
+    unless given; DuckDB's own defaults where neither is set."""
+    config: dict = {}
+    memory_limit = memory_limit or os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT")
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    threads = threads or os.environ.get("BILLING_DUCKDB_THREADS")
+    if threads:
+        config["threads"] = int(threads)
+    return config
+
+
+def scratch_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for the readers' parsing, bounded like the warehouse and spilling to the system's
+    temporary folder, so reading a month's logs cannot take more memory than the warehouse may."""
+    con = duckdb.connect(config={**duckdb_limits(), "temp_directory": os.path.join(tempfile.gettempdir(), "billing_pipeline_duckdb")})
+    con.execute("SET TimeZone = 'UTC'")
+    return con
 
 
 class DuckDBEngine:

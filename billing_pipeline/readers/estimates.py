@@ -26,10 +26,10 @@ import datetime as dt
 import json
 import re
 
-import duckdb
 import pyarrow as pa
 
 from billing_pipeline.readers.s3_inventory import month_bounds
+from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes, read_lines_of_files
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.storage import Location
@@ -151,9 +151,8 @@ def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.d
         lines = read_lines_of_files(location, paths)
         where = lambda i, n: f"{location.display(paths[i])}: line {n}"  # noqa: E731
     statements = dict(_split(ESTIMATES_SQL))
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("estimate_lines", lines)
         con.execute(statements["items"])
         bad = con.execute(statements["first_bad_line"]).fetchall()

@@ -23,12 +23,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes
 from billing_pipeline.storage import Location
 
@@ -141,7 +141,7 @@ def read_inventory_usage(location: Location | None, billing_period: dt.date) -> 
     )
 
     hours_in_month = int((period_end - period_start).total_seconds() // 3600)
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
         con.register("inventory_objects", inventory_objects)
         con.register("inventory_snapshots", inventory_snapshots)

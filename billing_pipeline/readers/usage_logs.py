@@ -69,9 +69,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
+from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.s3_inventory import month_bounds, read_inventory_usage
 from billing_pipeline.readers.usage_files import is_log_file, read_lines_of_files
 from billing_pipeline.storage import Location
@@ -106,9 +106,8 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
     log_lines, log_files = read_log_lines(logs, period_start, period_end)
     storage = read_inventory_usage(inventory, billing_period)
 
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("log_lines", log_lines)
         con.register("inventory_usage", storage.usage)
         params = {"period_start": period_start, "period_end": period_end}

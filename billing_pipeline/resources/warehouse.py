@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from billing_pipeline.engines import ENGINES, Engine
-from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
@@ -74,13 +74,7 @@ class BillingWarehouse(ConfigurableResource):
         path = self.path()
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        config: dict = {}
-        memory_limit = self.memory_limit or os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT")
-        if memory_limit:
-            config["memory_limit"] = memory_limit
-        threads = self.threads or os.environ.get("BILLING_DUCKDB_THREADS")
-        if threads:
-            config["threads"] = int(threads)
+        config = duckdb_limits(self.memory_limit, self.threads)
         if path != ":memory:":
             # Spill to a folder beside the warehouse, so a month larger than memory still runs.
             config["temp_directory"] = os.path.abspath(path) + ".tmp"
