@@ -40,7 +40,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 APPLICATION = "tax-demo"
-APPROACHES = {"pipeline": "(a) pipeline", "seed": "(b) seed (pandas)", "floor": "(c) floor (DuckDB)"}
+APPROACHES = {"pipeline": "(a) pipeline", "seed": "(b) seed (pandas)", "floor": "(c) floor (DuckDB)",
+              "spark": "(a) pipeline on Spark local[2]"}
+DEFAULT_APPROACHES = ["pipeline", "seed", "floor"]  # spark is opt-in: a JVM start and local mode on 2 cores
+CORE_CHAIN = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
+              "reconciliation_report"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -98,6 +102,35 @@ def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
     if timings:
         out["profile"] = timings.report()
     return out
+
+
+def run_spark(data: dict, work: Path, profile: bool) -> dict:
+    """(a) with BILLING_ENGINE=spark in local mode: the core chain (cur_line_items .. reconciliation_report), the
+    same assets and SQL, tables as Parquet datasets under the run's folder."""
+    os.environ.update({
+        "BILLING_CUR_URI": data["cur_uri"], "BILLING_LOGS_URI": data["logs_uri"],
+        "BILLING_S3_INVENTORY_URI": data["inventory_uri"], "BILLING_USAGE_URI": data["usage_uri"],
+        "BILLING_ENGINE": "spark", "BILLING_SPARK_MASTER": "local[2]",
+        "BILLING_SPARK_WAREHOUSE": str(work / "spark-warehouse"),
+    })
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    from dagster import AssetSelection, DagsterInstance, materialize
+
+    from billing_pipeline.definitions import defs
+
+    began = time.perf_counter()
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(list(defs.assets), resources=defs.resources, selection=AssetSelection.assets(*CORE_CHAIN),
+                             partition_key=f"{data['month'][:7]}-01", instance=instance)
+    seconds = time.perf_counter() - began
+    assert result.success
+    tables = {t: ds.dataset(str(work / "spark-warehouse" / t), format="parquet", partitioning="hive")
+              for t in CORE_CHAIN}
+    counts = {t: d.count_rows() for t, d in tables.items()}
+    in_scope = pc.sum(tables["tenant_costs"].to_table(columns=["cost"])["cost"]).as_py()
+    return {"seconds": seconds, "line_items": counts["cur_line_items"], "steps": {}, "rows": counts,
+            "in_scope_cost": str(in_scope)}
 
 
 def run_seed(data: dict, work: Path, profile: bool) -> dict:
@@ -161,7 +194,7 @@ def run_floor(data: dict, work: Path, profile: bool) -> dict:
     return {"seconds": time.perf_counter() - began, "line_items": int(line_items), "rows": {"hourly_cost": rows}}
 
 
-WORKERS = {"pipeline": run_pipeline, "seed": run_seed, "floor": run_floor}
+WORKERS = {"pipeline": run_pipeline, "seed": run_seed, "floor": run_floor, "spark": run_spark}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -385,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=300)
     parser.add_argument("--invocations", type=int, default=None, help="Lambda invocations (default rows/20)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--approaches", nargs="+", choices=list(WORKERS), default=list(WORKERS))
+    parser.add_argument("--approaches", nargs="+", choices=list(WORKERS), default=DEFAULT_APPROACHES,
+                        help="default: pipeline seed floor; add spark for the Spark local-mode column")
     parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "bench")
     parser.add_argument("--results", type=Path, default=None, help="markdown file for the table (and .json beside)")
     parser.add_argument("--memory-limit", default=None, help="BILLING_DUCKDB_MEMORY_LIMIT for (a) and (c)")

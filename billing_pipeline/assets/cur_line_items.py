@@ -24,8 +24,8 @@ from billing_pipeline.storage import Location
 def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, period) -> int:
     """Replace the month's line items by the delivery's, normalized by the CUR reader file by file (so an error
     names its file). On DuckDB the files go straight into the table inside the replacing transaction; on Spark
-    the reader's rows are handed over as Arrow (normalizing inside Spark, for months beyond one machine, is the
-    next step)."""
+    the reader's rows reach Spark as a Parquet file under its warehouse (normalizing inside Spark, for months
+    beyond one machine, is the next step)."""
 
     def refuse_other_months(con) -> None:
         ((foreign,),) = con.execute(
@@ -46,7 +46,7 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
         local.execute(warehouse_ddl())
         insert_line_items(local, location, delivery, "cur_line_items")
         refuse_other_months(local)
-        engine.register("delivery_line_items", local.execute("SELECT * FROM cur_line_items").to_arrow_table())
+        engine.register_batches("delivery_line_items", local.sql("SELECT * FROM cur_line_items").to_arrow_reader())
     try:
         return engine.replace_month_with_query("cur_line_items", period, "SELECT * FROM delivery_line_items")
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -107,6 +108,17 @@ class SparkEngine:
     def unregister(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
 
+    def register_batches(self, name: str, batches: pa.RecordBatchReader) -> None:
+        """A large input as a relation: written as Parquet under the warehouse's `_staging/` folder and read by
+        Spark itself, so its rows never pass through the driver's memory (unlike `register`)."""
+        location = locate(f"{self.warehouse_uri}/_staging/{name}")
+        location.filesystem.create_dir(location.path, recursive=True)
+        location.filesystem.delete_dir_contents(location.path, missing_dir_ok=True)
+        with pq.ParquetWriter(f"{location.path}/part-0.parquet", batches.schema, filesystem=location.filesystem) as out:
+            for batch in batches:
+                out.write_batch(batch)
+        self.session.read.parquet(self._spark_uri(f"{self.warehouse_uri}/_staging/{name}")).createOrReplaceTempView(name)
+
     def stage(self, name: str, sql: str, params: Any = None) -> None:
         # Materialized once, so the checks and the write that follow do not recompute it.
         self._frame(sql, params).localCheckpoint(eager=True).createOrReplaceTempView(name)
@@ -150,7 +162,10 @@ class SparkEngine:
         return self.session.sql(to_spark_sql(sql))
 
     def _path(self, table: str) -> str:
-        uri = f"{self.warehouse_uri}/{table}"
+        return self._spark_uri(f"{self.warehouse_uri}/{table}")
+
+    @staticmethod
+    def _spark_uri(uri: str) -> str:
         return "s3a://" + uri[len("s3://"):] if uri.startswith("s3://") else uri
 
     def _local_uri(self, table: str) -> str:
