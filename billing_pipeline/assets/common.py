@@ -37,6 +37,14 @@ def as_float(value: Decimal | None) -> float:
     return float(value or 0)
 
 
+def cur_is_final(con, period: dt.date) -> bool:
+    """Whether the month's CUR in the warehouse is final (AWS has put an invoice id on it)."""
+    ((is_final,),) = con.execute(
+        "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?", [period]
+    ).fetchall()
+    return bool(is_final)
+
+
 def duplicate_check(con, table: str, keys: list[str], period: dt.date, check_name: str) -> AssetCheckResult:
     """No two rows of the month share the table's grain: a replaced month must never double."""
     key_list = ", ".join(keys)

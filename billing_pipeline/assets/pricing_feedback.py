@@ -13,7 +13,7 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import duplicate_check, month_of, stage_sql
+from billing_pipeline.assets.common import duplicate_check, cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import month_table, write_exports
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
@@ -56,10 +56,7 @@ def pricing_feedback(
     pricing_text = billing_config.pricing_text()
     pricing = parse_pricing(pricing_text, "BILLING_PRICING")
     with warehouse.connect() as con:
-        (is_final,) = con.execute(
-            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
-            [period],
-        ).fetchall()[0]
+        is_final = cur_is_final(con, period)
         con.register("driver_prices", pricing.driver_prices_table())
         try:
             rows = con.replace_month_with_query(

@@ -11,7 +11,7 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -67,10 +67,7 @@ def reconciliation_report(
     period, _ = month_of(context)
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     with warehouse.connect() as con:
-        (is_final,) = con.execute(
-            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
-            [period],
-        ).fetchall()[0]
+        is_final = cur_is_final(con, period)
         rows = con.replace_month_with_query(
             "reconciliation_report",
             period,

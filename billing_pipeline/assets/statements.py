@@ -26,7 +26,7 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
@@ -105,10 +105,7 @@ def statements(
     Writes the statements and the month's reconciliation report as CSV and Parquet to BILLING_EXPORT_URI."""
     period, _ = month_of(context)
     with warehouse.connect() as con:
-        (is_final,) = con.execute(
-            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
-            [period],
-        ).fetchall()[0]
+        is_final = cur_is_final(con, period)
         lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
         staged = pa.Table.from_pylist(statement_rows(lines, period, bool(is_final)), schema=arrow_schema("statements"))
         rows = replace_month_with_rows(con, "statements", period, staged)

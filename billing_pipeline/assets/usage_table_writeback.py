@@ -28,7 +28,7 @@ import pyarrow as pa
 from boto3.dynamodb.conditions import Attr, Key
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from billing_pipeline.assets.common import as_float, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
@@ -104,10 +104,7 @@ def usage_table_writeback(
                                            "items_written": MetadataValue.int(0)})
 
     with warehouse.connect() as con:
-        (is_final,) = con.execute(
-            "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?",
-            [period],
-        ).fetchall()[0]
+        is_final = cur_is_final(con, period)
         columns = ["accountant_id", "usage_date", "service", "resource_type", "currency", "cost_metric", "amount"]
         produced = [dict(zip(columns, r)) for r in
                     con.execute(stage_sql("usage_table_writeback"), {"billing_period": period}).fetchall()]
