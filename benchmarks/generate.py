@@ -85,6 +85,72 @@ SERVICES = [
 ]
 
 
+# Real CUR files are wide: the workshop sample (../shared/samples) has 120-126 columns, most of them product
+# attributes that the pipeline never reads. These are its columns beyond `sample_data_formats.CUR_COLUMNS`, so the
+# benchmark's files are as wide as AWS's and a reader that loads whole rows pays what it would pay on real data.
+# Values: per service (below), else '' as in AWS's Parquet files.
+WIDE_COLUMNS = [
+    "product_availability", "product_capacitystatus", "product_category", "product_clock_speed",
+    "product_current_generation", "product_database_engine", "product_dedicated_ebs_throughput",
+    "product_deployment_option", "product_description", "product_durability", "product_ecu", "product_edition",
+    "product_engine_code", "product_enhanced_networking_supported", "product_event_type", "product_free_query_types",
+    "product_from_location", "product_from_location_type", "product_group", "product_group_description",
+    "product_instance_family", "product_instance_type_family", "product_license_model", "product_location_type",
+    "product_max_iops_burst_performance", "product_max_iopsvolume", "product_max_throughputvolume",
+    "product_max_volume_size", "product_memory", "product_message_delivery_frequency",
+    "product_message_delivery_order", "product_min_volume_size", "product_network_performance",
+    "product_normalization_size_factor", "product_operating_system", "product_physical_processor",
+    "product_pre_installed_sw", "product_processor_architecture", "product_processor_features", "product_queue_type",
+    "product_servicename", "product_storage", "product_storage_class", "product_storage_media",
+    "product_subscription_type", "product_tenancy", "product_to_location", "product_to_location_type",
+    "product_transfer_type", "product_vcpu", "product_version", "product_volume_type",
+    "pricing_lease_contract_length", "pricing_offering_class", "pricing_purchase_option", "pricing_rate_id",
+    "reservation_end_time", "reservation_modification_status", "reservation_normalized_units_per_reservation",
+    "reservation_number_of_reservations", "reservation_start_time", "reservation_subscription_id",
+    "reservation_total_reserved_normalized_units", "reservation_total_reserved_units",
+    "reservation_units_per_reservation", "reservation_unused_normalized_unit_quantity",
+    "reservation_unused_quantity", "reservation_upfront_value",
+]
+WIDE_TAG_COLUMNS = ["resource_tags_user_department", "resource_tags_user_name", "resource_tags_user_workload"]
+_REGION_ATTRS = {"product_location_type": "AWS Region"}
+PRODUCT_ATTRIBUTES = {
+    "AmazonEC2": {
+        **_REGION_ATTRS, "product_servicename": "Amazon Elastic Compute Cloud", "product_instance_family":
+        "General purpose", "product_instance_type_family": "m5", "product_vcpu": "2", "product_memory": "8 GiB",
+        "product_operating_system": "Linux", "product_tenancy": "Shared", "product_physical_processor":
+        "Intel Xeon Platinum 8175", "product_clock_speed": "3.1 GHz", "product_network_performance":
+        "Up to 10 Gigabit", "product_processor_architecture": "64-bit", "product_current_generation": "Yes",
+        "product_ecu": "10", "product_storage": "EBS only", "product_capacitystatus": "Used",
+        "product_pre_installed_sw": "NA", "product_license_model": "No License required",
+        "product_normalization_size_factor": "4", "product_dedicated_ebs_throughput": "Up to 2120 Mbps",
+        "product_enhanced_networking_supported": "Yes", "product_processor_features":
+        "Intel AVX; Intel AVX2; Intel AVX512; Intel Turbo", "product_volume_type": "General Purpose",
+        "product_max_volume_size": "16 TiB", "product_storage_media": "SSD-backed", "pricing_rate_id": "2213574853"},
+    "AmazonRDS": {
+        **_REGION_ATTRS, "product_servicename": "Amazon Relational Database Service", "product_database_engine":
+        "PostgreSQL", "product_deployment_option": "Single-AZ", "product_instance_family": "Memory optimized",
+        "product_vcpu": "2", "product_memory": "16 GiB", "product_engine_code": "14", "product_license_model":
+        "No license required", "product_network_performance": "Up to 10 Gigabit", "product_current_generation":
+        "Yes", "product_storage": "EBS Only", "product_physical_processor": "Intel Xeon Platinum 8175",
+        "product_normalization_size_factor": "4", "pricing_rate_id": "1845520112"},
+    "AWSLambda": {**_REGION_ATTRS, "product_servicename": "AWS Lambda", "product_group": "AWS-Lambda-Duration",
+                  "product_group_description": "Invocation duration", "pricing_rate_id": "3108814413"},
+    "AmazonDynamoDB": {**_REGION_ATTRS, "product_servicename": "Amazon DynamoDB", "product_group": "DDB-ReadUnits",
+                       "product_group_description": "DynamoDB PayPerRequest Read Request Units",
+                       "pricing_rate_id": "2847562291"},
+    "AmazonS3": {**_REGION_ATTRS, "product_servicename": "Amazon Simple Storage Service", "product_availability":
+                 "99.99%", "product_durability": "99.999999999%", "product_storage_class": "General Purpose",
+                 "product_volume_type": "Standard", "product_group": "S3-API-Tier1", "pricing_rate_id": "1006531442"},
+    "AmazonCloudWatch": {**_REGION_ATTRS, "product_servicename": "AmazonCloudWatch", "product_group":
+                         "Ingested Logs", "product_event_type": "DataProcessing-Bytes", "pricing_rate_id": "2281733307"},
+    "AmazonElastiCache": {**_REGION_ATTRS, "product_servicename": "Amazon ElastiCache", "product_engine_code":
+                          "redis", "product_instance_family": "Standard", "product_vcpu": "2", "product_memory":
+                          "6.38 GiB", "product_network_performance": "Up to 10 Gigabit",
+                          "product_current_generation": "Yes", "pricing_rate_id": "1730495527"},
+}
+WIDE_SCHEMA = pa.schema(list(fmt.CUR_SCHEMA) + [pa.field(n, pa.string()) for n in WIDE_COLUMNS + WIDE_TAG_COLUMNS])
+
+
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime, int]:
     start = dt.datetime.strptime(month[:7], "%Y-%m")
     days = calendar.monthrange(start.year, start.month)[1]
@@ -171,6 +237,11 @@ class Plan:
             else:
                 ids.append(f"arn:aws:logs:{REGION}:{ACCOUNTS[self.res_account[i]]}:log-group:/app/{owner}/{i}")
         self.res_id = _strings(ids)
+        short = np.array([SERVICES[s][0].removeprefix("Amazon").removeprefix("AWS").lower() for s in range(len(SERVICES))],
+                         dtype=object)
+        self.res_name = np.where(kind <= 6, short[self.res_service] + "-" + np.arange(n).astype(str), "")
+        self.res_department = np.select([kind <= 2, kind == 3, kind <= 6], ["tax", "payroll", "platform"], "")
+        self.res_workload = np.select([kind <= 2, kind <= 6], ["tax-agent", "shared-services"], "")
 
         # invocations of the shared functions: time, tenant (Zipf-like activity), function, durations
         k = self.invocations
@@ -238,6 +309,7 @@ def _usage_chunk(plan: Plan, lo: int, hi: int) -> dict[str, object]:
         "application": np.where(kind <= 2, APPLICATION, np.where(kind == 3, "payroll-demo", "")),
         "environment": np.where(kind <= 6, np.where(kind % 2 == 0, "prod", "dev"), ""),
         "cost_center": np.where(kind <= 6, np.where(kind <= 2, "CC-1001", "CC-3003"), ""),
+        "name": plan.res_name[r], "department": plan.res_department[r], "workload": plan.res_workload[r],
     }
 
 
@@ -294,7 +366,8 @@ def shared_lines(plan: Plan) -> dict[str, object]:
         "type": np.full(n, "Usage", dtype=object), "account": np.full(n, APP_ACCOUNT, dtype=object),
         "cost": money(out["amount"] * out["rate"]), "accountant_id": np.full(n, "", dtype=object),
         "application": np.full(n, APPLICATION, dtype=object), "environment": np.full(n, "prod", dtype=object),
-        "cost_center": np.full(n, "CC-1001", dtype=object),
+        "cost_center": np.full(n, "CC-1001", dtype=object), "name": np.full(n, "tax-agent", dtype=object),
+        "department": np.full(n, "tax", dtype=object), "workload": np.full(n, "tax-agent", dtype=object),
     })
     plan.n_shared = n
     return out
@@ -318,7 +391,8 @@ def extra_lines(plan: Plan) -> dict[str, object]:
         "cost": amount, "resource": np.where(in_scope, f"arn:aws:lambda:{REGION}:{APP_ACCOUNT}:function:{FUNCTIONS[0]}", ""),
         "accountant_id": np.full(n, "", dtype=object),
         "application": np.where(in_scope, APPLICATION, ""), "environment": np.where(in_scope, "prod", ""),
-        "cost_center": np.where(in_scope, "CC-1001", ""),
+        "cost_center": np.where(in_scope, "CC-1001", ""), "name": np.full(n, "", dtype=object),
+        "department": np.full(n, "", dtype=object), "workload": np.full(n, "", dtype=object),
     }
 
 
@@ -380,17 +454,37 @@ def cur_table(plan: Plan, c: dict[str, object], rng: np.random.Generator) -> pa.
         "resource_tags_user_application": text("application"),
         "resource_tags_user_cost_center": text("cost_center"),
         "resource_tags_user_environment": text("environment"),
+        "resource_tags_user_department": text("department"),
+        "resource_tags_user_name": text("name"),
+        "resource_tags_user_workload": text("workload"),
     }
+    # product attributes by service: one small array per column, taken by each row's service
+    codes = list(PRODUCT_ATTRIBUTES)
+    service_index = pc.fill_null(pc.index_in(text("service"), value_set=pa.array(codes)), len(codes))
+    for name in WIDE_COLUMNS:
+        per_service = [PRODUCT_ATTRIBUTES[code].get(name, "") for code in codes] + [""]
+        if any(per_service):
+            values[name] = pa.array(per_service, pa.string()).take(service_index)
     arrays = []
-    for field in fmt.CUR_SCHEMA:
+    for field in WIDE_SCHEMA:
         if field.name in values:
             arrays.append(values[field.name])
         elif field.type == pa.string():
             arrays.append(const(""))
         else:
             arrays.append(pa.nulls(n, field.type))
-    table = pa.Table.from_arrays(arrays, schema=fmt.CUR_SCHEMA)
+    table = pa.Table.from_arrays(arrays, schema=WIDE_SCHEMA)
     return table.take(pa.array(rng.permutation(n)))  # AWS's files are in no useful order
+
+
+def manifest_column(parquet_name: str) -> dict[str, str]:
+    """The manifest entry of a WIDE_COLUMNS column: `product_max_iopsvolume` -> product / maxIopsvolume."""
+    if parquet_name.startswith("resource_tags_user_"):
+        return {"category": "resourceTags", "name": "user:" + parquet_name[len("resource_tags_user_"):],
+                "type": "String"}
+    category, _, rest = parquet_name.partition("_")
+    head, *tail = rest.split("_")
+    return {"category": category, "name": head + "".join(t.capitalize() for t in tail), "type": "String"}
 
 
 def write_cur(plan: Plan, out: Path) -> list[str]:
@@ -424,7 +518,8 @@ def write_cur(plan: Plan, out: Path) -> list[str]:
     pq.write_table(pa.table({"status": pa.array(["READY"])}), status)
     manifest = {
         "assemblyId": str(uuid.uuid5(NS, f"{plan.month}/{plan.rows}/{plan.seed}")), "account": PAYER,
-        "columns": [{"category": c, "name": n, "type": m} for _p, c, n, _t, m in fmt.CUR_COLUMNS],
+        "columns": [{"category": c, "name": n, "type": m} for _p, c, n, _t, m in fmt.CUR_COLUMNS]
+                   + [manifest_column(name) for name in WIDE_COLUMNS + WIDE_TAG_COLUMNS],
         "charset": "UTF-8", "compression": "Parquet", "contentType": "application/x-parquet",
         "reportId": uuid.uuid5(NS, REPORT).hex * 2, "reportName": REPORT,
         "billingPeriod": {"start": fmt.aws_stamp(plan.start), "end": fmt.aws_stamp(plan.end)},

@@ -40,9 +40,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 APPLICATION = "tax-demo"
-APPROACHES = {"pipeline": "(a) pipeline", "seed": "(b) seed (pandas)", "floor": "(c) floor (DuckDB)",
+APPROACHES = {"pipeline": "(a) pipeline", "seed": "(b) seed (pandas)",
+              "seed-columns": "(b') seed reading only its 5 columns", "floor": "(c) floor (DuckDB)",
               "spark": "(a) pipeline on Spark local[2]"}
-DEFAULT_APPROACHES = ["pipeline", "seed", "floor"]  # spark is opt-in: a JVM start and local mode on 2 cores
+DEFAULT_APPROACHES = ["pipeline", "seed", "seed-columns", "floor"]  # spark is opt-in: a JVM and local mode on 2 cores
+# A process tree above this is stopped and reported as not fitting (the machine has no swap; the seed's whole-month
+# frame outgrows it somewhere between 10M and 100M line items).
+DEFAULT_RSS_LIMIT = "16GiB"
 CORE_CHAIN = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
               "reconciliation_report"]
 
@@ -81,7 +85,7 @@ def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
         result = materialize(list(defs.assets), resources=resources, partition_key=partition, instance=instance)
         seconds = time.perf_counter() - began
         assert result.success
-        starts, steps = {}, {}
+        starts, steps, windows = {}, {}, {}
         for entry in instance.all_logs(result.run_id):
             event = entry.dagster_event
             if event is None or not event.step_key:
@@ -90,6 +94,7 @@ def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
                 starts[event.step_key] = entry.timestamp
             elif event.event_type == DagsterEventType.STEP_SUCCESS:
                 steps[event.step_key] = round(entry.timestamp - starts[event.step_key], 3)
+                windows[event.step_key] = [starts[event.step_key], entry.timestamp]
     import duckdb
 
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
@@ -98,7 +103,7 @@ def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
             "reconciliation_report")}
         in_scope = con.execute("SELECT sum(cost) FROM tenant_costs").fetchall()[0][0]
     out = {"seconds": seconds, "line_items": counts["cur_line_items"], "steps": steps, "rows": counts,
-           "in_scope_cost": str(in_scope)}
+           "in_scope_cost": str(in_scope), "step_windows": windows}
     if timings:
         out["profile"] = timings.report()
     return out
@@ -133,14 +138,17 @@ def run_spark(data: dict, work: Path, profile: bool) -> dict:
             "in_scope_cost": str(in_scope)}
 
 
-def run_seed(data: dict, work: Path, profile: bool) -> dict:
-    """(b): what the seed did. Only the five columns it uses are read (all 68 would be slower still)."""
+SEED_COLUMNS = ["line_item_usage_start_date", "line_item_product_code", "line_item_unblended_cost",
+                "resource_tags_user_accountant_id", "resource_tags_user_application"]
+
+
+def run_seed(data: dict, work: Path, profile: bool, columns: list[str] | None = None) -> dict:
+    """(b): what the seed did: the month's files read whole into one pandas frame (as wide as AWS's files, 137
+    columns here), filtered on the application tag, grouped by accountant / service / date."""
     import pandas as pd
 
     began = time.perf_counter()
-    frame = pd.read_parquet(cur_files(data), columns=[
-        "line_item_usage_start_date", "line_item_product_code", "line_item_unblended_cost",
-        "resource_tags_user_accountant_id", "resource_tags_user_application"])
+    frame = pd.read_parquet(cur_files(data), columns=columns)
     line_items = len(frame)
     app = frame[frame["resource_tags_user_application"] == APPLICATION]
     app = app.assign(usage_date=app["line_item_usage_start_date"].dt.date)
@@ -194,7 +202,13 @@ def run_floor(data: dict, work: Path, profile: bool) -> dict:
     return {"seconds": time.perf_counter() - began, "line_items": int(line_items), "rows": {"hourly_cost": rows}}
 
 
-WORKERS = {"pipeline": run_pipeline, "seed": run_seed, "floor": run_floor, "spark": run_spark}
+def run_seed_columns(data: dict, work: Path, profile: bool) -> dict:
+    """(b'): the seed's approach with one improvement it did not have: only its five columns are read."""
+    return run_seed(data, work, profile, columns=SEED_COLUMNS)
+
+
+WORKERS = {"pipeline": run_pipeline, "seed": run_seed, "seed-columns": run_seed_columns, "floor": run_floor,
+           "spark": run_spark}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -328,8 +342,11 @@ class _TimedConnection:
 # The parent: generate, run each approach in a subprocess, sample its RSS, tabulate
 
 
-def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool = False) -> dict:
-    """Run one approach in a fresh subprocess; wall time and the peak RSS of its process tree."""
+def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool = False,
+            rss_limit: int | None = None) -> dict:
+    """Run one approach in a fresh subprocess; wall time and the peak RSS of its process tree. A tree that grows
+    beyond `rss_limit` bytes is killed and reported as not fitting (`did_not_fit`), instead of the OOM killer
+    taking the machine down."""
     import psutil
 
     shutil.rmtree(work, ignore_errors=True)
@@ -340,18 +357,26 @@ def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool
     began = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0
+    samples: list[tuple[float, int]] = []  # (epoch s, tree RSS): each step's peak, matched to its window
+    killed = False
     stop = threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, killed
         try:
             root = psutil.Process(proc.pid)
         except psutil.NoSuchProcess:
             return
         while not stop.is_set():
             try:
-                rss = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
+                tree = [root] + root.children(recursive=True)
+                rss = sum(p.memory_info().rss for p in tree)
                 peak = max(peak, rss)
+                samples.append((time.time(), rss))
+                if rss_limit and rss > rss_limit and not killed:
+                    killed = True
+                    for p in reversed(tree):
+                        p.kill()
             except psutil.Error:
                 pass
             time.sleep(0.02)
@@ -362,10 +387,18 @@ def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool
     wall = time.perf_counter() - began
     stop.set()
     sampler.join()
+    if killed:
+        data = json.loads(data_json.read_text())
+        return {"approach": approach, "wall_seconds": wall, "peak_rss_bytes": peak, "seconds": wall,
+                "line_items": data["rows"], "did_not_fit": True, "rows": {}}
     if proc.returncode != 0:
         raise RuntimeError(f"{approach} failed (exit {proc.returncode}):\n{output.decode(errors='replace')[-4000:]}")
     result = json.loads(out_json.read_text())
     result.update({"approach": approach, "wall_seconds": wall, "peak_rss_bytes": peak})
+    result["step_peak_rss_bytes"] = {
+        step: max((rss for t, rss in samples if start <= t <= end), default=0)
+        for step, (start, end) in result.pop("step_windows", {}).items()
+    }
     return result
 
 
@@ -389,6 +422,18 @@ def ensure_data(data_dir: Path, rows: int, tenants: int, invocations: int | None
     return info_path
 
 
+def parse_bytes(text: str | None) -> int | None:
+    """'16GiB' / '16GB' / '500MiB' / a plain number of bytes -> bytes."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)(i?)B?\s*", text, re.I)
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    number, unit, binary = match.groups()
+    power = "KMGT".index(unit.upper()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
 def table(results: list[dict]) -> str:
     head = ("| line items | approach | wall s | in-process s | line items/s | peak RSS MiB | (a) wall ÷ this |\n"
             "|---:|---|---:|---:|---:|---:|---:|\n")
@@ -397,6 +442,10 @@ def table(results: list[dict]) -> str:
         a = next(x for x in results if x["size"] == r["size"] and x["approach"] == "pipeline") \
             if any(x["size"] == r["size"] and x["approach"] == "pipeline" for x in results) else None
         ratio = f"{a['wall_seconds'] / r['wall_seconds']:.2f}" if a else "n/a"
+        if r.get("did_not_fit"):
+            rows.append(f"| {r['line_items']:,} | {APPROACHES[r['approach']]} | did not fit: stopped at "
+                        f"{r['wall_seconds']:.1f} s | | | > {r['peak_rss_bytes'] / 2**20:,.0f} | |")
+            continue
         rows.append(f"| {r['line_items']:,} | {APPROACHES[r['approach']]} | {r['wall_seconds']:.1f} | "
                     f"{r['seconds']:.1f} | {r['line_items'] / r['wall_seconds']:,.0f} | "
                     f"{r['peak_rss_bytes'] / 2**20:,.0f} | {ratio} |")
@@ -404,7 +453,9 @@ def table(results: list[dict]) -> str:
 
 
 def profile_table(result: dict, top: int = 25) -> str:
-    steps = " | ".join(f"{k} {v:.1f} s" for k, v in sorted(result["steps"].items(), key=lambda kv: -kv[1]))
+    peaks = result.get("step_peak_rss_bytes", {})
+    steps = " | ".join(f"{k} {v:.1f} s" + (f" (peak {peaks[k] / 2**20:,.0f} MiB)" if peaks.get(k) else "")
+                       for k, v in sorted(result["steps"].items(), key=lambda kv: -kv[1]))
     lines = [f"Dagster step timings: {steps}", "", "| asset | statement / reader | calls | seconds |",
              "|---|---|---:|---:|"]
     for p in result.get("profile", [])[:top]:
@@ -427,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also run (a) instrumented and print where time goes")
     parser.add_argument("--profile-only", action="store_true", help="only the instrumented run of (a)")
     parser.add_argument("--clean", action="store_true", help="delete each size's generated data after its runs")
+    parser.add_argument("--rss-limit", default=DEFAULT_RSS_LIMIT,
+                        help="stop an approach whose process tree exceeds this (e.g. 16GiB) and report it as not fitting")
     # worker mode (internal)
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--data-json", type=Path, help=argparse.SUPPRESS)
@@ -451,10 +504,12 @@ def main(argv: list[str] | None = None) -> int:
         data_json = ensure_data(args.data_dir, rows, args.tenants, args.invocations, args.seed)
         for approach in ([] if args.profile_only else args.approaches):
             print(f"  {rows:,}: running {APPROACHES[approach]} ...", flush=True)
-            r = measure(approach, data_json, data_json.parent / "runs" / approach, env)
+            r = measure(approach, data_json, data_json.parent / "runs" / approach, env,
+                        rss_limit=parse_bytes(args.rss_limit))
             r["size"] = rows
             results.append(r)
-            print(f"    {r['wall_seconds']:.1f} s wall, {r['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS", flush=True)
+            print(f"    {r['wall_seconds']:.1f} s wall, {r['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
+                  + (" - DID NOT FIT, stopped" if r.get("did_not_fit") else ""), flush=True)
         if (args.profile and "pipeline" in args.approaches) or args.profile_only:
             print(f"  {rows:,}: profiling (a) ...", flush=True)
             p = measure("pipeline", data_json, data_json.parent / "runs" / "profile", env, profile=True)
@@ -473,8 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     for rows in args.rows:
         by = {r["approach"]: r for r in results if r["size"] == rows}
         if "pipeline" in by:
-            parts = [f"a/{'b' if k == 'seed' else 'c'} = {by['pipeline']['wall_seconds'] / by[k]['wall_seconds']:.2f}"
-                     for k in ("seed", "floor") if k in by]
+            parts = [f"{label} = {by['pipeline']['wall_seconds'] / by[k]['wall_seconds']:.2f}"
+                     for k, label in (("seed", "a/b"), ("seed-columns", "a/b'"), ("floor", "a/c"))
+                     if k in by and not by[k].get("did_not_fit")]
             summary.append(f"- {rows:,}: " + ", ".join(parts) + " (wall time)")
     text = (f"# Benchmark {dt.datetime.now():%Y-%m-%d %H:%M}\n\n{machine}\n\n"
             f"`{' '.join(['python -m benchmarks.run_benchmark'] + (argv if argv is not None else sys.argv[1:]))}`; "

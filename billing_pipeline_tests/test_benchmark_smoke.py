@@ -1,4 +1,4 @@
-"""The benchmark (benchmarks/run_benchmark.py) at a tiny size, so it cannot rot: three approaches, sane figures."""
+"""The benchmark (benchmarks/run_benchmark.py) at a tiny size, so it cannot rot: every approach, sane figures."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ def test_benchmark_runs_the_three_approaches_on_a_tiny_month(tmp_path):
 
     text = results.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "approach" not in line]
-    assert [r.split("|")[2].strip() for r in rows] == ["(a) pipeline", "(b) seed (pandas)", "(c) floor (DuckDB)"]
-    assert "a/b = " in text and "a/c = " in text
+    assert [r.split("|")[2].strip() for r in rows] == [
+        "(a) pipeline", "(b) seed (pandas)", "(b') seed reading only its 5 columns", "(c) floor (DuckDB)"]
+    assert "a/b = " in text and "a/b' = " in text and "a/c = " in text
 
     figures = {r["approach"]: r for r in json.loads(results.with_suffix(".json").read_text())["results"]}
-    assert set(figures) == {"pipeline", "seed", "floor"}
+    assert set(figures) == {"pipeline", "seed", "seed-columns", "floor"}
+    assert figures["seed"]["in_scope_cost"] == figures["seed-columns"]["in_scope_cost"]
+    assert set(figures["pipeline"]["step_peak_rss_bytes"]) >= {"cur_line_items", "tenant_costs"}
     line_items = {r["line_items"] for r in figures.values()}
     assert len(line_items) == 1 and line_items.pop() >= 2000  # every approach read the same whole month
     for r in figures.values():
@@ -29,3 +32,12 @@ def test_benchmark_runs_the_three_approaches_on_a_tiny_month(tmp_path):
     assert abs(Decimal(figures["pipeline"]["in_scope_cost"]) - Decimal(figures["seed"]["in_scope_cost"])) < Decimal("0.01")
     assert figures["pipeline"]["rows"]["tenant_costs"] > 0 and figures["pipeline"]["rows"]["reconciliation_report"] > 0
     assert not (tmp_path / "data" / "rows-2000").exists()  # --clean
+
+
+def test_an_approach_beyond_the_memory_limit_is_stopped_and_reported(tmp_path):
+    results = tmp_path / "results.md"
+    assert main(["--rows", "2000", "--tenants", "12", "--data-dir", str(tmp_path / "data"), "--approaches", "seed",
+                 "--rss-limit", "20MiB", "--results", str(results), "--clean"]) == 0
+    (seed,) = json.loads(results.with_suffix(".json").read_text())["results"]
+    assert seed["did_not_fit"] is True and seed["peak_rss_bytes"] > 20 * 2**20
+    assert "| (b) seed (pandas) | did not fit: stopped at" in results.read_text()
