@@ -64,9 +64,11 @@ def is_log_file(path: str) -> bool:
     return name not in NOT_LOG_FILES and not name.startswith(".")
 
 
-def read_lines_of_files(location: Location | None, paths: Iterable[str], max_workers: int = 8) -> pa.Table:
-    """All lines of the files as one table: `line` (large_string), `line_no` (int64, unique across the files),
-    `file_index` (int32, position in `paths`) and `line_in_file` (int64, 1-based, for error messages).
+def read_lines_of_files(location: Location | None, paths: Iterable[str], max_workers: int = 8,
+                        first_line_no: int = 0, first_file_index: int = 0) -> pa.Table:
+    """All lines of the files as one table: `line` (large_string), `line_no` (int64, unique across the files,
+    from `first_line_no`), `file_index` (int32, position in `paths` + `first_file_index`) and `line_in_file`
+    (int64, 1-based, for error messages). The offsets let a caller read many files in batches with unique ids.
 
     Files are read in parallel threads: S3 round trips and zlib both release the GIL.
     """
@@ -86,8 +88,9 @@ def read_lines_of_files(location: Location | None, paths: Iterable[str], max_wor
     return pa.table(
         {
             "line": pa.chunked_array(chunks, pa.large_string()),
-            "line_no": pa.array(np.arange(sum(sizes), dtype=np.int64)),
-            "file_index": pa.array(np.repeat(np.arange(len(paths), dtype=np.int32), sizes)),
+            "line_no": pa.array(np.arange(first_line_no, first_line_no + sum(sizes), dtype=np.int64)),
+            "file_index": pa.array(np.repeat(np.arange(first_file_index, first_file_index + len(paths),
+                                                       dtype=np.int32), sizes)),
             "line_in_file": pa.array(np.concatenate([np.arange(1, n + 1, dtype=np.int64) for n in sizes])),
         }
     )

@@ -103,16 +103,30 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
     exports, or an API source such as `cloudwatch_logs_api.CloudWatchLogsSource`) and S3 Inventory reports under
     `inventory` (either may be None or an empty/missing folder -> no rows)."""
     period_start, period_end = month_bounds(billing_period)
-    log_lines, log_files = read_log_lines(logs, period_start, period_end)
     storage = read_inventory_usage(inventory, billing_period)
 
     con = scratch_connection()
+    lines_read = log_files = 0
     try:
-        con.register("log_lines", log_lines)
         con.register("inventory_usage", storage.usage)
         params = {"period_start": period_start, "period_end": period_end}
+        statements = sql_statements()
+        (first, per_line_sql), rest = statements[1], statements[2:]
+        assert first == "log_events", "usage_logs.sql: the per-line statement must follow the macros"
+        con.execute(statements[0][1])
+        # The per-line statement runs batch by batch, appending to log_events (spilled by DuckDB under its limit),
+        # so at most one batch of raw lines is held in memory however large the month's logs are.
+        create, append = per_line_sql, re.sub(r"^CREATE OR REPLACE TEMP TABLE log_events AS", "INSERT INTO log_events",
+                                              per_line_sql, count=1, flags=re.M)
+        for index, (lines, files) in enumerate(log_line_batches(logs, period_start, period_end)):
+            con.register("log_lines", lines)
+            try:
+                con.execute(create if index == 0 else append)
+            finally:
+                con.unregister("log_lines")
+            lines_read, log_files = lines_read + lines.num_rows, log_files + files
         usage = None
-        for name, sql in sql_statements():
+        for name, sql in rest:
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             if name == "evidence":
                 usage = con.sql(sql, params=used).to_arrow_table()
@@ -127,21 +141,41 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
     return UsageEvidence(
         usage=usage.cast(USAGE_SCHEMA),
         problems=problems,
-        lines_read=log_lines.num_rows + storage.rows_read,
+        lines_read=lines_read + storage.rows_read,
         files_read=log_files + storage.files_read,
     )
 
 
-def read_log_lines(logs, period_start: dt.datetime, period_end: dt.datetime) -> tuple[pa.Table, int]:
-    """The log lines the SQL parses (`read_lines_of_files`' table) and how many files they came from. `logs` is
-    None, a Location of exports, or an API source with `read_log_lines(period_start, period_end)` that renders its
-    events as the export's lines, so that both take the one parsing path below."""
+# Raw log text held at once while parsing (compressed bytes of the files in one batch; ~10x that as text).
+LOG_BATCH_BYTES = 16 * 2**20
+
+
+def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
+    """The log lines the SQL parses, as (`read_lines_of_files`' table, files read) batches with line numbers
+    unique across them; always at least one batch. `logs` is None, a Location of exports (read a few files at a
+    time), or an API source with `read_log_lines(period_start, period_end)` that renders its events as the
+    export's lines, so that both take the one parsing path."""
     if logs is None:
-        return read_lines_of_files(None, []), 0
+        yield read_lines_of_files(None, []), 0
+        return
     if not isinstance(logs, Location):
-        return logs.read_log_lines(period_start, period_end), 0
-    log_files = [i.path for i in logs.list_files() if is_log_file(i.path)]
-    return read_lines_of_files(logs, log_files), len(log_files)
+        yield logs.read_log_lines(period_start, period_end), 0
+        return
+    files = [i for i in logs.list_files() if is_log_file(i.path)]
+    batch: list = []
+    batch_bytes = line_no = file_index = 0
+    for info in files + [None]:
+        if batch and (info is None or batch_bytes + (info.size or 0) > LOG_BATCH_BYTES):
+            lines = read_lines_of_files(logs, [i.path for i in batch], first_line_no=line_no,
+                                        first_file_index=file_index)
+            yield lines, len(batch)
+            line_no, file_index = line_no + lines.num_rows, file_index + len(batch)
+            batch, batch_bytes = [], 0
+        if info is not None:
+            batch.append(info)
+            batch_bytes += info.size or 0
+    if not files:
+        yield read_lines_of_files(None, []), 0
 
 
 @lru_cache(maxsize=1)

@@ -333,6 +333,30 @@ def test_files_in_many_exports_and_depths_are_summed(tmp_path):
     assert evidence.problems == {}
 
 
+
+def test_files_read_in_batches_give_the_same_evidence(tmp_path, monkeypatch):
+    """The logs are parsed a batch of files at a time (memory stays flat however large the month): a request's
+    application line and its REPORT in different batches still meet, line numbers stay unique, nothing doubles."""
+    from billing_pipeline.readers import usage_logs
+
+    write_export(tmp_path, "2026/01/05/[$LATEST]app", [
+        text_app_line("2026-01-05T10:00:00Z", "r1", '{"accountant_id": "acc-a"}'),
+        "2026-01-05T10:00:00Z not a line of any known shape",
+    ])
+    write_export(tmp_path, "2026/01/05/[$LATEST]reports", [
+        report("2026-01-05T10:00:01Z", "r1", billed_ms=2000, memory_mb=512),
+        "2026-01-05T10:00:02Z {broken json",
+    ])
+    whole = read_january(tmp_path)
+    monkeypatch.setattr(usage_logs, "LOG_BATCH_BYTES", 1)  # one file a batch
+    batched = read_january(tmp_path)
+    assert quantities(batched) == quantities(whole) == {
+        ("2026-01-05 10", "AWSLambda", "gb_seconds", "", "acc-a"): D("1"),
+        ("2026-01-05 10", "AWSLambda", "requests", "", "acc-a"): D("1"),
+    }
+    assert batched.problems == whole.problems == {"malformed_json": 1, "unrecognized_line": 1}
+    assert (batched.lines_read, batched.files_read) == (whole.lines_read, whole.files_read) == (4, 2)
+
 def test_corrupt_gzip_names_the_file(tmp_path):
     good = write_export(tmp_path, "ok", [report("2026-01-05T10:00:01Z", "r1", 1, 128)])
     bad = good.parent.parent / "broken" / "000000.gz"
