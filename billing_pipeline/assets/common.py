@@ -61,3 +61,16 @@ def duplicate_check(con, table: str, keys: list[str], period: dt.date, check_nam
             "duplicate_keys": MetadataValue.md(duplicates.to_markdown(index=False) if not duplicates.empty else "none")
         },
     )
+
+
+def written_once_check(con, table: str, period: dt.date, written: int, check_name: str) -> AssetCheckResult:
+    """For a table whose month is one GROUP BY over its grain (unique as written): the month holds exactly the rows
+    its replacing statement wrote, so it was not written twice. The same guarantee as `duplicate_check` at the cost
+    of a count, where the table is as large as the month's line items."""
+    ((held,),) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [period]).fetchall()
+    return AssetCheckResult(
+        check_name=check_name,
+        passed=held == written,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"rows_written": MetadataValue.int(written), "rows_held": MetadataValue.int(held)},
+    )
