@@ -61,10 +61,16 @@ class DuckDBEngine:
         return self.replace_month_with_query(table, billing_period, f"SELECT * FROM {staged}")
 
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
-        # straight into the table: no staging copy of a month that may hold millions of rows
-        return self.replace_month_with(
-            table, billing_period, lambda: self.execute(f"INSERT INTO {table} BY NAME {sql}", params).fetchall()
-        )
+        # Straight into the table: no staging copy of a month that may hold millions of rows. Returns the rows the
+        # INSERT wrote (not a recount of the month), so that a check can compare the two.
+        inserted = []
+
+        def insert() -> None:
+            ((rows,),) = self.execute(f"INSERT INTO {table} BY NAME {sql}", params).fetchall()
+            inserted.append(rows)
+
+        self.replace_month_with(table, billing_period, insert)
+        return inserted[0]
 
     def replace_month_with(self, table: str, billing_period: dt.date, insert: Callable[[], Any]) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,
