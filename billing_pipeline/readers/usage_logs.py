@@ -147,7 +147,7 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
 
 
 # Raw log text held at once while parsing (compressed bytes of the files in one batch; ~10x that as text).
-LOG_BATCH_BYTES = 16 * 2**20
+LOG_BATCH_BYTES = 4 * 2**20
 
 
 def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
