@@ -589,7 +589,8 @@ def write_logs(plan: Plan, out: Path) -> int:
                                 " ms\tMemory Size: ", pa.array(plan.inv_memory).cast(pa.string()),
                                 " MB\tMax Memory Used: ", pa.array(rng.integers(60, 400, size=k)).cast(pa.string()),
                                 " MB"))
-    text = pa.chunked_array([join(x, "\n") for x in lines]).combine_chunks()
+    # large_string: at 100M line items the month's log text passes the 2 GiB a string array can address
+    text = pa.chunked_array([join(x, "\n").cast(pa.large_string()) for x in lines]).combine_chunks()
     when = np.concatenate(times)
     inv = np.concatenate(kinds)
     # streams: function x day x 4 execution environments
@@ -601,7 +602,7 @@ def write_logs(plan: Plan, out: Path) -> int:
     bounds = np.flatnonzero(np.diff(stream)) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(stream)]])
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:text.offset + len(text) + 1]
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + len(text) + 1]
     data = text.buffers()[2]
     for a, b in zip(starts, ends):
         s = int(stream[a])
