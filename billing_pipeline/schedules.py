@@ -7,7 +7,7 @@ from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from billing_pipeline.jobs import billing_month_job
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.resources.warehouse import BillingWarehouse, month_is_final
+from billing_pipeline.resources.warehouse import BillingWarehouse
 
 
 def months_to_refresh(today: dt.date, previous_is_final: bool) -> list[dt.date]:
@@ -19,11 +19,11 @@ def months_to_refresh(today: dt.date, previous_is_final: bool) -> list[dt.date]:
 @schedule(job=billing_month_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
 def daily_billing_refresh(context: ScheduleEvaluationContext, warehouse: BillingWarehouse):
     """Every day at 06:00 UTC: rebuild the current month, and the previous month while it has no invoice id
-    (AWS keeps restating a month for days after it ends)."""
+    (AWS keeps restating a month for days after it ends), as the warehouse of BILLING_ENGINE holds it."""
     today = context.scheduled_execution_time.astimezone(dt.timezone.utc).date()
     previous = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     known_keys = set(billing_month_partitions.get_partition_keys(current_time=context.scheduled_execution_time))
-    months = [m for m in months_to_refresh(today, month_is_final(warehouse.path(), previous)) if m.isoformat() in known_keys]
+    months = [m for m in months_to_refresh(today, warehouse.month_is_final(previous)) if m.isoformat() in known_keys]
     if not months:
         return SkipReason(f"no billing month to refresh on {today}")
     return [

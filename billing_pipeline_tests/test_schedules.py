@@ -1,5 +1,8 @@
 import datetime as dt
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from dagster import build_schedule_context
 
 from billing_pipeline.resources.warehouse import BillingWarehouse
@@ -35,3 +38,52 @@ def test_schedule_skips_a_previous_month_that_is_final(tmp_path):
         scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc), resources={"warehouse": warehouse}
     )
     assert [r.partition_key for r in daily_billing_refresh(context)] == ["2026-02-01"]
+
+
+def spark_layout(root, months: dict[str, list]) -> None:
+    """cur_line_items as the Spark engine writes it: one folder per billing_period partition, Spark's part files,
+    checksums and _SUCCESS marker beside them."""
+    table = root / "cur_line_items"
+    for month, invoice_ids in months.items():
+        folder = table / f"billing_period={month}"
+        folder.mkdir(parents=True)
+        for part, ids in enumerate(invoice_ids):
+            name = f"part-{part:05d}-3f2a.c000.snappy.parquet"
+            pq.write_table(pa.table({"line_item_type": ["Usage"] * len(ids), "invoice_id": pa.array(ids, pa.string())}),
+                           folder / name)
+            (folder / f".{name}.crc").write_bytes(b"crc")
+    if months:
+        (table / "_SUCCESS").write_bytes(b"")
+
+
+@pytest.mark.parametrize("months, refreshed", [
+    ({}, ["2026-01-01", "2026-02-01"]),                                          # nothing written yet
+    ({"2026-01-01": [[None, None], [None]]}, ["2026-01-01", "2026-02-01"]),      # January provisional
+    ({"2025-12-01": [["111"]], "2026-01-01": [[None]]}, ["2026-01-01", "2026-02-01"]),  # only December final
+    ({"2026-01-01": [[None], [None, "123456789"]]}, ["2026-02-01"]),             # January final
+])
+def test_schedule_reads_the_spark_warehouse(tmp_path, monkeypatch, months, refreshed):
+    # a DuckDB warehouse that says January is final is not the one BILLING_ENGINE=spark reads
+    with BillingWarehouse(engine="duckdb", database=str(tmp_path / "warehouse.duckdb")).connect() as con:
+        con.execute(
+            """INSERT INTO cur_line_items (billing_period, usage_start, usage_end, line_item_type, currency,
+                   unblended_cost, amortized_cost, invoice_id, source_file, delivery_id)
+               VALUES (DATE '2026-01-01', TIMESTAMP '2026-01-05', TIMESTAMP '2026-01-05 01:00', 'Usage', 'USD',
+                       1, 1, '123456789', 'x.parquet', 'assembly-1')"""
+        )
+    spark_layout(tmp_path / "spark-warehouse", months)
+    monkeypatch.setenv("BILLING_ENGINE", "spark")
+    monkeypatch.setenv("BILLING_SPARK_WAREHOUSE", str(tmp_path / "spark-warehouse"))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    context = build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
+        resources={"warehouse": BillingWarehouse()},
+    )
+    assert [r.partition_key for r in daily_billing_refresh(context)] == refreshed
+
+
+def test_an_unreadable_spark_partition_is_not_final(tmp_path):
+    folder = tmp_path / "cur_line_items" / "billing_period=2026-01-01"
+    folder.mkdir(parents=True)
+    (folder / "part-00000.snappy.parquet").write_bytes(b"being rewritten")
+    assert BillingWarehouse(engine="spark", spark_warehouse=str(tmp_path)).month_is_final(dt.date(2026, 1, 1)) is False

@@ -12,24 +12,22 @@ from dagster import (
 
 from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
-from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.storage import Location
 
 
-
 def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, period) -> int:
-    """Replace the month's line items by the delivery's, normalized by the CUR reader file by file (so an error
-    names its file). On DuckDB the files go straight into the table inside the replacing transaction; on Spark
-    the reader's rows reach Spark as a Parquet file under its warehouse (normalizing inside Spark, for months
-    beyond one machine, is the next step)."""
+    """Replace the month's line items by the delivery's, normalized file by file (so an error names its file).
+    On DuckDB the CUR reader streams the files straight into the table inside the replacing transaction; on Spark
+    Spark reads them itself and runs the same normalization (readers/cur_spark.py), so a month is not bounded by
+    one machine."""
 
-    def refuse_other_months(con) -> None:
-        ((foreign,),) = con.execute(
-            "SELECT count(*) FROM cur_line_items WHERE delivery_id = ? AND billing_period <> ?",
+    def refuse_other_months(table: str) -> None:
+        ((foreign,),) = engine.execute(
+            f"SELECT count(*) FROM {table} WHERE delivery_id = ? AND billing_period <> ?",
             [delivery.delivery_id, period],
         ).fetchall()
         if foreign:
@@ -39,18 +37,17 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
     if engine.name == "duckdb":
         def insert() -> None:
             insert_line_items(engine.con, location, delivery, "cur_line_items")
-            refuse_other_months(engine.con)
+            refuse_other_months("cur_line_items")
 
         return engine.replace_month_with("cur_line_items", period, insert)
-    with scratch_connection() as local:
-        local.execute(warehouse_ddl())
-        insert_line_items(local, location, delivery, "cur_line_items")
-        refuse_other_months(local)
-        engine.register_batches("delivery_line_items", local.sql("SELECT * FROM cur_line_items").to_arrow_reader())
+    from billing_pipeline.readers.cur_spark import stage_line_items as stage_in_spark
+
+    stage_in_spark(engine, location, delivery, "delivery_line_items")
     try:
-        return engine.replace_month_with_query("cur_line_items", period, "SELECT * FROM delivery_line_items")
+        refuse_other_months("delivery_line_items")
+        return engine.replace_month("cur_line_items", period, "delivery_line_items")
     finally:
-        engine.unregister("delivery_line_items")
+        engine.drop("delivery_line_items")
 
 
 @asset(

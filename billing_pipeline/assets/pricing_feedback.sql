@@ -30,17 +30,36 @@ drivers AS (
     FULL OUTER JOIN usage u ON u.service = c.service AND u.driver = c.driver
     LEFT JOIN driver_prices p ON p.service = coalesce(c.service, u.service) AND p.driver = coalesce(c.driver, u.driver)
 ),
+-- implied_unit_cost = actual_cost / quantity rounded half away from zero to 1e-18, exactly, in integers that
+-- fit DECIMAL(38, 0) on DuckDB and Spark alike: a = |actual_cost| and q = quantity in units of 1e-10. The whole
+-- part a / q (below 1e15, so exact even through DuckDB's DOUBLE division), then the remainder's 18 digits in two
+-- steps of 9 (each quotient below 1e9+1), the last rounded: floor((2 r + q) / 2 q).
+units AS (
+    SELECT *,
+           abs(CAST(actual_cost * 10000000000 AS DECIMAL(38, 0)))               AS a,
+           CASE WHEN quantity > 0 THEN CAST(quantity * 10000000000 AS DECIMAL(38, 0)) END AS q
+    FROM drivers
+),
+whole_part AS (
+    SELECT *,
+           CAST(round((a - a % q) / q) AS DECIMAL(38, 0))                       AS whole,
+           (a % q) * 1000000000                                                 AS r1
+    FROM units
+),
+first_digits AS (
+    SELECT *,
+           CAST(round((r1 - r1 % q) / q) AS DECIMAL(38, 0))                     AS digits_1,
+           (r1 % q) * 1000000000                                                AS r2
+    FROM whole_part
+),
 implied AS (
     SELECT *,
-           CASE WHEN quantity > 0 THEN
-               CAST(CAST(
-                   sign(CAST(actual_cost * 10000000000 AS HUGEINT))
-                   * ((abs(CAST(actual_cost * 10000000000 AS HUGEINT)) * CAST('1000000000000000000' AS HUGEINT)
-                       + CAST(quantity * 10000000000 AS HUGEINT) // 2)
-                      // CAST(quantity * 10000000000 AS HUGEINT))
-               AS DECIMAL(38, 0)) * CAST('0.000000000000000001' AS DECIMAL(19, 18)) AS DECIMAL(38, 18))
-           END                                                                  AS implied_unit_cost
-    FROM drivers
+           CAST(CAST(CASE WHEN actual_cost < 0 THEN -1 ELSE 1 END * (
+               whole * 1000000000000000000 + digits_1 * 1000000000
+               + CAST(round((2 * r2 + q - (2 * r2 + q) % (2 * q)) / (2 * q)) AS DECIMAL(38, 0))
+           ) AS DECIMAL(38, 0)) * CAST('0.000000000000000001' AS DECIMAL(19, 18)) AS DECIMAL(38, 18))
+                                                                                AS implied_unit_cost
+    FROM first_digits
 ),
 judged AS (
     SELECT *,

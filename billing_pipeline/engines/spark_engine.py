@@ -10,11 +10,12 @@ instead of silently rounding to 6 places.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -25,16 +26,33 @@ SPARK_SETTINGS = {
     "spark.sql.decimalOperations.allowPrecisionLoss": "false",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # A CSV row with too few or too many fields fails the read (mode FAILFAST), as in the DuckDB path: Spark
+    # counts a row's fields only when it parses all of them.
+    "spark.sql.csv.parser.columnPruning.enabled": "false",
     "spark.ui.enabled": "false",
 }
 
 
 def to_spark_sql(sql: str) -> str:
     """DuckDB-dialect SQL as Spark SQL (`$name` parameters become `:name`)."""
-    statements = sqlglot.transpile(sql, read="duckdb", write="spark")
+    statements = sqlglot.parse(sql, read="duckdb")
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, got {len(statements)}")
-    return statements[0]
+    return statements[0].transform(_spark_function).sql(dialect="spark")
+
+
+def _spark_function(node: exp.Expr) -> exp.Expr:
+    """The two DuckDB functions sqlglot leaves as they are although Spark spells them differently."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "error":
+        # error(message) fails the query with the message: Spark's raise_error
+        return exp.Anonymous(this="RAISE_ERROR", expressions=node.expressions)
+    replacement = node.args.get("replacement") if isinstance(node, exp.RegexpReplace) else None
+    if isinstance(replacement, exp.Literal) and replacement.is_string:
+        # a group in the replacement: \1 in DuckDB (RE2), $1 in Spark (Java), where a literal $ is \$
+        text = re.sub(r"\\(\d)", r"$\1", replacement.this.replace("$", "\\$"))
+        # in place (the tree is transform()'s copy): a new node would hide the regexp_replace calls inside it
+        node.set("replacement", exp.Literal.string(text))
+    return node
 
 
 def table_schemas(ddl: str) -> dict[str, list[tuple[str, str]]]:
@@ -49,6 +67,21 @@ def table_schemas(ddl: str) -> dict[str, list[tuple[str, str]]]:
             ]
             schemas[statement.this.this.name] = columns
     return schemas
+
+
+def required_columns(ddl: str) -> dict[str, list[str]]:
+    """Each CREATE TABLE's NOT NULL columns: Spark's Parquet tables do not enforce them, the engine does."""
+    required = {}
+    for statement in sqlglot.parse(ddl, read="duckdb"):
+        if isinstance(statement, exp.Create) and isinstance(statement.this, exp.Schema):
+            required[statement.this.this.name] = [
+                column.name
+                for column in statement.this.expressions
+                if isinstance(column, exp.ColumnDef)
+                and any(isinstance(c.kind, exp.NotNullColumnConstraint) and not c.kind.args.get("allow_null")
+                        for c in column.constraints)
+            ]
+    return required
 
 
 def view_queries(ddl: str) -> dict[str, str]:
@@ -83,7 +116,9 @@ class SparkResult:
         return [tuple(row) for row in self.frame.collect()]
 
     def df(self):
-        return self.frame.toPandas()
+        # through DuckDB's own conversion, so that a frame (DECIMAL as float64, DATE, NULL as NaN) and the metadata
+        # shown from it are the same on both engines
+        return duckdb.from_arrow(self.frame.toArrow()).df()
 
 
 class SparkEngine:
@@ -93,6 +128,7 @@ class SparkEngine:
         self.session = session
         self.warehouse_uri = warehouse_uri.rstrip("/")
         self.schemas = table_schemas(ddl)
+        self.required = required_columns(ddl)
         for table in self.schemas:
             self._refresh(table)
         for name, query in view_queries(ddl).items():
@@ -107,17 +143,6 @@ class SparkEngine:
 
     def unregister(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
-
-    def register_batches(self, name: str, batches: pa.RecordBatchReader) -> None:
-        """A large input as a relation: written as Parquet under the warehouse's `_staging/` folder and read by
-        Spark itself, so its rows never pass through the driver's memory (unlike `register`)."""
-        location = locate(f"{self.warehouse_uri}/_staging/{name}")
-        location.filesystem.create_dir(location.path, recursive=True)
-        location.filesystem.delete_dir_contents(location.path, missing_dir_ok=True)
-        with pq.ParquetWriter(f"{location.path}/part-0.parquet", batches.schema, filesystem=location.filesystem) as out:
-            for batch in batches:
-                out.write_batch(batch)
-        self.session.read.parquet(self._spark_uri(f"{self.warehouse_uri}/_staging/{name}")).createOrReplaceTempView(name)
 
     def stage(self, name: str, sql: str, params: Any = None) -> None:
         # Materialized once, so the checks and the write that follow do not recompute it.
@@ -140,10 +165,17 @@ class SparkEngine:
         frame = self.session.table(staged).selectExpr(
             *[f"CAST({c} AS {t}) AS {c}" if c in present else f"CAST(NULL AS {t}) AS {c}" for c, t in columns]
         )
-        rows = frame.count()
-        foreign = frame.where(f"billing_period <> DATE '{billing_period.isoformat()}'").count()
+        # one pass for the row count, rows of another month and NOT NULL columns (DuckDB checks those itself)
+        required = self.required.get(table, [])
+        rows, foreign, *nulls = frame.selectExpr(
+            "count(*)", f"count_if(billing_period <> DATE '{billing_period.isoformat()}')",
+            *[f"count_if({c} IS NULL)" for c in required],
+        ).collect()[0]
         if foreign:
             raise ValueError(f"{staged}: {foreign} rows are not of billing period {billing_period}")
+        missing = [f"{c} ({n} rows)" for c, n in zip(required, nulls) if n]
+        if missing:
+            raise ValueError(f"{staged}: NOT NULL constraint failed: {table}: NULL in {', '.join(missing)}")
         if rows:
             frame.write.mode("overwrite").partitionBy("billing_period").parquet(self._path(table))
         else:
@@ -162,10 +194,11 @@ class SparkEngine:
         return self.session.sql(to_spark_sql(sql))
 
     def _path(self, table: str) -> str:
-        return self._spark_uri(f"{self.warehouse_uri}/{table}")
+        return self.spark_uri(f"{self.warehouse_uri}/{table}")
 
     @staticmethod
-    def _spark_uri(uri: str) -> str:
+    def spark_uri(uri: str) -> str:
+        """A local path or s3:// URI as Spark's Hadoop file systems name it (s3a://)."""
         return "s3a://" + uri[len("s3://"):] if uri.startswith("s3://") else uri
 
     def _local_uri(self, table: str) -> str:

@@ -14,7 +14,8 @@ times in UTC, user tags in a MAP, and unblended / amortized / net amortized cost
 query library does. Any bad input raises `CurFormatError` naming the file and the problem.
 
 Modules: cur_discovery (layouts), cur_files (Arrow streams), cur_columns (the column map and naming rule),
-cur_staging with cur_line_items.sql (the normalization).
+cur_staging with cur_line_items.sql (the normalization), cur_spark (the same normalization inside Spark, where
+Spark reads the files itself).
 """
 
 from billing_pipeline.readers.cur_discovery import find_deliveries

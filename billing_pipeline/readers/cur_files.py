@@ -35,6 +35,8 @@ class CurFile:
     # A local Parquet file DuckDB can scan itself (its own reader costs ~20% less CPU than streaming Arrow
     # batches into it); None for S3 and CSV, which go through `read`.
     local_parquet: str | None = None
+    # CSV: the header's names in file order, repeats included (Spark reads the columns by position)
+    header: tuple[str, ...] | None = None
 
 
 def open_cur_file(location: Location, path: str) -> CurFile:
@@ -61,12 +63,12 @@ def _open_parquet(location: Location, path: str) -> CurFile:
 
 
 def _open_csv(location: Location, path: str) -> CurFile:
-    header = next(csv.reader([_first_line(_text_stream(location, path))]), [])
+    header = next(csv.reader([_first_line(text_stream(location, path))]), [])
     header = [name.lstrip("\ufeff") for name in header]
 
     def read(columns: list[str]) -> pa.RecordBatchReader:
         return pacsv.open_csv(
-            _text_stream(location, path),
+            text_stream(location, path),
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True),
             convert_options=pacsv.ConvertOptions(
                 include_columns=columns,
@@ -78,10 +80,10 @@ def _open_csv(location: Location, path: str) -> CurFile:
             ),
         )
 
-    return CurFile(path, {name: pa.string() for name in header}, read)
+    return CurFile(path, {name: pa.string() for name in header}, read, header=tuple(header))
 
 
-def _text_stream(location: Location, path: str):
+def text_stream(location: Location, path: str):
     """The decompressed bytes of a CSV file: gzip through Arrow, zip (one CSV member) through zipfile."""
     lowered = path.lower()
     if lowered.endswith(".zip"):

@@ -8,6 +8,29 @@
 INSERT INTO {table} BY NAME
 WITH items AS (
     {source}
+),
+-- A Savings Plan fee's net unused commitment is unused x net / gross. Taken here as exact integers (the product
+-- in units of 1e-20, the gross in units of 1e-10), so that the division below is exact and the same on DuckDB
+-- and Spark (a DECIMAL division is a DOUBLE on DuckDB). NULL on every other row.
+fees AS (
+    SELECT *,
+        CASE WHEN $has_net AND line_item_line_item_type = 'SavingsPlanRecurringFee' THEN
+            CAST((savings_plan_total_commitment_to_date - savings_plan_used_commitment) * 10000000000 AS DECIMAL(38, 0))
+            * CAST(CASE WHEN line_item_unblended_cost <> 0 THEN line_item_net_unblended_cost
+                        ELSE savings_plan_net_amortized_upfront_commitment_for_billing_period END
+                   * 10000000000 AS DECIMAL(38, 0))
+        END                                     AS fee_product,
+        CASE WHEN $has_net AND line_item_line_item_type = 'SavingsPlanRecurringFee' THEN
+            CAST(CASE WHEN line_item_unblended_cost <> 0 THEN line_item_unblended_cost
+                      ELSE savings_plan_amortized_upfront_commitment_for_billing_period END
+                 * 10000000000 AS DECIMAL(38, 0))
+        END                                     AS fee_gross
+    FROM items
+),
+fee_parts AS (
+    SELECT *, abs(fee_product) AS fee_n, abs(fee_gross) AS fee_d,
+           (fee_product < 0) <> (fee_gross < 0) AS fee_negative
+    FROM fees
 )
 SELECT
     COALESCE(CAST(date_trunc('month', bill_billing_period_start_date) AS DATE), $billing_period) AS billing_period,
@@ -43,18 +66,18 @@ SELECT
 
     -- The same with the net_* (after-discount) columns; NULL when the delivery has none. Savings Plans have no
     -- net commitment-to-date column, so the unused commitment is scaled by the fee's net/gross ratio (as the
-    -- AWS Cloud Intelligence Dashboards do); that ratio is the one place a division enters, rounded to 1e-10.
+    -- AWS Cloud Intelligence Dashboards do); that ratio is the one place a division enters, rounded half away
+    -- from zero to 1e-10: whole units (n / (d * 1e10), below 1e15 so exact even through a DOUBLE) plus the rest
+    -- in units of 1e-10, floor((2 r + d) / 2 d).
     CASE WHEN $has_net THEN COALESCE(CASE
         WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' THEN savings_plan_net_savings_plan_effective_cost
         WHEN line_item_line_item_type = 'SavingsPlanRecurringFee' THEN CASE
-            WHEN line_item_unblended_cost <> 0 THEN CAST(
-                (savings_plan_total_commitment_to_date - savings_plan_used_commitment)
-                * line_item_net_unblended_cost / line_item_unblended_cost AS DECIMAL(38, 10))
-            WHEN savings_plan_amortized_upfront_commitment_for_billing_period <> 0 THEN CAST(
-                (savings_plan_total_commitment_to_date - savings_plan_used_commitment)
-                * savings_plan_net_amortized_upfront_commitment_for_billing_period
-                / savings_plan_amortized_upfront_commitment_for_billing_period AS DECIMAL(38, 10))
-            ELSE savings_plan_total_commitment_to_date - savings_plan_used_commitment
+            WHEN coalesce(fee_d, 0) = 0 THEN savings_plan_total_commitment_to_date - savings_plan_used_commitment
+            ELSE CAST(CASE WHEN fee_negative THEN -1 ELSE 1 END * (
+                CAST(round((fee_n - fee_n % (fee_d * 10000000000)) / (fee_d * 10000000000)) AS DECIMAL(38, 0))
+                + CAST(round((2 * (fee_n % (fee_d * 10000000000)) + fee_d
+                              - (2 * (fee_n % (fee_d * 10000000000)) + fee_d) % (2 * fee_d)) / (2 * fee_d))
+                       AS DECIMAL(38, 0)) * CAST('0.0000000001' AS DECIMAL(11, 10))) AS DECIMAL(38, 10))
         END
         WHEN line_item_line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN 0
         WHEN line_item_line_item_type = 'DiscountedUsage' THEN reservation_net_effective_cost
@@ -66,10 +89,10 @@ SELECT
 
     bill_invoice_id                             AS invoice_id,
     tags,
-    map_extract_value(tags, 'accountant_id')    AS accountant_id,
-    map_extract_value(tags, 'application')      AS application,
-    map_extract_value(tags, 'environment')      AS environment,
-    map_extract_value(tags, 'cost_center')      AS cost_center,
+    tags['accountant_id']                       AS accountant_id,
+    tags['application']                         AS application,
+    tags['environment']                         AS environment,
+    tags['cost_center']                         AS cost_center,
     $source_file                                AS source_file,
     $delivery_id                                AS delivery_id
-FROM items
+FROM fee_parts

@@ -3,6 +3,9 @@
 Each file is streamed on its own (so an error names it) through `cur_line_items.sql`. What differs between files
 (layout, CSV vs Parquet, which optional columns exist, how tags are stored) is settled here, in the `items`
 projection that feeds that SQL: every column of `CUR_COLUMNS`, typed, or a typed NULL where the file lacks it.
+The projection and that SQL are also what Spark runs (readers/cur_spark.py, transpiled by sqlglot), so they keep
+to DuckDB SQL that sqlglot can write in Spark's dialect: no `* EXCLUDE`, no lambda indexes (Spark counts from 0),
+`array_position`, `map['key']`.
 """
 
 from __future__ import annotations
@@ -35,12 +38,18 @@ from billing_pipeline.storage import Location
 
 HERE = Path(__file__).parent
 LINE_ITEMS_SQL = (HERE / "cur_line_items.sql").read_text()
+INSERT_CLAUSE = "INSERT INTO {table} BY NAME"
+if INSERT_CLAUSE not in LINE_ITEMS_SQL:
+    raise RuntimeError(f"cur_line_items.sql: expected `{INSERT_CLAUSE}` before its query")
 WAREHOUSE_SQL = HERE.parent / "warehouse.sql"
 
 DECIMAL = "DECIMAL(38, 10)"
 SQL_TYPES = {TEXT: "VARCHAR", MONEY: DECIMAL, NUMBER: DECIMAL, TIMESTAMP: "TIMESTAMP"}
 # An ISO-8601 time with a zone (`...T00:00:00Z`, `+05:00`): parsed as an instant and converted to UTC.
 ZONED_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
+# Every time starts with a date (a LIKE, cheaper than a regexp): Spark's cast would also take 'yesterday', 'now'
+# or a bare year, DuckDB's 'infinity'.
+DATED = "____-%-%"
 
 
 def stage_line_items(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, table: str) -> int:
@@ -84,12 +93,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: Cu
     view = f"cur_file_{uuid.uuid4().hex}"
     projection = _Projection(cur_file, view, display)
     sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
-    parameters = {
-        "billing_period": delivery.billing_period,
-        "has_net": projection.has_net,
-        "source_file": display,
-        "delivery_id": delivery.delivery_id,
-    }
+    parameters = _parameters(delivery, projection, display)
     try:
         if cur_file.local_parquet:
             # DuckDB scans a local Parquet file itself, in parallel, reading only the projected columns.
@@ -99,7 +103,9 @@ def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: Cu
             con.register(view, cur_file.read(projection.read_columns))
         con.execute(sql, parameters).fetchall()
     except Exception as error:  # corrupt gzip / Parquet pages, ragged CSV, bad values, NOT NULL violations
-        raise CurFormatError(f"{display}: {_problem(error)}") from error
+        problem = _problem(error)
+        # a bad value's message names the file already (it is the same message on Spark)
+        raise CurFormatError(problem if problem.startswith(f"{display}: ") else f"{display}: {problem}") from error
     finally:
         try:
             if cur_file.local_parquet:
@@ -110,6 +116,24 @@ def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: Cu
             pass
 
 
+def line_items_query(cur_file: CurFile, view: str, display: str, delivery: CurDelivery,
+                     names: dict[str, str] | None = None) -> tuple[str, dict]:
+    """One file's rows of cur_line_items as a query over `view` (DuckDB dialect: cur_line_items.sql without its
+    INSERT) and its parameters. `names`: the file's columns as `view` names them, when not by their own names."""
+    projection = _Projection(cur_file, view, display, names)
+    sql = LINE_ITEMS_SQL.replace(INSERT_CLAUSE, "").replace("{source}", projection.sql)
+    return sql, _parameters(delivery, projection, display)
+
+
+def _parameters(delivery: CurDelivery, projection: _Projection, display: str) -> dict:
+    return {
+        "billing_period": delivery.billing_period,
+        "has_net": projection.has_net,
+        "source_file": display,
+        "delivery_id": delivery.delivery_id,
+    }
+
+
 def _problem(error: Exception) -> str:
     """DuckDB's message without its SQL excerpt (the statement is ours, not the user's)."""
     message = str(error).split("\n\nLINE ", 1)[0].strip()
@@ -117,10 +141,12 @@ def _problem(error: Exception) -> str:
 
 
 class _Projection:
-    """The `items` SELECT for one file: each CUR column under its Parquet name, typed; `tags` a MAP."""
+    """The `items` SELECT for one file: each CUR column under its Parquet name, typed; `tags` a MAP.
+    `names` maps a source column to its name in `view` where the reader renamed it (Spark reads CSV columns by
+    position, c0, c1, ..., so that any header works); the SQL and its messages keep the source's own names."""
 
-    def __init__(self, cur_file: CurFile, view: str, display: str):
-        self.file, self.display = cur_file, display
+    def __init__(self, cur_file: CurFile, view: str, display: str, names: dict[str, str] | None = None):
+        self.file, self.display, self.names = cur_file, display, names or {}
         self.read_columns: list[str] = []
         is_focus = FOCUS_MARKER.lower() in {name.lower() for name in cur_file.columns}
         source_of = self._focus_sources() if is_focus else self._cur_sources()
@@ -135,10 +161,13 @@ class _Projection:
             # Tag columns: one column per normalized key, so the entries need no de-duplication.
             self.sql = f"SELECT {', '.join(selected)}, map_from_entries({tag_entries}) AS tags FROM {view}"
         else:
-            # First occurrence of each normalized key wins (MAP keys must be unique).
-            unique = ("list_filter(tag_entries, lambda e, i: "
-                      "list_position(list_transform(tag_entries, lambda x: x.key), e.key) = i)")
-            self.sql = (f"SELECT * EXCLUDE (tag_entries), map_from_entries({unique}) AS tags "
+            # First occurrence of each normalized key wins (MAP keys must be unique): an entry is the first of
+            # its key when that key's first position is the entry's own, found by its raw key (unique in a map).
+            first = ("list_filter(tag_entries, lambda e: "
+                     "array_position(list_transform(tag_entries, lambda x: x.key), e.key) = "
+                     "array_position(list_transform(tag_entries, lambda x: x.raw), e.raw))")
+            unique = f"list_transform({first}, lambda e: {{'key': e.key, 'value': e.value}})"
+            self.sql = (f"SELECT {', '.join(CUR_COLUMNS)}, map_from_entries({unique}) AS tags "
                         f"FROM (SELECT {', '.join(selected)}, {tag_entries} AS tag_entries FROM {view})")
 
     # -- which source column feeds which CUR column --------------------------------------------------------
@@ -195,14 +224,15 @@ class _Projection:
         value = f"NULLIF(TRIM({ref}), '')"
         if column.kind == TEXT:
             return f"NULLIF({ref}, '')"
-        label = _sql_string(f"column {source}: ")
+        label = _sql_string(f"{self.display}: column {source}: ")
         if column.kind in (MONEY, NUMBER):
             number = f"TRY_CAST({value} AS {DECIMAL})"  # CSV text straight to DECIMAL: exact
             return (f"CASE WHEN {value} IS NULL THEN NULL WHEN {number} IS NULL "
                     f"THEN error({label} || '\"' || {ref} || '\" is not a number') ELSE {number} END")
         zoned = f"(TRY_CAST({value} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
         naive = f"TRY_CAST({value} AS TIMESTAMP)"
-        time = f"CASE WHEN regexp_matches({value}, '{ZONED_TIME}') THEN {zoned} ELSE {naive} END"
+        time = (f"CASE WHEN {value} NOT LIKE '{DATED}' THEN NULL "
+                f"WHEN regexp_matches({value}, '{ZONED_TIME}') THEN {zoned} ELSE {naive} END")
         return (f"CASE WHEN {value} IS NULL THEN NULL WHEN {time} IS NULL "
                 f"THEN error({label} || '\"' || {ref} || '\" is not a timestamp') ELSE {time} END")
 
@@ -240,20 +270,26 @@ class _Projection:
         if pa.types.is_map(arrow_type):
             tag_map = ref
         elif pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-            tag_map = f"CAST(CAST(NULLIF(TRIM({ref}), '') AS JSON) AS MAP(VARCHAR, VARCHAR))"
+            # TRY_CAST and error() rather than DuckDB's own cast error: Spark's from_json gives NULL instead
+            text = f"NULLIF(TRIM({ref}), '')"
+            parsed = f"TRY_CAST(TRY_CAST({text} AS JSON) AS MAP(VARCHAR, VARCHAR))"
+            label = _sql_string(f"{self.display}: column {source}: ")
+            tag_map = (f"CASE WHEN {text} IS NULL THEN NULL WHEN {parsed} IS NULL "
+                       f"THEN error({label} || '\"' || {ref} || '\" is not a JSON object of tags') ELSE {parsed} END")
         else:
             raise CurFormatError(f"{self.display}: column {source} has type {arrow_type}, expected a map of tags")
         normalized = tag_key_sql("e.key")
         return (
             "list_transform(list_filter(map_entries(" + tag_map + "), lambda e: NULLIF(e.value, '') IS NOT NULL "
             f"AND NOT starts_with({normalized}, 'aws_')), "
-            f"lambda e: {{'key': regexp_replace({normalized}, '^user_', ''), 'value': e.value}})"
+            f"lambda e: {{'key': regexp_replace({normalized}, '^user_', ''), 'value': e.value, 'raw': e.key}})"
         )
 
     def _read(self, source: str) -> str:
         if source not in self.read_columns:
             self.read_columns.append(source)
-        return '"' + source.replace('"', '""') + '"'
+        name = self.names.get(source, source)
+        return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_string(text: str) -> str:

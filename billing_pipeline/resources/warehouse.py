@@ -15,12 +15,15 @@ from typing import Iterator
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from billing_pipeline.engines import ENGINES, Engine
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
+from billing_pipeline.storage import locate
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
@@ -56,6 +59,17 @@ class BillingWarehouse(ConfigurableResource):
             raise ValueError(f"BILLING_ENGINE={name!r}: expected one of {', '.join(ENGINES)}")
         return name
 
+    def spark_warehouse_uri(self) -> str:
+        uri = self.spark_warehouse or os.environ.get("BILLING_SPARK_WAREHOUSE") or DEFAULT_SPARK_WAREHOUSE
+        return uri if "://" in uri else os.path.abspath(uri)
+
+    def month_is_final(self, billing_period: dt.date) -> bool:
+        """Whether the warehouse holds the month's final CUR (an invoice id): the DuckDB file, or the Parquet
+        dataset of cur_line_items under the Spark warehouse. Read-only and without a Spark session."""
+        if self.engine_name() == "spark":
+            return spark_month_is_final(self.spark_warehouse_uri(), billing_period)
+        return month_is_final(self.path(), billing_period)
+
     @contextmanager
     def connect(self) -> Iterator[Engine]:
         """The warehouse, every table created, behind the engine interface of billing_pipeline.engines."""
@@ -66,10 +80,7 @@ class BillingWarehouse(ConfigurableResource):
                 master=self.spark_master or os.environ.get("BILLING_SPARK_MASTER"),
                 remote=self.spark_remote or os.environ.get("BILLING_SPARK_REMOTE"),
             )
-            uri = self.spark_warehouse or os.environ.get("BILLING_SPARK_WAREHOUSE") or DEFAULT_SPARK_WAREHOUSE
-            if "://" not in uri:
-                uri = os.path.abspath(uri)
-            yield SparkEngine(session, uri, warehouse_ddl())
+            yield SparkEngine(session, self.spark_warehouse_uri(), warehouse_ddl())
             return
         path = self.path()
         if path != ":memory:":
@@ -113,3 +124,17 @@ def month_is_final(database: str, billing_period: dt.date) -> bool:
     except (duckdb.IOException, duckdb.CatalogException):
         return False
     return bool(row[0])
+
+
+def spark_month_is_final(warehouse_uri: str, billing_period: dt.date) -> bool:
+    """The same for the Spark warehouse: any invoice id in the month's partition of the cur_line_items dataset
+    (`<warehouse>/cur_line_items/billing_period=YYYY-MM-DD/`), read with pyarrow, stopping at the first one. A
+    missing or unreadable partition (e.g. being rewritten) answers False, as above."""
+    partition = locate(f"{warehouse_uri.rstrip('/')}/cur_line_items/billing_period={billing_period.isoformat()}")
+    try:
+        if partition.filesystem.get_file_info(partition.path).type != pafs.FileType.Directory:
+            return False
+        dataset = pads.dataset(partition.path, filesystem=partition.filesystem, format="parquet")
+        return any(batch.column(0).null_count < batch.num_rows for batch in dataset.to_batches(columns=["invoice_id"]))
+    except (OSError, pa.ArrowException):
+        return False

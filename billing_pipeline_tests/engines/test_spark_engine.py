@@ -1,29 +1,34 @@
-"""The same asset chain on Spark (local mode) gives exactly the rows DuckDB gives: a generated month, checked
-against the generator's exact answers too, and a month of the real public CUR samples."""
+"""The same asset chain on Spark (local mode) gives exactly the rows DuckDB gives: the whole Definitions on a
+generated final month, every output with its service (Stripe, DynamoDB and Cost Explorer on local servers),
+checked against the generator's exact answers too, and a month of the real public CUR samples."""
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from billing_pipeline.definitions import defs
-from billing_pipeline.engines.spark_engine import spark_session
+from billing_pipeline.engines.spark_engine import spark_session, table_schemas
+from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
 from billing_pipeline.sample_data import generate_month
+from billing_pipeline_tests.assets.test_cost_explorer_costs import day, group, post_results
+from billing_pipeline_tests.assets.test_invoices import API_KEY, PRICE_LIST, Stripe, localstripe  # noqa: F401
+from billing_pipeline_tests.assets.test_usage_table_writeback import TABLE, items, usage_table  # noqa: F401
 from billing_pipeline_tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.xdist_group("spark")  # one Spark JVM per test run
 
 CHAIN = AssetSelection.assets("cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage",
                               "tenant_costs", "reconciliation_report")
-COMPARED = {
-    "hourly_cost_facts": "usage_hour, service, usage_type, resource_id, accountant_id, line_item_type, unblended_cost, amortized_cost",
-    "usage_shares": "usage_hour, service, driver, scope, accountant_id, quantity, total_quantity",
-    "tenant_costs": "usage_date, accountant_id, service, usage_type, line_item_type, allocation, driver, driver_quantity, cost",
-    "reconciliation_report": "accountant_id, resource_type, estimated_cost, actual_cost, variance, variance_pct, flagged, is_final",
-}
+
+# every table of the warehouse, all columns but the time each run read Stripe back
+TABLES = {table: [c for c, _ in columns if (table, c) != ("invoices", "updated_at")]
+          for table, columns in table_schemas(warehouse_ddl()).items()}
 
 
 def run_chain(monkeypatch, engine: str, tmp_path: Path, partition_key: str, selection=CHAIN):
@@ -31,36 +36,85 @@ def run_chain(monkeypatch, engine: str, tmp_path: Path, partition_key: str, sele
     monkeypatch.setenv("BILLING_SPARK_MASTER", "local[2]")
     monkeypatch.setenv("BILLING_SPARK_WAREHOUSE", str(tmp_path / "spark-warehouse"))
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("BILLING_EXPORT_URI", str(tmp_path / f"exports-{engine}"))
     result = materialize(list(defs.assets), resources=defs.resources, partition_key=partition_key,
                          instance=DagsterInstance.ephemeral(), selection=selection)
     assert result.success
+    return result
 
 
-def duckdb_rows(tmp_path: Path, table: str):
+def plain(row) -> tuple:
+    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in row)
+
+
+def all_duckdb_rows(tmp_path: Path, table: str):
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        return sorted(con.execute(f"SELECT {COMPARED[table]} FROM {table}").fetchall(), key=repr)
+        return sorted((plain(r) for r in con.execute(f"SELECT {', '.join(TABLES[table])} FROM {table}").fetchall()),
+                      key=repr)
 
 
-def spark_rows(tmp_path: Path, table: str):
-    frame = spark_session("local[2]").read.parquet(str(tmp_path / "spark-warehouse" / table))
-    return sorted((tuple(r) for r in frame.selectExpr(*COMPARED[table].split(", ")).collect()), key=repr)
+def all_spark_rows(tmp_path: Path, table: str):
+    folder = tmp_path / "spark-warehouse" / table
+    if not folder.is_dir():
+        return []
+    frame = spark_session("local[2]").read.parquet(str(folder)).select(*TABLES[table])
+    return sorted((plain(r) for r in frame.collect()), key=repr)
 
 
-def test_generated_month_is_identical_on_spark_and_duckdb(tmp_path, monkeypatch):
-    sample = generate_month(tmp_path / "sample", dt.date(2026, 1, 1), tenants=3, rows=1500, seed=5)
+def checks(result) -> dict:
+    return {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)
+            for e in result.get_asset_check_evaluations()}
+
+
+def test_whole_definitions_on_a_generated_final_month(
+        tmp_path, monkeypatch, aws, localstripe, usage_table):  # noqa: F811 (fixtures imported above)
+    sample = generate_month(tmp_path / "sample", dt.date(2026, 1, 1), tenants=3, rows=1500, seed=5, final=True)
     for name, value in {"BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": sample.logs_uri,
                         "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri}.items():
         monkeypatch.setenv(name, value)
-    run_chain(monkeypatch, "duckdb", tmp_path, "2026-01-01")
-    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01")
-    for table in COMPARED:
-        assert spark_rows(tmp_path, table) == duckdb_rows(tmp_path, table), table
+    # every output on: Stripe (a fresh localstripe), the usage table and Cost Explorer (moto)
+    httpx.delete(localstripe + "/_config/data", timeout=10).raise_for_status()
+    (tmp_path / "price_list.json").write_text(json.dumps(PRICE_LIST))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(tmp_path / "price_list.json"))
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", localstripe)
+    monkeypatch.setenv("BILLING_WRITEBACK_TABLE", TABLE)
+    monkeypatch.setenv("BILLING_COST_EXPLORER", "1")
+    first = sample.tenants[0]
+    post_results(aws, {"ResultsByTime": [day("2026-01-05", [group(first, "1.00"), group("", "0.10")])],
+                       "DimensionValueAttributes": []})
+
+    on_duckdb = run_chain(monkeypatch, "duckdb", tmp_path, "2026-01-01", selection=None)
+    stripe = Stripe(localstripe)
+    placed, written_back = sorted(i["id"] for i in stripe.items()), items(usage_table)
+    on_spark = run_chain(monkeypatch, "spark", tmp_path, "2026-01-01", selection=None)
+
+    for table in TABLES:
+        assert all_spark_rows(tmp_path, table) == all_duckdb_rows(tmp_path, table), table
+    outputs = ["invoices", "pricing_feedback", "statements", "usage_table_writeback", "cost_explorer_costs"]
+    assert {t: len(all_spark_rows(tmp_path, t)) > 0 for t in outputs} == dict.fromkeys(outputs, True)
+    assert checks(on_spark) == checks(on_duckdb)
+    assert not checks(on_spark)[("cost_explorer_costs", "cost_explorer_matches_cur")][0]  # compared: CE is made up
+    # the Spark run found DuckDB's charges in Stripe and its items in the usage table: nothing added or changed
+    assert sorted(i["id"] for i in stripe.items()) == placed and len(placed) > 0
+    assert items(usage_table) == written_back
+    exported = sorted(p.relative_to(tmp_path / "exports-duckdb") for p in (tmp_path / "exports-duckdb").rglob("*.*"))
+    assert [p.name for p in exported] == [f"{t}-2026-01.{x}" for t in ("pricing_feedback", "reconciliation_report",
+                                                                       "statements") for x in ("csv", "parquet")]
+    for path in exported:
+        if path.suffix == ".csv":
+            assert (tmp_path / "exports-spark" / path).read_bytes() == (tmp_path / "exports-duckdb" / path).read_bytes()
+
     frame = spark_session("local[2]").read.parquet(str(tmp_path / "spark-warehouse" / "tenant_costs"))
     spark_costs = {(a, s): c for a, s, c in (tuple(r) for r in frame.groupBy("accountant_id", "service").sum("cost").collect())}
     assert spark_costs == sample.expected_costs
-    # a second run replaces the month's partition instead of adding to it
-    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01")
-    assert spark_rows(tmp_path, "tenant_costs") == duckdb_rows(tmp_path, "tenant_costs")
+    # the schedule's finality check reads what Spark wrote (BILLING_ENGINE=spark is still set)
+    assert (BillingWarehouse().month_is_final(dt.date(2026, 1, 1)), BillingWarehouse().month_is_final(
+        dt.date(2025, 12, 1))) == (True, False)
+    # a second run replaces the month's partitions instead of adding to them
+    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01", selection=None)
+    for table in TABLES:
+        assert all_spark_rows(tmp_path, table) == all_duckdb_rows(tmp_path, table), table
 
 
 @pytest.mark.skipif(not (SAMPLES / "workshop-cur").is_dir(), reason="../shared/samples is not beside the repo")
@@ -69,7 +123,8 @@ def test_real_sample_month_is_identical_on_spark_and_duckdb(tmp_path, monkeypatc
     selection = AssetSelection.assets("cur_line_items", "hourly_cost_facts")
     run_chain(monkeypatch, "duckdb", tmp_path, "2018-12-01", selection)
     run_chain(monkeypatch, "spark", tmp_path, "2018-12-01", selection)
-    assert spark_rows(tmp_path, "hourly_cost_facts") == duckdb_rows(tmp_path, "hourly_cost_facts")
+    # cur_line_items row by row: test_spark_cur.py
+    assert all_spark_rows(tmp_path, "hourly_cost_facts") == all_duckdb_rows(tmp_path, "hourly_cost_facts")
     frame = spark_session("local[2]").read.parquet(str(tmp_path / "spark-warehouse" / "cur_line_items"))
     (rows, unblended), = [tuple(r) for r in frame.selectExpr("count(*)", "sum(unblended_cost)").collect()]
     assert (rows, round(unblended, 4)) == (91_264, Decimal("408.3760"))
