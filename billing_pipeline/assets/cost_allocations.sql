@@ -186,7 +186,8 @@ shared AS (
                      THEN weight * CAST('0.00000000000000000001' AS DECIMAL(21, 20))
                      ELSE weight * CAST('0.0000000001' AS DECIMAL(11, 10)) END
                 AS DECIMAL(38, 10))                                                      AS driver_quantity,
-           CAST(sign(cost_units) * (base_units + CASE WHEN remainder_rank <= units_left THEN 1 ELSE 0 END)
+           -- the sign as an integer CASE, not sign(): Spark's sign() is a DOUBLE, exact only below 2^53 units
+           CAST(CASE WHEN cost_units < 0 THEN -1 WHEN cost_units > 0 THEN 1 ELSE 0 END * (base_units + CASE WHEN remainder_rank <= units_left THEN 1 ELSE 0 END)
                 AS DECIMAL(38, 0)) * CAST('0.0000000001' AS DECIMAL(11, 10))            AS cost
     FROM largest_remainder
 ),
