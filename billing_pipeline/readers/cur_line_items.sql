@@ -3,8 +3,8 @@
 -- {source} is the file projected onto AWS's Parquet column names (cur_columns.CUR_COLUMNS), already typed:
 -- text with '' as NULL, money and quantities DECIMAL(38, 10), times TIMESTAMP in UTC, `tags` a MAP of user tags.
 -- Columns the file lacks are typed NULLs there, so this statement is the same for every layout.
--- Parameters: $billing_period (the delivery's month), $has_net (the file has net_* columns),
--- $source_file, $delivery_id.
+-- Parameters: $billing_period (the delivery's month), $has_net (the file has net_* columns), $delivery_id.
+-- `source_file` comes with the projection (one file, or each row's own where one statement reads several).
 INSERT INTO {table} BY NAME
 WITH items AS (
     {source}
@@ -93,6 +93,6 @@ SELECT
     tags['application']                         AS application,
     tags['environment']                         AS environment,
     tags['cost_center']                         AS cost_center,
-    $source_file                                AS source_file,
+    source_file,
     $delivery_id                                AS delivery_id
 FROM fee_parts

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from billing_pipeline.readers.cur_columns import (
     CUR_COLUMNS,
@@ -69,10 +70,33 @@ def stage_line_items(con: duckdb.DuckDBPyConnection, location: Location, deliver
 
 
 def insert_line_items(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, table: str) -> None:
-    """Append the delivery's line items to the existing table `table` (cur_line_items' columns), file by file,
-    so that an error names its file. Run it inside a transaction to make a failure leave nothing behind."""
-    for path in delivery.files:
-        _stage_file(con, location, delivery, path, table)
+    """Append the delivery's line items to the existing table `table` (cur_line_items' columns). Run it inside a
+    transaction to make a failure leave nothing behind.
+
+    Parquet files of one schema are read by one statement: AWS writes each file as a single row group, and DuckDB
+    scans a file's row groups, not its rows, in parallel, so file by file would use one core. CSV files stream one
+    at a time (pyarrow's CSV reader is parallel itself). An error names its file either way."""
+    for group in _scan_groups(location, delivery.files):
+        if len(group) == 1:
+            _stage_file(con, location, delivery, group[0].path, table, group[0])
+        else:
+            _stage_group(con, location, delivery, group, table)
+
+
+def _scan_groups(location: Location, paths: list[str]) -> list[list[CurFile]]:
+    """The delivery's files (their footers or headers read, an unreadable one named) in groups that one statement
+    can read: Parquet files with the same columns and types, all local or all remote; every CSV file alone."""
+    groups: dict[object, list[CurFile]] = {}
+    for path in paths:
+        try:
+            cur_file = open_cur_file(location, path)
+        except Exception as error:
+            raise CurFormatError(f"{location.display(path)}: unreadable CUR file: {error}") from error
+        is_parquet = cur_file.header is None
+        key = (tuple((name, str(kind)) for name, kind in cur_file.columns.items()), cur_file.local_parquet is not None) \
+            if is_parquet else path
+        groups.setdefault(key, []).append(cur_file)
+    return list(groups.values())
 
 
 def _line_item_columns() -> str:
@@ -84,16 +108,17 @@ def _line_item_columns() -> str:
 
 
 def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, path: str,
-                table: str) -> None:
+                table: str, cur_file: CurFile | None = None) -> None:
     display = location.display(path)
-    try:
-        cur_file = open_cur_file(location, path)
-    except Exception as error:
-        raise CurFormatError(f"{display}: unreadable CUR file: {error}") from error
+    if cur_file is None:
+        try:
+            cur_file = open_cur_file(location, path)
+        except Exception as error:
+            raise CurFormatError(f"{display}: unreadable CUR file: {error}") from error
     view = f"cur_file_{uuid.uuid4().hex}"
     projection = _Projection(cur_file, view, display)
     sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
-    parameters = _parameters(delivery, projection, display)
+    parameters = _parameters(delivery, projection)
     try:
         if cur_file.local_parquet:
             # DuckDB scans a local Parquet file itself, in parallel, reading only the projected columns.
@@ -116,20 +141,74 @@ def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: Cu
             pass
 
 
+def _stage_group(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, group: list[CurFile],
+                 table: str) -> None:
+    """Parquet files of one schema in one statement; each row's `source_file` is its own file's."""
+    displays = {cur_file.path: location.display(cur_file.path) for cur_file in group}
+    view = f"cur_files_{uuid.uuid4().hex}"
+    path_column = "cur_source_path"  # the file each row came from, as the scan names it
+    by_path = "MAP {" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in displays.items()) + "}"
+    projection = _Projection(group[0], view, displays[group[0].path], source_file_sql=f"{by_path}[{path_column}]")
+    sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
+    try:
+        if group[0].local_parquet:
+            paths = "[" + ", ".join(_sql_string(f.local_parquet) for f in group) + "]"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
+                        f"SELECT * FROM read_parquet({paths}, filename = '{path_column}')").fetchall()
+        else:
+            scan = pads.dataset([f.path for f in group], format="parquet", filesystem=location.filesystem)
+            batches = scan.scanner(columns=projection.read_columns + ["__filename"]).to_reader()
+            con.register(view, _renamed(batches, "__filename", path_column))
+        con.execute(sql, _parameters(delivery, projection)).fetchall()
+    except Exception as error:
+        problem = _problem(error)
+        if any(problem.startswith(f"{display}: ") for display in displays.values()):
+            raise CurFormatError(problem) from error  # a bad value: its message names its file
+        # Anything else (a corrupt page, a NOT NULL violation) does not say which file: each is read on its own,
+        # on the side, until one fails with its name.
+        _name_the_bad_file(location, delivery, group, error)
+    finally:
+        try:
+            if group[0].local_parquet:
+                con.execute(f"DROP VIEW IF EXISTS temp.{view}").fetchall()
+            else:
+                con.unregister(view)
+        except Exception:
+            pass
+
+
+def _renamed(batches: pa.RecordBatchReader, old: str, new: str) -> pa.RecordBatchReader:
+    schema = pa.schema([field.with_name(new) if field.name == old else field for field in batches.schema])
+    return pa.RecordBatchReader.from_batches(
+        schema, (pa.RecordBatch.from_arrays(batch.columns, schema=schema) for batch in batches))
+
+
+def _name_the_bad_file(location: Location, delivery: CurDelivery, group: list[CurFile], error: Exception):
+    from billing_pipeline.engines.duckdb_engine import scratch_connection
+
+    with scratch_connection() as scratch:
+        scratch.execute(f"CREATE TEMP TABLE diagnosis ({_line_item_columns()})")
+        for cur_file in group:
+            _stage_file(scratch, location, delivery, cur_file.path, "diagnosis", cur_file)  # raises, naming it
+            scratch.execute("DELETE FROM diagnosis")
+    names = ", ".join(location.display(f.path) for f in group[:3])
+    raise CurFormatError(f"one of {len(group)} files ({names}{', ...' if len(group) > 3 else ''}): "
+                         f"{_problem(error)}") from error
+
+
 def line_items_query(cur_file: CurFile, view: str, display: str, delivery: CurDelivery,
                      names: dict[str, str] | None = None) -> tuple[str, dict]:
     """One file's rows of cur_line_items as a query over `view` (DuckDB dialect: cur_line_items.sql without its
     INSERT) and its parameters. `names`: the file's columns as `view` names them, when not by their own names."""
     projection = _Projection(cur_file, view, display, names)
     sql = LINE_ITEMS_SQL.replace(INSERT_CLAUSE, "").replace("{source}", projection.sql)
-    return sql, _parameters(delivery, projection, display)
+    return sql, _parameters(delivery, projection)
 
 
-def _parameters(delivery: CurDelivery, projection: _Projection, display: str) -> dict:
+def _parameters(delivery: CurDelivery, projection: _Projection) -> dict:
     return {
         "billing_period": delivery.billing_period,
         "has_net": projection.has_net,
-        "source_file": display,
         "delivery_id": delivery.delivery_id,
     }
 
@@ -141,18 +220,22 @@ def _problem(error: Exception) -> str:
 
 
 class _Projection:
-    """The `items` SELECT for one file: each CUR column under its Parquet name, typed; `tags` a MAP.
+    """The `items` SELECT for one file: each CUR column under its Parquet name, typed; `tags` a MAP; `source_file`.
     `names` maps a source column to its name in `view` where the reader renamed it (Spark reads CSV columns by
-    position, c0, c1, ..., so that any header works); the SQL and its messages keep the source's own names."""
+    position, c0, c1, ..., so that any header works); the SQL and its messages keep the source's own names.
+    `source_file_sql`: where `view` holds several files of this one's schema, the expression naming each row's."""
 
-    def __init__(self, cur_file: CurFile, view: str, display: str, names: dict[str, str] | None = None):
+    def __init__(self, cur_file: CurFile, view: str, display: str, names: dict[str, str] | None = None,
+                 source_file_sql: str | None = None):
         self.file, self.display, self.names = cur_file, display, names or {}
+        self.source_file_sql = source_file_sql or _sql_string(display)
         self.read_columns: list[str] = []
         is_focus = FOCUS_MARKER.lower() in {name.lower() for name in cur_file.columns}
         source_of = self._focus_sources() if is_focus else self._cur_sources()
         self.has_net = NET_MARKER in source_of
 
         selected = [self._column(column, source_of.get(column.name)) for column in CUR_COLUMNS.values()]
+        selected.append(f"{self.source_file_sql} AS source_file")
         self._keys_unique = False  # set by _tag_entries when the keys cannot repeat (one column per key)
         tag_entries = self._tag_entries(is_focus)
         if tag_entries is None:
@@ -167,7 +250,7 @@ class _Projection:
                      "array_position(list_transform(tag_entries, lambda x: x.key), e.key) = "
                      "array_position(list_transform(tag_entries, lambda x: x.raw), e.raw))")
             unique = f"list_transform({first}, lambda e: {{'key': e.key, 'value': e.value}})"
-            self.sql = (f"SELECT {', '.join(CUR_COLUMNS)}, map_from_entries({unique}) AS tags "
+            self.sql = (f"SELECT {', '.join(CUR_COLUMNS)}, source_file, map_from_entries({unique}) AS tags "
                         f"FROM (SELECT {', '.join(selected)}, {tag_entries} AS tag_entries FROM {view})")
 
     # -- which source column feeds which CUR column --------------------------------------------------------
@@ -224,7 +307,7 @@ class _Projection:
         value = f"NULLIF(TRIM({ref}), '')"
         if column.kind == TEXT:
             return f"NULLIF({ref}, '')"
-        label = _sql_string(f"{self.display}: column {source}: ")
+        label = self._label(source)
         if column.kind in (MONEY, NUMBER):
             number = f"TRY_CAST({value} AS {DECIMAL})"  # CSV text straight to DECIMAL: exact
             return (f"CASE WHEN {value} IS NULL THEN NULL WHEN {number} IS NULL "
@@ -273,7 +356,7 @@ class _Projection:
             # TRY_CAST and error() rather than DuckDB's own cast error: Spark's from_json gives NULL instead
             text = f"NULLIF(TRIM({ref}), '')"
             parsed = f"TRY_CAST(TRY_CAST({text} AS JSON) AS MAP(VARCHAR, VARCHAR))"
-            label = _sql_string(f"{self.display}: column {source}: ")
+            label = self._label(source)
             tag_map = (f"CASE WHEN {text} IS NULL THEN NULL WHEN {parsed} IS NULL "
                        f"THEN error({label} || '\"' || {ref} || '\" is not a JSON object of tags') ELSE {parsed} END")
         else:
@@ -284,6 +367,10 @@ class _Projection:
             f"AND NOT starts_with({normalized}, 'aws_')), "
             f"lambda e: {{'key': regexp_replace({normalized}, '^user_', ''), 'value': e.value, 'raw': e.key}})"
         )
+
+    def _label(self, source: str) -> str:
+        """The start of a bad value's message: its file and column."""
+        return f"{self.source_file_sql} || {_sql_string(f': column {source}: ')}"
 
     def _read(self, source: str) -> str:
         if source not in self.read_columns:
