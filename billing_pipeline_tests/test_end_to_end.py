@@ -93,6 +93,33 @@ def test_rematerializing_gives_identical_rows(warehouse):
     assert {table: table_rows(warehouse, table) for table in TABLES} == before
 
 
+
+def test_a_month_aggregated_in_slices_gives_the_same_facts_and_costs(warehouse, monkeypatch):
+    """A month too large for one GROUP BY in the memory limit is aggregated a slice of days at a time: the facts,
+    and everything after them, are the same rows (a fact never spans two slices)."""
+    from billing_pipeline.assets import hourly_cost_facts as facts_module
+
+    before = {table: table_rows(warehouse, table) for table in TABLES}
+    monkeypatch.setattr(facts_module, "SLICE_LINE_ITEMS", 150)  # ~4000 line items: 27 slices of a day or two
+    assert len(facts_module.month_slices(JAN, dt.date(2026, 2, 1), 4000)) == 27
+    assert len(facts_module.month_slices(JAN, dt.date(2026, 2, 1), 10**9)) == 31
+    result = run_month()
+    assert result.success
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_duplicate_facts")
+    assert check.passed
+    assert {table: table_rows(warehouse, table) for table in TABLES} == before
+
+
+def test_month_slices_cover_every_instant_at_whole_days():
+    from billing_pipeline.assets.hourly_cost_facts import month_slices
+
+    assert month_slices(JAN, dt.date(2026, 2, 1), 10) == [
+        {"slice_start": dt.datetime(1, 1, 1), "slice_end": dt.datetime(9999, 12, 31)}]
+    slices = month_slices(JAN, dt.date(2026, 2, 1), 25_000_000)
+    assert [(s["slice_start"], s["slice_end"]) for s in slices] == [
+        (dt.datetime(1, 1, 1), dt.datetime(2026, 1, 11)), (dt.datetime(2026, 1, 11), dt.datetime(2026, 1, 21)),
+        (dt.datetime(2026, 1, 21), dt.datetime(9999, 12, 31))]
+
 def test_bad_delivery_fails_naming_the_file_and_keeps_the_last_good_month(warehouse, sample, tmp_path, monkeypatch):
     before = {table: table_rows(warehouse, table) for table in TABLES}
     broken = tmp_path / "broken-cur"

@@ -27,4 +27,7 @@ SELECT
     count(*)                                                                   AS line_items
 FROM cur_line_items
 WHERE billing_period = $billing_period
+  -- one slice of the month by usage start (whole hours, so a fact never spans two slices): a large month is
+  -- aggregated a slice at a time, within the warehouse's memory limit
+  AND usage_start >= $slice_start AND usage_start < $slice_end
 GROUP BY ALL

@@ -9,6 +9,9 @@ small interface, which is all the assets use:
     stage(name, sql, params)      a temporary relation holding a query's rows (drop(name) removes it)
     replace_month(table, period, staged)   the month's rows of `table` become those of `staged`
     replace_month_with_query(table, period, sql, params)   ... those of a query (no staging copy on DuckDB)
+    replace_month_with_slices(table, period, sql, [params, ...])   ... those of one query run once per slice
+        of the month (on DuckDB each slice is its own INSERT in the one transaction, so a month too large to
+        aggregate in the memory limit is aggregated a slice at a time; Spark takes their union in one job)
 """
 
 from __future__ import annotations
@@ -43,3 +46,5 @@ class Engine(Protocol):
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int: ...
 
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int: ...
+
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[dict]) -> int: ...

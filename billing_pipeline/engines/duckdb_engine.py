@@ -72,6 +72,19 @@ class DuckDBEngine:
         self.replace_month_with(table, billing_period, insert)
         return inserted[0]
 
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[dict]) -> int:
+        """The month's rows become those of `sql` run once per parameter set, each an INSERT of its own inside the
+        one replacing transaction. Returns the rows the INSERTs wrote."""
+        inserted = []
+
+        def insert() -> None:
+            for params in slices:
+                ((rows,),) = self.execute(f"INSERT INTO {table} BY NAME {sql}", params).fetchall()
+                inserted.append(rows)
+
+        self.replace_month_with(table, billing_period, insert)
+        return sum(inserted)
+
     def replace_month_with(self, table: str, billing_period: dt.date, insert: Callable[[], Any]) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,
         and on any error (in `insert` too) the month's previous rows stay as they were."""

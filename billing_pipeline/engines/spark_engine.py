@@ -159,6 +159,19 @@ class SparkEngine:
         finally:
             self.drop(staged)
 
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[dict]) -> int:
+        # Spark aggregates out of core across the cluster: the slices are one job, their union
+        staged = f"staged_{table}"
+        frames = [self._frame(sql, params) for params in slices]
+        union = frames[0]
+        for frame in frames[1:]:
+            union = union.unionByName(frame)
+        union.localCheckpoint(eager=True).createOrReplaceTempView(staged)
+        try:
+            return self.replace_month(table, billing_period, staged)
+        finally:
+            self.drop(staged)
+
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
         columns = self.schemas[table]
         present = set(self.session.table(staged).columns)
