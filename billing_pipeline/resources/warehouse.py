@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from contextlib import contextmanager
 from importlib import resources as package_files
 from typing import Iterator
@@ -17,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, get_dagster_logger
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -26,6 +27,9 @@ from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
 from billing_pipeline.storage import locate
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+# Log lines marking when a step holds the DuckDB file (the run's log shows who waited for whom, and for how long)
+WAREHOUSE_OPENED = "Opened the warehouse"
+WAREHOUSE_CLOSED = "Closed the warehouse"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
 
@@ -89,7 +93,11 @@ class BillingWarehouse(ConfigurableResource):
         if path != ":memory:":
             # Spill to a folder beside the warehouse, so a month larger than memory still runs.
             config["temp_directory"] = os.path.abspath(path) + ".tmp"
+        log = get_dagster_logger()
+        asked = time.monotonic()
+        # DuckDB allows one writing process per file; dagster-duckdb retries while another run holds it
         with DuckDBResource(database=path, connection_config=config).get_connection() as con:
+            log.info(f"{WAREHOUSE_OPENED} {path} (waited {time.monotonic() - asked:.1f} s for its lock)")
             # dagster-duckdb closes the connection only when the block succeeds: a failed step must release the
             # file too, or the next run in this process cannot open it
             try:
@@ -98,6 +106,7 @@ class BillingWarehouse(ConfigurableResource):
                 yield DuckDBEngine(con)
             finally:
                 con.close()
+                log.info(f"{WAREHOUSE_CLOSED} {path}")
 
 
 def replace_month_with_rows(engine: Engine, table: str, billing_period: dt.date, rows: pa.Table) -> int:
