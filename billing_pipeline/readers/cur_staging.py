@@ -1,6 +1,7 @@
 """Staging a delivery's line items in DuckDB, in the shape of `cur_line_items` (warehouse.sql).
 
-Each file is streamed on its own (so an error names it) through `cur_line_items.sql`. What differs between files
+Each CSV file, and each set of Parquet files of one schema, goes through `cur_line_items.sql` in one statement
+(an error names its file either way). What differs between files
 (layout, CSV vs Parquet, which optional columns exist, how tags are stored) is settled here, in the `items`
 projection that feeds that SQL: every column of `CUR_COLUMNS`, typed, or a typed NULL where the file lacks it.
 The projection and that SQL are also what Spark runs (readers/cur_spark.py, transpiled by sqlglot), so they keep
@@ -77,10 +78,7 @@ def insert_line_items(con: duckdb.DuckDBPyConnection, location: Location, delive
     scans a file's row groups, not its rows, in parallel, so file by file would use one core. CSV files stream one
     at a time (pyarrow's CSV reader is parallel itself). An error names its file either way."""
     for group in _scan_groups(location, delivery.files):
-        if len(group) == 1:
-            _stage_file(con, location, delivery, group[0].path, table, group[0])
-        else:
-            _stage_group(con, location, delivery, group, table)
+        _stage_files(con, location, delivery, group, table)
 
 
 def _scan_groups(location: Location, paths: list[str]) -> list[list[CurFile]]:
@@ -107,69 +105,46 @@ def _line_item_columns() -> str:
     return re.sub(r"--[^\n]*", "", match.group(1))
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, path: str,
-                table: str, cur_file: CurFile | None = None) -> None:
-    display = location.display(path)
-    if cur_file is None:
-        try:
-            cur_file = open_cur_file(location, path)
-        except Exception as error:
-            raise CurFormatError(f"{display}: unreadable CUR file: {error}") from error
-    view = f"cur_file_{uuid.uuid4().hex}"
-    projection = _Projection(cur_file, view, display)
-    sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
-    parameters = _parameters(delivery, projection)
-    try:
-        if cur_file.local_parquet:
-            # DuckDB scans a local Parquet file itself, in parallel, reading only the projected columns.
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
-                        f"SELECT * FROM read_parquet({_sql_string(cur_file.local_parquet)})").fetchall()
-        else:
-            con.register(view, cur_file.read(projection.read_columns))
-        con.execute(sql, parameters).fetchall()
-    except Exception as error:  # corrupt gzip / Parquet pages, ragged CSV, bad values, NOT NULL violations
-        problem = _problem(error)
-        # a bad value's message names the file already (it is the same message on Spark)
-        raise CurFormatError(problem if problem.startswith(f"{display}: ") else f"{display}: {problem}") from error
-    finally:
-        try:
-            if cur_file.local_parquet:
-                con.execute(f"DROP VIEW IF EXISTS temp.{view}").fetchall()
-            else:
-                con.unregister(view)
-        except Exception:
-            pass
-
-
-def _stage_group(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, group: list[CurFile],
+def _stage_files(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, group: list[CurFile],
                  table: str) -> None:
-    """Parquet files of one schema in one statement; each row's `source_file` is its own file's."""
+    """One file, or Parquet files of one schema, through cur_line_items.sql in one statement; each row's
+    `source_file` is its own file's."""
     displays = {cur_file.path: location.display(cur_file.path) for cur_file in group}
+    first = group[0]
     view = f"cur_files_{uuid.uuid4().hex}"
-    path_column = "cur_source_path"  # the file each row came from, as the scan names it
-    by_path = "MAP {" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in displays.items()) + "}"
-    projection = _Projection(group[0], view, displays[group[0].path], source_file_sql=f"{by_path}[{path_column}]")
+    path_column = "cur_source_path"  # with several files: the file each row came from, as the scan names it
+    if len(group) == 1:
+        source_file_sql = None  # the one file's name
+    else:
+        by_path = "MAP {" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in displays.items()) + "}"
+        source_file_sql = f"{by_path}[{path_column}]"
+    projection = _Projection(first, view, displays[first.path], source_file_sql=source_file_sql)
     sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
     try:
-        if group[0].local_parquet:
+        if first.local_parquet:
+            # DuckDB scans local Parquet itself, in parallel, reading only the projected columns.
             paths = "[" + ", ".join(_sql_string(f.local_parquet) for f in group) + "]"
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
                         f"SELECT * FROM read_parquet({paths}, filename = '{path_column}')").fetchall()
+        elif len(group) == 1:
+            con.register(view, first.read(projection.read_columns))
         else:
             scan = pads.dataset([f.path for f in group], format="parquet", filesystem=location.filesystem)
             batches = scan.scanner(columns=projection.read_columns + ["__filename"]).to_reader()
             con.register(view, _renamed(batches, "__filename", path_column))
         con.execute(sql, _parameters(delivery, projection)).fetchall()
-    except Exception as error:
+    except Exception as error:  # corrupt gzip / Parquet pages, ragged CSV, bad values, NOT NULL violations
         problem = _problem(error)
         if any(problem.startswith(f"{display}: ") for display in displays.values()):
-            raise CurFormatError(problem) from error  # a bad value: its message names its file
-        # Anything else (a corrupt page, a NOT NULL violation) does not say which file: each is read on its own,
-        # on the side, until one fails with its name.
+            raise CurFormatError(problem) from error  # a bad value: its message names its file (as on Spark)
+        if len(group) == 1:
+            raise CurFormatError(f"{displays[first.path]}: {problem}") from error
+        # Anything else (a corrupt page, a NOT NULL violation) does not say which of the files: each is read on
+        # its own, on the side, until one fails with its name.
         _name_the_bad_file(location, delivery, group, error)
     finally:
         try:
-            if group[0].local_parquet:
+            if first.local_parquet:
                 con.execute(f"DROP VIEW IF EXISTS temp.{view}").fetchall()
             else:
                 con.unregister(view)
@@ -189,7 +164,7 @@ def _name_the_bad_file(location: Location, delivery: CurDelivery, group: list[Cu
     with scratch_connection() as scratch:
         scratch.execute(f"CREATE TEMP TABLE diagnosis ({_line_item_columns()})")
         for cur_file in group:
-            _stage_file(scratch, location, delivery, cur_file.path, "diagnosis", cur_file)  # raises, naming it
+            _stage_files(scratch, location, delivery, [cur_file], "diagnosis")  # raises, naming it
             scratch.execute("DELETE FROM diagnosis")
     names = ", ".join(location.display(f.path) for f in group[:3])
     raise CurFormatError(f"one of {len(group)} files ({names}{', ...' if len(group) > 3 else ''}): "
