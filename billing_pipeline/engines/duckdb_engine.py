@@ -61,20 +61,12 @@ class DuckDBEngine:
         return self.replace_month_with_query(table, billing_period, f"SELECT * FROM {staged}")
 
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
-        # Straight into the table: no staging copy of a month that may hold millions of rows. Returns the rows the
-        # INSERT wrote (not a recount of the month), so that a check can compare the two.
-        inserted = []
+        return self.replace_month_with_slices(table, billing_period, sql, [params])
 
-        def insert() -> None:
-            ((rows,),) = self.execute(f"INSERT INTO {table} BY NAME {sql}", params).fetchall()
-            inserted.append(rows)
-
-        self.replace_month_with(table, billing_period, insert)
-        return inserted[0]
-
-    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[dict]) -> int:
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any]) -> int:
         """The month's rows become those of `sql` run once per parameter set, each an INSERT of its own inside the
-        one replacing transaction. Returns the rows the INSERTs wrote."""
+        one replacing transaction: straight into the table, no staging copy of a month that may hold millions of
+        rows. Returns the rows the INSERTs wrote (not a recount of the month), so that a check can compare the two."""
         inserted = []
 
         def insert() -> None:

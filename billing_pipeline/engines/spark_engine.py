@@ -152,15 +152,11 @@ class SparkEngine:
         self.session.catalog.dropTempView(name)
 
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
-        staged = f"staged_{table}"
-        self.stage(staged, sql, params)
-        try:
-            return self.replace_month(table, billing_period, staged)
-        finally:
-            self.drop(staged)
+        return self.replace_month_with_slices(table, billing_period, sql, [params])
 
-    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[dict]) -> int:
-        # Spark aggregates out of core across the cluster: the slices are one job, their union
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any]) -> int:
+        # Spark aggregates out of core across the cluster: the slices are one job, their union, materialized once
+        # so that the checks and the write that follow do not recompute it
         staged = f"staged_{table}"
         frames = [self._frame(sql, params) for params in slices]
         union = frames[0]
