@@ -161,21 +161,19 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
     if not isinstance(logs, Location):
         yield logs.read_log_lines(period_start, period_end), 0
         return
-    files = [i for i in logs.list_files() if is_log_file(i.path)]
-    batch: list = []
-    batch_bytes = line_no = file_index = 0
-    for info in files + [None]:
-        if batch and (info is None or batch_bytes + (info.size or 0) > LOG_BATCH_BYTES):
-            lines = read_lines_of_files(logs, [i.path for i in batch], first_line_no=line_no,
-                                        first_file_index=file_index)
-            yield lines, len(batch)
-            line_no, file_index = line_no + lines.num_rows, file_index + len(batch)
-            batch, batch_bytes = [], 0
-        if info is not None:
-            batch.append(info)
-            batch_bytes += info.size or 0
-    if not files:
-        yield read_lines_of_files(None, []), 0
+    batches: list[list[str]] = [[]]  # no files: one empty batch
+    batch_bytes = 0
+    for info in (i for i in logs.list_files() if is_log_file(i.path)):
+        if batches[-1] and batch_bytes + (info.size or 0) > LOG_BATCH_BYTES:
+            batches.append([])
+            batch_bytes = 0
+        batches[-1].append(info.path)
+        batch_bytes += info.size or 0
+    line_no = file_index = 0
+    for paths in batches:
+        lines = read_lines_of_files(logs, paths, first_line_no=line_no, first_file_index=file_index)
+        yield lines, len(paths)
+        line_no, file_index = line_no + lines.num_rows, file_index + len(paths)
 
 
 @lru_cache(maxsize=1)
