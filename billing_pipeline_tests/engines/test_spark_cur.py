@@ -22,6 +22,7 @@ from billing_pipeline.storage import locate
 from billing_pipeline_tests.conftest import SAMPLES
 from billing_pipeline_tests.readers.test_cur import COST_CASES, athena_table, cur2_table, focus_columns
 from billing_pipeline_tests.readers.test_cur_fixtures import (
+    write_anonymized_delivery,
     key_of,
     legacy_row,
     write_csv,
@@ -98,11 +99,7 @@ def test_workshop_month_parquet_athena_layout(spark, tmp_path):
 @pytest.mark.skipif(not (SAMPLES / "anonymized-cur-export.csv").is_file(), reason="shared samples not present")
 def test_anonymized_legacy_csv_export(spark, tmp_path):
     root = tmp_path / "bucket"
-    data = root / "anon-cur" / "20231101-20231201" / "7f1c0f5a-assembly" / "anon-cur-1.csv.gz"
-    data.parent.mkdir(parents=True)
-    data.write_bytes(gzip.compress((SAMPLES / "anonymized-cur-export.csv").read_bytes()))
-    write_legacy_manifest(root / "anon-cur" / "20231101-20231201" / "anon-cur-Manifest.json", "anon-cur",
-                          [key_of(root, data)], "7f1c0f5a-assembly", start="20231101", end="20231201")
+    data = write_anonymized_delivery(root)
     rows = assert_identical(spark, tmp_path, root, dt.date(2023, 11, 1))
     assert len(rows) == 1281
     assert sum(r["unblended_cost"] for r in rows) == Decimal("1.6823086974")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import shutil
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from billing_pipeline.readers.cur import find_deliveries, stage_line_items
 from billing_pipeline.readers.cur_columns import parquet_column_name
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.test_cur_fixtures import (
+    write_anonymized_delivery,
     SAMPLES,
     key_of,
     legacy_row,
@@ -73,11 +73,7 @@ def test_workshop_cur_athena_layout_as_is():
 @pytest.mark.skipif(not (SAMPLES / "anonymized-cur-export.csv").is_file(), reason="shared samples not present")
 def test_anonymized_csv_export_as_legacy_gzip_delivery(tmp_path):
     root = tmp_path / "bucket"
-    data = root / "anon-cur" / "20231101-20231201" / "7f1c0f5a-assembly" / "anon-cur-1.csv.gz"
-    data.parent.mkdir(parents=True)
-    data.write_bytes(gzip.compress((SAMPLES / "anonymized-cur-export.csv").read_bytes()))
-    write_legacy_manifest(root / "anon-cur" / "20231101-20231201" / "anon-cur-Manifest.json", "anon-cur",
-                          [key_of(root, data)], "7f1c0f5a-assembly", start="20231101", end="20231201")
+    data = write_anonymized_delivery(root)
 
     deliveries, rows = read_all(root)
     month = dt.date(2023, 11, 1)

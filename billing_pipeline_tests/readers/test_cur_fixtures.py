@@ -99,6 +99,17 @@ def write_legacy_manifest(path: Path, report: str, keys: list[str], assembly_id:
     return path
 
 
+def write_anonymized_delivery(root: Path) -> Path:
+    """The real anonymized CSV sample (November 2023) as a one-file legacy gzip delivery under `root`; its file."""
+    period = root / "anon-cur" / "20231101-20231201"
+    data = period / "7f1c0f5a-assembly" / "anon-cur-1.csv.gz"
+    data.parent.mkdir(parents=True)
+    data.write_bytes(gzip.compress((SAMPLES / "anonymized-cur-export.csv").read_bytes()))
+    write_legacy_manifest(period / "anon-cur-Manifest.json", "anon-cur", [key_of(root, data)], "7f1c0f5a-assembly",
+                          start="20231101", end="20231201")
+    return data
+
+
 def write_export_manifest(path: Path, export: str, data_files: list[str], period: str = "2026-01") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {
