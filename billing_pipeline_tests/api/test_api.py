@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-from collections import defaultdict
 from decimal import Decimal as D
 
 import pytest
