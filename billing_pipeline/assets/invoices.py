@@ -29,6 +29,7 @@ from dagster import (
 from billing_pipeline.assets.common import duplicate_check, month_of
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
+from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
@@ -117,10 +118,13 @@ def invoices(
     try:
         client = stripe_billing.client()
         if is_final:
-            rows, created = _place(client, price_list, charges, placed_before, period, month, now, context)
+            # list-then-create, one run at a time across processes (resources/invoicing_lock.py); the warehouse is
+            # not held meanwhile, so a run waiting here never blocks another's warehouse step
+            with invoicing_lock(context.instance, warehouse.lock_anchor(), context.log):
+                rows, created = _place(client, price_list, charges, placed_before, period, month, now, context)
         else:
             rows, created = _preview(client, charges, period, now), []
-    except StripeBillingError as error:
+    except (StripeBillingError, InvoicingLockTimeout) as error:
         raise Failure(f"{month}: {error}. The warehouse's invoices of {month} were left as they were.") from None
 
     staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
@@ -230,8 +234,9 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, placed_b
             metadata = {"accountant_id": accountant, "month": month, "resource_type": resource_type, "kind": kind,
                         "attributed_cost": str(line.attributed_cost if line else 0),
                         "quantity": str(line.quantity if line else 0), "source": "billing_pipeline"}
+            placed_ids = [i["id"] for i in month_items if i["metadata"].get("resource_type", "") == resource_type]
             item = client.add_item(customer["id"], difference, price_list.currency,
-                                   _description(month, resource_type, kind, line), metadata)
+                                   _description(month, resource_type, kind, line), metadata, placed_ids)
             month_items.append({"id": item["id"], "amount": difference, "currency": price_list.currency,
                                 "metadata": metadata, "invoice": None})
             created.append({"accountant_id": accountant, "resource_type": resource_type, "kind": kind,

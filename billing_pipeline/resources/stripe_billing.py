@@ -8,12 +8,18 @@ server (the local `localstripe` in tests). `BILLING_PRICE_LIST` names the price 
 Everything the pipeline does in Stripe goes through `StripeBillingClient`, which uses only what the local stand-in
 (localstripe 1.15) serves as well: customers, products, plans, subscriptions, invoice items and invoices (list,
 lines). Stripe's Search API is not used: customers are found by listing them and matching
-`metadata.accountant_id`. Idempotency keys are not relied on either (localstripe does not replay them); what was
-already placed is found by listing invoice items and invoices and matching metadata.
+`metadata.accountant_id`. What was already placed is found by listing invoice items and invoices and matching
+metadata; the list-then-create sequence runs under the invoicing lock (resources/invoicing_lock.py). Every create
+also carries a deterministic idempotency key (`idempotency_key`): the same request from the same Stripe state gets
+the same key, so Stripe (which replays a key for 24 h) turns a repeated request into the first one's answer; a
+changed state (a restatement, a deleted item) gives a new key. localstripe ignores the keys: the lock is what the
+overlap tests rely on.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from importlib import resources as package_files
@@ -76,15 +82,20 @@ class StripeBillingClient:
             api_key, base_addresses={"api": api_base}, max_network_retries=max_network_retries
         )
         self.calls = 0
+        self.idempotency_keys: list[str] = []  # every key sent, in order (the run's metadata counts them)
 
     # -- plumbing ------------------------------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "<STRIPE_API_KEY>") if self._secret else text
 
-    def _call(self, what: str, fn: Callable[..., Any], *args, missing_ok: bool = False) -> dict | None:
+    def _call(self, what: str, fn: Callable[..., Any], *args, missing_ok: bool = False,
+              idempotency_key: str | None = None) -> dict | None:
         self.calls += 1
         try:
+            if idempotency_key:
+                self.idempotency_keys.append(idempotency_key)
+                return fn(*args, options={"idempotency_key": idempotency_key}).to_dict()
             return fn(*args).to_dict()
         except stripe.InvalidRequestError as error:
             if missing_ok and error.http_status == 404:
@@ -135,11 +146,12 @@ class StripeBillingClient:
             return existing["id"]
         if not self._call("read the platform product", v1.products.retrieve, plan.product_id, missing_ok=True):
             self._call("create the platform product", v1.products.create,
-                       {"id": plan.product_id, "name": plan.name, "metadata": {"billing_pipeline": "platform"}})
+                       {"id": plan.product_id, "name": plan.name, "metadata": {"billing_pipeline": "platform"}},
+                       idempotency_key=idempotency_key("product", plan.product_id))
         created = self._call("create the platform plan", v1.plans.create, {
             "id": plan.plan_id, "product": plan.product_id, "amount": plan.amount_cents, "currency": currency,
             "interval": "month", "metadata": {"billing_pipeline": "platform"},
-        })
+        }, idempotency_key=idempotency_key("plan", plan.plan_id, currency, plan.amount_cents))
         return created["id"]
 
     # -- customers and subscriptions -----------------------------------------------------------------------------
@@ -159,11 +171,16 @@ class StripeBillingClient:
 
     def create_customer(self, accountant_id: str) -> dict:
         return self._call(f"create the customer of {accountant_id}", self._stripe.v1.customers.create,
-                          {"name": accountant_id, "metadata": {"accountant_id": accountant_id}})
+                          {"name": accountant_id, "metadata": {"accountant_id": accountant_id}},
+                          idempotency_key=idempotency_key("customer", accountant_id))
 
-    def subscription_to(self, customer_id: str, plan_id: str) -> dict | None:
-        for subscription in self._list(f"list the subscriptions of {customer_id}", self._stripe.v1.subscriptions.list,
-                                       params={"customer": customer_id}):
+    def subscriptions_of(self, customer_id: str) -> list[dict]:
+        return list(self._list(f"list the subscriptions of {customer_id}", self._stripe.v1.subscriptions.list,
+                               params={"customer": customer_id}))
+
+    @staticmethod
+    def subscription_to(subscriptions: list[dict], plan_id: str) -> dict | None:
+        for subscription in subscriptions:
             if subscription.get("status") in ("canceled", "incomplete_expired"):
                 continue
             items = (subscription.get("items") or {}).get("data") or []
@@ -173,9 +190,13 @@ class StripeBillingClient:
         return None
 
     def ensure_subscription(self, customer_id: str, plan_id: str, accountant_id: str) -> dict:
-        return self.subscription_to(customer_id, plan_id) or self._call(
+        subscriptions = self.subscriptions_of(customer_id)
+        # the key names the subscriptions that exist: after a cancellation, a new one gets a new key
+        return self.subscription_to(subscriptions, plan_id) or self._call(
             f"subscribe {accountant_id} to the platform plan", self._stripe.v1.subscriptions.create,
             {"customer": customer_id, "items": [{"plan": plan_id}], "metadata": {"accountant_id": accountant_id}},
+            idempotency_key=idempotency_key("subscription", customer_id, plan_id,
+                                            sorted(s["id"] for s in subscriptions)),
         )
 
     # -- invoice items -------------------------------------------------------------------------------------------
@@ -206,14 +227,27 @@ class StripeBillingClient:
         return invoice_status(self._call(f"read invoice {invoice_id}", self._stripe.v1.invoices.retrieve, invoice_id))
 
     def add_item(self, customer_id: str, amount_cents: int, currency: str, description: str,
-                 metadata: dict[str, str]) -> dict:
+                 metadata: dict[str, str], placed_ids: list[str]) -> dict:
+        """One invoice item; `placed_ids` are the ids of the items of the same tenant, month and resource type that
+        Stripe held when the difference was computed (part of the idempotency key: the same difference on top of
+        the same items is the same request; on top of other items, a new one)."""
         return self._call(
             f"add an invoice item for {metadata.get('accountant_id')} {metadata.get('month')} "
             f"{metadata.get('resource_type')}",
             self._stripe.v1.invoice_items.create,
             {"customer": customer_id, "amount": amount_cents, "currency": currency, "description": description,
              "metadata": metadata},
+            idempotency_key=idempotency_key("item", customer_id, metadata.get("accountant_id"), metadata.get("month"),
+                                            metadata.get("resource_type"), metadata.get("kind"), amount_cents,
+                                            currency, sorted(placed_ids)),
         )
+
+
+def idempotency_key(kind: str, *parts) -> str:
+    """A deterministic Stripe idempotency key: what is created and from which state (Stripe allows 255
+    characters; the state is hashed)."""
+    digest = hashlib.sha256(json.dumps([kind, *parts], sort_keys=True, default=str).encode()).hexdigest()
+    return f"billing_pipeline-{kind}-{digest[:48]}"
 
 
 def _id_of(value) -> str | None:

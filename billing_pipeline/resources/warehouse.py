@@ -67,6 +67,10 @@ class BillingWarehouse(ConfigurableResource):
         uri = self.spark_warehouse or os.environ.get("BILLING_SPARK_WAREHOUSE") or DEFAULT_SPARK_WAREHOUSE
         return uri if "://" in uri else os.path.abspath(uri)
 
+    def lock_anchor(self) -> str:
+        """Where locks that guard the warehouse's writers live beside: the DuckDB file, or the Spark warehouse."""
+        return self.spark_warehouse_uri() if self.engine_name() == "spark" else self.path()
+
     def month_is_final(self, billing_period: dt.date) -> bool:
         """Whether the warehouse holds the month's final CUR (an invoice id): the DuckDB file, or the Parquet
         dataset of cur_line_items under the Spark warehouse. Read-only and without a Spark session."""

@@ -1,0 +1,135 @@
+"""invoices under overlapping runs: two real processes invoice the same month at the same instant against one
+localstripe. Without the invoicing lock both list a tenant's items, both find them missing and both add them (the
+issue's 36 items instead of 18, two customers per tenant on an empty account); with it, exactly one set.
+
+Each process imports the real Definitions first (the slow part), then waits for a common start instant and
+materializes `invoices` with its own ephemeral instance, as a one-off `dagster asset materialize` beside the
+schedule would: no Dagster pool stands between them, only the lock beside the warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from billing_pipeline.resources.stripe_billing import idempotency_key
+from billing_pipeline_tests.assets.test_invoices import (  # noqa: F401  (fixtures)
+    API_KEY,
+    PRICE_LIST,
+    env,
+    expected_cents,
+    final_month,
+    invoice_rows,
+    localstripe,
+    sums,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = """
+import sys, time
+from dagster import AssetKey, DagsterInstance, materialize
+from billing_pipeline.definitions import defs
+start = float(sys.argv[1])
+time.sleep(max(0.0, start - time.time()))
+result = materialize(list(defs.assets), selection=[AssetKey("invoices")], resources=defs.resources,
+                     partition_key="2026-01-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def run_together(count: int = 3, extra_env: dict | None = None) -> list[str]:
+    """`count` processes (three: more chances to interleave) invoicing 2026-01 from the same instant; returns their outputs (all must succeed)."""
+    start = time.time() + 12  # time enough for both to import the Definitions
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
+    processes = [subprocess.Popen([sys.executable, "-c", RUNNER, str(start)], env=environment,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(count)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    return outputs
+
+
+def assert_one_set(sample, warehouse, stripe_api):
+    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
+    items = stripe_api.items()
+    assert len(items) == len(expected) and sums(items) == expected
+    assert {i["metadata"]["kind"] for i in items} == {"charge"}
+    customers = stripe_api.get("/v1/customers")["data"]
+    assert sorted(c["metadata"]["accountant_id"] for c in customers) == sorted(sample.tenants)
+    rows = invoice_rows(warehouse, "accountant_id, resource_type, amount_cents")
+    assert {(a, r): c for a, r, c in rows} == expected and len(rows) == len(expected)
+
+
+def test_two_runs_at_once_on_an_empty_account_charge_once(env):
+    sample, warehouse, stripe_api = env
+    outputs = run_together()
+    assert_one_set(sample, warehouse, stripe_api)
+    # one of them waited for the other's lock, beside the warehouse
+    assert all(f"file lock {warehouse}.invoices.lock" in output for output in outputs)
+
+
+def test_two_runs_at_once_with_existing_customers_charge_once(env):
+    sample, warehouse, stripe_api = env
+    for accountant in sample.tenants:
+        stripe_api.post("/v1/customers", {"name": accountant, "metadata[accountant_id]": accountant})
+    run_together()
+    assert_one_set(sample, warehouse, stripe_api)
+
+
+def test_idempotency_keys_are_deterministic_and_follow_the_state():
+    item = ("item", "cus_1", "acct-0001", "2026-01", "lambda", "charge", 1234, "usd")
+    assert idempotency_key(*item, []) == idempotency_key(*item, [])
+    assert idempotency_key(*item, ["ii_2", "ii_1"]) != idempotency_key(*item, [])  # on top of other items: new
+    assert idempotency_key("customer", "acct-0001") == \
+        "billing_pipeline-customer-" + __import__("hashlib").sha256(b'["customer", "acct-0001"]').hexdigest()[:48]
+    assert len(idempotency_key(*item, ["ii_" + "x" * 300])) <= 255
+
+
+@pytest.fixture
+def recorded_keys(monkeypatch):
+    """The Idempotency-Key header of every request the stripe library sends (its real HTTP client, observed)."""
+    import stripe
+
+    sent: list[tuple[str, str, str | None]] = []
+    original = stripe.RequestsClient.request
+
+    def request(self, method, url, headers, post_data=None):
+        sent.append((method.upper(), url, (headers or {}).get("Idempotency-Key")))
+        return original(self, method, url, headers, post_data)
+
+    monkeypatch.setattr(stripe.RequestsClient, "request", request)
+    return sent
+
+
+def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys):
+    from billing_pipeline_tests.assets.test_invoices import run_invoices
+
+    sample, _, stripe_api = env
+    assert run_invoices().success
+    posts = [(url, key) for method, url, key in recorded_keys if method == "POST"]
+    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
+    # product, plan, 4 customers, 4 subscriptions, one item per line: every one with a key, no key twice
+    assert len(posts) == 2 + 2 * len(sample.tenants) + len(expected)
+    assert all(key and key.startswith("billing_pipeline-") for _, key in posts)
+    assert len({key for _, key in posts}) == len(posts)
+    customers = stripe_api.customers()
+    assert {key for url, key in posts if url.endswith("/v1/customers")} == \
+        {idempotency_key("customer", a) for a in customers}
+    # the same state gives the same keys: the same month on a fresh account sends exactly the same ones for the
+    # objects whose key does not name a Stripe id (product, plan, customers)
+    first = {key for url, key in posts if url.endswith(("/v1/products", "/v1/plans", "/v1/customers"))}
+    import httpx
+
+    httpx.delete(stripe_api.http.base_url.join("/_config/data"), timeout=10).raise_for_status()
+    recorded_keys.clear()
+    assert run_invoices().success
+    again = {key for method, url, key in recorded_keys
+             if method == "POST" and url.endswith(("/v1/products", "/v1/plans", "/v1/customers"))}
+    assert again == first and len(first) == 2 + len(sample.tenants)
+    assert API_KEY not in repr(recorded_keys)
