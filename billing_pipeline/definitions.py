@@ -12,24 +12,27 @@ from billing_pipeline.assets.pricing_feedback import pricing_feedback
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
 from billing_pipeline.assets.statements import statements
 from billing_pipeline.assets.tenant_costs import tenant_costs
+from billing_pipeline.assets.tenant_registry import tenant_registry
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
 from billing_pipeline.jobs import billing_month_job
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.stripe_billing import StripeBilling
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import BillingWarehouse
 from billing_pipeline.schedules import daily_billing_refresh
 from billing_pipeline.sensors import cur_delivery_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
-            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
+            tenant_registry, invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],
     resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
-               "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig()},
+               "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(),
+               "tenants": TenantRegistry()},
     # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are
     # serialized by the `duckdb_warehouse` concurrency pool (dagster_home/dagster.yaml).
     executor=in_process_executor,

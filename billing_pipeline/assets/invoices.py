@@ -27,9 +27,11 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.assets.tenant_registry import describe, load_registry
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
@@ -57,7 +59,7 @@ CHECKS = ("no_duplicate_invoice_items", "stripe_items_match_charges")
 
 @asset(
     partitions_def=billing_month_partitions,
-    deps=["tenant_costs", "reconciliation_report"],
+    deps=["tenant_costs", "reconciliation_report", "tenant_registry"],
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "stripe"},
@@ -70,7 +72,8 @@ CHECKS = ("no_duplicate_invoice_items", "stripe_items_match_charges")
     ],
 )
 def invoices(
-    context: AssetExecutionContext, warehouse: BillingWarehouse, stripe_billing: StripeBilling
+    context: AssetExecutionContext, warehouse: BillingWarehouse, stripe_billing: StripeBilling,
+    tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Per tenant x resource type: the month's charge in Stripe (integer cents, largest remainder per tenant-month),
     its Stripe customer, subscription, invoice item and invoice, and the invoice's status read back from Stripe
@@ -112,6 +115,15 @@ def invoices(
         placed_before = {row[0] for row in con.execute(
             "SELECT DISTINCT accountant_id FROM invoices WHERE billing_period = ? AND kind <> 'preview'", [period]
         ).fetchall()}
+        # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
+        registry = load_registry(tenants, con)
+    held_out = sorted({row[0] for row in [*costs, *quantities] if row[0] not in registry.known})
+    placed_before &= registry.known  # a tenant that left the registry is not touched in Stripe either
+    costs = [row for row in costs if row[0] in registry.known]
+    quantities = [row for row in quantities if row[0] in registry.known]
+    if held_out:
+        context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "
+                            + "; ".join(describe(a, *registry.classify(a)) for a in held_out))
 
     charges = _charges(price_list, costs, quantities)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -134,8 +146,10 @@ def invoices(
             con, "invoices", ["accountant_id", "resource_type", "kind", "stripe_invoice_item_id"], period,
             "no_duplicate_invoice_items",
         )
+    metadata = _metadata(rows, created, charges, price_list, stripe_billing, month, is_final, written)
+    metadata["held_out_tenants"] = MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out])
     return MaterializeResult(
-        metadata=_metadata(rows, created, charges, price_list, stripe_billing, month, is_final, written),
+        metadata=metadata,
         check_results=[no_duplicates, _match_check(rows, charges, is_final)],
     )
 

@@ -1,0 +1,119 @@
+"""tenant_registry: which accountant ids of the month's cost are tenants, and which only look like one.
+
+Every accountant id of `tenant_costs` is looked up in the tenant registry (resources/tenant_registry.py): `known`,
+`lookalike` (reads as a known id once case, surrounding whitespace, NFKC and Unicode confusables are set aside:
+"'acct‐0001' looks like 'acct-0001'"), `unknown`, or `unattributed`. Nothing is moved or dropped: the cost stays
+under the id it was tagged with. The WARN check `tenants_are_known` lists every id that is not a tenant, and cost
+tagged `unattributed` (a reserved word a tag should never carry: it would keep the cost out of billing).
+Invoicing reads the registry itself (assets/invoices.py), so an unknown id is never charged even if this asset
+was not re-run.
+"""
+
+import unicodedata
+
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from billing_pipeline.assets.common import month_of
+from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.tenant_registry import Registry, TenantRegistry, TenantRegistryError
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
+
+SCHEMA = pa.schema([
+    ("billing_period", pa.date32()),
+    ("accountant_id", pa.string()),
+    ("currency", pa.string()),
+    ("status", pa.string()),
+    ("looks_like", pa.string()),
+    ("cost", pa.decimal128(38, 10)),
+    ("tagged_cost", pa.decimal128(38, 10)),
+    ("registry_source", pa.string()),
+])
+
+
+def load_registry(registry: TenantRegistry, engine) -> Registry:
+    try:
+        return registry.load(engine)
+    except TenantRegistryError as error:
+        raise Failure(str(error)) from None
+
+
+def describe(accountant_id: str, status: str, looks_like: str | None) -> str:
+    """One readable line per id that is not a tenant; odd characters named by code point."""
+    odd = [f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in accountant_id
+           if not (c.isascii() and c.isprintable()) or c == " "]
+    detail = f" ({', '.join(dict.fromkeys(odd))})" if odd else ""
+    if status == "lookalike":
+        return f"{accountant_id!r} looks like {looks_like!r}{detail}"
+    return f"{accountant_id!r} is not in the tenant registry{detail}"
+
+
+@asset(
+    partitions_def=billing_month_partitions,
+    deps=["tenant_costs", "estimated_usage"],
+    pool=WAREHOUSE_POOL,
+    group_name="billing",
+    kinds={"duckdb"},
+    check_specs=[AssetCheckSpec(
+        "tenants_are_known", asset="tenant_registry",
+        description="Every accountant id that carries cost is a tenant of the registry (WARN: unknown ids and "
+                    "look-alikes are held out of invoices; their cost stays under the id).")],
+)
+def tenant_registry(context: AssetExecutionContext, warehouse: BillingWarehouse,
+                    tenants: TenantRegistry) -> MaterializeResult:
+    """Per accountant id and currency of the month's tenant_costs: known, lookalike (of which known id), unknown
+    or unattributed, with its cost and the part tagged directly."""
+    period, _ = month_of(context)
+    with warehouse.connect() as con:
+        registry = load_registry(tenants, con)
+        costs = con.execute(
+            """SELECT accountant_id, currency, CAST(sum(cost) AS DECIMAL(38, 10)),
+                      CAST(coalesce(sum(cost) FILTER (allocation = 'direct'), 0) AS DECIMAL(38, 10))
+               FROM tenant_costs WHERE billing_period = ? GROUP BY ALL ORDER BY ALL""",
+            [period],
+        ).fetchall()
+        rows = []
+        for accountant, currency, cost, tagged in costs:
+            status, looks_like = registry.classify(accountant)
+            rows.append({"billing_period": period, "accountant_id": accountant, "currency": currency,
+                         "status": status, "looks_like": looks_like, "cost": cost, "tagged_cost": tagged,
+                         "registry_source": registry.source})
+        written = replace_month_with_rows(con, "tenant_registry", period, pa.Table.from_pylist(rows, schema=SCHEMA))
+    check = tenants_check(rows)
+    return MaterializeResult(
+        metadata={"registry_source": registry.source, "known_tenants": len(registry.known), "rows": written,
+                  **{key: value for key, value in check.metadata.items() if key != "count"}},
+        check_results=[check],
+    )
+
+
+def tenants_check(rows: list[dict]) -> AssetCheckResult:
+    """WARN: ids that are not tenants (unknown, look-alikes) and cost tagged with the reserved `unattributed`."""
+    strangers = sorted({(r["accountant_id"], r["status"], r["looks_like"]) for r in rows
+                        if r["status"] in ("unknown", "lookalike")})
+    tagged_unattributed = sorted({f"{r['tagged_cost']} {r['currency']}" for r in rows
+                                  if r["status"] == "unattributed" and r["tagged_cost"] != 0})
+    held = {}
+    for r in rows:
+        if r["status"] in ("unknown", "lookalike"):
+            held[f"{r['currency']}"] = held.get(r["currency"], 0) + r["cost"]
+    return AssetCheckResult(
+        check_name="tenants_are_known",
+        passed=not strangers and not tagged_unattributed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "count": len(strangers),
+            "unknown_tenants": MetadataValue.json([describe(a, s, l) for a, s, l in strangers]),
+            "held_out_cost": MetadataValue.json({c: str(v) for c, v in sorted(held.items())}),
+            "tagged_unattributed": MetadataValue.json(tagged_unattributed),
+        },
+    )
