@@ -7,6 +7,7 @@ from billing_pipeline.assets.cost_explorer_costs import cost_explorer_costs
 from billing_pipeline.assets.cur_line_items import cur_line_items
 from billing_pipeline.assets.estimated_usage import estimated_usage
 from billing_pipeline.assets.hourly_cost_facts import hourly_cost_facts
+from billing_pipeline.assets.implausible_money import implausible_money
 from billing_pipeline.assets.invoices import invoices
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
@@ -17,6 +18,7 @@ from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
 from billing_pipeline.jobs import billing_month_job
 from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.stripe_billing import StripeBilling
 from billing_pipeline.resources.tenant_registry import TenantRegistry
@@ -26,13 +28,13 @@ from billing_pipeline.sensors import cur_delivery_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
-            tenant_registry, invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
+            tenant_registry, implausible_money, invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],
     resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
                "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(),
-               "tenants": TenantRegistry()},
+               "tenants": TenantRegistry(), "money_bounds": MoneyBounds()},
     # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are
     # serialized by the `duckdb_warehouse` concurrency pool (dagster_home/dagster.yaml).
     executor=in_process_executor,

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 ASSETS = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
           "reconciliation_report", "invoices", "pricing_feedback", "statements", "usage_table_writeback",
-          "cost_explorer_costs"]
+          "cost_explorer_costs", "tenant_registry", "implausible_money"]
 
 
 def test_asset_keys_and_lineage():
@@ -29,7 +29,9 @@ def test_asset_keys_and_lineage():
         "estimated_usage": [],
         "tenant_costs": ["hourly_cost_facts", "usage_shares"],
         "reconciliation_report": ["cur_line_items", "estimated_usage", "tenant_costs"],
-        "invoices": ["reconciliation_report", "tenant_costs"],
+        "invoices": ["implausible_money", "reconciliation_report", "tenant_costs", "tenant_registry"],
+        "tenant_registry": ["estimated_usage", "tenant_costs"],
+        "implausible_money": ["cur_line_items"],
         "pricing_feedback": ["cur_line_items", "tenant_costs", "usage_shares"],
         "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
         "usage_table_writeback": ["cur_line_items", "tenant_costs"],
@@ -60,7 +62,7 @@ def test_job_schedule_sensor():
         "variance_within_threshold", "no_duplicate_report_rows",
         "no_duplicate_invoice_items", "stripe_items_match_charges",
         "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",
-        "no_duplicate_statement_lines", "cost_explorer_matches_cur",
+        "no_duplicate_statement_lines", "cost_explorer_matches_cur", "tenants_are_known", "money_is_plausible",
     ])
 
 

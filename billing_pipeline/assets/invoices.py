@@ -27,10 +27,12 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.assets.implausible_money import hold_message, implausible_lines, settings
 from billing_pipeline.assets.tenant_registry import describe, load_registry
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
@@ -59,7 +61,7 @@ CHECKS = ("no_duplicate_invoice_items", "stripe_items_match_charges")
 
 @asset(
     partitions_def=billing_month_partitions,
-    deps=["tenant_costs", "reconciliation_report", "tenant_registry"],
+    deps=["tenant_costs", "reconciliation_report", "tenant_registry", "implausible_money"],
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "stripe"},
@@ -73,7 +75,7 @@ CHECKS = ("no_duplicate_invoice_items", "stripe_items_match_charges")
 )
 def invoices(
     context: AssetExecutionContext, warehouse: BillingWarehouse, stripe_billing: StripeBilling,
-    tenants: TenantRegistry,
+    tenants: TenantRegistry, money_bounds: MoneyBounds,
 ) -> MaterializeResult:
     """Per tenant x resource type: the month's charge in Stripe (integer cents, largest remainder per tenant-month),
     its Stripe customer, subscription, invoice item and invoice, and the invoice's status read back from Stripe
@@ -93,7 +95,13 @@ def invoices(
     except (OSError, ValueError) as error:
         raise Failure(f"Price list {stripe_billing.price_list_source()}: {error}") from None
 
+    bound, allowed = settings(money_bounds)
     with warehouse.connect() as con:
+        # Held while the month's bill has implausible lines, unless the month is allowed (implausible_money.py):
+        # read from cur_line_items itself, so running `invoices` alone is held too
+        implausible = implausible_lines(con, period, bound)
+        if implausible and month not in allowed:
+            raise Failure(hold_message(month, implausible, bound) + " Nothing charged, nothing written.")
         (report_rows, is_final) = con.execute(
             "SELECT count(*), coalesce(bool_or(is_final), false) FROM reconciliation_report WHERE billing_period = ?",
             [period],

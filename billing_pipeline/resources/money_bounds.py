@@ -1,0 +1,53 @@
+"""What money is plausible on a CUR line, and which months an operator has explicitly allowed beyond it.
+
+A negative Usage line, or a line costing more than `BILLING_MAX_LINE_COST` (absolute value, in the bill's
+currency, any of the unblended / amortized / net amortized costs), holds invoicing of its month
+(assets/implausible_money.py): a corrupted or forged delivery must not reach customers' cards. After checking the
+bill, an operator releases the month by naming it: `BILLING_ALLOW_IMPLAUSIBLE=2026-01` (several: comma separated),
+or in run config `resources: {money_bounds: {config: {allow_implausible_months: "2026-01"}}}`. Naming the month
+(not a global switch) keeps the allowance from silently covering next month's anomalies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal, InvalidOperation
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+DEFAULT_MAX_LINE_COST = Decimal("100000")  # far above any one hourly line of this application; far below 9.99e27
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class MoneyBounds(ConfigurableResource):
+    """The per-line bound and the months allowed beyond it."""
+
+    max_line_cost: str | None = Field(default=None, description="Largest plausible |cost| of one CUR line. "
+                                                                "Env: BILLING_MAX_LINE_COST (default 100000)")
+    allow_implausible_months: str | None = Field(
+        default=None, description="Months (YYYY-MM, comma separated) to invoice despite implausible lines. "
+                                  "Env: BILLING_ALLOW_IMPLAUSIBLE")
+
+    def bound(self) -> Decimal:
+        text = self.max_line_cost or os.environ.get("BILLING_MAX_LINE_COST") or str(DEFAULT_MAX_LINE_COST)
+        try:
+            value = Decimal(text.strip())
+        except InvalidOperation:
+            raise ValueError(f"BILLING_MAX_LINE_COST={text!r}: not a number") from None
+        if not value.is_finite() or value <= 0:
+            raise ValueError(f"BILLING_MAX_LINE_COST={text!r}: must be a positive amount")
+        return value
+
+    def allowed_months(self) -> set[str]:
+        text = self.allow_implausible_months or os.environ.get("BILLING_ALLOW_IMPLAUSIBLE") or ""
+        months = {part.strip() for part in text.split(",") if part.strip()}
+        wrong = sorted(m for m in months if not MONTH.match(m))
+        if wrong:
+            raise ValueError(f"BILLING_ALLOW_IMPLAUSIBLE: {', '.join(wrong)} is not a month (YYYY-MM)")
+        return months
+
+    def allowance_source(self) -> str:
+        return ("run config allow_implausible_months" if self.allow_implausible_months
+                else "BILLING_ALLOW_IMPLAUSIBLE")
