@@ -82,6 +82,9 @@ def _advisory_lock(postgres_url: str, wait_seconds: float) -> Iterator[None]:
     import sqlalchemy as db
     from sqlalchemy.pool import NullPool
 
+    if postgres_url.startswith("postgresql://"):
+        # the driver dagster-postgres installs (SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://)
+        postgres_url = "postgresql+psycopg2://" + postgres_url[len("postgresql://"):]
     # A dedicated connection (autocommit, no pool): the session lock lives exactly as long as this connection
     engine = db.create_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:

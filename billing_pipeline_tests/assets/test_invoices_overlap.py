@@ -34,19 +34,21 @@ RUNNER = """
 import sys, time
 from dagster import AssetKey, DagsterInstance, materialize
 from billing_pipeline.definitions import defs
-start = float(sys.argv[1])
+start, instance_kind = float(sys.argv[1]), sys.argv[2]
+instance = DagsterInstance.get() if instance_kind == "home" else DagsterInstance.ephemeral()
 time.sleep(max(0.0, start - time.time()))
 result = materialize(list(defs.assets), selection=[AssetKey("invoices")], resources=defs.resources,
-                     partition_key="2026-01-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)
+                     partition_key="2026-01-01", instance=instance, raise_on_error=False)
 sys.exit(0 if result.success else 1)
 """
 
 
-def run_together(count: int = 3, extra_env: dict | None = None) -> list[str]:
-    """`count` processes (three: more chances to interleave) invoicing 2026-01 from the same instant; returns their outputs (all must succeed)."""
+def run_together(count: int = 3, extra_env: dict | None = None, instance: str = "ephemeral") -> list[str]:
+    """`count` processes (three: more chances to interleave) invoicing 2026-01 from the same instant, each with an
+    ephemeral instance or (`home`) the instance of DAGSTER_HOME; returns their outputs (all must succeed)."""
     start = time.time() + 12  # time enough for both to import the Definitions
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
-    processes = [subprocess.Popen([sys.executable, "-c", RUNNER, str(start)], env=environment,
+    processes = [subprocess.Popen([sys.executable, "-c", RUNNER, str(start), instance], env=environment,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(count)]
     outputs = [p.communicate(timeout=300)[0] for p in processes]

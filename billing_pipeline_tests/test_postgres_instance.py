@@ -1,0 +1,133 @@
+"""The production profile: Dagster's instance storage on a real PostgreSQL server (dagster_home/postgres/dagster.yaml),
+started here from the Debian package's binaries. The `duckdb_warehouse` pool serializes concurrent runs' steps
+(on Postgres the slot claim is atomic, so no two runs' steps ever overlap), and the invoicing lock is a
+pg_advisory_lock on the instance's database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from billing_pipeline.resources.invoicing_lock import ADVISORY_KEY
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL
+from billing_pipeline.sample_data import generate_month
+from billing_pipeline_tests import postgres_server
+from billing_pipeline_tests.assets.test_invoices import env, final_month, localstripe  # noqa: F401  (fixtures)
+from billing_pipeline_tests.assets.test_invoices_overlap import assert_one_set, run_together
+
+REPO = Path(__file__).resolve().parents[1]
+MONTHS = [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+
+pytestmark = pytest.mark.skipif(not postgres_server.available(),
+                                reason=f"PostgreSQL server binaries not found in {postgres_server.PG_BIN}")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    folder = postgres_server.new_folder()
+    server, stop = postgres_server.start(folder)
+    yield server
+    stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_home(postgres, tmp_path, monkeypatch):
+    """A DAGSTER_HOME with the documented Postgres dagster.yaml, on a database of its own."""
+    database = postgres_server.create_database(postgres, f"dagster_{uuid.uuid4().hex[:12]}")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+    variables = postgres_server.instance_environment(database)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return home, variables
+
+
+def test_documented_yaml_gives_postgres_storage_with_the_pool(pg_home):
+    home, _ = pg_home
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert instance.run_storage.postgres_url.startswith("postgresql+psycopg2://")
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    finally:
+        instance.dispose()
+
+
+def test_concurrent_runs_never_overlap_in_the_pool_on_postgres(pg_home, tmp_path):
+    home, variables = pg_home
+    for index, month in enumerate(MONTHS):
+        generate_month(tmp_path / "all", month, tenants=3, rows=400, seed=40 + index)
+    warehouse = tmp_path / "warehouse.duckdb"
+    environment = {**os.environ, **variables, "DAGSTER_HOME": str(home), "BILLING_WAREHOUSE": str(warehouse),
+                   "PYTHONPATH": str(REPO), "BILLING_CUR_URI": str(tmp_path / "all" / "cur"),
+                   "BILLING_LOGS_URI": str(tmp_path / "all" / "logs"),
+                   "BILLING_S3_INVENTORY_URI": str(tmp_path / "all" / "inventory"),
+                   "BILLING_USAGE_URI": str(tmp_path / "all" / "usage")}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    # the documented setup step (docs/postgres.md): the schema, and the pool's row, before runs race to create it
+    # (runs that start together otherwise collide on concurrency_limits' unique key on Postgres)
+    subprocess.run([dagster, "instance", "concurrency", "set", WAREHOUSE_POOL, "1"], env=environment, check=True,
+                   capture_output=True, timeout=120)
+    processes = [subprocess.Popen([dagster, "asset", "materialize", "-m", "billing_pipeline.definitions",
+                                   "--select", "*", "--partition", month.isoformat()],
+                                  cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+                 for month in MONTHS]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
+        runs = instance.get_runs()
+        assert len(runs) == 3
+        # every step holds the pool's one slot from its start to its end: across runs, step spans never overlap
+        spans = []
+        for run in runs:
+            started = {}
+            for entry in instance.all_logs(run.run_id):
+                event = entry.dagster_event
+                if event is None:
+                    continue
+                if event.event_type == DagsterEventType.STEP_START:
+                    started[event.step_key] = entry.timestamp
+                elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                    spans.append((started.pop(event.step_key), entry.timestamp, run.run_id, event.step_key))
+        assert len(spans) >= 3 * 8
+        spans.sort()
+        for (_, end, run, step), (start, _, next_run, next_step) in zip(spans, spans[1:]):
+            assert run == next_run or start >= end, f"{step} of {run} overlapped {next_step} of {next_run}"
+    finally:
+        instance.dispose()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        months = con.execute("SELECT DISTINCT billing_period FROM cur_line_items ORDER BY 1").fetchall()
+    assert [m for (m,) in months] == MONTHS
+
+
+def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):
+    """Three runs of one month at once on the Postgres instance, without the pool (a yaml with storage only): the
+    advisory lock alone keeps Stripe at one set of items and one customer per tenant."""
+    home, variables = pg_home
+    (home / "dagster.yaml").write_text("\n".join(
+        line for line in (REPO / "dagster_home" / "postgres" / "dagster.yaml").read_text().splitlines()
+        if not line.startswith(("concurrency", "  pools", "    default_limit"))))
+    DagsterInstance.from_config(str(home)).dispose()
+    sample, warehouse, stripe_api = env
+    outputs = run_together(extra_env={**variables, "DAGSTER_HOME": str(home)}, instance="home")
+    assert_one_set(sample, warehouse, stripe_api)
+    assert all(f"Holding pg_advisory_lock({ADVISORY_KEY})" in output for output in outputs)
+    assert not Path(f"{warehouse}.invoices.lock").exists()  # the file lock was not what held them
