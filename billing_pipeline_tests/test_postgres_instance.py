@@ -1,7 +1,6 @@
 """The production profile: Dagster's instance storage on a real PostgreSQL server (dagster_home/postgres/dagster.yaml),
-started here from the Debian package's binaries. The `duckdb_warehouse` pool serializes concurrent runs' steps
-(on Postgres the slot claim is atomic, so no two runs' steps ever overlap), and the invoicing lock is a
-pg_advisory_lock on the instance's database."""
+started here from the Debian package's binaries. Concurrent runs queue on the `duckdb_warehouse` pool and never
+hold the warehouse at once, and the invoicing lock is a pg_advisory_lock on the instance's database."""
 
 from __future__ import annotations
 
@@ -15,10 +14,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterInstance
 
 from billing_pipeline.resources.invoicing_lock import ADVISORY_KEY
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL
+from billing_pipeline.resources.warehouse import WAREHOUSE_CLOSED, WAREHOUSE_OPENED, WAREHOUSE_POOL
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests import postgres_server
 from billing_pipeline_tests.assets.test_invoices import env, final_month, localstripe  # noqa: F401  (fixtures)
@@ -26,6 +25,8 @@ from billing_pipeline_tests.assets.test_invoices_overlap import assert_one_set, 
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+CORE_CHAIN = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
+              "reconciliation_report"]
 
 pytestmark = pytest.mark.skipif(not postgres_server.available(),
                                 reason=f"PostgreSQL server binaries not found in {postgres_server.PG_BIN}")
@@ -66,7 +67,7 @@ def test_documented_yaml_gives_postgres_storage_with_the_pool(pg_home):
         instance.dispose()
 
 
-def test_concurrent_runs_never_overlap_in_the_pool_on_postgres(pg_home, tmp_path):
+def test_concurrent_runs_queue_on_the_pool_on_postgres(pg_home, tmp_path):
     home, variables = pg_home
     for index, month in enumerate(MONTHS):
         generate_month(tmp_path / "all", month, tenants=3, rows=400, seed=40 + index)
@@ -82,7 +83,7 @@ def test_concurrent_runs_never_overlap_in_the_pool_on_postgres(pg_home, tmp_path
     subprocess.run([dagster, "instance", "concurrency", "set", WAREHOUSE_POOL, "1"], env=environment, check=True,
                    capture_output=True, timeout=120)
     processes = [subprocess.Popen([dagster, "asset", "materialize", "-m", "billing_pipeline.definitions",
-                                   "--select", "*", "--partition", month.isoformat()],
+                                   "--select", ",".join(CORE_CHAIN), "--partition", month.isoformat()],
                                   cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True)
                  for month in MONTHS]
@@ -95,22 +96,24 @@ def test_concurrent_runs_never_overlap_in_the_pool_on_postgres(pg_home, tmp_path
         assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count == 1
         runs = instance.get_runs()
         assert len(runs) == 3
-        # every step holds the pool's one slot from its start to its end: across runs, step spans never overlap
-        spans = []
+        # What must hold is that no two runs hold the warehouse file at once. The pool alone does not promise it
+        # on Postgres either: dagster-postgres runs the slot claim's SELECT ... FOR UPDATE in autocommit, so the
+        # row lock ends with the statement (see dagster-io/dagster#34092's review); DuckDB's file lock, which
+        # dagster-duckdb waits on, closes that gap, as on SQLite. Each step logs when it opened and closed it.
+        holds = []
         for run in runs:
-            started = {}
+            opened = None
             for entry in instance.all_logs(run.run_id):
-                event = entry.dagster_event
-                if event is None:
-                    continue
-                if event.event_type == DagsterEventType.STEP_START:
-                    started[event.step_key] = entry.timestamp
-                elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                    spans.append((started.pop(event.step_key), entry.timestamp, run.run_id, event.step_key))
-        assert len(spans) >= 3 * 8
-        spans.sort()
-        for (_, end, run, step), (start, _, next_run, next_step) in zip(spans, spans[1:]):
-            assert run == next_run or start >= end, f"{step} of {run} overlapped {next_step} of {next_run}"
+                if entry.user_message.startswith(WAREHOUSE_OPENED):
+                    assert opened is None, "a step opened the warehouse twice"
+                    opened = entry.timestamp
+                elif entry.user_message.startswith(WAREHOUSE_CLOSED):
+                    holds.append((opened, entry.timestamp, run.run_id))
+                    opened = None
+        assert len(holds) == 3 * len(CORE_CHAIN)
+        holds.sort()
+        for (_, closed, run), (opened, _, next_run) in zip(holds, holds[1:]):
+            assert run == next_run or opened >= closed, "two runs held the warehouse at the same time"
     finally:
         instance.dispose()
     with duckdb.connect(str(warehouse), read_only=True) as con:
