@@ -6,7 +6,10 @@ invoice. While the month is provisional (no invoice id in the CUR yet) nothing i
 recorded as a preview. Stripe is the record of what was charged: before adding anything the customer's items of the
 month (pending and invoiced) are listed by metadata, and only the difference to the price list's amount is added,
 as a `charge` the first time and an `adjustment` (positive or negative) after a restatement. A re-run therefore adds
-nothing, and a run that failed half-way is completed, never doubled, by the next one. See docs/invoicing.md.
+nothing, and a run that failed half-way is completed, never doubled, by the next one. Overlapping runs take turns
+(the list-then-create sequence holds the cross-process invoicing lock) and every create carries a deterministic
+idempotency key. Only tenants of the registry (BILLING_TENANTS) are charged, and a month with implausible CUR lines
+is held until it is explicitly allowed (implausible_money.py). See docs/invoicing.md.
 """
 
 import datetime as dt
