@@ -173,8 +173,9 @@ def _spark_remote(value: str) -> str | None:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    # unset and absent is said by cur_line_items itself: the other assets run without the CUR
     Setting("BILLING_CUR_URI", "data/sample/cur", "an existing folder or s3://bucket/prefix", _s3_or(_existing_folder),
-            "CUR deliveries"),
+            "CUR deliveries", default_may_be_missing=True),
     Setting("BILLING_LOGS_URI", "data/sample/logs",
             "an existing folder, s3://bucket/prefix or cloudwatch://<log-group>[,...]", _logs,
             "CloudWatch Logs exports or log groups", default_may_be_missing=True),

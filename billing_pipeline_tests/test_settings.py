@@ -78,12 +78,23 @@ def test_a_missing_or_wrong_kind_of_path_is_said_so(tmp_path):
     assert len(problems) == 4
 
 
-def test_an_empty_variable_is_the_default_and_optional_defaults_may_be_absent(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no data/sample/logs, inventory or usage here: unset means none of them
-    assert check_settings(environ={"BILLING_CUR_URI": ""}) == [
-        f"BILLING_CUR_URI='data/sample/cur' (default): the folder {tmp_path / 'data/sample/cur'} does not exist; "
-        "expected an existing folder or s3://bucket/prefix"
-    ]
+def test_an_empty_variable_is_the_default_and_absent_default_inputs_are_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/sample here: unset inputs are simply not there (and said when needed)
+    assert check_settings(environ={"BILLING_CUR_URI": "", "BILLING_LOGS_URI": ""}) == []
+
+
+def test_no_cur_under_the_default_folder_names_the_variable_and_the_missing_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BILLING_CUR_URI", raising=False)
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    cur_line_items = next(a for a in defs.assets if a.key.to_user_string() == "cur_line_items")
+    result = materialize([cur_line_items], resources=defs.resources, partition_key="2026-01-01",
+                         instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.event_specific_data.error.message.strip().endswith(
+        f"No CUR delivery for 2026-01 under BILLING_CUR_URI=data/sample/cur: the folder "
+        f"{tmp_path / 'data/sample/cur'} does not exist")
 
 
 def test_a_misspelt_variable_is_named_with_the_one_meant(tmp_path):
