@@ -150,6 +150,27 @@ def _non_negative_decimal(value: str) -> str | None:
         return "not a number"
 
 
+def _tenants(value: str) -> str | None:
+    if not value:
+        return None
+    if value.startswith("dynamodb://"):
+        return None if value[len("dynamodb://"):].split("?")[0] else "no table named"
+    return _s3_or(lambda path: None if os.path.isfile(path) else f"the file {path} does not exist")(value)
+
+
+def _positive_decimal(value: str) -> str | None:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return "not a number"
+    return None if number.is_finite() and number > 0 else "not a positive amount"
+
+
+def _months(value: str) -> str | None:
+    wrong = [m.strip() for m in value.split(",") if m.strip() and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", m.strip())]
+    return f"{', '.join(wrong)} is not a month" if wrong else None
+
+
 def _not_blank(value: str) -> str | None:
     return None if value.strip() else "empty"
 
@@ -213,6 +234,12 @@ SETTINGS: tuple[Setting, ...] = (
             "allowed Cost Explorer difference per tenant x day"),
     Setting("BILLING_PRICE_LIST", "", "a JSON price list file (unset: the packaged price_list.json)",
             _existing_file_or_default, "the Stripe price list"),
+    Setting("BILLING_TENANTS", "", "a file or s3://bucket/key of tenant ids, or dynamodb://<table> (unset: the ids "
+            "of estimated_usage)", _tenants, "the tenant registry: only its tenants are invoiced"),
+    Setting("BILLING_MAX_LINE_COST", "100000", "a positive amount", _positive_decimal,
+            "largest plausible |cost| of one CUR line (beyond: invoicing held)"),
+    Setting("BILLING_ALLOW_IMPLAUSIBLE", "", "months as YYYY-MM, comma separated", _months,
+            "months invoiced despite implausible lines"),
     Setting("BILLING_API_TOKENS", "data/api-tokens.json", "a file path", _creatable_file, "the API's token hashes"),
     Setting("BILLING_API_HOST", "127.0.0.1", "a host name or address", _not_blank, "the API's address"),
     Setting("BILLING_API_PORT", "8000", "a port number", _port, "the API's port"),

@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from billing_pipeline.settings import require_valid_settings
+
 DEFAULT_MAX_LINE_COST = Decimal("100000")  # far above any one hourly line of this application; far below 9.99e27
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -29,6 +31,12 @@ class MoneyBounds(ConfigurableResource):
     allow_implausible_months: str | None = Field(
         default=None, description="Months (YYYY-MM, comma separated) to invoice despite implausible lines. "
                                   "Env: BILLING_ALLOW_IMPLAUSIBLE")
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the bound and the allowance checked (see settings.py)."""
+        require_valid_settings(("BILLING_MAX_LINE_COST", "BILLING_ALLOW_IMPLAUSIBLE"),
+                               {"BILLING_MAX_LINE_COST": self.max_line_cost,
+                                "BILLING_ALLOW_IMPLAUSIBLE": self.allow_implausible_months}, unknown=False)
 
     def bound(self) -> Decimal:
         text = self.max_line_cost or os.environ.get("BILLING_MAX_LINE_COST") or str(DEFAULT_MAX_LINE_COST)

@@ -25,6 +25,7 @@ from confusable_homoglyphs import confusables
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import locate
 
 RESERVED_IDS = ("unattributed", "total")  # rows of the warehouse that are not a tenant
@@ -90,6 +91,10 @@ class TenantRegistry(ConfigurableResource):
 
     source: str | None = Field(default=None, description="File, s3://bucket/key or dynamodb://table of tenant ids. "
                                                          "Env: BILLING_TENANTS (default: the ids in estimated_usage)")
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the registry's URI checked (see settings.py); its content is read by the steps."""
+        require_valid_settings(("BILLING_TENANTS",), {"BILLING_TENANTS": self.source}, unknown=False)
 
     def source_uri(self) -> str | None:
         return self.source or os.environ.get("BILLING_TENANTS") or None

@@ -116,18 +116,17 @@ def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):
         == (False, 1, 0)
 
 
-@pytest.mark.parametrize("value, message", [
-    ("lots", "BILLING_MAX_LINE_COST='lots': not a number"),
-    ("-5", "BILLING_MAX_LINE_COST='-5': must be a positive amount"),
+@pytest.mark.parametrize("variable, value, message", [
+    ("BILLING_MAX_LINE_COST", "lots", "BILLING_MAX_LINE_COST='lots' (set): not a number; expected a positive amount"),
+    ("BILLING_MAX_LINE_COST", "-5", "BILLING_MAX_LINE_COST='-5' (set): not a positive amount; expected a positive "
+                                    "amount"),
+    ("BILLING_ALLOW_IMPLAUSIBLE", "2026-01,January", "BILLING_ALLOW_IMPLAUSIBLE='2026-01,January' (set): January is "
+                                                     "not a month; expected months as YYYY-MM, comma separated"),
 ])
-def test_bad_bound_fails_clearly(env, monkeypatch, value, message):
-    monkeypatch.setenv("BILLING_MAX_LINE_COST", value)
-    result = run(["implausible_money"])
-    assert message in str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
-
-
-def test_bad_allowance_fails_clearly(env, monkeypatch):
-    monkeypatch.setenv("BILLING_ALLOW_IMPLAUSIBLE", "January")
-    result = run(["implausible_money"])
-    assert "BILLING_ALLOW_IMPLAUSIBLE: January is not a month (YYYY-MM)" in \
-        str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
+def test_bad_bound_or_allowance_fails_before_any_step(env, monkeypatch, variable, value, message):
+    _, warehouse, stripe_api = env
+    monkeypatch.setenv(variable, value)
+    result = run(["implausible_money", "invoices"])
+    assert not result.success and result.get_step_success_events() == []
+    assert message in str(next(e for e in result.all_events if e.is_failure).event_specific_data.error)
+    assert stripe_api.items() == [] and invoice_rows(warehouse) == []

@@ -166,3 +166,16 @@ def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, mon
     expected = {k: v for k, v in expected_cents(sample.expected_actuals, PRICE_LIST).items() if k[0] != "acct-0004"}
     assert sorted(stripe_api.customers()) == ["acct-0001", "acct-0002", "acct-0003"]
     assert sums(stripe_api.items()) == expected
+
+
+def test_a_wrong_registry_uri_fails_before_any_step(env, monkeypatch):
+    _, _, stripe_api = env
+    monkeypatch.setenv("BILLING_TENANTS", "/nonexistent/tenants.txt")
+    result = materialize(
+        list(defs.assets), selection=[AssetKey("tenant_registry"), AssetKey("invoices")],
+        resources={**defs.resources, "stripe_billing": StripeBilling(max_network_retries=0)},
+        partition_key="2026-01-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success and result.get_step_success_events() == []
+    assert ("BILLING_TENANTS='/nonexistent/tenants.txt' (set): the file /nonexistent/tenants.txt does not exist"
+            in str(next(e for e in result.all_events if e.is_failure).event_specific_data.error))
+    assert stripe_api.customers() == {}
