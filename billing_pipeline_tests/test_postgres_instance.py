@@ -134,3 +134,29 @@ def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):
     assert_one_set(sample, warehouse, stripe_api)
     assert all(f"Holding pg_advisory_lock({ADVISORY_KEY})" in output for output in outputs)
     assert not Path(f"{warehouse}.invoices.lock").exists()  # the file lock was not what held them
+
+
+def test_advisory_lock_waits_and_gives_up_clearly(pg_home):
+    """While another session holds the advisory lock, a run waits, then fails naming the lock; when that session
+    ends (a killed run), the lock is free again."""
+    import sqlalchemy as db
+
+    from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+
+    home, _ = pg_home
+    instance = DagsterInstance.from_config(str(home))
+    holder = db.create_engine(instance.run_storage.postgres_url, isolation_level="AUTOCOMMIT",
+                              poolclass=db.pool.NullPool)  # closing the connection ends the session
+    try:
+        with holder.connect() as other:
+            other.execute(db.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
+            with pytest.raises(InvoicingLockTimeout) as error:
+                with invoicing_lock(instance, None, wait_seconds=0.5):
+                    pass
+            assert str(error.value) == (f"Another invoicing run held pg_advisory_lock({ADVISORY_KEY}) for over 0.5 s:"
+                                        " nothing was charged; re-run the month when it has finished")
+        with invoicing_lock(instance, None, wait_seconds=5) as held:  # the holder's connection ended
+            assert held.startswith(f"pg_advisory_lock({ADVISORY_KEY})")
+    finally:
+        holder.dispose()
+        instance.dispose()

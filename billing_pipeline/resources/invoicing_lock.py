@@ -73,7 +73,7 @@ def invoicing_lock(instance, warehouse_path: str | None, log=None,
                 log.info(f"Holding the {held} (waited {time.monotonic() - asked:.1f} s)")
             yield held
     except Timeout:
-        raise InvoicingLockTimeout(f"Another invoicing run held {path} for over {wait_seconds:.0f} s: nothing "
+        raise InvoicingLockTimeout(f"Another invoicing run held {path} for over {wait_seconds:g} s: nothing "
                                    "was charged; re-run the month when it has finished") from None
 
 
@@ -95,7 +95,7 @@ def _advisory_lock(postgres_url: str, wait_seconds: float) -> Iterator[None]:
             except db.exc.OperationalError as error:
                 if "lock timeout" in str(error).lower():
                     raise InvoicingLockTimeout(
-                        f"Another invoicing run held pg_advisory_lock({ADVISORY_KEY}) for over {wait_seconds:.0f} s:"
+                        f"Another invoicing run held pg_advisory_lock({ADVISORY_KEY}) for over {wait_seconds:g} s:"
                         " nothing was charged; re-run the month when it has finished") from None
                 raise
             try:

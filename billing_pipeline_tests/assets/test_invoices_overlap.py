@@ -135,3 +135,26 @@ def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys
              if method == "POST" and url.endswith(("/v1/products", "/v1/plans", "/v1/customers"))}
     assert again == first and len(first) == 2 + len(sample.tenants)
     assert API_KEY not in repr(recorded_keys)
+
+
+def test_a_run_that_cannot_get_the_lock_gives_up_clearly(tmp_path):
+    """Another process holds the lock beside the warehouse: the run waits, then fails naming it (nothing charged)."""
+    from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from filelock import FileLock\n"
+        "with FileLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(30)\n"), f"{warehouse}.invoices.lock"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InvoicingLockTimeout) as error:
+            with invoicing_lock(None, str(warehouse), wait_seconds=0.5):
+                pass
+        assert str(error.value) == (f"Another invoicing run held {warehouse}.invoices.lock for over 0.5 s: nothing was "
+                                    "charged; re-run the month when it has finished")
+    finally:
+        holder.kill()
+        holder.wait()
+    with invoicing_lock(None, str(warehouse)) as held:  # released by the OS when its holder died
+        assert held == f"file lock {warehouse}.invoices.lock"
