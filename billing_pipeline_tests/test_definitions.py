@@ -34,7 +34,7 @@ def test_asset_keys_and_lineage():
         "implausible_money": ["cur_line_items"],
         "pricing_feedback": ["cur_line_items", "tenant_costs", "usage_shares"],
         "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
-        "usage_table_writeback": ["cur_line_items", "tenant_costs"],
+        "usage_table_writeback": ["cur_line_items", "tenant_costs", "tenant_registry"],
         "cost_explorer_costs": ["tenant_costs"],
     }
 

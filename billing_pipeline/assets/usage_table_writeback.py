@@ -29,9 +29,11 @@ from boto3.dynamodb.conditions import Attr, Key
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.tenant_registry import describe, load_registry
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 def sort_key(usage_date: dt.date, service: str) -> str:
@@ -85,13 +87,14 @@ def month_cur_keys(table, accountant_id: str, period: dt.date) -> set[tuple[str,
 
 @asset(
     partitions_def=billing_month_partitions,
-    deps=["tenant_costs", "cur_line_items"],
+    deps=["tenant_costs", "cur_line_items", "tenant_registry"],
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "dynamodb"},
 )
 def usage_table_writeback(
-    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse,
+    tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Writes each tenant's attributed actual cost per service and day into the application's usage table
     (BILLING_WRITEBACK_TABLE; off when unset): source='cur', actual_cost=true, amount as a DynamoDB Number, a
@@ -108,6 +111,11 @@ def usage_table_writeback(
         columns = ["accountant_id", "usage_date", "service", "resource_type", "currency", "cost_metric", "amount"]
         produced = [dict(zip(columns, r)) for r in
                     con.execute(stage_sql("usage_table_writeback"), {"billing_period": period}).fetchall()]
+        # only tenants of the registry get items in the application's table (a tag such as `<img ...>` would
+        # otherwise become an accountant there); their cost stays in tenant_costs (assets/tenant_registry.py)
+        registry = load_registry(tenants, con)
+        held_out = sorted({r["accountant_id"] for r in produced if r["accountant_id"] not in registry.known})
+        produced = [r for r in produced if r["accountant_id"] in registry.known]
         previous_accountants = {a for (a,) in con.execute(
             "SELECT DISTINCT accountant_id FROM usage_table_writeback WHERE billing_period = ? AND table_name = ?",
             [period, table_name]).fetchall()}
@@ -150,4 +158,5 @@ def usage_table_writeback(
         "tenants": MetadataValue.int(len({r["accountant_id"] for r in rows})),
         "amount_written": MetadataValue.float(as_float(total)),
         "unattributed_not_written": MetadataValue.float(as_float(unattributed)),
+        "held_out_tenants": MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out]),
     })

@@ -3,6 +3,7 @@ deterministic keys, idempotent re-runs, restatements that change and remove item
 
 import datetime as dt
 from decimal import Decimal as D
+from pathlib import Path
 
 import boto3
 import duckdb
@@ -13,6 +14,7 @@ from billing_pipeline.assets.usage_table_writeback import dynamodb_number, usage
 from billing_pipeline.readers.estimates import read_estimates
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
 
 JAN = dt.date(2026, 1, 1)
@@ -31,10 +33,13 @@ def set_tenant_costs(path, rows):
             )
 
 
-def run(path, table=TABLE):
+def run(path, table=TABLE, tenants=("acc-1", "acc-2", "acc-3")):
+    registry = Path(f"{path}.tenants.txt")  # the tenant registry: these tests' warehouses have no estimates
+    registry.write_text("\n".join(tenants) + "\n")
     return materialize(
         [usage_table_writeback],
-        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path))},
+        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path)),
+                   "tenants": TenantRegistry(source=str(registry))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
     )
 
@@ -163,3 +168,20 @@ def test_off_unless_configured(tmp_path, monkeypatch):
     assert metadata["status"].value == "not configured (BILLING_WRITEBACK_TABLE is not set)"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM usage_table_writeback").fetchall() == [(0,)]
+
+
+def test_ids_outside_the_tenant_registry_are_not_written(tmp_path, usage_table):
+    """A resource tagged `<img ...>` or `ACC-1` does not create an accountant in the application's table."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [
+        ("acc-1", 2, "AWSLambda", "lambda", "direct", "0.5"),
+        ("<img src=x onerror=alert(1)>", 2, "AWSLambda", "lambda", "direct", "1.25"),
+        ("ACC-1", 2, "AmazonS3", "s3", "direct", "2"),
+    ])
+    result = run(warehouse)
+    assert [(i["accountant_id"], i["amount"]) for i in items(usage_table)
+            if i.get("source") == "cur" and i["month"] == "2026-01"] == \
+        [("acc-1", D("0.5"))]
+    assert result.asset_materializations_for_node("usage_table_writeback")[0].metadata[
+        "held_out_tenants"].value == ["'<img src=x onerror=alert(1)>' is not in the tenant registry (U+0020 SPACE)",
+                                     "'ACC-1' looks like 'acc-1'"]
