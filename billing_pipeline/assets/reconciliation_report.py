@@ -12,9 +12,11 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.implausible_money import implausible_lines, lines_table, settings
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 REPORT_COLUMNS = "accountant_id, resource_type, currency, estimated_cost, actual_cost, variance, variance_pct, flagged"
@@ -88,6 +90,9 @@ def reconciliation_report(
         no_duplicates = duplicate_check(
             con, "reconciliation_report", ["accountant_id", "resource_type", "currency"], period, "no_duplicate_report_rows"
         )
+        # the bill's implausible lines, which hold invoicing of the month (implausible_money.py), shown here too
+        # (the bound from BILLING_MAX_LINE_COST: not a resource here, so the report needs no more wiring)
+        implausible = implausible_lines(con, period, settings(MoneyBounds())[0])
     flagged = report[report["flagged"] & (report["resource_type"] != "total")]
     estimated_total, actual_total, flagged_tenants = totals
     status = "final" if is_final else "provisional"
@@ -101,6 +106,8 @@ def reconciliation_report(
             "variance_total": MetadataValue.float(as_float((actual_total or 0) - (estimated_total or 0))),
             "flagged_rows": MetadataValue.int(len(flagged)),
             "flagged_tenants": MetadataValue.int(int(flagged_tenants or 0)),
+            "implausible_lines": MetadataValue.int(len(implausible)),
+            "implausible": MetadataValue.md(lines_table(implausible) if implausible else "none"),
             "report": MetadataValue.md(f"**{period:%Y-%m} ({status})**\n\n" + report.to_markdown(index=False)),
             "estimated_vs_actual": MetadataValue.md(estimated_vs_actual_chart(
                 report[report["resource_type"] == "total"][

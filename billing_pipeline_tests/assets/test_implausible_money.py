@@ -75,6 +75,10 @@ def test_implausible_lines_hold_invoicing_and_are_listed(env):
         (negative_file, line_id, "Usage", "-3.5000000000", "negative Usage line"),
     ]
 
+    # the reconciliation report's metadata shows them too
+    report = run(["reconciliation_report"]).asset_materializations_for_node("reconciliation_report")[0].metadata
+    assert report["implausible_lines"].value == 2 and "huge-1" in report["implausible"].value
+
     # invoices alone is held as well, naming the month, a file and the way out
     alone = run(["invoices"])
     message = str(next(e for e in alone.all_events if e.is_step_failure).event_specific_data.error)
