@@ -121,7 +121,7 @@ def test_concurrent_runs_queue_on_the_pool_on_postgres(pg_home, tmp_path):
     assert [m for (m,) in months] == MONTHS
 
 
-def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):
+def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):  # noqa: F811 (fixture)
     """Three runs of one month at once on the Postgres instance, without the pool (a yaml with storage only): the
     advisory lock alone keeps Stripe at one set of items and one customer per tenant."""
     home, variables = pg_home

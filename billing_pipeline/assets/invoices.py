@@ -36,8 +36,8 @@ from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
 from billing_pipeline.resources.money_bounds import MoneyBounds
-from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 INVOICE_SCHEMA = pa.schema([

@@ -112,7 +112,7 @@ def tenants_check(rows: list[dict]) -> AssetCheckResult:
         severity=AssetCheckSeverity.WARN,
         metadata={
             "count": len(strangers),
-            "unknown_tenants": MetadataValue.json([describe(a, s, l) for a, s, l in strangers]),
+            "unknown_tenants": MetadataValue.json([describe(a, status, like) for a, status, like in strangers]),
             "held_out_cost": MetadataValue.json({c: str(v) for c, v in sorted(held.items())}),
             "tagged_unattributed": MetadataValue.json(tagged_unattributed),
         },

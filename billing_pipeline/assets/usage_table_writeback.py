@@ -36,6 +36,7 @@ from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
+
 def sort_key(usage_date: dt.date, service: str) -> str:
     return f"{usage_date:%Y-%m-%d}T00:00:00Z#cur#{service}"
 

@@ -52,7 +52,7 @@ def check_of(result):
     return check
 
 
-def test_implausible_lines_hold_invoicing_and_are_listed(env):
+def test_implausible_lines_hold_invoicing_and_are_listed(env):  # noqa: F811 (fixture)
     _, warehouse, stripe_api = env
     (negative_file, line_id), huge_file = plant(warehouse)
 
@@ -88,7 +88,7 @@ def test_implausible_lines_hold_invoicing_and_are_listed(env):
     assert stripe_api.items() == [] and invoice_rows(warehouse) == []
 
 
-def test_allowance_naming_the_month_releases_it(env, monkeypatch):
+def test_allowance_naming_the_month_releases_it(env, monkeypatch):  # noqa: F811 (fixture)
     sample, warehouse, stripe_api = env
     plant(warehouse)
     # another month's allowance does not cover this one
@@ -108,7 +108,7 @@ def test_allowance_naming_the_month_releases_it(env, monkeypatch):
     assert again.success and check_of(again).metadata["allowed_by"].value == "BILLING_ALLOW_IMPLAUSIBLE"
 
 
-def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):
+def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):  # noqa: F811 (fixture)
     _, warehouse, _ = env
     clean = run(["implausible_money"])
     assert clean.success and check_of(clean).passed and check_of(clean).metadata["implausible_lines"].value == 0
@@ -127,7 +127,7 @@ def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):
     ("BILLING_ALLOW_IMPLAUSIBLE", "2026-01,January", "BILLING_ALLOW_IMPLAUSIBLE='2026-01,January' (set): January is "
                                                      "not a month; expected months as YYYY-MM, comma separated"),
 ])
-def test_bad_bound_or_allowance_fails_before_any_step(env, monkeypatch, variable, value, message):
+def test_bad_bound_or_allowance_fails_before_any_step(env, monkeypatch, variable, value, message):  # noqa: F811 (fixture)
     _, warehouse, stripe_api = env
     monkeypatch.setenv(variable, value)
     result = run(["implausible_money", "invoices"])

@@ -68,7 +68,7 @@ def assert_one_set(sample, warehouse, stripe_api):
     assert {(a, r): c for a, r, c in rows} == expected and len(rows) == len(expected)
 
 
-def test_two_runs_at_once_on_an_empty_account_charge_once(env):
+def test_two_runs_at_once_on_an_empty_account_charge_once(env):  # noqa: F811 (fixture)
     sample, warehouse, stripe_api = env
     outputs = run_together()
     assert_one_set(sample, warehouse, stripe_api)
@@ -76,7 +76,7 @@ def test_two_runs_at_once_on_an_empty_account_charge_once(env):
     assert all(f"file lock {warehouse}.invoices.lock" in output for output in outputs)
 
 
-def test_two_runs_at_once_with_existing_customers_charge_once(env):
+def test_two_runs_at_once_with_existing_customers_charge_once(env):  # noqa: F811 (fixture)
     sample, warehouse, stripe_api = env
     for accountant in sample.tenants:
         stripe_api.post("/v1/customers", {"name": accountant, "metadata[accountant_id]": accountant})
@@ -109,7 +109,7 @@ def recorded_keys(monkeypatch):
     return sent
 
 
-def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys):
+def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys):  # noqa: F811 (fixture)
     from billing_pipeline_tests.assets.test_invoices import run_invoices
 
     sample, _, stripe_api = env

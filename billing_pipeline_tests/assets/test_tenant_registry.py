@@ -110,7 +110,7 @@ def run(selection):
                        partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
 
 
-def test_unknown_ids_are_marked_warned_and_never_charged(env):
+def test_unknown_ids_are_marked_warned_and_never_charged(env):  # noqa: F811 (fixture)
     sample, warehouse, stripe_api = env
     plant_attacks(warehouse)
     result = run(["tenant_registry", "invoices"])
@@ -125,7 +125,7 @@ def test_unknown_ids_are_marked_warned_and_never_charged(env):
         known = con.execute("SELECT count(*) FROM tenant_registry WHERE status = 'known'").fetchone()[0]
         kept = con.execute("SELECT count(*) FROM tenant_costs WHERE cost = 1.2345").fetchone()[0]
     assert known == 4 and kept == 7  # the planted cost is kept under the ids it was tagged with
-    by_id = {a: (s, l, str(c), str(t)) for a, s, l, c, t in marked}
+    by_id = {a: (s, like, str(c), str(t)) for a, s, like, c, t in marked}
     one = "1.2345000000"
     for value in ["acct-0001 ", "ACCT-0001", "acct\u20100001"]:
         assert by_id[value] == ("lookalike", "acct-0001", one, one)
@@ -150,13 +150,13 @@ def test_unknown_ids_are_marked_warned_and_never_charged(env):
     assert len(invoices_metadata["held_out_tenants"].value) == 6
 
 
-def test_tenants_check_passes_on_a_clean_month(env):
+def test_tenants_check_passes_on_a_clean_month(env):  # noqa: F811 (fixture)
     result = run(["tenant_registry"])
     (check,) = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["unknown_tenants"].value == []
 
 
-def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, monkeypatch):
+def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, monkeypatch):  # noqa: F811 (fixture)
     """BILLING_TENANTS without acct-0004: its cost is not invoiced (even though ingestion passed it)."""
     sample, _, stripe_api = env
     registry = tmp_path / "tenants.txt"
@@ -168,7 +168,7 @@ def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, mon
     assert sums(stripe_api.items()) == expected
 
 
-def test_a_wrong_registry_uri_fails_before_any_step(env, monkeypatch):
+def test_a_wrong_registry_uri_fails_before_any_step(env, monkeypatch):  # noqa: F811 (fixture)
     _, _, stripe_api = env
     monkeypatch.setenv("BILLING_TENANTS", "/nonexistent/tenants.txt")
     result = materialize(

@@ -38,8 +38,8 @@ def run(path, table=TABLE, tenants=("acc-1", "acc-2", "acc-3")):
     registry.write_text("\n".join(tenants) + "\n")
     return materialize(
         [usage_table_writeback],
-        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path)),
-                   "tenants": TenantRegistry(source=str(registry))},
+        resources={"outputs_config": OutputsConfig(writeback_table=table),
+                   "warehouse": BillingWarehouse(database=str(path)), "tenants": TenantRegistry(source=str(registry))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
     )
 
