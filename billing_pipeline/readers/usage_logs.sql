@@ -39,6 +39,10 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
 CREATE OR REPLACE TEMP MACRO utc(text) AS timezone('UTC', try_cast(text AS TIMESTAMPTZ));
 -- Quantities keep 16 places until the final sum (GB-seconds need 13), then are rounded once to DECIMAL(38, 10).
 CREATE OR REPLACE TEMP MACRO amount(text) AS try_cast(text AS DECIMAL(38, 16));
+-- A REPORT's figures are usable when billed ms and memory MB lie in [0, 1e12) and [1, 1e9): generous bounds (Lambda
+-- bills at most 900,000 ms at 10,240 MB) that keep every product exact in DECIMAL(38, 16); others are malformed.
+CREATE OR REPLACE TEMP MACRO lambda_report_ok(billed_ms, memory_mb) AS
+    billed_ms >= 0 AND billed_ms < 1000000000000 AND memory_mb >= 1 AND memory_mb < 1000000000;
 
 -- name: log_events
 -- One pass over every line: split off the timestamp, recognize the message by its content and pull out every
@@ -223,7 +227,7 @@ lambda_reports AS (
              WHEN o.owners > 1 THEN 'report_with_conflicting_owners' END AS problem
     FROM month_events AS e
     LEFT JOIN request_owners AS o USING (request_id)
-    WHERE e.kind = 'lambda_report' AND e.billed_ms IS NOT NULL AND e.memory_mb IS NOT NULL
+    WHERE e.kind = 'lambda_report' AND coalesce(lambda_report_ok(e.billed_ms, e.memory_mb), false)
 ),
 dynamodb_capacity AS (
     -- ConsumedCapacity is one object (single-table calls) or a list (batch and transaction calls).
@@ -280,10 +284,11 @@ s3_requests AS (
     FROM month_events
     WHERE kind = 's3_access'
 )
--- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations.
+-- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations. Every factor
+-- is DECIMAL(38): 15 min at 10,240 MB is 9,216,000,000 ms x MB, far beyond DECIMAL(18) (bounds: lambda_report_ok).
 SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, '' AS scope, accountant_id,
-       CAST(CAST(billed_ms AS DECIMAL(18, 3)) * CAST(memory_mb AS INTEGER) * CAST(0.0000009765625 AS DECIMAL(18, 13))
-            AS DECIMAL(38, 16)) AS quantity,
+       CAST(CAST(billed_ms AS DECIMAL(38, 3)) * CAST(memory_mb AS DECIMAL(38, 0))
+            * CAST('0.0000009765625' AS DECIMAL(38, 13)) AS DECIMAL(38, 16)) AS quantity,
        problem
 FROM lambda_reports
 UNION ALL
@@ -350,7 +355,8 @@ line_problems AS (
             WHEN kind IN ('unrecognized', 'malformed_json') THEN
                 CASE kind WHEN 'unrecognized' THEN 'unrecognized_line' ELSE kind END
             WHEN event_time IS NULL THEN 'missing_timestamp'
-            WHEN kind = 'lambda_report' AND (billed_ms IS NULL OR memory_mb IS NULL) THEN 'malformed_report'
+            WHEN kind = 'lambda_report' AND NOT coalesce(lambda_report_ok(billed_ms, memory_mb), false)
+                THEN 'malformed_report'
             WHEN kind = 'bedrock_invocation' THEN NULL
             WHEN kind = 's3_access' THEN
                 CASE WHEN regexp_extract(s3_key, '^clients/([^/]+)/', 1) = '' AND s3_operation LIKE 'REST.%'
