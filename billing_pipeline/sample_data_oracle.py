@@ -312,3 +312,27 @@ def summarize(allocations: Iterable[Allocation]):
         by_type[(a.accountant_id, resource_type(a.service))] += a.cost_units
         kinds[a.allocation].add(a.fact)
     return monthly, daily, by_type, {k: len(v) for k, v in sorted(kinds.items())}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reconciliation (docs/attribution-rules.md, "Reconciliation")
+
+
+def reconcile(estimated: Decimal, actual: Decimal, threshold_pct: Decimal = Decimal(10)) -> tuple[Decimal, Decimal, bool]:
+    """(variance, variance_pct to 1e-4 half away from zero, flagged) as the seed defines them: variance = actual -
+    estimated, variance_pct = variance / actual x 100 and 0 when actual is not positive; flagged when |variance_pct|
+    exceeds the threshold, when cost arrived that nothing estimated, or when an estimate found no cost."""
+    variance = actual - estimated
+    if actual > 0:
+        exact = Fraction(variance) * 100 / Fraction(actual)
+        pct = Decimal(abs(exact.numerator) * 10**4 * 2 + abs(exact.denominator)) // (2 * exact.denominator)
+        pct = (pct if exact >= 0 else -pct) / Decimal(10**4)
+    else:
+        pct = Decimal(0)
+    if estimated == 0:
+        flagged = actual != 0
+    elif actual <= 0:
+        flagged = True
+    else:
+        flagged = abs(variance) * 100 > threshold_pct * actual
+    return variance, pct.quantize(Decimal("0.0001")), flagged
