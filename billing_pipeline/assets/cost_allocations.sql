@@ -48,7 +48,8 @@ facts AS (
         nullif(accountant_id, '') AS accountant_id,
         CASE $cost_metric WHEN 'unblended' THEN unblended_cost
                           WHEN 'amortized' THEN amortized_cost
-                          ELSE net_amortized_cost END                                    AS cost,
+                          -- a delivery without net_* columns: the non-net figure (docs/attribution-rules.md)
+                          ELSE coalesce(net_amortized_cost, amortized_cost) END          AS cost,
         -- the table / bucket the cost is for, matched against the scope of the usage evidence
         CASE service WHEN 'AmazonDynamoDB' THEN regexp_extract(coalesce(resource_id, ''), 'table/([^/]+)', 1)
                      WHEN 'AmazonS3'       THEN coalesce(resource_id, '')
