@@ -336,3 +336,84 @@ def reconcile(estimated: Decimal, actual: Decimal, threshold_pct: Decimal = Deci
     else:
         flagged = abs(variance) * 100 > threshold_pct * actual
     return variance, pct.quantize(Decimal("0.0001")), flagged
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Account-level lines (docs/attribution-rules.md, "Account-level lines")
+
+ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount")
+ALL_PRODUCTS = "*"
+
+
+def is_account_level(li: LineItem) -> bool:
+    """Untagged (no application) tax, credit, refund, discount, or a fee without a resource id."""
+    return not li.application and (
+        li.line_item_type in ACCOUNT_LEVEL_TYPES or (li.line_item_type == "Fee" and not li.resource_id))
+
+
+def _half_away(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half away from zero (denominator > 0)."""
+    magnitude = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return -magnitude if numerator < 0 else magnitude
+
+
+def attribute_account_level(
+    line_items: Iterable[LineItem],
+    allocations: Iterable[Allocation],
+    application: str = "tax-demo",
+    policies: Mapping[str, str] | None = None,
+    other_bill_units: Mapping[tuple[str, str], int] | None = None,
+) -> tuple[list[Allocation], int, int]:
+    """The tenants' parts of the proportional account-level lines among `line_items`; returns (allocations,
+    units apportioned to the application, units kept by the company). `allocations` are attribute()'s;
+    `other_bill_units` adds (product code, currency) -> cost of bill lines not passed as items (the sample hands
+    over its untagged, non-account-level lines as sums)."""
+    policies = policies or {}
+    items = list(line_items)
+    app: dict[tuple[str, str], int] = defaultdict(int)
+    bill: dict[tuple[str, str], int] = defaultdict(int)
+    for (product, currency), units in (other_bill_units or {}).items():
+        bill[(product, currency)] += units
+        bill[(ALL_PRODUCTS, currency)] += units
+    for li in items:
+        if is_account_level(li):
+            continue
+        for product in (li.service or "", ALL_PRODUCTS):
+            bill[(product, li.currency)] += li.cost_units
+            if li.application == application:
+                app[(product, li.currency)] += li.cost_units
+    tenants: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    currencies = {li.currency for li in items}
+    currency = next(iter(currencies)) if len(currencies) == 1 else None  # Allocation has no currency: one only
+    for a in allocations:
+        for product in (a.service or "", ALL_PRODUCTS):
+            tenants[(product, currency)][a.accountant_id] += a.cost_units
+    # account-level lines summed to their hourly cost fact (as build_facts keys them), each fact apportioned once
+    facts: dict[tuple, LineItem] = {}
+    for li in items:
+        if is_account_level(li):
+            key = (_hour_floor(li.usage_start), span_hours(li.usage_start, li.usage_end), li.usage_account_id,
+                   li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, li.currency)
+            fact = facts.get(key)
+            facts[key] = li if fact is None else LineItem(**{**fact.__dict__,
+                                                             "cost_units": fact.cost_units + li.cost_units})
+    out: list[Allocation] = []
+    apportioned = kept = 0
+    for li in facts.values():
+        if not li.cost_units:
+            continue
+        policy = policies.get(li.line_item_type, "proportional")
+        if policy == "company":
+            kept += li.cost_units
+            continue
+        product = li.service or ALL_PRODUCTS
+        n, d = app[(product, li.currency)], bill[(product, li.currency)]
+        if n <= 0 or d <= 0:
+            continue
+        part = _half_away(li.cost_units * min(n, d), d)
+        apportioned += part
+        weights = {t: w for t, w in tenants[(product, li.currency)].items() if w > 0}
+        for tenant, units in sorted(largest_remainder_split(part, weights).items()):
+            out.append(Allocation(_hour_floor(li.usage_start), tenant, li.service, li.usage_type, li.line_item_type,
+                                  li.resource_id, "proportional", None, units))
+    return out, apportioned, kept

@@ -66,8 +66,11 @@ def test_tenant_costs_equal_the_generators_exact_answers(warehouse, sample):
         (bill,) = con.execute("SELECT sum(unblended_cost) FROM cur_line_items").fetchone()
     assert monthly == sample.expected_costs
     assert daily == {k: v for k, v in sample.expected_daily_costs.items() if v != 0}
-    assert sum(monthly.values()) == sample.in_scope_total
+    assert sum(monthly.values()) == sample.in_scope_total + sample.account_level_to_tenants
     assert bill == sample.bill_total == sample.in_scope_total + sample.out_of_scope_total
+    # this month's untagged Lambda tax reaches the tenants in proportion; the EC2 tax and credit do not
+    assert sample.account_level_to_tenants > 0
+    assert {k for k, v in monthly.items() if k[1] == "AWSLambda"} >= {(t, "AWSLambda") for t in sample.tenants[:1]}
 
 
 def test_reconciliation_report_compares_estimates_with_actuals(warehouse, sample):

@@ -154,7 +154,8 @@ def test_statements_of_a_generated_month(month):
     totals = {a: v for (a, line), v in rows.items() if line == "total"}
     assert {a: v[0] for a, v in totals.items()} == {a: c for a, c in tenant_cost.items()}
     assert {a: v[1] for a, v in totals.items()} == largest_remainder_cents(tenant_cost)
-    assert sum(v[1] for v in totals.values()) == sample.in_scope_total.quantize(CENT, rounding=ROUND_HALF_UP)
+    assert sum(v[1] for v in totals.values()) == (sample.in_scope_total + sample.account_level_to_tenants).quantize(
+        CENT, rounding=ROUND_HALF_UP)
     assert all(abs(v[1] - v[0]) < CENT for v in totals.values())
     lines = {k: v for k, v in rows.items() if k[1] != "total"}
     expected_lines = defaultdict(D)
