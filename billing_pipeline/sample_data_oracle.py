@@ -51,6 +51,24 @@ RESOURCE_TYPES = {
 }
 
 
+RESERVED_TENANT_IDS = ("unattributed", "total")
+
+
+def tenant_id(value: object) -> str | None:
+    """A tag's or log line's tenant: a string trimmed of spaces; missing or empty -> None (untagged); a non-string,
+    a reserved word (any case) or a control character -> 'unattributed' (never a tenant)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return UNATTRIBUTED
+    trimmed = value.strip(" ")
+    if not trimmed:
+        return None
+    if trimmed.lower() in RESERVED_TENANT_IDS or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return UNATTRIBUTED
+    return trimmed
+
+
 def resource_type(service: str) -> str:
     return RESOURCE_TYPES.get(service, "other")
 
@@ -237,7 +255,7 @@ def build_facts(line_items: Iterable[LineItem], application: str) -> tuple[dict[
         in_scope += li.cost_units
         key = (
             _hour_floor(li.usage_start), span_hours(li.usage_start, li.usage_end), li.usage_account_id,
-            li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, li.accountant_id,
+            li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, tenant_id(li.accountant_id),
             li.application, li.environment, li.cost_center, li.currency,
         )
         facts[key] += li.cost_units
@@ -257,12 +275,16 @@ def attribute(
     ordered = sorted(facts.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
     for fact_no, (key, cost_units) in enumerate(ordered):
         hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
+        accountant_id = accountant_id or ""
 
         def emit(tenant: str, units: int, allocation: str, driver: str | None) -> None:
             allocations.append(
                 Allocation(hour, tenant, service, usage_type, li_type, resource_id, allocation, driver, units, fact_no)
             )
 
+        if accountant_id == UNATTRIBUTED:  # a tag that is never a tenant
+            emit(UNATTRIBUTED, cost_units, "unattributed", None)
+            continue
         if accountant_id:  # 1. direct
             emit(accountant_id, cost_units, "direct", None)
             continue

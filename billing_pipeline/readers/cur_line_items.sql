@@ -95,7 +95,12 @@ SELECT
 
     bill_invoice_id                             AS invoice_id,
     tags,
-    tags['accountant_id']                       AS accountant_id,
+    -- the tenant (docs/attribution-rules.md, "Tenant ids"): trimmed of spaces, empty = untagged; a reserved word
+    -- or a control character is never a tenant: 'unattributed' (the raw value stays in `tags`)
+    CASE WHEN trim(tags['accountant_id']) = '' THEN NULL
+         WHEN lower(trim(tags['accountant_id'])) IN ('unattributed', 'total')
+           OR regexp_matches(tags['accountant_id'], '[\x00-\x1f\x7f]') THEN 'unattributed'
+         ELSE trim(tags['accountant_id']) END   AS accountant_id,
     tags['application']                         AS application,
     tags['environment']                         AS environment,
     tags['cost_center']                         AS cost_center,

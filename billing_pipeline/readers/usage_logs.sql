@@ -9,7 +9,7 @@
 -- The JSON fields a line can carry, read with one parse per document. A field of the wrong JSON type is NULL.
 -- (json_transform keys are case-insensitive as a set, so `Operation` is read separately.)
 CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
-    "accountant_id": "VARCHAR", "user_id": "VARCHAR",
+    "accountant_id": "JSON", "user_id": "JSON",
     "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
     "function_request_id": "VARCHAR", "awsRequestId": "VARCHAR",
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
@@ -20,7 +20,7 @@ CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
 }');
 -- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records.
 CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
-    "accountant_id": "VARCHAR", "user_id": "VARCHAR",
+    "accountant_id": "JSON", "user_id": "JSON",
     "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
     "function_request_id": "VARCHAR", "awsRequestId": "VARCHAR",
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
@@ -31,11 +31,23 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
     "schemaType": "VARCHAR", "modelId": "VARCHAR",
-    "requestMetadata": {"accountant_id": "VARCHAR"},
+    "requestMetadata": {"accountant_id": "JSON"},
     "input": {"inputTokenCount": "VARCHAR", "cacheReadInputTokenCount": "VARCHAR",
               "cacheWriteInputTokenCount": "VARCHAR"},
     "output": {"outputTokenCount": "VARCHAR"}
 }');
+-- A tenant id as the JSON value a line carries (docs/attribution-rules.md, "Tenant ids"): a string, trimmed of
+-- spaces; missing, null or empty after trimming -> NULL (no owner); a non-string value, a reserved word
+-- (`unattributed`, `total`, any case) or a control character -> 'unattributed' (never a tenant; counted).
+CREATE OR REPLACE TEMP MACRO tenant_id(value) AS CASE
+    WHEN value IS NULL OR json_type(value) = 'NULL' THEN NULL
+    WHEN json_type(value) <> 'VARCHAR' THEN 'unattributed'
+    WHEN trim(value ->> '$') = '' THEN NULL
+    WHEN lower(trim(value ->> '$')) IN ('unattributed', 'total') OR regexp_matches(value ->> '$', '[\x00-\x1f\x7f]')
+        THEN 'unattributed'
+    ELSE trim(value ->> '$')
+END;
+CREATE OR REPLACE TEMP MACRO tenant_id_invalid(value) AS coalesce(tenant_id(value) = 'unattributed', false);
 CREATE OR REPLACE TEMP MACRO utc(text) AS timezone('UTC', try_cast(text AS TIMESTAMPTZ));
 -- Quantities keep 16 places until the final sum (GB-seconds need 13), then are rounded once to DECIMAL(38, 10).
 CREATE OR REPLACE TEMP MACRO amount(text) AS try_cast(text AS DECIMAL(38, 16));
@@ -155,11 +167,14 @@ SELECT
                       a.function_request_id, a.awsRequestId, b.requestId, b.request_id, b.aws_request_id,
                       b.function_request_id, b.awsRequestId)
     END AS request_id,
-    CASE line_kind
+    tenant_id(CASE line_kind
         WHEN 'bedrock_invocation' THEN a.requestMetadata.accountant_id
         ELSE coalesce(a.accountant_id, b.accountant_id)
-    END AS accountant_id,
-    coalesce(a.user_id, b.user_id) AS user_id,
+    END) AS accountant_id,
+    tenant_id(coalesce(a.user_id, b.user_id)) AS user_id,
+    tenant_id_invalid(CASE line_kind WHEN 'bedrock_invocation' THEN a.requestMetadata.accountant_id
+                                     ELSE coalesce(a.accountant_id, b.accountant_id) END)
+      OR tenant_id_invalid(coalesce(a.user_id, b.user_id)) AS invalid_tenant_id,
     -- Lambda
     coalesce(amount(nullif(report.billed_ms, '')), amount(a.record.metrics.billedDurationMs)) AS billed_ms,
     coalesce(amount(nullif(report.memory_mb, '')), amount(a.record.metrics.memorySizeMB)) AS memory_mb,
@@ -378,6 +393,9 @@ line_problems AS (
 ),
 all_problems AS (
     SELECT line_no, problem FROM line_problems WHERE problem IS NOT NULL
+    UNION ALL
+    -- a tenant id that is never a tenant (non-string, reserved word, control character): its usage is unattributed
+    SELECT line_no, 'invalid_accountant_id' FROM in_scope WHERE invalid_tenant_id
     UNION ALL
     -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
     SELECT line_no, 'malformed_consumed_capacity' FROM in_scope AS e
