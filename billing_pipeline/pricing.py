@@ -28,6 +28,16 @@ class Pricing:
     variance_threshold_pct: Decimal
     driver_prices: dict[tuple[str, str], Decimal]  # (CUR service, driver) -> unit price
     account_level_policies: dict[str, str] = field(default_factory=dict)  # line item type -> policy
+    # the application's usage-table operation -> (service, driver) it records (pricing feedback's recorded usage)
+    estimate_operations: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def estimate_operations_table(self) -> pa.Table:
+        rows = sorted(self.estimate_operations.items())
+        return pa.table({
+            "operation": pa.array([o for o, _ in rows], pa.string()),
+            "service": pa.array([s for _, (s, _d) in rows], pa.string()),
+            "driver": pa.array([d for _, (_s, d) in rows], pa.string()),
+        })
 
     def account_level_policies_table(self) -> pa.Table:
         """Every account-level line item type with its policy (`proportional` unless the file says otherwise)."""
@@ -62,12 +72,17 @@ def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
             variance_threshold_pct=Decimal(str(document.get("variance_threshold_pct", "10"))),
             driver_prices=prices,
             account_level_policies={str(k): str(v) for k, v in document.get("account_level_lines", {}).items()},
+            estimate_operations={str(op): tuple(str(target).split("/", 1))
+                                 for op, target in document.get("estimate_operations", {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid pricing file ({type(error).__name__}: {error})") from error
     negative = [f"{s}/{d}" for (s, d), p in prices.items() if p < 0]
     if negative:
         raise ValueError(f"{source}: negative unit prices for {', '.join(negative)}")
+    malformed = sorted(op for op, target in pricing.estimate_operations.items() if len(target) != 2)
+    if malformed:
+        raise ValueError(f"{source}: estimate_operations must map to 'Service/driver': {', '.join(malformed)}")
     unknown = sorted(set(pricing.account_level_policies) - set(ACCOUNT_LEVEL_TYPES))
     if unknown:
         raise ValueError(f"{source}: account_level_lines names line item types that are not account-level: "
