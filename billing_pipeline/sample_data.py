@@ -29,7 +29,7 @@ import sys
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,8 @@ class SampleMonth:
     fallback_counts: dict[str, int] = field(default_factory=dict)  # allocation kind -> number of facts
     allocations: list[oracle.Allocation] = field(default_factory=list)  # the oracle's rows, one per fact x tenant
     scenario: dict[str, Any] = field(default_factory=dict)
+    # (service, driver) -> (CUR usage amount, cost units) of the in-scope lines that bill the driver
+    bill_quantities: dict[tuple[str, str], tuple[Decimal, int]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -419,6 +421,9 @@ class _Cur:
                     environment=c["resource_tags_user_environment"],
                     cost_center=c["resource_tags_user_cost_center"], currency="USD",
                     cost_units=int(c["_units"][i]),
+                    # the Parquet DOUBLE as the reader casts it to DECIMAL(38, 10)
+                    usage_amount=Decimal(float(c["line_item_usage_amount"][i])).quantize(
+                        Decimal("1e-10"), rounding=ROUND_HALF_UP),
                 ))
         return items, untagged, dict(other_bill)
 
@@ -526,8 +531,8 @@ def _build_cur(sim: _Sim, rows: int, rng: np.random.Generator, ids: _Ids, prices
 
     for table in (USAGE_TABLE, SESSIONS_TABLE):
         ddb(table, "read", read_half[table], 1_250, "0.00000025")
-        ddb(table, "write", write_half[table], 12_500, "0.00000125")
-    ddb(AUDIT_TABLE, "write", 2 * rng.integers(1, 40, size=H), 12_500, "0.00000125")
+        ddb(table, "write", write_half[table], 6_250, "0.00000125")
+    ddb(AUDIT_TABLE, "write", 2 * rng.integers(1, 40, size=H), 6_250, "0.00000125")
 
     # --- the shared S3 bucket: storage is reported per day, requests per hour (no access logs: unattributed)
     s3 = dict(service="AmazonS3", product_name="Amazon Simple Storage Service", resource_id=DOCS_BUCKET, tags=app)
@@ -939,6 +944,7 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
         fallback_counts=kinds,
         allocations=allocations,
         scenario=scenario,
+        bill_quantities=oracle.bill_quantities(items, APPLICATION),
     )
 
 

@@ -108,6 +108,7 @@ class LineItem:
     cost_center: str
     currency: str
     cost_units: int  # unblended cost in 1e-10
+    usage_amount: Decimal = Decimal(0)  # as the CUR reader keeps it: DECIMAL(38, 10)
 
 
 @dataclass(frozen=True)
@@ -439,3 +440,32 @@ def attribute_account_level(
             out.append(Allocation(_hour_floor(li.usage_start), tenant, li.service, li.usage_type, li.line_item_type,
                                   li.resource_id, "proportional", None, units))
     return out, apportioned, kept
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pricing feedback (docs/attribution-rules.md, "Pricing feedback")
+
+USAGE_LINE_TYPES = ("Usage", "SavingsPlanCoveredUsage", "DiscountedUsage")
+
+
+def bill_quantities(line_items: Iterable[LineItem], application: str = "tax-demo") -> dict[tuple[str, str], tuple[Decimal, int]]:
+    """(service, driver) -> (CUR usage amount, cost units) of the in-scope lines that carry usage and whose usage
+    type's first rule prefers that driver (so the amount is in the driver's unit); 'combined' never."""
+    out: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    for li in line_items:
+        if li.application != application or li.line_item_type not in USAGE_LINE_TYPES:
+            continue
+        drivers = drivers_for(li.service, li.usage_type)
+        if not drivers or drivers[0] == COMBINED:
+            continue
+        quantity, units = out.get((li.service, drivers[0]), (Decimal(0), 0))
+        out[(li.service, drivers[0])] = (quantity + li.usage_amount, units + li.cost_units)
+    return out
+
+
+def implied_unit_cost(cost_units: int, quantity: Decimal) -> Decimal | None:
+    """cost / quantity rounded half away from zero to 1e-18."""
+    if quantity <= 0:
+        return None
+    exact = Fraction(cost_units, UNITS_PER_DOLLAR) / Fraction(quantity)
+    return Decimal(_half_away(exact.numerator * 10**18, exact.denominator)) / Decimal(10**18)
