@@ -30,7 +30,7 @@ def test_asset_keys_and_lineage():
         "tenant_costs": ["hourly_cost_facts", "usage_shares"],
         "reconciliation_report": ["cur_line_items", "estimated_usage", "tenant_costs"],
         "invoices": ["reconciliation_report", "tenant_costs"],
-        "pricing_feedback": ["cur_line_items", "tenant_costs", "usage_shares"],
+        "pricing_feedback": ["cur_line_items", "estimated_usage", "tenant_costs", "usage_shares"],
         "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
         "usage_table_writeback": ["cur_line_items", "tenant_costs"],
         "cost_explorer_costs": ["tenant_costs"],

@@ -223,9 +223,9 @@ def tenant_costs(
         metadata[f"in_scope_cost/{currency}"] = MetadataValue.float(as_float(in_scope))
     for r in conservation:
         for name in ("tenants", "unattributed", "kept_by_company", "out_of_scope", "account_level_to_tenants", "bill"):
-            metadata[f"{name}/{r.currency}"] = str(getattr(r, name))
+            metadata[f"{name}/{r.currency}"] = format(getattr(r, name), "f")
     for currency, uncharged in covered:
-        metadata[f"covered_cost_not_charged/{currency}"] = str(uncharged)
+        metadata[f"covered_cost_not_charged/{currency}"] = format(uncharged, "f")
         context.log.warning(f"{period:%Y-%m}: BILLING_COST_METRIC=unblended: {uncharged} {currency} of Savings Plan / "
                             "RI covered usage is charged to no tenant (amortized charges it)")
     for allocation in ("direct", "shared_hour", "shared_day", "shared_month", "unattributed"):

@@ -111,3 +111,29 @@ def test_bill_conservation_fails_when_a_tenant_part_changes(month):
         check = conservation_check(bill_conservation(con, JAN, "amortized"))
     assert not check.passed
     assert "tenants 8.0099960020" in check.metadata["unbalanced"].value
+
+
+@pytest.mark.parametrize("metric, tenant_cost, uncharged", [("unblended", D("0"), "0.0600000000"),
+                                                            ("amortized", D("0.0600000000"), None)])
+def test_covered_usage_under_each_metric(tmp_path, metric, tenant_cost, uncharged):
+    """An hour of Lambda covered by a Savings Plan: on demand 0.096, effective 0.06. Under unblended the covered
+    line and its negation cost tenant a 0, and the metadata says 0.06 of covered cost is charged to no tenant."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(warehouse_ddl())
+        add_fact(con, "AWSLambda", "0.06", line_item_type="SavingsPlanCoveredUsage", accountant_id="a", unblended="0.096")
+        add_fact(con, "AWSLambda", "0", line_item_type="SavingsPlanNegation", accountant_id="a", unblended="-0.096")
+    result = materialize([tenant_costs], resources={"billing_config": BillingConfig(cost_metric=metric),
+                                                    "warehouse": BillingWarehouse(database=str(path))},
+                         partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT coalesce(sum(cost), 0) FROM tenant_costs WHERE accountant_id = 'a'").fetchone()[0] == tenant_cost
+    assert (metadata["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
+    assert ("covered_cost_not_charged/USD" in metadata) == (uncharged is not None)
+
+
+def test_the_default_metric_is_amortized(monkeypatch):
+    monkeypatch.delenv("BILLING_COST_METRIC", raising=False)
+    assert BillingConfig().metric() == "amortized"
