@@ -39,13 +39,15 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
 -- A tenant id as the JSON value a line carries (docs/attribution-rules.md, "Tenant ids"): a string, trimmed of
 -- spaces; missing, null or empty after trimming -> NULL (no owner); a non-string value, a reserved word
 -- (`unattributed`, `total`, any case) or a control character -> 'unattributed' (never a tenant; counted).
+CREATE OR REPLACE TEMP MACRO tenant_text(text) AS CASE
+    WHEN trim(text) = '' THEN NULL
+    WHEN lower(trim(text)) IN ('unattributed', 'total') OR regexp_matches(text, '[\x00-\x1f\x7f]') THEN 'unattributed'
+    ELSE trim(text)
+END;
 CREATE OR REPLACE TEMP MACRO tenant_id(value) AS CASE
     WHEN value IS NULL OR json_type(value) = 'NULL' THEN NULL
     WHEN json_type(value) <> 'VARCHAR' THEN 'unattributed'
-    WHEN trim(value ->> '$') = '' THEN NULL
-    WHEN lower(trim(value ->> '$')) IN ('unattributed', 'total') OR regexp_matches(value ->> '$', '[\x00-\x1f\x7f]')
-        THEN 'unattributed'
-    ELSE trim(value ->> '$')
+    ELSE tenant_text(value ->> '$')
 END;
 CREATE OR REPLACE TEMP MACRO tenant_id_invalid(value) AS coalesce(tenant_id(value) = 'unattributed', false);
 CREATE OR REPLACE TEMP MACRO utc(text) AS timezone('UTC', try_cast(text AS TIMESTAMPTZ));
@@ -288,7 +290,7 @@ s3_requests AS (
         line_no,
         event_time,
         s3_bucket AS scope,
-        regexp_extract(s3_key, '^clients/([^/]+)/', 1) AS accountant_id,
+        tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) AS accountant_id,
         CASE
             WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
               OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
@@ -354,7 +356,7 @@ UNION ALL
 -- S3: billed requests under clients/<accountant_id>/ of the bucket logged.
 SELECT line_no, event_time, 'AmazonS3', driver, scope, accountant_id, 1, NULL
 FROM s3_requests
-WHERE driver IS NOT NULL AND accountant_id <> '';
+WHERE driver IS NOT NULL AND accountant_id IS NOT NULL;
 
 -- name: log_problems
 -- Lines counted and skipped or left unattributed, one reason each (a line with several rows counts once).
@@ -395,7 +397,9 @@ all_problems AS (
     SELECT line_no, problem FROM line_problems WHERE problem IS NOT NULL
     UNION ALL
     -- a tenant id that is never a tenant (non-string, reserved word, control character): its usage is unattributed
-    SELECT line_no, 'invalid_accountant_id' FROM in_scope WHERE invalid_tenant_id
+    SELECT line_no, 'invalid_accountant_id' FROM in_scope
+    WHERE invalid_tenant_id
+       OR (kind = 's3_access' AND tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) = 'unattributed')
     UNION ALL
     -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
     SELECT line_no, 'malformed_consumed_capacity' FROM in_scope AS e

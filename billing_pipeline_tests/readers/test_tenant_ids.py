@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
-from billing_pipeline_tests.readers.test_usage_support import of_service, read_january, report, text_app_line, write_export
+from billing_pipeline_tests.readers.test_usage_support import (
+    of_service,
+    quantities,
+    read_january,
+    report,
+    text_app_line,
+    write_export,
+)
 
 
 def test_log_tenant_ids_are_trimmed_and_invalid_ones_are_unattributed(tmp_path):
@@ -62,3 +69,34 @@ def test_the_oracle_states_the_same_rule():
 
     assert [tenant_id(v) for v in (" acc-1 ", "acc-1", "  ", None, "Total", "unattributed", "a\tb", 123, {"a": 1})] == [
         "acc-1", "acc-1", None, None, "unattributed", "unattributed", "unattributed", "unattributed", "unattributed"]
+
+
+def test_s3_access_log_client_folders_that_are_never_tenants(tmp_path):
+    def access(key):
+        return (f"79a59df900b949e55d96a1e698fbaced tax-demo-docs [05/Jan/2026:15:00:01 +0000] 192.0.2.3 "
+                f"arn:aws:sts::123456789012:assumed-role/app/x 3E57427F3EXAMPLE REST.PUT.OBJECT {key} "
+                f'"PUT /{key} HTTP/1.1" 200 - 113 113 7 6 "-" "aws-sdk" - hostid= SigV4 ECDHE-RSA-AES128-GCM-SHA256 '
+                "AuthHeader tax-demo-docs.s3.us-east-1.amazonaws.com TLSv1.2 - -")
+
+    path = tmp_path / "s3-access" / "2026-01-05-15-00-00-ABCDEF"
+    path.parent.mkdir()
+    path.write_text("\n".join([access("clients/acc-1/a.pdf"), access("clients/Total/b.pdf"),
+                               access("clients/unattributed/c.pdf")]))
+    evidence = read_january(tmp_path)
+    assert {k[4]: v for k, v in of_service(evidence, "AmazonS3").items()} == {"acc-1": D(1), "unattributed": D(2)}
+    assert evidence.problems == {"invalid_accountant_id": 2}
+
+
+def test_inventory_client_folders_that_are_never_tenants(tmp_path):
+    from billing_pipeline_tests.readers.test_s3_inventory import GIB, JANUARY_HOURS, write_snapshot
+
+    # Jan 31 01:00 stands for the month's last 23 hours; 744 GiB is 1 GB-month per hour: 23 per folder
+    # (URL-encoded " acc-1 " is trimmed; TOTAL is never a tenant)
+    write_snapshot(tmp_path, "2026-01-31T01-00Z", [("clients/%20acc-1%20/a.pdf", GIB * JANUARY_HOURS),
+                                                   ("clients/TOTAL/b.pdf", GIB * JANUARY_HOURS)])
+    evidence = read_january(inventory=tmp_path)
+    got = {}
+    for (_hour, _s, _d, _scope, tenant), q in quantities(evidence).items():
+        got[tenant] = got.get(tenant, D(0)) + q
+    assert got == {"acc-1": D(23), "unattributed": D(23)}
+    assert evidence.problems == {"invalid_accountant_id": 1}
