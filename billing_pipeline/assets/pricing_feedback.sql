@@ -125,20 +125,35 @@ tenants AS (
       ON r.service = coalesce(s.service, e.service) AND r.driver = coalesce(s.driver, e.driver)
      AND r.accountant_id = coalesce(s.accountant_id, e.accountant_id)
 ),
+-- A tenant's two parts, x * y with x = its quantity (or quantity - recorded) and y = a unit cost difference or the
+-- constant: x is taken as whole units plus a fraction below 1 so that neither product can leave DECIMAL(38)
+-- however large the quantity (DECIMAL(38,10) x DECIMAL(38,18) has only 10 integer digits); rounded to 1e-10.
+tenant_parts AS (
+    SELECT t.*, j.implied_unit_cost, j.configured_unit_cost,
+           coalesce(t.quantity, 0)                                                      AS x_price,
+           coalesce(t.quantity, 0) - coalesce(t.recorded_quantity, 0)                   AS x_quantity,
+           CAST(j.implied_unit_cost - j.configured_unit_cost AS DECIMAL(38, 18))        AS y_price,
+           CAST(j.configured_unit_cost AS DECIMAL(38, 18))                              AS y_quantity
+    FROM tenants t
+    LEFT JOIN judged j ON j.service = t.service AND j.driver = t.driver AND j.currency = t.currency
+),
 rows_out AS (
     SELECT service, driver, currency, 'total' AS accountant_id, quantity, actual_cost, bill_quantity,
            CAST(NULL AS DECIMAL(38, 10)) AS recorded_quantity, implied_unit_cost, configured_unit_cost, flagged,
            CAST(NULL AS DECIMAL(38, 10)) AS price_variance, CAST(NULL AS DECIMAL(38, 10)) AS quantity_variance
     FROM judged
     UNION ALL
-    SELECT t.service, t.driver, t.currency, t.accountant_id, t.quantity, t.actual_cost, CAST(NULL AS DECIMAL(38, 10)),
-           t.recorded_quantity, j.implied_unit_cost, j.configured_unit_cost, false,
-           CASE WHEN t.driver <> 'combined' THEN CAST(coalesce(t.quantity, 0)
-                * CAST(j.implied_unit_cost - j.configured_unit_cost AS DECIMAL(30, 18)) AS DECIMAL(38, 10)) END,
-           CASE WHEN t.driver <> 'combined' THEN CAST((coalesce(t.quantity, 0) - coalesce(t.recorded_quantity, 0))
-                * CAST(j.configured_unit_cost AS DECIMAL(30, 18)) AS DECIMAL(38, 10)) END
-    FROM tenants t
-    LEFT JOIN judged j ON j.service = t.service AND j.driver = t.driver AND j.currency = t.currency
+    SELECT service, driver, currency, accountant_id, quantity, actual_cost, CAST(NULL AS DECIMAL(38, 10)),
+           recorded_quantity, implied_unit_cost, configured_unit_cost, false,
+           CASE WHEN driver <> 'combined' THEN CAST(
+               CAST(CAST(floor(x_price) AS DECIMAL(38, 0)) * y_price AS DECIMAL(38, 18))
+               + CAST(CAST(x_price - floor(x_price) AS DECIMAL(38, 10)) * y_price AS DECIMAL(38, 18))
+               AS DECIMAL(38, 10)) END,
+           CASE WHEN driver <> 'combined' THEN CAST(
+               CAST(CAST(floor(x_quantity) AS DECIMAL(38, 0)) * y_quantity AS DECIMAL(38, 18))
+               + CAST(CAST(x_quantity - floor(x_quantity) AS DECIMAL(38, 10)) * y_quantity AS DECIMAL(38, 18))
+               AS DECIMAL(38, 10)) END
+    FROM tenant_parts
 )
 SELECT
     CAST($billing_period AS DATE)                                                       AS billing_period,

@@ -6,6 +6,7 @@ import json
 from decimal import Decimal as D
 
 import duckdb
+import pyarrow as pa
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.common import stage_sql
@@ -155,3 +156,22 @@ def test_a_month_billed_at_the_constants_flags_nothing_when_the_logs_miss_hours(
     metadata = result.get_asset_materialization_events()[-1].materialization.metadata
     assert json.dumps(metadata["suggested_pricing"].value["drivers"]["AWSLambda"]) == json.dumps(
         {"gb_seconds": "0.0000166667", "requests": "0.0000002"})
+
+
+def test_a_trillion_tokens_split_without_overflow(warehouse_con):
+    con = warehouse_con
+    add_fact(con, "AmazonBedrock", "USE1-Claude-input-tokens", "2000000000000", "7000000")  # 0.0000035 a token
+    add_usage(con, "AmazonBedrock", "input_tokens", "a", "1000000000000.5")
+    con.execute("INSERT INTO estimated_usage VALUES (?, 'a', 'bedrock', 'BedrockInput', ?, 400000000000, 0, 1)",
+                [JAN, JAN])
+    con.register("driver_prices", PRICING.driver_prices_table())
+    con.register("estimate_operations", pa.table(
+        {"operation": ["BedrockInput"], "service": ["AmazonBedrock"], "driver": ["input_tokens"]}))
+    rows = {r[0]: r[1:] for r in con.execute(
+        f"SELECT accountant_id, implied_unit_cost, price_variance, quantity_variance FROM ({stage_sql('pricing_feedback')})",
+        {"billing_period": JAN, "currency": "USD", "is_final": False, "threshold_pct": D("10"),
+         "cost_metric": "amortized"}).fetchall()}
+    # (0.0000035 - 0.000003) x 1,000,000,000,000.5 = 500,000.00000025 -> 500000.0000002500 (1e-10);
+    # (1,000,000,000,000.5 - 400,000,000,000) x 0.000003 = 1,800,000.0000015
+    assert rows["total"][0] == D("0.000003500000000000")
+    assert rows["a"][1:] == (D("500000.0000002500"), D("1800000.0000015000"))
