@@ -40,6 +40,32 @@ def stage_account_level_lines(con, period, metric: str, pricing) -> None:
         con.unregister("account_level_policies")
 
 
+def covered_cost_not_charged(con, period, metric: str) -> list[tuple[str, Decimal]]:
+    """Under `unblended`, Savings Plan / RI covered usage costs the tenants 0 (covered line + negation): per
+    currency, how much effective cost that leaves uncharged (amortized - unblended of the in-scope covered lines).
+    Empty under the other metrics, or when the month has no such lines."""
+    if metric != "unblended":
+        return []
+    return con.execute(
+        f"""SELECT currency, sum(amortized_cost - unblended_cost) FROM hourly_cost_facts
+            WHERE billing_period = ? AND in_scope AND line_item_type IN {COVERED_TYPES} GROUP BY currency
+            ORDER BY currency""",
+        [period],
+    ).fetchall()
+
+
+def kept_by_company(con, period, metric: str, pricing) -> list[tuple[str, str, Decimal]]:
+    """The account-level lines the company keeps (policy `company`): (line item type, currency, cost)."""
+    stage_account_level_lines(con, period, metric, pricing)
+    try:
+        return con.execute(
+            """SELECT line_item_type, currency, sum(cost) FROM account_level_lines WHERE policy = 'company'
+               GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
+    finally:
+        con.drop("account_level_lines")
+
+
 def bill_conservation(con, period, metric: str):
     """Per currency: tenants + unattributed (tenant_costs) + kept by the company + out of scope = the bill, each
     side computed on its own: the bill and the out-of-scope facts from hourly_cost_facts, the account-level lines'
@@ -165,14 +191,7 @@ def tenant_costs(
                 WHERE billing_period = ? GROUP BY currency ORDER BY currency""",
             [period],
         ).fetchall()
-        # Under `unblended`, Savings Plan / RI covered usage costs the tenants 0 (covered line + negation): say how
-        # much effective cost that leaves uncharged.
-        covered = con.execute(
-            f"""SELECT currency, sum(amortized_cost - unblended_cost) FROM hourly_cost_facts
-                WHERE billing_period = ? AND in_scope AND line_item_type IN {COVERED_TYPES} GROUP BY currency
-                ORDER BY currency""",
-            [period],
-        ).fetchall() if metric == "unblended" else []
+        covered = covered_cost_not_charged(con, period, metric)
         account_level = con.execute(
             """SELECT line_item_type, policy, currency, count(*), sum(cost), sum(app_part) FROM account_level_lines
                GROUP BY ALL ORDER BY ALL"""

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
+from billing_pipeline.assets.reconciliation_report import reconciliation_report
 from billing_pipeline.assets.tenant_costs import bill_conservation, conservation_check, stage_account_level_lines, tenant_costs
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import parse_pricing
@@ -58,11 +59,16 @@ def month(tmp_path):
     pricing["account_level_lines"] = {"Refund": "company"}
     (tmp_path / "pricing.json").write_text(json.dumps(pricing))
     config = BillingConfig(pricing=str(tmp_path / "pricing.json"))
-    result = materialize([tenant_costs], resources={"billing_config": config,
-                                                    "warehouse": BillingWarehouse(database=str(path))},
+    result = materialize([tenant_costs, reconciliation_report],
+                         resources={"billing_config": config, "warehouse": BillingWarehouse(database=str(path))},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success
     return path, config, result
+
+
+def metadata_of(result, asset="tenant_costs"):
+    return next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                if e.materialization.asset_key.to_user_string() == asset)
 
 
 def test_account_level_parts_are_proportional_and_split_exactly(month):
@@ -86,7 +92,7 @@ def test_account_level_parts_are_proportional_and_split_exactly(month):
 
 def test_the_bill_is_conserved_and_reported(month):
     _, _, result = month
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = metadata_of(result)
     # bill 15.250000001 + 1.000000001 - 3 - 0.5 + 0.4 - 1.25 (the fee is in the 15.25 above)
     assert metadata["bill/USD"].value == "13.1500000010"
     assert metadata["kept_by_company/USD"].value == "-0.5000000000"
@@ -98,6 +104,10 @@ def test_the_bill_is_conserved_and_reported(month):
     assert metadata["out_of_scope/USD"].value == "4.8367253106"
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "bill_conserved")
     assert check.passed
+    # the report says what the company keeps
+    report = metadata_of(result, "reconciliation_report")
+    assert report["kept_by_company/USD"].value == "-0.5000000000"
+    assert "- kept by the company: Refund -0.5000000000 USD" in report["report"].value
 
 
 def test_bill_conservation_fails_when_a_tenant_part_changes(month):
@@ -123,11 +133,15 @@ def test_covered_usage_under_each_metric(tmp_path, metric, tenant_cost, uncharge
         con.execute(warehouse_ddl())
         add_fact(con, "AWSLambda", "0.06", line_item_type="SavingsPlanCoveredUsage", accountant_id="a", unblended="0.096")
         add_fact(con, "AWSLambda", "0", line_item_type="SavingsPlanNegation", accountant_id="a", unblended="-0.096")
-    result = materialize([tenant_costs], resources={"billing_config": BillingConfig(cost_metric=metric),
-                                                    "warehouse": BillingWarehouse(database=str(path))},
+    result = materialize([tenant_costs, reconciliation_report],
+                         resources={"billing_config": BillingConfig(cost_metric=metric),
+                                    "warehouse": BillingWarehouse(database=str(path))},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = metadata_of(result)
+    report = metadata_of(result, "reconciliation_report")
+    assert (report["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
+    assert ("is charged to no tenant" in report["report"].value) == (uncharged is not None)
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT coalesce(sum(cost), 0) FROM tenant_costs WHERE accountant_id = 'a'").fetchone()[0] == tenant_cost
     assert (metadata["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
