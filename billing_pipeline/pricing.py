@@ -17,7 +17,6 @@ from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
 
-
 ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount", "Fee")
 ACCOUNT_LEVEL_POLICIES = ("proportional", "company")
 

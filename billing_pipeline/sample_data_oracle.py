@@ -341,7 +341,9 @@ def summarize(allocations: Iterable[Allocation]):
 # Reconciliation (docs/attribution-rules.md, "Reconciliation")
 
 
-def reconcile(estimated: Decimal, actual: Decimal, threshold_pct: Decimal = Decimal(10)) -> tuple[Decimal, Decimal, bool]:
+def reconcile(
+    estimated: Decimal, actual: Decimal, threshold_pct: Decimal = Decimal(10)
+) -> tuple[Decimal, Decimal, bool]:
     """(variance, variance_pct to 1e-4 half away from zero, flagged) as the seed defines them: variance = actual -
     estimated, variance_pct = variance / actual x 100 and 0 when actual is not positive; flagged when |variance_pct|
     exceeds the threshold, when cost arrived that nothing estimated, or when an estimate found no cost."""
@@ -448,7 +450,9 @@ def attribute_account_level(
 USAGE_LINE_TYPES = ("Usage", "SavingsPlanCoveredUsage", "DiscountedUsage")
 
 
-def bill_quantities(line_items: Iterable[LineItem], application: str = "tax-demo") -> dict[tuple[str, str], tuple[Decimal, int]]:
+def bill_quantities(
+    line_items: Iterable[LineItem], application: str = "tax-demo"
+) -> dict[tuple[str, str], tuple[Decimal, int]]:
     """(service, driver) -> (CUR usage amount, cost units) of the in-scope lines that carry usage and whose usage
     type's first rule prefers that driver (so the amount is in the driver's unit); 'combined' never."""
     out: dict[tuple[str, str], tuple[Decimal, int]] = {}

@@ -11,7 +11,7 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, cur_is_final, duplicate_check, month_of, stage_sql
 from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing

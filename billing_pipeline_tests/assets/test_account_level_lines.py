@@ -12,7 +12,12 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
-from billing_pipeline.assets.tenant_costs import bill_conservation, conservation_check, stage_account_level_lines, tenant_costs
+from billing_pipeline.assets.tenant_costs import (
+    bill_conservation,
+    conservation_check,
+    stage_account_level_lines,
+    tenant_costs,
+)
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -131,7 +136,8 @@ def test_covered_usage_under_each_metric(tmp_path, metric, tenant_cost, uncharge
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute(warehouse_ddl())
-        add_fact(con, "AWSLambda", "0.06", line_item_type="SavingsPlanCoveredUsage", accountant_id="a", unblended="0.096")
+        add_fact(con, "AWSLambda", "0.06", line_item_type="SavingsPlanCoveredUsage", accountant_id="a",
+                 unblended="0.096")
         add_fact(con, "AWSLambda", "0", line_item_type="SavingsPlanNegation", accountant_id="a", unblended="-0.096")
     result = materialize([tenant_costs, reconciliation_report],
                          resources={"billing_config": BillingConfig(cost_metric=metric),
@@ -143,7 +149,8 @@ def test_covered_usage_under_each_metric(tmp_path, metric, tenant_cost, uncharge
     assert (report["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
     assert ("is charged to no tenant" in report["report"].value) == (uncharged is not None)
     with duckdb.connect(str(path), read_only=True) as con:
-        assert con.execute("SELECT coalesce(sum(cost), 0) FROM tenant_costs WHERE accountant_id = 'a'").fetchone()[0] == tenant_cost
+        (charged,) = con.execute("SELECT coalesce(sum(cost), 0) FROM tenant_costs WHERE accountant_id = 'a'").fetchone()
+    assert charged == tenant_cost
     assert (metadata["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
     assert ("covered_cost_not_charged/USD" in metadata) == (uncharged is not None)
 

@@ -92,7 +92,8 @@ def test_implied_unit_cost_from_the_bills_quantities_and_the_variance_split(ware
     assert rows[("AWSLambda", "gb_seconds", "total")] == (
         D("1500"), D("0.0270000000"), D("2000"), None, D("0.000016500000000000"), D("0.000016666700000000"),
         D("-1.0002"), False, None, None, None)
-    # each tenant: price part = evidence x (0.0000165 - 0.0000166667), quantity part = (evidence - recorded) x 0.0000166667
+    # each tenant: price part = evidence x (0.0000165 - 0.0000166667),
+    # quantity part = (evidence - recorded) x 0.0000166667
     assert rows[("AWSLambda", "gb_seconds", "a")][:4] == (D("1000"), D("0.0170000000"), None, D("1100"))
     assert rows[("AWSLambda", "gb_seconds", "a")][9:] == (D("-0.0001667000"), D("-0.0016666700"))
     assert rows[("AWSLambda", "gb_seconds", "b")][9:] == (D("-0.0000666800"), D("0E-10"))
@@ -168,7 +169,8 @@ def test_a_trillion_tokens_split_without_overflow(warehouse_con):
     con.register("estimate_operations", pa.table(
         {"operation": ["BedrockInput"], "service": ["AmazonBedrock"], "driver": ["input_tokens"]}))
     rows = {r[0]: r[1:] for r in con.execute(
-        f"SELECT accountant_id, implied_unit_cost, price_variance, quantity_variance FROM ({stage_sql('pricing_feedback')})",
+        f"""SELECT accountant_id, implied_unit_cost, price_variance, quantity_variance
+            FROM ({stage_sql('pricing_feedback')})""",
         {"billing_period": JAN, "currency": "USD", "is_final": False, "threshold_pct": D("10"),
          "cost_metric": "amortized"}).fetchall()}
     # (0.0000035 - 0.000003) x 1,000,000,000,000.5 = 500,000.00000025 -> 500000.0000002500 (1e-10);

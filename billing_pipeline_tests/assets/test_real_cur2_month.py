@@ -41,7 +41,8 @@ def delivery(tmp_path_factory):
     data.parent.mkdir(parents=True)
     text = (SOURCE / "ha-project-CUR-daily-1-00001.csv").read_text(encoding="utf-8")
     data.write_bytes(gzip.compress(text.replace("user_project", "user_application").encode()))
-    meta = root / key.split("/data/")[0] / "metadata" / "BILLING_PERIOD=2026-04" / "ha-project-CUR-daily-1-Manifest.json"
+    meta = (root / key.split("/data/")[0] / "metadata" / "BILLING_PERIOD=2026-04"
+            / "ha-project-CUR-daily-1-Manifest.json")
     meta.parent.mkdir(parents=True)
     shutil.copy(SOURCE / "ha-project-CUR-daily-1-Manifest.json", meta)
     return root, list(csv.DictReader(text.splitlines()))

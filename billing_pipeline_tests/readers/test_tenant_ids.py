@@ -35,7 +35,13 @@ def test_cur_tags_are_trimmed_and_invalid_ones_cost_unattributed(tmp_path, wareh
     import datetime as dt
 
     from billing_pipeline.assets.common import stage_sql
-    from billing_pipeline_tests.readers.test_cur_fixtures import key_of, legacy_row, read_all, write_csv, write_legacy_manifest
+    from billing_pipeline_tests.readers.test_cur_fixtures import (
+        key_of,
+        legacy_row,
+        read_all,
+        write_csv,
+        write_legacy_manifest,
+    )
 
     root = tmp_path / "bucket"
     tags = [" acc-1 ", "acc-1", "  ", "TOTAL", "unattributed", "acc\t2"]
@@ -56,10 +62,12 @@ def test_cur_tags_are_trimmed_and_invalid_ones_cost_unattributed(tmp_path, wareh
             [r["billing_period"], r["usage_start"], r["line_item_id"], r["resource_id"], r["accountant_id"],
              r["unblended_cost"], r["amortized_cost"]])
     import pyarrow as pa
-    warehouse_con.register("driver_prices", pa.table({"service": pa.array([], pa.string()), "driver": pa.array([], pa.string()),
+    warehouse_con.register("driver_prices", pa.table({"service": pa.array([], pa.string()),
+                                                      "driver": pa.array([], pa.string()),
                                                       "unit_price": pa.array([], pa.decimal128(38, 10))}))
     got = warehouse_con.execute(
-        f"SELECT accountant_id, allocation, sum(cost) FROM ({stage_sql('cost_allocations')}) GROUP BY ALL ORDER BY 1, 2",
+        f"SELECT accountant_id, allocation, sum(cost) FROM ({stage_sql('cost_allocations')}) "
+        "GROUP BY ALL ORDER BY 1, 2",
         {"billing_period": dt.date(2026, 1, 1), "cost_metric": "amortized"}).fetchall()
     assert got == [("acc-1", "direct", D(3)), ("unattributed", "unattributed", D(3 + 4 + 5 + 6))]
 

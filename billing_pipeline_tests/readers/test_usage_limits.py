@@ -9,14 +9,22 @@ from decimal import Decimal as D
 import pyarrow as pa
 
 from billing_pipeline.assets.common import stage_sql
-from billing_pipeline_tests.readers.test_usage_support import JANUARY, of_service, read_january, report, text_app_line, write_export
+from billing_pipeline_tests.readers.test_usage_support import (
+    JANUARY,
+    of_service,
+    read_january,
+    report,
+    text_app_line,
+    write_export,
+)
 
 TAB = "\t"
 
 
 def snapstart_report(at: str, request_id: str, billed_ms: int, memory_mb: int) -> str:
     """A SnapStart function's REPORT: restore figures after the usual ones (the restore is billed separately)."""
-    return (f"{at} REPORT RequestId: {request_id}{TAB}Duration: {billed_ms - 0.5} ms{TAB}Billed Duration: {billed_ms} ms"
+    return (f"{at} REPORT RequestId: {request_id}{TAB}Duration: {billed_ms - 0.5} ms"
+            f"{TAB}Billed Duration: {billed_ms} ms"
             f"{TAB}Memory Size: {memory_mb} MB{TAB}Max Memory Used: 900 MB{TAB}Restore Duration: 412.77 ms"
             f"{TAB}Billed Restore Duration: 413 ms{TAB}")
 
