@@ -22,8 +22,8 @@ from billing_pipeline import sample_data_oracle as oracle
 from billing_pipeline.definitions import defs
 from billing_pipeline_tests.conftest import SAMPLES
 
-# BILLING_SHARED_SAMPLES points elsewhere when the repository is not checked out beside `shared/`
-SOURCE = Path(os.environ.get("BILLING_SHARED_SAMPLES") or SAMPLES) / "extra" / "ola-raji-cur2-csv"
+# SHARED_SAMPLES_DIR points elsewhere when the repository is not checked out beside `shared/`
+SOURCE = Path(os.environ.get("SHARED_SAMPLES_DIR") or SAMPLES) / "extra" / "ola-raji-cur2-csv"
 APRIL = "2026-04-01"
 APPLICATION = "ha-web-portal"
 
@@ -50,6 +50,7 @@ def delivery(tmp_path_factory):
 
 def run(tmp_path, monkeypatch, root, metric):
     warehouse = tmp_path / f"{metric}.duckdb"
+    (tmp_path / "none").mkdir(exist_ok=True)  # no logs, inventory or estimates: empty folders
     for name, value in {"BILLING_CUR_URI": str(root), "BILLING_LOGS_URI": str(tmp_path / "none"),
                         "BILLING_S3_INVENTORY_URI": str(tmp_path / "none"), "BILLING_USAGE_URI": str(tmp_path / "none"),
                         "BILLING_WAREHOUSE": str(warehouse), "BILLING_APPLICATION": APPLICATION,
