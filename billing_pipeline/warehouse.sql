@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS hourly_cost_facts (
     unblended_cost      DECIMAL(38, 10) NOT NULL,
     amortized_cost      DECIMAL(38, 10) NOT NULL,
     net_amortized_cost  DECIMAL(38, 10),
-    line_items          BIGINT NOT NULL         -- how many cur_line_items rows the fact sums
+    line_items          BIGINT NOT NULL,        -- how many cur_line_items rows the fact sums
+    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS usage_shares (
@@ -89,7 +90,8 @@ CREATE TABLE IF NOT EXISTS tenant_costs (
     driver_quantity     DECIMAL(38, 10),        -- the tenant's quantity of that driver behind the cost
     currency            VARCHAR NOT NULL,
     cost_metric         VARCHAR NOT NULL,       -- unblended | amortized | net_amortized
-    cost                DECIMAL(38, 10) NOT NULL
+    cost                DECIMAL(38, 10) NOT NULL,
+    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS estimated_usage (
@@ -113,5 +115,6 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     variance            DECIMAL(38, 10) NOT NULL, -- actual - estimated
     variance_pct        DECIMAL(38, 4),           -- variance / estimated x 100; NULL where nothing was estimated
     flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, or cost nobody estimated
-    is_final            BOOLEAN NOT NULL          -- the month's CUR carries an invoice id
+    is_final            BOOLEAN NOT NULL,         -- the month's CUR carries an invoice id
+    delivery_id         VARCHAR                   -- the cur_line_items delivery the month was computed from
 );

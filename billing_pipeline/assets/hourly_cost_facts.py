@@ -7,6 +7,7 @@ import math
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, markdown, month_of, stage_sql, written_once_check
+from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -54,8 +55,9 @@ def hourly_cost_facts(
         ((line_items,),) = con.execute(
             "SELECT count(*) FROM cur_line_items WHERE billing_period = ?", [period]).fetchall()
         slices = month_slices(period, next_period, line_items)
-        rows = con.replace_month_with_slices(
-            "hourly_cost_facts", period, stage_sql("hourly_cost_facts"), [{**params, **s} for s in slices])
+        delivery = month_delivery(con, period, "cur_line_items")
+        rows = con.replace_month_with_slices("hourly_cost_facts", period, stamped(stage_sql("hourly_cost_facts")),
+                                             [stamp_params({**params, **s}, delivery) for s in slices])
         mismatches = con.execute(
             """WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
                                      sum(line_items) items

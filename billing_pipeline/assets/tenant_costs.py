@@ -18,6 +18,7 @@ from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
@@ -49,6 +50,7 @@ def tenant_costs(
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     params = {"billing_period": period, "cost_metric": metric}
     with warehouse.connect() as con:
+        delivery = month_delivery(con, period, "hourly_cost_facts")  # refuses facts of another delivery
         (missing_metric,) = con.execute(
             f"""SELECT count(*) FROM hourly_cost_facts
                 WHERE billing_period = ? AND in_scope AND {METRIC_COLUMN[metric]} IS NULL""",
@@ -79,7 +81,8 @@ def tenant_costs(
             raise Failure(f"Attribution of {period:%Y-%m} does not add up to the CUR cost (nothing written):\n"
                           + not_conserved.to_markdown(index=False))
 
-        rows = con.replace_month_with_query("tenant_costs", period, stage_sql("tenant_costs"), {"cost_metric": metric})
+        rows = con.replace_month_with_query("tenant_costs", period, stamped(stage_sql("tenant_costs")),
+                                            stamp_params({"cost_metric": metric}, delivery))
 
         daily_mismatches = con.execute(
             f"""WITH facts AS (

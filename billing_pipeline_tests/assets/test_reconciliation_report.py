@@ -25,7 +25,7 @@ def test_variance_flags_and_totals(warehouse_con):
              ("unattributed", "AmazonCloudWatch", "other", "0.25")]
     for accountant, service, resource_type, cost in costs:
         con.execute(
-            """INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', 'direct', NULL, NULL, 'USD', 'unblended', ?)""",
+            """INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', 'direct', NULL, NULL, 'USD', 'unblended', ?, NULL)""",
             [JAN, JAN, accountant, service, resource_type, D(cost)],
         )
     estimates = [("a", "lambda", "1.00"), ("a", "s3", "1.90"), ("b", "dynamodb", "0.10")]
