@@ -222,3 +222,28 @@ def test_a_warehouse_from_before_lineage_gains_the_columns_and_keeps_its_rows(tm
     with BillingWarehouse(database=str(path)).connect() as engine:
         assert engine.execute("SELECT line_items, delivery_id FROM hourly_cost_facts").fetchall() == [(3, None)]
         assert lineage.problem(engine, JAN, "statements") is None  # unknown lineage is not a disagreement
+
+
+def test_a_verification_that_fails_before_the_commit_keeps_the_month(month):
+    """The engines' `verify` hook (hourly_cost_facts checks there that its facts add up to the line items):
+    whatever it raises rolls the replacement back."""
+    from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+
+    root, _ = month
+    before = snapshot(root / "w.duckdb")
+    seen = []
+
+    def verify(relation):
+        seen.append(engine.execute(f"SELECT count(*), sum(unblended_cost) FROM {relation}").fetchall()[0])
+        raise ValueError("the new facts do not add up")
+
+    with duckdb.connect(str(root / "w.duckdb")) as con:
+        engine = DuckDBEngine(con)
+        con.execute("CREATE TEMP TABLE old_facts AS SELECT * FROM hourly_cost_facts")
+        with pytest.raises(ValueError, match="do not add up"):
+            engine.replace_month_with_query(
+                "hourly_cost_facts", JAN,
+                "SELECT * REPLACE (unblended_cost * 2 AS unblended_cost) FROM old_facts", verify=verify)
+    facts = before["hourly_cost_facts"]
+    assert seen == [(len(facts), 2 * sum(row[16] for row in facts))]  # it saw the new rows, inside the transaction
+    assert snapshot(root / "w.duckdb") == before
