@@ -29,7 +29,7 @@ def add_usage(con, service, driver, scope, accountant, quantity, hour=H):
 
 
 def add_cost(con, accountant, service, resource_type, allocation, driver, cost, day=JAN):
-    con.execute("INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', ?, ?, NULL, 'USD', 'unblended', ?)",
+    con.execute("INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', ?, ?, NULL, 'USD', 'unblended', ?, NULL)",
                 [JAN, day, accountant, service, resource_type, allocation, driver, D(cost)])
 
 
