@@ -34,8 +34,11 @@ def problem(engine, period: dt.date, through: str) -> str | None:
     """Why the month's tables up to `through` (inclusive) do not all come from one delivery, naming the asset to
     re-run; None when they agree. The reference is cur_line_items' delivery (or, for a month without line items,
     the first table that records one); tables without rows for the month have nothing to disagree with."""
-    tables = CHAIN[: CHAIN.index(through) + 1]
-    found = deliveries_by_table(engine, period, tables)
+    return _disagreement(deliveries_by_table(engine, period, CHAIN[: CHAIN.index(through) + 1]), period)
+
+
+def _disagreement(found: dict[str, list[str]], period: dt.date) -> str | None:
+    tables = list(found)
     month = f"{period:%Y-%m}"
     if len(found["cur_line_items"]) > 1:
         return (f"cur_line_items of {month} holds {len(found['cur_line_items'])} deliveries "
@@ -56,12 +59,13 @@ def problem(engine, period: dt.date, through: str) -> str | None:
 def month_delivery(engine, period: dt.date, through: str) -> str | None:
     """The delivery the month's tables up to `through` come from (None: no line items); a Dagster Failure saying
     which asset to re-run when they disagree."""
-    reason = problem(engine, period, through)
+    found = deliveries_by_table(engine, period, CHAIN[: CHAIN.index(through) + 1])
+    reason = _disagreement(found, period)
     if reason:
         from dagster import Failure  # here: the API imports this module without Dagster
 
         raise Failure(f"Refusing {period:%Y-%m}: {reason}")
-    current = deliveries_by_table(engine, period, ("cur_line_items",))["cur_line_items"]
+    current = found["cur_line_items"]
     return current[0] if current else None
 
 
