@@ -3,9 +3,10 @@
 - Validate before commit: a delivery whose sums overflow fails naming its file and line item, inside the
   replacing transaction, and every table stays exactly as it was; a process killed inside that transaction
   (SIGKILL) leaves the last good month too.
-- One delivery per month across tables: after cur_line_items alone took a new delivery (what a SIGKILL during
-  hourly_cost_facts leaves), statements, exports, invoices and the API refuse the month naming the asset to
-  re-run, and the month_from_one_delivery check fails; re-running from that asset makes the month whole again.
+- One delivery per month across tables: after a run of a new delivery is killed (SIGKILL) inside
+  hourly_cost_facts, or cur_line_items alone took it, statements, exports, invoices and the API refuse the month
+  naming the asset to re-run, and the month_from_one_delivery check fails; re-running from that asset makes the
+  month whole again.
 """
 
 from __future__ import annotations
@@ -208,6 +209,52 @@ def test_a_half_recomputed_month_is_refused_by_every_reader_until_rerun(month, m
         assert lineage.deliveries_by_table(con, JAN) == {t: ["asm-new"] for t in lineage.CHAIN}
         assert queries.statement(con, accountant, JAN)["month"] == "2026-01"
     assert run_check().passed
+
+
+KILLED_RUN = """
+import time
+from dagster import DagsterInstance, materialize
+from billing_pipeline.definitions import defs
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+
+replace = DuckDBEngine.replace_month_with
+
+def stalling(self, table, period, insert):
+    def insert_and_stall():
+        insert()
+        if table == "hourly_cost_facts":
+            print("INSIDE hourly_cost_facts", flush=True)  # the new facts written, not committed
+            time.sleep(120)
+    return replace(self, table, period, insert_and_stall)
+
+DuckDBEngine.replace_month_with = stalling
+materialize([a for a in defs.assets if a.key.to_user_string() in ("cur_line_items", "hourly_cost_facts")],
+            resources=defs.resources, partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+"""
+
+
+def test_a_run_killed_during_hourly_cost_facts_leaves_a_month_every_reader_refuses(month):
+    """The issue's SIGKILL for real: a run of the new delivery is killed inside hourly_cost_facts' transaction."""
+    root, cur = month
+    with duckdb.connect(str(root / "w.duckdb"), read_only=True) as con:
+        ((old,),) = con.execute("SELECT DISTINCT delivery_id FROM cur_line_items").fetchall()
+    redeliver(cur, "asm-killed")
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert process.stdout.readline().strip() == "INSIDE hourly_cost_facts"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    with duckdb.connect(str(root / "w.duckdb"), read_only=True) as con:
+        found = lineage.deliveries_by_table(con, JAN)
+    assert found == {"cur_line_items": ["asm-killed"], "hourly_cost_facts": [old], "tenant_costs": [old],
+                     "reconciliation_report": [old], "statements": [old]}
+    result = run({"statements"})
+    assert not result.success
+    assert (f"Refusing 2026-01: hourly_cost_facts of 2026-01 was computed from delivery {old}, but cur_line_items "
+            "holds delivery asm-killed: re-run hourly_cost_facts") in failure_message(result)
+    assert not run_check().passed
 
 
 def test_a_warehouse_from_before_lineage_gains_the_columns_and_keeps_its_rows(tmp_path):
