@@ -27,10 +27,10 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
-from billing_pipeline.lineage import month_delivery
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 INVOICE_SCHEMA = pa.schema([

@@ -12,10 +12,10 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
+from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 REPORT_COLUMNS = "accountant_id, resource_type, currency, estimated_cost, actual_cost, variance, variance_pct, flagged"

@@ -28,10 +28,10 @@ from dagster import (
 
 from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.lineage import month_delivery
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 REPORT_ORDER = "accountant_id, resource_type = 'total', resource_type, currency"

@@ -100,7 +100,7 @@ def test_a_corrupt_gzip_still_names_the_file(tmp_path):
 def test_a_cur_csv_gz_without_newline_fails_after_a_bounded_read(tmp_path):
     period = tmp_path / "cur" / "r" / "20260101-20260201"
     data = write_gzip(period / "asm" / "r-1.csv.gz", [b"a" * MIB] * 64)  # 64 MiB, one "line"
-    write_legacy_manifest(period / "r-Manifest.json", "r", [f"cur/r/20260101-20260201/asm/r-1.csv.gz"], "asm")
+    write_legacy_manifest(period / "r-Manifest.json", "r", ["cur/r/20260101-20260201/asm/r-1.csv.gz"], "asm")
     location = locate(str(tmp_path))
     (delivery,) = find_deliveries(location).values()
     with pytest.raises(CurFormatError, match=rf"^{data}: unreadable CUR file: no CSV header line in the first 1048576 "
