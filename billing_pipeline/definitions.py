@@ -16,6 +16,7 @@ from billing_pipeline.assets.tenant_costs import tenant_costs
 from billing_pipeline.assets.tenant_registry import tenant_registry
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
+from billing_pipeline.checks.month_lineage import month_from_one_delivery
 from billing_pipeline.jobs import billing_month_job
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.money_bounds import MoneyBounds
@@ -28,7 +29,9 @@ from billing_pipeline.sensors import cur_delivery_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
-            tenant_registry, implausible_money, invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
+            tenant_registry, implausible_money, invoices, pricing_feedback, statements, usage_table_writeback,
+            cost_explorer_costs],
+    asset_checks=[month_from_one_delivery],
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],

@@ -32,6 +32,7 @@ from dagster import (
 from billing_pipeline.assets.common import duplicate_check, month_of
 from billing_pipeline.assets.implausible_money import hold_message, implausible_lines, settings
 from billing_pipeline.assets.tenant_registry import describe, load_registry
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
@@ -100,6 +101,7 @@ def invoices(
 
     bound, allowed = settings(money_bounds)
     with warehouse.connect() as con:
+        month_delivery(con, period, "reconciliation_report")  # never charge from tables of different deliveries
         # Held while the month's bill has implausible lines, unless the month is allowed (implausible_money.py):
         # read from cur_line_items itself, so running `invoices` alone is held too
         implausible = implausible_lines(con, period, bound)
