@@ -4,10 +4,13 @@
     GET /billing/history            the caller's months, newest first
     GET /billing.csv?month=YYYY-MM  the statement as CSV (formula-injection safe)
     GET /                           the dashboard (static/index.html, app.js, style.css)
+    GET /admin/months, /admin/statements?month=, /admin/billing?month=&accountant_id=   the data team (admin tokens)
     GET /healthz                    liveness, no data
+    GET /api/docs                   the OpenAPI page (Swagger UI served from the swagger-ui-bundle package)
 
-Every data request: authenticate (401), refuse another tenant's id in the query (403), validate the parameters
-(400), open the DuckDB file read-only (503 while a writer holds it past a short retry), answer 404 when the
+Every data request: authenticate (401, also for an expired token), refuse another tenant's id in the query and
+the other scope's endpoints (403), validate the parameters (400), read the published snapshots in memory
+(api/published.py: never the warehouse, so a pipeline run writing it changes nothing here), answer 404 when the
 caller has no data for the month. See docs/billing-api.md.
 """
 
@@ -18,17 +21,18 @@ import datetime as dt
 import io
 import os
 import re
-from contextlib import closing
 from importlib import resources as package_files
 
-import duckdb
+import swagger_ui_bundle
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from billing_pipeline.api import queries
-from billing_pipeline.api.auth import TokensFileError, TokenStore
+from billing_pipeline.api.auth import Grant, TokensFileError, TokenStore
+from billing_pipeline.api.published import NothingPublished, PublishedBilling
+from billing_pipeline.publishing import PublishedError
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 DEFAULT_FIRST_MONTH = "2018-01"
@@ -91,12 +95,16 @@ def parse_month(value: str | None) -> dt.date | None:
 # App
 
 
-def create_app(warehouse: str | None = None, tokens_file: str | None = None) -> FastAPI:
-    """The app. `warehouse` and `tokens_file` default to BILLING_WAREHOUSE and BILLING_API_TOKENS, read at each
-    request (so one process follows the environment it was started in)."""
-    app = FastAPI(title="billing_pipeline API", version="1", docs_url="/api/docs", redoc_url=None,
+def create_app(published: str | None = None, tokens_file: str | None = None,
+               refresh_seconds: float | None = None) -> FastAPI:
+    """The app. `published` (the snapshots' folder or s3:// URI) and `tokens_file` default to BILLING_PUBLISH_URI
+    and BILLING_API_TOKENS."""
+    # OpenAPI 3.0.3: the Swagger UI of swagger-ui-bundle (4.15) renders 3.0 documents, not 3.1
+    app = FastAPI(title="billing_pipeline API", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
+    app.openapi_version = "3.0.3"
     store = TokenStore(tokens_file)
+    billing = PublishedBilling(published, refresh_seconds)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, error: RequestValidationError):
@@ -108,46 +116,54 @@ def create_app(warehouse: str | None = None, tokens_file: str | None = None) -> 
         response = await call_next(request)
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
-        if request.url.path.startswith("/billing"):
+        if request.url.path.startswith(("/billing", "/admin")):
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def caller(request: Request) -> str:
-        """Authenticate the bearer token and refuse any other tenant's id in the query."""
+    def grant(request: Request) -> Grant:
+        """The bearer token's grant: 401 without one, for an unknown, revoked or expired token."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="billing"'}
         if scheme.lower() != "bearer" or not token.strip():
             raise _error(401, "Missing bearer token: send 'Authorization: Bearer <token>'.", challenge)
         try:
-            accountant_id = store.accountant_for(token.strip())
+            found = store.grant_for(token.strip())
         except (TokensFileError, OSError):
             raise _error(503, "The API's tokens file cannot be read; ask the operator to check BILLING_API_TOKENS.")
-        if accountant_id is None:
-            raise _error(401, "Invalid or revoked token.", {"WWW-Authenticate": 'Bearer realm="billing", error="invalid_token"'})
-        for requested in request.query_params.getlist("accountant_id"):
-            if requested != accountant_id:
-                raise _error(403, "A token only gives access to its own accountant's billing data.")
-        return accountant_id
+        invalid = {"WWW-Authenticate": 'Bearer realm="billing", error="invalid_token"'}
+        if found is None:
+            raise _error(401, "Invalid or revoked token.", invalid)
+        if found.expired():
+            raise _error(401, f"Token {found.id} expired at {found.expires_at}: ask for a new one.", invalid)
+        return found
 
-    def connect():
-        path = warehouse or queries.warehouse_path()
-        try:
-            return queries.open_read_only(path)
-        except queries.WarehouseUnavailable as error:
-            raise _error(503, str(error), {"Retry-After": "5"}) from None
+    def caller(request: Request, granted: Grant = Depends(grant)) -> str:
+        """A tenant token's accountant; any other tenant's id in the query is refused."""
+        if granted.scope != "tenant":
+            raise _error(403, "An admin token reads /admin/...; the tenant endpoints take a tenant's token.")
+        for requested in request.query_params.getlist("accountant_id"):
+            if requested != granted.accountant_id:
+                raise _error(403, "A token only gives access to its own accountant's billing data.")
+        return granted.accountant_id
+
+    def admin(granted: Grant = Depends(grant)) -> Grant:
+        if granted.scope != "admin":
+            raise _error(403, "These endpoints are for the data team's admin tokens.")
+        return granted
 
     def run(fn, *args):
-        with closing(connect()) as con:
-            try:
+        try:
+            with billing.reading() as con:
                 return fn(con, *args)
-            except duckdb.CatalogException:
-                raise _error(503, "The billing warehouse has no billing tables yet: run the pipeline first.",
-                             {"Retry-After": "60"}) from None
-            except queries.NoData as error:
-                raise _error(404, str(error)) from None
-            except ValueError as error:
-                raise _error(500, str(error)) from None
+        except (NothingPublished, PublishedError, OSError) as error:
+            raise _error(503, str(error) if isinstance(error, NothingPublished)
+                         else "The published billing cannot be read; ask the operator to check BILLING_PUBLISH_URI.",
+                         {"Retry-After": "60"}) from None
+        except queries.NoData as error:
+            raise _error(404, str(error)) from None
+        except ValueError as error:
+            raise _error(500, str(error)) from None
 
     def month_statement(accountant_id: str, month: str | None) -> dict:
         period = parse_month(month)
@@ -168,7 +184,7 @@ def create_app(warehouse: str | None = None, tokens_file: str | None = None) -> 
         return {"status": "ok"}
 
     @app.get("/billing")
-    def billing(month: str | None = None, accountant_id: str = Depends(caller)):
+    def billing_statement(month: str | None = None, accountant_id: str = Depends(caller)):
         """The caller's statement of `month` (YYYY-MM; default: the latest month with data)."""
         return month_statement(accountant_id, month)
 
@@ -191,11 +207,35 @@ def create_app(warehouse: str | None = None, tokens_file: str | None = None) -> 
         return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
+    @app.get("/admin/months")
+    def admin_months(_granted: Grant = Depends(admin)):
+        """The data team: every published month, its snapshot, publication time and CUR delivery."""
+        return {"months": run(queries.published_months)}
+
+    @app.get("/admin/statements")
+    def admin_statements(month: str, _granted: Grant = Depends(admin)):
+        """The data team: every tenant's statement lines of `month`, as published."""
+        period = parse_month(month)
+        return run(queries.month_statements, period)
+
+    @app.get("/admin/billing")
+    def admin_billing(month: str, accountant_id: str, _granted: Grant = Depends(admin)):
+        """The data team: any tenant's statement of `month`, as that tenant sees it."""
+        period = parse_month(month)
+        return run(queries.statement, accountant_id, period)
+
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(os.path.join(STATIC_DIR, "index.html"), media_type="text/html")
 
+    @app.get("/api/docs", include_in_schema=False)
+    def docs():
+        return FileResponse(os.path.join(STATIC_DIR, "docs.html"), media_type="text/html")
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Swagger UI's files from the swagger-ui-bundle package: the docs page loads nothing from the internet
+    app.mount("/api/docs/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
+    app.state.published = billing
     return app
 
 
