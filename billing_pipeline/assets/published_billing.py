@@ -26,6 +26,7 @@ from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.publishing import publish_month
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
+from billing_pipeline.storage import Location
 
 MONEY = pa.decimal128(38, 10)
 CENTS = pa.decimal128(38, 2)
@@ -154,6 +155,27 @@ def month_snapshot(con, period: dt.date) -> tuple[dict[str, pa.Table], dict[str,
     return tables, in_scope, (deliveries, delivery_id, bool(is_final), line_items)
 
 
+class NotPublishable(Exception):
+    """The month's tables disagree: nothing is switched."""
+
+    def __init__(self, period: dt.date, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{period:%Y-%m} not published; the API keeps serving the previous snapshot: "
+                         + "; ".join(problems))
+
+
+def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
+    """Read the month from the warehouse, check it, publish it; returns the pointer (NotPublishable: nothing
+    switched)."""
+    tables, in_scope, cur = month_snapshot(con, period)
+    problems = consistency_problems(tables, in_scope, cur)
+    if not problems and not tables["statements"].num_rows and not tables["estimates"].num_rows:
+        problems.append("the warehouse holds nothing of the month (run the month first)")
+    if problems:
+        raise NotPublishable(period, problems)
+    return publish_month(location, period, tables, {"delivery_id": cur[1], "is_final": cur[2], "engine": engine})
+
+
 @asset(
     partitions_def=billing_month_partitions,
     deps=["statements", "reconciliation_report", "estimated_usage", "tenant_costs", "usage_shares", "cur_line_items"],
@@ -168,22 +190,18 @@ def published_billing(
     Parquet snapshot under BILLING_PUBLISH_URI, switched in by replacing the month's pointer file only when the
     month's tables agree (one CUR delivery, statements' cents adding up, report = statements)."""
     period, _ = month_of(context)
-    with warehouse.connect() as con:
-        tables, in_scope, cur = month_snapshot(con, period)
-        engine = con.name
-    problems = consistency_problems(tables, in_scope, cur)
-    if not problems and not tables["statements"].num_rows and not tables["estimates"].num_rows:
-        problems.append("the warehouse holds nothing of the month (run the month first)")
-    if problems:
-        raise Failure(f"{period:%Y-%m} not published; the API keeps serving the previous snapshot: "
-                      + "; ".join(problems), metadata={"problems": MetadataValue.md("\n".join(f"- {p}" for p in problems))})
     location = outputs_config.publish_location()
-    pointer = publish_month(location, period, tables, {"delivery_id": cur[1], "is_final": cur[2], "engine": engine})
-    context.log.info(f"{period:%Y-%m}: published snapshot {pointer['snapshot']} (delivery {cur[1]})")
+    try:
+        with warehouse.connect() as con:
+            pointer = publish_from(con, location, period, con.name)
+    except NotPublishable as error:
+        raise Failure(str(error), metadata={
+            "problems": MetadataValue.md("\n".join(f"- {p}" for p in error.problems))}) from None
+    context.log.info(f"{period:%Y-%m}: published snapshot {pointer['snapshot']} (delivery {pointer['delivery_id']})")
     return MaterializeResult(metadata={
         "snapshot": pointer["snapshot"],
         "published_at": pointer["published_at"],
-        "delivery_id": str(cur[1]),
+        "delivery_id": str(pointer["delivery_id"]),
         "pointer": location.display(location.join("current", f"{period:%Y-%m}.json")),
         **{f"rows/{name}": MetadataValue.int(count) for name, count in pointer["rows"].items()},
     })
