@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -53,6 +54,9 @@ class Built:
         for (accountant, _rtype), cost in self.months[month].expected_estimates.items():
             totals[accountant] += cost
         return largest_remainder_cents(dict(totals))
+
+    def total_of(self, sample: SampleMonth, accountant: str) -> Decimal:
+        return sum((c for (a, _s), c in sample.expected_costs.items() if a == accountant), Decimal(0))
 
     def estimated(self, month: dt.date, accountant: str) -> Decimal:
         return sum((c for (a, _t), c in self.months[month].expected_estimates.items() if a == accountant), Decimal(0))
@@ -128,15 +132,15 @@ def built(tmp_path_factory) -> Built:
         return pickle.loads(done.read_bytes())
 
 
-@pytest.fixture(scope="session")
-def server(built):
+@contextmanager
+def serving(published: Path, tokens_file: Path, log_file: Path):
     """The API served by `python -m billing_pipeline.api` on a free loopback port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "BILLING_API_REFRESH_SECONDS": "0"}
-    log = open(built.tokens_file.parent / "server.log", "wb")
+    log = open(log_file, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "billing_pipeline.api", "--host", "127.0.0.1", "--port", str(port),
-         "--published", str(built.published), "--tokens", str(built.tokens_file), "--log-level", "warning"],
+         "--published", str(published), "--tokens", str(tokens_file), "--log-level", "warning"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -148,15 +152,30 @@ def server(built):
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("the API server did not start: " + (built.tokens_file.parent / "server.log").read_text())
+            raise RuntimeError("the API server did not start: " + log_file.read_text())
         time.sleep(0.1)
-    yield base
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(built):
+    with serving(built.published, built.tokens_file, built.tokens_file.parent / "server.log") as base:
+        yield base
+
+
+@pytest.fixture
+def server_for(built, tmp_path):
+    """Serve other published snapshots (a copy) with the built tokens: server_for(published) -> base URL."""
+    with ExitStack() as stack:
+        yield lambda published: stack.enter_context(serving(published, built.tokens_file, tmp_path / "server.log"))
 
 
 @pytest.fixture
