@@ -16,9 +16,11 @@ caller has no data for the month. See docs/billing-api.md.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 from importlib import resources as package_files
@@ -28,6 +30,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 
 from billing_pipeline.api import queries
 from billing_pipeline.api.auth import Grant, TokensFileError, TokenStore
@@ -95,6 +99,30 @@ def parse_month(value: str | None) -> dt.date | None:
 # App
 
 
+class SecurityHeaders:
+    """Headers on every answer (a plain ASGI middleware: no extra task per request). Data is never cached."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        no_store = scope["path"].startswith(("/billing", "/admin"))
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    if key not in headers:
+                        headers[key] = value
+                if no_store:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(published: str | None = None, tokens_file: str | None = None,
                refresh_seconds: float | None = None) -> FastAPI:
     """The app. `published` (the snapshots' folder or s3:// URI) and `tokens_file` default to BILLING_PUBLISH_URI
@@ -111,16 +139,11 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in error.errors())
         return JSONResponse(status_code=400, content={"detail": f"bad parameters: {problems}"})
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if request.url.path.startswith(("/billing", "/admin")):
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(SecurityHeaders)
 
-    def grant(request: Request) -> Grant:
+    # The dependencies and the tenant endpoints are coroutines: a request served from memory never leaves the
+    # event loop; building a document (DuckDB) and refreshing the snapshots run in the thread pool.
+    async def grant(request: Request) -> Grant:
         """The bearer token's grant: 401 without one, for an unknown, revoked or expired token."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -138,7 +161,7 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
             raise _error(401, f"Token {found.id} expired at {found.expires_at}: ask for a new one.", invalid)
         return found
 
-    def caller(request: Request, granted: Grant = Depends(grant)) -> str:
+    async def caller(request: Request, granted: Grant = Depends(grant)) -> str:
         """A tenant token's accountant; any other tenant's id in the query is refused."""
         if granted.scope != "tenant":
             raise _error(403, "An admin token reads /admin/...; the tenant endpoints take a tenant's token.")
@@ -147,7 +170,7 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
                 raise _error(403, "A token only gives access to its own accountant's billing data.")
         return granted.accountant_id
 
-    def admin(granted: Grant = Depends(grant)) -> Grant:
+    async def admin(granted: Grant = Depends(grant)) -> Grant:
         if granted.scope != "admin":
             raise _error(403, "These endpoints are for the data team's admin tokens.")
         return granted
@@ -165,9 +188,29 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
         except ValueError as error:
             raise _error(500, str(error)) from None
 
-    def month_statement(accountant_id: str, month: str | None) -> dict:
-        period = parse_month(month)
+    memo = {"generation": None, "entries": {}}
 
+    async def cached(key: tuple, build):
+        """build(), once per tenant request and published state: snapshots are immutable, so a document is
+        computed (and serialized) once per switch and then served from memory. A document is built in one read
+        transaction that began after the generation was read, so it is never older than its key."""
+        if billing.refresh_due():
+            await run_in_threadpool(billing.refresh)
+        generation = billing.generation
+        if memo["generation"] != generation:
+            memo["generation"], memo["entries"] = generation, {}
+        entries = memo["entries"]
+        if key not in entries:  # one build per key, however many ask at once (a switch under load)
+            entries[key] = asyncio.ensure_future(run_in_threadpool(build))
+        future = entries[key]
+        try:
+            return await asyncio.shield(future)  # a client that hangs up does not cancel the others' build
+        except Exception:
+            if entries.get(key) is future:
+                del entries[key]  # errors are not kept: the next request tries again
+            raise
+
+    def month_statement(accountant_id: str, period: dt.date | None) -> dict:
         def load(con):
             chosen = period
             if chosen is None:
@@ -179,32 +222,44 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
 
         return run(load)
 
+    def json_body(doc) -> bytes:
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
     @app.get("/healthz", include_in_schema=False)
     def healthz():
         return {"status": "ok"}
 
     @app.get("/billing")
-    def billing_statement(month: str | None = None, accountant_id: str = Depends(caller)):
+    async def billing_statement(month: str | None = None, accountant_id: str = Depends(caller)):
         """The caller's statement of `month` (YYYY-MM; default: the latest month with data)."""
-        return month_statement(accountant_id, month)
+        period = parse_month(month)
+        body = await cached(("statement", accountant_id, period),
+                      lambda: json_body(month_statement(accountant_id, period)))
+        return Response(body, media_type="application/json")
 
     @app.get("/billing/history")
-    def billing_history(accountant_id: str = Depends(caller)):
+    async def billing_history(accountant_id: str = Depends(caller)):
         """The caller's months with data, newest first."""
-        months = run(queries.history, accountant_id)
-        return {"accountant_id": accountant_id, "months": months}
+        body = await cached(("history", accountant_id), lambda: json_body(
+            {"accountant_id": accountant_id, "months": run(queries.history, accountant_id)}))
+        return Response(body, media_type="application/json")
 
-    @app.get("/billing.csv")
-    def billing_csv(month: str | None = None, accountant_id: str = Depends(caller)):
-        """The statement of `month` as CSV."""
-        doc = month_statement(accountant_id, month)
+    def csv_document(accountant_id: str, period: dt.date | None) -> tuple[str, str]:
+        doc = month_statement(accountant_id, period)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(queries.CSV_COLUMNS)
         for row in queries.csv_rows(doc):
             writer.writerow([safe_cell(cell) for cell in row])
         filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"billing-{accountant_id}-{doc['month']}.csv")
-        return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+        return buffer.getvalue(), filename
+
+    @app.get("/billing.csv")
+    async def billing_csv(month: str | None = None, accountant_id: str = Depends(caller)):
+        """The statement of `month` as CSV."""
+        period = parse_month(month)
+        text, filename = await cached(("csv", accountant_id, period), lambda: csv_document(accountant_id, period))
+        return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     @app.get("/admin/months")

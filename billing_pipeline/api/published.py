@@ -61,6 +61,9 @@ class PublishedBilling:
             return self._refresh_seconds
         return float(os.environ.get("BILLING_API_REFRESH_SECONDS") or DEFAULT_REFRESH_SECONDS)
 
+    def refresh_due(self) -> bool:
+        return time.monotonic() - self._checked >= self._interval()
+
     def refresh(self) -> None:
         """Swap in the months whose pointer changed (see the module doc)."""
         if time.monotonic() - self._checked < self._interval():
