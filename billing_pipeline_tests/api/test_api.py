@@ -216,6 +216,17 @@ def test_dashboard_files_are_served_with_a_strict_policy(client):
     assert client.get("/billing/history").headers.get("cache-control") == "no-store"
 
 
+def test_api_docs_load_nothing_from_the_internet(client):
+    """/api/docs: Swagger UI from the app (swagger-ui-bundle) under the same policy; the OpenAPI document is 3.0,
+    which that Swagger UI renders (headless Chromium renders it in test_dashboard.py)."""
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    assert "http" not in page.text and "<script>" not in page.text  # no CDN, no inline script
+    for src in ("/api/docs/swagger-ui/swagger-ui-bundle.js", "/api/docs/swagger-ui/swagger-ui.css", "/static/docs.js"):
+        assert src in page.text and client.get(src).status_code == 200
+    assert client.get("/api/openapi.json").json()["openapi"].startswith("3.0")
+
+
 def test_issue_and_revoke_token_commands(tmp_path):
     tokens = tmp_path / "tokens.json"
     issued = subprocess.run([sys.executable, "-m", "billing_pipeline.api", "issue-token", "acct-0042",
