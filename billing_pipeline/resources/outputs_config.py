@@ -60,7 +60,8 @@ class OutputsConfig(ConfigurableResource):
         """Before any step: the output settings checked, each mistake named (see settings.py)."""
         require_valid_settings(
             tuple(DEFAULTS),
-            {"BILLING_EXPORT_URI": self.export_uri, "BILLING_WRITEBACK_TABLE": self.writeback_table,
+            {"BILLING_EXPORT_URI": self.export_uri, "BILLING_PUBLISH_URI": self.publish_uri,
+             "BILLING_WRITEBACK_TABLE": self.writeback_table,
              "BILLING_COST_EXPLORER": self.cost_explorer, "BILLING_COST_EXPLORER_TAG": self.cost_explorer_tag,
              "BILLING_COST_EXPLORER_TOLERANCE": self.cost_explorer_tolerance},
             unknown=False,
