@@ -23,6 +23,7 @@ from billing_pipeline.publishing import PublishedError, pointer_stamps, publish_
 
 log = logging.getLogger("billing_pipeline.api")
 DEFAULT_REFRESH_SECONDS = 1.0
+SETTLED_NS = 5 * 10**9  # a pointer read this long after its modification time cannot have changed unseen
 # the columns the API reads of each snapshot table (a snapshot may carry more)
 COLUMNS = {
     "statements": ["billing_period", "accountant_id", "line", "currency", "cost_metric", "cost", "amount", "is_final"],
@@ -51,6 +52,7 @@ class PublishedBilling:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._stamps: dict[str, tuple] = {}
+        self._read_at: dict[str, int] = {}
         self._snapshots: dict[str, str] = {}
         self._checked = float("-inf")
         self._loaded_once = False
@@ -76,15 +78,19 @@ class PublishedBilling:
             location = publish_location(self._uri)
             stamps = pointer_stamps(location)
             for month, stamp in sorted(stamps.items()):
-                if self._stamps.get(month) == stamp:
+                # unchanged (mtime, size), and read well after that mtime: S3 keeps times to the second, so a
+                # pointer replaced twice within a second keeps its stamp; until it has settled it is re-read
+                settled = stamp[0] is not None and self._read_at.get(month, 0) > stamp[0] + SETTLED_NS
+                if self._stamps.get(month) == stamp and settled:
                     continue
                 try:
+                    read_at = time.time_ns()
                     pointer = read_pointer(location, month, stamp)
                     if pointer is None:
                         continue
                     if pointer.snapshot != self._snapshots.get(month):
                         self._swap(pointer, read_snapshot(location, pointer))
-                    self._stamps[month] = stamp
+                    self._stamps[month], self._read_at[month] = stamp, read_at
                 except (PublishedError, OSError) as error:  # keep the previous snapshot, try again next time
                     log.warning(f"published billing of {month} not loaded: {error}")
             for month in set(self._snapshots) - set(stamps):  # a pointer removed: the month is withdrawn
@@ -134,6 +140,7 @@ class PublishedBilling:
         self.generation += 1
         self._snapshots.pop(month, None)
         self._stamps.pop(month, None)
+        self._read_at.pop(month, None)
 
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -236,3 +236,24 @@ def test_nothing_to_publish_is_refused(built, tmp_path):
         with pytest.raises(publisher.NotPublishable, match="holds nothing of the month"):
             publisher.publish_from(con, locate(str(tmp_path / "published")), dt.date(2025, 6, 1), "duckdb")
     assert not (tmp_path / "published").exists()
+
+
+def test_published_on_s3_is_served_and_switched(built, copy, aws):
+    """BILLING_PUBLISH_URI=s3://...: the snapshot is written object by object, the pointer last (one PutObject),
+    and the API lists, reads and switches it through pyarrow's S3 filesystem (the local AWS server)."""
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="billing-published")
+    location = locate("s3://billing-published/api")
+    local = locate(str(copy.published))
+    tables = read_snapshot(local, read_pointer(local, "2026-01"))
+    publish_month(location, JAN, tables, {"delivery_id": "d-1", "is_final": False})
+    client = in_process_client("s3://billing-published/api", built.tokens_file)
+    first = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
+    assert first["published"]["cur_delivery"] == "d-1"
+    assert D(first["total_cost"]["rounded"]) == built.cents(JAN)[A]
+    # within the same second: S3 keeps modification times to the second, the pointer's size is the same
+    publish_month(location, JAN, doubled(tables), {"delivery_id": "d-2", "is_final": False})
+    second = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
+    assert second["published"]["cur_delivery"] == "d-2"
+    assert D(second["total_cost"]["rounded"]) == 2 * built.cents(JAN)[A]
