@@ -20,7 +20,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from billing_pipeline.assets.common import month_of
 from billing_pipeline.assets.statements import REPORT_ORDER, STATEMENT_ORDER, split_cents
-from billing_pipeline.exports import arrow_schema, month_table
+from billing_pipeline.exports import month_table
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.publishing import publish_month
