@@ -21,8 +21,12 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import os
 import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources as package_files
 
 import swagger_ui_bundle
@@ -38,6 +42,7 @@ from billing_pipeline.api.auth import Grant, TokensFileError, TokenStore
 from billing_pipeline.api.published import NothingPublished, PublishedBilling
 from billing_pipeline.publishing import PublishedError
 
+log = logging.getLogger("billing_pipeline.api")
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 DEFAULT_FIRST_MONTH = "2018-01"
 STATIC_DIR = str(package_files.files("billing_pipeline.api").joinpath("static"))
@@ -97,6 +102,15 @@ def parse_month(value: str | None) -> dt.date | None:
 
 # ----------------------------------------------------------------------------------------------------------------
 # App
+
+
+@dataclass
+class Entry:
+    """A served document: being built (`future`), or built (`value`); `build` makes it again after a switch."""
+
+    future: asyncio.Future | None
+    value: object
+    build: Callable[[], object]
 
 
 class SecurityHeaders:
@@ -188,25 +202,45 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
         except ValueError as error:
             raise _error(500, str(error)) from None
 
-    memo = {"generation": None, "entries": {}}
+    # What is served: documents by key (kind, accountant, month), built from the published state. A snapshot never
+    # changes, so each document is built (and serialized) once per switch and then served from memory.
+    memo: dict = {"generation": None, "entries": {}}  # key -> Entry
+    warming = threading.Lock()
+
+    def refresh_and_warm() -> None:
+        """Swap in newly published months, then rebuild the documents being served before serving them: until
+        then the other clients get the previous documents (each whole) instead of all waiting for the rebuild."""
+        try:
+            billing.refresh()
+        except (PublishedError, OSError) as error:  # keep serving what is loaded; a miss says 503
+            log.warning(f"published billing not refreshed: {error}")
+        if memo["generation"] == billing.generation or not warming.acquire(blocking=False):
+            return  # up to date, or another thread is warming
+        try:
+            generation = billing.generation
+            warm = {}
+            for key, entry in list(memo["entries"].items()):
+                try:
+                    warm[key] = Entry(None, entry.build(), entry.build)
+                except Exception:  # noqa: BLE001 (e.g. a month withdrawn: built again, and answered, on request)
+                    continue
+            memo["generation"], memo["entries"] = generation, warm
+        finally:
+            warming.release()
 
     async def cached(key: tuple, build):
-        """build(), once per tenant request and published state: snapshots are immutable, so a document is
-        computed (and serialized) once per switch and then served from memory. A document is built in one read
-        transaction that began after the generation was read, so it is never older than its key."""
         if billing.refresh_due():
-            await run_in_threadpool(billing.refresh)
-        generation = billing.generation
-        if memo["generation"] != generation:
-            memo["generation"], memo["entries"] = generation, {}
+            await run_in_threadpool(refresh_and_warm)
         entries = memo["entries"]
-        if key not in entries:  # one build per key, however many ask at once (a switch under load)
-            entries[key] = asyncio.ensure_future(run_in_threadpool(build))
-        future = entries[key]
+        entry = entries.get(key)
+        if entry is None:  # one build per key, however many ask at once
+            entry = entries[key] = Entry(asyncio.ensure_future(run_in_threadpool(build)), None, build)
+        if entry.future is None:
+            return entry.value
         try:
-            return await asyncio.shield(future)  # a client that hangs up does not cancel the others' build
+            return await asyncio.shield(entry.future)  # a client that hangs up does not cancel the others' build
         except Exception:
-            if entries.get(key) is future:
+            if entries.get(key) is entry:
                 del entries[key]  # errors are not kept: the next request tries again
             raise
 
