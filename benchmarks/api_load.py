@@ -1,6 +1,6 @@
 """Load test of the billing API while the pipeline re-materializes the month (issue 18).
 
-    python -m benchmarks.api_load [--clients 50] [--runs 3] [--seconds 300] [--max-requests 1000000]
+    python -m benchmarks.api_load [--clients 50] [--runs 3] [--seconds 300] [--max-requests 1000000] [--pipeline-nice 10]
                                   [--tenants 5] [--rows 20000] [--data-dir data/api-load]
                                   [--results benchmarks/results/api_load.json]
 
