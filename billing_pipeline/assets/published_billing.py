@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pyarrow as pa
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
+from billing_pipeline import lineage
 from billing_pipeline.assets.common import month_of
 from billing_pipeline.assets.statements import REPORT_ORDER, STATEMENT_ORDER, split_cents
 from billing_pipeline.exports import month_table
@@ -102,8 +103,8 @@ def consistency_problems(tables: dict[str, pa.Table], in_scope: dict[str, Decima
     if line_items and not statements:
         problems.append("cur_line_items holds the month but statements has no rows (re-run statements)")
     for name, rows in (("statements", statements), ("reconciliation_report", report)):
-        # once the tables record their delivery (issue 16.6), every row must name the CUR's
-        stale = {r["delivery_id"] for r in rows if "delivery_id" in r and r["delivery_id"] != delivery_id}
+        # the tables record their delivery (issue 16.6): every row must name the CUR's (NULL: written before that)
+        stale = {r["delivery_id"] for r in rows if r.get("delivery_id") not in (None, delivery_id)}
         if stale:
             problems.append(f"{name} was computed from delivery {sorted(map(str, stale))}, cur_line_items holds "
                             f"{delivery_id} (re-run {name})")
@@ -168,7 +169,9 @@ def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
     """Read the month from the warehouse, check it, publish it; returns the pointer (NotPublishable: nothing
     switched)."""
     tables, in_scope, cur = month_snapshot(con, period)
-    problems = consistency_problems(tables, in_scope, cur)
+    # every table of the chain from one delivery (issue 16.6, billing_pipeline/lineage.py), then the rows published
+    lineage_problem = lineage.problem(con, period, "statements")
+    problems = ([lineage_problem] if lineage_problem else []) + consistency_problems(tables, in_scope, cur)
     if not problems and not tables["statements"].num_rows and not tables["estimates"].num_rows:
         problems.append("the warehouse holds nothing of the month (run the month first)")
     if problems:

@@ -214,9 +214,10 @@ def test_a_disagreeing_table_is_not_published(january, breakage, message):
 
 
 def test_the_tables_record_their_delivery_and_a_stale_one_is_refused(january):
-    """Once a table records the delivery it was computed from (issue 16.6), a row of another delivery blocks."""
+    """The tables record the delivery they were computed from (issue 16.6): a row of another delivery blocks."""
     tables, in_scope, cur = january
-    stale = tables["statements"].append_column("delivery_id", pa.array(["older"] * tables["statements"].num_rows))
+    assert set(tables["statements"]["delivery_id"].to_pylist()) == {cur[1]}
+    stale = with_rows(tables["statements"], lambda r: {**r, "delivery_id": "older"})
     problems = publisher.consistency_problems({**tables, "statements": stale}, in_scope, cur)
     assert problems == [f"statements was computed from delivery ['older'], cur_line_items holds {cur[1]} "
                         "(re-run statements)"]
