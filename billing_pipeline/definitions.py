@@ -10,6 +10,7 @@ from billing_pipeline.assets.hourly_cost_facts import hourly_cost_facts
 from billing_pipeline.assets.implausible_money import implausible_money
 from billing_pipeline.assets.invoices import invoices
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
+from billing_pipeline.assets.published_billing import published_billing
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
 from billing_pipeline.assets.statements import statements
 from billing_pipeline.assets.tenant_costs import tenant_costs
@@ -30,7 +31,7 @@ from billing_pipeline.sensors import cur_delivery_sensor
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
             tenant_registry, implausible_money, invoices, pricing_feedback, statements, usage_table_writeback,
-            cost_explorer_costs],
+            cost_explorer_costs, published_billing],
     asset_checks=[month_from_one_delivery],
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
