@@ -1,8 +1,10 @@
-"""The pricing file: unit prices of the usage drivers, the currency and the variance threshold.
+"""The pricing file: the currency, the variance threshold and, optionally, unit prices of the usage drivers.
 
-The unit prices are the application's own constants (what it uses to estimate), kept in one JSON file
-(`BILLING_PRICING`, default: `pricing.json` in this package). The attribution uses them only to value a service's
-drivers against each other for line items no single driver pays for ("combined").
+The unit prices are the application's own constants (what it uses to estimate). Each driver's price is the
+catalog's (`catalog.json`), unless the pricing file (`BILLING_PRICING`, default: `pricing.json` in this package)
+sets it under `drivers` ({"<service>": {"<driver>": "<price>"}}); a driver the catalog does not know is an error.
+The attribution uses them only to value a service's drivers against each other for line items no single driver
+pays for ("combined").
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
+
+from billing_pipeline.catalog import load_catalog
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,12 @@ def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
     """Parse and validate the pricing JSON; a bad file is an error naming it and the problem."""
     try:
         document = json.loads(text)
-        prices = {
+        overrides = {
             (service, driver): Decimal(str(price))
-            for service, drivers in document["drivers"].items()
+            for service, drivers in document.get("drivers", {}).items()
             for driver, price in drivers.items()
         }
+        prices = {**load_catalog().unit_prices(), **overrides}
         pricing = Pricing(
             currency=str(document.get("currency", "USD")),
             variance_threshold_pct=Decimal(str(document.get("variance_threshold_pct", "10"))),
@@ -47,6 +52,9 @@ def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
         )
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid pricing file ({type(error).__name__}: {error})") from error
+    unknown = [f"{s}/{d}" for s, d in overrides if not load_catalog().knows(s, d)]
+    if unknown:
+        raise ValueError(f"{source}: unit prices for drivers the catalog does not name: {', '.join(unknown)}")
     negative = [f"{s}/{d}" for (s, d), p in prices.items() if p < 0]
     if negative:
         raise ValueError(f"{source}: negative unit prices for {', '.join(negative)}")

@@ -60,6 +60,7 @@ LOG_EXPORT_PREFIX = "exportedlogs"
 AGENT_RUNTIME_ARN = f"arn:aws:bedrock-agentcore:{REGION}:{APP_ACCOUNT}:runtime/tax_agent-Xk3Lw9PqRt"
 AGENT_GATEWAY_ARN = f"arn:aws:bedrock-agentcore:{REGION}:{APP_ACCOUNT}:gateway/tax-tools-gw-8f2k1m"
 PRICING_FILE = Path(__file__).with_name("pricing.json")
+CATALOG_FILE = Path(__file__).with_name("catalog.json")
 TOOLS = ("lookup_tax_form", "calculate_deduction", "fetch_w2", "search_irs_publications")
 NS = uuid.UUID("5b0c9a52-35a8-4d52-9d0e-6f1f0d6c2b11")  # namespace for ids that must not depend on the seed
 TEN = 10**10  # 1e-10 units per dollar
@@ -67,9 +68,14 @@ HOUR_MS = 3_600_000
 
 
 def load_pricing(path: Path | str | None = None) -> dict[str, Any]:
-    """The pricing file as written, with every price as a Decimal."""
+    """The pricing file as written, with every driver's price (the catalog's unless the file sets it) as a
+    Decimal under `drivers`."""
     data = json.loads(Path(path or PRICING_FILE).read_text())
-    data["drivers"] = {s: {d: Decimal(p) for d, p in ds.items()} for s, ds in data["drivers"].items()}
+    catalog = json.loads(CATALOG_FILE.read_text())["services"]
+    drivers = {s: {d: Decimal(v["unit_price"]) for d, v in spec["drivers"].items()} for s, spec in catalog.items()}
+    for service, prices in data.get("drivers", {}).items():
+        drivers.setdefault(service, {}).update({d: Decimal(p) for d, p in prices.items()})
+    data["drivers"] = drivers
     return data
 
 

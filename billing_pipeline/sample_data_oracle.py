@@ -1,6 +1,6 @@
 """The oracle: docs/attribution-rules.md implemented a second time, in plain Python with exact integers/Fractions.
 
-It deliberately imports nothing else from billing_pipeline, so that it is an independent check of the SQL
+It deliberately imports nothing else from billing_pipeline (it reads the catalog, catalog.json, as data), so that it is an independent check of the SQL
 implementation (`billing_pipeline/assets/tenant_costs.sql`). It works on line items and usage evidence as plain
 Python values (the sample-data generator hands over exactly what it wrote to the CUR and the logs).
 
@@ -10,45 +10,36 @@ Money is counted in integer units of 1e-10 (DECIMAL(38,10)); driver quantities a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Iterable, Mapping
 
 UNITS_PER_DOLLAR = 10**10  # DECIMAL(38, 10)
 UNATTRIBUTED = "unattributed"
 HOUR = dt.timedelta(hours=1)
 
+COMBINED = "combined"
+OTHERWISE = ("",)  # the substring every usage type contains: a service's `otherwise` rule
+
+# The catalog is data, read here with json alone (not through billing_pipeline.catalog): the rules that use it are
+# implemented independently below.
+CATALOG = json.loads((Path(__file__).with_name("catalog.json")).read_text())["services"]
+
 # (service, substrings of usage_type, drivers in order of preference); first matching row wins.
 DRIVER_RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-    ("AWSLambda", ("GB-Second",), ("gb_seconds",)),
-    ("AWSLambda", ("Request",), ("requests",)),
-    ("AmazonDynamoDB", ("ReadRequestUnits", "ReadCapacityUnit-Hrs"), ("read_units",)),
-    ("AmazonDynamoDB", ("WriteRequestUnits", "WriteCapacityUnit-Hrs"), ("write_units",)),
-    ("AmazonS3", ("TimedStorage",), ("gb_months",)),
-    ("AmazonS3", ("Requests-Tier1",), ("tier1_requests",)),
-    ("AmazonS3", ("Requests-Tier2",), ("tier2_requests",)),
-    ("AmazonBedrockAgentCore", ("vCPU",), ("vcpu_hours", "sessions")),
-    ("AmazonBedrockAgentCore", ("GB-Hour", "Memory"), ("gb_hours", "sessions")),
-    ("AmazonBedrockAgentCore", ("Gateway", "Tool"), ("tool_calls",)),
-    ("AmazonBedrockAgentCore", ("",), ("sessions",)),  # any other AgentCore usage type
-    ("AmazonBedrock", ("cache-read-input-token",), ("cache_read_tokens",)),
-    ("AmazonBedrock", ("cache-write-input-token",), ("cache_write_tokens",)),
-    ("AmazonBedrock", ("input-token",), ("input_tokens",)),
-    ("AmazonBedrock", ("output-token",), ("output_tokens",)),
-]
-COMBINED = "combined"
-COMBINED_SERVICES = ("AWSLambda", "AmazonDynamoDB", "AmazonS3", "AmazonBedrock")
+    (service, tuple(rule["contains"]), tuple(rule["drivers"]))
+    for service, spec in CATALOG.items() for rule in spec.get("usage_types", [])
+] + [(service, OTHERWISE, tuple(spec["otherwise"])) for service, spec in CATALOG.items() if spec.get("otherwise")]
 
-RESOURCE_TYPES = {
-    "AWSLambda": "lambda",
-    "AmazonDynamoDB": "dynamodb",
-    "AmazonS3": "s3",
-    "AmazonBedrockAgentCore": "agentcore",
-    "AmazonBedrock": "bedrock",
-}
+RESOURCE_TYPES = {service: spec["resource_type"] for service, spec in CATALOG.items()}
+SCOPE_PATTERNS = {service: spec["scope_from_resource_id"] for service, spec in CATALOG.items()
+                  if spec.get("scope_from_resource_id")}
 
 
 def resource_type(service: str) -> str:
@@ -60,18 +51,14 @@ def drivers_for(service: str, usage_type: str) -> tuple[str, ...]:
     for rule_service, needles, drivers in DRIVER_RULES:
         if rule_service == service and any(n in usage_type for n in needles):
             return drivers
-    if service in COMBINED_SERVICES:
-        return (COMBINED,)
     return ()
 
 
 def fact_scope(service: str, resource_id: str) -> str:
-    """The scope a line item's usage counts for: the DynamoDB table or the S3 bucket; '' otherwise."""
-    if service == "AmazonDynamoDB":
-        return resource_id.rsplit("table/", 1)[-1] if "table/" in resource_id else resource_id
-    if service == "AmazonS3":
-        return resource_id
-    return ""
+    """The scope a line item's usage counts for (the DynamoDB table, the S3 bucket): group 1 of the service's
+    pattern in the resource id; '' when it has none or it does not match."""
+    match = re.search(SCOPE_PATTERNS[service], resource_id) if service in SCOPE_PATTERNS else None
+    return (match.group(1) or "") if match else ""
 
 
 @dataclass(frozen=True)

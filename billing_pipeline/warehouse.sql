@@ -2,16 +2,9 @@
 -- Every asset writes the table of its own name, one billing period at a time (delete-then-insert in one
 -- transaction). Money is DECIMAL(38, 10): exact, ten fractional digits, no floats anywhere on the money path.
 
--- The resource types of DESIGN.md (used by the usage table, the reconciliation and the API), by CUR product code;
--- every other service is 'other'.
-CREATE OR REPLACE VIEW service_resource_types AS
-SELECT * FROM (VALUES
-    ('AWSLambda', 'lambda'),
-    ('AmazonDynamoDB', 'dynamodb'),
-    ('AmazonS3', 's3'),
-    ('AmazonBedrockAgentCore', 'agentcore'),
-    ('AmazonBedrock', 'bedrock')
-) AS t(service, resource_type);
+-- The resource types of DESIGN.md by CUR product code (`service_resource_types`; every other service is 'other'),
+-- the driver rules and scopes are views generated from billing_pipeline/catalog.json (catalog.py), added to this DDL
+-- by resources/warehouse.py.
 
 CREATE TABLE IF NOT EXISTS cur_line_items (
     billing_period      DATE NOT NULL,          -- first day of the billing month (UTC)

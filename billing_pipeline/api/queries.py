@@ -20,9 +20,10 @@ from typing import Any, Iterable
 
 import duckdb
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.money import CENT, largest_remainder_cents
 
-RESOURCE_TYPE_ORDER = ["lambda", "dynamodb", "s3", "agentcore", "bedrock", "other"]
+RESOURCE_TYPE_ORDER = list(load_catalog().resource_types())
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"  # as billing_pipeline.resources.warehouse (not imported: no Dagster here)
 UNIT_COST_PLACES = Decimal("1e-12")  # a ratio, not money: shown to 12 decimal places
 

@@ -5,39 +5,10 @@
 --            first window (hour, day, month) that has any, on the fact's own table/bucket when it has evidence;
 --   unattributed  no driver, or no evidence all month: kept whole under accountant_id 'unattributed'.
 -- Shared costs are split in integer units of 1e-10 by largest remainder, so every fact's parts add up to it
--- exactly. Inputs: hourly_cost_facts, usage_shares (the month), driver_prices (service, driver, unit_price).
+-- exactly. Inputs: hourly_cost_facts, usage_shares (the month), driver_prices (service, driver, unit_price), and
+-- the catalog's views (catalog.json): driver_rules (service, usage type pattern -> drivers in order of preference;
+-- the first matching rule wins) and fact_scopes (how a fact's table / bucket comes from its resource id).
 WITH
--- (service, usage type pattern) -> drivers in order of preference; the first matching rule wins
-driver_rules(service, usage_type_pattern, rule_order, driver, driver_order) AS (
-    VALUES
-        ('AWSLambda',              'GB-Second',               1, 'gb_seconds',         1),
-        ('AWSLambda',              'Request',                 2, 'requests',           1),
-        ('AmazonDynamoDB',         'ReadRequestUnits',        1, 'read_units',         1),
-        ('AmazonDynamoDB',         'ReadCapacityUnit-Hrs',    2, 'read_units',         1),
-        ('AmazonDynamoDB',         'WriteRequestUnits',       3, 'write_units',        1),
-        ('AmazonDynamoDB',         'WriteCapacityUnit-Hrs',   4, 'write_units',        1),
-        ('AmazonS3',               'TimedStorage',            1, 'gb_months',          1),
-        ('AmazonS3',               'Requests-Tier1',          2, 'tier1_requests',     1),
-        ('AmazonS3',               'Requests-Tier2',          3, 'tier2_requests',     1),
-        ('AmazonBedrockAgentCore', 'vCPU',                    1, 'vcpu_hours',         1),
-        ('AmazonBedrockAgentCore', 'vCPU',                    1, 'sessions',           2),
-        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, 'gb_hours',           1),
-        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, 'sessions',           2),
-        ('AmazonBedrockAgentCore', 'Memory',                  3, 'gb_hours',           1),
-        ('AmazonBedrockAgentCore', 'Memory',                  3, 'sessions',           2),
-        ('AmazonBedrockAgentCore', 'Gateway',                 4, 'tool_calls',         1),
-        ('AmazonBedrockAgentCore', 'Tool',                    5, 'tool_calls',         1),
-        ('AmazonBedrockAgentCore', '',                        9, 'sessions',           1),
-        ('AmazonBedrock',          'cache-read-input-token',  1, 'cache_read_tokens',  1),
-        ('AmazonBedrock',          'cache-write-input-token', 2, 'cache_write_tokens', 1),
-        ('AmazonBedrock',          'input-token',             3, 'input_tokens',       1),
-        ('AmazonBedrock',          'output-token',            4, 'output_tokens',      1),
-        -- any other usage type of a service with drivers: the service's usage valued at the pricing constants
-        ('AWSLambda',              '',                        9, 'combined',           1),
-        ('AmazonDynamoDB',         '',                        9, 'combined',           1),
-        ('AmazonS3',               '',                        9, 'combined',           1),
-        ('AmazonBedrock',          '',                        9, 'combined',           1)
-),
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
 ),
@@ -50,10 +21,9 @@ facts AS (
                           WHEN 'amortized' THEN amortized_cost
                           ELSE net_amortized_cost END                                    AS cost,
         -- the table / bucket the cost is for, matched against the scope of the usage evidence
-        CASE service WHEN 'AmazonDynamoDB' THEN regexp_extract(coalesce(resource_id, ''), 'table/([^/]+)', 1)
-                     WHEN 'AmazonS3'       THEN coalesce(resource_id, '')
-                     ELSE '' END                                                        AS fact_scope
+        coalesce(regexp_extract(coalesce(resource_id, ''), fs.resource_id_pattern, 1), '')   AS fact_scope
     FROM hourly_cost_facts
+    LEFT JOIN fact_scopes fs USING (service)
     WHERE billing_period = $billing_period AND in_scope
 ),
 shared_facts AS (

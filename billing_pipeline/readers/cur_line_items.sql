@@ -89,10 +89,11 @@ SELECT
 
     bill_invoice_id                             AS invoice_id,
     tags,
-    tags['accountant_id']                       AS accountant_id,
-    tags['application']                         AS application,
-    tags['environment']                         AS environment,
-    tags['cost_center']                         AS cost_center,
+    -- the tag keys are configuration (catalog.json `tag_keys`); the columns keep their names
+    tags[$tenant_tag]                           AS accountant_id,
+    tags[$application_tag]                      AS application,
+    tags[$environment_tag]                      AS environment,
+    tags[$cost_center_tag]                      AS cost_center,
     source_file,
     $delivery_id                                AS delivery_id
 FROM fee_parts

@@ -8,7 +8,7 @@ environment variable when the run starts (not at import time), with the document
 | `BILLING_EXPORT_URI` | `data/exports` | Folder or `s3://bucket/prefix` for the CSV and Parquet exports. |
 | `BILLING_WRITEBACK_TABLE` | unset: off | DynamoDB table (the application's `tax-agent-usage`) that receives the attributed actual costs. |
 | `BILLING_COST_EXPLORER` | unset: off | `1` / `true` / `yes`: query Cost Explorer and cross-check it with the CUR. |
-| `BILLING_COST_EXPLORER_TAG` | `accountant_id` | The cost allocation tag Cost Explorer groups by. |
+| `BILLING_COST_EXPLORER_TAG` | the catalog's tenant tag (`accountant_id`) | The cost allocation tag Cost Explorer groups by. |
 | `BILLING_COST_EXPLORER_TOLERANCE` | `0.005` | Allowed difference per tenant x day (half a cent: CE rounds its amounts). |
 """
 
@@ -20,13 +20,14 @@ from decimal import Decimal, InvalidOperation
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.storage import Location, locate
 
 DEFAULTS = {
     "BILLING_EXPORT_URI": "data/exports",
     "BILLING_WRITEBACK_TABLE": "",
     "BILLING_COST_EXPLORER": "",
-    "BILLING_COST_EXPLORER_TAG": "accountant_id",
+    "BILLING_COST_EXPLORER_TAG": "",  # '' -> the catalog's tenant tag key
     "BILLING_COST_EXPLORER_TOLERANCE": "0.005",
 }
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -61,7 +62,7 @@ class OutputsConfig(ConfigurableResource):
         return _setting(self.cost_explorer, "BILLING_COST_EXPLORER").strip().lower() in TRUE_WORDS
 
     def cost_explorer_tag_key(self) -> str:
-        return _setting(self.cost_explorer_tag, "BILLING_COST_EXPLORER_TAG").strip()
+        return _setting(self.cost_explorer_tag, "BILLING_COST_EXPLORER_TAG").strip() or load_catalog().tag_keys["tenant"]
 
     def tolerance(self) -> Decimal:
         text = _setting(self.cost_explorer_tolerance, "BILLING_COST_EXPLORER_TOLERANCE")

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.assets.statements import split_cents, statement_rows
 from billing_pipeline.exports import arrow_schema, export_paths, to_csv, write_exports
 from billing_pipeline.money import largest_remainder_cents
@@ -23,8 +24,7 @@ from billing_pipeline.storage import locate
 JAN = dt.date(2026, 1, 1)
 CENT = D("0.01")
 E18 = D("0.000000000000000001")
-RESOURCE_TYPES = {"AWSLambda": "lambda", "AmazonDynamoDB": "dynamodb", "AmazonS3": "s3",
-                  "AmazonBedrockAgentCore": "agentcore", "AmazonBedrock": "bedrock"}
+RESOURCE_TYPES = {s.name: s.resource_type for s in load_catalog().services.values()}
 
 
 def test_split_cents_hits_the_target_with_largest_remainders():
