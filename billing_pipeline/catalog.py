@@ -6,6 +6,9 @@ Loaded once per process and handed to the SQL as warehouse views (`catalog_views
 
     driver_rules(service, usage_type_pattern, rule_order, driver, driver_order)   first matching rule wins
     fact_scopes(service, resource_id_pattern)        regexp; group 1 of the line's resource id is its scope
+    scope_names(service, name_order, scope, usage_type_pattern, product_name_pattern, evidence_pattern)
+                                                     a scope named by the usage type (a Bedrock model), first
+                                                     match wins; the evidence's own name for it (modelId)
     service_resource_types(service, resource_type)   every other service is 'other'
     driver_units(service, driver, unit, unit_price)  the catalog's unit prices (the pricing file may override)
 
@@ -26,12 +29,21 @@ COMBINED = "combined"  # a rule's pseudo-driver: the service's drivers valued at
 OTHER = "other"  # the resource type of every service the catalog does not name
 OTHERWISE_ORDER = 9999  # rule_order of a service's `otherwise` rule: after every pattern
 TAG_ROLES = ("tenant", "application", "environment", "cost_center")
+NO_MATCH = "$^(never)"  # a pattern no text contains: the SQL parameter of a feature the catalog leaves out
 
 
 @dataclass(frozen=True)
 class Driver:
     unit: str
     unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class ScopeName:
+    scope: str  # the canonical name (e.g. a model) facts and evidence meet on
+    usage_type: str  # substring of the CUR usage type naming it
+    product_name: str  # substring of a Marketplace line's product name / description naming it
+    evidence: str  # substring of the evidence's scope naming it (Bedrock: the invocation log's modelId)
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class Service:
     rules: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (usage type substrings, drivers), in order
     otherwise: tuple[str, ...]  # drivers of every other usage type; () -> unattributed
     scope_from_resource_id: str | None  # regexp, group 1 = scope
+    scope_names: tuple[ScopeName, ...] = ()
+    marketplace: Mapping[str, str] | None = None  # billing_entity, usage_type_contains: lines sold via Marketplace
 
 
 @dataclass(frozen=True)
@@ -60,8 +74,19 @@ class Catalog:
         return service in self.services and driver in self.services[service].drivers
 
     def tag_parameters(self) -> dict[str, str]:
-        """The tag keys as the SQL's parameters: $tenant_tag, $application_tag, $environment_tag, $cost_center_tag."""
-        return {f"{role}_tag": key for role, key in self.tag_keys.items()}
+        """The CUR reader's parameters: the tag keys ($tenant_tag, $application_tag, $environment_tag,
+        $cost_center_tag), the IAM principal tag naming the tenant as the tag map holds it ($principal_tenant_tag,
+        `iamPrincipal/<tenant tag>` by AWS's column rule) and the pattern of a principal ARN naming a tenant
+        ($principal_tenant_pattern), and which Marketplace lines are a service's ($marketplace_*)."""
+        params = {f"{role}_tag": self.tag_keys[role] for role in TAG_ROLES}
+        tenant = re.sub(r"[^a-z0-9]+", "_", re.sub(r"([A-Z])", r"_\1", "iamPrincipal/" + self.tag_keys["tenant"]).lower())
+        params["principal_tenant_tag"] = tenant.strip("_")
+        params["principal_tenant_pattern"] = self.tag_keys.get("iam_principal_tenant") or NO_MATCH
+        sold = next((s for s in self.services.values() if s.marketplace), None)
+        params["marketplace_billing_entity"] = sold.marketplace["billing_entity"] if sold else NO_MATCH
+        params["marketplace_usage_type"] = sold.marketplace["usage_type_contains"] if sold else NO_MATCH
+        params["marketplace_service"] = sold.name if sold else NO_MATCH
+        return params
 
     def driver_rule_rows(self) -> list[tuple[str, str, int, str, int]]:
         rows = []
@@ -94,6 +119,11 @@ def catalog_views_sql(catalog: Catalog | None = None) -> str:
         view("fact_scopes", "service, resource_id_pattern",
              [f"({_text(s.name)}, {_text(s.scope_from_resource_id)})" for s in services if s.scope_from_resource_id]
              or ["(CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR))"]),
+        view("scope_names", "service, name_order, scope, usage_type_pattern, product_name_pattern, evidence_pattern",
+             [f"({_text(s.name)}, {i}, {_text(n.scope)}, {_text(n.usage_type)}, {_text(n.product_name)}, "
+              f"{_text(n.evidence)})" for s in services for i, n in enumerate(s.scope_names, 1)]
+             or ["(CAST(NULL AS VARCHAR), 0, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), "
+                 "CAST(NULL AS VARCHAR))"]),
         view("service_resource_types", "service, resource_type",
              [f"({_text(s.name)}, {_text(s.resource_type)})" for s in services]),
         view("driver_units", "service, driver, unit, unit_price",
@@ -106,13 +136,22 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
     """Parse and validate the catalog; a bad one is an error naming the file and the problem."""
     try:
         document = json.loads(text)
-        tag_keys = {role: str(document["tag_keys"][role]) for role in TAG_ROLES}
+        tag_keys = {role: str(key) for role, key in document["tag_keys"].items()}
+        missing = [role for role in TAG_ROLES if role not in tag_keys]
+        if missing:
+            raise KeyError(f"tag_keys lacks {', '.join(missing)}")
         services = {}
         for name, spec in document["services"].items():
             drivers = {d: Driver(str(v["unit"]), Decimal(str(v["unit_price"]))) for d, v in spec["drivers"].items()}
             rules = tuple((tuple(r["contains"]), tuple(r["drivers"])) for r in spec.get("usage_types", []))
+            names = tuple(ScopeName(str(n["scope"]), str(n["usage_type"]), str(n["product_name"]), str(n["evidence"]))
+                          for n in spec.get("scope_names", []))
+            marketplace = spec.get("marketplace")
+            if marketplace is not None:
+                marketplace = {k: str(marketplace[k]) for k in ("billing_entity", "usage_type_contains")}
             services[name] = Service(name, str(spec["resource_type"]), drivers, rules,
-                                     tuple(spec.get("otherwise", [])), spec.get("scope_from_resource_id"))
+                                     tuple(spec.get("otherwise", [])), spec.get("scope_from_resource_id"),
+                                     names, marketplace)
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid catalog ({type(error).__name__}: {error})") from error
     problems = []
@@ -128,6 +167,8 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
                     raise re.error("needs one group and no backslash (the same text must work on Spark)")
             except re.error as error:
                 problems.append(f"{s.name}: scope_from_resource_id {s.scope_from_resource_id!r}: {error}")
+    if sum(1 for s in services.values() if s.marketplace) > 1:
+        problems.append("more than one service has `marketplace`")
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
     return Catalog(services, tag_keys)

@@ -54,11 +54,25 @@ def drivers_for(service: str, usage_type: str) -> tuple[str, ...]:
     return ()
 
 
-def fact_scope(service: str, resource_id: str) -> str:
-    """The scope a line item's usage counts for (the DynamoDB table, the S3 bucket): group 1 of the service's
-    pattern in the resource id; '' when it has none or it does not match."""
+# (scope, usage type substring, product name substring, evidence substring) per service, first match wins
+SCOPE_NAMES = {service: [(n["scope"], n["usage_type"], n["product_name"], n["evidence"])
+                         for n in spec.get("scope_names", [])] for service, spec in CATALOG.items()}
+
+
+def fact_scope(service: str, resource_id: str, usage_type: str = "") -> str:
+    """The scope a line item's usage counts for: the model its usage type names (Bedrock; a Marketplace line's
+    usage type carries the product name), else group 1 of the service's pattern in the resource id (the Lambda
+    function, the DynamoDB table, the S3 bucket); '' when neither names one."""
+    for scope, in_usage_type, in_product, _ in SCOPE_NAMES.get(service, []):
+        if in_usage_type in usage_type or in_product in usage_type:
+            return scope
     match = re.search(SCOPE_PATTERNS[service], resource_id) if service in SCOPE_PATTERNS else None
     return (match.group(1) or "") if match else ""
+
+
+def evidence_scope(service: str, scope: str) -> str:
+    """The evidence's scope under the facts' name for it: a Bedrock modelId names its model; else itself."""
+    return next((name for name, _, _, in_evidence in SCOPE_NAMES.get(service, []) if in_evidence in scope), scope)
 
 
 @dataclass(frozen=True)
@@ -163,7 +177,8 @@ class EvidenceIndex:
         )
         for e in evidence:
             if e.quantity:
-                self.by_hour[(e.service, e.driver, e.scope)][e.hour][e.accountant_id] += Fraction(e.quantity)
+                key = (e.service, e.driver, evidence_scope(e.service, e.scope))
+                self.by_hour[key][e.hour][e.accountant_id] += Fraction(e.quantity)
         self.by_day: dict[tuple, dict[dt.date, dict[str, Fraction]]] = {}
         self.by_month: dict[tuple, dict[str, Fraction]] = {}
         for key, hours in self.by_hour.items():
@@ -264,7 +279,7 @@ def attribute(
         if not drivers:
             emit(UNATTRIBUTED, cost_units, "unattributed", None)
             continue
-        scope = fact_scope(service, resource_id)  # 3. scope
+        scope = fact_scope(service, resource_id, usage_type)  # 3. scope
         scoped = any(index.has(service, d, scope) for d in drivers)
         keys = [k for d in drivers for k in index.keys(service, d, scope if scoped else None)]
         if driver_name == COMBINED:

@@ -358,3 +358,38 @@ def test_cli(tmp_path, capsys):
     assert "billing period 2026-02" in out and "unattributed" in out
     assert (tmp_path / "cur/cur/tax-demo-cur/tax-demo-cur/year=2026/month=2").is_dir()
     assert (tmp_path / "usage/tax-agent-usage.jsonl").is_file()
+
+
+def test_oracle_bedrock_models_and_lambda_functions_by_hand():
+    h = dt.datetime(2026, 1, 5, 10)
+    prices = sample_data.load_pricing()["drivers"]
+    fn = "arn:aws:lambda:us-east-1:1:function:"
+
+    def li(service, usage_type, units, resource=""):
+        return LineItem(h, h + dt.timedelta(hours=1), "1", "Usage", service, usage_type, "", resource, "",
+                        "tax-demo", "", "", "USD", units)
+
+    items = [
+        li("AmazonBedrock", "USE1-Claude3.5Sonnet-input-tokens", 300),  # A's model only
+        li("AmazonBedrock", "USE1-Claude3Haiku-input-tokens", 225),  # B's model only
+        li("AmazonBedrock", "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))", 50),
+        li("AmazonBedrock", "USE1-NovaLite-input-tokens", 100),  # no Nova evidence: all models, 1 : 9
+        li("AWSLambda", "USE1-Lambda-GB-Second-ARM", 40, fn + "worker"),  # the worker's evidence: B
+        li("AWSLambda", "USE1-Lambda-GB-Second", 40, fn + "unlogged"),  # no evidence for it: all, 1 : 3
+    ]
+    evidence = [
+        Evidence(h, "AmazonBedrock", "input_tokens", "anthropic.claude-3-5-sonnet-20240620-v1:0", "A", Fraction(1000)),
+        Evidence(h, "AmazonBedrock", "input_tokens", "us.anthropic.claude-3-haiku-20240307-v1:0", "B", Fraction(9000)),
+        Evidence(h, "AWSLambda", "gb_seconds", "api", "A", Fraction(1)),
+        Evidence(h, "AWSLambda", "gb_seconds", "worker", "B", Fraction(3)),
+    ]
+    allocations, _, _ = attribute(items, evidence, prices)
+    got = {(a.usage_type, a.accountant_id): a.cost_units for a in allocations}
+    assert got == {
+        ("USE1-Claude3.5Sonnet-input-tokens", "A"): 300,
+        ("USE1-Claude3Haiku-input-tokens", "B"): 225,
+        ("USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))", "B"): 50,
+        ("USE1-NovaLite-input-tokens", "A"): 10, ("USE1-NovaLite-input-tokens", "B"): 90,
+        ("USE1-Lambda-GB-Second-ARM", "B"): 40,
+        ("USE1-Lambda-GB-Second", "A"): 10, ("USE1-Lambda-GB-Second", "B"): 30,
+    }

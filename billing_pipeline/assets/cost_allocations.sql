@@ -7,24 +7,37 @@
 -- Shared costs are split in integer units of 1e-10 by largest remainder, so every fact's parts add up to it
 -- exactly. Inputs: hourly_cost_facts, usage_shares (the month), driver_prices (service, driver, unit_price), and
 -- the catalog's views (catalog.json): driver_rules (service, usage type pattern -> drivers in order of preference;
--- the first matching rule wins) and fact_scopes (how a fact's table / bucket comes from its resource id).
+-- the first matching rule wins), fact_scopes (how a fact's function / table / bucket comes from its resource id)
+-- and scope_names (a scope the usage type names, e.g. a Bedrock model, and the evidence's own name for it).
 WITH
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
 ),
+-- the scope a usage type names (a Bedrock model: `USE1-Claude3.5Sonnet-input-tokens`, or the product name the
+-- reader appends to a Marketplace line's usage type), first match in catalog order
+named_scopes AS (
+    SELECT t.service, t.usage_type, min_by(n.scope, n.name_order)                      AS scope
+    FROM (SELECT DISTINCT service, usage_type FROM hourly_cost_facts
+          WHERE billing_period = $billing_period AND in_scope) t
+    JOIN scope_names n
+      ON n.service = t.service
+     AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
+    GROUP BY t.service, t.usage_type
+),
 facts AS (
     SELECT
-        billing_period, usage_hour, span_hours, service, usage_type, operation, resource_id, line_item_type,
-        usage_account_id, currency,
-        nullif(accountant_id, '') AS accountant_id,
-        CASE $cost_metric WHEN 'unblended' THEN unblended_cost
-                          WHEN 'amortized' THEN amortized_cost
-                          ELSE net_amortized_cost END                                    AS cost,
-        -- the table / bucket the cost is for, matched against the scope of the usage evidence
-        coalesce(regexp_extract(coalesce(resource_id, ''), fs.resource_id_pattern, 1), '')   AS fact_scope
-    FROM hourly_cost_facts
-    LEFT JOIN fact_scopes fs USING (service)
-    WHERE billing_period = $billing_period AND in_scope
+        h.billing_period, h.usage_hour, h.span_hours, h.service, h.usage_type, h.operation, h.resource_id,
+        h.line_item_type, h.usage_account_id, h.currency,
+        nullif(h.accountant_id, '') AS accountant_id,
+        CASE $cost_metric WHEN 'unblended' THEN h.unblended_cost
+                          WHEN 'amortized' THEN h.amortized_cost
+                          ELSE h.net_amortized_cost END                                  AS cost,
+        -- the model / function / table / bucket the cost is for, matched against the scope of the usage evidence
+        coalesce(ns.scope, regexp_extract(coalesce(h.resource_id, ''), fs.resource_id_pattern, 1), '') AS fact_scope
+    FROM hourly_cost_facts h
+    LEFT JOIN fact_scopes fs ON fs.service = h.service
+    LEFT JOIN named_scopes ns ON ns.service = h.service AND ns.usage_type = h.usage_type
+    WHERE h.billing_period = $billing_period AND h.in_scope
 ),
 shared_facts AS (
     SELECT
@@ -36,16 +49,23 @@ shared_facts AS (
 ),
 -- Usage as exact integer weights (DECIMAL(38,0)): driver quantities in units of 1e-10; 'combined' values each
 -- driver at its unit price (units of 1e-20). Every scope also counts towards the service-wide scope '*'.
+-- The evidence's scope under the name the facts use: a modelId names its catalog model (first match).
+usage AS (
+    SELECT u.usage_hour, u.service, u.driver, coalesce(min_by(n.scope, n.name_order), u.scope) AS scope,
+           u.accountant_id, u.quantity
+    FROM usage_shares u
+    LEFT JOIN scope_names n ON n.service = u.service AND contains(u.scope, n.evidence_pattern)
+    WHERE u.billing_period = $billing_period
+    GROUP BY u.usage_hour, u.service, u.driver, u.scope, u.accountant_id, u.quantity
+),
 evidence AS (
     SELECT usage_hour, service, driver AS driver_key, scope, accountant_id,
            CAST(quantity * 10000000000 AS DECIMAL(38, 0))                               AS weight
-    FROM usage_shares
-    WHERE billing_period = $billing_period
+    FROM usage
     UNION ALL
     SELECT s.usage_hour, s.service, 'combined', s.scope, s.accountant_id,
            CAST(s.quantity * 10000000000 AS DECIMAL(38, 0)) * CAST(p.unit_price * 10000000000 AS DECIMAL(38, 0))
-    FROM usage_shares s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
-    WHERE s.billing_period = $billing_period
+    FROM usage s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
 ),
 evidence_in_scopes AS (
     SELECT usage_hour, service, driver_key, scope, accountant_id, weight FROM evidence

@@ -7,7 +7,9 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
   too when their lines are bare JSON records (S3-delivered Bedrock invocation logs, which carry `timestamp`) or S3
   server access log lines. Messages are recognized by their content, never by file path:
 
-  Lambda REPORT (AWSLambda: `gb_seconds` = Billed Duration ms / 1000 x Memory Size MB / 1024; `requests` = 1)
+  Lambda REPORT (AWSLambda: `gb_seconds` = Billed Duration ms / 1000 x Memory Size MB / 1024; `requests` = 1;
+  scope = the function its log group `/aws/lambda/<function>` names, or its export file's path when the export
+  prefix names it the same way (`.../aws/lambda/<function>/<task>/...`); '' when neither does)
     text: `REPORT RequestId: <id>\\tDuration: 15.74 ms\\tBilled Duration: 16 ms\\tMemory Size: 128 MB\\t
           Max Memory Used: 56 MB[\\tInit Duration: 130.49 ms]` (Billed Duration already includes init)
     JSON: `{"time": "...", "type": "platform.report", "record": {"requestId": "<id>",
@@ -70,6 +72,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.s3_inventory import month_bounds, read_inventory_usage
@@ -156,10 +159,10 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
     time), or an API source with `read_log_lines(period_start, period_end)` that renders its events as the
     export's lines, so that both take the one parsing path."""
     if logs is None:
-        yield read_lines_of_files(None, []), 0
+        yield with_functions(read_lines_of_files(None, []), []), 0
         return
     if not isinstance(logs, Location):
-        yield logs.read_log_lines(period_start, period_end), 0
+        yield with_functions(logs.read_log_lines(period_start, period_end), list(getattr(logs, "log_groups", ()))), 0
         return
     batches: list[list[str]] = [[]]  # no files: one empty batch
     batch_bytes = 0
@@ -172,8 +175,22 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
     line_no = file_index = 0
     for paths in batches:
         lines = read_lines_of_files(logs, paths, first_line_no=line_no, first_file_index=file_index)
-        yield lines, len(paths)
+        yield with_functions(lines, paths, file_index), len(paths)
         line_no, file_index = line_no + lines.num_rows, file_index + len(paths)
+
+
+# A Lambda function's log group is /aws/lambda/<function>; an export prefix may name it the same way.
+FUNCTION_IN_SOURCE = re.compile(r"(?:^|/)aws/lambda/([^/]+)")
+
+
+def with_functions(lines: pa.Table, sources: list[str], first_file_index: int = 0) -> pa.Table:
+    """`lines` with the column `function`: the Lambda function the line's source (its file's path, or the log
+    group it was read from; `file_index` - first_file_index indexes `sources`) names, '' when it names none."""
+    names = [m.group(1) if (m := FUNCTION_IN_SOURCE.search(s)) else "" for s in sources]
+    if not names or not any(names):
+        return lines.append_column("function", pa.array([""] * lines.num_rows, pa.string()))
+    positions = pc.subtract(lines["file_index"], pa.scalar(first_file_index, pa.int32()))
+    return lines.append_column("function", pc.take(pa.array(names, pa.string()), positions))
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,7 @@
 -- Usage evidence from log lines (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md).
 --
--- Input: the Arrow table `log_lines(line, line_no)`: every line of every exported log file.
+-- Input: the Arrow table `log_lines(line, line_no, function)`: every line of every exported log file, with the
+-- Lambda function its log group or export prefix names ('' when none, see usage_logs.py).
 -- Parameters: $period_start, $period_end: the billing month [start, end), UTC.
 -- Output: the temp tables `usage_events` (one row per driver quantity, with its owner) and `log_problems`.
 -- The statements run in order; each starts with a `-- name:` line. Accepted shapes: see usage_logs.py.
@@ -49,7 +50,8 @@ WITH framed AS (
     SELECT
         line_no,
         CASE WHEN NOT starts_with(line, '{') THEN utc(split_part(line, ' ', 1)) END AS line_time,
-        line
+        line,
+        function
     FROM log_lines
     WHERE trim(line) <> ''
 ),
@@ -57,7 +59,8 @@ messages AS (
     SELECT
         line_no,
         line_time,
-        CASE WHEN line_time IS NULL THEN line ELSE substr(line, strpos(line, ' ') + 1) END AS message
+        CASE WHEN line_time IS NULL THEN line ELSE substr(line, strpos(line, ' ') + 1) END AS message,
+        function
     FROM framed
 ),
 recognized AS (
@@ -75,7 +78,8 @@ recognized AS (
             -- S3 server access log: owner bucket [06/Feb/2019:00:00:38 +0000] ...
             WHEN regexp_matches(message, '^\S+ \S+ \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ') THEN 's3_access'
             ELSE 'unrecognized'
-        END AS kind
+        END AS kind,
+        function
     FROM messages
 ),
 documents AS (
@@ -86,7 +90,8 @@ documents AS (
         kind,
         CASE WHEN kind = 'text_app'
              THEN regexp_extract(message, '^\[[A-Za-z]+\]\t[^\t]*\t([^\t]*)\t(.*)$', ['request_id', 'payload'])
-        END AS text_app
+        END AS text_app,
+        function
     FROM recognized
 ),
 json_documents AS (
@@ -140,6 +145,7 @@ classified AS (
 SELECT
     line_no,
     line_kind AS kind,
+    function,
     CASE
         WHEN line_time IS NOT NULL THEN line_time
         WHEN kind = 's3_access' THEN timezone('UTC', try_strptime(access.time, '%d/%b/%Y:%H:%M:%S %z'))
@@ -217,6 +223,7 @@ lambda_reports AS (
         e.line_no,
         e.event_time,
         coalesce(o.accountant_id, 'unattributed') AS accountant_id,
+        e.function,
         e.billed_ms,
         e.memory_mb,
         CASE WHEN o.accountant_id IS NULL THEN 'report_without_owner'
@@ -280,14 +287,15 @@ s3_requests AS (
     FROM month_events
     WHERE kind = 's3_access'
 )
--- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations.
-SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, '' AS scope, accountant_id,
+-- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations, for the
+-- function the log group names (scope '' when it names none).
+SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, function AS scope, accountant_id,
        CAST(CAST(billed_ms AS DECIMAL(18, 3)) * CAST(memory_mb AS INTEGER) * CAST(0.0000009765625 AS DECIMAL(18, 13))
             AS DECIMAL(38, 16)) AS quantity,
        problem
 FROM lambda_reports
 UNION ALL
-SELECT line_no, event_time, 'AWSLambda', 'requests', '', accountant_id, 1, problem
+SELECT line_no, event_time, 'AWSLambda', 'requests', function, accountant_id, 1, problem
 FROM lambda_reports
 UNION ALL
 -- DynamoDB: read and write units of the table named; bare CapacityUnits split by the operation.

@@ -175,3 +175,46 @@ def test_large_costs_and_weights_split_exactly(warehouse_con):
         base[t] += 1
     assert got == {(t, "shared_hour"): D(u) / 10**10 for t, u in base.items()}
     assert sum(got.values()) == cost
+
+
+def test_bedrock_tokens_split_by_their_own_models_evidence(warehouse_con):
+    con = warehouse_con
+    # the issue's month: A used Sonnet (1,000 input tokens), B used Haiku (9,000); pooled, A got 10 % of both
+    add_usage(con, H(3, 10), "AmazonBedrock", "input_tokens", "A", "1000",
+              scope="anthropic.claude-3-5-sonnet-20240620-v1:0")
+    add_usage(con, H(3, 10), "AmazonBedrock", "input_tokens", "B", "9000",
+              scope="us.anthropic.claude-3-haiku-20240307-v1:0")  # an inference profile names the model too
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-Claude3.5Sonnet-input-tokens", "3.00")
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-Claude3Haiku-input-tokens", "2.25")
+    # a model without evidence this month, and a usage type naming no catalog model: all models' evidence
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-NovaLite-input-tokens", "1.00")
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-Llama3-input-tokens", "0.10")
+    # Haiku sold through AWS Marketplace (the reader appends the product name to its usage type)
+    add_fact(con, H(3, 10), "AmazonBedrock",
+             "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))", "0.50")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
+    assert by_tenant(rows, "USE1-Claude3.5Sonnet-input-tokens") == {("A", "shared_hour"): D("3.00")}
+    assert by_tenant(rows, "USE1-Claude3Haiku-input-tokens") == {("B", "shared_hour"): D("2.25")}
+    assert by_tenant(rows, "USE1-NovaLite-input-tokens") == {("A", "shared_hour"): D("0.1"),
+                                                            ("B", "shared_hour"): D("0.9")}
+    assert by_tenant(rows, "USE1-Llama3-input-tokens") == {("A", "shared_hour"): D("0.01"),
+                                                          ("B", "shared_hour"): D("0.09")}
+    assert by_tenant(rows, "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))") == {
+        ("B", "shared_hour"): D("0.50")}
+
+
+def test_lambda_split_by_the_evidence_of_the_lines_own_function(warehouse_con):
+    con = warehouse_con
+    fn = "arn:aws:lambda:us-east-1:111122223333:function:"
+    add_usage(con, H(4, 8), "AWSLambda", "gb_seconds", "A", "1", scope="tax-api")  # x86
+    add_usage(con, H(4, 8), "AWSLambda", "gb_seconds", "B", "3", scope="tax-worker")  # arm64
+    add_usage(con, H(4, 8), "AWSLambda", "gb_seconds", "C", "1")  # a REPORT whose function is not known
+    add_fact(con, H(4, 8), "AWSLambda", "USE1-Lambda-GB-Second", "1.00", resource_id=fn + "tax-api")
+    add_fact(con, H(4, 8), "AWSLambda", "USE1-Lambda-GB-Second-ARM", "2.00", resource_id=fn + "tax-worker:live")
+    add_fact(con, H(4, 8), "AWSLambda", "USE2-Lambda-GB-Second", "1.00", resource_id=fn + "no-logs")
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-Lambda-GB-Second") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-Lambda-GB-Second-ARM") == {("B", "shared_hour"): D("2.00")}
+    # no evidence for its function: every function's (and the unknown one's), A 1 : B 3 : C 1
+    assert by_tenant(rows, "USE2-Lambda-GB-Second") == {
+        ("A", "shared_hour"): D("0.2"), ("B", "shared_hour"): D("0.6"), ("C", "shared_hour"): D("0.2")}

@@ -100,15 +100,16 @@ STREAMS = {
 }
 
 EXPECTED = {
+    # Lambda's usage is scoped to the function its log group (or the export prefix) names.
     # 16 ms x 128 MB; 1000 ms x 1024 MB; 250 ms x 1024 MB (unattributed); 100 ms x 512 MB
-    (hour(0, 10), "AWSLambda", "gb_seconds", "", "acc-a"): D("0.002"),
-    (hour(0, 10), "AWSLambda", "gb_seconds", "", "acc-b"): D("1"),
-    (hour(0, 10), "AWSLambda", "requests", "", "acc-a"): D("1"),
-    (hour(0, 10), "AWSLambda", "requests", "", "acc-b"): D("1"),
-    (hour(1, 9), "AWSLambda", "gb_seconds", "", "unattributed"): D("0.25"),
-    (hour(1, 9), "AWSLambda", "requests", "", "unattributed"): D("1"),
-    (hour(2, 8), "AWSLambda", "gb_seconds", "", "acc-b"): D("0.05"),
-    (hour(2, 8), "AWSLambda", "requests", "", "acc-b"): D("1"),
+    (hour(0, 10), "AWSLambda", "gb_seconds", "tax-agent", "acc-a"): D("0.002"),
+    (hour(0, 10), "AWSLambda", "gb_seconds", "tax-agent", "acc-b"): D("1"),
+    (hour(0, 10), "AWSLambda", "requests", "tax-agent", "acc-a"): D("1"),
+    (hour(0, 10), "AWSLambda", "requests", "tax-agent", "acc-b"): D("1"),
+    (hour(1, 9), "AWSLambda", "gb_seconds", "tax-agent", "unattributed"): D("0.25"),
+    (hour(1, 9), "AWSLambda", "requests", "tax-agent", "unattributed"): D("1"),
+    (hour(2, 8), "AWSLambda", "gb_seconds", "tax-agent", "acc-b"): D("0.05"),
+    (hour(2, 8), "AWSLambda", "requests", "tax-agent", "acc-b"): D("1"),
     (hour(0, 11), "AmazonDynamoDB", "write_units", TABLE, "acc-a"): D("1.5"),
     (hour(0, 11), "AmazonDynamoDB", "read_units", TABLE, "acc-b"): D("0.5"),
     (hour(0, 11), "AmazonDynamoDB", "read_units", "other", "acc-b"): D("2"),
@@ -134,10 +135,11 @@ def put_streams(streams: dict = STREAMS) -> None:
 
 
 def export_of(tmp_path, streams: dict = STREAMS):
-    """The same events as a CloudWatch Logs export (one task per log group), read by the file reader."""
-    for task, (_, by_stream) in enumerate(streams.items()):
+    """The same events as a CloudWatch Logs export (one task per log group, under a prefix naming the group),
+    read by the file reader."""
+    for task, (group, by_stream) in enumerate(streams.items()):
         for stream, lines in by_stream.items():
-            write_export(tmp_path / "export", stream, lines, task=f"task-{task}")
+            write_export(tmp_path / "export" / group.strip("/"), stream, lines, task=f"task-{task}")
     return read_usage_evidence(locate(str(tmp_path / "export")), None, PERIOD)
 
 
