@@ -56,6 +56,7 @@ class Service:
     scope_from_resource_id: str | None  # regexp, group 1 = scope
     scope_names: tuple[ScopeName, ...] = ()
     marketplace: Mapping[str, str] | None = None  # billing_entity, usage_type_contains: lines sold via Marketplace
+    storage_classes: Mapping[str, str] | None = None  # S3 Inventory StorageClass -> driver of its GB-months
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class Catalog:
 
     def unit_prices(self) -> dict[tuple[str, str], Decimal]:
         return {(s.name, d): driver.unit_price for s in self.services.values() for d, driver in s.drivers.items()}
+
+    def storage_class_drivers(self, service: str = "AmazonS3") -> dict[str, str]:
+        """S3 Inventory StorageClass -> the driver its GB-months count for (the first, STANDARD's, for others)."""
+        return dict(self.services[service].storage_classes or {"STANDARD": "gb_months"})
 
     def knows(self, service: str, driver: str) -> bool:
         return service in self.services and driver in self.services[service].drivers
@@ -149,14 +154,16 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
             marketplace = spec.get("marketplace")
             if marketplace is not None:
                 marketplace = {k: str(marketplace[k]) for k in ("billing_entity", "usage_type_contains")}
+            classes = {str(k).upper(): str(v) for k, v in spec["storage_classes"].items()} \
+                if "storage_classes" in spec else None
             services[name] = Service(name, str(spec["resource_type"]), drivers, rules,
                                      tuple(spec.get("otherwise", [])), spec.get("scope_from_resource_id"),
-                                     names, marketplace)
+                                     names, marketplace, classes)
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid catalog ({type(error).__name__}: {error})") from error
     problems = []
     for s in services.values():
-        named = [d for _, drivers in s.rules for d in drivers] + list(s.otherwise)
+        named = [d for _, drivers in s.rules for d in drivers] + list(s.otherwise) + list((s.storage_classes or {}).values())
         problems += [f"{s.name}: rule names unknown driver {d!r}" for d in named
                      if d not in s.drivers and d != COMBINED]
         problems += [f"{s.name}/{d}: negative unit price" for d, v in s.drivers.items() if v.unit_price < 0]

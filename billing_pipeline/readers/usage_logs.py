@@ -33,7 +33,10 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
           session, at its first start (a session first started last month is not counted again)
       {"event": "tool_call", "session_id": "s-1", "accountant_id": "a", "tool": "..."} -> `tool_calls` 1 each
       {"session_id": "s-1", "vcpu_hours": 0.25, "gb_hours": 0.5}   (per-session usage lines)
-          -> `vcpu_hours`, `gb_hours` at the line's hour
+          -> `vcpu_hours`, `gb_hours` at the line's hour; with "tool_type": "code_interpreter" | "browser" the
+          built-in tool's own `code_interpreter_vcpu_hours` / `_gb_hours`, `browser_vcpu_hours` / `_gb_hours`
+      {"event": "CreateEvent" | "memory_event", "session_id": ..} -> `memory_events` 1 (AgentCore Memory);
+      {"event": "memory_record" | "memory_record_created", ..} -> `memory_records` 1
       `event` may be `event_type`, any case and separators (`SessionStart`, `tool-call`); `session_id` may be
       `sessionId` or `session.id`; usage may be `agent.runtime.vcpu.hours.used` /
       `agent.runtime.memory.gb_hours.used`; the owner may be `user_id` (the agent's user), and lines without one

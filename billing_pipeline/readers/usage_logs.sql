@@ -16,7 +16,7 @@ CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
     "session_id": "VARCHAR", "sessionId": "VARCHAR", "session.id": "VARCHAR",
     "event": "VARCHAR", "event_type": "VARCHAR",
-    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR",
+    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR", "tool_type": "VARCHAR",
     "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"
 }');
 -- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records.
@@ -27,7 +27,7 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
     "session_id": "VARCHAR", "sessionId": "VARCHAR", "session.id": "VARCHAR",
     "event": "VARCHAR", "event_type": "VARCHAR",
-    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR",
+    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR", "tool_type": "VARCHAR",
     "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR",
     "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
@@ -175,6 +175,8 @@ SELECT
     regexp_replace(lower(coalesce(a.event, a.event_type, b.event, b.event_type)), '[^a-z]', '', 'g') AS agent_event,
     amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
         AS vcpu_hours,
+    -- AgentCore usage of a built-in tool (code interpreter, browser), not the runtime's
+    regexp_replace(lower(coalesce(a.tool_type, b.tool_type)), '[^a-z]', '', 'g') AS tool_type,
     amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours, b."agent.runtime.memory.gb_hours.used"))
         AS gb_hours,
     -- Bedrock model invocation log
@@ -265,7 +267,7 @@ dynamodb_units AS (
     FROM dynamodb_capacity
 ),
 agent_events AS (
-    SELECT e.line_no, e.event_time, e.agent_event, e.session_id, e.vcpu_hours, e.gb_hours,
+    SELECT e.line_no, e.event_time, e.agent_event, e.session_id, e.vcpu_hours, e.gb_hours, e.tool_type,
            coalesce(e.accountant_id, e.user_id, s.accountant_id) AS owner
     FROM month_events AS e
     LEFT JOIN agent_sessions AS s USING (session_id)
@@ -327,10 +329,21 @@ SELECT line_no, event_time, 'AmazonBedrockAgentCore', 'tool_calls', '', coalesce
 FROM agent_events
 WHERE agent_event IN ('toolcall', 'toolcalled', 'toolinvocation', 'toolinvoked')
 UNION ALL
-SELECT line_no, event_time, 'AmazonBedrockAgentCore', driver, '', coalesce(owner, 'unattributed'), quantity,
+SELECT line_no, event_time, 'AmazonBedrockAgentCore',
+       CASE tool_type WHEN 'codeinterpreter' THEN 'code_interpreter_' || driver
+                      WHEN 'browser' THEN 'browser_' || driver ELSE driver END,
+       '', coalesce(owner, 'unattributed'), quantity,
        CASE WHEN owner IS NULL THEN 'session_without_owner' END
 FROM agent_events
 UNPIVOT (quantity FOR driver IN (vcpu_hours, gb_hours))
+UNION ALL
+-- AgentCore Memory: one short-term event per CreateEvent line, one long-term record per extracted record.
+SELECT line_no, event_time, 'AmazonBedrockAgentCore',
+       CASE WHEN agent_event IN ('memoryevent', 'createevent') THEN 'memory_events' ELSE 'memory_records' END,
+       '', coalesce(owner, 'unattributed'), 1,
+       CASE WHEN owner IS NULL THEN 'session_without_owner' END
+FROM agent_events
+WHERE agent_event IN ('memoryevent', 'createevent', 'memoryrecord', 'memoryrecordcreated')
 UNION ALL
 -- Bedrock: each token type of the invocation, for the model invoked.
 SELECT line_no, event_time, 'AmazonBedrock', driver, coalesce(model_id, ''),
@@ -367,7 +380,8 @@ line_problems AS (
                 CASE
                     -- evidence: its own problems (owner, ambiguity) are in usage_events
                     WHEN consumed_capacity IS NOT NULL OR vcpu_hours IS NOT NULL OR gb_hours IS NOT NULL
-                      OR (session_id IS NOT NULL AND agent_event IN ('sessionstart', 'sessionstarted', 'toolcall',
+                      OR (session_id IS NOT NULL AND agent_event IN ('memoryevent', 'createevent', 'memoryrecord',
+                                                                   'memoryrecordcreated', 'sessionstart', 'sessionstarted', 'toolcall',
                                                                    'toolcalled', 'toolinvocation', 'toolinvoked'))
                         THEN NULL
                     WHEN accountant_id IS NOT NULL AND request_id IS NOT NULL THEN NULL   -- names a request's owner

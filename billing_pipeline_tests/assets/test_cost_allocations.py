@@ -218,3 +218,42 @@ def test_lambda_split_by_the_evidence_of_the_lines_own_function(warehouse_con):
     # no evidence for its function: every function's (and the unknown one's), A 1 : B 3 : C 1
     assert by_tenant(rows, "USE2-Lambda-GB-Second") == {
         ("A", "shared_hour"): D("0.2"), ("B", "shared_hour"): D("0.6"), ("C", "shared_hour"): D("0.2")}
+
+
+def test_s3_storage_split_by_the_evidence_of_its_storage_class(warehouse_con):
+    con = warehouse_con
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months", "A", "3", scope="docs")
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months", "B", "1", scope="docs")
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months_glacier", "B", "5", scope="docs")
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-ByteHrs", "0.40", resource_id="docs")
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-GlacierByteHrs", "0.20", resource_id="docs")
+    # no Standard-IA evidence: the Standard objects' bytes
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-SIA-ByteHrs", "0.80", resource_id="docs")
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-TimedStorage-ByteHrs") == {("A", "shared_hour"): D("0.3"),
+                                                           ("B", "shared_hour"): D("0.1")}
+    assert by_tenant(rows, "USE1-TimedStorage-GlacierByteHrs") == {("B", "shared_hour"): D("0.20")}
+    assert by_tenant(rows, "USE1-TimedStorage-SIA-ByteHrs") == {("A", "shared_hour"): D("0.6"),
+                                                               ("B", "shared_hour"): D("0.2")}
+
+
+def test_agentcore_tools_and_memory_split_by_their_own_evidence_not_the_runtimes(warehouse_con):
+    con = warehouse_con
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "vcpu_hours", "A", "1")  # the runtime: A only
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "sessions", "A", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "code_interpreter_vcpu_hours", "B", "2")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "code_interpreter_vcpu_hours", "C", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "browser_gb_hours", "C", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "memory_events", "B", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "memory_events", "C", "3")
+    for usage_type, cost in [("USE1-AgentCoreRuntime-vCPU-Hours", "1.00"), ("USE1-CodeInterpreter-vCPU-Hours", "0.30"),
+                             ("USE1-Browser-GB-Hours", "0.20"), ("USE1-Memory-ShortTermEvents", "0.40")]:
+        add_fact(con, H(7, 9), "AmazonBedrockAgentCore", usage_type, cost)
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-AgentCoreRuntime-vCPU-Hours") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-CodeInterpreter-vCPU-Hours") == {("B", "shared_hour"): D("0.2"),
+                                                                 ("C", "shared_hour"): D("0.1")}
+    # the browser's vCPU-hours have no evidence this month: its GB-hours are the next preference
+    assert by_tenant(rows, "USE1-Browser-GB-Hours") == {("C", "shared_hour"): D("0.20")}
+    assert by_tenant(rows, "USE1-Memory-ShortTermEvents") == {("B", "shared_hour"): D("0.1"),
+                                                             ("C", "shared_hour"): D("0.3")}

@@ -184,6 +184,33 @@ def test_agentcore_sessions_tool_calls_and_session_usage(tmp_path):
     assert evidence.problems == {"session_without_owner": 1}
 
 
+def test_agentcore_memory_code_interpreter_and_browser_are_their_own_drivers(tmp_path):
+    write_export(
+        tmp_path,
+        "agent",
+        [
+            '2026-01-06T09:00:00Z {"event": "session_start", "session_id": "s1", "accountant_id": "acc-a"}',
+            '2026-01-06T09:05:00Z {"session_id": "s1", "tool_type": "code_interpreter", "vcpu_hours": 0.5, '
+            '"gb_hours": 1}',
+            '2026-01-06T09:06:00Z {"session_id": "s1", "tool_type": "Browser", "vcpu_hours": 0.25, "gb_hours": 0.75}',
+            '2026-01-06T09:07:00Z {"session_id": "s1", "vcpu_hours": 0.125, "gb_hours": 0.25}',  # the runtime's
+            '2026-01-06T09:08:00Z {"event": "CreateEvent", "session_id": "s1"}',  # owner from the session
+            '2026-01-06T09:09:00Z {"event": "memory_event", "session_id": "s2", "accountant_id": "acc-b"}',
+            '2026-01-06T09:10:00Z {"event": "memory_record_created", "session_id": "s2", "accountant_id": "acc-b"}',
+        ],
+    )
+    got = of_service(read_january(tmp_path), "AmazonBedrockAgentCore")
+    hour = "2026-01-06 09"
+    assert {k[2]: v for k, v in got.items() if k[4] == "acc-a" and k[0] == hour} == {
+        "sessions": D("1"),
+        "code_interpreter_vcpu_hours": D("0.5"), "code_interpreter_gb_hours": D("1"),
+        "browser_vcpu_hours": D("0.25"), "browser_gb_hours": D("0.75"),
+        "vcpu_hours": D("0.125"), "gb_hours": D("0.25"),
+        "memory_events": D("1"),
+    }
+    assert {k[2]: v for k, v in got.items() if k[4] == "acc-b"} == {"memory_events": D("1"), "memory_records": D("1")}
+
+
 def test_bedrock_invocation_tokens(tmp_path):
     def invocation(at, accountant, input_tokens, output_tokens, cache=None, model="anthropic.claude-3-haiku"):
         record = {
