@@ -66,7 +66,7 @@ class Catalog:
 
     def resource_types(self) -> tuple[str, ...]:
         """Every resource type, in catalog order, then 'other'."""
-        return (*dict.fromkeys(s.resource_type for s in self.services.values()), OTHER)
+        return (*dict.fromkeys(s.resource_type for s in self.services.values() if s.resource_type != OTHER), OTHER)
 
     def unit_prices(self) -> dict[tuple[str, str], Decimal]:
         return {(s.name, d): driver.unit_price for s in self.services.values() for d, driver in s.drivers.items()}

@@ -49,7 +49,11 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       `tier1_requests`, other REST GET/HEAD -> `tier2_requests`, for the client in the key (or LIST prefix)
       `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients'].
 
-- S3 Inventory reports under `BILLING_S3_INVENTORY_URI`: see `s3_inventory.py` (`gb_months`).
+  CloudWatch Logs (AmazonCloudWatch: `log_bytes`, scope = the log group): every line with a timestamp prefix (an
+      event of a log group) counts its message's UTF-8 bytes + 26 for its owner: the line's accountant_id, else
+      its request's owner, else its session's, else its user_id, else 'unattributed' (no problem is counted).
+
+- S3 Inventory reports under `BILLING_S3_INVENTORY_URI`: see `s3_inventory.py` (`gb_months` per storage class).
 
 - Or the log groups themselves through the CloudWatch Logs API (`BILLING_LOGS_URI=cloudwatch://<group>,...`,
   Logs Insights or FilterLogEvents): `cloudwatch_logs_api.py` renders the events as the export's lines, which take
@@ -162,10 +166,11 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
     time), or an API source with `read_log_lines(period_start, period_end)` that renders its events as the
     export's lines, so that both take the one parsing path."""
     if logs is None:
-        yield with_functions(read_lines_of_files(None, []), []), 0
+        yield with_log_groups(read_lines_of_files(None, []), []), 0
         return
     if not isinstance(logs, Location):
-        yield with_functions(logs.read_log_lines(period_start, period_end), list(getattr(logs, "log_groups", ()))), 0
+        yield with_log_groups(logs.read_log_lines(period_start, period_end), list(getattr(logs, "log_groups", ())),
+                              exported=False), 0
         return
     batches: list[list[str]] = [[]]  # no files: one empty batch
     batch_bytes = 0
@@ -178,22 +183,24 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
     line_no = file_index = 0
     for paths in batches:
         lines = read_lines_of_files(logs, paths, first_line_no=line_no, first_file_index=file_index)
-        yield with_functions(lines, paths, file_index), len(paths)
+        yield with_log_groups(lines, paths, file_index), len(paths)
         line_no, file_index = line_no + lines.num_rows, file_index + len(paths)
 
 
 # A Lambda function's log group is /aws/lambda/<function>; an export prefix may name it the same way.
-FUNCTION_IN_SOURCE = re.compile(r"(?:^|/)aws/lambda/([^/]+)")
+LAMBDA_GROUP_IN_PATH = re.compile(r"(?:^|/)aws/lambda/([^/]+)")
 
 
-def with_functions(lines: pa.Table, sources: list[str], first_file_index: int = 0) -> pa.Table:
-    """`lines` with the column `function`: the Lambda function the line's source (its file's path, or the log
-    group it was read from; `file_index` - first_file_index indexes `sources`) names, '' when it names none."""
-    names = [m.group(1) if (m := FUNCTION_IN_SOURCE.search(s)) else "" for s in sources]
-    if not names or not any(names):
-        return lines.append_column("function", pa.array([""] * lines.num_rows, pa.string()))
+def with_log_groups(lines: pa.Table, sources: list[str], first_file_index: int = 0, exported: bool = True) -> pa.Table:
+    """`lines` with the column `log_group`: the log group each line was read from (`sources[file_index -
+    first_file_index]`), or for exported files the Lambda log group `/aws/lambda/<function>` their path names
+    (`.../aws/lambda/<function>/<task>/...`); '' when not known."""
+    if exported:
+        sources = [f"/aws/lambda/{m.group(1)}" if (m := LAMBDA_GROUP_IN_PATH.search(s)) else "" for s in sources]
+    if not sources or not any(sources):
+        return lines.append_column("log_group", pa.array([""] * lines.num_rows, pa.string()))
     positions = pc.subtract(lines["file_index"], pa.scalar(first_file_index, pa.int32()))
-    return lines.append_column("function", pc.take(pa.array(names, pa.string()), positions))
+    return lines.append_column("log_group", pc.take(pa.array(sources, pa.string()), positions))
 
 
 @lru_cache(maxsize=1)

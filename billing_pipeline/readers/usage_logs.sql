@@ -1,7 +1,7 @@
 -- Usage evidence from log lines (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md).
 --
--- Input: the Arrow table `log_lines(line, line_no, function)`: every line of every exported log file, with the
--- Lambda function its log group or export prefix names ('' when none, see usage_logs.py).
+-- Input: the Arrow table `log_lines(line, line_no, log_group)`: every line of every exported log file, with the
+-- log group it was read from or its export prefix names ('' when none, see usage_logs.py).
 -- Parameters: $period_start, $period_end: the billing month [start, end), UTC.
 -- Output: the temp tables `usage_events` (one row per driver quantity, with its owner) and `log_problems`.
 -- The statements run in order; each starts with a `-- name:` line. Accepted shapes: see usage_logs.py.
@@ -51,7 +51,7 @@ WITH framed AS (
         line_no,
         CASE WHEN NOT starts_with(line, '{') THEN utc(split_part(line, ' ', 1)) END AS line_time,
         line,
-        function
+        log_group
     FROM log_lines
     WHERE trim(line) <> ''
 ),
@@ -60,7 +60,7 @@ messages AS (
         line_no,
         line_time,
         CASE WHEN line_time IS NULL THEN line ELSE substr(line, strpos(line, ' ') + 1) END AS message,
-        function
+        log_group
     FROM framed
 ),
 recognized AS (
@@ -79,7 +79,7 @@ recognized AS (
             WHEN regexp_matches(message, '^\S+ \S+ \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ') THEN 's3_access'
             ELSE 'unrecognized'
         END AS kind,
-        function
+        log_group
     FROM messages
 ),
 documents AS (
@@ -91,7 +91,7 @@ documents AS (
         CASE WHEN kind = 'text_app'
              THEN regexp_extract(message, '^\[[A-Za-z]+\]\t[^\t]*\t([^\t]*)\t(.*)$', ['request_id', 'payload'])
         END AS text_app,
-        function
+        log_group
     FROM recognized
 ),
 json_documents AS (
@@ -145,7 +145,11 @@ classified AS (
 SELECT
     line_no,
     line_kind AS kind,
-    function,
+    log_group,
+    -- the Lambda function of a /aws/lambda/<function> log group
+    regexp_extract(log_group, '^/aws/lambda/([^/]+)', 1) AS function,
+    -- CloudWatch Logs bills each event's message bytes (+ 26 bytes per event); lines of a log group only
+    CASE WHEN line_time IS NOT NULL THEN strlen(message) + 26 END AS log_bytes,
     CASE
         WHEN line_time IS NOT NULL THEN line_time
         WHEN kind = 's3_access' THEN timezone('UTC', try_strptime(access.time, '%d/%b/%Y:%H:%M:%S %z'))
@@ -153,6 +157,9 @@ SELECT
     END AS event_time,
     CASE line_kind
         WHEN 'lambda_report' THEN coalesce(nullif(report.request_id, ''), a.record.requestId)
+        -- START / END RequestId: <id> (text), or a platform record's requestId
+        WHEN 'platform' THEN coalesce(nullif(regexp_extract(message, 'RequestId: ([^ \t]+)', 1), ''),
+                                      a.record.requestId)
         ELSE coalesce(nullif(text_app.request_id, ''), a.requestId, a.request_id, a.aws_request_id,
                       a.function_request_id, a.awsRequestId, b.requestId, b.request_id, b.aws_request_id,
                       b.function_request_id, b.awsRequestId)
@@ -351,6 +358,14 @@ SELECT line_no, event_time, 'AmazonBedrock', driver, coalesce(model_id, ''),
        CASE WHEN accountant_id IS NULL THEN 'missing_accountant_id' END
 FROM (SELECT * FROM month_events WHERE kind = 'bedrock_invocation')
 UNPIVOT (quantity FOR driver IN (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens))
+UNION ALL
+-- CloudWatch Logs: each event's bytes in its log group, for the line's tenant, else its request's or session's.
+SELECT e.line_no, e.event_time, 'AmazonCloudWatch', 'log_bytes', e.log_group,
+       coalesce(e.accountant_id, o.accountant_id, s.accountant_id, e.user_id, 'unattributed'), e.log_bytes, NULL
+FROM month_events AS e
+LEFT JOIN request_owners AS o USING (request_id)
+LEFT JOIN agent_sessions AS s USING (session_id)
+WHERE e.log_bytes IS NOT NULL
 UNION ALL
 -- S3: billed requests under clients/<accountant_id>/ of the bucket logged.
 SELECT line_no, event_time, 'AmazonS3', driver, scope, accountant_id, 1, NULL

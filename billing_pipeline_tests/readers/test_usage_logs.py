@@ -94,7 +94,7 @@ def test_malformed_and_unrecognized_lines_are_counted_not_fatal(tmp_path):
         ],
     )
     evidence = read_january(tmp_path)
-    assert evidence.usage.num_rows == 0
+    assert quantities(evidence) == {}  # (every timestamped line still counts its bytes for CloudWatch Logs)
     assert evidence.problems == {
         "malformed_json": 2,
         "unrecognized_line": 3,
@@ -209,6 +209,25 @@ def test_agentcore_memory_code_interpreter_and_browser_are_their_own_drivers(tmp
         "memory_events": D("1"),
     }
     assert {k[2]: v for k, v in got.items() if k[4] == "acc-b"} == {"memory_events": D("1"), "memory_records": D("1")}
+
+
+def test_cloudwatch_log_bytes_per_tenant_and_log_group(tmp_path):
+    root = tmp_path / "exports" / "aws" / "lambda" / "tax-api"  # the export prefix names the log group
+    lines = [
+        "2026-01-08T10:00:00Z START RequestId: r1 Version: $LATEST",  # 36 bytes: r1's owner, acc-a
+        '2026-01-08T10:00:01Z {"requestId": "r1", "accountant_id": "acc-a"}',  # 45
+        "2026-01-08T10:00:02Z END RequestId: r1",  # 17
+        "2026-01-08T10:00:03Z REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB",
+        "2026-01-08T10:00:04Z Processing something",  # 20: nobody's
+        "a line without a timestamp",  # not an event of a log group: no bytes
+    ]
+    write_export(root, "s", lines)
+    got = {k[3:]: v for k, v in quantities(read_january(tmp_path), log_bytes=True).items() if k[2] == "log_bytes"}
+    report_bytes = len("REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB")
+    assert report_bytes == 80
+    # each event: its message's UTF-8 bytes + 26
+    assert got == {("/aws/lambda/tax-api", "acc-a"): D(36 + 45 + 17 + 80 + 4 * 26),
+                   ("/aws/lambda/tax-api", "unattributed"): D(20 + 26)}
 
 
 def test_bedrock_invocation_tokens(tmp_path):
