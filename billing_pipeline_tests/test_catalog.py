@@ -19,7 +19,9 @@ def test_the_warehouse_views_hold_the_catalog(warehouse_con):
     rules = warehouse_con.execute(
         "SELECT usage_type_pattern, rule_order, driver, driver_order FROM driver_rules "
         "WHERE service = 'AmazonBedrockAgentCore' ORDER BY rule_order, driver_order").fetchall()
-    assert rules[:2] == [("vCPU", 1, "vcpu_hours", 1), ("vCPU", 1, "sessions", 2)]
+    assert rules[:2] == [("CodeInterpreter", 1, "code_interpreter_vcpu_hours", 1),
+                         ("CodeInterpreter", 1, "code_interpreter_gb_hours", 2)]
+    assert ("vCPU", 3, "sessions", 2) in rules
     assert rules[-1] == ("", 9999, "sessions", 1)
     assert warehouse_con.execute("SELECT resource_type FROM service_resource_types WHERE service = 'AmazonS3'"
                                  ).fetchall() == [("s3",)]
