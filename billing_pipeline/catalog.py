@@ -11,6 +11,8 @@ Loaded once per process and handed to the SQL as warehouse views (`catalog_views
                                                      match wins; the evidence's own name for it (modelId)
     service_resource_types(service, resource_type)   every other service is 'other'
     driver_units(service, driver, unit, unit_price)  the catalog's unit prices (the pricing file may override)
+    network_usage_types(pattern)                     NAT gateway and data transfer usage types (the network policy)
+    compute_services(service)                        whose attributed cost weighs the network cost (`proportional`)
 
 and the tag keys as SQL parameters (`tag_parameters`). No Dagster here: the API and the price list import it.
 """
@@ -63,6 +65,8 @@ class Service:
 class Catalog:
     services: Mapping[str, Service]
     tag_keys: Mapping[str, str]  # role (tenant, application, environment, cost_center) -> tag key
+    network_usage_types: tuple[str, ...] = ()
+    compute_services: tuple[str, ...] = ()
 
     def resource_types(self) -> tuple[str, ...]:
         """Every resource type, in catalog order, then 'other'."""
@@ -131,6 +135,10 @@ def catalog_views_sql(catalog: Catalog | None = None) -> str:
                  "CAST(NULL AS VARCHAR))"]),
         view("service_resource_types", "service, resource_type",
              [f"({_text(s.name)}, {_text(s.resource_type)})" for s in services]),
+        view("network_usage_types", "pattern",
+             [f"({_text(p)})" for p in catalog.network_usage_types] or ["(CAST(NULL AS VARCHAR))"]),
+        view("compute_services", "service",
+             [f"({_text(s)})" for s in catalog.compute_services] or ["(CAST(NULL AS VARCHAR))"]),
         view("driver_units", "service, driver, unit, unit_price",
              [f"({_text(s.name)}, {_text(d)}, {_text(v.unit)}, CAST({_text(format(v.unit_price, 'f'))} AS DECIMAL(38, 10)))"
               for s in services for d, v in s.drivers.items()]),
@@ -145,6 +153,9 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
         missing = [role for role in TAG_ROLES if role not in tag_keys]
         if missing:
             raise KeyError(f"tag_keys lacks {', '.join(missing)}")
+        network = document.get("network", {})
+        network_usage_types = tuple(str(p) for p in network.get("usage_types", []))
+        compute_services = tuple(str(s) for s in network.get("compute_services", []))
         services = {}
         for name, spec in document["services"].items():
             drivers = {d: Driver(str(v["unit"]), Decimal(str(v["unit_price"]))) for d, v in spec["drivers"].items()}
@@ -178,7 +189,9 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
         problems.append("more than one service has `marketplace`")
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
-    return Catalog(services, tag_keys)
+    if "" in network_usage_types:
+        raise ValueError(f"{source}: empty network usage type pattern")
+    return Catalog(services, tag_keys, network_usage_types, compute_services)
 
 
 @lru_cache(maxsize=1)

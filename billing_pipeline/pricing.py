@@ -4,7 +4,8 @@ The unit prices are the application's own constants (what it uses to estimate). 
 catalog's (`catalog.json`), unless the pricing file (`BILLING_PRICING`, default: `pricing.json` in this package)
 sets it under `drivers` ({"<service>": {"<driver>": "<price>"}}); a driver the catalog does not know is an error.
 The attribution uses them only to value a service's drivers against each other for line items no single driver
-pays for ("combined").
+pays for ("combined"). `network_policy` (`proportional`, default, or `unattributed`) says how untagged NAT gateway
+and data transfer lines are split (docs/attribution-rules.md).
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ import pyarrow as pa
 from billing_pipeline.catalog import load_catalog
 
 
+NETWORK_POLICIES = ("proportional", "unattributed")
+
+
 @dataclass(frozen=True)
 class Pricing:
     currency: str
     variance_threshold_pct: Decimal
     driver_prices: dict[tuple[str, str], Decimal]  # (CUR service, driver) -> unit price
+    # untagged NAT gateway / data transfer (catalog `network`): split by the tenants' compute cost, or unattributed
+    network_policy: str = "proportional"
 
     def driver_prices_table(self) -> pa.Table:
         rows = sorted(self.driver_prices.items())
@@ -49,9 +55,12 @@ def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
             currency=str(document.get("currency", "USD")),
             variance_threshold_pct=Decimal(str(document.get("variance_threshold_pct", "10"))),
             driver_prices=prices,
+            network_policy=str(document.get("network_policy", "proportional")),
         )
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid pricing file ({type(error).__name__}: {error})") from error
+    if pricing.network_policy not in NETWORK_POLICIES:
+        raise ValueError(f"{source}: network_policy {pricing.network_policy!r} is not one of {', '.join(NETWORK_POLICIES)}")
     unknown = [f"{s}/{d}" for s, d in overrides if not load_catalog().knows(s, d)]
     if unknown:
         raise ValueError(f"{source}: unit prices for drivers the catalog does not name: {', '.join(unknown)}")

@@ -29,7 +29,16 @@ OTHERWISE = ("",)  # the substring every usage type contains: a service's `other
 
 # The catalog is data, read here with json alone (not through billing_pipeline.catalog): the rules that use it are
 # implemented independently below.
-CATALOG = json.loads((Path(__file__).with_name("catalog.json")).read_text())["services"]
+CATALOG_DOCUMENT = json.loads((Path(__file__).with_name("catalog.json")).read_text())
+CATALOG = CATALOG_DOCUMENT["services"]
+# Untagged NAT gateway / data transfer lines are split by the tenants' compute cost (or left unattributed).
+NETWORK_USAGE_TYPES = tuple(CATALOG_DOCUMENT.get("network", {}).get("usage_types", []))
+COMPUTE_SERVICES = tuple(CATALOG_DOCUMENT.get("network", {}).get("compute_services", []))
+NETWORK, COMPUTE_COST = "*network", "compute_cost"
+
+
+def is_network(usage_type: str) -> bool:
+    return any(pattern in usage_type for pattern in NETWORK_USAGE_TYPES)
 
 # (service, substrings of usage_type, drivers in order of preference); first matching row wins.
 DRIVER_RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
@@ -194,7 +203,8 @@ class EvidenceIndex:
     def has(self, service: str, driver: str, scope: str | None = None) -> bool:
         """Any evidence in the month for (service, driver[, scope])."""
         return any(
-            k[0] == service and k[1] == driver and (scope is None or k[2] == scope) and any(self.by_month[k].values())
+            k[0] == service and k[1] == driver and (scope is None or k[2] == scope)
+            and any(q > 0 for q in self.by_month[k].values())
             for k in self.by_month
         )
 
@@ -251,22 +261,47 @@ def attribute(
     evidence: Iterable[Evidence],
     prices: Mapping[str, Mapping[str, Decimal | str]],
     application: str = "tax-demo",
+    network_policy: str = "proportional",
 ) -> tuple[list[Allocation], int, int]:
     """Allocate every in-scope fact; return (allocations, in_scope_units, out_of_scope_units)."""
     facts, in_scope, out_of_scope = build_facts(line_items, application)
     index = EvidenceIndex(evidence)
     allocations: list[Allocation] = []
     ordered = sorted(facts.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
-    for fact_no, (key, cost_units) in enumerate(ordered):
-        hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
+    network_facts = []
+
+    def emitter(fact_no: int, key: tuple):
+        hour, _span, _acct, li_type, service, usage_type, _op, resource_id = key[:8]
 
         def emit(tenant: str, units: int, allocation: str, driver: str | None) -> None:
             allocations.append(
                 Allocation(hour, tenant, service, usage_type, li_type, resource_id, allocation, driver, units, fact_no)
             )
+        return emit
+
+    def split(emit, index: EvidenceIndex, keys: list, factor, hour, span, cost_units, driver_name) -> None:
+        windows = ["hour", "day", "month"]  # 4. window
+        if span > 24:
+            windows = ["month"]
+        elif span > 1:
+            windows = ["day", "month"]
+        for window in windows:
+            weights = {t: w for t, w in index.weights(keys, window, hour, factor).items() if w > 0}
+            if sum(weights.values(), Fraction(0)) > 0:
+                for tenant, units in sorted(largest_remainder_split(cost_units, weights).items()):  # 5. split
+                    emit(tenant, units, f"shared_{window}", driver_name)
+                return
+        emit(UNATTRIBUTED, cost_units, "unattributed", driver_name)
+
+    for fact_no, (key, cost_units) in enumerate(ordered):
+        hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
+        emit = emitter(fact_no, key)
 
         if accountant_id:  # 1. direct
             emit(accountant_id, cost_units, "direct", None)
+            continue
+        if is_network(usage_type):  # NAT gateway / data transfer: after the compute cost is known
+            network_facts.append((fact_no, key, cost_units))
             continue
         preferences = drivers_for(service, usage_type)  # 2. shared: which driver
         if preferences == (COMBINED,):
@@ -280,25 +315,26 @@ def attribute(
             emit(UNATTRIBUTED, cost_units, "unattributed", None)
             continue
         scope = fact_scope(service, resource_id, usage_type)  # 3. scope
-        scoped = any(index.has(service, d, scope) for d in drivers)
+        scoped = scope != "" and any(index.has(service, d, scope) for d in drivers)
         keys = [k for d in drivers for k in index.keys(service, d, scope if scoped else None)]
         if driver_name == COMBINED:
             factor = {k: Fraction(Decimal(str(prices[service][k[1]]))) for k in keys}
         else:
             factor = {k: Fraction(1) for k in keys}
-        windows = ["hour", "day", "month"]  # 4. window
-        if span > 24:
-            windows = ["month"]
-        elif span > 1:
-            windows = ["day", "month"]
-        for window in windows:
-            weights = index.weights(keys, window, hour, factor)
-            if sum(weights.values(), Fraction(0)) > 0:
-                for tenant, units in sorted(largest_remainder_split(cost_units, weights).items()):  # 5. split
-                    emit(tenant, units, f"shared_{window}", driver_name)
-                break
-        else:
-            emit(UNATTRIBUTED, cost_units, "unattributed", driver_name)
+        split(emit, index, keys, factor, hour, span, cost_units, driver_name)
+
+    # The network facts, by each tenant's compute cost of the hour / day / month as allocated above (their own
+    # network lines excluded), in units of 1e-10; or unattributed.
+    compute = [Evidence(a.usage_hour, NETWORK, COMPUTE_COST, "", a.accountant_id, Fraction(a.cost_units))
+               for a in allocations if a.service in COMPUTE_SERVICES and not is_network(a.usage_type)]
+    network_index = EvidenceIndex(compute if network_policy == "proportional" else [])
+    for fact_no, key, cost_units in network_facts:
+        emit = emitter(fact_no, key)
+        if not network_index.has(NETWORK, COMPUTE_COST):
+            emit(UNATTRIBUTED, cost_units, "unattributed", None)
+            continue
+        keys = network_index.keys(NETWORK, COMPUTE_COST, None)
+        split(emit, network_index, keys, {k: Fraction(1) for k in keys}, key[0], key[1], cost_units, COMPUTE_COST)
     return allocations, in_scope, out_of_scope
 
 

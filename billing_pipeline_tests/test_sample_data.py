@@ -274,7 +274,8 @@ def test_oracle_invariants(sample):
     assert ("AmazonS3", "USE1-Requests-Tier1", "unattributed") in kinds  # no access logs
     assert ("AWSLambda", "USE1-Lambda-GB-Second", "shared_day") in kinds  # lost log hours
     assert ("AWSLambda", "USE1-DataTransfer-Out-Bytes", "shared_hour") in kinds
-    assert {a.driver for a in sample.allocations if a.usage_type == "USE1-DataTransfer-Out-Bytes"} == {"combined"}
+    # data transfer goes by the tenants' compute cost (network_policy proportional)
+    assert {a.driver for a in sample.allocations if a.usage_type == "USE1-DataTransfer-Out-Bytes"} == {"compute_cost"}
     credit = [a for a in sample.allocations if a.line_item_type == "Credit"]
     assert credit and all(a.allocation == "shared_month" and a.cost_units <= 0 for a in credit)
 
@@ -395,3 +396,33 @@ def test_oracle_bedrock_models_and_lambda_functions_by_hand():
         ("USE1-Lambda-GB-Second-ARM", "B"): 40,
         ("USE1-Lambda-GB-Second", "A"): 10, ("USE1-Lambda-GB-Second", "B"): 30,
     }
+
+
+@pytest.mark.parametrize("policy", ["proportional", "unattributed"])
+def test_oracle_network_cost_by_compute_cost_by_hand(policy):
+    h = dt.datetime(2026, 1, 9, 10)
+    prices = sample_data.load_pricing()["drivers"]
+
+    def li(service, usage_type, units, start=h, accountant=""):
+        return LineItem(start, start + dt.timedelta(hours=1), "1", "Usage", service, usage_type, "", "", accountant,
+                        "tax-demo", "", "", "USD", units)
+
+    items = [
+        li("AWSLambda", "USE1-Lambda-GB-Second", 30, accountant="A"),  # compute of the hour: A 30, B 10
+        li("AmazonBedrockAgentCore", "USE1-AgentCoreRuntime-vCPU-Hours", 10),
+        li("AmazonBedrock", "USE1-Claude3Haiku-input-tokens", 50, accountant="C"),  # not compute
+        li("AmazonEC2", "USE1-NatGateway-Bytes", 4),
+        li("AWSLambda", "USE1-DataTransfer-Out-Bytes", 2, start=h + dt.timedelta(hours=1)),  # the day's
+    ]
+    evidence = [Evidence(h, "AmazonBedrockAgentCore", "sessions", "", "B", Fraction(1))]
+    allocations, _, _ = attribute(items, evidence, prices, network_policy=policy)
+    got = {(a.usage_type, a.accountant_id, a.allocation): a.cost_units for a in allocations
+           if a.usage_type in ("USE1-NatGateway-Bytes", "USE1-DataTransfer-Out-Bytes")}
+    if policy == "unattributed":
+        assert got == {("USE1-NatGateway-Bytes", "unattributed", "unattributed"): 4,
+                       ("USE1-DataTransfer-Out-Bytes", "unattributed", "unattributed"): 2}
+    else:
+        # 4 x 30/40 = 3, 4 x 10/40 = 1; 2 x 3/4 = 1.5 -> 1 or 2 by largest remainder: .5 each, ties by id: A
+        assert got == {("USE1-NatGateway-Bytes", "A", "shared_hour"): 3, ("USE1-NatGateway-Bytes", "B", "shared_hour"): 1,
+                       ("USE1-DataTransfer-Out-Bytes", "A", "shared_day"): 2,
+                       ("USE1-DataTransfer-Out-Bytes", "B", "shared_day"): 0}

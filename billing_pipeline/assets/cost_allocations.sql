@@ -9,6 +9,9 @@
 -- the catalog's views (catalog.json): driver_rules (service, usage type pattern -> drivers in order of preference;
 -- the first matching rule wins), fact_scopes (how a fact's function / table / bucket comes from its resource id)
 -- and scope_names (a scope the usage type names, e.g. a Bedrock model, and the evidence's own name for it).
+-- Two passes ($pass): 'compute' allocates every fact but the untagged NAT gateway / data transfer ones (catalog
+-- network_usage_types); 'network' allocates those by the tenants' compute cost the first pass gave them
+-- (compute_costs: usage_hour, accountant_id, cost; $network_policy 'unattributed' leaves them unattributed).
 WITH
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
@@ -24,8 +27,14 @@ named_scopes AS (
      AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
     GROUP BY t.service, t.usage_type
 ),
+network_types AS (
+    SELECT DISTINCT t.usage_type
+    FROM (SELECT DISTINCT usage_type FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope) t
+    JOIN network_usage_types n ON contains(t.usage_type, n.pattern)
+),
 facts AS (
     SELECT
+        nt.usage_type IS NOT NULL                                                        AS is_network,
         h.billing_period, h.usage_hour, h.span_hours, h.service, h.usage_type, h.operation, h.resource_id,
         h.line_item_type, h.usage_account_id, h.currency,
         nullif(h.accountant_id, '') AS accountant_id,
@@ -37,15 +46,25 @@ facts AS (
     FROM hourly_cost_facts h
     LEFT JOIN fact_scopes fs ON fs.service = h.service
     LEFT JOIN named_scopes ns ON ns.service = h.service AND ns.usage_type = h.usage_type
+    LEFT JOIN network_types nt ON nt.usage_type = h.usage_type
     WHERE h.billing_period = $billing_period AND h.in_scope
 ),
 shared_facts AS (
     SELECT
-        row_number() OVER (ORDER BY usage_hour, service, usage_type, operation, resource_id, line_item_type,
-                                    usage_account_id, currency, span_hours)             AS fact_id,
+        -- the network pass's ids are negative, so the two passes' facts stay distinct
+        CASE WHEN $pass = 'network' THEN -1 ELSE 1 END
+          * row_number() OVER (ORDER BY usage_hour, service, usage_type, operation, resource_id, line_item_type,
+                                        usage_account_id, currency, span_hours)         AS fact_id,
+        -- the service whose rules and evidence split the fact: network facts all go by the compute cost
+        CASE WHEN is_network THEN '*network' ELSE service END                           AS service_key,
         *
     FROM facts
-    WHERE accountant_id IS NULL AND cost <> 0
+    WHERE accountant_id IS NULL AND cost <> 0 AND is_network = ($pass = 'network')
+),
+rules AS (
+    SELECT service, usage_type_pattern, rule_order, driver, driver_order FROM driver_rules
+    UNION ALL
+    SELECT '*network', '', 1, 'compute_cost', 1
 ),
 -- Usage as exact integer weights (DECIMAL(38,0)): driver quantities in units of 1e-10; 'combined' values each
 -- driver at its unit price (units of 1e-20). Every scope also counts towards the service-wide scope '*'.
@@ -66,6 +85,12 @@ evidence AS (
     SELECT s.usage_hour, s.service, 'combined', s.scope, s.accountant_id,
            CAST(s.quantity * 10000000000 AS DECIMAL(38, 0)) * CAST(p.unit_price * 10000000000 AS DECIMAL(38, 0))
     FROM usage s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
+    UNION ALL
+    -- the network pass: each tenant's compute cost, in units of 1e-10
+    SELECT usage_hour, '*network', 'compute_cost', '', accountant_id,
+           CAST(cost * 10000000000 AS DECIMAL(38, 0))
+    FROM compute_costs
+    WHERE $network_policy = 'proportional'
 ),
 evidence_in_scopes AS (
     SELECT usage_hour, service, driver_key, scope, accountant_id, weight FROM evidence
@@ -94,7 +119,7 @@ month_drivers AS (
 matching_rules AS (
     SELECT f.fact_id, r.rule_order, r.driver, r.driver_order
     FROM shared_facts f
-    JOIN driver_rules r ON r.service = f.service AND contains(coalesce(f.usage_type, ''), r.usage_type_pattern)
+    JOIN rules r ON r.service = f.service_key AND contains(coalesce(f.usage_type, ''), r.usage_type_pattern)
 ),
 first_rule AS (
     SELECT fact_id, min(rule_order) AS rule_order FROM matching_rules GROUP BY fact_id
@@ -106,16 +131,16 @@ fact_driver AS (
     JOIN first_rule fr ON fr.fact_id = m.fact_id AND fr.rule_order = m.rule_order
     JOIN shared_facts f ON f.fact_id = m.fact_id
     JOIN (SELECT DISTINCT service, driver_key FROM month_drivers) md
-      ON md.service = f.service AND md.driver_key = m.driver
+      ON md.service = f.service_key AND md.driver_key = m.driver
     GROUP BY m.fact_id
 ),
 fact_scope AS (
-    SELECT f.fact_id, f.service, f.usage_hour, f.span_hours, fd.driver_key,
+    SELECT f.fact_id, f.service_key AS service, f.usage_hour, f.span_hours, fd.driver_key,
            CASE WHEN md.scope IS NOT NULL THEN f.fact_scope ELSE '*' END               AS scope
     FROM shared_facts f
     JOIN fact_driver fd ON fd.fact_id = f.fact_id
     LEFT JOIN month_drivers md
-      ON md.service = f.service AND md.driver_key = fd.driver_key AND md.scope = f.fact_scope AND f.fact_scope <> ''
+      ON md.service = f.service_key AND md.driver_key = fd.driver_key AND md.scope = f.fact_scope AND f.fact_scope <> ''
 ),
 fact_window AS (
     SELECT fs.fact_id, fs.service, fs.driver_key, fs.scope,
@@ -196,7 +221,7 @@ SELECT
     currency, cost AS fact_cost, accountant_id, 'direct' AS allocation, CAST(NULL AS VARCHAR) AS driver,
     CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, CAST(cost AS DECIMAL(38, 10)) AS cost
 FROM facts
-WHERE accountant_id IS NOT NULL AND cost <> 0
+WHERE accountant_id IS NOT NULL AND cost <> 0 AND $pass = 'compute'
 UNION ALL
 SELECT
     a.fact_id, f.billing_period, f.usage_hour, f.span_hours, f.service, f.usage_type, f.line_item_type,

@@ -16,9 +16,43 @@ from dagster import (
 from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.pricing import Pricing, parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
+
+# The network pass's evidence: each tenant's compute cost per hour, as the first pass allocated it (the compute
+# services' cost, their own NAT gateway / data transfer lines excluded).
+COMPUTE_COSTS_SQL = """
+    SELECT a.usage_hour, a.accountant_id, sum(a.cost) AS cost
+    FROM cost_allocations_compute a
+    JOIN compute_services c ON c.service = a.service
+    LEFT JOIN (SELECT DISTINCT t.usage_type FROM cost_allocations_compute t
+               JOIN network_usage_types n ON contains(t.usage_type, n.pattern)) nt ON nt.usage_type = a.usage_type
+    WHERE nt.usage_type IS NULL
+    GROUP BY a.usage_hour, a.accountant_id"""
+NO_COMPUTE_COSTS_SQL = """SELECT CAST(NULL AS TIMESTAMP) AS usage_hour, CAST(NULL AS VARCHAR) AS accountant_id,
+                                 CAST(NULL AS DECIMAL(38, 10)) AS cost WHERE false"""
+
+
+def stage_cost_allocations(con, params: dict, pricing: Pricing) -> None:
+    """Stage `cost_allocations` (cost_allocations.sql; params: billing_period, cost_metric) in its two passes:
+    every fact but the untagged NAT gateway / data transfer ones, then those by the tenants' compute cost of the
+    first pass (or unattributed, by the pricing file's network_policy)."""
+    params = {**params, "network_policy": pricing.network_policy}
+    con.register("driver_prices", pricing.driver_prices_table())
+    try:
+        con.stage("compute_costs", NO_COMPUTE_COSTS_SQL)
+        con.stage("cost_allocations_compute", stage_sql("cost_allocations"), {**params, "pass": "compute"})
+        con.drop("compute_costs")
+        con.stage("compute_costs", COMPUTE_COSTS_SQL)
+        con.stage("cost_allocations_network", stage_sql("cost_allocations"), {**params, "pass": "network"})
+        con.stage("cost_allocations",
+                  "SELECT * FROM cost_allocations_compute UNION ALL SELECT * FROM cost_allocations_network")
+    finally:
+        for name in ("compute_costs", "cost_allocations_compute", "cost_allocations_network"):
+            con.drop(name)
+        con.unregister("driver_prices")
+
 
 GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
 METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost", "net_amortized": "net_amortized_cost"}
@@ -57,9 +91,7 @@ def tenant_costs(
         if missing_metric:
             raise Failure(f"BILLING_COST_METRIC={metric}, but {missing_metric} in-scope facts of {period:%Y-%m} have "
                           f"no {METRIC_COLUMN[metric]} (the delivery has no net_* columns)")
-        con.register("driver_prices", pricing.driver_prices_table())
-        con.stage("cost_allocations", stage_sql("cost_allocations"), params)
-        con.unregister("driver_prices")
+        stage_cost_allocations(con, params, pricing)
 
         # Conservation, checked before anything is written: per hour x service x line item type x currency the
         # allocated parts add up to the fact costs exactly.

@@ -8,7 +8,9 @@ from decimal import Decimal as D
 import pyarrow as pa
 import pytest
 
-from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_costs import stage_cost_allocations
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.pricing import Pricing
 
 JAN = dt.date(2026, 1, 1)
 
@@ -32,17 +34,14 @@ def add_usage(con, hour, service, driver, accountant_id, quantity, scope=""):
     )
 
 
-def allocate(con, prices=None):
+def allocate(con, prices=None, network_policy="proportional"):
     prices = prices or {("AWSLambda", "gb_seconds"): "0.5", ("AWSLambda", "requests"): "0.25"}
-    con.register("driver_prices", pa.table({
-        "service": [s for s, _ in prices], "driver": [d for _, d in prices],
-        "unit_price": pa.array([D(p) for p in prices.values()], pa.decimal128(38, 10)),
-    }))
+    pricing = Pricing("USD", D(10), {k: D(v) for k, v in prices.items()}, network_policy)
+    stage_cost_allocations(DuckDBEngine(con), {"billing_period": JAN, "cost_metric": "unblended"}, pricing)
     rows = con.execute(
-        f"SELECT usage_hour, service, usage_type, line_item_type, accountant_id, allocation, driver, cost "
-        f"FROM ({stage_sql('cost_allocations')}) ORDER BY ALL",
-        {"billing_period": JAN, "cost_metric": "unblended"},
-    ).fetchall()
+        "SELECT usage_hour, service, usage_type, line_item_type, accountant_id, allocation, driver, cost "
+        "FROM cost_allocations ORDER BY ALL").fetchall()
+    con.execute("DROP TABLE cost_allocations")
     return rows
 
 
@@ -131,8 +130,8 @@ def test_table_scope_is_used_when_it_has_evidence_else_all_tables(scenario):
 
 def test_other_usage_types_split_by_the_services_priced_drivers(scenario):
     # at 10:00 a = 1 GB-s x 0.5 + 2 requests x 0.25 = 1.0; b = c = 0.5
-    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-DataTransfer-Out-Bytes", "1.00")
-    assert by_tenant(allocate(scenario), "USE1-DataTransfer-Out-Bytes") == {
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-Lambda-Provisioned-Concurrency", "1.00")
+    assert by_tenant(allocate(scenario), "USE1-Lambda-Provisioned-Concurrency") == {
         ("a", "shared_hour"): D("0.5"), ("b", "shared_hour"): D("0.25"), ("c", "shared_hour"): D("0.25")}
 
 
@@ -257,3 +256,25 @@ def test_agentcore_tools_and_memory_split_by_their_own_evidence_not_the_runtimes
     assert by_tenant(rows, "USE1-Browser-GB-Hours") == {("C", "shared_hour"): D("0.20")}
     assert by_tenant(rows, "USE1-Memory-ShortTermEvents") == {("B", "shared_hour"): D("0.1"),
                                                              ("C", "shared_hour"): D("0.3")}
+
+
+@pytest.mark.parametrize("policy", ["proportional", "unattributed"])
+def test_nat_gateway_and_data_transfer_by_the_tenants_compute_cost(warehouse_con, policy):
+    con = warehouse_con
+    add_usage(con, H(9, 10), "AmazonBedrockAgentCore", "sessions", "B", "1")
+    add_fact(con, H(9, 10), "AWSLambda", "USE1-Lambda-GB-Second", "3.00", accountant_id="A")  # compute: A 3
+    add_fact(con, H(9, 10), "AmazonBedrockAgentCore", "USE1-AgentCoreRuntime-vCPU-Hours", "1.00")  # B 1
+    add_fact(con, H(9, 10), "AmazonBedrock", "USE1-Claude3Haiku-input-tokens", "5.00", accountant_id="C")  # not compute
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Bytes", "0.40")
+    add_fact(con, H(9, 11), "AWSLambda", "USE1-DataTransfer-Out-Bytes", "0.20")  # no compute that hour: the day's
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Hours", "0.045", accountant_id="C")  # tagged: direct
+    rows = allocate(con, network_policy=policy)
+    assert by_tenant(rows, "USE1-NatGateway-Hours") == {("C", "direct"): D("0.045")}
+    if policy == "unattributed":
+        assert by_tenant(rows, "USE1-NatGateway-Bytes") == {("unattributed", "unattributed"): D("0.40")}
+        assert by_tenant(rows, "USE1-DataTransfer-Out-Bytes") == {("unattributed", "unattributed"): D("0.20")}
+        return
+    assert by_tenant(rows, "USE1-NatGateway-Bytes") == {("A", "shared_hour"): D("0.3"), ("B", "shared_hour"): D("0.1")}
+    assert by_tenant(rows, "USE1-DataTransfer-Out-Bytes") == {("A", "shared_day"): D("0.15"),
+                                                             ("B", "shared_day"): D("0.05")}
+    assert {r[6] for r in rows if r[2] in ("USE1-NatGateway-Bytes", "USE1-DataTransfer-Out-Bytes")} == {"compute_cost"}
