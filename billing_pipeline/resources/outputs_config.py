@@ -21,13 +21,14 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from billing_pipeline.catalog import load_catalog
+from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import Location, locate
 
 DEFAULTS = {
     "BILLING_EXPORT_URI": "data/exports",
     "BILLING_WRITEBACK_TABLE": "",
     "BILLING_COST_EXPLORER": "",
-    "BILLING_COST_EXPLORER_TAG": "",  # '' -> the catalog's tenant tag key
+    "BILLING_COST_EXPLORER_TAG": load_catalog().tag_keys["tenant"],
     "BILLING_COST_EXPLORER_TOLERANCE": "0.005",
 }
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -52,6 +53,16 @@ class OutputsConfig(ConfigurableResource):
     cost_explorer_tolerance: str | None = Field(
         default=None, description="Allowed |CE - CUR| per tenant x day. Env: BILLING_COST_EXPLORER_TOLERANCE")
 
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the output settings checked, each mistake named (see settings.py)."""
+        require_valid_settings(
+            tuple(DEFAULTS),
+            {"BILLING_EXPORT_URI": self.export_uri, "BILLING_WRITEBACK_TABLE": self.writeback_table,
+             "BILLING_COST_EXPLORER": self.cost_explorer, "BILLING_COST_EXPLORER_TAG": self.cost_explorer_tag,
+             "BILLING_COST_EXPLORER_TOLERANCE": self.cost_explorer_tolerance},
+            unknown=False,
+        )
+
     def export_location(self) -> Location:
         return locate(_setting(self.export_uri, "BILLING_EXPORT_URI"))
 
@@ -62,7 +73,7 @@ class OutputsConfig(ConfigurableResource):
         return _setting(self.cost_explorer, "BILLING_COST_EXPLORER").strip().lower() in TRUE_WORDS
 
     def cost_explorer_tag_key(self) -> str:
-        return _setting(self.cost_explorer_tag, "BILLING_COST_EXPLORER_TAG").strip() or load_catalog().tag_keys["tenant"]
+        return _setting(self.cost_explorer_tag, "BILLING_COST_EXPLORER_TAG").strip()
 
     def tolerance(self) -> Decimal:
         text = _setting(self.cost_explorer_tolerance, "BILLING_COST_EXPLORER_TOLERANCE")
