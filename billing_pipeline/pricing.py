@@ -18,7 +18,6 @@ import pyarrow as pa
 
 from billing_pipeline.catalog import load_catalog
 
-
 NETWORK_POLICIES = ("proportional", "unattributed")
 
 

@@ -1,8 +1,9 @@
 """The oracle: docs/attribution-rules.md implemented a second time, in plain Python with exact integers/Fractions.
 
-It deliberately imports nothing else from billing_pipeline (it reads the catalog, catalog.json, as data), so that it is an independent check of the SQL
-implementation (`billing_pipeline/assets/tenant_costs.sql`). It works on line items and usage evidence as plain
-Python values (the sample-data generator hands over exactly what it wrote to the CUR and the logs).
+It deliberately imports nothing else from billing_pipeline (it reads the catalog, catalog.json, as data), so
+that it is an independent check of the SQL implementation (`billing_pipeline/assets/cost_allocations.sql`). It
+works on line items and usage evidence as plain Python values (the sample-data generator hands over exactly what
+it wrote to the CUR and the logs).
 
 Money is counted in integer units of 1e-10 (DECIMAL(38,10)); driver quantities are Fractions, so no step rounds.
 """

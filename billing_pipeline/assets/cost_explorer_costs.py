@@ -32,8 +32,8 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.catalog import load_catalog
 from billing_pipeline.assets.common import as_float, month_of, stage_sql
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig

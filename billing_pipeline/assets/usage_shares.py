@@ -11,8 +11,8 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.catalog import load_catalog
 from billing_pipeline.assets.common import duplicate_check, markdown, month_of, stage_sql
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.resources.billing_config import BillingConfig

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal as D
 
-import pyarrow as pa
 import pytest
 
 from billing_pipeline.assets.tenant_costs import stage_cost_allocations
