@@ -39,17 +39,18 @@ def stage_cost_allocations(con, params: dict, pricing: Pricing) -> None:
     every fact but the untagged NAT gateway / data transfer ones, then those by the tenants' compute cost of the
     first pass (or unattributed, by the pricing file's network_policy)."""
     params = {**params, "network_policy": pricing.network_policy}
+    compute, network = (stage_sql("cost_allocations").replace("$pass", f"'{p}'") for p in ("compute", "network"))
     con.register("driver_prices", pricing.driver_prices_table())
     try:
         con.stage("compute_costs", NO_COMPUTE_COSTS_SQL)
-        con.stage("cost_allocations_compute", stage_sql("cost_allocations"), {**params, "pass": "compute"})
+        con.stage("cost_allocations_compute", compute, params)
         con.drop("compute_costs")
         con.stage("compute_costs", COMPUTE_COSTS_SQL)
-        con.stage("cost_allocations_network", stage_sql("cost_allocations"), {**params, "pass": "network"})
-        con.stage("cost_allocations",
-                  "SELECT * FROM cost_allocations_compute UNION ALL SELECT * FROM cost_allocations_network")
+        # Both passes in one statement (the compute pass again, not its staged copy: Spark 4 fails to union two
+        # checkpointed relations, "key not found: billing_period").
+        con.stage("cost_allocations", f"SELECT * FROM ({compute}) UNION ALL SELECT * FROM ({network})", params)
     finally:
-        for name in ("compute_costs", "cost_allocations_compute", "cost_allocations_network"):
+        for name in ("compute_costs", "cost_allocations_compute"):
             con.drop(name)
         con.unregister("driver_prices")
 
