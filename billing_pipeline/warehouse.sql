@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     estimated_cost      DECIMAL(38, 10) NOT NULL,
     actual_cost         DECIMAL(38, 10) NOT NULL,
     variance            DECIMAL(38, 10) NOT NULL, -- actual - estimated
-    variance_pct        DECIMAL(38, 4),           -- variance / estimated x 100; NULL where nothing was estimated
-    flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, or cost nobody estimated
+    variance_pct        DECIMAL(38, 4),           -- variance / actual x 100 (the seed's); 0 when actual is not positive
+    flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, cost nobody estimated, or an
+                                                  -- estimate that found no cost; estimates only vs their currency
     is_final            BOOLEAN NOT NULL          -- the month's CUR carries an invoice id
 );

@@ -40,7 +40,8 @@ facts AS (
         nullif(h.accountant_id, '') AS accountant_id,
         CASE $cost_metric WHEN 'unblended' THEN h.unblended_cost
                           WHEN 'amortized' THEN h.amortized_cost
-                          ELSE h.net_amortized_cost END                                  AS cost,
+                          -- a delivery without net_* columns: the non-net figure (docs/attribution-rules.md)
+                          ELSE coalesce(h.net_amortized_cost, h.amortized_cost) END      AS cost,
         -- the model / function / table / bucket the cost is for, matched against the scope of the usage evidence
         coalesce(ns.scope, regexp_extract(coalesce(h.resource_id, ''), fs.resource_id_pattern, 1), '') AS fact_scope
     FROM hourly_cost_facts h
@@ -218,7 +219,10 @@ shared_and_unattributed AS (
 )
 SELECT
     CAST(NULL AS BIGINT) AS fact_id, billing_period, usage_hour, span_hours, service, usage_type, line_item_type,
-    currency, cost AS fact_cost, accountant_id, 'direct' AS allocation, CAST(NULL AS VARCHAR) AS driver,
+    currency, cost AS fact_cost, accountant_id,
+    -- a tag that is never a tenant (cur_line_items: reserved word, control character) is kept unattributed
+    CASE WHEN accountant_id = 'unattributed' THEN 'unattributed' ELSE 'direct' END AS allocation,
+    CAST(NULL AS VARCHAR) AS driver,
     CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, CAST(cost AS DECIMAL(38, 10)) AS cost
 FROM facts
 WHERE accountant_id IS NOT NULL AND cost <> 0 AND $pass = 'compute'
