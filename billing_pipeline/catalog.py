@@ -10,7 +10,8 @@ Loaded once per process and handed to the SQL as warehouse views (`catalog_views
                                                      a scope named by the usage type (a Bedrock model), first
                                                      match wins; the evidence's own name for it (modelId)
     service_resource_types(service, resource_type)   every other service is 'other'
-    driver_units(service, driver, unit, unit_price)  the catalog's unit prices (the pricing file may override)
+    driver_units(service, driver, unit, unit_price, units_per_billed_unit)   the catalog's unit prices (the pricing
+                                                     file may override); driver units per CUR usage-amount unit
     network_usage_types(pattern)                     NAT gateway and data transfer usage types (the network policy)
     compute_services(service)                        whose attributed cost weighs the network cost (`proportional`)
 
@@ -38,6 +39,7 @@ NO_MATCH = "$^(never)"  # a pattern no text contains: the SQL parameter of a fea
 class Driver:
     unit: str
     unit_price: Decimal
+    units_per_billed_unit: int = 1  # driver units in one unit of the CUR's usage amount (log bytes: 2^30 per GB)
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,9 @@ def catalog_views_sql(catalog: Catalog | None = None) -> str:
              [f"({_text(p)})" for p in catalog.network_usage_types] or ["(CAST(NULL AS VARCHAR))"]),
         view("compute_services", "service",
              [f"({_text(s)})" for s in catalog.compute_services] or ["(CAST(NULL AS VARCHAR))"]),
-        view("driver_units", "service, driver, unit, unit_price",
-             [f"({_text(s.name)}, {_text(d)}, {_text(v.unit)}, CAST({_text(format(v.unit_price, 'f'))} AS DECIMAL(38, 10)))"
-              for s in services for d, v in s.drivers.items()]),
+        view("driver_units", "service, driver, unit, unit_price, units_per_billed_unit",
+             [f"({_text(s.name)}, {_text(d)}, {_text(v.unit)}, CAST({_text(format(v.unit_price, 'f'))} AS DECIMAL(38, 10)), "
+              f"CAST({v.units_per_billed_unit} AS DECIMAL(18, 0)))" for s in services for d, v in s.drivers.items()]),
     ])
 
 
@@ -158,7 +160,8 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
         compute_services = tuple(str(s) for s in network.get("compute_services", []))
         services = {}
         for name, spec in document["services"].items():
-            drivers = {d: Driver(str(v["unit"]), Decimal(str(v["unit_price"]))) for d, v in spec["drivers"].items()}
+            drivers = {d: Driver(str(v["unit"]), Decimal(str(v["unit_price"])), int(v.get("units_per_billed_unit", 1)))
+                       for d, v in spec["drivers"].items()}
             rules = tuple((tuple(r["contains"]), tuple(r["drivers"])) for r in spec.get("usage_types", []))
             names = tuple(ScopeName(str(n["scope"]), str(n["usage_type"]), str(n["product_name"]), str(n["evidence"]))
                           for n in spec.get("scope_names", []))

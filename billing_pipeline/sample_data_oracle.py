@@ -502,7 +502,8 @@ def bill_quantities(
         if not drivers or drivers[0] == COMBINED:
             continue
         quantity, units = out.get((li.service, drivers[0]), (Decimal(0), 0))
-        out[(li.service, drivers[0])] = (quantity + li.usage_amount, units + li.cost_units)
+        per_billed_unit = CATALOG[li.service]["drivers"][drivers[0]].get("units_per_billed_unit", 1)
+        out[(li.service, drivers[0])] = (quantity + li.usage_amount * per_billed_unit, units + li.cost_units)
     return out
 
 
