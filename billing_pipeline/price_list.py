@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Mapping
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.money import CENT, largest_remainder_cents
 
-RESOURCE_TYPES = ("lambda", "dynamodb", "s3", "agentcore", "bedrock", "other")
+RESOURCE_TYPES = load_catalog().resource_types()  # lambda, dynamodb, s3, agentcore, bedrock, other
 MINIMUM_FEE = "minimum_fee"
 LINE_ORDER = (*RESOURCE_TYPES, MINIMUM_FEE)
 

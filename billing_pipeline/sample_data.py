@@ -60,6 +60,7 @@ LOG_EXPORT_PREFIX = "exportedlogs"
 AGENT_RUNTIME_ARN = f"arn:aws:bedrock-agentcore:{REGION}:{APP_ACCOUNT}:runtime/tax_agent-Xk3Lw9PqRt"
 AGENT_GATEWAY_ARN = f"arn:aws:bedrock-agentcore:{REGION}:{APP_ACCOUNT}:gateway/tax-tools-gw-8f2k1m"
 PRICING_FILE = Path(__file__).with_name("pricing.json")
+CATALOG_FILE = Path(__file__).with_name("catalog.json")
 TOOLS = ("lookup_tax_form", "calculate_deduction", "fetch_w2", "search_irs_publications")
 NS = uuid.UUID("5b0c9a52-35a8-4d52-9d0e-6f1f0d6c2b11")  # namespace for ids that must not depend on the seed
 TEN = 10**10  # 1e-10 units per dollar
@@ -67,9 +68,14 @@ HOUR_MS = 3_600_000
 
 
 def load_pricing(path: Path | str | None = None) -> dict[str, Any]:
-    """The pricing file as written, with every price as a Decimal."""
+    """The pricing file as written, with every driver's price (the catalog's unless the file sets it) as a
+    Decimal under `drivers`."""
     data = json.loads(Path(path or PRICING_FILE).read_text())
-    data["drivers"] = {s: {d: Decimal(p) for d, p in ds.items()} for s, ds in data["drivers"].items()}
+    catalog = json.loads(CATALOG_FILE.read_text())["services"]
+    drivers = {s: {d: Decimal(v["unit_price"]) for d, v in spec["drivers"].items()} for s, spec in catalog.items()}
+    for service, prices in data.get("drivers", {}).items():
+        drivers.setdefault(service, {}).update({d: Decimal(p) for d, p in prices.items()})
+    data["drivers"] = drivers
     return data
 
 
@@ -576,7 +582,7 @@ def _build_cur(sim: _Sim, rows: int, rng: np.random.Generator, ids: _Ids, prices
                resource_id=AGENT_GATEWAY_ARN, pricing_unit="Invocations", rate="0.0001",
                **{**ac, "family": "AgentCore Gateway"})
 
-    # --- CloudWatch log ingestion of the application: in scope, no usage driver -> unattributed
+    # --- CloudWatch log ingestion of the application's log group: in scope, split by each tenant's log bytes
     cw_bytes = (n_requests * 900 + rng.integers(50_000, 400_000, size=H)).astype(np.int64)
     cur.hourly(np.arange(H), units=[(int(b) * 5_000_000_000 * 2 + 2**30) // 2**31 for b in cw_bytes],
                usage=cw_bytes / 2**30, service="AmazonCloudWatch", usage_type="USE1-DataProcessing-Bytes",
@@ -677,7 +683,11 @@ def _build_cur(sim: _Sim, rows: int, rng: np.random.Generator, ids: _Ids, prices
 # 4. Logs, inventory, estimates
 
 
-def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator) -> dict[str, int]:
+def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator
+                ) -> tuple[dict[str, int], list[oracle.Evidence]]:
+    """Write the month's log exports; return the line counts and the CloudWatch Logs evidence they carry: each
+    timestamped line of the month is message bytes + 26 of `log_bytes` for its owner (the line's tenant, its
+    request's or its session's; 'unattributed' for lines nobody owns, e.g. the corrupted ones)."""
     ym = f"{sim.month_start:%Y-%m}"
     lambda_task = str(uuid.uuid5(NS, f"logs/{ym}/lambda"))
     agent_task = str(uuid.uuid5(NS, f"logs/{ym}/agentcore"))
@@ -685,6 +695,14 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator) 
         shutil.rmtree(logs_dir / LOG_EXPORT_PREFIX / task, ignore_errors=True)
     fmt.write_file(logs_dir / LOG_EXPORT_PREFIX / "aws-logs-write-test", b"Permission Check Successful")
     counts = defaultdict(int)
+    log_bytes: list[oracle.Evidence] = []
+
+    def owned(t: dt.datetime, message: str, owner: str | None) -> tuple[dt.datetime, str]:
+        if not message.startswith("\0") and sim.month_start <= t < sim.month_end:
+            log_bytes.append(oracle.Evidence(t.replace(minute=0, second=0, microsecond=0), "AmazonCloudWatch",
+                                             "log_bytes", "", owner or oracle.UNATTRIBUTED,
+                                             Fraction(len(message.encode()) + 26)))
+        return t, message
 
     # Lambda: a few execution environments (log streams) per day
     streams: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
@@ -699,11 +717,11 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator) 
         lines = streams[stream_names[slot]]
         rid = r.request_id
         ms = dt.timedelta(milliseconds=1)
-        lines.append((r.start, f"START RequestId: {rid} Version: $LATEST"))
+        lines.append(owned(r.start, f"START RequestId: {rid} Version: $LATEST", r.tenant))
         if r.tenant:
-            lines.append((r.start + 2 * ms, json.dumps({
+            lines.append(owned(r.start + 2 * ms, json.dumps({
                 "timestamp": fmt.iso_ms(r.start + 2 * ms), "level": "INFO", "requestId": rid,
-                "accountant_id": r.tenant, "message": "tax agent request handled"})))
+                "accountant_id": r.tenant, "message": "tax agent request handled"}), r.tenant))
             counts["app_lines"] += 1
         for t, op, items in r.ddb:
             cc = []
@@ -711,25 +729,25 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator) 
                 cap = half / 2
                 cc.append({"TableName": table, "CapacityUnits": cap,
                            ("ReadCapacityUnits" if kind == "read" else "WriteCapacityUnits"): cap})
-            lines.append((t, json.dumps({
+            lines.append(owned(t, json.dumps({
                 "timestamp": fmt.iso_ms(t), "level": "INFO", "accountant_id": r.tenant, "requestId": rid,
-                "operation": op, "ConsumedCapacity": cc if len(cc) > 1 else cc[0]})))
+                "operation": op, "ConsumedCapacity": cc if len(cc) > 1 else cc[0]}), r.tenant))
             counts["dynamodb_lines"] += 1
         end = r.start + dt.timedelta(milliseconds=float(r.duration_ms) + float(r.init_ms or 0)) + ms
-        lines.append((end, f"END RequestId: {rid}"))
+        lines.append(owned(end, f"END RequestId: {rid}", r.tenant))
         report = (f"REPORT RequestId: {rid}\tDuration: {r.duration_ms} ms\tBilled Duration: {r.billed_ms} ms\t"
                   f"Memory Size: {r.memory_mb} MB\tMax Memory Used: {r.max_memory_mb} MB")
         if r.init_ms:
             report += f"\tInit Duration: {r.init_ms} ms"
-        lines.append((end + ms, report))
+        lines.append(owned(end + ms, report, r.tenant))
         counts["report_lines"] += 1
         counts["reports_without_owner"] += r.tenant is None
     # two corrupted lines (a truncated JSON object, a line without timestamp): counted, never evidence
     first = min(streams)
     t0 = min(t for t, _ in streams[first])
-    streams[first].append((t0 + dt.timedelta(seconds=1), '{"timestamp": "' + fmt.iso_ms(t0) + '", "level": "INFO", '
-                           '"requestId": "'))
-    streams[first].append((t0 + dt.timedelta(seconds=2), "\0#### export chunk truncated ####"))
+    streams[first].append(owned(t0 + dt.timedelta(seconds=1), '{"timestamp": "' + fmt.iso_ms(t0) + '", "level": '
+                                '"INFO", "requestId": "', None))
+    streams[first].append(owned(t0 + dt.timedelta(seconds=2), "\0#### export chunk truncated ####", None))
     counts["malformed_lines"] += 2
     for stream, lines in streams.items():
         fmt.write_log_stream(logs_dir, LOG_EXPORT_PREFIX, lambda_task, stream, lines)
@@ -740,7 +758,7 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator) 
     def agent_line(t: dt.datetime, body: dict) -> None:
         if sim.logged(t):
             agent[f"{t:%Y/%m/%d}/[runtime-logs]{uuid.uuid5(NS, f'{ym}/{t:%d}')}"].append(
-                (t, json.dumps({"timestamp": fmt.iso_ms(t), "level": "INFO", **body})))
+                owned(t, json.dumps({"timestamp": fmt.iso_ms(t), "level": "INFO", **body}), body["accountant_id"]))
 
     for s in sim.sessions:
         agent_line(s.start, {"accountant_id": s.tenant, "session_id": s.session_id, "event": "session_start"})
@@ -753,11 +771,12 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator) 
             counts["tool_calls"] += sim.logged(t)
     first = min(agent)
     t0 = min(t for t, _ in agent[first])
-    agent[first].append((t0 + dt.timedelta(milliseconds=500), '{"accountant_id": "acct-0001", "session_id": '))
+    agent[first].append(owned(t0 + dt.timedelta(milliseconds=500), '{"accountant_id": "acct-0001", "session_id": ',
+                              None))
     counts["malformed_lines"] += 1
     for stream, lines in agent.items():
         fmt.write_log_stream(logs_dir, LOG_EXPORT_PREFIX, agent_task, stream, lines)
-    return dict(counts)
+    return dict(counts), log_bytes
 
 
 def _write_inventory(inventory_dir: Path, sim: _Sim) -> list[str]:
@@ -884,26 +903,27 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
     sim = _simulate(start, tenants, rng, ids)
     cur = _build_cur(sim, rows, rng, ids, prices)
     items, untagged_units, other_bill = cur.line_items()
-    allocations, in_units, out_units = oracle.attribute(items, _evidence(sim), prices, APPLICATION)
-    out_units += untagged_units
-    assert sum(a.cost_units for a in allocations) == in_units, "the oracle lost or invented cost"
-    account_level, apportioned, kept = oracle.attribute_account_level(
-        items, allocations, APPLICATION, load_pricing().get("account_level_lines", {}), other_bill)
-    allocations += account_level
-    monthly, daily, by_type, kinds = oracle.summarize(allocations)
 
     # write the CUR
     cur_dir = out / "cur"
     invoice = f"{(seed * 7919 + start.year * 12 + start.month) % 10**9:09d}" if final else ""
     table = cur.table(rng, invoice)
     bill_units = int(sum(int(c["_units"].sum()) for _n, c in cur.chunks))
-    assert bill_units == in_units + out_units
     part_dir = cur_dir / CUR_PREFIX / REPORT_NAME / REPORT_NAME / f"year={start.year}" / f"month={start.month}"
     shutil.rmtree(part_dir, ignore_errors=True)
     fmt.write_cur(cur_dir, table, start, sim.month_end, bucket=CUR_BUCKET, prefix=CUR_PREFIX, report=REPORT_NAME,
                   account=PAYER_ACCOUNT, assembly_id=ids.uuid(), report_id=uuid.uuid5(NS, REPORT_NAME).hex * 2)
 
-    log_counts = _write_logs(out / "logs", sim, ids, rng)
+    # the oracle runs once the logs are written: their lines are the CloudWatch Logs evidence (log bytes)
+    log_counts, log_bytes = _write_logs(out / "logs", sim, ids, rng)
+    allocations, in_units, out_units = oracle.attribute(items, _evidence(sim) + log_bytes, prices, APPLICATION)
+    out_units += untagged_units
+    assert sum(a.cost_units for a in allocations) == in_units, "the oracle lost or invented cost"
+    assert bill_units == in_units + out_units
+    account_level, apportioned, kept = oracle.attribute_account_level(
+        items, allocations, APPLICATION, load_pricing().get("account_level_lines", {}), other_bill)
+    allocations += account_level
+    monthly, daily, by_type, kinds = oracle.summarize(allocations)
     snapshots = _write_inventory(out / "inventory", sim)
     records, estimates, off = _estimates(sim, by_type, prices, rng)
     _write_usage(out / "usage" / "tax-agent-usage.jsonl", f"{start:%Y-%m}", records)

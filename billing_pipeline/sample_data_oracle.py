@@ -1,8 +1,9 @@
 """The oracle: docs/attribution-rules.md implemented a second time, in plain Python with exact integers/Fractions.
 
-It deliberately imports nothing else from billing_pipeline, so that it is an independent check of the SQL
-implementation (`billing_pipeline/assets/tenant_costs.sql`). It works on line items and usage evidence as plain
-Python values (the sample-data generator hands over exactly what it wrote to the CUR and the logs).
+It deliberately imports nothing else from billing_pipeline (it reads the catalog, catalog.json, as data), so
+that it is an independent check of the SQL implementation (`billing_pipeline/assets/cost_allocations.sql`). It
+works on line items and usage evidence as plain Python values (the sample-data generator hands over exactly what
+it wrote to the CUR and the logs).
 
 Money is counted in integer units of 1e-10 (DECIMAL(38,10)); driver quantities are Fractions, so no step rounds.
 """
@@ -10,45 +11,45 @@ Money is counted in integer units of 1e-10 (DECIMAL(38,10)); driver quantities a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Iterable, Mapping
 
 UNITS_PER_DOLLAR = 10**10  # DECIMAL(38, 10)
 UNATTRIBUTED = "unattributed"
 HOUR = dt.timedelta(hours=1)
 
+COMBINED = "combined"
+OTHERWISE = ("",)  # the substring every usage type contains: a service's `otherwise` rule
+
+# The catalog is data, read here with json alone (not through billing_pipeline.catalog): the rules that use it are
+# implemented independently below.
+CATALOG_DOCUMENT = json.loads((Path(__file__).with_name("catalog.json")).read_text())
+CATALOG = CATALOG_DOCUMENT["services"]
+# Untagged NAT gateway / data transfer lines are split by the tenants' compute cost (or left unattributed).
+NETWORK_USAGE_TYPES = tuple(CATALOG_DOCUMENT.get("network", {}).get("usage_types", []))
+COMPUTE_SERVICES = tuple(CATALOG_DOCUMENT.get("network", {}).get("compute_services", []))
+NETWORK, COMPUTE_COST = "*network", "compute_cost"
+
+
+def is_network(usage_type: str) -> bool:
+    return any(pattern in usage_type for pattern in NETWORK_USAGE_TYPES)
+
 # (service, substrings of usage_type, drivers in order of preference); first matching row wins.
 DRIVER_RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-    ("AWSLambda", ("GB-Second",), ("gb_seconds",)),
-    ("AWSLambda", ("Request",), ("requests",)),
-    ("AmazonDynamoDB", ("ReadRequestUnits", "ReadCapacityUnit-Hrs"), ("read_units",)),
-    ("AmazonDynamoDB", ("WriteRequestUnits", "WriteCapacityUnit-Hrs"), ("write_units",)),
-    ("AmazonS3", ("TimedStorage",), ("gb_months",)),
-    ("AmazonS3", ("Requests-Tier1",), ("tier1_requests",)),
-    ("AmazonS3", ("Requests-Tier2",), ("tier2_requests",)),
-    ("AmazonBedrockAgentCore", ("vCPU",), ("vcpu_hours", "sessions")),
-    ("AmazonBedrockAgentCore", ("GB-Hour", "Memory"), ("gb_hours", "sessions")),
-    ("AmazonBedrockAgentCore", ("Gateway", "Tool"), ("tool_calls",)),
-    ("AmazonBedrockAgentCore", ("",), ("sessions",)),  # any other AgentCore usage type
-    ("AmazonBedrock", ("cache-read-input-token",), ("cache_read_tokens",)),
-    ("AmazonBedrock", ("cache-write-input-token",), ("cache_write_tokens",)),
-    ("AmazonBedrock", ("input-token",), ("input_tokens",)),
-    ("AmazonBedrock", ("output-token",), ("output_tokens",)),
-]
-COMBINED = "combined"
-COMBINED_SERVICES = ("AWSLambda", "AmazonDynamoDB", "AmazonS3", "AmazonBedrock")
+    (service, tuple(rule["contains"]), tuple(rule["drivers"]))
+    for service, spec in CATALOG.items() for rule in spec.get("usage_types", [])
+] + [(service, OTHERWISE, tuple(spec["otherwise"])) for service, spec in CATALOG.items() if spec.get("otherwise")]
 
-RESOURCE_TYPES = {
-    "AWSLambda": "lambda",
-    "AmazonDynamoDB": "dynamodb",
-    "AmazonS3": "s3",
-    "AmazonBedrockAgentCore": "agentcore",
-    "AmazonBedrock": "bedrock",
-}
+RESOURCE_TYPES = {service: spec["resource_type"] for service, spec in CATALOG.items()}
+SCOPE_PATTERNS = {service: spec["scope_from_resource_id"] for service, spec in CATALOG.items()
+                  if spec.get("scope_from_resource_id")}
 
 
 RESERVED_TENANT_IDS = ("unattributed", "total")
@@ -78,18 +79,28 @@ def drivers_for(service: str, usage_type: str) -> tuple[str, ...]:
     for rule_service, needles, drivers in DRIVER_RULES:
         if rule_service == service and any(n in usage_type for n in needles):
             return drivers
-    if service in COMBINED_SERVICES:
-        return (COMBINED,)
     return ()
 
 
-def fact_scope(service: str, resource_id: str) -> str:
-    """The scope a line item's usage counts for: the DynamoDB table or the S3 bucket; '' otherwise."""
-    if service == "AmazonDynamoDB":
-        return resource_id.rsplit("table/", 1)[-1] if "table/" in resource_id else resource_id
-    if service == "AmazonS3":
-        return resource_id
-    return ""
+# (scope, usage type substring, product name substring, evidence substring) per service, first match wins
+SCOPE_NAMES = {service: [(n["scope"], n["usage_type"], n["product_name"], n["evidence"])
+                         for n in spec.get("scope_names", [])] for service, spec in CATALOG.items()}
+
+
+def fact_scope(service: str, resource_id: str, usage_type: str = "") -> str:
+    """The scope a line item's usage counts for: the model its usage type names (Bedrock; a Marketplace line's
+    usage type carries the product name), else group 1 of the service's pattern in the resource id (the Lambda
+    function, the DynamoDB table, the S3 bucket); '' when neither names one."""
+    for scope, in_usage_type, in_product, _ in SCOPE_NAMES.get(service, []):
+        if in_usage_type in usage_type or in_product in usage_type:
+            return scope
+    match = re.search(SCOPE_PATTERNS[service], resource_id) if service in SCOPE_PATTERNS else None
+    return (match.group(1) or "") if match else ""
+
+
+def evidence_scope(service: str, scope: str) -> str:
+    """The evidence's scope under the facts' name for it: a Bedrock modelId names its model; else itself."""
+    return next((name for name, _, _, in_evidence in SCOPE_NAMES.get(service, []) if in_evidence in scope), scope)
 
 
 @dataclass(frozen=True)
@@ -195,7 +206,8 @@ class EvidenceIndex:
         )
         for e in evidence:
             if e.quantity:
-                self.by_hour[(e.service, e.driver, e.scope)][e.hour][e.accountant_id] += Fraction(e.quantity)
+                key = (e.service, e.driver, evidence_scope(e.service, e.scope))
+                self.by_hour[key][e.hour][e.accountant_id] += Fraction(e.quantity)
         self.by_day: dict[tuple, dict[dt.date, dict[str, Fraction]]] = {}
         self.by_month: dict[tuple, dict[str, Fraction]] = {}
         for key, hours in self.by_hour.items():
@@ -211,7 +223,8 @@ class EvidenceIndex:
     def has(self, service: str, driver: str, scope: str | None = None) -> bool:
         """Any evidence in the month for (service, driver[, scope])."""
         return any(
-            k[0] == service and k[1] == driver and (scope is None or k[2] == scope) and any(self.by_month[k].values())
+            k[0] == service and k[1] == driver and (scope is None or k[2] == scope)
+            and any(q > 0 for q in self.by_month[k].values())
             for k in self.by_month
         )
 
@@ -268,26 +281,51 @@ def attribute(
     evidence: Iterable[Evidence],
     prices: Mapping[str, Mapping[str, Decimal | str]],
     application: str = "tax-demo",
+    network_policy: str = "proportional",
 ) -> tuple[list[Allocation], int, int]:
     """Allocate every in-scope fact; return (allocations, in_scope_units, out_of_scope_units)."""
     facts, in_scope, out_of_scope = build_facts(line_items, application)
     index = EvidenceIndex(evidence)
     allocations: list[Allocation] = []
     ordered = sorted(facts.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
-    for fact_no, (key, cost_units) in enumerate(ordered):
-        hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
-        accountant_id = accountant_id or ""
+    network_facts = []
+
+    def emitter(fact_no: int, key: tuple):
+        hour, _span, _acct, li_type, service, usage_type, _op, resource_id = key[:8]
 
         def emit(tenant: str, units: int, allocation: str, driver: str | None) -> None:
             allocations.append(
                 Allocation(hour, tenant, service, usage_type, li_type, resource_id, allocation, driver, units, fact_no)
             )
+        return emit
+
+    def split(emit, index: EvidenceIndex, keys: list, factor, hour, span, cost_units, driver_name) -> None:
+        windows = ["hour", "day", "month"]  # 4. window
+        if span > 24:
+            windows = ["month"]
+        elif span > 1:
+            windows = ["day", "month"]
+        for window in windows:
+            weights = {t: w for t, w in index.weights(keys, window, hour, factor).items() if w > 0}
+            if sum(weights.values(), Fraction(0)) > 0:
+                for tenant, units in sorted(largest_remainder_split(cost_units, weights).items()):  # 5. split
+                    emit(tenant, units, f"shared_{window}", driver_name)
+                return
+        emit(UNATTRIBUTED, cost_units, "unattributed", driver_name)
+
+    for fact_no, (key, cost_units) in enumerate(ordered):
+        hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
+        accountant_id = accountant_id or ""
+        emit = emitter(fact_no, key)
 
         if accountant_id == UNATTRIBUTED:  # a tag that is never a tenant
             emit(UNATTRIBUTED, cost_units, "unattributed", None)
             continue
         if accountant_id:  # 1. direct
             emit(accountant_id, cost_units, "direct", None)
+            continue
+        if is_network(usage_type):  # NAT gateway / data transfer: after the compute cost is known
+            network_facts.append((fact_no, key, cost_units))
             continue
         preferences = drivers_for(service, usage_type)  # 2. shared: which driver
         if preferences == (COMBINED,):
@@ -300,26 +338,27 @@ def attribute(
         if not drivers:
             emit(UNATTRIBUTED, cost_units, "unattributed", None)
             continue
-        scope = fact_scope(service, resource_id)  # 3. scope
-        scoped = any(index.has(service, d, scope) for d in drivers)
+        scope = fact_scope(service, resource_id, usage_type)  # 3. scope
+        scoped = scope != "" and any(index.has(service, d, scope) for d in drivers)
         keys = [k for d in drivers for k in index.keys(service, d, scope if scoped else None)]
         if driver_name == COMBINED:
             factor = {k: Fraction(Decimal(str(prices[service][k[1]]))) for k in keys}
         else:
             factor = {k: Fraction(1) for k in keys}
-        windows = ["hour", "day", "month"]  # 4. window
-        if span > 24:
-            windows = ["month"]
-        elif span > 1:
-            windows = ["day", "month"]
-        for window in windows:
-            weights = index.weights(keys, window, hour, factor)
-            if sum(weights.values(), Fraction(0)) > 0:
-                for tenant, units in sorted(largest_remainder_split(cost_units, weights).items()):  # 5. split
-                    emit(tenant, units, f"shared_{window}", driver_name)
-                break
-        else:
-            emit(UNATTRIBUTED, cost_units, "unattributed", driver_name)
+        split(emit, index, keys, factor, hour, span, cost_units, driver_name)
+
+    # The network facts, by each tenant's compute cost of the hour / day / month as allocated above (their own
+    # network lines excluded), in units of 1e-10; or unattributed.
+    compute = [Evidence(a.usage_hour, NETWORK, COMPUTE_COST, "", a.accountant_id, Fraction(a.cost_units))
+               for a in allocations if a.service in COMPUTE_SERVICES and not is_network(a.usage_type)]
+    network_index = EvidenceIndex(compute if network_policy == "proportional" else [])
+    for fact_no, key, cost_units in network_facts:
+        emit = emitter(fact_no, key)
+        if not network_index.has(NETWORK, COMPUTE_COST):
+            emit(UNATTRIBUTED, cost_units, "unattributed", None)
+            continue
+        keys = network_index.keys(NETWORK, COMPUTE_COST, None)
+        split(emit, network_index, keys, {k: Fraction(1) for k in keys}, key[0], key[1], cost_units, COMPUTE_COST)
     return allocations, in_scope, out_of_scope
 
 
@@ -463,7 +502,8 @@ def bill_quantities(
         if not drivers or drivers[0] == COMBINED:
             continue
         quantity, units = out.get((li.service, drivers[0]), (Decimal(0), 0))
-        out[(li.service, drivers[0])] = (quantity + li.usage_amount, units + li.cost_units)
+        per_billed_unit = CATALOG[li.service]["drivers"][drivers[0]].get("units_per_billed_unit", 1)
+        out[(li.service, drivers[0])] = (quantity + li.usage_amount * per_billed_unit, units + li.cost_units)
     return out
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Mapping
 
+from billing_pipeline.catalog import load_catalog
+
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-01)?$")
@@ -234,7 +236,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the usage table receiving actual costs"),
     Setting("BILLING_COST_EXPLORER", "", "1/true/yes to turn on (unset: off)", _true_or_false,
             "the Cost Explorer cross-check"),
-    Setting("BILLING_COST_EXPLORER_TAG", "accountant_id", "a cost allocation tag key", _not_blank,
+    Setting("BILLING_COST_EXPLORER_TAG", load_catalog().tag_keys["tenant"], "a cost allocation tag key", _not_blank,
             "the tag Cost Explorer groups by"),
     Setting("BILLING_COST_EXPLORER_TOLERANCE", "0.005", "a non-negative amount", _non_negative_decimal,
             "allowed Cost Explorer difference per tenant x day"),

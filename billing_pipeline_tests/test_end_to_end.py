@@ -13,12 +13,12 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline import sample_data_oracle as oracle
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.definitions import defs
 from billing_pipeline.sample_data import generate_month
 
 JAN = dt.date(2026, 1, 1)
-RESOURCE_TYPES = {"AWSLambda": "lambda", "AmazonDynamoDB": "dynamodb", "AmazonS3": "s3",
-                  "AmazonBedrockAgentCore": "agentcore", "AmazonBedrock": "bedrock"}
+RESOURCE_TYPES = {s.name: s.resource_type for s in load_catalog().services.values()}
 TABLES = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
           "reconciliation_report"]
 

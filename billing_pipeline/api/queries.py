@@ -17,7 +17,9 @@ from typing import Any, Iterable
 
 import duckdb
 
-RESOURCE_TYPE_ORDER = ["lambda", "dynamodb", "s3", "agentcore", "bedrock", "other"]
+from billing_pipeline.catalog import load_catalog
+
+RESOURCE_TYPE_ORDER = list(load_catalog().resource_types())
 UNIT_COST_PLACES = Decimal("1e-12")  # a ratio, not money: shown to 12 decimal places
 ZERO, ZERO_CENTS = Decimal("0E-10"), Decimal("0.00")
 

@@ -5,78 +5,93 @@
 --            first window (hour, day, month) that has any, on the fact's own table/bucket when it has evidence;
 --   unattributed  no driver, or no evidence all month: kept whole under accountant_id 'unattributed'.
 -- Shared costs are split in integer units of 1e-10 by largest remainder, so every fact's parts add up to it
--- exactly. Inputs: hourly_cost_facts, usage_shares (the month), driver_prices (service, driver, unit_price).
+-- exactly. Inputs: hourly_cost_facts, usage_shares (the month), driver_prices (service, driver, unit_price), and
+-- the catalog's views (catalog.json): driver_rules (service, usage type pattern -> drivers in order of preference;
+-- the first matching rule wins), fact_scopes (how a fact's function / table / bucket comes from its resource id)
+-- and scope_names (a scope the usage type names, e.g. a Bedrock model, and the evidence's own name for it).
+-- Two passes ($pass): 'compute' allocates every fact but the untagged NAT gateway / data transfer ones (catalog
+-- network_usage_types); 'network' allocates those by the tenants' compute cost the first pass gave them
+-- (compute_costs: usage_hour, accountant_id, cost; $network_policy 'unattributed' leaves them unattributed).
 WITH
--- (service, usage type pattern) -> drivers in order of preference; the first matching rule wins
-driver_rules(service, usage_type_pattern, rule_order, driver, driver_order) AS (
-    VALUES
-        ('AWSLambda',              'GB-Second',               1, 'gb_seconds',         1),
-        ('AWSLambda',              'Request',                 2, 'requests',           1),
-        ('AmazonDynamoDB',         'ReadRequestUnits',        1, 'read_units',         1),
-        ('AmazonDynamoDB',         'ReadCapacityUnit-Hrs',    2, 'read_units',         1),
-        ('AmazonDynamoDB',         'WriteRequestUnits',       3, 'write_units',        1),
-        ('AmazonDynamoDB',         'WriteCapacityUnit-Hrs',   4, 'write_units',        1),
-        ('AmazonS3',               'TimedStorage',            1, 'gb_months',          1),
-        ('AmazonS3',               'Requests-Tier1',          2, 'tier1_requests',     1),
-        ('AmazonS3',               'Requests-Tier2',          3, 'tier2_requests',     1),
-        ('AmazonBedrockAgentCore', 'vCPU',                    1, 'vcpu_hours',         1),
-        ('AmazonBedrockAgentCore', 'vCPU',                    1, 'sessions',           2),
-        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, 'gb_hours',           1),
-        ('AmazonBedrockAgentCore', 'GB-Hour',                 2, 'sessions',           2),
-        ('AmazonBedrockAgentCore', 'Memory',                  3, 'gb_hours',           1),
-        ('AmazonBedrockAgentCore', 'Memory',                  3, 'sessions',           2),
-        ('AmazonBedrockAgentCore', 'Gateway',                 4, 'tool_calls',         1),
-        ('AmazonBedrockAgentCore', 'Tool',                    5, 'tool_calls',         1),
-        ('AmazonBedrockAgentCore', '',                        9, 'sessions',           1),
-        ('AmazonBedrock',          'cache-read-input-token',  1, 'cache_read_tokens',  1),
-        ('AmazonBedrock',          'cache-write-input-token', 2, 'cache_write_tokens', 1),
-        ('AmazonBedrock',          'input-token',             3, 'input_tokens',       1),
-        ('AmazonBedrock',          'output-token',            4, 'output_tokens',      1),
-        -- any other usage type of a service with drivers: the service's usage valued at the pricing constants
-        ('AWSLambda',              '',                        9, 'combined',           1),
-        ('AmazonDynamoDB',         '',                        9, 'combined',           1),
-        ('AmazonS3',               '',                        9, 'combined',           1),
-        ('AmazonBedrock',          '',                        9, 'combined',           1)
-),
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
 ),
+-- the scope a usage type names (a Bedrock model: `USE1-Claude3.5Sonnet-input-tokens`, or the product name the
+-- reader appends to a Marketplace line's usage type), first match in catalog order
+named_scopes AS (
+    SELECT t.service, t.usage_type, min_by(n.scope, n.name_order)                      AS scope
+    FROM (SELECT DISTINCT service, usage_type FROM hourly_cost_facts
+          WHERE billing_period = $billing_period AND in_scope) t
+    JOIN scope_names n
+      ON n.service = t.service
+     AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
+    GROUP BY t.service, t.usage_type
+),
+network_types AS (
+    SELECT DISTINCT t.usage_type
+    FROM (SELECT DISTINCT usage_type FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope) t
+    JOIN network_usage_types n ON contains(t.usage_type, n.pattern)
+),
 facts AS (
     SELECT
-        billing_period, usage_hour, span_hours, service, usage_type, operation, resource_id, line_item_type,
-        usage_account_id, currency,
-        nullif(accountant_id, '') AS accountant_id,
-        CASE $cost_metric WHEN 'unblended' THEN unblended_cost
-                          WHEN 'amortized' THEN amortized_cost
+        nt.usage_type IS NOT NULL                                                        AS is_network,
+        h.billing_period, h.usage_hour, h.span_hours, h.service, h.usage_type, h.operation, h.resource_id,
+        h.line_item_type, h.usage_account_id, h.currency,
+        nullif(h.accountant_id, '') AS accountant_id,
+        CASE $cost_metric WHEN 'unblended' THEN h.unblended_cost
+                          WHEN 'amortized' THEN h.amortized_cost
                           -- a delivery without net_* columns: the non-net figure (docs/attribution-rules.md)
-                          ELSE coalesce(net_amortized_cost, amortized_cost) END          AS cost,
-        -- the table / bucket the cost is for, matched against the scope of the usage evidence
-        CASE service WHEN 'AmazonDynamoDB' THEN regexp_extract(coalesce(resource_id, ''), 'table/([^/]+)', 1)
-                     WHEN 'AmazonS3'       THEN coalesce(resource_id, '')
-                     ELSE '' END                                                        AS fact_scope
-    FROM hourly_cost_facts
-    WHERE billing_period = $billing_period AND in_scope
+                          ELSE coalesce(h.net_amortized_cost, h.amortized_cost) END      AS cost,
+        -- the model / function / table / bucket the cost is for, matched against the scope of the usage evidence
+        coalesce(ns.scope, regexp_extract(coalesce(h.resource_id, ''), fs.resource_id_pattern, 1), '') AS fact_scope
+    FROM hourly_cost_facts h
+    LEFT JOIN fact_scopes fs ON fs.service = h.service
+    LEFT JOIN named_scopes ns ON ns.service = h.service AND ns.usage_type = h.usage_type
+    LEFT JOIN network_types nt ON nt.usage_type = h.usage_type
+    WHERE h.billing_period = $billing_period AND h.in_scope
 ),
 shared_facts AS (
     SELECT
-        row_number() OVER (ORDER BY usage_hour, service, usage_type, operation, resource_id, line_item_type,
-                                    usage_account_id, currency, span_hours)             AS fact_id,
+        -- the network pass's ids are negative, so the two passes' facts stay distinct
+        CASE WHEN $pass = 'network' THEN -1 ELSE 1 END
+          * row_number() OVER (ORDER BY usage_hour, service, usage_type, operation, resource_id, line_item_type,
+                                        usage_account_id, currency, span_hours)         AS fact_id,
+        -- the service whose rules and evidence split the fact: network facts all go by the compute cost
+        CASE WHEN is_network THEN '*network' ELSE service END                           AS service_key,
         *
     FROM facts
-    WHERE accountant_id IS NULL AND cost <> 0
+    WHERE accountant_id IS NULL AND cost <> 0 AND is_network = ($pass = 'network')
+),
+rules AS (
+    SELECT service, usage_type_pattern, rule_order, driver, driver_order FROM driver_rules
+    UNION ALL
+    SELECT '*network', '', 1, 'compute_cost', 1
 ),
 -- Usage as exact integer weights (DECIMAL(38,0)): driver quantities in units of 1e-10; 'combined' values each
 -- driver at its unit price (units of 1e-20). Every scope also counts towards the service-wide scope '*'.
+-- The evidence's scope under the name the facts use: a modelId names its catalog model (first match).
+usage AS (
+    SELECT u.usage_hour, u.service, u.driver, coalesce(min_by(n.scope, n.name_order), u.scope) AS scope,
+           u.accountant_id, u.quantity
+    FROM usage_shares u
+    LEFT JOIN scope_names n ON n.service = u.service AND contains(u.scope, n.evidence_pattern)
+    WHERE u.billing_period = $billing_period
+    GROUP BY u.usage_hour, u.service, u.driver, u.scope, u.accountant_id, u.quantity
+),
 evidence AS (
     SELECT usage_hour, service, driver AS driver_key, scope, accountant_id,
            CAST(quantity * 10000000000 AS DECIMAL(38, 0))                               AS weight
-    FROM usage_shares
-    WHERE billing_period = $billing_period
+    FROM usage
     UNION ALL
     SELECT s.usage_hour, s.service, 'combined', s.scope, s.accountant_id,
            CAST(s.quantity * 10000000000 AS DECIMAL(38, 0)) * CAST(p.unit_price * 10000000000 AS DECIMAL(38, 0))
-    FROM usage_shares s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
-    WHERE s.billing_period = $billing_period
+    FROM usage s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
+    UNION ALL
+    -- the network pass: each tenant's compute cost, in units of 1e-10
+    SELECT usage_hour, '*network', 'compute_cost', '', accountant_id,
+           CAST(cost * 10000000000 AS DECIMAL(38, 0))
+    FROM compute_costs
+    WHERE $network_policy = 'proportional'
 ),
 evidence_in_scopes AS (
     SELECT usage_hour, service, driver_key, scope, accountant_id, weight FROM evidence
@@ -105,7 +120,7 @@ month_drivers AS (
 matching_rules AS (
     SELECT f.fact_id, r.rule_order, r.driver, r.driver_order
     FROM shared_facts f
-    JOIN driver_rules r ON r.service = f.service AND contains(coalesce(f.usage_type, ''), r.usage_type_pattern)
+    JOIN rules r ON r.service = f.service_key AND contains(coalesce(f.usage_type, ''), r.usage_type_pattern)
 ),
 first_rule AS (
     SELECT fact_id, min(rule_order) AS rule_order FROM matching_rules GROUP BY fact_id
@@ -117,16 +132,16 @@ fact_driver AS (
     JOIN first_rule fr ON fr.fact_id = m.fact_id AND fr.rule_order = m.rule_order
     JOIN shared_facts f ON f.fact_id = m.fact_id
     JOIN (SELECT DISTINCT service, driver_key FROM month_drivers) md
-      ON md.service = f.service AND md.driver_key = m.driver
+      ON md.service = f.service_key AND md.driver_key = m.driver
     GROUP BY m.fact_id
 ),
 fact_scope AS (
-    SELECT f.fact_id, f.service, f.usage_hour, f.span_hours, fd.driver_key,
+    SELECT f.fact_id, f.service_key AS service, f.usage_hour, f.span_hours, fd.driver_key,
            CASE WHEN md.scope IS NOT NULL THEN f.fact_scope ELSE '*' END               AS scope
     FROM shared_facts f
     JOIN fact_driver fd ON fd.fact_id = f.fact_id
     LEFT JOIN month_drivers md
-      ON md.service = f.service AND md.driver_key = fd.driver_key AND md.scope = f.fact_scope AND f.fact_scope <> ''
+      ON md.service = f.service_key AND md.driver_key = fd.driver_key AND md.scope = f.fact_scope AND f.fact_scope <> ''
 ),
 fact_window AS (
     SELECT fs.fact_id, fs.service, fs.driver_key, fs.scope,
@@ -210,7 +225,7 @@ SELECT
     CAST(NULL AS VARCHAR) AS driver,
     CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, CAST(cost AS DECIMAL(38, 10)) AS cost
 FROM facts
-WHERE accountant_id IS NOT NULL AND cost <> 0
+WHERE accountant_id IS NOT NULL AND cost <> 0 AND $pass = 'compute'
 UNION ALL
 SELECT
     a.fact_id, f.billing_period, f.usage_hour, f.span_hours, f.service, f.usage_type, f.line_item_type,

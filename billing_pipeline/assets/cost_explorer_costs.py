@@ -33,6 +33,7 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, month_of, stage_sql
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -68,7 +69,7 @@ def cost_explorer_rows(client, period: dt.date, start: dt.date, end: dt.date, me
         "Granularity": "DAILY",
         "Metrics": [metric],
         "GroupBy": [{"Type": "TAG", "Key": tag_key}],
-        "Filter": {"Tags": {"Key": "application", "Values": [application], "MatchOptions": ["EQUALS"]}},
+        "Filter": {"Tags": {"Key": load_catalog().tag_keys["application"], "Values": [application], "MatchOptions": ["EQUALS"]}},
     }
     amounts: dict[tuple[dt.date, str, str], Decimal] = defaultdict(Decimal)
     estimated: dict[tuple[dt.date, str, str], bool] = {}

@@ -25,9 +25,11 @@ ORDER = "service, driver, currency, accountant_id = 'total' DESC, accountant_id"
 
 
 def suggested_pricing(pricing_text: str, suggestions: dict[tuple[str, str], object]) -> dict:
-    """The pricing file with the flagged constants replaced by the suggested ones (strings, as in the file)."""
+    """The pricing file with every driver's constant (the catalog's unless the file sets it) and the flagged ones
+    replaced by the suggested ones (strings, as in the file)."""
     document = json.loads(pricing_text)
-    for (service, driver), price in sorted(suggestions.items()):
+    current = parse_pricing(pricing_text, "BILLING_PRICING").driver_prices
+    for (service, driver), price in sorted({**current, **suggestions}.items()):
         document.setdefault("drivers", {}).setdefault(service, {})[driver] = format(price.normalize(), "f")
     return document
 

@@ -37,9 +37,13 @@ usage_type_drivers AS (
     WHERE r.driver <> 'combined'
 ),
 billed AS (
-    SELECT f.service, d.driver, f.currency, sum(f.usage_amount) AS bill_quantity, sum(f.cost) AS bill_cost
+    -- the CUR's usage amount in the driver's unit (the catalog's units_per_billed_unit: log bytes per GB)
+    SELECT f.service, d.driver, f.currency,
+           sum(f.usage_amount * coalesce(du.units_per_billed_unit, CAST(1 AS DECIMAL(18, 0)))) AS bill_quantity,
+           sum(f.cost) AS bill_cost
     FROM facts f JOIN usage_type_drivers d ON d.service = f.service AND d.usage_type = f.usage_type
-    GROUP BY ALL
+    LEFT JOIN driver_units du ON du.service = d.service AND du.driver = d.driver
+    GROUP BY f.service, d.driver, f.currency
 ),
 evidence AS (
     SELECT service, driver, accountant_id, sum(quantity) AS quantity

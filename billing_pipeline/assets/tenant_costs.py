@@ -18,9 +18,44 @@ from billing_pipeline.assets.common import as_float, duplicate_check, month_of, 
 from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.pricing import Pricing, parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
+
+# The network pass's evidence: each tenant's compute cost per hour, as the first pass allocated it (the compute
+# services' cost, their own NAT gateway / data transfer lines excluded).
+COMPUTE_COSTS_SQL = """
+    SELECT a.usage_hour, a.accountant_id, sum(a.cost) AS cost
+    FROM cost_allocations_compute a
+    JOIN compute_services c ON c.service = a.service
+    LEFT JOIN (SELECT DISTINCT t.usage_type FROM cost_allocations_compute t
+               JOIN network_usage_types n ON contains(t.usage_type, n.pattern)) nt ON nt.usage_type = a.usage_type
+    WHERE nt.usage_type IS NULL
+    GROUP BY a.usage_hour, a.accountant_id"""
+NO_COMPUTE_COSTS_SQL = """SELECT CAST(NULL AS TIMESTAMP) AS usage_hour, CAST(NULL AS VARCHAR) AS accountant_id,
+                                 CAST(NULL AS DECIMAL(38, 10)) AS cost WHERE false"""
+
+
+def stage_cost_allocations(con, params: dict, pricing: Pricing) -> None:
+    """Stage `cost_allocations` (cost_allocations.sql; params: billing_period, cost_metric) in its two passes:
+    every fact but the untagged NAT gateway / data transfer ones, then those by the tenants' compute cost of the
+    first pass (or unattributed, by the pricing file's network_policy)."""
+    params = {**params, "network_policy": pricing.network_policy}
+    compute, network = (stage_sql("cost_allocations").replace("$pass", f"'{p}'") for p in ("compute", "network"))
+    con.register("driver_prices", pricing.driver_prices_table())
+    try:
+        con.stage("compute_costs", NO_COMPUTE_COSTS_SQL)
+        con.stage("cost_allocations_compute", compute, params)
+        con.drop("compute_costs")
+        con.stage("compute_costs", COMPUTE_COSTS_SQL)
+        # Both passes in one statement (the compute pass again, not its staged copy: Spark 4 fails to union two
+        # checkpointed relations, "key not found: billing_period").
+        con.stage("cost_allocations", f"SELECT * FROM ({compute}) UNION ALL SELECT * FROM ({network})", params)
+    finally:
+        for name in ("compute_costs", "cost_allocations_compute"):
+            con.drop(name)
+        con.unregister("driver_prices")
+
 
 GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
 # The configured metric of a fact; a delivery without net_* columns counts its non-net figure (never 0).
@@ -139,9 +174,7 @@ def tenant_costs(
     cost = METRIC_COLUMN[metric]
     with warehouse.connect() as con:
         delivery = month_delivery(con, period, "hourly_cost_facts")  # refuses facts of another delivery
-        con.register("driver_prices", pricing.driver_prices_table())
-        con.stage("cost_allocations", stage_sql("cost_allocations"), params)
-        con.unregister("driver_prices")
+        stage_cost_allocations(con, params, pricing)
         stage_account_level_lines(con, period, metric, pricing)
         con.stage("account_level_allocations", stage_sql("account_level_allocations"))
 

@@ -1,9 +1,18 @@
 """usage_shares: each tenant's measured usage of the shared services, hour by hour, from the logs."""
 
 
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from billing_pipeline.assets.common import duplicate_check, markdown, month_of, stage_sql
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -34,6 +43,11 @@ def usage_shares(
     evidence = read_usage_evidence(
         billing_config.logs_source(), billing_config.s3_inventory_location(), period
     )
+    # the parsers may only measure drivers the catalog names (one vocabulary; see catalog.json)
+    unknown = sorted({pair for pair in zip(evidence.usage["service"].to_pylist(), evidence.usage["driver"].to_pylist())
+                      if not load_catalog().knows(*pair)})
+    if unknown:
+        raise Failure(f"usage evidence of drivers catalog.json does not name: {unknown}")
     with warehouse.connect() as con:
         con.register("usage_evidence", evidence.usage)
         try:

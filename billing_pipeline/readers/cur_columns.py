@@ -41,6 +41,9 @@ CUR_COLUMNS: dict[str, CurColumn] = {
         CurColumn("line_item_operation", TEXT),
         CurColumn("line_item_resource_id", TEXT),
         CurColumn("line_item_line_item_description", TEXT),
+        CurColumn("bill_billing_entity", TEXT),  # 'AWS' or 'AWS Marketplace'
+        CurColumn("product_product_name", TEXT),
+        CurColumn("line_item_iam_principal", TEXT),  # CUR 2.0: the caller of a Bedrock request (IAM principal ARN)
         CurColumn("line_item_usage_amount", NUMBER),
         CurColumn("line_item_currency_code", TEXT, required=True),
         CurColumn("line_item_unblended_cost", MONEY, required=True),

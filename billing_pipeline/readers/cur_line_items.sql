@@ -3,7 +3,8 @@
 -- {source} is the file projected onto AWS's Parquet column names (cur_columns.CUR_COLUMNS), already typed:
 -- text with '' as NULL, money and quantities DECIMAL(38, 10), times TIMESTAMP in UTC, `tags` a MAP of user tags.
 -- Columns the file lacks are typed NULLs there, so this statement is the same for every layout.
--- Parameters: $billing_period (the delivery's month), $has_net (the file has net_* columns), $delivery_id.
+-- Parameters: $billing_period (the delivery's month), $has_net (the file has net_* columns), $delivery_id, and the
+-- catalog's (catalog.Catalog.tag_parameters): tag keys, IAM principal tenant, Marketplace service.
 -- `source_file` comes with the projection (one file, or each row's own where one statement reads several).
 INSERT INTO {table} BY NAME
 WITH items AS (
@@ -29,6 +30,8 @@ fees AS (
 ),
 fee_parts AS (
     SELECT *, abs(fee_product) AS fee_n, abs(fee_gross) AS fee_d,
+           coalesce(tags[$tenant_tag], tags[$principal_tenant_tag],
+                    nullif(regexp_extract(line_item_iam_principal, $principal_tenant_pattern, 1), '')) AS tenant_raw,
            (fee_product < 0) <> (fee_gross < 0) AS fee_negative
     FROM fees
 )
@@ -40,8 +43,16 @@ SELECT
     line_item_usage_account_id                  AS usage_account_id,
     identity_line_item_id                       AS line_item_id,
     line_item_line_item_type                    AS line_item_type,
-    line_item_product_code                      AS service,
-    line_item_usage_type                        AS usage_type,
+    -- A model sold through AWS Marketplace (billing entity `AWS Marketplace`, usage type like
+    -- `USE1-MP:USE1_InputTokenCount-Units`) is the catalog's service (Bedrock); its usage type does not name the
+    -- model, so the product name is appended to it ("... (Claude 3.5 Sonnet (Amazon Bedrock Edition))").
+    CASE WHEN bill_billing_entity = $marketplace_billing_entity
+              AND contains(line_item_usage_type, $marketplace_usage_type)
+         THEN $marketplace_service ELSE line_item_product_code END AS service,
+    CASE WHEN bill_billing_entity = $marketplace_billing_entity
+              AND contains(line_item_usage_type, $marketplace_usage_type) AND product_product_name IS NOT NULL
+         THEN line_item_usage_type || ' (' || product_product_name || ')'
+         ELSE line_item_usage_type END          AS usage_type,
     line_item_operation                         AS operation,
     line_item_resource_id                       AS resource_id,
     line_item_line_item_description             AS description,
@@ -95,15 +106,17 @@ SELECT
 
     bill_invoice_id                             AS invoice_id,
     tags,
-    -- the tenant (docs/attribution-rules.md, "Tenant ids"): trimmed of spaces, empty = untagged; a reserved word
-    -- or a control character is never a tenant: 'unattributed' (the raw value stays in `tags`)
-    CASE WHEN trim(tags['accountant_id']) = '' THEN NULL
-         WHEN lower(trim(tags['accountant_id'])) IN ('unattributed', 'total')
-           OR regexp_matches(tags['accountant_id'], '[\x00-\x1f\x7f]') THEN 'unattributed'
-         ELSE trim(tags['accountant_id']) END   AS accountant_id,
-    tags['application']                         AS application,
-    tags['environment']                         AS environment,
-    tags['cost_center']                         AS cost_center,
+    -- the tenant (docs/attribution-rules.md, "Tenant ids"): the resource's tag (its key is configuration,
+    -- catalog.json `tag_keys`), else the tag of the IAM principal that called (CUR 2.0, Bedrock), else a principal
+    -- ARN the catalog's pattern reads a tenant from; trimmed of spaces, empty = untagged; a reserved word or a
+    -- control character is never a tenant: 'unattributed' (the raw value stays in `tags`)
+    CASE WHEN trim(tenant_raw) = '' THEN NULL
+         WHEN lower(trim(tenant_raw)) IN ('unattributed', 'total')
+           OR regexp_matches(tenant_raw, '[\x00-\x1f\x7f]') THEN 'unattributed'
+         ELSE trim(tenant_raw) END              AS accountant_id,
+    tags[$application_tag]                      AS application,
+    tags[$environment_tag]                      AS environment,
+    tags[$cost_center_tag]                      AS cost_center,
     source_file,
     $delivery_id                                AS delivery_id
 FROM fee_parts

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.readers.cur_columns import (
     CUR_COLUMNS,
     FOCUS_COLUMNS,
@@ -185,6 +186,7 @@ def _parameters(delivery: CurDelivery, projection: _Projection) -> dict:
         "billing_period": delivery.billing_period,
         "has_net": projection.has_net,
         "delivery_id": delivery.delivery_id,
+        **load_catalog().tag_parameters(),
     }
 
 

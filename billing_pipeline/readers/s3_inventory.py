@@ -9,7 +9,10 @@ The manifest names its data files in `files[].key` (keys of the destination buck
 `fileFormat` (CSV, Parquet or ORC) and, for CSV, the columns in `fileSchema` ("Bucket, Key, Size, ..."; CSV keys
 are URL-encoded). Only the files a manifest lists are read; a listed file that is missing is an error.
 
-Each object's bytes count for the client in its key, `clients/<accountant_id>/...`; other keys are not a
+Each object's bytes count for the client in its key, `clients/<accountant_id>/...`, under the driver of its
+`StorageClass` (the catalog's `storage_classes`: STANDARD -> `gb_months`, STANDARD_IA -> `gb_months_standard_ia`,
+GLACIER -> `gb_months_glacier`, ...; a report without the field, or a class the catalog does not name, counts as
+STANDARD); other keys are not a
 client's and are counted in `problems['inventory_key_outside_clients']`. A snapshot stands for the 24 hours after
 it (from its hour), or until the next snapshot of the same bucket and configuration if that comes sooner, so
 overlapping or re-run reports never count an hour twice. Each of those hours gets
@@ -28,6 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes
 from billing_pipeline.storage import Location
@@ -35,7 +39,8 @@ from billing_pipeline.storage import Location
 SNAPSHOT_FOLDER = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})Z$")
 SNAPSHOT_HOURS = 24
 
-OBJECTS_SCHEMA = pa.schema([("snapshot_id", pa.int32()), ("key", pa.string()), ("size", pa.int64())])
+OBJECTS_SCHEMA = pa.schema([("snapshot_id", pa.int32()), ("key", pa.string()), ("size", pa.int64()),
+                            ("storage_class", pa.string())])
 USAGE_SCHEMA = pa.schema(
     [
         ("usage_hour", pa.timestamp("us")),
@@ -50,23 +55,27 @@ USAGE_SCHEMA = pa.schema(
 HOURLY_STORAGE_SQL = """
 -- Bytes per (snapshot, client), spread over the hours the snapshot stands for that fall in the month.
 WITH objects AS (
-    SELECT o.snapshot_id, CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END AS key, o.size
+    SELECT o.snapshot_id, CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END AS key, o.size,
+           o.storage_class
     FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
 ),
 client_bytes AS (
     -- the client folder as a tenant id (docs/attribution-rules.md, "Tenant ids"): trimmed; a reserved word or a
-    -- control character is never a tenant
-    SELECT snapshot_id, CASE WHEN lower(trim(regexp_extract(key, '^clients/([^/]+)/', 1))) IN ('unattributed', 'total')
-                               OR regexp_matches(regexp_extract(key, '^clients/([^/]+)/', 1), '[\\x00-\\x1f\\x7f]')
-                             THEN 'unattributed' ELSE trim(regexp_extract(key, '^clients/([^/]+)/', 1)) END AS accountant_id,
-           CAST(sum(size) AS HUGEINT) AS bytes
-    FROM objects
+    -- control character is never a tenant; each storage class is its own driver (the catalog's
+    -- `storage_classes`); none or an unknown one: the first's
+    SELECT o.snapshot_id,
+           CASE WHEN lower(trim(regexp_extract(o.key, '^clients/([^/]+)/', 1))) IN ('unattributed', 'total')
+                  OR regexp_matches(regexp_extract(o.key, '^clients/([^/]+)/', 1), '[\\x00-\\x1f\\x7f]')
+                THEN 'unattributed' ELSE trim(regexp_extract(o.key, '^clients/([^/]+)/', 1)) END AS accountant_id,
+           coalesce(c.driver, $default_driver) AS driver, CAST(sum(o.size) AS HUGEINT) AS bytes
+    FROM objects AS o
+    LEFT JOIN storage_class_drivers AS c ON c.storage_class = upper(o.storage_class)
     GROUP BY ALL
 )
 SELECT
     hour AS usage_hour,
     'AmazonS3' AS service,
-    'gb_months' AS driver,
+    b.driver,
     s.bucket AS scope,
     b.accountant_id,
     -- bytes / 2^30 / hours-in-month, rounded half up at 16 places (integer arithmetic: exact)
@@ -132,6 +141,7 @@ def read_inventory_usage(location: Location | None, billing_period: dt.date) -> 
                     "snapshot_id": pa.array([snapshot_id] * table.num_rows, pa.int32()),
                     "key": table["key"],
                     "size": table["size"],
+                    "storage_class": table["storage_class"],
                 },
                 schema=OBJECTS_SCHEMA,
             )
@@ -154,7 +164,11 @@ def read_inventory_usage(location: Location | None, billing_period: dt.date) -> 
     try:
         con.register("inventory_objects", inventory_objects)
         con.register("inventory_snapshots", inventory_snapshots)
-        params = {"divisor": 2**30 * hours_in_month, "period_start": period_start, "period_end": period_end}
+        classes = load_catalog().storage_class_drivers()
+        con.register("storage_class_drivers", pa.table({"storage_class": list(classes),
+                                                        "driver": list(classes.values())}))
+        params = {"divisor": 2**30 * hours_in_month, "period_start": period_start, "period_end": period_end,
+                  "default_driver": next(iter(classes.values()))}
         usage = con.sql(HOURLY_STORAGE_SQL, params=params).to_arrow_table().cast(USAGE_SCHEMA)
         outside, invalid = con.execute(OUTSIDE_CLIENTS_SQL).fetchone()
     finally:
@@ -209,7 +223,8 @@ def read_snapshot_objects(location: Location, snapshot: Snapshot) -> tuple[pa.Ta
         path = resolve_data_file(location, snapshot, manifest, key)
         tables.append(read_data_file(location, path, file_format, manifest.get("fileSchema", ""), manifest_name))
     table = pa.concat_tables(tables) if tables else pa.table({"key": pa.array([], pa.string()),
-                                                            "size": pa.array([], pa.int64())})
+                                                            "size": pa.array([], pa.int64()),
+                                                            "storage_class": pa.array([], pa.string())})
     return table, file_format == "CSV", 1 + len(keys)
 
 
@@ -244,12 +259,14 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
             if "key" not in lowered or "size" not in lowered:
                 raise ValueError(f"{manifest_name}: fileSchema {file_schema!r} has no Key and Size fields")
             key_column, size_column = columns[lowered.index("key")], columns[lowered.index("size")]
+            wanted = [key_column, size_column]
+            if "storageclass" in lowered:
+                wanted.append(columns[lowered.index("storageclass")])
             table = pacsv.read_csv(
                 pa.BufferReader(read_bytes(location, path)),
                 read_options=pacsv.ReadOptions(column_names=columns),
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=[key_column, size_column],
-                    column_types={key_column: pa.string(), size_column: pa.int64()},
+                    include_columns=wanted, column_types={name: pa.string() for name in wanted} | {size_column: pa.int64()},
                 ),
             )
         elif file_format == "PARQUET":
@@ -265,6 +282,11 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
     by_name = {c.lower(): c for c in table.column_names}
     if "key" not in by_name or "size" not in by_name:
         raise ValueError(f"{name}: inventory data has no key and size columns ({table.column_names})")
-    return pa.table(
-        {"key": table[by_name["key"]].cast(pa.string()), "size": table[by_name["size"]].cast(pa.int64())}
-    )
+    # StorageClass (CSV) / storage_class (Parquet, ORC), when the report has the field
+    storage_class = by_name.get("storageclass", by_name.get("storage_class"))
+    return pa.table({
+        "key": table[by_name["key"]].cast(pa.string()),
+        "size": table[by_name["size"]].cast(pa.int64()),
+        "storage_class": table[storage_class].cast(pa.string()) if storage_class
+        else pa.nulls(table.num_rows, pa.string()),
+    })

@@ -7,7 +7,9 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
   too when their lines are bare JSON records (S3-delivered Bedrock invocation logs, which carry `timestamp`) or S3
   server access log lines. Messages are recognized by their content, never by file path:
 
-  Lambda REPORT (AWSLambda: `gb_seconds` = Billed Duration ms / 1000 x Memory Size MB / 1024; `requests` = 1)
+  Lambda REPORT (AWSLambda: `gb_seconds` = Billed Duration ms / 1000 x Memory Size MB / 1024; `requests` = 1;
+  scope = the function its log group `/aws/lambda/<function>` names, or its export file's path when the export
+  prefix names it the same way (`.../aws/lambda/<function>/<task>/...`); '' when neither does)
     text: `REPORT RequestId: <id>\\tDuration: 15.74 ms\\tBilled Duration: 16 ms\\tMemory Size: 128 MB\\t
           Max Memory Used: 56 MB[\\tInit Duration: 130.49 ms]` (Billed Duration already includes init)
     JSON: `{"time": "...", "type": "platform.report", "record": {"requestId": "<id>",
@@ -31,7 +33,10 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
           session, at its first start (a session first started last month is not counted again)
       {"event": "tool_call", "session_id": "s-1", "accountant_id": "a", "tool": "..."} -> `tool_calls` 1 each
       {"session_id": "s-1", "vcpu_hours": 0.25, "gb_hours": 0.5}   (per-session usage lines)
-          -> `vcpu_hours`, `gb_hours` at the line's hour
+          -> `vcpu_hours`, `gb_hours` at the line's hour; with "tool_type": "code_interpreter" | "browser" the
+          built-in tool's own `code_interpreter_vcpu_hours` / `_gb_hours`, `browser_vcpu_hours` / `_gb_hours`
+      {"event": "CreateEvent" | "memory_event", "session_id": ..} -> `memory_events` 1 (AgentCore Memory);
+      {"event": "memory_record" | "memory_record_created", ..} -> `memory_records` 1
       `event` may be `event_type`, any case and separators (`SessionStart`, `tool-call`); `session_id` may be
       `sessionId` or `session.id`; usage may be `agent.runtime.vcpu.hours.used` /
       `agent.runtime.memory.gb_hours.used`; the owner may be `user_id` (the agent's user), and lines without one
@@ -44,7 +49,11 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       `tier1_requests`, other REST GET/HEAD -> `tier2_requests`, for the client in the key (or LIST prefix)
       `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients'].
 
-- S3 Inventory reports under `BILLING_S3_INVENTORY_URI`: see `s3_inventory.py` (`gb_months`).
+  CloudWatch Logs (AmazonCloudWatch: `log_bytes`, scope = the log group): every line with a timestamp prefix (an
+      event of a log group) counts its message's UTF-8 bytes + 26 for its owner: the line's accountant_id, else
+      its request's owner, else its session's, else its user_id, else 'unattributed' (no problem is counted).
+
+- S3 Inventory reports under `BILLING_S3_INVENTORY_URI`: see `s3_inventory.py` (`gb_months` per storage class).
 
 - Or the log groups themselves through the CloudWatch Logs API (`BILLING_LOGS_URI=cloudwatch://<group>,...`,
   Logs Insights or FilterLogEvents): `cloudwatch_logs_api.py` renders the events as the export's lines, which take
@@ -75,6 +84,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.log_streams import Limits, LineCounts, log_line_tables
@@ -164,14 +174,33 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, c
     `read_log_lines(period_start, period_end)` that renders its events as the export's lines, so that both take
     the one parsing path."""
     if logs is None:
-        yield read_lines_of_files(None, []), 0
+        yield with_log_groups(read_lines_of_files(None, []), []), 0
         return
     if not isinstance(logs, Location):
-        yield logs.read_log_lines(period_start, period_end), 0
+        yield with_log_groups(logs.read_log_lines(period_start, period_end), list(getattr(logs, "log_groups", ())),
+                              exported=False), 0
         return
     infos = [i for i in logs.list_files() if is_log_file(i.path)]
-    yield from log_line_tables(logs, infos, Limits.from_env(), counts if counts is not None else LineCounts(),
-                               LOG_BATCH_BYTES)
+    paths = [i.path for i in infos]  # file_index in the tables is the position here: it names the log group
+    for lines, files in log_line_tables(logs, infos, Limits.from_env(), counts if counts is not None else LineCounts(),
+                                        LOG_BATCH_BYTES):
+        yield with_log_groups(lines, paths), files
+
+
+# A Lambda function's log group is /aws/lambda/<function>; an export prefix may name it the same way.
+LAMBDA_GROUP_IN_PATH = re.compile(r"(?:^|/)aws/lambda/([^/]+)")
+
+
+def with_log_groups(lines: pa.Table, sources: list[str], first_file_index: int = 0, exported: bool = True) -> pa.Table:
+    """`lines` with the column `log_group`: the log group each line was read from (`sources[file_index -
+    first_file_index]`), or for exported files the Lambda log group `/aws/lambda/<function>` their path names
+    (`.../aws/lambda/<function>/<task>/...`); '' when not known."""
+    if exported:
+        sources = [f"/aws/lambda/{m.group(1)}" if (m := LAMBDA_GROUP_IN_PATH.search(s)) else "" for s in sources]
+    if not sources or not any(sources):
+        return lines.append_column("log_group", pa.array([""] * lines.num_rows, pa.string()))
+    positions = pc.subtract(lines["file_index"], pa.scalar(first_file_index, pa.int32()))
+    return lines.append_column("log_group", pc.take(pa.array(sources, pa.string()), positions))
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,7 @@
 -- Usage evidence from log lines (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md).
 --
--- Input: the Arrow table `log_lines(line, line_no)`: every line of every exported log file.
+-- Input: the Arrow table `log_lines(line, line_no, log_group)`: every line of every exported log file, with the
+-- log group it was read from or its export prefix names ('' when none, see usage_logs.py).
 -- Parameters: $period_start, $period_end: the billing month [start, end), UTC.
 -- Output: the temp tables `usage_events` (one row per driver quantity, with its owner) and `log_problems`.
 -- The statements run in order; each starts with a `-- name:` line. Accepted shapes: see usage_logs.py.
@@ -15,7 +16,7 @@ CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
     "session_id": "VARCHAR", "sessionId": "VARCHAR", "session.id": "VARCHAR",
     "event": "VARCHAR", "event_type": "VARCHAR",
-    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR",
+    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR", "tool_type": "VARCHAR",
     "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"
 }');
 -- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records.
@@ -26,7 +27,7 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
     "session_id": "VARCHAR", "sessionId": "VARCHAR", "session.id": "VARCHAR",
     "event": "VARCHAR", "event_type": "VARCHAR",
-    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR",
+    "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR", "tool_type": "VARCHAR",
     "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR",
     "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
@@ -67,7 +68,8 @@ WITH framed AS (
     SELECT
         line_no,
         CASE WHEN NOT starts_with(line, '{') THEN utc(split_part(line, ' ', 1)) END AS line_time,
-        line
+        line,
+        log_group
     FROM log_lines
     WHERE trim(line) <> ''
 ),
@@ -75,7 +77,8 @@ messages AS (
     SELECT
         line_no,
         line_time,
-        CASE WHEN line_time IS NULL THEN line ELSE substr(line, strpos(line, ' ') + 1) END AS message
+        CASE WHEN line_time IS NULL THEN line ELSE substr(line, strpos(line, ' ') + 1) END AS message,
+        log_group
     FROM framed
 ),
 recognized AS (
@@ -93,7 +96,8 @@ recognized AS (
             -- S3 server access log: owner bucket [06/Feb/2019:00:00:38 +0000] ...
             WHEN regexp_matches(message, '^\S+ \S+ \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ') THEN 's3_access'
             ELSE 'unrecognized'
-        END AS kind
+        END AS kind,
+        log_group
     FROM messages
 ),
 documents AS (
@@ -104,7 +108,8 @@ documents AS (
         kind,
         CASE WHEN kind = 'text_app'
              THEN regexp_extract(message, '^\[[A-Za-z]+\]\t[^\t]*\t([^\t]*)\t(.*)$', ['request_id', 'payload'])
-        END AS text_app
+        END AS text_app,
+        log_group
     FROM recognized
 ),
 json_documents AS (
@@ -158,6 +163,11 @@ classified AS (
 SELECT
     line_no,
     line_kind AS kind,
+    log_group,
+    -- the Lambda function of a /aws/lambda/<function> log group
+    regexp_extract(log_group, '^/aws/lambda/([^/]+)', 1) AS function,
+    -- CloudWatch Logs bills each event's message bytes (+ 26 bytes per event); lines of a log group only
+    CASE WHEN line_time IS NOT NULL THEN strlen(message) + 26 END AS log_bytes,
     CASE
         WHEN line_time IS NOT NULL THEN line_time
         WHEN kind = 's3_access' THEN timezone('UTC', try_strptime(access.time, '%d/%b/%Y:%H:%M:%S %z'))
@@ -165,6 +175,9 @@ SELECT
     END AS event_time,
     CASE line_kind
         WHEN 'lambda_report' THEN coalesce(nullif(report.request_id, ''), a.record.requestId)
+        -- START / END RequestId: <id> (text), or a platform record's requestId
+        WHEN 'platform' THEN coalesce(nullif(regexp_extract(message, 'RequestId: ([^ \t]+)', 1), ''),
+                                      a.record.requestId)
         ELSE coalesce(nullif(text_app.request_id, ''), a.requestId, a.request_id, a.aws_request_id,
                       a.function_request_id, a.awsRequestId, b.requestId, b.request_id, b.aws_request_id,
                       b.function_request_id, b.awsRequestId)
@@ -190,6 +203,8 @@ SELECT
     regexp_replace(lower(coalesce(a.event, a.event_type, b.event, b.event_type)), '[^a-z]', '', 'g') AS agent_event,
     amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
         AS vcpu_hours,
+    -- AgentCore usage of a built-in tool (code interpreter, browser), not the runtime's
+    regexp_replace(lower(coalesce(a.tool_type, b.tool_type)), '[^a-z]', '', 'g') AS tool_type,
     amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours, b."agent.runtime.memory.gb_hours.used"))
         AS gb_hours,
     -- Bedrock model invocation log
@@ -238,6 +253,7 @@ lambda_reports AS (
         e.line_no,
         e.event_time,
         coalesce(o.accountant_id, 'unattributed') AS accountant_id,
+        e.function,
         e.billed_ms,
         e.memory_mb,
         CASE WHEN o.accountant_id IS NULL THEN 'report_without_owner'
@@ -279,7 +295,7 @@ dynamodb_units AS (
     FROM dynamodb_capacity
 ),
 agent_events AS (
-    SELECT e.line_no, e.event_time, e.agent_event, e.session_id, e.vcpu_hours, e.gb_hours,
+    SELECT e.line_no, e.event_time, e.agent_event, e.session_id, e.vcpu_hours, e.gb_hours, e.tool_type,
            coalesce(e.accountant_id, e.user_id, s.accountant_id) AS owner
     FROM month_events AS e
     LEFT JOIN agent_sessions AS s USING (session_id)
@@ -301,15 +317,16 @@ s3_requests AS (
     FROM month_events
     WHERE kind = 's3_access'
 )
--- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations. Every factor
--- is DECIMAL(38): 15 min at 10,240 MB is 9,216,000,000 ms x MB, far beyond DECIMAL(18) (bounds: lambda_report_ok).
-SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, '' AS scope, accountant_id,
+-- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations, for the
+-- function the log group names (scope '' when it names none). Every factor is DECIMAL(38): 15 min at 10,240 MB is
+-- 9,216,000,000 ms x MB, far beyond DECIMAL(18) (bounds: lambda_report_ok).
+SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, function AS scope, accountant_id,
        CAST(CAST(billed_ms AS DECIMAL(38, 3)) * CAST(memory_mb AS DECIMAL(38, 0))
             * CAST('0.0000009765625' AS DECIMAL(38, 13)) AS DECIMAL(38, 16)) AS quantity,
        problem
 FROM lambda_reports
 UNION ALL
-SELECT line_no, event_time, 'AWSLambda', 'requests', '', accountant_id, 1, problem
+SELECT line_no, event_time, 'AWSLambda', 'requests', function, accountant_id, 1, problem
 FROM lambda_reports
 UNION ALL
 -- DynamoDB: read and write units of the table named; bare CapacityUnits split by the operation.
@@ -341,10 +358,21 @@ SELECT line_no, event_time, 'AmazonBedrockAgentCore', 'tool_calls', '', coalesce
 FROM agent_events
 WHERE agent_event IN ('toolcall', 'toolcalled', 'toolinvocation', 'toolinvoked')
 UNION ALL
-SELECT line_no, event_time, 'AmazonBedrockAgentCore', driver, '', coalesce(owner, 'unattributed'), quantity,
+SELECT line_no, event_time, 'AmazonBedrockAgentCore',
+       CASE tool_type WHEN 'codeinterpreter' THEN 'code_interpreter_' || driver
+                      WHEN 'browser' THEN 'browser_' || driver ELSE driver END,
+       '', coalesce(owner, 'unattributed'), quantity,
        CASE WHEN owner IS NULL THEN 'session_without_owner' END
 FROM agent_events
 UNPIVOT (quantity FOR driver IN (vcpu_hours, gb_hours))
+UNION ALL
+-- AgentCore Memory: one short-term event per CreateEvent line, one long-term record per extracted record.
+SELECT line_no, event_time, 'AmazonBedrockAgentCore',
+       CASE WHEN agent_event IN ('memoryevent', 'createevent') THEN 'memory_events' ELSE 'memory_records' END,
+       '', coalesce(owner, 'unattributed'), 1,
+       CASE WHEN owner IS NULL THEN 'session_without_owner' END
+FROM agent_events
+WHERE agent_event IN ('memoryevent', 'createevent', 'memoryrecord', 'memoryrecordcreated')
 UNION ALL
 -- Bedrock: each token type of the invocation, for the model invoked.
 SELECT line_no, event_time, 'AmazonBedrock', driver, coalesce(model_id, ''),
@@ -352,6 +380,14 @@ SELECT line_no, event_time, 'AmazonBedrock', driver, coalesce(model_id, ''),
        CASE WHEN accountant_id IS NULL THEN 'missing_accountant_id' END
 FROM (SELECT * FROM month_events WHERE kind = 'bedrock_invocation')
 UNPIVOT (quantity FOR driver IN (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens))
+UNION ALL
+-- CloudWatch Logs: each event's bytes in its log group, for the line's tenant, else its request's or session's.
+SELECT e.line_no, e.event_time, 'AmazonCloudWatch', 'log_bytes', e.log_group,
+       coalesce(e.accountant_id, o.accountant_id, s.accountant_id, e.user_id, 'unattributed'), e.log_bytes, NULL
+FROM month_events AS e
+LEFT JOIN request_owners AS o USING (request_id)
+LEFT JOIN agent_sessions AS s USING (session_id)
+WHERE e.log_bytes IS NOT NULL
 UNION ALL
 -- S3: billed requests under clients/<accountant_id>/ of the bucket logged.
 SELECT line_no, event_time, 'AmazonS3', driver, scope, accountant_id, 1, NULL
@@ -382,7 +418,8 @@ line_problems AS (
                 CASE
                     -- evidence: its own problems (owner, ambiguity) are in usage_events
                     WHEN consumed_capacity IS NOT NULL OR vcpu_hours IS NOT NULL OR gb_hours IS NOT NULL
-                      OR (session_id IS NOT NULL AND agent_event IN ('sessionstart', 'sessionstarted', 'toolcall',
+                      OR (session_id IS NOT NULL AND agent_event IN ('memoryevent', 'createevent', 'memoryrecord',
+                                                                   'memoryrecordcreated', 'sessionstart', 'sessionstarted', 'toolcall',
                                                                    'toolcalled', 'toolinvocation', 'toolinvoked'))
                         THEN NULL
                     WHEN accountant_id IS NOT NULL AND request_id IS NOT NULL THEN NULL   -- names a request's owner

@@ -9,7 +9,7 @@ environment variable when the run starts (not at import time), with the document
 | `BILLING_PUBLISH_URI` | `data/published` | Folder or `s3://bucket/prefix` of the snapshots the billing API serves. |
 | `BILLING_WRITEBACK_TABLE` | unset: off | DynamoDB table (the application's `tax-agent-usage`) that receives the attributed actual costs. |
 | `BILLING_COST_EXPLORER` | unset: off | `1` / `true` / `yes`: query Cost Explorer and cross-check it with the CUR. |
-| `BILLING_COST_EXPLORER_TAG` | `accountant_id` | The cost allocation tag Cost Explorer groups by. |
+| `BILLING_COST_EXPLORER_TAG` | the catalog's tenant tag (`accountant_id`) | The cost allocation tag Cost Explorer groups by. |
 | `BILLING_COST_EXPLORER_TOLERANCE` | `0.005` | Allowed difference per tenant x day (half a cent: CE rounds its amounts). |
 """
 
@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import Location, locate
 
@@ -29,7 +30,7 @@ DEFAULTS = {
     "BILLING_PUBLISH_URI": "data/published",
     "BILLING_WRITEBACK_TABLE": "",
     "BILLING_COST_EXPLORER": "",
-    "BILLING_COST_EXPLORER_TAG": "accountant_id",
+    "BILLING_COST_EXPLORER_TAG": load_catalog().tag_keys["tenant"],
     "BILLING_COST_EXPLORER_TOLERANCE": "0.005",
 }
 TRUE_WORDS = {"1", "true", "yes", "on"}

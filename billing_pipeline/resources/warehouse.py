@@ -22,6 +22,7 @@ from dagster import ConfigurableResource, get_dagster_logger
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from billing_pipeline.catalog import catalog_views_sql
 from billing_pipeline.engines import ENGINES, Engine
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
 from billing_pipeline.settings import require_valid_settings
@@ -36,10 +37,12 @@ DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
 
 
 def warehouse_ddl() -> str:
-    """The core tables (warehouse.sql, the interface contract) and those of the outputs (warehouse_*.sql)."""
+    """The core tables (warehouse.sql, the interface contract), those of the outputs (warehouse_*.sql) and the
+    catalog's views (catalog.py)."""
     package = package_files.files("billing_pipeline")
     extra = sorted(p.name for p in package.iterdir() if p.name.startswith("warehouse_") and p.name.endswith(".sql"))
-    return "\n".join(package.joinpath(name).read_text(encoding="utf-8") for name in ["warehouse.sql", *extra])
+    files = [package.joinpath(name).read_text(encoding="utf-8") for name in ["warehouse.sql", *extra]]
+    return "\n".join([*files, catalog_views_sql()])
 
 
 class BillingWarehouse(ConfigurableResource):

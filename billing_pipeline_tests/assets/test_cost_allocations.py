@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal as D
 
-import pyarrow as pa
 import pytest
 
-from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_costs import stage_cost_allocations
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.pricing import Pricing
 
 JAN = dt.date(2026, 1, 1)
 
@@ -32,17 +33,14 @@ def add_usage(con, hour, service, driver, accountant_id, quantity, scope=""):
     )
 
 
-def allocate(con, prices=None):
+def allocate(con, prices=None, network_policy="proportional"):
     prices = prices or {("AWSLambda", "gb_seconds"): "0.5", ("AWSLambda", "requests"): "0.25"}
-    con.register("driver_prices", pa.table({
-        "service": [s for s, _ in prices], "driver": [d for _, d in prices],
-        "unit_price": pa.array([D(p) for p in prices.values()], pa.decimal128(38, 10)),
-    }))
+    pricing = Pricing("USD", D(10), {k: D(v) for k, v in prices.items()}, network_policy)
+    stage_cost_allocations(DuckDBEngine(con), {"billing_period": JAN, "cost_metric": "unblended"}, pricing)
     rows = con.execute(
-        f"SELECT usage_hour, service, usage_type, line_item_type, accountant_id, allocation, driver, cost "
-        f"FROM ({stage_sql('cost_allocations')}) ORDER BY ALL",
-        {"billing_period": JAN, "cost_metric": "unblended"},
-    ).fetchall()
+        "SELECT usage_hour, service, usage_type, line_item_type, accountant_id, allocation, driver, cost "
+        "FROM cost_allocations ORDER BY ALL").fetchall()
+    con.execute("DROP TABLE cost_allocations")
     return rows
 
 
@@ -131,8 +129,8 @@ def test_table_scope_is_used_when_it_has_evidence_else_all_tables(scenario):
 
 def test_other_usage_types_split_by_the_services_priced_drivers(scenario):
     # at 10:00 a = 1 GB-s x 0.5 + 2 requests x 0.25 = 1.0; b = c = 0.5
-    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-DataTransfer-Out-Bytes", "1.00")
-    assert by_tenant(allocate(scenario), "USE1-DataTransfer-Out-Bytes") == {
+    add_fact(scenario, H(1, 10), "AWSLambda", "USE1-Lambda-Provisioned-Concurrency", "1.00")
+    assert by_tenant(allocate(scenario), "USE1-Lambda-Provisioned-Concurrency") == {
         ("a", "shared_hour"): D("0.5"), ("b", "shared_hour"): D("0.25"), ("c", "shared_hour"): D("0.25")}
 
 
@@ -175,3 +173,107 @@ def test_large_costs_and_weights_split_exactly(warehouse_con):
         base[t] += 1
     assert got == {(t, "shared_hour"): D(u) / 10**10 for t, u in base.items()}
     assert sum(got.values()) == cost
+
+
+def test_bedrock_tokens_split_by_their_own_models_evidence(warehouse_con):
+    con = warehouse_con
+    # the issue's month: A used Sonnet (1,000 input tokens), B used Haiku (9,000); pooled, A got 10 % of both
+    add_usage(con, H(3, 10), "AmazonBedrock", "input_tokens", "A", "1000",
+              scope="anthropic.claude-3-5-sonnet-20240620-v1:0")
+    add_usage(con, H(3, 10), "AmazonBedrock", "input_tokens", "B", "9000",
+              scope="us.anthropic.claude-3-haiku-20240307-v1:0")  # an inference profile names the model too
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-Claude3.5Sonnet-input-tokens", "3.00")
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-Claude3Haiku-input-tokens", "2.25")
+    # a model without evidence this month, and a usage type naming no catalog model: all models' evidence
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-NovaLite-input-tokens", "1.00")
+    add_fact(con, H(3, 10), "AmazonBedrock", "USE1-Llama3-input-tokens", "0.10")
+    # Haiku sold through AWS Marketplace (the reader appends the product name to its usage type)
+    add_fact(con, H(3, 10), "AmazonBedrock",
+             "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))", "0.50")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
+    assert by_tenant(rows, "USE1-Claude3.5Sonnet-input-tokens") == {("A", "shared_hour"): D("3.00")}
+    assert by_tenant(rows, "USE1-Claude3Haiku-input-tokens") == {("B", "shared_hour"): D("2.25")}
+    assert by_tenant(rows, "USE1-NovaLite-input-tokens") == {("A", "shared_hour"): D("0.1"),
+                                                            ("B", "shared_hour"): D("0.9")}
+    assert by_tenant(rows, "USE1-Llama3-input-tokens") == {("A", "shared_hour"): D("0.01"),
+                                                          ("B", "shared_hour"): D("0.09")}
+    assert by_tenant(rows, "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))") == {
+        ("B", "shared_hour"): D("0.50")}
+
+
+def test_lambda_split_by_the_evidence_of_the_lines_own_function(warehouse_con):
+    con = warehouse_con
+    fn = "arn:aws:lambda:us-east-1:111122223333:function:"
+    add_usage(con, H(4, 8), "AWSLambda", "gb_seconds", "A", "1", scope="tax-api")  # x86
+    add_usage(con, H(4, 8), "AWSLambda", "gb_seconds", "B", "3", scope="tax-worker")  # arm64
+    add_usage(con, H(4, 8), "AWSLambda", "gb_seconds", "C", "1")  # a REPORT whose function is not known
+    add_fact(con, H(4, 8), "AWSLambda", "USE1-Lambda-GB-Second", "1.00", resource_id=fn + "tax-api")
+    add_fact(con, H(4, 8), "AWSLambda", "USE1-Lambda-GB-Second-ARM", "2.00", resource_id=fn + "tax-worker:live")
+    add_fact(con, H(4, 8), "AWSLambda", "USE2-Lambda-GB-Second", "1.00", resource_id=fn + "no-logs")
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-Lambda-GB-Second") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-Lambda-GB-Second-ARM") == {("B", "shared_hour"): D("2.00")}
+    # no evidence for its function: every function's (and the unknown one's), A 1 : B 3 : C 1
+    assert by_tenant(rows, "USE2-Lambda-GB-Second") == {
+        ("A", "shared_hour"): D("0.2"), ("B", "shared_hour"): D("0.6"), ("C", "shared_hour"): D("0.2")}
+
+
+def test_s3_storage_split_by_the_evidence_of_its_storage_class(warehouse_con):
+    con = warehouse_con
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months", "A", "3", scope="docs")
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months", "B", "1", scope="docs")
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months_glacier", "B", "5", scope="docs")
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-ByteHrs", "0.40", resource_id="docs")
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-GlacierByteHrs", "0.20", resource_id="docs")
+    # no Standard-IA evidence: the Standard objects' bytes
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-SIA-ByteHrs", "0.80", resource_id="docs")
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-TimedStorage-ByteHrs") == {("A", "shared_hour"): D("0.3"),
+                                                           ("B", "shared_hour"): D("0.1")}
+    assert by_tenant(rows, "USE1-TimedStorage-GlacierByteHrs") == {("B", "shared_hour"): D("0.20")}
+    assert by_tenant(rows, "USE1-TimedStorage-SIA-ByteHrs") == {("A", "shared_hour"): D("0.6"),
+                                                               ("B", "shared_hour"): D("0.2")}
+
+
+def test_agentcore_tools_and_memory_split_by_their_own_evidence_not_the_runtimes(warehouse_con):
+    con = warehouse_con
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "vcpu_hours", "A", "1")  # the runtime: A only
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "sessions", "A", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "code_interpreter_vcpu_hours", "B", "2")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "code_interpreter_vcpu_hours", "C", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "browser_gb_hours", "C", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "memory_events", "B", "1")
+    add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "memory_events", "C", "3")
+    for usage_type, cost in [("USE1-AgentCoreRuntime-vCPU-Hours", "1.00"), ("USE1-CodeInterpreter-vCPU-Hours", "0.30"),
+                             ("USE1-Browser-GB-Hours", "0.20"), ("USE1-Memory-ShortTermEvents", "0.40")]:
+        add_fact(con, H(7, 9), "AmazonBedrockAgentCore", usage_type, cost)
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-AgentCoreRuntime-vCPU-Hours") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-CodeInterpreter-vCPU-Hours") == {("B", "shared_hour"): D("0.2"),
+                                                                 ("C", "shared_hour"): D("0.1")}
+    # the browser's vCPU-hours have no evidence this month: its GB-hours are the next preference
+    assert by_tenant(rows, "USE1-Browser-GB-Hours") == {("C", "shared_hour"): D("0.20")}
+    assert by_tenant(rows, "USE1-Memory-ShortTermEvents") == {("B", "shared_hour"): D("0.1"),
+                                                             ("C", "shared_hour"): D("0.3")}
+
+
+@pytest.mark.parametrize("policy", ["proportional", "unattributed"])
+def test_nat_gateway_and_data_transfer_by_the_tenants_compute_cost(warehouse_con, policy):
+    con = warehouse_con
+    add_usage(con, H(9, 10), "AmazonBedrockAgentCore", "sessions", "B", "1")
+    add_fact(con, H(9, 10), "AWSLambda", "USE1-Lambda-GB-Second", "3.00", accountant_id="A")  # compute: A 3
+    add_fact(con, H(9, 10), "AmazonBedrockAgentCore", "USE1-AgentCoreRuntime-vCPU-Hours", "1.00")  # B 1
+    add_fact(con, H(9, 10), "AmazonBedrock", "USE1-Claude3Haiku-input-tokens", "5.00", accountant_id="C")  # not compute
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Bytes", "0.40")
+    add_fact(con, H(9, 11), "AWSLambda", "USE1-DataTransfer-Out-Bytes", "0.20")  # no compute that hour: the day's
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Hours", "0.045", accountant_id="C")  # tagged: direct
+    rows = allocate(con, network_policy=policy)
+    assert by_tenant(rows, "USE1-NatGateway-Hours") == {("C", "direct"): D("0.045")}
+    if policy == "unattributed":
+        assert by_tenant(rows, "USE1-NatGateway-Bytes") == {("unattributed", "unattributed"): D("0.40")}
+        assert by_tenant(rows, "USE1-DataTransfer-Out-Bytes") == {("unattributed", "unattributed"): D("0.20")}
+        return
+    assert by_tenant(rows, "USE1-NatGateway-Bytes") == {("A", "shared_hour"): D("0.3"), ("B", "shared_hour"): D("0.1")}
+    assert by_tenant(rows, "USE1-DataTransfer-Out-Bytes") == {("A", "shared_day"): D("0.15"),
+                                                             ("B", "shared_day"): D("0.05")}
+    assert {r[6] for r in rows if r[2] in ("USE1-NatGateway-Bytes", "USE1-DataTransfer-Out-Bytes")} == {"compute_cost"}

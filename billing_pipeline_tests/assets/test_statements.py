@@ -3,7 +3,6 @@ pricing feedback against the sample generator's oracle (one materialization serv
 
 import csv
 import datetime as dt
-import json
 import io
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal as D
@@ -14,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
 
+from billing_pipeline.catalog import load_catalog
 from billing_pipeline.assets.statements import split_cents, statement_rows
 from billing_pipeline.exports import arrow_schema, export_paths, to_csv, write_exports
 from billing_pipeline.money import largest_remainder_cents
@@ -24,8 +24,7 @@ from billing_pipeline.storage import locate
 JAN = dt.date(2026, 1, 1)
 CENT = D("0.01")
 E18 = D("0.000000000000000001")
-RESOURCE_TYPES = {"AWSLambda": "lambda", "AmazonDynamoDB": "dynamodb", "AmazonS3": "s3",
-                  "AmazonBedrockAgentCore": "agentcore", "AmazonBedrock": "bedrock"}
+RESOURCE_TYPES = {s.name: s.resource_type for s in load_catalog().services.values()}
 
 
 def test_split_cents_hits_the_target_with_largest_remainders():
@@ -227,13 +226,17 @@ def test_pricing_feedback_of_a_generated_month_against_the_oracle(month):
         assert flagged == (abs(exact - configured) * 100 > 10 * configured)
         assert suggested == (exact.quantize(D("1e-12"), rounding=ROUND_HALF_UP) if flagged else None)
     # the sample bills every driver at the pricing constants: whatever the logs missed, nothing is flagged
-    assert not any(r[4] for r in rows.values())
+    assert [k for k, r in rows.items() if r[4]] == []
 
     check = next(e for e in result.get_asset_check_evaluations()
                  if e.check_name == "pricing_constants_within_threshold")
     assert check.passed
     metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
                     if e.materialization.asset_key.to_user_string() == "pricing_feedback")
-    assert metadata["suggested_pricing"].value["drivers"] == json.loads(BillingConfig().pricing_text())["drivers"]
+    # nothing flagged: the suggestion is every driver's current constant (the catalog's, the file sets none)
+    current = defaultdict(dict)
+    for (service, driver), price in pricing.driver_prices.items():
+        current[service][driver] = format(price.normalize(), "f")
+    assert metadata["suggested_pricing"].value["drivers"] == current
     assert (root / "exports/pricing_feedback/pricing_feedback-2026-01.csv").is_file()
     assert (root / "exports/pricing_feedback/pricing_feedback-2026-01.parquet").is_file()

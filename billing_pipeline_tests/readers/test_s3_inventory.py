@@ -17,14 +17,15 @@ GIB = 2**30
 JANUARY_HOURS = 31 * 24  # 744
 
 
-def write_snapshot(dest: Path, taken: str, rows: list[tuple[str, int | str]], bucket="tax-demo-docs",
+def write_snapshot(dest: Path, taken: str, rows: list[tuple], bucket="tax-demo-docs",
                    config="daily", prefix="inventory") -> Path:
     """One inventory delivery: <dest>/<bucket>/<config>/<taken>/manifest.json + data/<taken>.csv.gz, where the
     manifest's data keys carry the destination prefix (as S3 writes them)."""
     data_name = f"{taken}.csv.gz"
     out = io.StringIO()
+    with_class = any(len(row) == 3 for row in rows)  # (key, size[, StorageClass])
     csv.writer(out, quoting=csv.QUOTE_ALL).writerows(
-        [bucket, key, size, "2026-01-01T00:00:00.000Z"] for key, size in rows
+        [bucket, row[0], row[1], "2026-01-01T00:00:00.000Z", *([row[2]] if with_class else [])] for row in rows
     )
     data = dest / bucket / config / "data" / data_name
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ def write_snapshot(dest: Path, taken: str, rows: list[tuple[str, int | str]], bu
         "version": "2016-11-30",
         "creationTimestamp": "1767229200000",
         "fileFormat": "CSV",
-        "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate" + (", StorageClass" if with_class else ""),
         "files": [{"key": f"{prefix}/{bucket}/{config}/data/{data_name}", "size": data.stat().st_size,
                    "MD5checksum": "0"}],
     }
@@ -111,3 +112,20 @@ def test_corrupt_inventory_gzip_names_the_file(tmp_path):
     (manifest.parent.parent / "data" / "2026-01-01T01-00Z.csv.gz").write_bytes(b"\x1f\x8bcorrupt")
     with pytest.raises(ValueError, match=r"data/2026-01-01T01-00Z\.csv\.gz"):
         read_january(inventory=tmp_path)
+
+
+def test_each_storage_class_is_its_own_driver(tmp_path):
+    write_snapshot(tmp_path, "2026-01-01T00-00Z", [
+        ("clients/acc-a/a.pdf", GIB * JANUARY_HOURS, "STANDARD"),
+        ("clients/acc-a/old.pdf", 4 * GIB * JANUARY_HOURS, "GLACIER"),
+        ("clients/acc-b/b.pdf", 2 * GIB * JANUARY_HOURS, "STANDARD_IA"),
+        ("clients/acc-b/c.pdf", GIB * JANUARY_HOURS, "EXPRESS_ONEZONE"),  # not in the catalog: as STANDARD
+    ])
+    rows = quantities(read_january(inventory=tmp_path))
+    hour = "2026-01-01 00"
+    assert {k[2:]: v for k, v in rows.items() if k[0] == hour} == {
+        ("gb_months", "tax-demo-docs", "acc-a"): D("1"),
+        ("gb_months_glacier", "tax-demo-docs", "acc-a"): D("4"),
+        ("gb_months_standard_ia", "tax-demo-docs", "acc-b"): D("2"),
+        ("gb_months", "tax-demo-docs", "acc-b"): D("1"),
+    }

@@ -34,7 +34,6 @@ def test_log_tenant_ids_are_trimmed_and_invalid_ones_are_unattributed(tmp_path):
 def test_cur_tags_are_trimmed_and_invalid_ones_cost_unattributed(tmp_path, warehouse_con):
     import datetime as dt
 
-    from billing_pipeline.assets.common import stage_sql
     from billing_pipeline_tests.readers.test_cur_fixtures import (
         key_of,
         legacy_row,
@@ -61,14 +60,14 @@ def test_cur_tags_are_trimmed_and_invalid_ones_cost_unattributed(tmp_path, wareh
                    NULL, NULL, 'USD', true, 1, ?, ?, NULL, 1, NULL)""",
             [r["billing_period"], r["usage_start"], r["line_item_id"], r["resource_id"], r["accountant_id"],
              r["unblended_cost"], r["amortized_cost"]])
-    import pyarrow as pa
-    warehouse_con.register("driver_prices", pa.table({"service": pa.array([], pa.string()),
-                                                      "driver": pa.array([], pa.string()),
-                                                      "unit_price": pa.array([], pa.decimal128(38, 10))}))
+    from billing_pipeline.assets.tenant_costs import stage_cost_allocations
+    from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+    from billing_pipeline.pricing import parse_pricing
+
+    stage_cost_allocations(DuckDBEngine(warehouse_con), {"billing_period": dt.date(2026, 1, 1),
+                                                         "cost_metric": "amortized"}, parse_pricing("{}"))
     got = warehouse_con.execute(
-        f"SELECT accountant_id, allocation, sum(cost) FROM ({stage_sql('cost_allocations')}) "
-        "GROUP BY ALL ORDER BY 1, 2",
-        {"billing_period": dt.date(2026, 1, 1), "cost_metric": "amortized"}).fetchall()
+        "SELECT accountant_id, allocation, sum(cost) FROM cost_allocations GROUP BY ALL ORDER BY 1, 2").fetchall()
     assert got == [("acc-1", "direct", D(3)), ("unattributed", "unattributed", D(3 + 4 + 5 + 6))]
 
 
@@ -96,7 +95,11 @@ def test_s3_access_log_client_folders_that_are_never_tenants(tmp_path):
 
 
 def test_inventory_client_folders_that_are_never_tenants(tmp_path):
-    from billing_pipeline_tests.readers.test_s3_inventory import GIB, JANUARY_HOURS, write_snapshot
+    from billing_pipeline_tests.readers.test_s3_inventory import (
+        GIB,
+        JANUARY_HOURS,
+        write_snapshot,
+    )
 
     # Jan 31 01:00 stands for the month's last 23 hours; 744 GiB is 1 GB-month per hour: 23 per folder
     # (URL-encoded " acc-1 " is trimmed; TOTAL is never a tenant)

@@ -6,9 +6,10 @@ import datetime as dt
 import json
 from decimal import Decimal as D
 
-import pyarrow as pa
-
 from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_costs import stage_cost_allocations
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.pricing import Pricing
 from billing_pipeline_tests.readers.test_usage_support import (
     JANUARY,
     of_service,
@@ -71,9 +72,8 @@ def test_reports_at_the_limits_go_through_usage_shares_and_the_split(tmp_path, w
            VALUES (?, ?, 1, '1', 'Usage', 'AWSLambda', 'USE1-Lambda-GB-Second', 'Invoke', '', NULL, 'tax-demo',
                    'USD', true, 18312.5, 183.125, 183.125, NULL, 1)""",
         [JANUARY, dt.datetime(2026, 1, 9, 3)])
-    con.register("driver_prices", pa.table({"service": ["AWSLambda"], "driver": ["gb_seconds"],
-                                            "unit_price": pa.array([D("0.01")], pa.decimal128(38, 10))}))
-    rows = con.execute(f"SELECT accountant_id, allocation, cost FROM ({stage_sql('cost_allocations')}) ORDER BY 1",
-                       {"billing_period": JANUARY, "cost_metric": "unblended"}).fetchall()
+    pricing = Pricing("USD", D(10), {("AWSLambda", "gb_seconds"): D("0.01")})
+    stage_cost_allocations(DuckDBEngine(con), {"billing_period": JANUARY, "cost_metric": "unblended"}, pricing)
+    rows = con.execute("SELECT accountant_id, allocation, cost FROM cost_allocations ORDER BY 1").fetchall()
     assert rows == [("acc-a", "shared_hour", D("90")), ("acc-b", "shared_hour", D("2.125")),
                     ("acc-c", "shared_hour", D("91"))]

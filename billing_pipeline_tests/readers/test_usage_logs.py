@@ -94,7 +94,7 @@ def test_malformed_and_unrecognized_lines_are_counted_not_fatal(tmp_path):
         ],
     )
     evidence = read_january(tmp_path)
-    assert evidence.usage.num_rows == 0
+    assert quantities(evidence) == {}  # (every timestamped line still counts its bytes for CloudWatch Logs)
     assert evidence.problems == {
         "malformed_json": 2,
         "unrecognized_line": 3,
@@ -182,6 +182,52 @@ def test_agentcore_sessions_tool_calls_and_session_usage(tmp_path):
         ("2026-01-05 14", "AmazonBedrockAgentCore", "sessions", "", "unattributed"): D("1"),
     }
     assert evidence.problems == {"session_without_owner": 1}
+
+
+def test_agentcore_memory_code_interpreter_and_browser_are_their_own_drivers(tmp_path):
+    write_export(
+        tmp_path,
+        "agent",
+        [
+            '2026-01-06T09:00:00Z {"event": "session_start", "session_id": "s1", "accountant_id": "acc-a"}',
+            '2026-01-06T09:05:00Z {"session_id": "s1", "tool_type": "code_interpreter", "vcpu_hours": 0.5, '
+            '"gb_hours": 1}',
+            '2026-01-06T09:06:00Z {"session_id": "s1", "tool_type": "Browser", "vcpu_hours": 0.25, "gb_hours": 0.75}',
+            '2026-01-06T09:07:00Z {"session_id": "s1", "vcpu_hours": 0.125, "gb_hours": 0.25}',  # the runtime's
+            '2026-01-06T09:08:00Z {"event": "CreateEvent", "session_id": "s1"}',  # owner from the session
+            '2026-01-06T09:09:00Z {"event": "memory_event", "session_id": "s2", "accountant_id": "acc-b"}',
+            '2026-01-06T09:10:00Z {"event": "memory_record_created", "session_id": "s2", "accountant_id": "acc-b"}',
+        ],
+    )
+    got = of_service(read_january(tmp_path), "AmazonBedrockAgentCore")
+    hour = "2026-01-06 09"
+    assert {k[2]: v for k, v in got.items() if k[4] == "acc-a" and k[0] == hour} == {
+        "sessions": D("1"),
+        "code_interpreter_vcpu_hours": D("0.5"), "code_interpreter_gb_hours": D("1"),
+        "browser_vcpu_hours": D("0.25"), "browser_gb_hours": D("0.75"),
+        "vcpu_hours": D("0.125"), "gb_hours": D("0.25"),
+        "memory_events": D("1"),
+    }
+    assert {k[2]: v for k, v in got.items() if k[4] == "acc-b"} == {"memory_events": D("1"), "memory_records": D("1")}
+
+
+def test_cloudwatch_log_bytes_per_tenant_and_log_group(tmp_path):
+    root = tmp_path / "exports" / "aws" / "lambda" / "tax-api"  # the export prefix names the log group
+    lines = [
+        "2026-01-08T10:00:00Z START RequestId: r1 Version: $LATEST",  # 36 bytes: r1's owner, acc-a
+        '2026-01-08T10:00:01Z {"requestId": "r1", "accountant_id": "acc-a"}',  # 45
+        "2026-01-08T10:00:02Z END RequestId: r1",  # 17
+        "2026-01-08T10:00:03Z REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB",
+        "2026-01-08T10:00:04Z Processing something",  # 20: nobody's
+        "a line without a timestamp",  # not an event of a log group: no bytes
+    ]
+    write_export(root, "s", lines)
+    got = {k[3:]: v for k, v in quantities(read_january(tmp_path), log_bytes=True).items() if k[2] == "log_bytes"}
+    report_bytes = len("REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB")
+    assert report_bytes == 80
+    # each event: its message's UTF-8 bytes + 26
+    assert got == {("/aws/lambda/tax-api", "acc-a"): D(36 + 45 + 17 + 80 + 4 * 26),
+                   ("/aws/lambda/tax-api", "unattributed"): D(20 + 26)}
 
 
 def test_bedrock_invocation_tokens(tmp_path):

@@ -47,15 +47,17 @@ def read_january(logs: Path | None = None, inventory: Path | None = None) -> Usa
     )
 
 
-def quantities(evidence: UsageEvidence) -> dict[tuple, Decimal]:
-    """{(usage_hour 'YYYY-MM-DD HH', service, driver, scope, accountant_id): quantity}."""
+def quantities(evidence: UsageEvidence, log_bytes: bool = False) -> dict[tuple, Decimal]:
+    """{(usage_hour 'YYYY-MM-DD HH', service, driver, scope, accountant_id): quantity}; without CloudWatch Logs'
+    `log_bytes` (every timestamped line has some) unless asked for (tested on their own in test_usage_logs)."""
     return {
         (r["usage_hour"].strftime("%Y-%m-%d %H"), r["service"], r["driver"], r["scope"], r["accountant_id"]): r[
             "quantity"
         ]
         for r in evidence.usage.to_pylist()
+        if log_bytes or r["driver"] != "log_bytes"
     }
 
 
 def of_service(evidence: UsageEvidence, service: str) -> dict[tuple, Decimal]:
-    return {k: v for k, v in quantities(evidence).items() if k[1] == service}
+    return {k: v for k, v in quantities(evidence, log_bytes=True).items() if k[1] == service}
