@@ -67,8 +67,9 @@ def test_an_over_long_line_is_a_counted_bad_line_and_the_others_still_count(tmp_
     write_gzip(tmp_path / "task" / "stream" / "000000.gz", ["\n".join(lines).encode()])
     evidence = read_usage_evidence(locate(str(tmp_path)), None, JANUARY)
     usage = {(r["driver"], r["accountant_id"]): r["quantity"] for r in evidence.usage.to_pylist()}
-    assert usage == {("gb_seconds", "acc-a"): 1, ("requests", "acc-a"): 1,
-                     ("gb_seconds", "acc-b"): 1, ("requests", "acc-b"): 1}
+    # log_bytes: each tenant's application and REPORT lines (message + 26 bytes each); dropped lines count for nobody
+    assert usage == {("gb_seconds", "acc-a"): 1, ("requests", "acc-a"): 1, ("log_bytes", "acc-a"): 204,
+                     ("gb_seconds", "acc-b"): 1, ("requests", "acc-b"): 1, ("log_bytes", "acc-b"): 204}
     assert evidence.problems == {"line_too_long": 3}
     assert evidence.lines_read == 7
 
