@@ -1,7 +1,9 @@
 """Everything Dagster loads: `dagster dev` (via workspace.yaml) and `dagster asset materialize -m
 billing_pipeline.definitions`."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, in_process_executor, load_asset_checks_from_package_module
+
+from billing_pipeline import checks
 
 from billing_pipeline.assets.cost_explorer_costs import cost_explorer_costs
 from billing_pipeline.assets.cur_line_items import cur_line_items
@@ -25,6 +27,8 @@ from billing_pipeline.sensors import cur_delivery_sensor
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
             invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
+    # every @asset_check of billing_pipeline/checks/<table>.py
+    asset_checks=load_asset_checks_from_package_module(checks),
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],

@@ -58,14 +58,14 @@ def test_s3_delivery_restatement_and_unchanged_month(tmp_path, aws, monkeypatch)
 
     requests, cursor = tick(None, cur_uri)
     assert requests == [("2026-01-01", f"2026-01-01:{manifest['assemblyId']}")]
-    assert materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+    assert materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
                        instance=DagsterInstance.ephemeral()).success
     assert tick(cursor, cur_uri) == ([], cursor)
 
     upload(Path(restated.cur_uri), bucket)  # AWS rewrites the month: new assembly, same keys
     requests, cursor = tick(cursor, cur_uri)
     assert requests == [("2026-01-01", f"2026-01-01:{assembly_id(Path(restated.cur_uri))}")]
-    assert materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+    assert materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
                        instance=DagsterInstance.ephemeral()).success
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         rows, bill, final, deliveries = con.execute(

@@ -1,14 +1,6 @@
 """cur_line_items: the month's current CUR delivery, normalized, replacing whatever the month held before."""
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
@@ -55,10 +47,6 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "s3"},
-    check_specs=[
-        AssetCheckSpec("one_delivery", asset="cur_line_items", blocking=True,
-                       description="All of the month's rows come from one delivery: a restatement replaced, never added."),
-    ],
 )
 def cur_line_items(
     context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
@@ -84,14 +72,14 @@ def cur_line_items(
             raise Failure(str(error)) from error
         application = billing_config.application_tag()
         summary = con.execute(
-            """SELECT count(DISTINCT delivery_id), count(DISTINCT source_file), sum(unblended_cost),
+            """SELECT count(DISTINCT source_file), sum(unblended_cost),
                       sum(unblended_cost) FILTER (application = $application),
                       sum(amortized_cost), bool_or(invoice_id IS NOT NULL), string_agg(DISTINCT currency, ', '),
                       string_agg(DISTINCT invoice_id, ', ')
                FROM cur_line_items WHERE billing_period = $period""",
             {"period": period, "application": application},
         ).fetchall()[0]
-        deliveries_in_month, files, unblended, in_scope, amortized, is_final, currencies, invoices = summary
+        files, unblended, in_scope, amortized, is_final, currencies, invoices = summary
         by_type = markdown(
             con,
             """SELECT line_item_type, currency, count(*) AS line_items, sum(unblended_cost) AS unblended_cost,
@@ -121,11 +109,4 @@ def cur_line_items(
             "out_of_scope_unblended": MetadataValue.float(as_float((unblended or 0) - (in_scope or 0))),
             "by_line_item_type": by_type,
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="one_delivery",
-                passed=deliveries_in_month == 1,
-                metadata={"deliveries_in_month": MetadataValue.int(deliveries_in_month)},
-            )
-        ],
     )

@@ -26,7 +26,8 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.assets.common import month_of
+from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError

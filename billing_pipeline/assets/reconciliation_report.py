@@ -1,17 +1,9 @@
 """reconciliation_report: what the application estimated against what AWS billed, per tenant."""
 
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -52,11 +44,6 @@ def estimated_vs_actual_chart(totals, title: str, width: int = CHART_WIDTH) -> s
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb"},
-    check_specs=[
-        AssetCheckSpec("variance_within_threshold", asset="reconciliation_report",
-                       description="Warns on tenant x resource type rows whose variance exceeds the threshold."),
-        AssetCheckSpec("no_duplicate_report_rows", asset="reconciliation_report", blocking=True),
-    ],
 )
 def reconciliation_report(
     context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
@@ -85,9 +72,6 @@ def reconciliation_report(
                FROM reconciliation_report WHERE billing_period = ? AND resource_type = 'total'""",
             [period],
         ).fetchall()[0]
-        no_duplicates = duplicate_check(
-            con, "reconciliation_report", ["accountant_id", "resource_type", "currency"], period, "no_duplicate_report_rows"
-        )
     flagged = report[report["flagged"] & (report["resource_type"] != "total")]
     estimated_total, actual_total, flagged_tenants = totals
     status = "final" if is_final else "provisional"
@@ -108,16 +92,4 @@ def reconciliation_report(
                 ].itertuples(index=False),
                 f"Estimated vs actual per tenant, {period:%Y-%m} ({status})")),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="variance_within_threshold",
-                passed=flagged.empty,
-                severity=AssetCheckSeverity.WARN,
-                metadata={
-                    "flagged": MetadataValue.md(flagged.to_markdown(index=False) if not flagged.empty else "none"),
-                    "flagged_accountants": ", ".join(sorted(set(flagged["accountant_id"]))) or "none",
-                },
-            ),
-            no_duplicates,
-        ],
     )

@@ -3,24 +3,15 @@
 
 from decimal import Decimal
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, month_of, stage_sql
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
-GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
 METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost", "net_amortized": "net_amortized_cost"}
 
 
@@ -30,12 +21,6 @@ METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost", "
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb"},
-    check_specs=[
-        AssetCheckSpec("attributed_plus_unattributed_equals_cur", asset="tenant_costs", blocking=True,
-                       description="Per day x service x currency the tenants' and unattributed cost equal the "
-                                   "application's CUR cost exactly."),
-        AssetCheckSpec("no_duplicate_tenant_costs", asset="tenant_costs", blocking=True),
-    ],
 )
 def tenant_costs(
     context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
@@ -80,20 +65,6 @@ def tenant_costs(
                           + not_conserved.to_markdown(index=False))
 
         rows = con.replace_month_with_query("tenant_costs", period, stage_sql("tenant_costs"), {"cost_metric": metric})
-
-        daily_mismatches = con.execute(
-            f"""WITH facts AS (
-                    SELECT CAST(usage_hour AS DATE) AS usage_date, service, currency, sum({METRIC_COLUMN[metric]}) AS cost
-                    FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope GROUP BY ALL),
-                attributed AS (
-                    SELECT usage_date, service, currency, sum(cost) AS cost
-                    FROM tenant_costs WHERE billing_period = $billing_period GROUP BY ALL)
-                SELECT usage_date, service, currency, facts.cost AS cur_cost, attributed.cost AS attributed_cost
-                FROM facts FULL JOIN attributed USING (usage_date, service, currency)
-                WHERE coalesce(facts.cost, 0) <> coalesce(attributed.cost, 0) LIMIT 10""",
-            {"billing_period": period},
-        ).df()
-        no_duplicates = duplicate_check(con, "tenant_costs", GRAIN, period, "no_duplicate_tenant_costs")
 
         scope_totals = con.execute(
             f"""SELECT currency, sum({METRIC_COLUMN[metric]}) FILTER (in_scope), sum({METRIC_COLUMN[metric]}) FILTER (NOT in_scope),
@@ -142,15 +113,4 @@ def tenant_costs(
     for allocation in ("direct", "shared_hour", "shared_day", "shared_month", "unattributed"):
         metadata[f"facts/{allocation}"] = MetadataValue.int(int(fact_allocations.get(allocation, 0)))
     metadata["allocation_rows"] = MetadataValue.int(int(sum(allocations.values())))
-    return MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            AssetCheckResult(
-                check_name="attributed_plus_unattributed_equals_cur",
-                passed=daily_mismatches.empty,
-                metadata={"mismatches": MetadataValue.md(
-                    daily_mismatches.to_markdown(index=False) if not daily_mismatches.empty else "none")},
-            ),
-            no_duplicates,
-        ],
-    )
+    return MaterializeResult(metadata=metadata)

@@ -78,7 +78,7 @@ def _build(root: Path) -> Built:
         mp.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
         mp.setenv("BILLING_USAGE_URI", sample.usage_uri)
         mp.setenv("BILLING_WAREHOUSE", str(warehouse))
-        result = materialize(list(defs.assets), selection=CORE_TABLES, resources=defs.resources,
+        result = materialize([*defs.assets, *defs.asset_checks], selection=CORE_TABLES, resources=defs.resources,
                              partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
         assert result.success
     with duckdb.connect(str(warehouse)) as con:

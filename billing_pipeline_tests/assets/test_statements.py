@@ -120,7 +120,8 @@ def run(env, names, monkeypatch_context):
 
     for variable, value in env.items():
         monkeypatch_context.setenv(variable, value)
-    return materialize([a for a in defs.assets if a.key.to_user_string() in names], resources=defs.resources,
+    checks = [c for c in defs.asset_checks if {k.asset_key.to_user_string() for k in c.check_keys} <= set(names)]
+    return materialize([a for a in defs.assets if a.key.to_user_string() in names] + checks, resources=defs.resources,
                        partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
 
 
