@@ -122,7 +122,7 @@ def create_app(warehouse: str | None = None, tokens_file: str | None = None) -> 
         try:
             accountant_id = store.accountant_for(token.strip())
         except (TokensFileError, OSError):
-            raise _error(503, "The API's tokens file cannot be read; ask the operator to check BILLING_API_TOKENS.")
+            raise _error(503, "The API's tokens file cannot be read; ask the operator to check BILLING_API_TOKENS.") from None
         if accountant_id is None:
             raise _error(401, "Invalid or revoked token.", {"WWW-Authenticate": 'Bearer realm="billing", error="invalid_token"'})
         for requested in request.query_params.getlist("accountant_id"):

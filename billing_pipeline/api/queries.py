@@ -294,7 +294,7 @@ def statement(con, accountant_id: str, period: dt.date, currency_default: str = 
         }
 
     comparison = []
-    for rtype, currency, est, act, variance, variance_pct, flagged, _final in query(
+    for rtype, _currency, est, act, variance, variance_pct, flagged, _final in query(
             con, "report", month=period, accountant_id=accountant_id):
         if rtype == "total":
             est_c, act_c = totals.estimated_cents.get(period), totals.actual_cents.get(period)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_pipeline_tests.readers.test_usage_support import quantities, read_january
+from billing_pipeline_tests.readers.usage_builders import quantities, read_january
 
 GIB = 2**30
 JANUARY_HOURS = 31 * 24  # 744
