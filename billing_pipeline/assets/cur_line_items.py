@@ -10,6 +10,9 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.storage import Location
 
+# The run tag naming the delivery a run is for: the sensor sets it; a run without it loads the current delivery.
+DELIVERY_TAG = "billing/delivery_id"
+
 
 def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, period) -> int:
     """Replace the month's line items by the delivery's, normalized file by file (so an error names its file).
@@ -64,6 +67,13 @@ def cur_line_items(
     if delivery is None:
         found = ", ".join(sorted(f"{month:%Y-%m}" for month in deliveries)) or "none"
         raise Failure(f"No CUR delivery for {period:%Y-%m} under {location.uri} (months found: {found})")
+    requested = context.run.tags.get(DELIVERY_TAG)
+    if requested is not None and requested != delivery.delivery_id:
+        # AWS replaced the delivery after the sensor saw it: loading the new one would be a run that its run key
+        # misnames; the sensor's next tick requests a run for the new delivery.
+        raise Failure(f"This run is for CUR delivery {requested} of {period:%Y-%m} ({DELIVERY_TAG}), but the current "
+                      f"delivery under {location.uri} is {delivery.delivery_id}: nothing loaded, the month's last "
+                      f"load kept; the sensor requests a run for the current delivery")
 
     with warehouse.connect() as con:
         try:
