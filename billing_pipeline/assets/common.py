@@ -8,7 +8,6 @@ from importlib import resources as package_files
 import duckdb
 from dagster import AssetExecutionContext, MetadataValue
 
-from billing_pipeline.partitions import billing_period_of, month_after
 
 PREVIEW_ROWS = 20
 
@@ -19,9 +18,9 @@ def stage_sql(name: str) -> str:
 
 
 def month_of(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """The partition's billing period and the first day of the month after it."""
-    period = billing_period_of(context.partition_key)
-    return period, month_after(period)
+    """The partition's billing period and the first day of the month after it (its time window, in UTC)."""
+    window = context.partition_time_window
+    return window.start.date(), window.end.date()
 
 
 def markdown(con: duckdb.DuckDBPyConnection, sql: str, params=None, limit: int = PREVIEW_ROWS) -> MetadataValue:

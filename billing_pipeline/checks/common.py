@@ -15,7 +15,7 @@ from dagster import (
     asset_check,
 )
 
-from billing_pipeline.partitions import billing_month_partitions, billing_period_of
+from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL
 
 # The offending rows named in a failing check's metadata (enough to find them, bounded for the UI)
@@ -36,7 +36,7 @@ def month_check(table: str, *, description: str, blocking: bool = True, name: st
 
 
 def checked_month(context: AssetCheckExecutionContext) -> dt.date:
-    return billing_period_of(context.partition_key)
+    return context.partition_time_window.start.date()
 
 
 def rows_table(frame) -> MetadataValue:
