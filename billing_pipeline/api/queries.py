@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
-import time
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
-from importlib import resources as package_files
 from typing import Any, Iterable
 
+import backoff
 import duckdb
 
 from billing_pipeline.money import CENT, largest_remainder_cents
+from billing_pipeline.sql import named_statements, read_sql
 
 RESOURCE_TYPE_ORDER = ["lambda", "dynamodb", "s3", "agentcore", "bedrock", "other"]
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"  # as billing_pipeline.resources.warehouse (not imported: no Dagster here)
@@ -41,9 +40,7 @@ class NoData(Exception):
 
 @lru_cache(maxsize=1)
 def _queries() -> dict[str, str]:
-    text = package_files.files("billing_pipeline.api").joinpath("queries.sql").read_text(encoding="utf-8")
-    blocks = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return {name: sql.strip() for name, sql in zip(blocks[1::2], blocks[2::2])}
+    return dict(named_statements(read_sql("billing_pipeline.api", "queries.sql")))
 
 
 def query(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[tuple]:
@@ -70,20 +67,19 @@ def open_read_only(path: str, wait_seconds: float | None = None) -> duckdb.DuckD
         wait_seconds = float(os.environ.get("BILLING_API_LOCK_WAIT", "3"))
     if path == ":memory:" or not os.path.exists(path):
         raise WarehouseUnavailable("The billing warehouse has not been built yet: run the pipeline first.")
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(path, read_only=True)
-        except (duckdb.IOException, duckdb.ConnectionException) as error:
-            if not _is_lock_error(error):
-                raise WarehouseUnavailable(f"The billing warehouse cannot be opened ({type(error).__name__}).") from error
-            if time.monotonic() >= deadline:
-                raise WarehouseUnavailable(
-                    "The billing warehouse is busy: a pipeline run is writing it. Retry in a few seconds."
-                ) from error
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    # while the lock is held: retry with exponential backoff (0.05 s doubling to 0.5 s) for wait_seconds
+    connect = backoff.on_exception(
+        backoff.expo, (duckdb.IOException, duckdb.ConnectionException), max_time=wait_seconds,
+        giveup=lambda error: not _is_lock_error(error), factor=0.05, max_value=0.5, jitter=None,
+    )(duckdb.connect)
+    try:
+        return connect(path, read_only=True)
+    except (duckdb.IOException, duckdb.ConnectionException) as error:
+        if not _is_lock_error(error):
+            raise WarehouseUnavailable(f"The billing warehouse cannot be opened ({type(error).__name__}).") from error
+        raise WarehouseUnavailable(
+            "The billing warehouse is busy: a pipeline run is writing it. Retry in a few seconds."
+        ) from error
 
 
 # ----------------------------------------------------------------------------------------------------------------

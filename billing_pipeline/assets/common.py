@@ -3,10 +3,11 @@
 
 import datetime as dt
 from decimal import Decimal
-from importlib import resources as package_files
 
 import duckdb
 from dagster import AssetExecutionContext, MetadataValue
+
+from billing_pipeline.sql import read_sql
 
 
 PREVIEW_ROWS = 20
@@ -14,7 +15,7 @@ PREVIEW_ROWS = 20
 
 def stage_sql(name: str) -> str:
     """The SQL of a stage, kept beside its module as `<name>.sql`."""
-    return package_files.files("billing_pipeline.assets").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return read_sql("billing_pipeline.assets", f"{name}.sql")
 
 
 def month_of(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:

@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import time
 from contextlib import contextmanager
-from importlib import resources as package_files
 from typing import Iterator
 
 import duckdb
@@ -24,6 +23,7 @@ from pydantic import Field
 
 from billing_pipeline.engines import ENGINES, Engine
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
+from billing_pipeline.sql import warehouse_ddl
 from billing_pipeline.storage import locate
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -32,13 +32,6 @@ WAREHOUSE_OPENED = "Opened the warehouse"
 WAREHOUSE_CLOSED = "Closed the warehouse"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
-
-
-def warehouse_ddl() -> str:
-    """The core tables (warehouse.sql, the interface contract) and those of the outputs (warehouse_*.sql)."""
-    package = package_files.files("billing_pipeline")
-    extra = sorted(p.name for p in package.iterdir() if p.name.startswith("warehouse_") and p.name.endswith(".sql"))
-    return "\n".join(package.joinpath(name).read_text(encoding="utf-8") for name in ["warehouse.sql", *extra])
 
 
 class BillingWarehouse(ConfigurableResource):
