@@ -17,6 +17,7 @@ from billing_pipeline.assets.tenant_costs import tenant_costs
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
 from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.stripe_billing import StripeBilling
@@ -33,7 +34,7 @@ defs = Definitions(
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],
     resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
-               "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig()},
+               "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(), "aws": AwsClients()},
     # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are
     # serialized by the `duckdb_warehouse` concurrency pool (dagster_home/dagster.yaml).
     executor=in_process_executor,

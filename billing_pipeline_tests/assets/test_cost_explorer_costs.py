@@ -10,6 +10,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.cost_explorer_costs import cost_explorer_costs, cost_explorer_rows, query_window
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
@@ -42,7 +43,7 @@ def warehouse(tmp_path):
 def run(path, enabled="1", metric=None):
     return materialize(
         [cost_explorer_costs],
-        resources={"billing_config": BillingConfig(cost_metric=metric),
+        resources={"billing_config": BillingConfig(cost_metric=metric), "aws": AwsClients(),
                    "outputs_config": OutputsConfig(cost_explorer=enabled),
                    "warehouse": BillingWarehouse(database=str(path))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),

@@ -10,6 +10,7 @@ from dagster import DagsterInstance, materialize
 from billing_pipeline.assets.usage_table_writeback import dynamodb_number, usage_table_writeback
 from billing_pipeline.readers.estimates import read_estimates
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
 from billing_pipeline_tests.aws_support import TABLE, cur_item, items
@@ -32,7 +33,8 @@ def set_tenant_costs(path, rows):
 def run(path, table=TABLE):
     return materialize(
         [usage_table_writeback],
-        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path))},
+        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path)),
+                   "aws": AwsClients()},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
     )
 
