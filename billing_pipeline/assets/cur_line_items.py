@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
+from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.settings import BY_VARIABLE
@@ -19,7 +19,7 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
     """Replace the month's line items by the delivery's, normalized file by file (so an error names its file).
     On DuckDB the CUR reader streams the files straight into the table inside the replacing transaction; on Spark
     Spark reads them itself and runs the same normalization (readers/cur_spark.py), so a month is not bounded by
-    one machine."""
+    one machine. Either way the rows are refused before they replace the month if any is of another month."""
 
     def refuse_other_months(table: str) -> None:
         ((foreign,),) = engine.execute(
@@ -30,20 +30,7 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
             raise CurFormatError(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
                                  f"{period:%Y-%m} belong to another billing period")
 
-    if engine.name == "duckdb":
-        def insert() -> None:
-            insert_line_items(engine.con, location, delivery, "cur_line_items")
-            refuse_other_months("cur_line_items")
-
-        return engine.replace_month_with("cur_line_items", period, insert)
-    from billing_pipeline.readers.cur_spark import stage_line_items as stage_in_spark
-
-    stage_in_spark(engine, location, delivery, "delivery_line_items")
-    try:
-        refuse_other_months("delivery_line_items")
-        return engine.replace_month("cur_line_items", period, "delivery_line_items")
-    finally:
-        engine.drop("delivery_line_items")
+    return engine.replace_month_with_cur("cur_line_items", period, location, delivery, refuse_other_months)
 
 
 @asset(

@@ -12,12 +12,17 @@ small interface, which is all the assets use:
     replace_month_with_slices(table, period, sql, [params, ...])   ... those of one query run once per slice
         of the month (on DuckDB each slice is its own INSERT in the one transaction, so a month too large to
         aggregate in the memory limit is aggregated a slice at a time; Spark takes their union in one job)
+    replace_month_with_cur(table, period, location, delivery, validate)   ... the CUR delivery's line items, read
+        by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
+        new rows before they replace the month
+
+Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import pyarrow as pa
 
@@ -48,3 +53,6 @@ class Engine(Protocol):
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int: ...
 
     def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any]) -> int: ...
+
+    def replace_month_with_cur(self, table: str, billing_period: dt.date, location: Any, delivery: Any,
+                               validate: Callable[[str], None]) -> int: ...

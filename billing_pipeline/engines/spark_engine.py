@@ -153,6 +153,19 @@ class SparkEngine:
         finally:
             self.drop(staged)
 
+    def replace_month_with_cur(self, table: str, billing_period: dt.date, location, delivery, validate) -> int:
+        """The month's rows become the CUR delivery's line items, read and normalized by Spark itself
+        (readers/cur_spark.py) into a staged view that `validate(view)` sees before the month is replaced."""
+        from billing_pipeline.readers.cur_spark import stage_line_items
+
+        staged = f"delivery_{table}"
+        stage_line_items(self, location, delivery, staged)
+        try:
+            validate(staged)
+            return self.replace_month(table, billing_period, staged)
+        finally:
+            self.drop(staged)
+
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
         columns = self.schemas[table]
         present = set(self.session.table(staged).columns)
