@@ -1,7 +1,11 @@
 -- reconciliation_report: the application's estimates against the attributed actual cost, per tenant x resource
--- type, and per tenant ('total'). actual_cost is all of the tenant's cost of that type: direct, shared and
--- fallback alike. A row is flagged when |variance| exceeds the threshold share of the estimate, or when cost
--- arrived that nothing estimated.
+-- type x currency, and per tenant x currency ('total'). actual_cost is all of the tenant's cost of that type:
+-- direct, shared, fallback and its part of account-level lines alike.
+-- As the seed defines it: variance = actual - estimated, variance_pct = variance / actual x 100, and 0 when actual
+-- is not positive. A row is flagged when |variance_pct| exceeds the threshold, when cost arrived that nothing
+-- estimated, or when an estimate found no cost (actual not positive).
+-- Estimates carry no currency: they are in the pricing file's ($currency) and are compared only with actuals of
+-- that currency; actuals of any other currency get rows of their own with no estimate.
 WITH actual AS (
     SELECT accountant_id, resource_type, currency, sum(cost) AS actual_cost
     FROM tenant_costs
@@ -9,7 +13,7 @@ WITH actual AS (
     GROUP BY ALL
 ),
 estimated AS (
-    SELECT accountant_id, resource_type, sum(estimated_cost) AS estimated_cost
+    SELECT accountant_id, resource_type, $currency AS currency, sum(estimated_cost) AS estimated_cost
     FROM estimated_usage
     WHERE billing_period = $billing_period
     GROUP BY ALL
@@ -18,11 +22,11 @@ by_resource_type AS (
     SELECT
         accountant_id,
         resource_type,
-        coalesce(a.currency, $currency)                                        AS currency,
+        currency,
         coalesce(e.estimated_cost, 0)                                          AS estimated_cost,
         coalesce(a.actual_cost, 0)                                             AS actual_cost
     FROM actual a
-    FULL OUTER JOIN estimated e USING (accountant_id, resource_type)
+    FULL OUTER JOIN estimated e USING (accountant_id, resource_type, currency)
 ),
 with_totals AS (
     SELECT * FROM by_resource_type
@@ -39,12 +43,14 @@ SELECT
     CAST(estimated_cost AS DECIMAL(38, 10))                                    AS estimated_cost,
     CAST(actual_cost AS DECIMAL(38, 10))                                       AS actual_cost,
     CAST(actual_cost - estimated_cost AS DECIMAL(38, 10))                      AS variance,
-    CASE WHEN estimated_cost <> 0
-         THEN CAST(round(CAST(actual_cost - estimated_cost AS DOUBLE) * 100 / CAST(estimated_cost AS DOUBLE), 4)
-                   AS DECIMAL(38, 4)) END                                      AS variance_pct,
+    CASE WHEN actual_cost > 0
+         THEN CAST(round(CAST(actual_cost - estimated_cost AS DOUBLE) * 100 / CAST(actual_cost AS DOUBLE), 4)
+                   AS DECIMAL(38, 4))
+         ELSE CAST(0 AS DECIMAL(38, 4)) END                                    AS variance_pct,
     -- compared in DECIMAL, not through the rounded percentage
-    CASE WHEN estimated_cost = 0 THEN actual_cost <> 0
-         ELSE abs(actual_cost - estimated_cost) * 100 > CAST($threshold_pct AS DECIMAL(38, 10)) * abs(estimated_cost)
+    CASE WHEN estimated_cost = 0 THEN actual_cost <> 0                         -- cost nothing estimated
+         WHEN actual_cost <= 0 THEN true                                       -- an estimate that found no cost
+         ELSE abs(actual_cost - estimated_cost) * 100 > CAST($threshold_pct AS DECIMAL(38, 10)) * actual_cost
     END                                                                        AS flagged,
     $is_final                                                                  AS is_final
 FROM with_totals
