@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
-from billing_pipeline_tests.readers.test_usage_support import (
+from billing_pipeline_tests.readers.usage_builders import (
     of_service,
     quantities,
     read_january,

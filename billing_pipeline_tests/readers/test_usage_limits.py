@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pyarrow as pa
 
 from billing_pipeline.assets.common import stage_sql
-from billing_pipeline_tests.readers.test_usage_support import (
+from billing_pipeline_tests.readers.usage_builders import (
     JANUARY,
     of_service,
     read_january,
