@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS hourly_cost_facts (
     unblended_cost      DECIMAL(38, 10) NOT NULL,
     amortized_cost      DECIMAL(38, 10) NOT NULL,
     net_amortized_cost  DECIMAL(38, 10),
-    line_items          BIGINT NOT NULL         -- how many cur_line_items rows the fact sums
+    line_items          BIGINT NOT NULL,        -- how many cur_line_items rows the fact sums
+    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS usage_shares (
@@ -111,7 +112,8 @@ CREATE TABLE IF NOT EXISTS tenant_costs (
     driver_quantity     DECIMAL(38, 10),        -- the tenant's quantity of that driver behind the cost
     currency            VARCHAR NOT NULL,
     cost_metric         VARCHAR NOT NULL,       -- unblended | amortized | net_amortized
-    cost                DECIMAL(38, 10) NOT NULL
+    cost                DECIMAL(38, 10) NOT NULL,
+    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS estimated_usage (
@@ -136,5 +138,6 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     variance_pct        DECIMAL(38, 4),           -- variance / actual x 100 (the seed's); 0 when actual is not positive
     flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, cost nobody estimated, or an
                                                   -- estimate that found no cost; estimates only vs their currency
-    is_final            BOOLEAN NOT NULL          -- the month's CUR carries an invoice id
+    is_final            BOOLEAN NOT NULL,         -- the month's CUR carries an invoice id
+    delivery_id         VARCHAR                   -- the cur_line_items delivery the month was computed from
 );

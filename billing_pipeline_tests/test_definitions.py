@@ -60,7 +60,7 @@ def test_job_schedule_sensor():
         "variance_within_threshold", "no_duplicate_report_rows",
         "no_duplicate_invoice_items", "stripe_items_match_charges",
         "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",
-        "no_duplicate_statement_lines", "cost_explorer_matches_cur",
+        "no_duplicate_statement_lines", "cost_explorer_matches_cur", "month_from_one_delivery",
         "no_duplicate_line_items", "no_duplicate_estimates", "no_duplicate_writeback_items",
         "no_duplicate_cost_explorer_rows",
     ])

@@ -6,6 +6,7 @@ from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries
+from billing_pipeline.readers.cur_validation import validate_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.settings import BY_VARIABLE
@@ -30,7 +31,11 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
             raise CurFormatError(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
                                  f"{period:%Y-%m} belong to another billing period")
 
-    return engine.replace_month_with_cur("cur_line_items", period, location, delivery, refuse_other_months)
+    def verify(relation: str) -> None:
+        refuse_other_months(relation)
+        validate_line_items(engine, relation, period)  # before the commit: a failure keeps the month
+
+    return engine.replace_month_with_cur("cur_line_items", period, location, delivery, verify)
 
 
 @asset(
