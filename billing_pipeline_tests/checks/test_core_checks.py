@@ -25,7 +25,7 @@ def test_the_materialized_month_passed_every_blocking_check(checked_month):
         "no_duplicate_facts": True, "shares_sum_to_one": True, "no_duplicate_shares": True,
         "no_duplicate_estimates": True, "attributed_plus_unattributed_equals_cur": True, "bill_conserved": True,
         "no_duplicate_tenant_costs": True, "no_duplicate_report_rows": True, "no_duplicate_pricing_feedback": True,
-        "statement_cents_add_up": True, "no_duplicate_statement_lines": True,
+        "statement_cents_add_up": True, "no_duplicate_statement_lines": True, "month_from_one_delivery": True,
     }
 
 
