@@ -11,6 +11,7 @@ from billing_pipeline.assets.estimated_usage import estimated_usage
 from billing_pipeline.assets.hourly_cost_facts import hourly_cost_facts
 from billing_pipeline.assets.invoices import invoices
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
+from billing_pipeline.assets.published_billing import published_billing
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
 from billing_pipeline.assets.statements import statements
 from billing_pipeline.assets.tenant_costs import tenant_costs
@@ -27,7 +28,8 @@ from billing_pipeline.sensors import cur_delivery_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
-            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
+            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs,
+            published_billing],
     # every @asset_check of billing_pipeline/checks/<table>.py
     asset_checks=load_asset_checks_from_package_module(checks),
     jobs=[billing_month_job],
