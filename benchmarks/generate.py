@@ -502,7 +502,7 @@ def write_cur(plan: Plan, out: Path) -> list[str]:
     pending = [shared, extra]
     if usage_rows == 0:
         chunks = [("usage", (0, 0))]
-    for index, (kind, spec) in enumerate(c for c in chunks if c[0] == "usage"):
+    for index, (_kind, spec) in enumerate(c for c in chunks if c[0] == "usage"):
         parts = [_usage_chunk(plan, *spec)] + (pending if index == 0 else [])
         merged = {k: (pa.concat_arrays([p[k] if isinstance(p[k], pa.Array) else pa.array(p[k], pa.string())
                                         for p in parts]) if k == "resource"

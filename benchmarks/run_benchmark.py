@@ -82,7 +82,7 @@ def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
     partition = f"{data['month'][:7]}-01"
     began = time.perf_counter()
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(list(defs.assets), resources=resources, partition_key=partition, instance=instance)
+        result = materialize([*defs.assets, *defs.asset_checks], resources=resources, partition_key=partition, instance=instance)
         seconds = time.perf_counter() - began
         assert result.success
         starts, steps, windows = {}, {}, {}
@@ -128,7 +128,7 @@ def run_spark(data: dict, work: Path, profile: bool) -> dict:
 
     began = time.perf_counter()
     with DagsterInstance.ephemeral() as instance:
-        result = materialize(list(defs.assets), resources=defs.resources, selection=AssetSelection.assets(*CORE_CHAIN),
+        result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, selection=AssetSelection.assets(*CORE_CHAIN),
                              partition_key=f"{data['month'][:7]}-01", instance=instance)
     seconds = time.perf_counter() - began
     assert result.success
@@ -238,12 +238,11 @@ class Timings:
         return wrapper
 
     def instrument(self):
-        """A BillingWarehouse whose connections time each statement; the readers' own DuckDB connections and
-        file reading functions are wrapped too (in this subprocess only)."""
-        import duckdb
-
-        from billing_pipeline.assets import cur_line_items, estimated_usage, usage_shares
-        from billing_pipeline.readers import estimates, usage_logs
+        """A BillingWarehouse whose connections time each statement; the readers' own DuckDB connections
+        (scratch_connection) and their file reading functions are wrapped too, in every module that imported them
+        by name (in this subprocess only). A name found nowhere stops the run: a profile that silently times
+        nothing is worse than none."""
+        from billing_pipeline.engines import duckdb_engine
         from billing_pipeline.resources.warehouse import BillingWarehouse
 
         timings = self
@@ -258,20 +257,15 @@ class Timings:
                     else:
                         yield _TimedConnection(con, timings)
 
-        class TimedDuckDB:
-            def __getattr__(self, name):
-                return getattr(duckdb, name)
+        scratch = duckdb_engine.scratch_connection
 
-            def connect(self, *args, **kwargs):
-                return _TimedConnection(duckdb.connect(*args, **kwargs), timings)
+        def timed_scratch_connection():
+            return _TimedConnection(scratch(), timings)
 
-        usage_logs.duckdb = TimedDuckDB()
-        estimates.duckdb = TimedDuckDB()
-        for module, name in ((usage_logs, "read_lines_of_files"), (usage_logs, "read_inventory_usage"),
-                             (cur_line_items, "find_deliveries"), (usage_shares, "read_usage_evidence"),
-                             (estimated_usage, "read_estimates"), (estimates, "read_lines_of_files")):
-            setattr(module, name, self.timed(f"python: {module.__name__.rsplit('.', 1)[-1]}.{name}()",
-                                             getattr(module, name)))
+        _replace_everywhere("scratch_connection", scratch, timed_scratch_connection)
+        for name in PROFILED_FUNCTIONS:
+            original = _defined(name)
+            _replace_everywhere(name, original, self.timed(f"python: {name}()", original))
         return TimedWarehouse()
 
     def report(self) -> list[dict]:
@@ -279,12 +273,39 @@ class Timings:
                 for (asset, label), s in sorted(self.seconds.items(), key=lambda kv: -kv[1])]
 
 
+# The readers' functions that read files or services, timed wherever they are called from
+PROFILED_FUNCTIONS = ["find_deliveries", "read_usage_evidence", "read_inventory_usage", "read_lines_of_files",
+                      "read_estimates"]
+
+
+def _pipeline_modules():
+    return [m for name, m in list(sys.modules.items()) if name.startswith("billing_pipeline.") and m is not None]
+
+
+def _defined(name: str):
+    """The function `name` from the module that defines it."""
+    for module in _pipeline_modules():
+        value = getattr(module, name, None)
+        if callable(value) and getattr(value, "__module__", None) == module.__name__:
+            return value
+    raise RuntimeError(f"profiler: no billing_pipeline module defines {name}(): update PROFILED_FUNCTIONS")
+
+
+def _replace_everywhere(name: str, original, replacement) -> None:
+    patched = [m for m in _pipeline_modules() if getattr(m, name, None) is original]
+    if not patched:
+        raise RuntimeError(f"profiler: no billing_pipeline module uses {name}: the profile would measure nothing")
+    for module in patched:
+        setattr(module, name, replacement)
+
+
 def _calling_asset() -> str:
+    """The asset (or `check:<table>`) whose code is on the stack."""
     frame = sys._getframe(2)
     while frame is not None:
-        match = re.search(r"billing_pipeline/assets/(\w+)\.py$", frame.f_code.co_filename)
-        if match and match.group(1) != "common":
-            return match.group(1)
+        match = re.search(r"billing_pipeline/(assets|checks)/(\w+)\.py$", frame.f_code.co_filename)
+        if match and match.group(2) != "common":
+            return match.group(2) if match.group(1) == "assets" else f"check:{match.group(2)}"
         frame = frame.f_back
     return "?"
 

@@ -1,7 +1,9 @@
 """Everything Dagster loads: `dagster dev` (via workspace.yaml) and `dagster asset materialize -m
 billing_pipeline.definitions`."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, in_process_executor, load_asset_checks_from_package_module
+
+from billing_pipeline import checks
 
 from billing_pipeline.assets.cost_explorer_costs import cost_explorer_costs
 from billing_pipeline.assets.cur_line_items import cur_line_items
@@ -17,8 +19,8 @@ from billing_pipeline.assets.tenant_costs import tenant_costs
 from billing_pipeline.assets.tenant_registry import tenant_registry
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
-from billing_pipeline.checks.month_lineage import month_from_one_delivery
 from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.outputs_config import OutputsConfig
@@ -32,12 +34,13 @@ defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
             tenant_registry, implausible_money, invoices, pricing_feedback, statements, usage_table_writeback,
             cost_explorer_costs, published_billing],
-    asset_checks=[month_from_one_delivery],
+    # every @asset_check of billing_pipeline/checks/<table>.py
+    asset_checks=load_asset_checks_from_package_module(checks),
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],
     resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
-               "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(),
+               "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(), "aws": AwsClients(),
                "tenants": TenantRegistry(), "money_bounds": MoneyBounds()},
     # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are
     # serialized by the `duckdb_warehouse` concurrency pool (dagster_home/dagster.yaml).

@@ -20,44 +20,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlglot
-from sqlglot import exp
 
-from billing_pipeline.resources.warehouse import warehouse_ddl
+from billing_pipeline.sql import arrow_schema  # noqa: F401  (the outputs' schemas, re-exported for the assets)
 from billing_pipeline.storage import Location, write_whole
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-ARROW_TYPES = {
-    exp.DataType.Type.VARCHAR: pa.string(),
-    exp.DataType.Type.TEXT: pa.string(),
-    exp.DataType.Type.DATE: pa.date32(),
-    exp.DataType.Type.BOOLEAN: pa.bool_(),
-    exp.DataType.Type.INT: pa.int32(),
-    exp.DataType.Type.BIGINT: pa.int64(),
-    exp.DataType.Type.DOUBLE: pa.float64(),
-    exp.DataType.Type.TIMESTAMP: pa.timestamp("us"),
-}
-
-
-def arrow_schema(table: str) -> pa.Schema:
-    """The Arrow schema of a warehouse table, from its CREATE TABLE (warehouse*.sql): money stays DECIMAL."""
-    for statement in sqlglot.parse(warehouse_ddl(), read="duckdb"):
-        if isinstance(statement, exp.Create) and isinstance(statement.this, exp.Schema) \
-                and statement.this.this.name == table:
-            fields = []
-            for column in statement.this.expressions:
-                if not isinstance(column, exp.ColumnDef):
-                    continue
-                kind = column.args["kind"]
-                if kind.this == exp.DataType.Type.DECIMAL:
-                    precision, scale = (int(e.name) for e in kind.expressions)
-                    fields.append(pa.field(column.name, pa.decimal128(precision, scale)))
-                else:
-                    fields.append(pa.field(column.name, ARROW_TYPES[kind.this]))
-            return pa.schema(fields)
-    raise KeyError(f"no table {table} in the warehouse DDL")
 
 
 def month_table(con, table: str, billing_period: dt.date, order_by: str) -> pa.Table:

@@ -25,6 +25,3 @@ def billing_period_of(partition_key: str) -> dt.date:
     """The billing period (first day of the month) a partition key stands for."""
     return dt.date.fromisoformat(partition_key)
 
-
-def month_after(billing_period: dt.date) -> dt.date:
-    return (billing_period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)

@@ -5,6 +5,7 @@ import json
 
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, sensor
 
+from billing_pipeline.assets.cur_line_items import DELIVERY_TAG
 from billing_pipeline.jobs import billing_month_job
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import find_deliveries
@@ -29,7 +30,8 @@ def cur_delivery_sensor(context: SensorEvaluationContext, billing_config: Billin
             RunRequest(
                 run_key=f"{key}:{delivery.delivery_id}",
                 partition_key=key,
-                tags={"billing/delivery_id": delivery.delivery_id[:63], "billing/trigger": "cur_delivery_sensor"},
+                # cur_line_items loads this delivery or fails (never another one under the same run key)
+                tags={DELIVERY_TAG: delivery.delivery_id, "billing/trigger": "cur_delivery_sensor"},
             )
         )
         seen[key] = delivery.delivery_id

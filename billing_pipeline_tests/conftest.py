@@ -1,13 +1,22 @@
-"""Shared fixtures: an empty in-memory warehouse with every table of warehouse.sql."""
+"""Shared fixtures: an empty in-memory warehouse, the local AWS server (moto) with the application's usage table,
+and a local Stripe (localstripe). Their helpers are in aws_support.py and stripe_support.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from decimal import Decimal as D
 from pathlib import Path
 
+import boto3
 import duckdb
+import httpx
 import pytest
 
 from billing_pipeline.resources.warehouse import warehouse_ddl
+from billing_pipeline_tests.aws_support import TABLE, cur_item
+from billing_pipeline_tests.stripe_support import API_KEY, LAUNCHER
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 
@@ -52,7 +61,7 @@ def moto_endpoint():
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                raise RuntimeError("moto_server did not start")
+                raise RuntimeError("moto_server did not start") from None
             time.sleep(0.1)
     yield endpoint
     server.terminate()
@@ -90,3 +99,45 @@ def no_real_services(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="module")
+def localstripe():
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/v1/customers", auth=(API_KEY, ""), timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError("localstripe did not start")
+        time.sleep(0.1)
+    yield base
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def usage_table(aws):
+    dynamodb = boto3.resource("dynamodb")
+    table = dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "accountant_id", "KeyType": "HASH"},
+                   {"AttributeName": "timestamp", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "accountant_id", "AttributeType": "S"},
+                              {"AttributeName": "timestamp", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # the application's own estimate items, and an actual-cost item of another month: never touched
+    table.put_item(Item={"accountant_id": "acc-1", "timestamp": "2026-01-02T10:15:00Z", "month": "2026-01",
+                         "operation": "compute_tax", "resource_type": "lambda", "quantity": D("1.5"),
+                         "unit_cost": D("0.0000166667"), "estimated_cost": D("0.000025")})
+    table.put_item(Item=cur_item("acc-1", 31, "AWSLambda", "lambda", "9.99") | {
+        "timestamp": "2025-12-31T00:00:00Z#cur#AWSLambda", "month": "2025-12", "usage_date": "2025-12-31"})
+    return table

@@ -41,3 +41,24 @@ def test_an_approach_beyond_the_memory_limit_is_stopped_and_reported(tmp_path):
     (seed,) = json.loads(results.with_suffix(".json").read_text())["results"]
     assert seed["did_not_fit"] is True and seed["peak_rss_bytes"] > 20 * 2**20
     assert "| (b) seed (pandas) | did not fit: stopped at" in results.read_text()
+
+
+def test_the_profile_times_what_each_asset_and_its_readers_run(tmp_path):
+    """--profile-only times the warehouse's statements, the readers' own DuckDB (scratch) statements and their
+    file reading, attributed to the asset or check that ran them: none of it may silently go untimed."""
+    results = tmp_path / "results.md"
+    assert main(["--rows", "2000", "--tenants", "12", "--data-dir", str(tmp_path / "data"), "--profile-only",
+                 "--results", str(results), "--clean"]) == 0
+    (profile,) = json.loads(results.with_suffix(".json").read_text())["profiles"]
+    timed = {(p["asset"], p["what"]) for p in profile["profile"]}
+    for asset, what in [("cur_line_items", "python: find_deliveries()"),
+                        ("usage_shares", "python: read_usage_evidence()"),
+                        ("usage_shares", "python: read_lines_of_files()"),
+                        ("usage_shares", "python: read_inventory_usage()"),
+                        ("estimated_usage", "python: read_estimates()")]:
+        assert (asset, what) in timed
+    by_asset = {asset for asset, what in timed if what.startswith("sql: ")}
+    assert {"cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
+            "check:tenant_costs", "check:hourly_cost_facts"} <= by_asset
+    # the readers' scratch DuckDB: the log parsing's statements are timed inside usage_shares
+    assert sum(1 for asset, what in timed if asset == "usage_shares" and what.startswith("sql: ")) >= 3

@@ -65,7 +65,8 @@ def test_job_schedule_sensor():
         "no_duplicate_invoice_items", "stripe_items_match_charges",
         "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",
         "no_duplicate_statement_lines", "cost_explorer_matches_cur", "month_from_one_delivery", "tenants_are_known",
-        "money_is_plausible",
+        "money_is_plausible", "no_duplicate_line_items", "no_duplicate_estimates", "no_duplicate_writeback_items",
+        "no_duplicate_cost_explorer_rows",
     ])
 
 

@@ -33,7 +33,7 @@ def point_at(monkeypatch, sample, warehouse: Path):
 
 def run_month(partition_key="2026-01-01", raise_on_error=True):
     return materialize(
-        list(defs.assets), resources=defs.resources, partition_key=partition_key,
+        [*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key=partition_key,
         instance=DagsterInstance.ephemeral(), raise_on_error=raise_on_error,
     )
 

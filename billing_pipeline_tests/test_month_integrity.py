@@ -30,8 +30,8 @@ from billing_pipeline.checks.month_lineage import month_from_one_delivery
 from billing_pipeline.definitions import defs
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests.api.conftest import in_process_client
-from billing_pipeline_tests.assets.test_invoices import API_KEY, Stripe, localstripe  # noqa: F401 (fixture)
-from billing_pipeline_tests.readers.test_cur_fixtures import legacy_row, write_csv, write_legacy_manifest
+from billing_pipeline_tests.stripe_support import API_KEY, Stripe
+from billing_pipeline_tests.readers.cur_builders import legacy_row, write_csv, write_legacy_manifest
 
 JAN = dt.date(2026, 1, 1)
 TABLES = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
@@ -163,7 +163,7 @@ def test_a_process_killed_inside_the_replacing_transaction_leaves_the_last_good_
 # -- item 6: one delivery per month across tables -------------------------------------------------------------
 
 
-def test_a_half_recomputed_month_is_refused_by_every_reader_until_rerun(month, monkeypatch, localstripe):  # noqa: F811
+def test_a_half_recomputed_month_is_refused_by_every_reader_until_rerun(month, monkeypatch, localstripe):
     root, cur = month
     with duckdb.connect(str(root / "w.duckdb"), read_only=True) as con:
         ((old,),) = con.execute("SELECT DISTINCT delivery_id FROM cur_line_items").fetchall()

@@ -58,14 +58,14 @@ def test_s3_delivery_restatement_and_unchanged_month(tmp_path, aws, monkeypatch)
 
     requests, cursor = tick(None, cur_uri)
     assert requests == [("2026-01-01", f"2026-01-01:{manifest['assemblyId']}")]
-    assert materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+    assert materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
                        instance=DagsterInstance.ephemeral()).success
     assert tick(cursor, cur_uri) == ([], cursor)
 
     upload(Path(restated.cur_uri), bucket)  # AWS rewrites the month: new assembly, same keys
     requests, cursor = tick(cursor, cur_uri)
     assert requests == [("2026-01-01", f"2026-01-01:{assembly_id(Path(restated.cur_uri))}")]
-    assert materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+    assert materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
                        instance=DagsterInstance.ephemeral()).success
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         rows, bill, final, deliveries = con.execute(
@@ -75,3 +75,36 @@ def test_s3_delivery_restatement_and_unchanged_month(tmp_path, aws, monkeypatch)
     assert (rows, bill, final, deliveries) == (restated.line_items, restated.bill_total, True, 1)
     assert report_final is True
     assert tick(cursor, cur_uri) == ([], cursor)
+
+
+def test_a_sensor_run_loads_the_delivery_its_tag_names_or_fails(tmp_path, monkeypatch):
+    """The run key and tag name a delivery; if AWS replaced it before the run, cur_line_items loads nothing and
+    says which delivery it was asked for and which one is current (the sensor asks for the new one next tick)."""
+    from billing_pipeline.assets.cur_line_items import cur_line_items
+    from billing_pipeline.resources.warehouse import BillingWarehouse
+
+    first = generate_month(tmp_path / "first", JAN, tenants=2, rows=300, seed=1)
+    restated = generate_month(tmp_path / "restated", JAN, tenants=2, rows=350, seed=2)
+    context = build_sensor_context(resources={"billing_config": BillingConfig(cur_uri=first.cur_uri)})
+    (request,) = cur_delivery_sensor(context).run_requests
+    assert request.tags["billing/delivery_id"] == assembly_id(Path(first.cur_uri))
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    def run(cur_uri):
+        return materialize([cur_line_items], partition_key="2026-01-01", tags=request.tags,
+                           resources={"billing_config": BillingConfig(cur_uri=cur_uri),
+                                      "warehouse": BillingWarehouse(database=str(warehouse))},
+                           instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+    assert run(first.cur_uri).success
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        before = con.execute("SELECT delivery_id, count(*) FROM cur_line_items GROUP BY ALL").fetchall()
+    assert [delivery for delivery, _ in before] == [assembly_id(Path(first.cur_uri))]
+
+    result = run(restated.cur_uri)  # AWS restated the month after the sensor's tick
+    assert not result.success
+    error = str(next(e for e in result.all_events if e.is_step_failure).event_specific_data.error)
+    assert (f"This run is for CUR delivery {assembly_id(Path(first.cur_uri))} of 2026-01 (billing/delivery_id), "
+            f"but the current delivery under {restated.cur_uri} is {assembly_id(Path(restated.cur_uri))}") in error
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT delivery_id, count(*) FROM cur_line_items GROUP BY ALL").fetchall() == before

@@ -126,7 +126,7 @@ def test_a_run_with_a_wrong_setting_fails_before_any_step(tmp_path, monkeypatch)
     monkeypatch.setenv("BILLING_CUR_URI", str(tmp_path / "cur"))
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("BILLING_COST_METRIC", "amortised")
-    result = materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+    result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
                          instance=DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
     assert result.get_step_success_events() == []

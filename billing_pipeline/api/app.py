@@ -167,7 +167,7 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
         try:
             found = store.grant_for(token.strip())
         except (TokensFileError, OSError):
-            raise _error(503, "The API's tokens file cannot be read; ask the operator to check BILLING_API_TOKENS.")
+            raise _error(503, "The API's tokens file cannot be read; ask the operator to check BILLING_API_TOKENS.") from None
         invalid = {"WWW-Authenticate": 'Bearer realm="billing", error="invalid_token"'}
         if found is None:
             raise _error(401, "Invalid or revoked token.", invalid)

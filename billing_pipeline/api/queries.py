@@ -9,15 +9,14 @@ Nothing here rounds money; the only arithmetic is the unit cost, a ratio (cost /
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal, localcontext
 from functools import lru_cache
-from importlib import resources as package_files
 from typing import Any, Iterable
 
 import duckdb
 
 from billing_pipeline.catalog import load_catalog
+from billing_pipeline.sql import named_statements, read_sql
 
 RESOURCE_TYPE_ORDER = list(load_catalog().resource_types())
 UNIT_COST_PLACES = Decimal("1e-12")  # a ratio, not money: shown to 12 decimal places
@@ -34,9 +33,7 @@ class NoData(Exception):
 
 @lru_cache(maxsize=1)
 def _queries() -> dict[str, str]:
-    text = package_files.files("billing_pipeline.api").joinpath("queries.sql").read_text(encoding="utf-8")
-    blocks = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return {name: sql.strip() for name, sql in zip(blocks[1::2], blocks[2::2])}
+    return dict(named_statements(read_sql("billing_pipeline.api", "queries.sql")))
 
 
 def sql(name: str) -> str:

@@ -3,25 +3,25 @@
 
 import datetime as dt
 from decimal import Decimal
-from importlib import resources as package_files
 
 import duckdb
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MetadataValue
+from dagster import AssetExecutionContext, MetadataValue
 
-from billing_pipeline.partitions import billing_period_of, month_after
+from billing_pipeline.sql import read_sql
+
 
 PREVIEW_ROWS = 20
 
 
 def stage_sql(name: str) -> str:
     """The SQL of a stage, kept beside its module as `<name>.sql`."""
-    return package_files.files("billing_pipeline.assets").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return read_sql("billing_pipeline.assets", f"{name}.sql")
 
 
 def month_of(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
-    """The partition's billing period and the first day of the month after it."""
-    period = billing_period_of(context.partition_key)
-    return period, month_after(period)
+    """The partition's billing period and the first day of the month after it (its time window, in UTC)."""
+    window = context.partition_time_window
+    return window.start.date(), window.end.date()
 
 
 def markdown(con: duckdb.DuckDBPyConnection, sql: str, params=None, limit: int = PREVIEW_ROWS) -> MetadataValue:
@@ -43,34 +43,3 @@ def cur_is_final(con, period: dt.date) -> bool:
         "SELECT coalesce(bool_or(invoice_id IS NOT NULL), false) FROM cur_line_items WHERE billing_period = ?", [period]
     ).fetchall()
     return bool(is_final)
-
-
-def duplicate_check(con, table: str, keys: list[str], period: dt.date, check_name: str) -> AssetCheckResult:
-    """No two rows of the month share the table's grain: a replaced month must never double."""
-    key_list = ", ".join(keys)
-    duplicates = con.execute(
-        f"""SELECT {key_list}, count(*) AS copies FROM {table} WHERE billing_period = ?
-            GROUP BY ALL HAVING count(*) > 1 LIMIT 10""",
-        [period],
-    ).df()
-    return AssetCheckResult(
-        check_name=check_name,
-        passed=duplicates.empty,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "duplicate_keys": MetadataValue.md(duplicates.to_markdown(index=False) if not duplicates.empty else "none")
-        },
-    )
-
-
-def written_once_check(con, table: str, period: dt.date, written: int, check_name: str) -> AssetCheckResult:
-    """For a table whose month is one GROUP BY over its grain (unique as written): the month holds exactly the rows
-    its replacing statement wrote, so it was not written twice. The same guarantee as `duplicate_check` at the cost
-    of a count, where the table is as large as the month's line items."""
-    ((held,),) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?", [period]).fetchall()
-    return AssetCheckResult(
-        check_name=check_name,
-        passed=held == written,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"rows_written": MetadataValue.int(written), "rows_held": MetadataValue.int(held)},
-    )

@@ -16,11 +16,9 @@ or extra line item, a tag that CE and the CUR see differently, a delivery not ye
 
 
 import datetime as dt
-import os
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
-import boto3
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
@@ -36,6 +34,7 @@ from billing_pipeline.assets.common import as_float, month_of, stage_sql
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
@@ -115,7 +114,7 @@ def cost_explorer_rows(client, period: dt.date, start: dt.date, end: dt.date, me
 )
 def cost_explorer_costs(
     context: AssetExecutionContext, billing_config: BillingConfig, outputs_config: OutputsConfig,
-    warehouse: BillingWarehouse,
+    warehouse: BillingWarehouse, aws: AwsClients,
 ) -> MaterializeResult:
     """Cost Explorer's DAILY cost of the application per `accountant_id` tag value (BILLING_COST_EXPLORER=1; off
     and nothing written when unset), and a check against the CUR-derived cost per tenant x day."""
@@ -132,8 +131,7 @@ def cost_explorer_costs(
     start, end = query_window(period, next_period, dt.datetime.now(dt.timezone.utc).date())
     rows, pages = [], 0
     if start < end:
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        client = boto3.client("ce", region_name=region)
+        client = aws.client("ce")
         rows, pages = cost_explorer_rows(client, period, start, end, metric, outputs_config.cost_explorer_tag_key(),
                                          billing_config.application_tag())
     staged = pa.Table.from_pylist(rows, schema=arrow_schema("cost_explorer_costs"))

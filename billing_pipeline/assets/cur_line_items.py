@@ -1,31 +1,26 @@
 """cur_line_items: the month's current CUR delivery, normalized, replacing whatever the month held before."""
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
+from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries
 from billing_pipeline.readers.cur_validation import validate_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.settings import BY_VARIABLE
 from billing_pipeline.storage import Location
 
+# The run tag naming the delivery a run is for: the sensor sets it; a run without it loads the current delivery.
+DELIVERY_TAG = "billing/delivery_id"
+
 
 def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, period) -> int:
     """Replace the month's line items by the delivery's, normalized file by file (so an error names its file).
     On DuckDB the CUR reader streams the files straight into the table inside the replacing transaction; on Spark
     Spark reads them itself and runs the same normalization (readers/cur_spark.py), so a month is not bounded by
-    one machine."""
+    one machine. Either way the rows are refused before they replace the month if any is of another month."""
 
     def refuse_other_months(table: str) -> None:
         ((foreign,),) = engine.execute(
@@ -36,22 +31,11 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
             raise CurFormatError(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
                                  f"{period:%Y-%m} belong to another billing period")
 
-    if engine.name == "duckdb":
-        def insert() -> None:
-            insert_line_items(engine.con, location, delivery, "cur_line_items")
-            refuse_other_months("cur_line_items")
-            validate_line_items(engine, "cur_line_items", period)  # inside the transaction: a failure rolls back
+    def verify(relation: str) -> None:
+        refuse_other_months(relation)
+        validate_line_items(engine, relation, period)  # before the commit: a failure keeps the month
 
-        return engine.replace_month_with("cur_line_items", period, insert)
-    from billing_pipeline.readers.cur_spark import stage_line_items as stage_in_spark
-
-    stage_in_spark(engine, location, delivery, "delivery_line_items")
-    try:
-        refuse_other_months("delivery_line_items")
-        validate_line_items(engine, "delivery_line_items", period)
-        return engine.replace_month("cur_line_items", period, "delivery_line_items")
-    finally:
-        engine.drop("delivery_line_items")
+    return engine.replace_month_with_cur("cur_line_items", period, location, delivery, verify)
 
 
 @asset(
@@ -59,10 +43,6 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "s3"},
-    check_specs=[
-        AssetCheckSpec("one_delivery", asset="cur_line_items", blocking=True,
-                       description="All of the month's rows come from one delivery: a restatement replaced, never added."),
-    ],
 )
 def cur_line_items(
     context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
@@ -82,6 +62,13 @@ def cur_line_items(
         wrong = BY_VARIABLE["BILLING_CUR_URI"].check(location.uri)  # e.g. the folder does not exist
         raise Failure(f"No CUR delivery for {period:%Y-%m} under BILLING_CUR_URI={location.uri}"
                       + (f": {wrong}" if wrong else f" (months found: {found})"))
+    requested = context.run.tags.get(DELIVERY_TAG)
+    if requested is not None and requested != delivery.delivery_id:
+        # AWS replaced the delivery after the sensor saw it: loading the new one would be a run that its run key
+        # misnames; the sensor's next tick requests a run for the new delivery.
+        raise Failure(f"This run is for CUR delivery {requested} of {period:%Y-%m} ({DELIVERY_TAG}), but the current "
+                      f"delivery under {location.uri} is {delivery.delivery_id}: nothing loaded, the month's last "
+                      f"load kept; the sensor requests a run for the current delivery")
 
     with warehouse.connect() as con:
         try:
@@ -90,7 +77,7 @@ def cur_line_items(
             raise Failure(str(error)) from error
         application = billing_config.application_tag()
         summary = con.execute(
-            """SELECT count(DISTINCT delivery_id), count(DISTINCT source_file), sum(unblended_cost),
+            """SELECT count(DISTINCT source_file), sum(unblended_cost),
                       sum(unblended_cost) FILTER (application = $application),
                       sum(amortized_cost), bool_or(invoice_id IS NOT NULL), string_agg(DISTINCT currency, ', '),
                       string_agg(DISTINCT invoice_id, ', '),
@@ -99,8 +86,7 @@ def cur_line_items(
                FROM cur_line_items WHERE billing_period = $period""",
             {"period": period, "application": application},
         ).fetchall()[0]
-        (deliveries_in_month, files, unblended, in_scope, amortized, is_final, currencies, invoices,
-         invalid_tenant_tags) = summary
+        files, unblended, in_scope, amortized, is_final, currencies, invoices, invalid_tenant_tags = summary
         by_type = markdown(
             con,
             """SELECT line_item_type, currency, count(*) AS line_items, sum(unblended_cost) AS unblended_cost,
@@ -131,11 +117,4 @@ def cur_line_items(
             "by_line_item_type": by_type,
             "invalid_accountant_id_tags": MetadataValue.int(int(invalid_tenant_tags or 0)),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="one_delivery",
-                passed=deliveries_in_month == 1,
-                metadata={"deliveries_in_month": MetadataValue.int(deliveries_in_month)},
-            )
-        ],
     )

@@ -29,9 +29,10 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.assets.common import month_of
 from billing_pipeline.assets.implausible_money import hold_message, implausible_lines, settings
 from billing_pipeline.assets.tenant_registry import describe, load_registry
+from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list

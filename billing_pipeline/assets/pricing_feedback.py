@@ -3,17 +3,9 @@
 
 import json
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from billing_pipeline.assets.common import duplicate_check, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.common import cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import month_table, write_exports
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
@@ -40,12 +32,6 @@ def suggested_pricing(pricing_text: str, suggestions: dict[tuple[str, str], obje
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "csv", "parquet"},
-    check_specs=[
-        AssetCheckSpec("pricing_constants_within_threshold", asset="pricing_feedback",
-                       description="Warns on drivers whose implied unit cost differs from the pricing file's "
-                                   "constant by more than the threshold, with the suggested constants."),
-        AssetCheckSpec("no_duplicate_pricing_feedback", asset="pricing_feedback", blocking=True),
-    ],
 )
 def pricing_feedback(
     context: AssetExecutionContext, billing_config: BillingConfig, outputs_config: OutputsConfig,
@@ -72,8 +58,6 @@ def pricing_feedback(
             con.unregister("driver_prices")
             con.unregister("estimate_operations")
         export_rows = month_table(con, "pricing_feedback", period, ORDER)
-        no_duplicates = duplicate_check(con, "pricing_feedback", ["service", "driver", "currency", "accountant_id"],
-                                        period, "no_duplicate_pricing_feedback")
     exported = write_exports(outputs_config.export_location(), "pricing_feedback", period, export_rows)
     frame = export_rows.drop_columns(["billing_period"]).to_pandas()
     flagged = frame[frame["flagged"] & (frame["accountant_id"] == "total")]
@@ -89,17 +73,4 @@ def pricing_feedback(
             "suggested_pricing": MetadataValue.json(suggested_pricing(pricing_text, suggestions)),
             "exports": MetadataValue.md("\n".join(f"- `{uri}`" for uri in exported)),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="pricing_constants_within_threshold",
-                passed=flagged.empty,
-                severity=AssetCheckSeverity.WARN,
-                metadata={
-                    "flagged": MetadataValue.md(
-                        flagged[["service", "driver", "implied_unit_cost", "configured_unit_cost", "variance_pct",
-                                 "suggested_unit_cost"]].to_markdown(index=False) if not flagged.empty else "none"),
-                },
-            ),
-            no_duplicates,
-        ],
     )

@@ -1,17 +1,9 @@
 """reconciliation_report: what the application estimated against what AWS billed, per tenant."""
 
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from billing_pipeline.assets.common import as_float, cur_is_final, duplicate_check, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.assets.implausible_money import implausible_lines, lines_table, settings
 from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
 from billing_pipeline.lineage import month_delivery, stamp_params, stamped
@@ -56,11 +48,6 @@ def estimated_vs_actual_chart(totals, title: str, width: int = CHART_WIDTH) -> s
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb"},
-    check_specs=[
-        AssetCheckSpec("variance_within_threshold", asset="reconciliation_report",
-                       description="Warns on tenant x resource type rows whose variance exceeds the threshold."),
-        AssetCheckSpec("no_duplicate_report_rows", asset="reconciliation_report", blocking=True),
-    ],
 )
 def reconciliation_report(
     context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
@@ -90,9 +77,6 @@ def reconciliation_report(
                FROM reconciliation_report WHERE billing_period = ? AND resource_type = 'total'""",
             [period],
         ).fetchall()[0]
-        no_duplicates = duplicate_check(
-            con, "reconciliation_report", ["accountant_id", "resource_type", "currency"], period, "no_duplicate_report_rows"
-        )
         # the bill's implausible lines, which hold invoicing of the month (implausible_money.py), shown here too
         # (the bound from BILLING_MAX_LINE_COST: not a resource here, so the report needs no more wiring)
         implausible = implausible_lines(con, period, settings(MoneyBounds())[0])
@@ -129,16 +113,4 @@ def reconciliation_report(
                 ].itertuples(index=False),
                 f"Estimated vs actual per tenant, {period:%Y-%m} ({status})")),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="variance_within_threshold",
-                passed=flagged.empty,
-                severity=AssetCheckSeverity.WARN,
-                metadata={
-                    "flagged": MetadataValue.md(flagged.to_markdown(index=False) if not flagged.empty else "none"),
-                    "flagged_accountants": ", ".join(sorted(set(flagged["accountant_id"]))) or "none",
-                },
-            ),
-            no_duplicates,
-        ],
     )

@@ -1,24 +1,14 @@
 """usage_shares: each tenant's measured usage of the shared services, hour by hour, from the logs."""
 
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from billing_pipeline.assets.common import duplicate_check, markdown, month_of, stage_sql
+from billing_pipeline.assets.common import markdown, month_of, stage_sql
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
-
-GRAIN = ["usage_hour", "service", "driver", "scope", "accountant_id"]
 
 
 @asset(
@@ -26,11 +16,6 @@ GRAIN = ["usage_hour", "service", "driver", "scope", "accountant_id"]
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "s3"},
-    check_specs=[
-        AssetCheckSpec("shares_sum_to_one", asset="usage_shares", blocking=True,
-                       description="Per hour x service x driver x scope the tenants' quantities add up to the total."),
-        AssetCheckSpec("no_duplicate_shares", asset="usage_shares", blocking=True),
-    ],
 )
 def usage_shares(
     context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
@@ -56,15 +41,6 @@ def usage_shares(
             )
         finally:
             con.unregister("usage_evidence")
-        uneven = con.execute(
-            """SELECT usage_hour, service, driver, scope FROM usage_shares WHERE billing_period = ?
-               GROUP BY ALL
-               HAVING sum(quantity) <> any_value(total_quantity) OR count(DISTINCT total_quantity) > 1
-                   OR abs(sum(share) - 1) > 1e-9
-               LIMIT 10""",
-            [period],
-        ).df()
-        no_duplicates = duplicate_check(con, "usage_shares", GRAIN, period, "no_duplicate_shares")
         by_driver = markdown(
             con,
             """SELECT service, driver, count(DISTINCT usage_hour) AS hours, count(DISTINCT accountant_id) AS tenants,
@@ -82,14 +58,4 @@ def usage_shares(
     metadata.update({f"problems/{reason}": MetadataValue.int(count) for reason, count in sorted(evidence.problems.items())})
     if evidence.problems:
         context.log.warning(f"{period:%Y-%m}: log lines counted and not attributed to a tenant: {evidence.problems}")
-    return MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            AssetCheckResult(
-                check_name="shares_sum_to_one",
-                passed=uneven.empty,
-                metadata={"uneven_groups": MetadataValue.md(uneven.to_markdown(index=False) if not uneven.empty else "none")},
-            ),
-            no_duplicates,
-        ],
-    )
+    return MaterializeResult(metadata=metadata)

@@ -20,10 +20,8 @@ restated month whose cost moved away from a tenant, day or service leaves no sta
 
 
 import datetime as dt
-import os
 from decimal import Decimal
 
-import boto3
 import pyarrow as pa
 from boto3.dynamodb.conditions import Attr, Key
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
@@ -32,6 +30,7 @@ from billing_pipeline.assets.common import as_float, cur_is_final, month_of, sta
 from billing_pipeline.assets.tenant_registry import describe, load_registry
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
@@ -70,20 +69,15 @@ def usage_item(row: dict, period: dt.date, is_final: bool) -> dict:
 
 
 def month_cur_keys(table, accountant_id: str, period: dt.date) -> set[tuple[str, str]]:
-    """The keys of the tenant's `source = 'cur'` items of the month (a Query, paginated)."""
-    keys: set[tuple[str, str]] = set()
-    request = {
-        "KeyConditionExpression": Key("accountant_id").eq(accountant_id)
-        & Key("timestamp").begins_with(f"{period:%Y-%m}-"),
-        "FilterExpression": Attr("source").eq("cur"),
-        "ConsistentRead": True,
-    }
-    while True:
-        page = table.query(**request)
-        keys.update((item["accountant_id"], item["timestamp"]) for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return keys
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """The keys of the tenant's `source = 'cur'` items of the month (a Query, every page through boto3's
+    paginator; the table resource's client takes the condition objects and returns plain values)."""
+    pages = table.meta.client.get_paginator("query").paginate(
+        TableName=table.name,
+        KeyConditionExpression=Key("accountant_id").eq(accountant_id) & Key("timestamp").begins_with(f"{period:%Y-%m}-"),
+        FilterExpression=Attr("source").eq("cur"),
+        ConsistentRead=True,
+    )
+    return {(item["accountant_id"], item["timestamp"]) for page in pages for item in page.get("Items", [])}
 
 
 @asset(
@@ -94,7 +88,7 @@ def month_cur_keys(table, accountant_id: str, period: dt.date) -> set[tuple[str,
     kinds={"duckdb", "dynamodb"},
 )
 def usage_table_writeback(
-    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse,
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse, aws: AwsClients,
     tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Writes each tenant's attributed actual cost per service and day into the application's usage table
@@ -133,8 +127,7 @@ def usage_table_writeback(
         raise Failure(f"{period:%Y-%m}: one tenant x service x day has cost in more than one currency; the usage "
                       "table's key (accountant_id, timestamp) cannot hold both")
 
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    table = boto3.resource("dynamodb", region_name=region).Table(table_name)
+    table = aws.dynamodb_table(table_name)
     with table.batch_writer(overwrite_by_pkeys=["accountant_id", "timestamp"]) as batch:
         for row in rows:
             batch.put_item(Item=usage_item(row, period, bool(is_final)))

@@ -14,12 +14,17 @@ small interface, which is all the assets use:
         aggregate in the memory limit is aggregated a slice at a time; Spark takes their union in one job)
         Both take `verify=fn`: fn(relation) runs before the month is committed, on a relation holding the new
         rows (DuckDB: the table inside the transaction; Spark: the staged union); what it raises keeps the month.
+    replace_month_with_cur(table, period, location, delivery, validate)   ... the CUR delivery's line items, read
+        by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
+        new rows before they replace the month
+
+Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import pyarrow as pa
 
@@ -52,3 +57,6 @@ class Engine(Protocol):
 
     def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any],
                                   verify: Any = None) -> int: ...
+
+    def replace_month_with_cur(self, table: str, billing_period: dt.date, location: Any, delivery: Any,
+                               validate: Callable[[str], None]) -> int: ...

@@ -38,10 +38,6 @@ class DuckDBEngine:
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 
-    def __getattr__(self, name: str):
-        # the rest of DuckDB's connection API (fetch_arrow_table, sql, ...) for DuckDB-only code such as the readers
-        return getattr(self.con, name)
-
     def execute(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
 
@@ -82,6 +78,18 @@ class DuckDBEngine:
 
         self.replace_month_with(table, billing_period, insert)
         return sum(inserted)
+
+    def replace_month_with_cur(self, table: str, billing_period: dt.date, location, delivery,
+                               validate: Callable[[str], None]) -> int:
+        """The month's rows become the CUR delivery's line items: the CUR reader streams the files straight into
+        the table inside the replacing transaction; `validate(table)` sees them before the commit."""
+        from billing_pipeline.readers.cur_staging import insert_line_items
+
+        def insert() -> None:
+            insert_line_items(self.con, location, delivery, table)
+            validate(table)
+
+        return self.replace_month_with(table, billing_period, insert)
 
     def replace_month_with(self, table: str, billing_period: dt.date, insert: Callable[[], Any]) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,

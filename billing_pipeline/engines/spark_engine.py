@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import sqlglot
 from sqlglot import exp
 
+from billing_pipeline.sql import table_columns
 from billing_pipeline.storage import locate
 
 SPARK_SETTINGS = {
@@ -56,32 +57,16 @@ def _spark_function(node: exp.Expr) -> exp.Expr:
 
 
 def table_schemas(ddl: str) -> dict[str, list[tuple[str, str]]]:
-    """Each CREATE TABLE of the warehouse DDL as [(column, Spark type)], in declaration order."""
-    schemas = {}
-    for statement in sqlglot.parse(ddl, read="duckdb"):
-        if isinstance(statement, exp.Create) and isinstance(statement.this, exp.Schema):
-            columns = [
-                (column.name, column.args["kind"].sql(dialect="spark"))
-                for column in statement.this.expressions
-                if isinstance(column, exp.ColumnDef)
-            ]
-            schemas[statement.this.this.name] = columns
-    return schemas
+    """Each table of the warehouse DDL as [(column, Spark type)], in declaration order (DuckDB reads the DDL)."""
+    return {table: [(name, exp.DataType.build(data_type, dialect="duckdb").sql(dialect="spark"))
+                    for name, data_type, _ in columns]
+            for table, columns in table_columns(ddl).items()}
 
 
 def required_columns(ddl: str) -> dict[str, list[str]]:
-    """Each CREATE TABLE's NOT NULL columns: Spark's Parquet tables do not enforce them, the engine does."""
-    required = {}
-    for statement in sqlglot.parse(ddl, read="duckdb"):
-        if isinstance(statement, exp.Create) and isinstance(statement.this, exp.Schema):
-            required[statement.this.this.name] = [
-                column.name
-                for column in statement.this.expressions
-                if isinstance(column, exp.ColumnDef)
-                and any(isinstance(c.kind, exp.NotNullColumnConstraint) and not c.kind.args.get("allow_null")
-                        for c in column.constraints)
-            ]
-    return required
+    """Each table's NOT NULL columns: Spark's Parquet tables do not enforce them, the engine does."""
+    return {table: [name for name, _, nullable in columns if not nullable]
+            for table, columns in table_columns(ddl).items()}
 
 
 def view_queries(ddl: str) -> dict[str, str]:
@@ -168,6 +153,19 @@ class SparkEngine:
         try:
             if verify:
                 verify(staged)  # before the partition is overwritten: what it raises leaves the month as it was
+            return self.replace_month(table, billing_period, staged)
+        finally:
+            self.drop(staged)
+
+    def replace_month_with_cur(self, table: str, billing_period: dt.date, location, delivery, validate) -> int:
+        """The month's rows become the CUR delivery's line items, read and normalized by Spark itself
+        (readers/cur_spark.py) into a staged view that `validate(view)` sees before the month is replaced."""
+        from billing_pipeline.readers.cur_spark import stage_line_items
+
+        staged = f"delivery_{table}"
+        stage_line_items(self, location, delivery, staged)
+        try:
+            validate(staged)
             return self.replace_month(table, billing_period, staged)
         finally:
             self.drop(staged)

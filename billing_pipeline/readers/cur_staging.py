@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -37,14 +36,13 @@ from billing_pipeline.readers.cur_columns import (
 )
 from billing_pipeline.readers.cur_files import CurFile, open_cur_file
 from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
+from billing_pipeline.sql import column_definitions, read_sql
 from billing_pipeline.storage import Location
 
-HERE = Path(__file__).parent
-LINE_ITEMS_SQL = (HERE / "cur_line_items.sql").read_text()
+LINE_ITEMS_SQL = read_sql("billing_pipeline.readers", "cur_line_items.sql")
 INSERT_CLAUSE = "INSERT INTO {table} BY NAME"
 if INSERT_CLAUSE not in LINE_ITEMS_SQL:
     raise RuntimeError(f"cur_line_items.sql: expected `{INSERT_CLAUSE}` before its query")
-WAREHOUSE_SQL = HERE.parent / "warehouse.sql"
 
 DECIMAL = "DECIMAL(38, 10)"
 SQL_TYPES = {TEXT: "VARCHAR", MONEY: DECIMAL, NUMBER: DECIMAL, TIMESTAMP: "TIMESTAMP"}
@@ -99,11 +97,8 @@ def _scan_groups(location: Location, paths: list[str]) -> list[list[CurFile]]:
 
 
 def _line_item_columns() -> str:
-    """The column list of cur_line_items, taken from warehouse.sql so the staging table cannot drift from it."""
-    match = re.search(r"CREATE TABLE IF NOT EXISTS cur_line_items \((.*?)\n\);", WAREHOUSE_SQL.read_text(), re.S)
-    if not match:
-        raise RuntimeError(f"{WAREHOUSE_SQL}: no cur_line_items table")
-    return re.sub(r"--[^\n]*", "", match.group(1))
+    """The column list of cur_line_items, as DuckDB reads warehouse.sql, so the staging table cannot drift from it."""
+    return column_definitions("cur_line_items")
 
 
 def _stage_files(con: duckdb.DuckDBPyConnection, location: Location, delivery: CurDelivery, group: list[CurFile],

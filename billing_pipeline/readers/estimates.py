@@ -32,6 +32,7 @@ from billing_pipeline.readers.s3_inventory import month_bounds
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes, read_lines_of_files
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
+from billing_pipeline.sql import named_statements
 from billing_pipeline.storage import Location
 
 ESTIMATES_SCHEMA = pa.schema(
@@ -150,7 +151,7 @@ def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.d
         paths = item_files(location)
         lines = read_lines_of_files(location, paths)
         where = lambda i, n: f"{location.display(paths[i])}: line {n}"  # noqa: E731
-    statements = dict(_split(ESTIMATES_SQL))
+    statements = dict(named_statements(ESTIMATES_SQL, preamble="items"))
     con = scratch_connection()
     try:
         con.register("estimate_lines", lines)
@@ -199,6 +200,3 @@ def item_files(location: Location) -> list[str]:
     return sorted(plain + chosen)
 
 
-def _split(sql: str) -> list[tuple[str, str]]:
-    parts = re.split(r"^-- name: (\w+)\s*$", sql, flags=re.MULTILINE)
-    return [("items", parts[0].strip())] + [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts), 2)]

@@ -81,7 +81,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -90,6 +89,7 @@ from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.log_streams import Limits, LineCounts, log_line_tables
 from billing_pipeline.readers.s3_inventory import month_bounds, read_inventory_usage
 from billing_pipeline.readers.usage_files import is_log_file, read_lines_of_files
+from billing_pipeline.sql import named_statements, read_sql
 from billing_pipeline.storage import Location
 
 USAGE_SCHEMA = pa.schema(
@@ -103,7 +103,6 @@ USAGE_SCHEMA = pa.schema(
     ]
 )
 
-SQL_FILE = Path(__file__).with_name("usage_logs.sql")
 
 
 @dataclass
@@ -206,6 +205,4 @@ def with_log_groups(lines: pa.Table, sources: list[str], first_file_index: int =
 @lru_cache(maxsize=1)
 def sql_statements() -> list[tuple[str, str]]:
     """The SQL file's statements in order, as (name, text), split at its `-- name:` lines."""
-    text = SQL_FILE.read_text()
-    parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.MULTILINE)
-    return [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts), 2)]
+    return named_statements(read_sql("billing_pipeline.readers", "usage_logs.sql"))

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from importlib import resources as package_files
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import stripe
 from dagster import ConfigurableResource
@@ -100,8 +100,10 @@ class StripeBillingClient:
         try:
             if idempotency_key:
                 self.idempotency_keys.append(idempotency_key)
-                return fn(*args, options={"idempotency_key": idempotency_key}).to_dict()
-            return fn(*args).to_dict()
+                result = fn(*args, options={"idempotency_key": idempotency_key})
+            else:
+                result = fn(*args)
+            return result.to_dict() if hasattr(result, "to_dict") else result
         except stripe.InvalidRequestError as error:
             if missing_ok and error.http_status == 404:
                 return None
@@ -127,16 +129,11 @@ class StripeBillingClient:
             message = self._scrub(str(error.user_message or error))
             raise StripeBillingError(f"Stripe failed to {what} (HTTP {error.http_status}): {message}") from None
 
-    def _list(self, what: str, fn: Callable[..., Any], *args, params: dict | None = None) -> Iterator[dict]:
-        """Every object of a list endpoint, page by page."""
+    def _list(self, what: str, fn: Callable[..., Any], *args, params: dict | None = None) -> list[dict]:
+        """Every object of a list endpoint: Stripe's auto_paging_iter fetches page after page (errors named as
+        any call's)."""
         params = {"limit": PAGE, **(params or {})}
-        while True:
-            page = self._call(what, fn, *args, params)
-            data = page.get("data") or []
-            yield from data
-            if not page.get("has_more") or not data:
-                return
-            params = {**params, "starting_after": data[-1]["id"]}
+        return self._call(what, lambda: [item.to_dict() for item in fn(*args, params).auto_paging_iter()])
 
     # -- catalogue -----------------------------------------------------------------------------------------------
 

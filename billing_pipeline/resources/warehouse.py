@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import time
 from contextlib import contextmanager
-from importlib import resources as package_files
 from typing import Iterator
 
 import duckdb
@@ -20,11 +19,11 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from dagster import ConfigurableResource, get_dagster_logger
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from billing_pipeline.catalog import catalog_views_sql
 from billing_pipeline.engines import ENGINES, Engine
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
+from billing_pipeline.sql import warehouse_ddl
 from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import locate
 
@@ -34,15 +33,6 @@ WAREHOUSE_OPENED = "Opened the warehouse"
 WAREHOUSE_CLOSED = "Closed the warehouse"
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
-
-
-def warehouse_ddl() -> str:
-    """The core tables (warehouse.sql, the interface contract), those of the outputs (warehouse_*.sql) and the
-    catalog's views (catalog.py)."""
-    package = package_files.files("billing_pipeline")
-    extra = sorted(p.name for p in package.iterdir() if p.name.startswith("warehouse_") and p.name.endswith(".sql"))
-    files = [package.joinpath(name).read_text(encoding="utf-8") for name in ["warehouse.sql", *extra]]
-    return "\n".join([*files, catalog_views_sql()])
 
 
 class BillingWarehouse(ConfigurableResource):
@@ -57,6 +47,12 @@ class BillingWarehouse(ConfigurableResource):
     database: str | None = Field(default=None, description="DuckDB file. Env: BILLING_WAREHOUSE")
     memory_limit: str | None = Field(default=None, description="DuckDB memory_limit, e.g. '2GB'. Env: BILLING_DUCKDB_MEMORY_LIMIT")
     threads: int | None = Field(default=None, description="DuckDB threads. Env: BILLING_DUCKDB_THREADS")
+
+    # Dagster gives every step of a run the same resource object (a fresh one per run): what is built here is
+    # built once per run, not per step.
+    _duckdb: dict = PrivateAttr(default_factory=dict)  # (path, settings) -> dagster-duckdb's DuckDBResource
+    _created: set = PrivateAttr(default_factory=set)  # DuckDB files whose tables this run has created
+    _spark: dict = PrivateAttr(default_factory=dict)  # Spark warehouse URI -> SparkEngine (tables and views defined)
 
     def setup_for_execution(self, context) -> None:
         """Before any step: the engine and warehouse settings checked, each mistake named (see settings.py)."""
@@ -100,11 +96,14 @@ class BillingWarehouse(ConfigurableResource):
         if self.engine_name() == "spark":
             from billing_pipeline.engines.spark_engine import SparkEngine, spark_session
 
-            session = spark_session(
-                master=self.spark_master or os.environ.get("BILLING_SPARK_MASTER"),
-                remote=self.spark_remote or os.environ.get("BILLING_SPARK_REMOTE"),
-            )
-            yield SparkEngine(session, self.spark_warehouse_uri(), warehouse_ddl())
+            uri = self.spark_warehouse_uri()
+            if uri not in self._spark:
+                session = spark_session(
+                    master=self.spark_master or os.environ.get("BILLING_SPARK_MASTER"),
+                    remote=self.spark_remote or os.environ.get("BILLING_SPARK_REMOTE"),
+                )
+                self._spark[uri] = SparkEngine(session, uri, warehouse_ddl())
+            yield self._spark[uri]
             return
         path = self.path()
         if path != ":memory:":
@@ -115,14 +114,21 @@ class BillingWarehouse(ConfigurableResource):
             config["temp_directory"] = os.path.abspath(path) + ".tmp"
         log = get_dagster_logger()
         asked = time.monotonic()
+        key = (path, tuple(sorted(config.items())))
+        if key not in self._duckdb:
+            self._duckdb[key] = DuckDBResource(database=path, connection_config=config)
+        # the tables once per run (an in-memory database is new at every connection; a deleted file is new too)
+        create = path == ":memory:" or path not in self._created or not os.path.exists(path)
         # DuckDB allows one writing process per file; dagster-duckdb retries while another run holds it
-        with DuckDBResource(database=path, connection_config=config).get_connection() as con:
+        with self._duckdb[key].get_connection() as con:
             log.info(f"{WAREHOUSE_OPENED} {path} (waited {time.monotonic() - asked:.1f} s for its lock)")
             # dagster-duckdb closes the connection only when the block succeeds: a failed step must release the
             # file too, or the next run in this process cannot open it
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                con.execute(warehouse_ddl())
+                if create:
+                    con.execute(warehouse_ddl())
+                    self._created.add(path)
                 yield DuckDBEngine(con)
             finally:
                 con.close()

@@ -83,7 +83,8 @@ def run_month(selection: list[str], partition_key: str, raise_on_error: bool = T
 
     from billing_pipeline.definitions import defs
 
-    return materialize(list(defs.assets), selection=selection, resources=defs.resources, partition_key=partition_key,
+    return materialize([*defs.assets, *defs.asset_checks], selection=selection, resources=defs.resources,
+                       partition_key=partition_key,
                        instance=DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
 
 

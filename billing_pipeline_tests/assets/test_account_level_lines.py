@@ -12,12 +12,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
-from billing_pipeline.assets.tenant_costs import (
-    bill_conservation,
-    conservation_check,
-    stage_account_level_lines,
-    tenant_costs,
-)
+from billing_pipeline.assets.tenant_costs import bill_conservation, stage_account_level_lines, tenant_costs
+from billing_pipeline.checks.tenant_costs import bill_conserved, conservation_check
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -64,7 +60,7 @@ def month(tmp_path):
     pricing["account_level_lines"] = {"Refund": "company"}
     (tmp_path / "pricing.json").write_text(json.dumps(pricing))
     config = BillingConfig(pricing=str(tmp_path / "pricing.json"))
-    result = materialize([tenant_costs, reconciliation_report],
+    result = materialize([tenant_costs, reconciliation_report, bill_conserved],
                          resources={"billing_config": config, "warehouse": BillingWarehouse(database=str(path))},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success

@@ -3,7 +3,6 @@
 
 import datetime as dt
 import json
-import urllib.request
 from decimal import Decimal as D
 
 import duckdb
@@ -11,9 +10,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.cost_explorer_costs import cost_explorer_costs, cost_explorer_rows, query_window
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline_tests.aws_support import day, group, post_results
 
 JAN = dt.date(2026, 1, 1)
 
@@ -25,22 +26,6 @@ TENANT_COSTS = [
     ("acc-1", 1, "shared_hour", "0.2000000000"), ("acc-2", 1, "shared_hour", "0.1000000000"),
     ("unattributed", 1, "unattributed", "0.1000000000"),
 ]
-
-
-def group(tag_value, amount, metric="UnblendedCost"):
-    return {"Keys": [f"accountant_id${tag_value}"], "Metrics": {metric: {"Amount": amount, "Unit": "USD"}}}
-
-
-def day(date, groups, estimated=True):
-    end = (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
-    return {"TimePeriod": {"Start": date, "End": end}, "Total": {}, "Groups": groups, "Estimated": estimated}
-
-
-def post_results(endpoint, *pages):
-    request = urllib.request.Request(
-        endpoint + "/moto-api/static/ce/cost-and-usage-results", method="POST",
-        data=json.dumps({"results": list(pages)}).encode(), headers={"Content-Type": "application/json"})
-    assert urllib.request.urlopen(request, timeout=10).status == 201
 
 
 @pytest.fixture
@@ -58,7 +43,7 @@ def warehouse(tmp_path):
 def run(path, enabled="1", metric="unblended"):  # the fixtures post UnblendedCost
     return materialize(
         [cost_explorer_costs],
-        resources={"billing_config": BillingConfig(cost_metric=metric),
+        resources={"billing_config": BillingConfig(cost_metric=metric), "aws": AwsClients(),
                    "outputs_config": OutputsConfig(cost_explorer=enabled),
                    "warehouse": BillingWarehouse(database=str(path))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),

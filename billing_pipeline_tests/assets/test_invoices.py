@@ -10,10 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from decimal import Decimal as D
 from pathlib import Path
@@ -28,109 +24,11 @@ from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.price_list import MINIMUM_FEE, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling
 from billing_pipeline.sample_data import generate_month
+from billing_pipeline_tests.stripe_support import API_KEY, PRICE_LIST, Stripe, free_port
 
 JAN = dt.date(2026, 1, 1)
 MONTH = "2026-01"
-API_KEY = "sk_test_billing_pipeline_0123456789"
 DECLINED = "4000000000000341"  # Stripe's test card that attaches and then fails to charge
-PRICE_LIST = {
-    "currency": "usd",
-    "platform_plan": {"product_id": "test_platform", "plan_id": "test_platform_monthly_usd", "name": "Test platform",
-                      "amount_cents": 0},
-    "minimum_monthly_fee": "12.00",
-    "resource_types": {"lambda": {"markup_pct": "30"}, "dynamodb": {"markup_pct": "30"}, "s3": {"markup_pct": "20"},
-                       "agentcore": {"markup_pct": "25"}, "bedrock": {"markup_pct": "15"},
-                       "other": {"markup_pct": "10"}},
-    "overrides": {"acct-0002": {"minimum_monthly_fee": "0", "resource_types": {"s3": {"markup_pct": "0"}}}},
-}
-
-# localstripe's console script binds every interface ('::') and pickles its store to the shared
-# /tmp/localstripe.pickle after each write; the tests run the same server app on 127.0.0.1 with an in-memory store.
-LAUNCHER = """
-import sys
-from aiohttp import web
-import localstripe.resources as resources
-from localstripe.server import app
-resources.Store.dump_to_disk = lambda self: None
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def localstripe():
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/v1/customers", auth=(API_KEY, ""), timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise RuntimeError("localstripe did not start")
-        time.sleep(0.1)
-    yield base
-    server.terminate()
-    server.wait(timeout=10)
-
-
-class Stripe:
-    """Just enough of the Stripe API to look at what the asset did (and to play Stripe's part: sweep, pay, void)."""
-
-    def __init__(self, base: str):
-        self.http = httpx.Client(base_url=base, auth=(API_KEY, ""), timeout=10)
-
-    def get(self, path, **params):
-        response = self.http.get(path, params={"limit": 100, **params})
-        response.raise_for_status()
-        return response.json()
-
-    def post(self, path, data=None):
-        response = self.http.post(path, data=data or {})
-        response.raise_for_status()
-        return response.json()
-
-    def customers(self) -> dict[str, dict]:
-        return {c["metadata"]["accountant_id"]: c for c in self.get("/v1/customers")["data"]}
-
-    def items(self) -> list[dict]:
-        """Every invoice item, pending or on an invoice, with its invoice id."""
-        found = {}
-        for customer in self.get("/v1/customers")["data"]:
-            for item in self.get("/v1/invoiceitems", customer=customer["id"])["data"]:
-                found[item["id"]] = {**item, "invoice": None}
-            for invoice in self.get("/v1/invoices", customer=customer["id"])["data"]:
-                for line in self.get(f"/v1/invoices/{invoice['id']}/lines")["data"]:
-                    if line["type"] == "invoiceitem":
-                        found[line["invoice_item"]] = {**line, "id": line["invoice_item"], "invoice": invoice["id"]}
-        return list(found.values())
-
-    def sweep(self, accountant: str) -> str:
-        """What Stripe does at the period end: the subscription's next invoice takes the pending items."""
-        customer = self.customers()[accountant]["id"]
-        subscription = self.get("/v1/subscriptions", customer=customer)["data"][0]["id"]
-        return self.post("/v1/invoices", {"customer": customer, "subscription": subscription})["id"]
-
-    def pay_with_card(self, accountant: str, invoice: str, number: str = "4242424242424242"):
-        """Attempt the invoice's payment with a test card (4000000000000341 attaches, then is declined)."""
-        customer = self.customers()[accountant]["id"]
-        card = self.post("/v1/payment_methods", {"type": "card", "card[number]": number,
-                                                 "card[exp_month]": "12", "card[exp_year]": "2030",
-                                                 "card[cvc]": "123"})["id"]
-        self.post(f"/v1/payment_methods/{card}/attach", {"customer": customer})
-        self.post(f"/v1/customers/{customer}", {"invoice_settings[default_payment_method]": card})
-        return self.post(f"/v1/invoices/{invoice}/pay")
-
 
 def expected_cents(actuals: dict[tuple[str, str], D], price_list: dict) -> dict[tuple[str, str], int]:
     """(accountant, resource type or minimum_fee) -> cents: markup on the attributed cost, the minimum topped up,
@@ -169,7 +67,7 @@ def final_month(tmp_path_factory):
         env.setenv("BILLING_USAGE_URI", sample.usage_uri)
         env.setenv("BILLING_WAREHOUSE", str(warehouse))
         env.delenv("STRIPE_API_KEY", raising=False)
-        result = materialize(list(defs.assets), resources=defs.resources, partition_key="2026-01-01",
+        result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
                              instance=DagsterInstance.ephemeral())
     assert result.success
     return sample, warehouse
@@ -193,7 +91,7 @@ def env(localstripe, final_month, tmp_path, monkeypatch):
 
 def run_invoices(raise_on_error=True):
     resources = {**defs.resources, "stripe_billing": StripeBilling(max_network_retries=0)}
-    return materialize(list(defs.assets), selection=[AssetKey("invoices")], resources=resources,
+    return materialize([*defs.assets, *defs.asset_checks], selection=[AssetKey("invoices")], resources=resources,
                        partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
                        raise_on_error=raise_on_error)
 
@@ -347,7 +245,7 @@ def test_bad_api_key_fails_clearly_and_leaves_the_warehouse_as_it_was(env, monke
 
 def test_unreachable_stripe_fails_clearly_and_leaves_the_warehouse_as_it_was(env, monkeypatch):
     _, warehouse, _ = env
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("STRIPE_API_BASE", closed)
     result = run_invoices(raise_on_error=False)
     assert not result.success

@@ -12,6 +12,7 @@ from dagster import DagsterInstance, materialize
 from billing_pipeline.assets.common import stage_sql
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
 from billing_pipeline.assets.tenant_costs import tenant_costs
+from billing_pipeline.checks.pricing_feedback import pricing_constants_within_threshold
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
@@ -140,7 +141,7 @@ def test_a_month_billed_at_the_constants_flags_nothing_when_the_logs_miss_hours(
             add_usage(con, "AmazonS3", "gb_months", "a", "2", hour=at)
     resources = {"billing_config": BillingConfig(), "warehouse": BillingWarehouse(database=str(path)),
                  "outputs_config": OutputsConfig(export_uri=str(tmp_path / "exports"))}
-    result = materialize([tenant_costs, pricing_feedback], resources=resources, partition_key="2026-01-01",
+    result = materialize([tenant_costs, pricing_feedback, pricing_constants_within_threshold], resources=resources, partition_key="2026-01-01",
                          instance=DagsterInstance.ephemeral())
     assert result.success
     with duckdb.connect(str(path), read_only=True) as con:

@@ -58,7 +58,9 @@ def run(tmp_path, monkeypatch, root, metric):
         monkeypatch.setenv(name, value)
     selected = [a for a in defs.assets if a.key.to_user_string() in
                 {"cur_line_items", "hourly_cost_facts", "usage_shares", "tenant_costs"}]
-    result = materialize(selected, resources=defs.resources, partition_key=APRIL, instance=DagsterInstance.ephemeral())
+    checks = [c for c in defs.asset_checks if {k.asset_key for k in c.check_keys} <= {a.key for a in selected}]
+    result = materialize([*selected, *checks], resources=defs.resources, partition_key=APRIL,
+                         instance=DagsterInstance.ephemeral())
     assert result.success
     return warehouse, result
 

@@ -120,7 +120,8 @@ def run(env, names, monkeypatch_context):
 
     for variable, value in env.items():
         monkeypatch_context.setenv(variable, value)
-    return materialize([a for a in defs.assets if a.key.to_user_string() in names], resources=defs.resources,
+    checks = [c for c in defs.asset_checks if {k.asset_key.to_user_string() for k in c.check_keys} <= set(names)]
+    return materialize([a for a in defs.assets if a.key.to_user_string() in names] + checks, resources=defs.resources,
                        partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
 
 
@@ -213,7 +214,7 @@ def test_pricing_feedback_of_a_generated_month_against_the_oracle(month):
                         suggested_unit_cost, bill_quantity FROM pricing_feedback WHERE accountant_id = 'total'""")}
     assert {k: v[1] for k, v in rows.items() if v[1] != 0} == {
         k: D(v) / D(10**10) for k, v in expected_cost.items() if v != 0}
-    for (service, driver), (quantity, actual, implied, configured, flagged, suggested, billed) in rows.items():
+    for (service, driver), (quantity, _actual, implied, configured, flagged, suggested, billed) in rows.items():
         assert quantity == quantities.get((service, driver))
         if driver == "combined" or (service, driver) not in sample.bill_quantities:
             assert (implied, flagged, billed) == (None, False, None)

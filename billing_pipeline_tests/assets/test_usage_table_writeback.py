@@ -5,20 +5,19 @@ import datetime as dt
 from decimal import Decimal as D
 from pathlib import Path
 
-import boto3
 import duckdb
-import pytest
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.usage_table_writeback import dynamodb_number, usage_table_writeback
 from billing_pipeline.readers.estimates import read_estimates
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
+from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline_tests.aws_support import TABLE, cur_item, items
 
 JAN = dt.date(2026, 1, 1)
-TABLE = "tax-agent-usage"
 
 
 def set_tenant_costs(path, rows):
@@ -38,49 +37,10 @@ def run(path, table=TABLE, tenants=("acc-1", "acc-2", "acc-3")):
     registry.write_text("\n".join(tenants) + "\n")
     return materialize(
         [usage_table_writeback],
-        resources={"outputs_config": OutputsConfig(writeback_table=table),
-                   "warehouse": BillingWarehouse(database=str(path)), "tenants": TenantRegistry(source=str(registry))},
+        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path)),
+                   "aws": AwsClients(), "tenants": TenantRegistry(source=str(registry))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
     )
-
-
-def items(table):
-    scanned, request = [], {}
-    while True:
-        page = table.scan(**request)
-        scanned += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return sorted(scanned, key=lambda i: (i["accountant_id"], i["timestamp"]))
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def cur_item(accountant, day, service, resource_type, amount):
-    return {
-        "accountant_id": accountant, "timestamp": f"2026-01-{day:02d}T00:00:00Z#cur#{service}", "month": "2026-01",
-        "usage_date": f"2026-01-{day:02d}", "operation": "actual_cost", "service": service,
-        "resource_type": resource_type, "source": "cur", "actual_cost": True, "amount": D(amount),
-        "estimated_cost": D(0), "currency": "USD", "cost_metric": "unblended", "is_final": False,
-    }
-
-
-@pytest.fixture
-def usage_table(aws):
-    dynamodb = boto3.resource("dynamodb")
-    table = dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "accountant_id", "KeyType": "HASH"},
-                   {"AttributeName": "timestamp", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "accountant_id", "AttributeType": "S"},
-                              {"AttributeName": "timestamp", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    # the application's own estimate items, and an actual-cost item of another month: never touched
-    table.put_item(Item={"accountant_id": "acc-1", "timestamp": "2026-01-02T10:15:00Z", "month": "2026-01",
-                         "operation": "compute_tax", "resource_type": "lambda", "quantity": D("1.5"),
-                         "unit_cost": D("0.0000166667"), "estimated_cost": D("0.000025")})
-    table.put_item(Item=cur_item("acc-1", 31, "AWSLambda", "lambda", "9.99") | {
-        "timestamp": "2025-12-31T00:00:00Z#cur#AWSLambda", "month": "2025-12", "usage_date": "2025-12-31"})
-    return table
 
 
 def test_dynamodb_number_is_exact_without_trailing_zeros():

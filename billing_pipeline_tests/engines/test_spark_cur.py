@@ -20,8 +20,11 @@ from billing_pipeline.resources.warehouse import warehouse_ddl
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.conftest import SAMPLES
-from billing_pipeline_tests.readers.test_cur import COST_CASES, athena_table, cur2_table, focus_columns
-from billing_pipeline_tests.readers.test_cur_fixtures import (
+from billing_pipeline_tests.readers.cur_builders import (
+    COST_CASES,
+    athena_table,
+    cur2_table,
+    focus_columns,
     write_anonymized_delivery,
     key_of,
     legacy_row,
@@ -31,7 +34,7 @@ from billing_pipeline_tests.readers.test_cur_fixtures import (
     write_parquet,
 )
 
-pytestmark = pytest.mark.xdist_group("spark")  # one Spark JVM per test run
+pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # one Spark JVM per test run; minutes
 
 JAN = dt.date(2026, 1, 1)
 MAP = pa.map_(pa.string(), pa.string())

@@ -18,12 +18,11 @@ from billing_pipeline.publishing import read_pointer, read_snapshot
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.assets.test_cost_explorer_costs import day, group, post_results
-from billing_pipeline_tests.assets.test_invoices import API_KEY, PRICE_LIST, Stripe, localstripe  # noqa: F401
-from billing_pipeline_tests.assets.test_usage_table_writeback import TABLE, items, usage_table  # noqa: F401
+from billing_pipeline_tests.aws_support import TABLE, day, group, items, post_results
+from billing_pipeline_tests.stripe_support import API_KEY, PRICE_LIST, Stripe
 from billing_pipeline_tests.conftest import SAMPLES
 
-pytestmark = pytest.mark.xdist_group("spark")  # one Spark JVM per test run
+pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # one Spark JVM per test run; minutes
 
 CHAIN = AssetSelection.assets("cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage",
                               "tenant_costs", "reconciliation_report")
@@ -40,7 +39,7 @@ def run_chain(monkeypatch, engine: str, tmp_path: Path, partition_key: str, sele
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("BILLING_EXPORT_URI", str(tmp_path / f"exports-{engine}"))
     monkeypatch.setenv("BILLING_PUBLISH_URI", str(tmp_path / f"published-{engine}"))
-    result = materialize(list(defs.assets), resources=defs.resources, partition_key=partition_key,
+    result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key=partition_key,
                          instance=DagsterInstance.ephemeral(), selection=selection)
     assert result.success
     return result
@@ -70,7 +69,7 @@ def checks(result) -> dict:
 
 
 def test_whole_definitions_on_a_generated_final_month(
-        tmp_path, monkeypatch, aws, localstripe, usage_table):  # noqa: F811 (fixtures imported above)
+        tmp_path, monkeypatch, aws, localstripe, usage_table):
     sample = generate_month(tmp_path / "sample", dt.date(2026, 1, 1), tenants=3, rows=1500, seed=5, final=True)
     for name, value in {"BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": sample.logs_uri,
                         "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri}.items():

@@ -20,7 +20,7 @@ from billing_pipeline.readers import cloudwatch_logs_api
 from billing_pipeline.readers.cloudwatch_logs_api import CloudWatchLogsSource, parse_cloudwatch_uri
 from billing_pipeline.readers.usage_logs import USAGE_SCHEMA, read_usage_evidence
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_usage_support import quantities, report, text_app_line, write_export
+from billing_pipeline_tests.readers.usage_builders import quantities, report, text_app_line, write_export
 
 LAMBDA_GROUP = "/aws/lambda/tax-agent"
 AGENT_GROUP = "/aws/bedrock-agentcore/runtimes/tax-agent"
@@ -310,7 +310,7 @@ def test_usage_shares_and_estimated_usage_from_the_apis(aws, tmp_path, monkeypat
     monkeypatch.setenv("BILLING_WAREHOUSE", str(warehouse))
 
     result = materialize(
-        list(defs.assets), selection=["usage_shares", "estimated_usage"], resources=defs.resources,
+        [*defs.assets, *defs.asset_checks], selection=["usage_shares", "estimated_usage"], resources=defs.resources,
         partition_key=PERIOD.isoformat(), instance=DagsterInstance.ephemeral(),
     )
     assert result.success

@@ -1,4 +1,4 @@
-"""The CUR reader on real samples and on small deliveries in every AWS layout (see test_cur_fixtures.py)."""
+"""The CUR reader on real samples and on small deliveries in every AWS layout (built by cur_builders.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ import pytest
 from billing_pipeline.readers.cur import find_deliveries, stage_line_items
 from billing_pipeline.readers.cur_columns import parquet_column_name
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cur_fixtures import (
-    write_anonymized_delivery,
+from billing_pipeline_tests.readers.cur_builders import (
+    COST_CASES,
     SAMPLES,
+    UTC_MS,
+    athena_table,
+    cur2_table,
+    focus_columns,
+    write_anonymized_delivery,
     key_of,
     legacy_row,
     read_all,
@@ -27,7 +32,6 @@ from billing_pipeline_tests.readers.test_cur_fixtures import (
 )
 
 JAN, FEB = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
-UTC_MS = pa.timestamp("ms", tz="UTC")
 
 
 def staged_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
@@ -162,20 +166,6 @@ def test_legacy_parquet_with_manifest(tmp_path):
 
 # -- Athena layout ---------------------------------------------------------------------------------------------
 
-def athena_table(ids: list[str], cost: float = 1.0) -> dict:
-    n = len(ids)
-    return {
-        "identity_line_item_id": ids,
-        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
-        "line_item_line_item_type": ["Usage"] * n,
-        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
-        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 1, 1)] * n, UTC_MS),
-        "line_item_currency_code": ["USD"] * n,
-        "line_item_unblended_cost": [cost] * n,
-        "resource_tags_user_accountant_id": ["acme"] * n,
-    }
-
-
 def test_athena_layout_prefers_the_top_level_manifest(tmp_path):
     root = tmp_path / "bucket"
     report = root / "cur" / "ath"
@@ -209,26 +199,6 @@ def test_fingerprint_is_stable_and_follows_the_files(tmp_path):
 
 # -- Data Exports: CUR 2.0 and FOCUS --------------------------------------------------------------------------
 
-def cur2_table(ids: list[str], tags: list[list[tuple[str, str]]]) -> pa.Table:
-    n = len(ids)
-    map_type = pa.map_(pa.string(), pa.string())
-    return pa.table({
-        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
-        "bill_payer_account_id": ["111111111111"] * n,
-        "identity_line_item_id": ids,
-        "line_item_line_item_type": ["Usage"] * n,
-        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 2, 3)] * n, UTC_MS),
-        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 2, 4)] * n, UTC_MS),
-        "line_item_product_code": ["AmazonS3"] * n,
-        "line_item_usage_type": ["TimedStorage-ByteHrs"] * n,
-        "line_item_currency_code": ["USD"] * n,
-        "line_item_unblended_cost": [0.25] * n,
-        "line_item_net_unblended_cost": [0.2] * n,
-        "product": pa.array([[("product_name", "Amazon S3"), ("region", "us-east-1")]] * n, map_type),
-        "resource_tags": pa.array(tags, map_type),
-    })
-
-
 def test_cur2_export_with_manifest_and_map_tags(tmp_path):
     root = tmp_path / "bucket"
     export = root / "exports" / "cur2-export"
@@ -260,27 +230,6 @@ def test_cur2_export_without_manifest_reads_the_partition(tmp_path):
     assert deliveries[FEB].layout == "cur2" and deliveries[FEB].manifest is None
     # billing_period comes from bill_billing_period_start_date when the file has it.
     assert [(r["line_item_id"], r["tags"], r["billing_period"]) for r in rows[FEB]] == [("x", {}, JAN)]
-
-
-def focus_columns(n: int) -> dict:
-    return {
-        "BilledCost": [1.5, 0.3][:n],
-        "EffectiveCost": [1.2, 0.3][:n],
-        "BillingAccountId": ["111111111111"] * n,
-        "BillingCurrency": ["USD"] * n,
-        "BillingPeriodStart": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
-        "ChargeCategory": ["Usage", "Tax"][:n],
-        "ChargeDescription": ["Lambda", "Tax"][:n],
-        "ChargePeriodStart": pa.array([dt.datetime(2026, 1, 5)] * n, UTC_MS),
-        "ChargePeriodEnd": pa.array([dt.datetime(2026, 1, 5, 1)] * n, UTC_MS),
-        "ConsumedQuantity": [3.0, None][:n],
-        "ResourceId": ["arn:aws:lambda:us-east-1:2:function:f", None][:n],
-        "ServiceName": ["AWS Lambda", "AWS Lambda"][:n],
-        "SubAccountId": ["222222222222"] * n,
-        "x_Operation": ["Invoke", ""][:n],
-        "x_ServiceCode": ["AWSLambda", "AWSLambda"][:n],
-        "x_UsageType": ["USE1-Lambda-GB-Second", ""][:n],
-    }
 
 
 def test_focus_export_with_map_tags(tmp_path):
@@ -371,33 +320,6 @@ def test_empty_strings_are_null_and_times_are_utc(tmp_path):
     assert (item["resource_id"], item["operation"], item["invoice_id"], item["usage_amount"]) == (None, None, None, None)
     assert (item["usage_start"], item["usage_end"]) == (dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 1, 1))
     assert item["unblended_cost"] == Decimal("0.0000001")
-
-
-# Each line item type with its hand-computed amortized and net amortized cost (CUR query library rules).
-COST_CASES = [
-    # type, extra columns, unblended, amortized, net amortized
-    ("Usage", {"lineItem/NetUnblendedCost": "1.2"}, "1.5", "1.5", "1.2"),
-    ("SavingsPlanCoveredUsage", {"savingsPlan/SavingsPlanEffectiveCost": "1.4",
-                                 "savingsPlan/NetSavingsPlanEffectiveCost": "1.3"}, "2.0", "1.4", "1.3"),
-    ("SavingsPlanRecurringFee", {"savingsPlan/TotalCommitmentToDate": "5.0", "savingsPlan/UsedCommitment": "3.4",
-                                 "lineItem/NetUnblendedCost": "4.5"}, "5.0", "1.6", "1.44"),
-    ("SavingsPlanNegation", {"lineItem/NetUnblendedCost": "-1.8"}, "-2.0", "0", "0"),
-    ("SavingsPlanUpfrontFee", {"lineItem/NetUnblendedCost": "90"}, "100", "0", "0"),
-    ("DiscountedUsage", {"reservation/EffectiveCost": "0.7", "reservation/NetEffectiveCost": "0.65"}, "0", "0.7",
-     "0.65"),
-    ("RIFee", {"reservation/UnusedAmortizedUpfrontFeeForBillingPeriod": "1.25",
-               "reservation/UnusedRecurringFee": "0.5",
-               "reservation/NetUnusedAmortizedUpfrontFeeForBillingPeriod": "1.1",
-               "reservation/NetUnusedRecurringFee": "0.45"}, "10", "1.75", "1.55"),
-    ("Fee", {"reservation/ReservationARN": "arn:aws:ec2:us-east-1:1:reserved-instances/r-1",
-             "lineItem/NetUnblendedCost": "300"}, "300", "0", "0"),
-    ("Fee", {"lineItem/NetUnblendedCost": "29", "lineItem/ProductCode": "AWSSupportBusiness"}, "29", "29", "29"),
-    ("Tax", {"lineItem/NetUnblendedCost": "3.3"}, "3.3", "3.3", "3.3"),
-    ("Credit", {"lineItem/NetUnblendedCost": "-5"}, "-5", "-5", "-5"),
-    ("Refund", {"lineItem/NetUnblendedCost": "-1"}, "-1", "-1", "-1"),
-    ("EdpDiscount", {"lineItem/NetUnblendedCost": "-0.5"}, "-0.5", "-0.5", "-0.5"),
-    ("BundledDiscount", {"lineItem/NetUnblendedCost": "-0.2"}, "-0.2", "-0.2", "-0.2"),
-]
 
 
 def test_cost_metrics_per_line_item_type(tmp_path):

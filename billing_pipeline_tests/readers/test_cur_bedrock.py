@@ -6,7 +6,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from billing_pipeline_tests.readers.test_cur_fixtures import read_all, write_export_manifest, write_parquet
+from billing_pipeline_tests.readers.cur_builders import read_all, write_export_manifest, write_parquet
 
 JAN = dt.date(2026, 1, 1)
 UTC_MS = pa.timestamp("ms", tz="UTC")

@@ -11,14 +11,15 @@ import pytest
 
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cur_fixtures import (
+from billing_pipeline_tests.readers.cur_builders import (
+    athena_table,
+    cur2_table,
     key_of,
     legacy_row,
     write_csv,
     write_legacy_manifest,
     write_parquet,
 )
-from billing_pipeline_tests.readers.test_cur import athena_table, cur2_table
 
 JAN = dt.date(2026, 1, 1)
 

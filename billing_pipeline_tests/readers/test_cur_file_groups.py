@@ -13,9 +13,7 @@ import pytest
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
 from billing_pipeline.readers.cur_staging import _scan_groups
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cur import athena_table
-from billing_pipeline_tests.readers.test_cur_fixtures import BUCKET, write_legacy_manifest, write_parquet
-from billing_pipeline_tests.readers.test_cur_s3 import s3, upload  # noqa: F401  (fixture)
+from billing_pipeline_tests.readers.cur_builders import BUCKET, athena_table, upload, write_legacy_manifest, write_parquet
 
 JAN = dt.date(2026, 1, 1)
 MONTH = ("r", "r", "year=2026", "month=1")

@@ -11,7 +11,7 @@ import pytest
 
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cur_fixtures import (
+from billing_pipeline_tests.readers.cur_builders import (
     BUCKET,
     legacy_row,
     write_csv,

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
-import boto3
 import duckdb
 import pytest
 
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cur_fixtures import BUCKET, legacy_row, write_csv, write_legacy_manifest
+from billing_pipeline_tests.readers.cur_builders import BUCKET, legacy_row, upload, write_csv, write_legacy_manifest
 
 JAN = dt.date(2026, 1, 1)
-
-
-@pytest.fixture
-def s3(aws):
-    """A bucket on the local S3-compatible server (conftest's `aws` fixture empties it after each test)."""
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
-def upload(client, local_root: Path) -> None:
-    for path in sorted(p for p in local_root.rglob("*") if p.is_file()):
-        client.upload_file(str(path), BUCKET, path.relative_to(local_root).as_posix())
 
 
 def test_create_new_version_on_s3(s3, tmp_path):

@@ -24,7 +24,7 @@ from billing_pipeline.readers import log_streams
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cur_fixtures import write_legacy_manifest
+from billing_pipeline_tests.readers.cur_builders import write_legacy_manifest
 
 JANUARY = dt.date(2026, 1, 1)
 MIB = 2**20

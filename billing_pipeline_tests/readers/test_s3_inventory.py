@@ -2,49 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 
-from billing_pipeline_tests.readers.test_usage_support import quantities, read_january
-
-GIB = 2**30
-JANUARY_HOURS = 31 * 24  # 744
-
-
-def write_snapshot(dest: Path, taken: str, rows: list[tuple], bucket="tax-demo-docs",
-                   config="daily", prefix="inventory") -> Path:
-    """One inventory delivery: <dest>/<bucket>/<config>/<taken>/manifest.json + data/<taken>.csv.gz, where the
-    manifest's data keys carry the destination prefix (as S3 writes them)."""
-    data_name = f"{taken}.csv.gz"
-    out = io.StringIO()
-    with_class = any(len(row) == 3 for row in rows)  # (key, size[, StorageClass])
-    csv.writer(out, quoting=csv.QUOTE_ALL).writerows(
-        [bucket, row[0], row[1], "2026-01-01T00:00:00.000Z", *([row[2]] if with_class else [])] for row in rows
-    )
-    data = dest / bucket / config / "data" / data_name
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_bytes(gzip.compress(out.getvalue().encode()))
-    manifest = {
-        "sourceBucket": bucket,
-        "destinationBucket": "arn:aws:s3:::tax-demo-inventory",
-        "version": "2016-11-30",
-        "creationTimestamp": "1767229200000",
-        "fileFormat": "CSV",
-        "fileSchema": "Bucket, Key, Size, LastModifiedDate" + (", StorageClass" if with_class else ""),
-        "files": [{"key": f"{prefix}/{bucket}/{config}/data/{data_name}", "size": data.stat().st_size,
-                   "MD5checksum": "0"}],
-    }
-    path = dest / bucket / config / taken / "manifest.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(manifest))
-    return path
-
+from billing_pipeline_tests.readers.usage_builders import GIB, JANUARY_HOURS, quantities, read_january, write_snapshot
 
 def test_daily_snapshots_become_hourly_gb_months(tmp_path):
     # Dec 31 01:00 snapshot stands for Dec 31 01:00 .. Jan 1 00:00: one January hour.

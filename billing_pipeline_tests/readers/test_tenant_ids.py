@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
-from billing_pipeline_tests.readers.test_usage_support import (
+from billing_pipeline_tests.readers.usage_builders import (
     of_service,
     quantities,
     read_january,
@@ -34,7 +34,7 @@ def test_log_tenant_ids_are_trimmed_and_invalid_ones_are_unattributed(tmp_path):
 def test_cur_tags_are_trimmed_and_invalid_ones_cost_unattributed(tmp_path, warehouse_con):
     import datetime as dt
 
-    from billing_pipeline_tests.readers.test_cur_fixtures import (
+    from billing_pipeline_tests.readers.cur_builders import (
         key_of,
         legacy_row,
         read_all,
@@ -95,11 +95,7 @@ def test_s3_access_log_client_folders_that_are_never_tenants(tmp_path):
 
 
 def test_inventory_client_folders_that_are_never_tenants(tmp_path):
-    from billing_pipeline_tests.readers.test_s3_inventory import (
-        GIB,
-        JANUARY_HOURS,
-        write_snapshot,
-    )
+    from billing_pipeline_tests.readers.usage_builders import GIB, JANUARY_HOURS, write_snapshot
 
     # Jan 31 01:00 stands for the month's last 23 hours; 744 GiB is 1 GB-month per hour: 23 per folder
     # (URL-encoded " acc-1 " is trimmed; TOTAL is never a tenant)

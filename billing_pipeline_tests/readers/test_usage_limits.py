@@ -10,7 +10,7 @@ from billing_pipeline.assets.common import stage_sql
 from billing_pipeline.assets.tenant_costs import stage_cost_allocations
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import Pricing
-from billing_pipeline_tests.readers.test_usage_support import (
+from billing_pipeline_tests.readers.usage_builders import (
     JANUARY,
     of_service,
     read_january,

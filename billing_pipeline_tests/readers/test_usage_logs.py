@@ -10,7 +10,7 @@ import pytest
 
 from billing_pipeline.readers.usage_logs import USAGE_SCHEMA, read_usage_evidence
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_usage_support import (
+from billing_pipeline_tests.readers.usage_builders import (
     JANUARY,
     of_service,
     quantities,

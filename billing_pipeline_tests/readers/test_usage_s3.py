@@ -11,7 +11,7 @@ import pytest
 
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_usage_support import JANUARY, quantities, report, text_app_line
+from billing_pipeline_tests.readers.usage_builders import JANUARY, quantities, report, text_app_line
 
 
 @pytest.fixture

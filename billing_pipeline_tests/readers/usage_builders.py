@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
+import io
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,3 +64,36 @@ def quantities(evidence: UsageEvidence, log_bytes: bool = False) -> dict[tuple, 
 
 def of_service(evidence: UsageEvidence, service: str) -> dict[tuple, Decimal]:
     return {k: v for k, v in quantities(evidence, log_bytes=True).items() if k[1] == service}
+
+
+GIB = 2**30
+JANUARY_HOURS = 31 * 24  # 744
+
+
+def write_snapshot(dest: Path, taken: str, rows: list[tuple], bucket="tax-demo-docs",
+                   config="daily", prefix="inventory") -> Path:
+    """One inventory delivery: <dest>/<bucket>/<config>/<taken>/manifest.json + data/<taken>.csv.gz, where the
+    manifest's data keys carry the destination prefix (as S3 writes them); rows are (key, size[, StorageClass])."""
+    data_name = f"{taken}.csv.gz"
+    out = io.StringIO()
+    with_class = any(len(row) == 3 for row in rows)
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerows(
+        [bucket, row[0], row[1], "2026-01-01T00:00:00.000Z", *([row[2]] if with_class else [])] for row in rows
+    )
+    data = dest / bucket / config / "data" / data_name
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(gzip.compress(out.getvalue().encode()))
+    manifest = {
+        "sourceBucket": bucket,
+        "destinationBucket": "arn:aws:s3:::tax-demo-inventory",
+        "version": "2016-11-30",
+        "creationTimestamp": "1767229200000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate" + (", StorageClass" if with_class else ""),
+        "files": [{"key": f"{prefix}/{bucket}/{config}/data/{data_name}", "size": data.stat().st_size,
+                   "MD5checksum": "0"}],
+    }
+    path = dest / bucket / config / taken / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(manifest))
+    return path

@@ -1,11 +1,13 @@
 """Writers for small CUR deliveries in every AWS layout, built in tmp_path from Python dicts.
 
-No tests here: the CUR reader tests (test_cur.py, test_cur_errors.py) import these helpers.
+No tests here: the CUR reader tests (readers/test_cur*.py, engines/test_spark_cur.py) import these helpers; the
+`s3` fixture is in readers/conftest.py.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import io
 import json
@@ -145,3 +147,93 @@ def warehouse_columns() -> list[tuple[str, str]]:
     sql = (Path(__file__).parents[2] / "billing_pipeline" / "warehouse.sql").read_text()
     con.execute(sql).fetchall()
     return [(r[0], r[1]) for r in con.execute("DESCRIBE cur_line_items").fetchall()]
+
+
+UTC_MS = pa.timestamp("ms", tz="UTC")
+
+
+def athena_table(ids: list[str], cost: float = 1.0) -> dict:
+    n = len(ids)
+    return {
+        "identity_line_item_id": ids,
+        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "line_item_line_item_type": ["Usage"] * n,
+        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 1, 1)] * n, UTC_MS),
+        "line_item_currency_code": ["USD"] * n,
+        "line_item_unblended_cost": [cost] * n,
+        "resource_tags_user_accountant_id": ["acme"] * n,
+    }
+
+
+def cur2_table(ids: list[str], tags: list[list[tuple[str, str]]]) -> pa.Table:
+    n = len(ids)
+    map_type = pa.map_(pa.string(), pa.string())
+    return pa.table({
+        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "bill_payer_account_id": ["111111111111"] * n,
+        "identity_line_item_id": ids,
+        "line_item_line_item_type": ["Usage"] * n,
+        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 2, 3)] * n, UTC_MS),
+        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 2, 4)] * n, UTC_MS),
+        "line_item_product_code": ["AmazonS3"] * n,
+        "line_item_usage_type": ["TimedStorage-ByteHrs"] * n,
+        "line_item_currency_code": ["USD"] * n,
+        "line_item_unblended_cost": [0.25] * n,
+        "line_item_net_unblended_cost": [0.2] * n,
+        "product": pa.array([[("product_name", "Amazon S3"), ("region", "us-east-1")]] * n, map_type),
+        "resource_tags": pa.array(tags, map_type),
+    })
+
+
+def focus_columns(n: int) -> dict:
+    return {
+        "BilledCost": [1.5, 0.3][:n],
+        "EffectiveCost": [1.2, 0.3][:n],
+        "BillingAccountId": ["111111111111"] * n,
+        "BillingCurrency": ["USD"] * n,
+        "BillingPeriodStart": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "ChargeCategory": ["Usage", "Tax"][:n],
+        "ChargeDescription": ["Lambda", "Tax"][:n],
+        "ChargePeriodStart": pa.array([dt.datetime(2026, 1, 5)] * n, UTC_MS),
+        "ChargePeriodEnd": pa.array([dt.datetime(2026, 1, 5, 1)] * n, UTC_MS),
+        "ConsumedQuantity": [3.0, None][:n],
+        "ResourceId": ["arn:aws:lambda:us-east-1:2:function:f", None][:n],
+        "ServiceName": ["AWS Lambda", "AWS Lambda"][:n],
+        "SubAccountId": ["222222222222"] * n,
+        "x_Operation": ["Invoke", ""][:n],
+        "x_ServiceCode": ["AWSLambda", "AWSLambda"][:n],
+        "x_UsageType": ["USE1-Lambda-GB-Second", ""][:n],
+    }
+
+
+# Each line item type with its hand-computed amortized and net amortized cost (CUR query library rules).
+COST_CASES = [
+    # type, extra columns, unblended, amortized, net amortized
+    ("Usage", {"lineItem/NetUnblendedCost": "1.2"}, "1.5", "1.5", "1.2"),
+    ("SavingsPlanCoveredUsage", {"savingsPlan/SavingsPlanEffectiveCost": "1.4",
+                                 "savingsPlan/NetSavingsPlanEffectiveCost": "1.3"}, "2.0", "1.4", "1.3"),
+    ("SavingsPlanRecurringFee", {"savingsPlan/TotalCommitmentToDate": "5.0", "savingsPlan/UsedCommitment": "3.4",
+                                 "lineItem/NetUnblendedCost": "4.5"}, "5.0", "1.6", "1.44"),
+    ("SavingsPlanNegation", {"lineItem/NetUnblendedCost": "-1.8"}, "-2.0", "0", "0"),
+    ("SavingsPlanUpfrontFee", {"lineItem/NetUnblendedCost": "90"}, "100", "0", "0"),
+    ("DiscountedUsage", {"reservation/EffectiveCost": "0.7", "reservation/NetEffectiveCost": "0.65"}, "0", "0.7",
+     "0.65"),
+    ("RIFee", {"reservation/UnusedAmortizedUpfrontFeeForBillingPeriod": "1.25",
+               "reservation/UnusedRecurringFee": "0.5",
+               "reservation/NetUnusedAmortizedUpfrontFeeForBillingPeriod": "1.1",
+               "reservation/NetUnusedRecurringFee": "0.45"}, "10", "1.75", "1.55"),
+    ("Fee", {"reservation/ReservationARN": "arn:aws:ec2:us-east-1:1:reserved-instances/r-1",
+             "lineItem/NetUnblendedCost": "300"}, "300", "0", "0"),
+    ("Fee", {"lineItem/NetUnblendedCost": "29", "lineItem/ProductCode": "AWSSupportBusiness"}, "29", "29", "29"),
+    ("Tax", {"lineItem/NetUnblendedCost": "3.3"}, "3.3", "3.3", "3.3"),
+    ("Credit", {"lineItem/NetUnblendedCost": "-5"}, "-5", "-5", "-5"),
+    ("Refund", {"lineItem/NetUnblendedCost": "-1"}, "-1", "-1", "-1"),
+    ("EdpDiscount", {"lineItem/NetUnblendedCost": "-0.5"}, "-0.5", "-0.5", "-0.5"),
+    ("BundledDiscount", {"lineItem/NetUnblendedCost": "-0.2"}, "-0.2", "-0.2", "-0.2"),
+]
+
+
+def upload(client, local_root: Path) -> None:
+    for path in sorted(p for p in local_root.rglob("*") if p.is_file()):
+        client.upload_file(str(path), BUCKET, path.relative_to(local_root).as_posix())

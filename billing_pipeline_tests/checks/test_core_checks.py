@@ -1,0 +1,175 @@
+"""Every check of the core chain passes on a materialized month and fails, naming the rows, once the table is
+broken: a row dropped, doubled, a cost changed."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from billing_pipeline.checks import (
+    cur_line_items,
+    estimated_usage,
+    hourly_cost_facts,
+    reconciliation_report,
+    tenant_costs,
+    usage_shares,
+)
+
+ONE_UNIT = D("0.0000000001")  # the smallest change of a DECIMAL(38, 10) cost
+
+
+def test_the_materialized_month_passed_every_blocking_check(checked_month):
+    evaluations = {e.check_name: e.passed for e in checked_month.result.get_asset_check_evaluations()
+                   if e.severity.value == "ERROR"}
+    assert evaluations == {
+        "one_delivery": True, "no_duplicate_line_items": True, "facts_add_up_to_line_items": True,
+        "no_duplicate_facts": True, "shares_sum_to_one": True, "no_duplicate_shares": True,
+        "no_duplicate_estimates": True, "attributed_plus_unattributed_equals_cur": True, "bill_conserved": True,
+        "no_duplicate_tenant_costs": True, "no_duplicate_report_rows": True, "no_duplicate_pricing_feedback": True,
+        "statement_cents_add_up": True, "no_duplicate_statement_lines": True, "month_from_one_delivery": True,
+    }
+
+
+def test_one_delivery_fails_when_a_second_delivery_is_added(broken):
+    assert broken.check(cur_line_items.one_delivery).passed
+    (delivery,) = broken.sql("SELECT DISTINCT delivery_id FROM cur_line_items")[0]
+    broken.sql("""INSERT INTO cur_line_items SELECT * REPLACE ('restated-assembly' AS delivery_id)
+                  FROM cur_line_items LIMIT 1""")
+    result = broken.check(cur_line_items.one_delivery)
+    assert not result.passed
+    assert result.metadata["deliveries_in_month"].value == 2
+    assert delivery in broken.text(result, "deliveries") and "restated-assembly" in broken.text(result, "deliveries")
+
+
+def test_no_duplicate_line_items_fails_for_a_doubled_line_item_and_names_it(broken):
+    assert broken.check(cur_line_items.no_duplicate_line_items).passed
+    ((line_item_id, source_file),) = broken.sql(
+        "SELECT line_item_id, source_file FROM cur_line_items ORDER BY line_item_id LIMIT 1")
+    broken.sql("INSERT INTO cur_line_items SELECT * FROM cur_line_items WHERE line_item_id = ?", [line_item_id])
+    result = broken.check(cur_line_items.no_duplicate_line_items)
+    assert not result.passed
+    assert result.metadata["rows_held"].value == result.metadata["rows_written"].value + 1
+    assert line_item_id in broken.text(result, "duplicate_keys") and source_file in broken.text(result, "duplicate_keys")
+
+
+def test_facts_add_up_fails_when_a_fact_cost_changes_by_one_unit(broken):
+    assert broken.check(hourly_cost_facts.facts_add_up_to_line_items).passed
+    broken.sql("""UPDATE hourly_cost_facts SET amortized_cost = amortized_cost + ?
+                  WHERE rowid = (SELECT min(rowid) FROM hourly_cost_facts)""", [ONE_UNIT])
+    result = broken.check(hourly_cost_facts.facts_add_up_to_line_items)
+    assert not result.passed
+    assert result.metadata["currencies_not_adding_up"].value == "USD"
+    ((items,),) = broken.sql("SELECT sum(amortized_cost) FROM cur_line_items")
+    assert str(items + ONE_UNIT) in broken.text(result, "mismatches")
+
+
+def test_facts_add_up_fails_when_a_fact_is_dropped(broken):
+    broken.sql("DELETE FROM hourly_cost_facts WHERE rowid = (SELECT min(rowid) FROM hourly_cost_facts)")
+    assert not broken.check(hourly_cost_facts.facts_add_up_to_line_items).passed
+
+
+def test_no_duplicate_facts_fails_for_a_doubled_fact_and_names_it(broken):
+    assert broken.check(hourly_cost_facts.no_duplicate_facts).passed
+    ((resource, usage_type),) = broken.sql(
+        """SELECT resource_id, usage_type FROM hourly_cost_facts WHERE resource_id IS NOT NULL
+           ORDER BY usage_hour, resource_id LIMIT 1""")
+    broken.sql("""INSERT INTO hourly_cost_facts SELECT * FROM hourly_cost_facts
+                  WHERE rowid = (SELECT min(rowid) FROM hourly_cost_facts WHERE resource_id = ? AND usage_type = ?)""",
+               [resource, usage_type])
+    result = broken.check(hourly_cost_facts.no_duplicate_facts)
+    assert not result.passed
+    assert result.metadata["rows_held"].value == result.metadata["rows_written"].value + 1
+    assert resource in broken.text(result, "duplicate_keys")
+
+
+def test_shares_sum_to_one_fails_when_a_tenants_share_is_dropped(broken):
+    assert broken.check(usage_shares.shares_sum_to_one).passed
+    ((hour, service, driver),) = broken.sql(
+        """SELECT usage_hour, service, driver FROM usage_shares WHERE share < 1
+           ORDER BY usage_hour, service, driver, accountant_id LIMIT 1""")
+    broken.sql("""DELETE FROM usage_shares WHERE rowid = (SELECT min(rowid) FROM usage_shares
+                  WHERE usage_hour = ? AND service = ? AND driver = ? AND share < 1)""", [hour, service, driver])
+    result = broken.check(usage_shares.shares_sum_to_one)
+    assert not result.passed
+    assert service in broken.text(result, "uneven_groups") and driver in broken.text(result, "uneven_groups")
+    assert hour.strftime("%Y-%m-%d %H:%M:%S") in broken.text(result, "uneven_groups")
+
+
+def test_no_duplicate_shares_fails_for_a_doubled_row(broken):
+    assert broken.check(usage_shares.no_duplicate_shares).passed
+    ((tenant,),) = broken.sql("SELECT min(accountant_id) FROM usage_shares WHERE accountant_id <> 'unattributed'")
+    broken.sql("""INSERT INTO usage_shares SELECT * FROM usage_shares
+                  WHERE rowid = (SELECT min(rowid) FROM usage_shares WHERE accountant_id = ?)""", [tenant])
+    result = broken.check(usage_shares.no_duplicate_shares)
+    assert not result.passed and tenant in broken.text(result, "duplicate_keys")
+
+
+def test_no_duplicate_estimates_fails_for_a_doubled_row(broken):
+    assert broken.check(estimated_usage.no_duplicate_estimates).passed
+    ((tenant, resource_type),) = broken.sql(
+        "SELECT accountant_id, resource_type FROM estimated_usage ORDER BY ALL LIMIT 1")
+    broken.sql("""INSERT INTO estimated_usage SELECT * FROM estimated_usage
+                  WHERE rowid = (SELECT min(rowid) FROM estimated_usage WHERE accountant_id = ? AND resource_type = ?)""",
+               [tenant, resource_type])
+    result = broken.check(estimated_usage.no_duplicate_estimates)
+    assert not result.passed and tenant in broken.text(result, "duplicate_keys") and resource_type in broken.text(result, "duplicate_keys")
+
+
+def test_attributed_plus_unattributed_fails_when_a_tenants_cost_changes(broken):
+    assert broken.check(tenant_costs.attributed_plus_unattributed_equals_cur).passed
+    ((day, service),) = broken.sql(
+        "SELECT usage_date, service FROM tenant_costs WHERE allocation = 'shared_hour' ORDER BY ALL LIMIT 1")
+    broken.sql("""UPDATE tenant_costs SET cost = cost + ? WHERE rowid = (SELECT min(rowid) FROM tenant_costs
+                  WHERE usage_date = ? AND service = ? AND allocation = 'shared_hour')""", [ONE_UNIT, day, service])
+    result = broken.check(tenant_costs.attributed_plus_unattributed_equals_cur)
+    assert not result.passed
+    mismatches = broken.text(result, "mismatches")
+    assert str(day) in mismatches and service in mismatches and mismatches.count("\n") == 2  # header, rule, 1 row
+
+
+def test_attributed_plus_unattributed_fails_when_the_unattributed_rows_are_dropped(broken):
+    ((unattributed,),) = broken.sql("SELECT count(*) FROM tenant_costs WHERE accountant_id = 'unattributed'")
+    assert unattributed > 0
+    broken.sql("DELETE FROM tenant_costs WHERE accountant_id = 'unattributed'")
+    assert not broken.check(tenant_costs.attributed_plus_unattributed_equals_cur).passed
+
+
+def test_bill_conserved_fails_when_a_tenants_cost_changes(broken):
+    assert broken.check(tenant_costs.bill_conserved).passed
+    broken.sql("""UPDATE tenant_costs SET cost = cost + ? WHERE rowid = (SELECT min(rowid) FROM tenant_costs
+                  WHERE accountant_id <> 'unattributed')""", [ONE_UNIT])
+    result = broken.check(tenant_costs.bill_conserved)
+    assert not result.passed
+    unbalanced = broken.text(result, "unbalanced")
+    assert unbalanced.startswith("- USD: tenants ") and unbalanced.count("\n") == 0
+
+
+def test_no_duplicate_tenant_costs_fails_for_a_doubled_row(broken):
+    assert broken.check(tenant_costs.no_duplicate_tenant_costs).passed
+    ((tenant,),) = broken.sql("SELECT min(accountant_id) FROM tenant_costs")
+    broken.sql("""INSERT INTO tenant_costs SELECT * FROM tenant_costs
+                  WHERE rowid = (SELECT min(rowid) FROM tenant_costs WHERE accountant_id = ?)""", [tenant])
+    result = broken.check(tenant_costs.no_duplicate_tenant_costs)
+    assert not result.passed and tenant in broken.text(result, "duplicate_keys")
+
+
+def test_variance_within_threshold_names_the_flagged_tenants(broken):
+    broken.sql("UPDATE reconciliation_report SET flagged = false")
+    assert broken.check(reconciliation_report.variance_within_threshold).passed
+    ((tenant, resource_type),) = broken.sql(
+        """SELECT accountant_id, resource_type FROM reconciliation_report WHERE resource_type <> 'total'
+           ORDER BY ALL LIMIT 1""")
+    broken.sql("UPDATE reconciliation_report SET flagged = true WHERE accountant_id = ? AND resource_type = ?",
+               [tenant, resource_type])
+    result = broken.check(reconciliation_report.variance_within_threshold)
+    assert not result.passed and result.severity.value == "WARN"
+    assert result.metadata["flagged_accountants"].value == tenant
+    assert resource_type in broken.text(result, "flagged")
+
+
+def test_no_duplicate_report_rows_fails_for_a_doubled_row(broken):
+    assert broken.check(reconciliation_report.no_duplicate_report_rows).passed
+    broken.sql("""INSERT INTO reconciliation_report SELECT * FROM reconciliation_report
+                  WHERE resource_type = 'total' ORDER BY accountant_id LIMIT 1""")
+    ((tenant,),) = broken.sql("SELECT min(accountant_id) FROM reconciliation_report WHERE resource_type = 'total'")
+    result = broken.check(reconciliation_report.no_duplicate_report_rows)
+    assert not result.passed and tenant in broken.text(result, "duplicate_keys") and "total" in broken.text(result, "duplicate_keys")

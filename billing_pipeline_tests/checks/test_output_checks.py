@@ -1,0 +1,64 @@
+"""The checks of the output tables fail, naming the rows, once the table is broken."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+from billing_pipeline.checks import cost_explorer_costs, pricing_feedback, statements, usage_table_writeback
+
+
+def test_statement_cents_add_up_fails_when_a_line_is_off_by_a_cent(broken):
+    assert broken.check(statements.statement_cents_add_up).passed
+    ((tenant,),) = broken.sql(
+        "SELECT min(accountant_id) FROM statements WHERE line <> 'total' AND accountant_id <> 'unattributed'")
+    broken.sql("""UPDATE statements SET amount = amount + 0.01 WHERE rowid = (SELECT min(rowid) FROM statements
+                  WHERE accountant_id = ? AND line <> 'total')""", [tenant])
+    result = broken.check(statements.statement_cents_add_up)
+    assert not result.passed
+    assert f"{tenant} (USD): lines do not add up to the total" in broken.text(result, "problems")
+
+
+def test_no_duplicate_statement_lines_fails_for_a_doubled_line(broken):
+    assert broken.check(statements.no_duplicate_statement_lines).passed
+    broken.sql("""INSERT INTO statements SELECT * FROM statements
+                  WHERE accountant_id = 'unattributed' AND line = 'total'""")
+    result = broken.check(statements.no_duplicate_statement_lines)
+    assert not result.passed and "unattributed" in broken.text(result, "duplicate_keys")
+
+
+def test_pricing_constants_within_threshold_names_the_flagged_drivers(broken):
+    broken.sql("UPDATE pricing_feedback SET flagged = false")
+    assert broken.check(pricing_feedback.pricing_constants_within_threshold).passed
+    broken.sql("""UPDATE pricing_feedback SET flagged = true
+                  WHERE service = 'AWSLambda' AND driver = 'gb_seconds' AND accountant_id = 'total'""")
+    result = broken.check(pricing_feedback.pricing_constants_within_threshold)
+    assert not result.passed and result.severity.value == "WARN"
+    assert "| AWSLambda " in broken.text(result, "flagged") and "gb_seconds" in broken.text(result, "flagged")
+
+
+def test_no_duplicate_pricing_feedback_fails_for_a_doubled_row(broken):
+    assert broken.check(pricing_feedback.no_duplicate_pricing_feedback).passed
+    broken.sql("""INSERT INTO pricing_feedback SELECT * FROM pricing_feedback
+                  WHERE service = 'AWSLambda' AND driver = 'gb_seconds' AND accountant_id = 'total'""")
+    result = broken.check(pricing_feedback.no_duplicate_pricing_feedback)
+    assert not result.passed and "gb_seconds" in broken.text(result, "duplicate_keys")
+
+
+def test_no_duplicate_writeback_items_fails_for_a_doubled_item(broken):
+    row = [dt.date(2026, 1, 1), "tax-agent-usage", "acct-7", "2026-01-03T00:00:00Z#cur#AWSLambda",
+           dt.date(2026, 1, 3), "AWSLambda", "lambda", "USD", "unblended", D("1.5")]
+    broken.sql("INSERT INTO usage_table_writeback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    assert broken.check(usage_table_writeback.no_duplicate_writeback_items).passed
+    broken.sql("INSERT INTO usage_table_writeback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    result = broken.check(usage_table_writeback.no_duplicate_writeback_items)
+    assert not result.passed and "acct-7" in broken.text(result, "duplicate_keys")
+
+
+def test_no_duplicate_cost_explorer_rows_fails_for_a_doubled_day(broken):
+    row = [dt.date(2026, 1, 1), dt.date(2026, 1, 4), "acct-9", "UnblendedCost", D("2.25"), "USD", False]
+    broken.sql("INSERT INTO cost_explorer_costs VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    assert broken.check(cost_explorer_costs.no_duplicate_cost_explorer_rows).passed
+    broken.sql("INSERT INTO cost_explorer_costs VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    result = broken.check(cost_explorer_costs.no_duplicate_cost_explorer_rows)
+    assert not result.passed and "acct-9" in broken.text(result, "duplicate_keys") and "2026-01-04" in broken.text(result, "duplicate_keys")
