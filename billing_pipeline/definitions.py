@@ -8,6 +8,8 @@ from billing_pipeline.assets.cur_line_items import cur_line_items
 from billing_pipeline.assets.estimated_usage import estimated_usage
 from billing_pipeline.assets.hourly_cost_facts import hourly_cost_facts
 from billing_pipeline.assets.invoices import invoices
+from billing_pipeline.assets.month_to_date import month_to_date
+from billing_pipeline.assets.nowcast_accuracy import nowcast_accuracy
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
 from billing_pipeline.assets.statements import statements
@@ -24,7 +26,8 @@ from billing_pipeline.sensors import cur_delivery_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
-            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs],
+            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs, month_to_date,
+            nowcast_accuracy],
     jobs=[billing_month_job],
     schedules=[daily_billing_refresh],
     sensors=[cur_delivery_sensor],
