@@ -16,21 +16,21 @@ from billing_pipeline.assets.statements import statements
 from billing_pipeline.assets.tenant_costs import tenant_costs
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
-from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.stripe_billing import StripeBilling
 from billing_pipeline.resources.warehouse import BillingWarehouse
-from billing_pipeline.schedules import daily_billing_refresh
-from billing_pipeline.sensors import cur_delivery_sensor
+from billing_pipeline.schedules import daily_billing_refresh, hourly_month_to_date
+from billing_pipeline.sensors import cur_delivery_sensor, usage_evidence_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
             invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs, month_to_date,
             nowcast_accuracy],
-    jobs=[billing_month_job],
-    schedules=[daily_billing_refresh],
-    sensors=[cur_delivery_sensor],
+    jobs=[billing_month_job, month_to_date_job],
+    schedules=[daily_billing_refresh, hourly_month_to_date],
+    sensors=[cur_delivery_sensor, usage_evidence_sensor],
     resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
                "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig()},
     # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are
