@@ -41,6 +41,7 @@ ARROW_TYPES = {
     exp.DataType.Type.BIGINT: pa.int64(),
     exp.DataType.Type.DOUBLE: pa.float64(),
     exp.DataType.Type.TIMESTAMP: pa.timestamp("us"),
+    exp.DataType.Type.TIMESTAMPNTZ: pa.timestamp("us"),  # how sqlglot reads DuckDB's TIMESTAMP
 }
 
 

@@ -113,5 +113,13 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     variance            DECIMAL(38, 10) NOT NULL, -- actual - estimated
     variance_pct        DECIMAL(38, 4),           -- variance / estimated x 100; NULL where nothing was estimated
     flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, or cost nobody estimated
-    is_final            BOOLEAN NOT NULL          -- the month's CUR carries an invoice id
+    is_final            BOOLEAN NOT NULL,         -- the month's CUR carries an invoice id
+    -- coverage-aligned (docs/realtime.md): the estimates of the whole days the CUR covers against their actuals
+    covered_through     TIMESTAMP,                -- end of the last hour the CUR covers (NULL: no CUR yet)
+    covered_days_through DATE,                    -- the covered_* columns: usage dates before this
+    estimated_covered_cost DECIMAL(38, 10),
+    actual_covered_cost DECIMAL(38, 10),
+    covered_variance    DECIMAL(38, 10),          -- actual_covered - estimated_covered
+    covered_variance_pct DECIMAL(38, 4),          -- covered_variance / estimated_covered x 100
+    estimated_after_coverage DECIMAL(38, 10)      -- estimates of the days from covered_days_through on, apart
 );
