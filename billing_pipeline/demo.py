@@ -1,9 +1,14 @@
-"""The README's first command: generate a sample month, run the whole asset chain on it, print the report.
+"""The README's first command: generate sample months, run the whole asset chain on them, print the report.
 
-    python -m billing_pipeline.demo [--month 2026-01] [--tenants 5] [--rows 20000] [--out data/sample]
+    python -m billing_pipeline.demo [--month 2026-01] [--months-before 1] [--tenants 5] [--rows 20000] [--out data/sample]
 
-Writes the sample bucket layout under --out, materializes every asset of `billing_month_job` for the month into
-the DuckDB warehouse (BILLING_WAREHOUSE, default data/warehouse.duckdb), then prints the reconciliation report.
+Writes the sample bucket layout under --out (the month before --month final, --month itself provisional),
+materializes every asset of `billing_month_job` for each month into the DuckDB warehouse (BILLING_WAREHOUSE,
+default data/warehouse.duckdb), then prints the reconciliation report of --month.
+
+The runs are recorded in the Dagster instance of DAGSTER_HOME, by default the repository's `dagster_home/`, so
+`DAGSTER_HOME=$PWD/dagster_home dagster dev` shows them; the partitions start at the demo's first month
+(BILLING_FIRST_MONTH), so the UI does not list years of empty months.
 """
 
 from __future__ import annotations
@@ -20,18 +25,22 @@ from dagster import DagsterInstance
 
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.resources.warehouse import DEFAULT_WAREHOUSE
+from billing_pipeline.settings import check_settings
 
 _CENT4 = Decimal("0.0001")
 
 
+DEFAULT_DAGSTER_HOME = "dagster_home"
+
+
 def run_month(partition_key: str) -> bool:
-    """Materialize the whole chain for one month with the real Definitions (DAGSTER_HOME's instance if set)."""
+    """Materialize the whole chain for one month with the real Definitions, recorded in DAGSTER_HOME's instance."""
     from billing_pipeline.definitions import defs
 
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    result = defs.resolve_job_def("billing_month_job").execute_in_process(
-        partition_key=partition_key, instance=instance, raise_on_error=False
-    )
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("billing_month_job").execute_in_process(
+            partition_key=partition_key, instance=instance, raise_on_error=False
+        )
     return result.success
 
 
@@ -70,30 +79,52 @@ def main(argv: list[str] | None = None) -> int:
     from billing_pipeline.sample_data import generate_month
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--month", default="2026-01", help="billing month, YYYY-MM")
+    parser.add_argument("--month", default="2026-01", help="billing month, YYYY-MM (provisional)")
+    parser.add_argument("--months-before", type=int, default=1,
+                        help="also generate and run this many final months before --month (default 1)")
     parser.add_argument("--tenants", type=int, default=5)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default="data/sample")
     args = parser.parse_args(argv)
 
-    billing_period = dt.date.fromisoformat(args.month[:7] + "-01")
-    sample = generate_month(Path(args.out), billing_period, tenants=args.tenants, rows=args.rows, seed=args.seed)
-    # The run reads exactly the sample just written.
+    try:
+        billing_period = dt.date.fromisoformat(args.month[:7] + "-01")
+    except ValueError:
+        parser.error(f"--month {args.month!r}: expected YYYY-MM")
+    months = [billing_period]
+    for _ in range(max(args.months_before, 0)):
+        months.insert(0, (months[0] - dt.timedelta(days=1)).replace(day=1))
+    for month in months:
+        sample = generate_month(Path(args.out), month, tenants=args.tenants, rows=args.rows, seed=args.seed,
+                                final=month != billing_period)
+        print(f"Sample month {month:%Y-%m} ({'provisional' if month == billing_period else 'final'}): "
+              f"{sample.line_items} CUR line items under {args.out}", flush=True)
+    # The runs read exactly the samples just written, and are recorded where `dagster dev` will look.
     os.environ.update(
         {
             "BILLING_CUR_URI": sample.cur_uri,
             "BILLING_LOGS_URI": sample.logs_uri,
             "BILLING_S3_INVENTORY_URI": sample.inventory_uri,
             "BILLING_USAGE_URI": sample.usage_uri,
+            "BILLING_FIRST_MONTH": os.environ.get("BILLING_FIRST_MONTH") or f"{months[0]:%Y-%m}",
         }
     )
+    os.environ.setdefault("DAGSTER_HOME", os.path.abspath(DEFAULT_DAGSTER_HOME))
+    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+    problems = check_settings()
+    if problems:
+        print("\n".join(["Settings are not valid:", *(f"- {p}" for p in problems)]), file=sys.stderr)
+        return 2
     warehouse = os.environ.get("BILLING_WAREHOUSE") or DEFAULT_WAREHOUSE
-    print(f"Sample month {args.month}: {sample.line_items} CUR line items under {args.out}", flush=True)
-    if not run_month(billing_period.isoformat()):
-        print("The run failed; see the log above.", file=sys.stderr)
-        return 1
+    for month in months:
+        if not run_month(month.isoformat()):
+            print(f"The run of {month:%Y-%m} failed; see the log above.", file=sys.stderr)
+            return 1
     print(format_report(warehouse, billing_period))
+    print(f"\nRuns recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}. See them in the UI with:\n"
+          f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} BILLING_FIRST_MONTH={os.environ['BILLING_FIRST_MONTH']} "
+          f".venv/bin/dagster dev")
     return 0
 
 

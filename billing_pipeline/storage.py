@@ -33,7 +33,11 @@ class Location:
         return path
 
     def list_files(self) -> list[pafs.FileInfo]:
-        """Every file below the folder, at any depth, sorted by path; [] when the folder does not exist."""
+        """Every file below the folder, at any depth, sorted by path; [] when the folder does not exist; the file
+        itself when the location is one file (a usage export given as one .jsonl, say)."""
+        info = self.filesystem.get_file_info(self.path)
+        if info.type == pafs.FileType.File:
+            return [info]
         selector = pafs.FileSelector(self.path, recursive=True, allow_not_found=True)
         infos = self.filesystem.get_file_info(selector)
         return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)

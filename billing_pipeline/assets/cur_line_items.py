@@ -16,6 +16,7 @@ from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
+from billing_pipeline.settings import BY_VARIABLE
 from billing_pipeline.storage import Location
 
 
@@ -75,7 +76,9 @@ def cur_line_items(
     delivery = deliveries.get(period)
     if delivery is None:
         found = ", ".join(sorted(f"{month:%Y-%m}" for month in deliveries)) or "none"
-        raise Failure(f"No CUR delivery for {period:%Y-%m} under {location.uri} (months found: {found})")
+        wrong = BY_VARIABLE["BILLING_CUR_URI"].check(location.uri)  # e.g. the folder does not exist
+        raise Failure(f"No CUR delivery for {period:%Y-%m} under BILLING_CUR_URI={location.uri}"
+                      + (f": {wrong}" if wrong else f" (months found: {found})"))
 
     with warehouse.connect() as con:
         try:

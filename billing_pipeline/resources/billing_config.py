@@ -16,9 +16,12 @@ from pydantic import Field
 
 from billing_pipeline.readers.cloudwatch_logs_api import CloudWatchLogsSource, is_cloudwatch_uri, parse_cloudwatch_uri
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable, is_dynamodb_uri, parse_dynamodb_uri
+from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import Location, locate
 
 COST_METRICS = ("unblended", "amortized", "net_amortized")
+INPUT_SETTINGS = ("BILLING_CUR_URI", "BILLING_LOGS_URI", "BILLING_S3_INVENTORY_URI", "BILLING_USAGE_URI",
+                  "BILLING_PRICING", "BILLING_COST_METRIC", "BILLING_APPLICATION", "BILLING_FIRST_MONTH")
 
 # variable -> default when unset (paths are relative to the working directory)
 DEFAULTS = {
@@ -48,6 +51,17 @@ class BillingConfig(ConfigurableResource):
     pricing: str | None = Field(default=None, description="Pricing file (JSON). Env: BILLING_PRICING")
     cost_metric: str | None = Field(default=None, description="unblended | amortized | net_amortized. Env: BILLING_COST_METRIC")
     application: str | None = Field(default=None, description="Value of the `application` tag in scope. Env: BILLING_APPLICATION")
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: every input setting checked (and any misspelt BILLING_* variable named), so a mistake
+        fails the run at once with the variable, the value and what was expected."""
+        require_valid_settings(INPUT_SETTINGS, self.setting_overrides())
+
+    def setting_overrides(self) -> dict[str, str | None]:
+        return {"BILLING_CUR_URI": self.cur_uri, "BILLING_LOGS_URI": self.logs_uri,
+                "BILLING_S3_INVENTORY_URI": self.s3_inventory_uri, "BILLING_USAGE_URI": self.usage_uri,
+                "BILLING_PRICING": self.pricing, "BILLING_COST_METRIC": self.cost_metric,
+                "BILLING_APPLICATION": self.application}
 
     def cur_location(self) -> Location:
         return locate(_setting(self.cur_uri, "BILLING_CUR_URI"))

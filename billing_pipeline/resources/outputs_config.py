@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import Location, locate
 
 DEFAULTS = {
@@ -50,6 +51,16 @@ class OutputsConfig(ConfigurableResource):
         default=None, description="Tag key Cost Explorer groups by. Env: BILLING_COST_EXPLORER_TAG")
     cost_explorer_tolerance: str | None = Field(
         default=None, description="Allowed |CE - CUR| per tenant x day. Env: BILLING_COST_EXPLORER_TOLERANCE")
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the output settings checked, each mistake named (see settings.py)."""
+        require_valid_settings(
+            tuple(DEFAULTS),
+            {"BILLING_EXPORT_URI": self.export_uri, "BILLING_WRITEBACK_TABLE": self.writeback_table,
+             "BILLING_COST_EXPLORER": self.cost_explorer, "BILLING_COST_EXPLORER_TAG": self.cost_explorer_tag,
+             "BILLING_COST_EXPLORER_TOLERANCE": self.cost_explorer_tolerance},
+            unknown=False,
+        )
 
     def export_location(self) -> Location:
         return locate(_setting(self.export_uri, "BILLING_EXPORT_URI"))

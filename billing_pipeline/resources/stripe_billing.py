@@ -24,6 +24,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from billing_pipeline.price_list import PlatformPlan
+from billing_pipeline.settings import require_valid_settings
 
 DEFAULT_MAX_NETWORK_RETRIES = 2
 PAGE = 100
@@ -41,6 +42,10 @@ class StripeBilling(ConfigurableResource):
     price_list: str | None = Field(default=None, description="Price list (JSON). Env: BILLING_PRICE_LIST")
     max_network_retries: int | None = Field(default=None, description="Retries of failed connections (default 2)")
     # The API key is deliberately not a field: run config is shown in the UI. Env: STRIPE_API_KEY.
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the price list checked (see settings.py)."""
+        require_valid_settings(("BILLING_PRICE_LIST",), {"BILLING_PRICE_LIST": self.price_list}, unknown=False)
 
     def configured(self) -> bool:
         return bool(os.environ.get("STRIPE_API_KEY", "").strip())

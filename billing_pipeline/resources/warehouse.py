@@ -24,6 +24,7 @@ from pydantic import Field
 
 from billing_pipeline.engines import ENGINES, Engine
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
+from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import locate
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -53,6 +54,18 @@ class BillingWarehouse(ConfigurableResource):
     database: str | None = Field(default=None, description="DuckDB file. Env: BILLING_WAREHOUSE")
     memory_limit: str | None = Field(default=None, description="DuckDB memory_limit, e.g. '2GB'. Env: BILLING_DUCKDB_MEMORY_LIMIT")
     threads: int | None = Field(default=None, description="DuckDB threads. Env: BILLING_DUCKDB_THREADS")
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the engine and warehouse settings checked, each mistake named (see settings.py)."""
+        require_valid_settings(
+            ("BILLING_WAREHOUSE", "BILLING_DUCKDB_MEMORY_LIMIT", "BILLING_DUCKDB_THREADS", "BILLING_ENGINE",
+             "BILLING_SPARK_MASTER", "BILLING_SPARK_REMOTE", "BILLING_SPARK_WAREHOUSE"),
+            {"BILLING_WAREHOUSE": self.database, "BILLING_DUCKDB_MEMORY_LIMIT": self.memory_limit,
+             "BILLING_DUCKDB_THREADS": None if self.threads is None else str(self.threads),
+             "BILLING_ENGINE": self.engine, "BILLING_SPARK_MASTER": self.spark_master,
+             "BILLING_SPARK_REMOTE": self.spark_remote, "BILLING_SPARK_WAREHOUSE": self.spark_warehouse},
+            unknown=False,
+        )
 
     def path(self) -> str:
         return self.database or os.environ.get("BILLING_WAREHOUSE") or DEFAULT_WAREHOUSE
