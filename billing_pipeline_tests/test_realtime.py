@@ -2,14 +2,17 @@
 (job, schedule, sensor), and the backtest's replays of final months against the generator's exact answers."""
 
 import datetime as dt
-import os
-from collections import defaultdict
 from decimal import Decimal as D
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, build_schedule_context, build_sensor_context, materialize
+from dagster import (
+    DagsterInstance,
+    build_schedule_context,
+    build_sensor_context,
+    materialize,
+)
 
 from billing_pipeline.assets.nowcast_accuracy import REPLAY_CUR_LAG, replay, summary
 from billing_pipeline.definitions import defs

@@ -17,11 +17,20 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, duplicate_check, markdown, month_of
-from billing_pipeline.nowcast import calibration_table, compute, month_to_date_table, warehouse_inputs
+from billing_pipeline.nowcast import (
+    calibration_table,
+    compute,
+    month_to_date_table,
+    warehouse_inputs,
+)
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
+from billing_pipeline.resources.warehouse import (
+    WAREHOUSE_POOL,
+    BillingWarehouse,
+    replace_month_with_rows,
+)
 
 GRAIN = ["accountant_id", "resource_type", "currency"]
 

@@ -8,9 +8,9 @@ usage table) are measured beside it.
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Iterator
 
 import pyarrow as pa
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -20,7 +20,11 @@ from billing_pipeline.nowcast import FACT_COLUMNS, MONEY, Nowcast, _div, _round,
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import Pricing, parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
+from billing_pipeline.resources.warehouse import (
+    WAREHOUSE_POOL,
+    BillingWarehouse,
+    replace_month_with_rows,
+)
 
 REPLAY_DAYS = (7, 14, 21, 28)
 REPLAY_CUR_LAG = dt.timedelta(hours=12)  # AWS delivers the CUR 6 to 24 hours behind usage
@@ -182,10 +186,10 @@ def error_chart(rows: list[dict], width: int = 40) -> str:
             seed = [abs(r["seed_" + column]) for r in rs if r["seed_" + column] is not None]
             series.append((day, label, sum(ours) / len(ours) if ours else 0, sum(seed) / len(seed) if seed else 0))
     scale = max([max(a, b) for *_, a, b in series] + [Decimal(1)])
-    lines = [f"mean |error| %, per replay day   █ nowcast  ░ seed (constant prices)"]
+    lines = ["mean |error| %, per replay day   █ nowcast  ░ seed (constant prices)"]
     for day, label, ours, seed in series:
-        lines.append(f"day {day:>2} {label:<12} █ {'█' * int(round(ours / scale * width)):<{width}} {float(ours):7.2f}")
-        lines.append(f"{'':19} ░ {'░' * int(round(seed / scale * width)):<{width}} {float(seed):7.2f}")
+        lines.append(f"day {day:>2} {label:<12} █ {'█' * round(ours / scale * width):<{width}} {float(ours):7.2f}")
+        lines.append(f"{'':19} ░ {'░' * round(seed / scale * width):<{width}} {float(seed):7.2f}")
     return "```\n" + "\n".join(lines) + "\n```"
 
 
@@ -217,8 +221,8 @@ def nowcast_accuracy(
         return MaterializeResult(metadata={"dagster/row_count": MetadataValue.int(0),
                                            "skipped": f"{period:%Y-%m} is not final: nothing to measure yet"})
     result = summary(rows)
-    table = ["| tenant | cost to date mean / worst % | forecast mean / worst % | forecast from day 14 worst % "
-             "| interval hit rate | seed cost to date mean / worst % | seed forecast mean / worst % |",
+    table = [("| tenant | cost to date mean / worst % | forecast mean / worst % | forecast from day 14 worst % "
+             "| interval hit rate | seed cost to date mean / worst % | seed forecast mean / worst % |"),
              "|---|---:|---:|---:|---:|---:|---:|"]
     for tenant, s in result["tenants"].items():
         table.append(f"| {tenant} | {s['cost_to_date'][0]} / {s['cost_to_date'][1]} | {s['forecast'][0]} / "

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import billing_pipeline
-
 from billing_pipeline.assets.month_to_date import actual_check, parts_check
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.nowcast import (
@@ -55,7 +54,7 @@ def build(con):
     con.execute("""INSERT INTO usage_shares VALUES (DATE '2026-04-01', TIMESTAMP '2026-04-01 02:00', 'AmazonDynamoDB',
                    'read_units', 'tax-agent-usage', 'b', 1000, 1000, 1)""")
     # tenant_costs as the attribution wrote it (per day)
-    con.execute(f"""
+    con.execute("""
         INSERT INTO tenant_costs BY NAME
         SELECT DATE '2026-03-01' AS billing_period, d AS usage_date, t AS accountant_id, s AS service,
                rt AS resource_type, ut AS usage_type, 'Usage' AS line_item_type, al AS allocation, dr AS driver,
