@@ -155,3 +155,8 @@ def test_backtest_measures_each_final_month_against_its_final_cost(final_months)
     assert max(abs(r["cost_to_date_error_pct"]) for r in rows if r["replay_day"] >= 21) < 1
     for tenant, stats in result["tenants"].items():
         assert stats["seed_cost_to_date"][0] > 5 * stats["cost_to_date"][0], tenant
+
+
+def test_a_final_month_cannot_be_cut(tmp_path):
+    with pytest.raises(ValueError, match="final month's CUR covers the whole month"):
+        generate_month(tmp_path, JAN, tenants=2, rows=300, seed=3, final=True, cur_through=CUT)
