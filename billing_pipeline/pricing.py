@@ -3,15 +3,22 @@
 The unit prices are the application's own constants (what it uses to estimate), kept in one JSON file
 (`BILLING_PRICING`, default: `pricing.json` in this package). The attribution uses them only to value a service's
 drivers against each other for line items no single driver pays for ("combined").
+
+`account_level_lines` sets, per line item type, what happens to the untagged account-level lines (tax, credits,
+refunds, discounts, fees without a resource): `proportional` (the default) gives the application its part and
+splits it among the tenants; `company` keeps the line with the company (docs/attribution-rules.md).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
+
+ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount", "Fee")
+ACCOUNT_LEVEL_POLICIES = ("proportional", "company")
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,25 @@ class Pricing:
     currency: str
     variance_threshold_pct: Decimal
     driver_prices: dict[tuple[str, str], Decimal]  # (CUR service, driver) -> unit price
+    account_level_policies: dict[str, str] = field(default_factory=dict)  # line item type -> policy
+    # the application's usage-table operation -> (service, driver) it records (pricing feedback's recorded usage)
+    estimate_operations: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def estimate_operations_table(self) -> pa.Table:
+        rows = sorted(self.estimate_operations.items())
+        return pa.table({
+            "operation": pa.array([o for o, _ in rows], pa.string()),
+            "service": pa.array([s for _, (s, _d) in rows], pa.string()),
+            "driver": pa.array([d for _, (_s, d) in rows], pa.string()),
+        })
+
+    def account_level_policies_table(self) -> pa.Table:
+        """Every account-level line item type with its policy (`proportional` unless the file says otherwise)."""
+        return pa.table({
+            "line_item_type": pa.array(ACCOUNT_LEVEL_TYPES, pa.string()),
+            "policy": pa.array([self.account_level_policies.get(t, "proportional") for t in ACCOUNT_LEVEL_TYPES],
+                               pa.string()),
+        })
 
     def driver_prices_table(self) -> pa.Table:
         rows = sorted(self.driver_prices.items())
@@ -44,10 +70,23 @@ def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
             currency=str(document.get("currency", "USD")),
             variance_threshold_pct=Decimal(str(document.get("variance_threshold_pct", "10"))),
             driver_prices=prices,
+            account_level_policies={str(k): str(v) for k, v in document.get("account_level_lines", {}).items()},
+            estimate_operations={str(op): tuple(str(target).split("/", 1))
+                                 for op, target in document.get("estimate_operations", {}).items()},
         )
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid pricing file ({type(error).__name__}: {error})") from error
     negative = [f"{s}/{d}" for (s, d), p in prices.items() if p < 0]
     if negative:
         raise ValueError(f"{source}: negative unit prices for {', '.join(negative)}")
+    malformed = sorted(op for op, target in pricing.estimate_operations.items() if len(target) != 2)
+    if malformed:
+        raise ValueError(f"{source}: estimate_operations must map to 'Service/driver': {', '.join(malformed)}")
+    unknown = sorted(set(pricing.account_level_policies) - set(ACCOUNT_LEVEL_TYPES))
+    if unknown:
+        raise ValueError(f"{source}: account_level_lines names line item types that are not account-level: "
+                         f"{', '.join(unknown)} (expected {', '.join(ACCOUNT_LEVEL_TYPES)})")
+    bad = sorted(f"{t}={p}" for t, p in pricing.account_level_policies.items() if p not in ACCOUNT_LEVEL_POLICIES)
+    if bad:
+        raise ValueError(f"{source}: account_level_lines policies must be proportional or company: {', '.join(bad)}")
     return pricing

@@ -29,7 +29,7 @@ import sys
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,8 @@ class SampleMonth:
     logs_uri: str
     inventory_uri: str
     usage_uri: str
-    # (accountant_id incl. 'unattributed', CUR product code) -> exact unblended in-scope cost of the month
+    # (accountant_id incl. 'unattributed', CUR product code) -> exact in-scope cost of the month, with the
+    # tenants' parts of the account-level lines (amortized = unblended for every line the sample tags)
     expected_costs: dict[tuple[str, str], Decimal]
     # (accountant_id, product code, UTC usage date) -> the same by day
     expected_daily_costs: dict[tuple[str, str, dt.date], Decimal]
@@ -90,12 +91,16 @@ class SampleMonth:
     in_scope_total: Decimal
     out_of_scope_total: Decimal
     line_items: int
+    account_level_to_tenants: Decimal  # the application's part of the untagged tax / credits (docs/attribution-rules.md)
+    kept_by_company: Decimal  # account-level lines whose policy is `company`
     # extras, for tests and for debugging a disagreement with the SQL implementation
     tenants: list[str] = field(default_factory=list)
     expected_actuals: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (accountant, resource_type)
     fallback_counts: dict[str, int] = field(default_factory=dict)  # allocation kind -> number of facts
     allocations: list[oracle.Allocation] = field(default_factory=list)  # the oracle's rows, one per fact x tenant
     scenario: dict[str, Any] = field(default_factory=dict)
+    # (service, driver) -> (CUR usage amount, cost units) of the in-scope lines that bill the driver
+    bill_quantities: dict[tuple[str, str], tuple[Decimal, int]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -390,17 +395,23 @@ class _Cur:
     def rows(self) -> int:
         return sum(n for n, _ in self.chunks)
 
-    def line_items(self, through: dt.datetime | None = None) -> tuple[list[oracle.LineItem], int]:
-        """The tagged line items as the oracle's LineItems, and the summed cost of the untagged rest (only the
-        line items ending at or before `through`, when given: a CUR delivery that stops there)."""
+    def line_items(self, through: dt.datetime | None = None
+                   ) -> tuple[list[oracle.LineItem], int, dict[tuple[str, str], int]]:
+        """The tagged and the untagged account-level line items as the oracle's LineItems, the summed cost of the
+        untagged rest, and that rest's cost per (product code, currency); only the line items ending at or before
+        `through`, when given (a CUR delivery that stops there)."""
         items: list[oracle.LineItem] = []
         untagged = 0
+        other_bill: dict[tuple[str, str], int] = defaultdict(int)
         epoch = dt.datetime(1970, 1, 1)
         end_ms = _epoch_ms(through) if through is not None else None
         for n, c in self.chunks:
             kept = c["_end"] <= end_ms if end_ms is not None else np.ones(n, dtype=bool)
-            if not c["resource_tags_user_application"]:
+            account_level = c["line_item_line_item_type"] in oracle.ACCOUNT_LEVEL_TYPES or (
+                c["line_item_line_item_type"] == "Fee" and not c["line_item_resource_id"])
+            if not c["resource_tags_user_application"] and not account_level:
                 untagged += int(c["_units"][kept].sum())
+                other_bill[(c["line_item_product_code"], "USD")] += int(c["_units"][kept].sum())
                 continue
             for i in np.nonzero(kept)[0]:
                 items.append(oracle.LineItem(
@@ -414,8 +425,11 @@ class _Cur:
                     environment=c["resource_tags_user_environment"],
                     cost_center=c["resource_tags_user_cost_center"], currency="USD",
                     cost_units=int(c["_units"][i]),
+                    # the Parquet DOUBLE as the reader casts it to DECIMAL(38, 10)
+                    usage_amount=Decimal(float(c["line_item_usage_amount"][i])).quantize(
+                        Decimal("1e-10"), rounding=ROUND_HALF_UP),
                 ))
-        return items, untagged
+        return items, untagged, dict(other_bill)
 
     def table(self, rng: np.random.Generator, invoice_id: str) -> pa.Table:
         sim = self.sim
@@ -521,8 +535,8 @@ def _build_cur(sim: _Sim, rows: int, rng: np.random.Generator, ids: _Ids, prices
 
     for table in (USAGE_TABLE, SESSIONS_TABLE):
         ddb(table, "read", read_half[table], 1_250, "0.00000025")
-        ddb(table, "write", write_half[table], 12_500, "0.00000125")
-    ddb(AUDIT_TABLE, "write", 2 * rng.integers(1, 40, size=H), 12_500, "0.00000125")
+        ddb(table, "write", write_half[table], 6_250, "0.00000125")
+    ddb(AUDIT_TABLE, "write", 2 * rng.integers(1, 40, size=H), 6_250, "0.00000125")
 
     # --- the shared S3 bucket: storage is reported per day, requests per hour (no access logs: unattributed)
     s3 = dict(service="AmazonS3", product_name="Amazon Simple Storage Service", resource_id=DOCS_BUCKET, tags=app)
@@ -881,17 +895,21 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
     sim = _simulate(start, tenants, rng, ids)
     cur = _build_cur(sim, rows, rng, ids, prices)
     evidence = _evidence(sim)
-    tagged, untagged_units = cur.line_items()
-    allocations, in_units, out_units = oracle.attribute(tagged, evidence, prices, APPLICATION)
-    out_units += untagged_units
-    monthly, daily, by_type, kinds = oracle.summarize(allocations)
-    assert sum(monthly.values()) == in_units, "the oracle lost or invented cost"
-    full_month_by_type = by_type  # the application estimates the whole month, whatever the CUR has reached
-    if cur_through is not None:
-        tagged, untagged_units = cur.line_items(cur_through)
-        allocations, in_units, out_units = oracle.attribute(tagged, evidence, prices, APPLICATION)
+
+    def attribute(through: dt.datetime | None):
+        items, untagged_units, other_bill = cur.line_items(through)
+        allocations, in_units, out_units = oracle.attribute(items, evidence, prices, APPLICATION)
         out_units += untagged_units
-        monthly, daily, by_type, kinds = oracle.summarize(allocations)
+        assert sum(a.cost_units for a in allocations) == in_units, "the oracle lost or invented cost"
+        account_level, apportioned, kept = oracle.attribute_account_level(
+            items, allocations, APPLICATION, load_pricing().get("account_level_lines", {}), other_bill)
+        return items, allocations + account_level, in_units, out_units, apportioned, kept
+
+    items, allocations, in_units, out_units, apportioned, kept = attribute(None)
+    full_month_by_type = oracle.summarize(allocations)[2]  # the application estimates the whole month
+    if cur_through is not None:
+        items, allocations, in_units, out_units, apportioned, kept = attribute(cur_through)
+    monthly, daily, by_type, kinds = oracle.summarize(allocations)
 
     # write the CUR
     cur_dir = out / "cur"
@@ -943,6 +961,8 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
         expected_estimates={k: v for k, v in sorted(estimates.items())},
         bill_total=oracle.units_to_decimal(bill_units),
         in_scope_total=oracle.units_to_decimal(in_units),
+        account_level_to_tenants=oracle.units_to_decimal(apportioned),
+        kept_by_company=oracle.units_to_decimal(kept),
         out_of_scope_total=oracle.units_to_decimal(out_units),
         line_items=table.num_rows,
         tenants=sim.tenants,
@@ -950,6 +970,7 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
         fallback_counts=kinds,
         allocations=allocations,
         scenario=scenario,
+        bill_quantities=oracle.bill_quantities(items, APPLICATION),
     )
 
 

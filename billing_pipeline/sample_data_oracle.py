@@ -51,6 +51,24 @@ RESOURCE_TYPES = {
 }
 
 
+RESERVED_TENANT_IDS = ("unattributed", "total")
+
+
+def tenant_id(value: object) -> str | None:
+    """A tag's or log line's tenant: a string trimmed of spaces; missing or empty -> None (untagged); a non-string,
+    a reserved word (any case) or a control character -> 'unattributed' (never a tenant)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return UNATTRIBUTED
+    trimmed = value.strip(" ")
+    if not trimmed:
+        return None
+    if trimmed.lower() in RESERVED_TENANT_IDS or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return UNATTRIBUTED
+    return trimmed
+
+
 def resource_type(service: str) -> str:
     return RESOURCE_TYPES.get(service, "other")
 
@@ -90,6 +108,7 @@ class LineItem:
     cost_center: str
     currency: str
     cost_units: int  # unblended cost in 1e-10
+    usage_amount: Decimal = Decimal(0)  # as the CUR reader keeps it: DECIMAL(38, 10)
 
 
 @dataclass(frozen=True)
@@ -237,7 +256,7 @@ def build_facts(line_items: Iterable[LineItem], application: str) -> tuple[dict[
         in_scope += li.cost_units
         key = (
             _hour_floor(li.usage_start), span_hours(li.usage_start, li.usage_end), li.usage_account_id,
-            li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, li.accountant_id,
+            li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, tenant_id(li.accountant_id),
             li.application, li.environment, li.cost_center, li.currency,
         )
         facts[key] += li.cost_units
@@ -257,12 +276,16 @@ def attribute(
     ordered = sorted(facts.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
     for fact_no, (key, cost_units) in enumerate(ordered):
         hour, span, _acct, li_type, service, usage_type, _op, resource_id, accountant_id = key[:9]
+        accountant_id = accountant_id or ""
 
         def emit(tenant: str, units: int, allocation: str, driver: str | None) -> None:
             allocations.append(
                 Allocation(hour, tenant, service, usage_type, li_type, resource_id, allocation, driver, units, fact_no)
             )
 
+        if accountant_id == UNATTRIBUTED:  # a tag that is never a tenant
+            emit(UNATTRIBUTED, cost_units, "unattributed", None)
+            continue
         if accountant_id:  # 1. direct
             emit(accountant_id, cost_units, "direct", None)
             continue
@@ -312,3 +335,141 @@ def summarize(allocations: Iterable[Allocation]):
         by_type[(a.accountant_id, resource_type(a.service))] += a.cost_units
         kinds[a.allocation].add(a.fact)
     return monthly, daily, by_type, {k: len(v) for k, v in sorted(kinds.items())}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reconciliation (docs/attribution-rules.md, "Reconciliation")
+
+
+def reconcile(
+    estimated: Decimal, actual: Decimal, threshold_pct: Decimal = Decimal(10)
+) -> tuple[Decimal, Decimal, bool]:
+    """(variance, variance_pct to 1e-4 half away from zero, flagged) as the seed defines them: variance = actual -
+    estimated, variance_pct = variance / actual x 100 and 0 when actual is not positive; flagged when |variance_pct|
+    exceeds the threshold, when cost arrived that nothing estimated, or when an estimate found no cost."""
+    variance = actual - estimated
+    if actual > 0:
+        exact = Fraction(variance) * 100 / Fraction(actual)
+        pct = Decimal(abs(exact.numerator) * 10**4 * 2 + abs(exact.denominator)) // (2 * exact.denominator)
+        pct = (pct if exact >= 0 else -pct) / Decimal(10**4)
+    else:
+        pct = Decimal(0)
+    if estimated == 0:
+        flagged = actual != 0
+    elif actual <= 0:
+        flagged = True
+    else:
+        flagged = abs(variance) * 100 > threshold_pct * actual
+    return variance, pct.quantize(Decimal("0.0001")), flagged
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Account-level lines (docs/attribution-rules.md, "Account-level lines")
+
+ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount")
+ALL_PRODUCTS = "*"
+
+
+def is_account_level(li: LineItem) -> bool:
+    """Untagged (no application) tax, credit, refund, discount, or a fee without a resource id."""
+    return not li.application and (
+        li.line_item_type in ACCOUNT_LEVEL_TYPES or (li.line_item_type == "Fee" and not li.resource_id))
+
+
+def _half_away(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half away from zero (denominator > 0)."""
+    magnitude = (2 * abs(numerator) + denominator) // (2 * denominator)
+    return -magnitude if numerator < 0 else magnitude
+
+
+def attribute_account_level(
+    line_items: Iterable[LineItem],
+    allocations: Iterable[Allocation],
+    application: str = "tax-demo",
+    policies: Mapping[str, str] | None = None,
+    other_bill_units: Mapping[tuple[str, str], int] | None = None,
+) -> tuple[list[Allocation], int, int]:
+    """The tenants' parts of the proportional account-level lines among `line_items`; returns (allocations,
+    units apportioned to the application, units kept by the company). `allocations` are attribute()'s;
+    `other_bill_units` adds (product code, currency) -> cost of bill lines not passed as items (the sample hands
+    over its untagged, non-account-level lines as sums)."""
+    policies = policies or {}
+    items = list(line_items)
+    app: dict[tuple[str, str], int] = defaultdict(int)
+    bill: dict[tuple[str, str], int] = defaultdict(int)
+    for (product, currency), units in (other_bill_units or {}).items():
+        bill[(product, currency)] += units
+        bill[(ALL_PRODUCTS, currency)] += units
+    for li in items:
+        if is_account_level(li):
+            continue
+        for product in (li.service or "", ALL_PRODUCTS):
+            bill[(product, li.currency)] += li.cost_units
+            if li.application == application:
+                app[(product, li.currency)] += li.cost_units
+    tenants: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    currencies = {li.currency for li in items}
+    currency = next(iter(currencies)) if len(currencies) == 1 else None  # Allocation has no currency: one only
+    for a in allocations:
+        for product in (a.service or "", ALL_PRODUCTS):
+            tenants[(product, currency)][a.accountant_id] += a.cost_units
+    # account-level lines summed to their hourly cost fact (as build_facts keys them), each fact apportioned once
+    facts: dict[tuple, LineItem] = {}
+    for li in items:
+        if is_account_level(li):
+            key = (_hour_floor(li.usage_start), span_hours(li.usage_start, li.usage_end), li.usage_account_id,
+                   li.line_item_type, li.service, li.usage_type, li.operation, li.resource_id, li.currency)
+            fact = facts.get(key)
+            facts[key] = li if fact is None else LineItem(**{**fact.__dict__,
+                                                             "cost_units": fact.cost_units + li.cost_units})
+    out: list[Allocation] = []
+    apportioned = kept = 0
+    for li in facts.values():
+        if not li.cost_units:
+            continue
+        policy = policies.get(li.line_item_type, "proportional")
+        if policy == "company":
+            kept += li.cost_units
+            continue
+        product = li.service or ALL_PRODUCTS
+        n, d = app[(product, li.currency)], bill[(product, li.currency)]
+        if n <= 0 or d <= 0:
+            continue
+        part = _half_away(li.cost_units * min(n, d), d)
+        apportioned += part
+        weights = {t: w for t, w in tenants[(product, li.currency)].items() if w > 0}
+        for tenant, units in sorted(largest_remainder_split(part, weights).items()):
+            out.append(Allocation(_hour_floor(li.usage_start), tenant, li.service, li.usage_type, li.line_item_type,
+                                  li.resource_id, "proportional", None, units))
+    return out, apportioned, kept
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pricing feedback (docs/attribution-rules.md, "Pricing feedback")
+
+USAGE_LINE_TYPES = ("Usage", "SavingsPlanCoveredUsage", "DiscountedUsage")
+
+
+def bill_quantities(
+    line_items: Iterable[LineItem], application: str = "tax-demo"
+) -> dict[tuple[str, str], tuple[Decimal, int]]:
+    """(service, driver) -> (CUR usage amount, cost units) of the in-scope lines that carry usage and whose usage
+    type's first rule prefers that driver (so the amount is in the driver's unit); 'combined' never."""
+    out: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    for li in line_items:
+        if li.application != application or li.line_item_type not in USAGE_LINE_TYPES:
+            continue
+        drivers = drivers_for(li.service, li.usage_type)
+        if not drivers or drivers[0] == COMBINED:
+            continue
+        quantity, units = out.get((li.service, drivers[0]), (Decimal(0), 0))
+        out[(li.service, drivers[0])] = (quantity + li.usage_amount, units + li.cost_units)
+    return out
+
+
+def implied_unit_cost(cost_units: int, quantity: Decimal) -> Decimal | None:
+    """cost / quantity rounded half away from zero to 1e-18."""
+    if quantity <= 0:
+        return None
+    exact = Fraction(cost_units, UNITS_PER_DOLLAR) / Fraction(quantity)
+    return Decimal(_half_away(exact.numerator * 10**18, exact.denominator)) / Decimal(10**18)

@@ -188,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the DuckDB warehouse"),
     Setting("BILLING_PRICING", "", "a JSON pricing file (unset: the packaged pricing.json)", _existing_file_or_default,
             "unit prices of the usage drivers"),
-    Setting("BILLING_COST_METRIC", "unblended", "one of unblended, amortized, net_amortized",
+    Setting("BILLING_COST_METRIC", "amortized", "one of unblended, amortized, net_amortized",
             _one_of("unblended", "amortized", "net_amortized"), "the cost metric attributed"),
     Setting("BILLING_APPLICATION", "tax-demo", "the application tag value (not empty)", _not_blank,
             "which tagged cost is in scope"),

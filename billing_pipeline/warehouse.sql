@@ -13,6 +13,28 @@ SELECT * FROM (VALUES
     ('AmazonBedrock', 'bedrock')
 ) AS t(service, resource_type);
 
+-- (service, usage type pattern) -> drivers in order of preference, the first matching rule wins: the table of
+-- docs/attribution-rules.md, as cost_allocations.sql applies it (read by pricing_feedback.sql; the catalog of
+-- #20.1 replaces this view).
+CREATE OR REPLACE VIEW driver_rules AS
+SELECT * FROM (VALUES
+    ('AWSLambda', 'GB-Second', 1, 'gb_seconds', 1), ('AWSLambda', 'Request', 2, 'requests', 1),
+    ('AmazonDynamoDB', 'ReadRequestUnits', 1, 'read_units', 1), ('AmazonDynamoDB', 'ReadCapacityUnit-Hrs', 2, 'read_units', 1),
+    ('AmazonDynamoDB', 'WriteRequestUnits', 3, 'write_units', 1), ('AmazonDynamoDB', 'WriteCapacityUnit-Hrs', 4, 'write_units', 1),
+    ('AmazonS3', 'TimedStorage', 1, 'gb_months', 1), ('AmazonS3', 'Requests-Tier1', 2, 'tier1_requests', 1),
+    ('AmazonS3', 'Requests-Tier2', 3, 'tier2_requests', 1),
+    ('AmazonBedrockAgentCore', 'vCPU', 1, 'vcpu_hours', 1), ('AmazonBedrockAgentCore', 'vCPU', 1, 'sessions', 2),
+    ('AmazonBedrockAgentCore', 'GB-Hour', 2, 'gb_hours', 1), ('AmazonBedrockAgentCore', 'GB-Hour', 2, 'sessions', 2),
+    ('AmazonBedrockAgentCore', 'Memory', 3, 'gb_hours', 1), ('AmazonBedrockAgentCore', 'Memory', 3, 'sessions', 2),
+    ('AmazonBedrockAgentCore', 'Gateway', 4, 'tool_calls', 1), ('AmazonBedrockAgentCore', 'Tool', 5, 'tool_calls', 1),
+    ('AmazonBedrockAgentCore', '', 9, 'sessions', 1),
+    ('AmazonBedrock', 'cache-read-input-token', 1, 'cache_read_tokens', 1),
+    ('AmazonBedrock', 'cache-write-input-token', 2, 'cache_write_tokens', 1),
+    ('AmazonBedrock', 'input-token', 3, 'input_tokens', 1), ('AmazonBedrock', 'output-token', 4, 'output_tokens', 1),
+    ('AWSLambda', '', 9, 'combined', 1), ('AmazonDynamoDB', '', 9, 'combined', 1), ('AmazonS3', '', 9, 'combined', 1),
+    ('AmazonBedrock', '', 9, 'combined', 1)
+) AS t(service, usage_type_pattern, rule_order, driver, driver_order);
+
 CREATE TABLE IF NOT EXISTS cur_line_items (
     billing_period      DATE NOT NULL,          -- first day of the billing month (UTC)
     usage_start         TIMESTAMP NOT NULL,     -- UTC
@@ -111,8 +133,9 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     estimated_cost      DECIMAL(38, 10) NOT NULL,
     actual_cost         DECIMAL(38, 10) NOT NULL,
     variance            DECIMAL(38, 10) NOT NULL, -- actual - estimated
-    variance_pct        DECIMAL(38, 4),           -- variance / estimated x 100; NULL where nothing was estimated
-    flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, or cost nobody estimated
+    variance_pct        DECIMAL(38, 4),           -- variance / actual x 100 (the seed's); 0 when actual is not positive
+    flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, cost nobody estimated, or an
+                                                  -- estimate that found no cost; estimates only vs their currency
     is_final            BOOLEAN NOT NULL,         -- the month's CUR carries an invoice id
     -- coverage-aligned (docs/realtime.md): the estimates of the whole days the CUR covers against their actuals
     covered_through     TIMESTAMP,                -- end of the last hour the CUR covers (NULL: no CUR yet)
@@ -120,6 +143,6 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     estimated_covered_cost DECIMAL(38, 10),
     actual_covered_cost DECIMAL(38, 10),
     covered_variance    DECIMAL(38, 10),          -- actual_covered - estimated_covered
-    covered_variance_pct DECIMAL(38, 4),          -- covered_variance / estimated_covered x 100
+    covered_variance_pct DECIMAL(38, 4),          -- covered_variance / actual_covered x 100; 0 when not positive
     estimated_after_coverage DECIMAL(38, 10)      -- estimates of the days from covered_days_through on, apart
 );

@@ -8,13 +8,18 @@ CREATE TABLE IF NOT EXISTS pricing_feedback (
     resource_type         VARCHAR NOT NULL,         -- lambda, dynamodb, s3, agentcore, bedrock, other
     driver                VARCHAR NOT NULL,         -- gb_seconds, requests, ..., 'combined' (no single driver)
     currency              VARCHAR NOT NULL,
+    accountant_id         VARCHAR NOT NULL,         -- 'total': the driver; else a tenant (or 'unattributed')
     quantity              DECIMAL(38, 10),          -- the month's measured usage of the driver (usage_shares)
     actual_cost           DECIMAL(38, 10) NOT NULL, -- the in-scope cost split by that driver (tenant_costs)
-    implied_unit_cost     DECIMAL(38, 18),          -- actual_cost / quantity, rounded half up to 1e-18
+    bill_quantity         DECIMAL(38, 10),          -- 'total': the CUR's usage amount of the driver's usage types
+    recorded_quantity     DECIMAL(38, 10),          -- a tenant's: the usage the application recorded (estimates)
+    implied_unit_cost     DECIMAL(38, 18),          -- the bill's cost / bill_quantity, rounded half up to 1e-18
     configured_unit_cost  DECIMAL(38, 18),          -- the pricing file's constant; NULL when it has none
     variance_pct          DECIMAL(38, 4),           -- (implied - configured) / configured x 100
-    flagged               BOOLEAN NOT NULL,         -- |variance_pct| > threshold, or a measured driver without constant
+    flagged               BOOLEAN NOT NULL,         -- 'total': |variance_pct| > threshold, or a driver without constant
     suggested_unit_cost   DECIMAL(38, 12),          -- the implied unit cost, rounded to 1e-12, where flagged
+    price_variance        DECIMAL(38, 10),          -- a tenant's: evidence x (implied - configured)
+    quantity_variance     DECIMAL(38, 10),          -- a tenant's: (evidence - recorded) x configured
     is_final              BOOLEAN NOT NULL
 );
 

@@ -30,7 +30,7 @@ def test_asset_keys_and_lineage():
         "tenant_costs": ["hourly_cost_facts", "usage_shares"],
         "reconciliation_report": ["cur_line_items", "estimated_usage", "tenant_costs"],
         "invoices": ["reconciliation_report", "tenant_costs"],
-        "pricing_feedback": ["cur_line_items", "tenant_costs", "usage_shares"],
+        "pricing_feedback": ["cur_line_items", "estimated_usage", "tenant_costs", "usage_shares"],
         "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
         "usage_table_writeback": ["cur_line_items", "tenant_costs"],
         "cost_explorer_costs": ["tenant_costs"],
@@ -61,7 +61,7 @@ def test_job_schedule_sensor():
     check_names = sorted(key.name for key in defs.resolve_asset_graph().asset_check_keys)
     assert check_names == sorted([
         "one_delivery", "facts_add_up_to_line_items", "no_duplicate_facts", "shares_sum_to_one",
-        "no_duplicate_shares", "attributed_plus_unattributed_equals_cur", "no_duplicate_tenant_costs",
+        "no_duplicate_shares", "attributed_plus_unattributed_equals_cur", "bill_conserved", "no_duplicate_tenant_costs",
         "variance_within_threshold", "no_duplicate_report_rows",
         "no_duplicate_invoice_items", "stripe_items_match_charges",
         "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",

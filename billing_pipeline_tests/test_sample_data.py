@@ -127,7 +127,7 @@ def test_final_month_has_invoice_id(tmp_path):
     invoices = set(table.column("bill_invoice_id").to_pylist())
     assert len(invoices) == 1 and invoices != {""}
     assert (Path(month.cur_uri) / "cur/tax-demo-cur/20260201-20260301/tax-demo-cur-Manifest.json").is_file()
-    assert sum(month.expected_costs.values()) == month.in_scope_total
+    assert sum(month.expected_costs.values()) == month.in_scope_total + month.account_level_to_tenants
 
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (.*)$")
@@ -256,10 +256,13 @@ def test_deterministic_per_seed(sample, tmp_path):
 
 
 def test_oracle_invariants(sample):
-    assert sum(sample.expected_costs.values()) == sample.in_scope_total
-    assert sum(sample.expected_daily_costs.values()) == sample.in_scope_total
+    attributed = sample.in_scope_total + sample.account_level_to_tenants  # + the tenants' part of the Lambda tax
+    assert sum(sample.expected_costs.values()) == attributed
+    assert sum(sample.expected_daily_costs.values()) == attributed
     assert sample.in_scope_total + sample.out_of_scope_total == sample.bill_total
-    assert set(sample.fallback_counts) == {"direct", "shared_hour", "shared_day", "shared_month", "unattributed"}
+    assert sample.account_level_to_tenants > 0 and sample.kept_by_company == 0
+    assert set(sample.fallback_counts) == {"direct", "shared_hour", "shared_day", "shared_month", "unattributed",
+                                           "proportional"}
     assert all(n > 0 for n in sample.fallback_counts.values())
     for value in [*sample.expected_costs.values(), *sample.expected_daily_costs.values()]:
         assert value == value.quantize(Decimal("1e-10"))
@@ -286,6 +289,8 @@ def test_oracle_conserves_every_fact(sample, cur):
             facts[key] += _units(row["line_item_unblended_cost"])
     allocated: dict[tuple, int] = defaultdict(int)
     for a in sample.allocations:
+        if a.allocation == "proportional":  # an out-of-scope account-level line's part, not an in-scope fact
+            continue
         allocated[(a.usage_hour, a.service, a.usage_type, a.line_item_type, a.resource_id)] += a.cost_units
     assert allocated == facts
 

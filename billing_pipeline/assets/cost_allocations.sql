@@ -48,7 +48,8 @@ facts AS (
         nullif(accountant_id, '') AS accountant_id,
         CASE $cost_metric WHEN 'unblended' THEN unblended_cost
                           WHEN 'amortized' THEN amortized_cost
-                          ELSE net_amortized_cost END                                    AS cost,
+                          -- a delivery without net_* columns: the non-net figure (docs/attribution-rules.md)
+                          ELSE coalesce(net_amortized_cost, amortized_cost) END          AS cost,
         -- the table / bucket the cost is for, matched against the scope of the usage evidence
         CASE service WHEN 'AmazonDynamoDB' THEN regexp_extract(coalesce(resource_id, ''), 'table/([^/]+)', 1)
                      WHEN 'AmazonS3'       THEN coalesce(resource_id, '')
@@ -203,7 +204,10 @@ shared_and_unattributed AS (
 )
 SELECT
     CAST(NULL AS BIGINT) AS fact_id, billing_period, usage_hour, span_hours, service, usage_type, line_item_type,
-    currency, cost AS fact_cost, accountant_id, 'direct' AS allocation, CAST(NULL AS VARCHAR) AS driver,
+    currency, cost AS fact_cost, accountant_id,
+    -- a tag that is never a tenant (cur_line_items: reserved word, control character) is kept unattributed
+    CASE WHEN accountant_id = 'unattributed' THEN 'unattributed' ELSE 'direct' END AS allocation,
+    CAST(NULL AS VARCHAR) AS driver,
     CAST(NULL AS DECIMAL(38, 10)) AS driver_quantity, CAST(cost AS DECIMAL(38, 10)) AS cost
 FROM facts
 WHERE accountant_id IS NOT NULL AND cost <> 0

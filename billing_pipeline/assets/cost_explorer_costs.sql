@@ -16,6 +16,7 @@ cur AS (
            sum(cost)                                                           AS amount
     FROM tenant_costs
     WHERE billing_period = $billing_period AND usage_date < $query_end
+      AND allocation <> 'proportional'  -- untagged account-level lines: not in Cost Explorer's tag filter
     GROUP BY ALL
 )
 SELECT

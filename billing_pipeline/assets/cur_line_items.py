@@ -90,11 +90,14 @@ def cur_line_items(
             """SELECT count(DISTINCT delivery_id), count(DISTINCT source_file), sum(unblended_cost),
                       sum(unblended_cost) FILTER (application = $application),
                       sum(amortized_cost), bool_or(invoice_id IS NOT NULL), string_agg(DISTINCT currency, ', '),
-                      string_agg(DISTINCT invoice_id, ', ')
+                      string_agg(DISTINCT invoice_id, ', '),
+                      -- accountant_id tags that are never a tenant (reserved word, control character)
+                      count(*) FILTER (accountant_id = 'unattributed')
                FROM cur_line_items WHERE billing_period = $period""",
             {"period": period, "application": application},
         ).fetchall()[0]
-        deliveries_in_month, files, unblended, in_scope, amortized, is_final, currencies, invoices = summary
+        (deliveries_in_month, files, unblended, in_scope, amortized, is_final, currencies, invoices,
+         invalid_tenant_tags) = summary
         by_type = markdown(
             con,
             """SELECT line_item_type, currency, count(*) AS line_items, sum(unblended_cost) AS unblended_cost,
@@ -123,6 +126,7 @@ def cur_line_items(
             "in_scope_unblended": MetadataValue.float(as_float(in_scope)),
             "out_of_scope_unblended": MetadataValue.float(as_float((unblended or 0) - (in_scope or 0))),
             "by_line_item_type": by_type,
+            "invalid_accountant_id_tags": MetadataValue.int(int(invalid_tenant_tags or 0)),
         },
         check_results=[
             AssetCheckResult(

@@ -21,7 +21,7 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
-ORDER = "service, driver, currency"
+ORDER = "service, driver, currency, accountant_id = 'total' DESC, accountant_id"
 
 
 def suggested_pricing(pricing_text: str, suggestions: dict[tuple[str, str], object]) -> dict:
@@ -34,7 +34,7 @@ def suggested_pricing(pricing_text: str, suggestions: dict[tuple[str, str], obje
 
 @asset(
     partitions_def=billing_month_partitions,
-    deps=["tenant_costs", "usage_shares", "cur_line_items"],
+    deps=["tenant_costs", "usage_shares", "cur_line_items", "estimated_usage"],
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"duckdb", "csv", "parquet"},
@@ -49,29 +49,32 @@ def pricing_feedback(
     context: AssetExecutionContext, billing_config: BillingConfig, outputs_config: OutputsConfig,
     warehouse: BillingWarehouse,
 ) -> MaterializeResult:
-    """Per service x usage driver: the month's measured quantity (usage_shares), the in-scope cost split by that
-    driver (tenant_costs), the implied unit cost = cost / quantity, the pricing file's constant, the variance % and,
-    where |variance| exceeds the threshold (10 %), a suggested new constant. Exported as CSV and Parquet."""
+    """Per service x usage driver ('total'): the unit cost the bill shows (the in-scope cost of the driver's usage
+    types over their CUR usage amount), the pricing file's constant, the variance % and, where |variance| exceeds
+    the threshold (10 %), a suggested new constant; per tenant: its evidence, the usage the application recorded,
+    and its variance split into a price part and a quantity part. Exported as CSV and Parquet."""
     period, _ = month_of(context)
     pricing_text = billing_config.pricing_text()
     pricing = parse_pricing(pricing_text, "BILLING_PRICING")
     with warehouse.connect() as con:
         is_final = cur_is_final(con, period)
         con.register("driver_prices", pricing.driver_prices_table())
+        con.register("estimate_operations", pricing.estimate_operations_table())
         try:
             rows = con.replace_month_with_query(
                 "pricing_feedback", period, stage_sql("pricing_feedback"),
                 {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
-                 "threshold_pct": pricing.variance_threshold_pct},
+                 "threshold_pct": pricing.variance_threshold_pct, "cost_metric": billing_config.metric()},
             )
         finally:
             con.unregister("driver_prices")
+            con.unregister("estimate_operations")
         export_rows = month_table(con, "pricing_feedback", period, ORDER)
-        no_duplicates = duplicate_check(con, "pricing_feedback", ["service", "driver", "currency"], period,
-                                        "no_duplicate_pricing_feedback")
+        no_duplicates = duplicate_check(con, "pricing_feedback", ["service", "driver", "currency", "accountant_id"],
+                                        period, "no_duplicate_pricing_feedback")
     exported = write_exports(outputs_config.export_location(), "pricing_feedback", period, export_rows)
     frame = export_rows.drop_columns(["billing_period"]).to_pandas()
-    flagged = frame[frame["flagged"]]
+    flagged = frame[frame["flagged"] & (frame["accountant_id"] == "total")]
     suggestions = {(r.service, r.driver): r.suggested_unit_cost for r in flagged.itertuples()}
     table = frame.drop(columns=["is_final"]).to_markdown(index=False) if not frame.empty else "_no rows_"
     context.log.info(f"{period:%Y-%m}: {len(flagged)} of {len(frame)} drivers over the threshold; exported {exported}")

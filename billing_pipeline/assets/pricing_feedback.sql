@@ -1,65 +1,107 @@
--- pricing_feedback: what each usage driver really cost per unit this month, against the pricing file's constant.
--- Per service x driver: quantity = the month's measured usage of the driver (usage_shares: every tenant, the
--- usage with no known owner, every table/bucket); actual_cost = the in-scope cost that was split by that driver
--- (tenant_costs rows whose driver it is: shared by hour/day/month, credits included). implied_unit_cost =
--- actual_cost / quantity, computed exactly in integers and rounded half up (away from zero) to 1e-18.
--- 'combined' (cost no single driver pays for, e.g. Lambda data transfer) has no quantity and no constant: it is
--- listed so its cost is visible, never flagged. Direct cost (tagged resources) has no driver and is not here.
--- Inputs: usage_shares, tenant_costs (the month), driver_prices (service, driver, unit_price).
-WITH usage AS (
-    SELECT service, driver, sum(quantity) AS quantity
+-- pricing_feedback: what each usage driver really cost per unit this month, against the pricing file's constant,
+-- from the bill's own quantities (docs/outputs.md, docs/attribution-rules.md "Pricing feedback").
+-- Per service x driver x currency, accountant_id 'total':
+--   bill_quantity, bill_cost  the in-scope CUR facts that carry usage (Usage, SavingsPlanCoveredUsage,
+--       DiscountedUsage) whose usage type's first matching rule has the driver as its first preference (then the
+--       usage amount is in the driver's unit; never 'combined'), all tenants and unattributed, direct included:
+--       their usage amount and cost by the configured metric;
+--   implied_unit_cost = bill_cost / bill_quantity, exact in integers, rounded half away from zero to 1e-18: never
+--       over the log evidence, so evidence the logs miss cannot move it;
+--   quantity = the evidence (usage_shares), actual_cost = the cost that was split by the driver (tenant_costs).
+-- Per tenant (and 'unattributed') the same driver: its evidence quantity, its cost split by the driver, the
+-- quantity the application recorded (estimated_usage rows whose operation the pricing file maps to the driver),
+-- and the variance split in two (rounded to 1e-10): price_variance = evidence x (implied - configured): change the
+-- constant; quantity_variance = (evidence - recorded) x configured: the application's usage tracking.
+-- 'combined' (cost no single driver pays for) is listed with its cost, never flagged.
+-- Inputs: hourly_cost_facts, usage_shares, tenant_costs, estimated_usage (the month), driver_prices (service,
+-- driver, unit_price), estimate_operations (operation, service, driver), driver_rules (the catalog).
+WITH facts AS (
+    SELECT service, usage_type, currency, usage_amount,
+           CASE $cost_metric WHEN 'unblended' THEN unblended_cost
+                             WHEN 'amortized' THEN amortized_cost
+                             ELSE coalesce(net_amortized_cost, amortized_cost) END             AS cost
+    FROM hourly_cost_facts
+    WHERE billing_period = $billing_period AND in_scope
+      AND line_item_type IN ('Usage', 'SavingsPlanCoveredUsage', 'DiscountedUsage')
+),
+first_rules AS (
+    SELECT u.service, u.usage_type, min(r.rule_order) AS rule_order
+    FROM (SELECT DISTINCT service, usage_type FROM facts) u
+    JOIN driver_rules r ON r.service = u.service AND contains(coalesce(u.usage_type, ''), r.usage_type_pattern)
+    GROUP BY ALL
+),
+usage_type_drivers AS (
+    SELECT fr.service, fr.usage_type, r.driver
+    FROM first_rules fr
+    JOIN driver_rules r ON r.service = fr.service AND r.rule_order = fr.rule_order AND r.driver_order = 1
+    WHERE r.driver <> 'combined'
+),
+billed AS (
+    SELECT f.service, d.driver, f.currency, sum(f.usage_amount) AS bill_quantity, sum(f.cost) AS bill_cost
+    FROM facts f JOIN usage_type_drivers d ON d.service = f.service AND d.usage_type = f.usage_type
+    GROUP BY ALL
+),
+evidence AS (
+    SELECT service, driver, accountant_id, sum(quantity) AS quantity
     FROM usage_shares
     WHERE billing_period = $billing_period
     GROUP BY ALL
 ),
-cost AS (
-    SELECT service, driver, currency, sum(cost) AS actual_cost
+split AS (
+    SELECT service, driver, currency, accountant_id, sum(cost) AS actual_cost
     FROM tenant_costs
     WHERE billing_period = $billing_period AND driver IS NOT NULL
     GROUP BY ALL
 ),
-drivers AS (
-    SELECT
-        coalesce(c.service, u.service)                                          AS service,
-        coalesce(c.driver, u.driver)                                            AS driver,
-        coalesce(c.currency, $currency)                                         AS currency,
-        u.quantity                                                              AS quantity,
-        coalesce(c.actual_cost, 0)                                              AS actual_cost,
-        CAST(p.unit_price AS DECIMAL(38, 18))                                   AS configured_unit_cost
-    FROM cost c
-    FULL OUTER JOIN usage u ON u.service = c.service AND u.driver = c.driver
-    LEFT JOIN driver_prices p ON p.service = coalesce(c.service, u.service) AND p.driver = coalesce(c.driver, u.driver)
+recorded AS (
+    SELECT o.service, o.driver, e.accountant_id, sum(e.quantity) AS quantity
+    FROM estimated_usage e JOIN estimate_operations o ON o.operation = e.operation
+    WHERE e.billing_period = $billing_period
+    GROUP BY ALL
 ),
--- implied_unit_cost = actual_cost / quantity rounded half away from zero to 1e-18, exactly, in integers that
--- fit DECIMAL(38, 0) on DuckDB and Spark alike: a = |actual_cost| and q = quantity in units of 1e-10. The whole
+drivers AS (
+    SELECT coalesce(c.service, u.service, b.service)                                    AS service,
+           coalesce(c.driver, u.driver, b.driver)                                       AS driver,
+           coalesce(c.currency, b.currency, $currency)                                  AS currency,
+           u.quantity, coalesce(c.actual_cost, 0) AS actual_cost, b.bill_quantity, b.bill_cost
+    FROM (SELECT service, driver, currency, sum(actual_cost) AS actual_cost FROM split GROUP BY ALL) c
+    FULL OUTER JOIN (SELECT service, driver, sum(quantity) AS quantity FROM evidence GROUP BY ALL) u
+      ON u.service = c.service AND u.driver = c.driver
+    FULL OUTER JOIN billed b
+      ON b.service = coalesce(c.service, u.service) AND b.driver = coalesce(c.driver, u.driver)
+     AND b.currency = coalesce(c.currency, $currency)
+),
+-- implied_unit_cost = bill_cost / bill_quantity rounded half away from zero to 1e-18, exactly, in integers that
+-- fit DECIMAL(38, 0) on DuckDB and Spark alike: a = |bill_cost| and q = bill_quantity in units of 1e-10. The whole
 -- part a / q (below 1e15, so exact even through DuckDB's DOUBLE division), then the remainder's 18 digits in two
 -- steps of 9 (each quotient below 1e9+1), the last rounded: floor((2 r + q) / 2 q).
 units AS (
     SELECT *,
-           abs(CAST(actual_cost * 10000000000 AS DECIMAL(38, 0)))               AS a,
-           CASE WHEN quantity > 0 THEN CAST(quantity * 10000000000 AS DECIMAL(38, 0)) END AS q
+           abs(CAST(coalesce(bill_cost, 0) * 10000000000 AS DECIMAL(38, 0)))            AS a,
+           CASE WHEN bill_quantity > 0 THEN CAST(bill_quantity * 10000000000 AS DECIMAL(38, 0)) END AS q
     FROM drivers
 ),
 whole_part AS (
     SELECT *,
-           CAST(round((a - a % q) / q) AS DECIMAL(38, 0))                       AS whole,
-           (a % q) * 1000000000                                                 AS r1
+           CAST(round((a - a % q) / q) AS DECIMAL(38, 0))                               AS whole,
+           (a % q) * 1000000000                                                         AS r1
     FROM units
 ),
 first_digits AS (
     SELECT *,
-           CAST(round((r1 - r1 % q) / q) AS DECIMAL(38, 0))                     AS digits_1,
-           (r1 % q) * 1000000000                                                AS r2
+           CAST(round((r1 - r1 % q) / q) AS DECIMAL(38, 0))                             AS digits_1,
+           (r1 % q) * 1000000000                                                        AS r2
     FROM whole_part
 ),
 implied AS (
-    SELECT *,
-           CAST(CAST(CASE WHEN actual_cost < 0 THEN -1 ELSE 1 END * (
+    SELECT d.*, CAST(p.unit_price AS DECIMAL(38, 18))                                   AS configured_unit_cost,
+           CAST(CAST(CASE WHEN bill_cost < 0 THEN -1 ELSE 1 END * (
                whole * 1000000000000000000 + digits_1 * 1000000000
                + CAST(round((2 * r2 + q - (2 * r2 + q) % (2 * q)) / (2 * q)) AS DECIMAL(38, 0))
            ) AS DECIMAL(38, 0)) * CAST('0.000000000000000001' AS DECIMAL(19, 18)) AS DECIMAL(38, 18))
-                                                                                AS implied_unit_cost
-    FROM first_digits
+                                                                                        AS implied_unit_cost
+    FROM first_digits d
+    LEFT JOIN driver_prices p ON p.service = d.service AND p.driver = d.driver
 ),
 judged AS (
     SELECT *,
@@ -68,24 +110,71 @@ judged AS (
                 -- compared in DECIMAL, not through the rounded percentage
                 ELSE abs(implied_unit_cost - configured_unit_cost) * 100
                      > CAST($threshold_pct AS DECIMAL(18, 6)) * configured_unit_cost
-           END                                                                  AS flagged
+           END                                                                          AS flagged
     FROM implied
+),
+tenants AS (
+    SELECT coalesce(s.service, e.service, r.service)                                    AS service,
+           coalesce(s.driver, e.driver, r.driver)                                       AS driver,
+           coalesce(s.accountant_id, e.accountant_id, r.accountant_id)                  AS accountant_id,
+           coalesce(s.currency, $currency)                                              AS currency,
+           e.quantity, coalesce(s.actual_cost, 0) AS actual_cost, r.quantity AS recorded_quantity
+    FROM split s
+    FULL OUTER JOIN evidence e ON e.service = s.service AND e.driver = s.driver AND e.accountant_id = s.accountant_id
+    FULL OUTER JOIN recorded r
+      ON r.service = coalesce(s.service, e.service) AND r.driver = coalesce(s.driver, e.driver)
+     AND r.accountant_id = coalesce(s.accountant_id, e.accountant_id)
+),
+-- A tenant's two parts, x * y with x = its quantity (or quantity - recorded) and y = a unit cost difference or the
+-- constant: x is taken as whole units plus a fraction below 1 so that neither product can leave DECIMAL(38)
+-- however large the quantity (DECIMAL(38,10) x DECIMAL(38,18) has only 10 integer digits); rounded to 1e-10.
+tenant_parts AS (
+    SELECT t.*, j.implied_unit_cost, j.configured_unit_cost,
+           coalesce(t.quantity, 0)                                                      AS x_price,
+           coalesce(t.quantity, 0) - coalesce(t.recorded_quantity, 0)                   AS x_quantity,
+           CAST(j.implied_unit_cost - j.configured_unit_cost AS DECIMAL(38, 18))        AS y_price,
+           CAST(j.configured_unit_cost AS DECIMAL(38, 18))                              AS y_quantity
+    FROM tenants t
+    LEFT JOIN judged j ON j.service = t.service AND j.driver = t.driver AND j.currency = t.currency
+),
+rows_out AS (
+    SELECT service, driver, currency, 'total' AS accountant_id, quantity, actual_cost, bill_quantity,
+           CAST(NULL AS DECIMAL(38, 10)) AS recorded_quantity, implied_unit_cost, configured_unit_cost, flagged,
+           CAST(NULL AS DECIMAL(38, 10)) AS price_variance, CAST(NULL AS DECIMAL(38, 10)) AS quantity_variance
+    FROM judged
+    UNION ALL
+    SELECT service, driver, currency, accountant_id, quantity, actual_cost, CAST(NULL AS DECIMAL(38, 10)),
+           recorded_quantity, implied_unit_cost, configured_unit_cost, false,
+           CASE WHEN driver <> 'combined' THEN CAST(
+               CAST(CAST(floor(x_price) AS DECIMAL(38, 0)) * y_price AS DECIMAL(38, 18))
+               + CAST(CAST(x_price - floor(x_price) AS DECIMAL(38, 10)) * y_price AS DECIMAL(38, 18))
+               AS DECIMAL(38, 10)) END,
+           CASE WHEN driver <> 'combined' THEN CAST(
+               CAST(CAST(floor(x_quantity) AS DECIMAL(38, 0)) * y_quantity AS DECIMAL(38, 18))
+               + CAST(CAST(x_quantity - floor(x_quantity) AS DECIMAL(38, 10)) * y_quantity AS DECIMAL(38, 18))
+               AS DECIMAL(38, 10)) END
+    FROM tenant_parts
 )
 SELECT
-    CAST($billing_period AS DATE)                                               AS billing_period,
+    CAST($billing_period AS DATE)                                                       AS billing_period,
     service,
-    coalesce(types.resource_type, 'other')                                      AS resource_type,
+    coalesce(types.resource_type, 'other')                                              AS resource_type,
     driver,
     currency,
-    CAST(quantity AS DECIMAL(38, 10))                                           AS quantity,
-    CAST(actual_cost AS DECIMAL(38, 10))                                        AS actual_cost,
+    accountant_id,
+    CAST(quantity AS DECIMAL(38, 10))                                                   AS quantity,
+    CAST(actual_cost AS DECIMAL(38, 10))                                                AS actual_cost,
+    CAST(bill_quantity AS DECIMAL(38, 10))                                              AS bill_quantity,
+    CAST(recorded_quantity AS DECIMAL(38, 10))                                          AS recorded_quantity,
     implied_unit_cost,
     configured_unit_cost,
     CASE WHEN configured_unit_cost <> 0 AND implied_unit_cost IS NOT NULL
          THEN CAST(round((CAST(implied_unit_cost AS DOUBLE) - CAST(configured_unit_cost AS DOUBLE)) * 100
                          / CAST(configured_unit_cost AS DOUBLE), 4) AS DECIMAL(38, 4)) END AS variance_pct,
     flagged,
-    CASE WHEN flagged THEN CAST(round(implied_unit_cost, 12) AS DECIMAL(38, 12)) END AS suggested_unit_cost,
-    $is_final                                                                   AS is_final
-FROM judged
+    CASE WHEN flagged THEN CAST(round(implied_unit_cost, 12) AS DECIMAL(38, 12)) END   AS suggested_unit_cost,
+    price_variance,
+    quantity_variance,
+    $is_final                                                                           AS is_final
+FROM rows_out
 LEFT JOIN service_resource_types types USING (service)

@@ -11,7 +11,8 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.common import as_float, cur_is_final, duplicate_check, month_of, stage_sql
+from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -88,12 +89,22 @@ def reconciliation_report(
         no_duplicates = duplicate_check(
             con, "reconciliation_report", ["accountant_id", "resource_type", "currency"], period, "no_duplicate_report_rows"
         )
+        # what no tenant carries: account-level lines the company keeps, covered cost under `unblended`
+        metric = billing_config.metric()
+        kept = kept_by_company(con, period, metric, pricing)
+        covered = covered_cost_not_charged(con, period, metric)
     flagged = report[report["flagged"] & (report["resource_type"] != "total")]
     estimated_total, actual_total, flagged_tenants = totals
     status = "final" if is_final else "provisional"
     context.log.info(f"{period:%Y-%m} ({status}): {len(flagged)} tenant x resource type rows over the threshold")
+    notes = [f"- kept by the company: {t} {format(c, 'f')} {cur}" for t, cur, c in kept]
+    notes += [f"- BILLING_COST_METRIC=unblended: {format(c, 'f')} {cur} of Savings Plan / RI covered usage is charged "
+              "to no tenant (amortized charges it)" for cur, c in covered]
+    extra = {f"kept_by_company/{cur}": format(sum(c for _t, k, c in kept if k == cur), "f") for _t, cur, _c in kept}
+    extra.update({f"covered_cost_not_charged/{cur}": format(c, "f") for cur, c in covered})
     return MaterializeResult(
         metadata={
+            **extra,
             "dagster/row_count": MetadataValue.int(rows),
             "is_final": MetadataValue.bool(bool(is_final)),
             "estimated_total": MetadataValue.float(as_float(estimated_total)),
@@ -101,7 +112,8 @@ def reconciliation_report(
             "variance_total": MetadataValue.float(as_float((actual_total or 0) - (estimated_total or 0))),
             "flagged_rows": MetadataValue.int(len(flagged)),
             "flagged_tenants": MetadataValue.int(int(flagged_tenants or 0)),
-            "report": MetadataValue.md(f"**{period:%Y-%m} ({status})**\n\n" + report.to_markdown(index=False)),
+            "report": MetadataValue.md(f"**{period:%Y-%m} ({status})**\n\n" + report.to_markdown(index=False)
+                                       + ("\n\nNot charged to any tenant:\n" + "\n".join(notes) if notes else "")),
             "estimated_vs_actual": MetadataValue.md(estimated_vs_actual_chart(
                 report[report["resource_type"] == "total"][
                     ["accountant_id", "currency", "estimated_cost", "actual_cost", "variance_pct", "flagged"]

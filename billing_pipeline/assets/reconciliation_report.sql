@@ -1,10 +1,15 @@
 -- reconciliation_report: the application's estimates against the attributed actual cost, per tenant x resource
--- type, and per tenant ('total'). actual_cost is all of the tenant's cost of that type: direct, shared and
--- fallback alike. A row is flagged when |variance| exceeds the threshold share of the estimate, or when cost
--- arrived that nothing estimated.
+-- type x currency, and per tenant x currency ('total'). actual_cost is all of the tenant's cost of that type:
+-- direct, shared, fallback and its part of account-level lines alike.
+-- As the seed defines it: variance = actual - estimated, variance_pct = variance / actual x 100, and 0 when actual
+-- is not positive. A row is flagged when |variance_pct| exceeds the threshold, when cost arrived that nothing
+-- estimated, or when an estimate found no cost (actual not positive).
+-- Estimates carry no currency: they are in the pricing file's ($currency) and are compared only with actuals of
+-- that currency; actuals of any other currency get rows of their own with no estimate.
 -- Coverage-aligned columns (issue 17): a provisional month's CUR stops hours or days before its estimates do, so
--- the covered_* columns compare only the whole days the CUR covers (usage dates before covered_days_through) and
--- estimated_after_coverage shows the estimates of the days after apart. A final month is covered whole.
+-- the covered_* columns compare only the whole days the CUR covers (usage dates before covered_days_through), with
+-- the same variance formula, and estimated_after_coverage shows the estimates of the days after apart. A final
+-- month is covered whole.
 WITH coverage AS (
     SELECT max(usage_hour) + INTERVAL 1 HOUR                                   AS covered_through
     FROM hourly_cost_facts
@@ -17,13 +22,13 @@ aligned AS (
     FROM coverage
 ),
 actual_covered AS (
-    SELECT accountant_id, resource_type, sum(cost) AS actual_covered_cost
+    SELECT accountant_id, resource_type, currency, sum(cost) AS actual_covered_cost
     FROM tenant_costs CROSS JOIN aligned
     WHERE billing_period = $billing_period AND usage_date < covered_days_through
     GROUP BY ALL
 ),
 estimated_split AS (
-    SELECT accountant_id, resource_type,
+    SELECT accountant_id, resource_type, $currency AS currency,
            coalesce(sum(estimated_cost) FILTER (WHERE usage_date < covered_days_through), 0) AS estimated_covered_cost,
            coalesce(sum(estimated_cost) FILTER (WHERE usage_date >= covered_days_through), 0) AS estimated_after_coverage
     FROM estimated_usage CROSS JOIN aligned
@@ -37,7 +42,7 @@ actual AS (
     GROUP BY ALL
 ),
 estimated AS (
-    SELECT accountant_id, resource_type, sum(estimated_cost) AS estimated_cost
+    SELECT accountant_id, resource_type, $currency AS currency, sum(estimated_cost) AS estimated_cost
     FROM estimated_usage
     WHERE billing_period = $billing_period
     GROUP BY ALL
@@ -46,16 +51,16 @@ by_resource_type AS (
     SELECT
         accountant_id,
         resource_type,
-        coalesce(a.currency, $currency)                                        AS currency,
+        currency,
         coalesce(e.estimated_cost, 0)                                          AS estimated_cost,
         coalesce(a.actual_cost, 0)                                             AS actual_cost,
         coalesce(es.estimated_covered_cost, 0)                                 AS estimated_covered_cost,
         coalesce(ac.actual_covered_cost, 0)                                    AS actual_covered_cost,
         coalesce(es.estimated_after_coverage, 0)                               AS estimated_after_coverage
     FROM actual a
-    FULL OUTER JOIN estimated e USING (accountant_id, resource_type)
-    LEFT JOIN estimated_split es USING (accountant_id, resource_type)
-    LEFT JOIN actual_covered ac USING (accountant_id, resource_type)
+    FULL OUTER JOIN estimated e USING (accountant_id, resource_type, currency)
+    LEFT JOIN estimated_split es USING (accountant_id, resource_type, currency)
+    LEFT JOIN actual_covered ac USING (accountant_id, resource_type, currency)
 ),
 with_totals AS (
     SELECT * FROM by_resource_type
@@ -73,12 +78,14 @@ SELECT
     CAST(estimated_cost AS DECIMAL(38, 10))                                    AS estimated_cost,
     CAST(actual_cost AS DECIMAL(38, 10))                                       AS actual_cost,
     CAST(actual_cost - estimated_cost AS DECIMAL(38, 10))                      AS variance,
-    CASE WHEN estimated_cost <> 0
-         THEN CAST(round(CAST(actual_cost - estimated_cost AS DOUBLE) * 100 / CAST(estimated_cost AS DOUBLE), 4)
-                   AS DECIMAL(38, 4)) END                                      AS variance_pct,
+    CASE WHEN actual_cost > 0
+         THEN CAST(round(CAST(actual_cost - estimated_cost AS DOUBLE) * 100 / CAST(actual_cost AS DOUBLE), 4)
+                   AS DECIMAL(38, 4))
+         ELSE CAST(0 AS DECIMAL(38, 4)) END                                    AS variance_pct,
     -- compared in DECIMAL, not through the rounded percentage
-    CASE WHEN estimated_cost = 0 THEN actual_cost <> 0
-         ELSE abs(actual_cost - estimated_cost) * 100 > CAST($threshold_pct AS DECIMAL(38, 10)) * abs(estimated_cost)
+    CASE WHEN estimated_cost = 0 THEN actual_cost <> 0                         -- cost nothing estimated
+         WHEN actual_cost <= 0 THEN true                                       -- an estimate that found no cost
+         ELSE abs(actual_cost - estimated_cost) * 100 > CAST($threshold_pct AS DECIMAL(38, 10)) * actual_cost
     END                                                                        AS flagged,
     $is_final                                                                  AS is_final,
     (SELECT covered_through FROM aligned)                                      AS covered_through,
@@ -86,8 +93,9 @@ SELECT
     CAST(estimated_covered_cost AS DECIMAL(38, 10))                            AS estimated_covered_cost,
     CAST(actual_covered_cost AS DECIMAL(38, 10))                               AS actual_covered_cost,
     CAST(actual_covered_cost - estimated_covered_cost AS DECIMAL(38, 10))      AS covered_variance,
-    CASE WHEN estimated_covered_cost <> 0
+    CASE WHEN actual_covered_cost > 0
          THEN CAST(round(CAST(actual_covered_cost - estimated_covered_cost AS DOUBLE) * 100
-                         / CAST(estimated_covered_cost AS DOUBLE), 4) AS DECIMAL(38, 4)) END AS covered_variance_pct,
+                         / CAST(actual_covered_cost AS DOUBLE), 4) AS DECIMAL(38, 4))
+         ELSE CAST(0 AS DECIMAL(38, 4)) END                                    AS covered_variance_pct,
     CAST(estimated_after_coverage AS DECIMAL(38, 10))                          AS estimated_after_coverage
 FROM with_totals

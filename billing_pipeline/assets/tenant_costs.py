@@ -1,6 +1,7 @@
 """tenant_costs: the application's cost per tenant, direct and shared, exact to 1e-10."""
 
 
+from collections import namedtuple
 from decimal import Decimal
 
 from dagster import (
@@ -21,7 +22,89 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
-METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost", "net_amortized": "net_amortized_cost"}
+# The configured metric of a fact; a delivery without net_* columns counts its non-net figure (never 0).
+METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost",
+                 "net_amortized": "coalesce(net_amortized_cost, amortized_cost)"}
+COVERED_TYPES = ("SavingsPlanCoveredUsage", "SavingsPlanNegation", "DiscountedUsage")
+Conservation = namedtuple("Conservation", "currency tenants unattributed kept_by_company out_of_scope "
+                                          "account_level_to_tenants bill")
+
+
+def stage_account_level_lines(con, period, metric: str, pricing) -> None:
+    """The month's account-level lines with their policy and the application's part (account_level_lines.sql)."""
+    con.register("account_level_policies", pricing.account_level_policies_table())
+    try:
+        con.stage("account_level_lines", stage_sql("account_level_lines"),
+                  {"billing_period": period, "cost_metric": metric})
+    finally:
+        con.unregister("account_level_policies")
+
+
+def covered_cost_not_charged(con, period, metric: str) -> list[tuple[str, Decimal]]:
+    """Under `unblended`, Savings Plan / RI covered usage costs the tenants 0 (covered line + negation): per
+    currency, how much effective cost that leaves uncharged (amortized - unblended of the in-scope covered lines).
+    Empty under the other metrics, or when the month has no such lines."""
+    if metric != "unblended":
+        return []
+    return con.execute(
+        f"""SELECT currency, sum(amortized_cost - unblended_cost) FROM hourly_cost_facts
+            WHERE billing_period = ? AND in_scope AND line_item_type IN {COVERED_TYPES} GROUP BY currency
+            ORDER BY currency""",
+        [period],
+    ).fetchall()
+
+
+def kept_by_company(con, period, metric: str, pricing) -> list[tuple[str, str, Decimal]]:
+    """The account-level lines the company keeps (policy `company`): (line item type, currency, cost)."""
+    stage_account_level_lines(con, period, metric, pricing)
+    try:
+        return con.execute(
+            """SELECT line_item_type, currency, sum(cost) FROM account_level_lines WHERE policy = 'company'
+               GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
+    finally:
+        con.drop("account_level_lines")
+
+
+def bill_conservation(con, period, metric: str):
+    """Per currency: tenants + unattributed (tenant_costs) + kept by the company + out of scope = the bill, each
+    side computed on its own: the bill and the out-of-scope facts from hourly_cost_facts, the account-level lines'
+    parts from `account_level_lines` (staged), the tenants from the table written. Rows whose sides differ are
+    the check's failures."""
+    cost = METRIC_COLUMN[metric]
+    rows = con.execute(
+        f"""WITH bill AS (
+                SELECT currency, sum({cost}) AS bill FROM hourly_cost_facts
+                WHERE billing_period = $billing_period GROUP BY currency),
+            lines AS (
+                SELECT currency,
+                       sum(cost) FILTER (WHERE policy = 'company')                          AS kept_by_company,
+                       sum(app_part)                                                         AS apportioned,
+                       count(*)                                                              AS lines
+                FROM account_level_lines GROUP BY currency),
+            other AS (
+                SELECT currency, sum({cost}) AS out_of_scope FROM hourly_cost_facts
+                WHERE billing_period = $billing_period AND NOT in_scope GROUP BY currency),
+            tenants AS (
+                SELECT currency, sum(cost) FILTER (WHERE accountant_id <> 'unattributed') AS tenants,
+                       sum(cost) FILTER (WHERE accountant_id = 'unattributed')             AS unattributed
+                FROM tenant_costs WHERE billing_period = $billing_period GROUP BY currency)
+            SELECT currency,
+                   coalesce(tenants, 0)                                                     AS tenants,
+                   coalesce(unattributed, 0)                                                AS unattributed,
+                   coalesce(kept_by_company, 0)                                             AS kept_by_company,
+                   -- every fact outside the application's tag, less what the company keeps and what the
+                   -- application's tenants got of the account-level lines
+                   coalesce(out_of_scope, 0) - coalesce(kept_by_company, 0) - coalesce(apportioned, 0)
+                                                                                            AS out_of_scope,
+                   coalesce(apportioned, 0)                                                 AS account_level_to_tenants,
+                   coalesce(bill, 0)                                                        AS bill
+            FROM bill FULL JOIN lines USING (currency) FULL JOIN other USING (currency)
+                 FULL JOIN tenants USING (currency)
+            ORDER BY currency""",
+        {"billing_period": period},
+    ).fetchall()
+    return [Conservation(*row) for row in rows]
 
 
 @asset(
@@ -33,7 +116,10 @@ METRIC_COLUMN = {"unblended": "unblended_cost", "amortized": "amortized_cost", "
     check_specs=[
         AssetCheckSpec("attributed_plus_unattributed_equals_cur", asset="tenant_costs", blocking=True,
                        description="Per day x service x currency the tenants' and unattributed cost equal the "
-                                   "application's CUR cost exactly."),
+                                   "application's CUR cost exactly (account-level parts aside)."),
+        AssetCheckSpec("bill_conserved", asset="tenant_costs", blocking=True,
+                       description="Per currency: tenants + unattributed + kept by the company + out of scope = "
+                                   "the bill, exactly."),
         AssetCheckSpec("no_duplicate_tenant_costs", asset="tenant_costs", blocking=True),
     ],
 )
@@ -42,37 +128,40 @@ def tenant_costs(
 ) -> MaterializeResult:
     """Per tenant x day x service x usage type: the cost of resources tagged with the tenant's accountant_id
     (direct), its share of untagged application resources by measured usage (shared_hour / shared_day /
-    shared_month by the evidence window used), and the cost nobody's usage explains (`unattributed`).
+    shared_month by the evidence window used), the cost nobody's usage explains (`unattributed`), and its part of
+    the account-level lines (tax, credits, discounts) whose policy is proportional (`proportional`).
     See docs/attribution-rules.md."""
     period, _ = month_of(context)
     metric = billing_config.metric()
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     params = {"billing_period": period, "cost_metric": metric}
+    cost = METRIC_COLUMN[metric]
     with warehouse.connect() as con:
-        (missing_metric,) = con.execute(
-            f"""SELECT count(*) FROM hourly_cost_facts
-                WHERE billing_period = ? AND in_scope AND {METRIC_COLUMN[metric]} IS NULL""",
-            [period],
-        ).fetchall()[0]
-        if missing_metric:
-            raise Failure(f"BILLING_COST_METRIC={metric}, but {missing_metric} in-scope facts of {period:%Y-%m} have "
-                          f"no {METRIC_COLUMN[metric]} (the delivery has no net_* columns)")
         con.register("driver_prices", pricing.driver_prices_table())
         con.stage("cost_allocations", stage_sql("cost_allocations"), params)
         con.unregister("driver_prices")
+        stage_account_level_lines(con, period, metric, pricing)
+        con.stage("account_level_allocations", stage_sql("account_level_allocations"))
 
         # Conservation, checked before anything is written: per hour x service x line item type x currency the
-        # allocated parts add up to the fact costs exactly.
+        # allocated parts add up to the fact costs exactly, and each account-level line's tenant parts to its
+        # application part.
         not_conserved = con.execute(
             f"""WITH facts AS (
-                    SELECT usage_hour, service, line_item_type, currency, sum({METRIC_COLUMN[metric]}) AS cost
+                    SELECT usage_hour, service, line_item_type, currency, sum({cost}) AS cost
                     FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope GROUP BY ALL),
                 parts AS (
                     SELECT usage_hour, service, line_item_type, currency, sum(cost) AS cost
                     FROM cost_allocations GROUP BY ALL)
                 SELECT usage_hour, service, line_item_type, currency, facts.cost AS cur_cost, parts.cost AS allocated
                 FROM facts FULL JOIN parts USING (usage_hour, service, line_item_type, currency)
-                WHERE coalesce(facts.cost, 0) <> coalesce(parts.cost, 0) LIMIT 10""",
+                WHERE coalesce(facts.cost, 0) <> coalesce(parts.cost, 0)
+                UNION ALL
+                SELECT l.usage_hour, l.service, l.line_item_type, l.currency, l.app_part, sum(a.cost)
+                FROM account_level_lines l LEFT JOIN account_level_allocations a ON a.fact_id = l.line_id
+                GROUP BY l.line_id, l.usage_hour, l.service, l.line_item_type, l.currency, l.app_part
+                HAVING l.app_part <> coalesce(sum(a.cost), 0)
+                LIMIT 10""",
             {"billing_period": period},
         ).df()
         if not not_conserved.empty:
@@ -83,23 +172,29 @@ def tenant_costs(
 
         daily_mismatches = con.execute(
             f"""WITH facts AS (
-                    SELECT CAST(usage_hour AS DATE) AS usage_date, service, currency, sum({METRIC_COLUMN[metric]}) AS cost
+                    SELECT CAST(usage_hour AS DATE) AS usage_date, service, currency, sum({cost}) AS cost
                     FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope GROUP BY ALL),
                 attributed AS (
                     SELECT usage_date, service, currency, sum(cost) AS cost
-                    FROM tenant_costs WHERE billing_period = $billing_period GROUP BY ALL)
+                    FROM tenant_costs WHERE billing_period = $billing_period AND allocation <> 'proportional'
+                    GROUP BY ALL)
                 SELECT usage_date, service, currency, facts.cost AS cur_cost, attributed.cost AS attributed_cost
                 FROM facts FULL JOIN attributed USING (usage_date, service, currency)
                 WHERE coalesce(facts.cost, 0) <> coalesce(attributed.cost, 0) LIMIT 10""",
             {"billing_period": period},
         ).df()
+        conservation = bill_conservation(con, period, metric)
         no_duplicates = duplicate_check(con, "tenant_costs", GRAIN, period, "no_duplicate_tenant_costs")
 
         scope_totals = con.execute(
-            f"""SELECT currency, sum({METRIC_COLUMN[metric]}) FILTER (in_scope), sum({METRIC_COLUMN[metric]}) FILTER (NOT in_scope),
-                       sum({METRIC_COLUMN[metric]})
-                FROM hourly_cost_facts WHERE billing_period = ? GROUP BY currency ORDER BY currency""",
+            f"""SELECT currency, sum({cost}) FILTER (in_scope) FROM hourly_cost_facts
+                WHERE billing_period = ? GROUP BY currency ORDER BY currency""",
             [period],
+        ).fetchall()
+        covered = covered_cost_not_charged(con, period, metric)
+        account_level = con.execute(
+            """SELECT line_item_type, policy, currency, count(*), sum(cost), sum(app_part) FROM account_level_lines
+               GROUP BY ALL ORDER BY ALL"""
         ).fetchall()
         allocations = dict(
             con.execute("SELECT allocation, count(*) FROM cost_allocations GROUP BY allocation").fetchall()
@@ -118,7 +213,8 @@ def tenant_costs(
                FROM tenant_costs WHERE billing_period = ? GROUP BY ALL ORDER BY accountant_id, currency""",
             [period],
         ).fetchall()
-        con.drop("cost_allocations")
+        for name in ("cost_allocations", "account_level_allocations", "account_level_lines"):
+            con.drop(name)
 
     cents = {}
     for currency in {row[1] for row in per_tenant}:
@@ -134,11 +230,23 @@ def tenant_costs(
         "unattributed_cost": MetadataValue.float(
             as_float(sum((row[2] for row in per_tenant if row[0] == "unattributed"), Decimal(0)))
         ),
+        "bill_conservation": MetadataValue.md(
+            "| " + " | ".join(Conservation._fields) + " |\n|---|" + "---:|" * 6 + "\n"
+            + "\n".join("| " + " | ".join(str(v) for v in r) + " |" for r in conservation)),
+        "account_level_lines": MetadataValue.md(
+            "| line_item_type | policy | currency | lines | cost | to the application |\n|---|---|---|---:|---:|---:|\n"
+            + "\n".join(f"| {t} | {p} | {c} | {n} | {total} | {part} |" for t, p, c, n, total, part in account_level)
+            if account_level else "_none_"),
     }
-    for currency, in_scope, out_of_scope, bill in scope_totals:
+    for currency, in_scope in scope_totals:
         metadata[f"in_scope_cost/{currency}"] = MetadataValue.float(as_float(in_scope))
-        metadata[f"out_of_scope_cost/{currency}"] = MetadataValue.float(as_float(out_of_scope))
-        metadata[f"bill/{currency}"] = str(bill)
+    for r in conservation:
+        for name in ("tenants", "unattributed", "kept_by_company", "out_of_scope", "account_level_to_tenants", "bill"):
+            metadata[f"{name}/{r.currency}"] = format(getattr(r, name), "f")
+    for currency, uncharged in covered:
+        metadata[f"covered_cost_not_charged/{currency}"] = format(uncharged, "f")
+        context.log.warning(f"{period:%Y-%m}: BILLING_COST_METRIC=unblended: {uncharged} {currency} of Savings Plan / "
+                            "RI covered usage is charged to no tenant (amortized charges it)")
     for allocation in ("direct", "shared_hour", "shared_day", "shared_month", "unattributed"):
         metadata[f"facts/{allocation}"] = MetadataValue.int(int(fact_allocations.get(allocation, 0)))
     metadata["allocation_rows"] = MetadataValue.int(int(sum(allocations.values())))
@@ -151,6 +259,21 @@ def tenant_costs(
                 metadata={"mismatches": MetadataValue.md(
                     daily_mismatches.to_markdown(index=False) if not daily_mismatches.empty else "none")},
             ),
+            conservation_check(conservation),
             no_duplicates,
         ],
+    )
+
+
+def conservation_check(conservation) -> AssetCheckResult:
+    """`bill_conserved` from bill_conservation's rows: exact DECIMAL sums per currency."""
+    unbalanced = [r for r in conservation
+                  if r.tenants + r.unattributed + r.kept_by_company + r.out_of_scope != r.bill]
+    return AssetCheckResult(
+        check_name="bill_conserved",
+        passed=not unbalanced,
+        metadata={"unbalanced": MetadataValue.md(
+            "\n".join(f"- {r.currency}: tenants {r.tenants} + unattributed {r.unattributed} + kept "
+                      f"{r.kept_by_company} + out of scope {r.out_of_scope} != bill {r.bill}" for r in unbalanced)
+            or "none")},
     )

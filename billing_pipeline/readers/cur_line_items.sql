@@ -64,15 +64,18 @@ SELECT
         ELSE line_item_unblended_cost
     END, 0)                                     AS amortized_cost,
 
-    -- The same with the net_* (after-discount) columns; NULL when the delivery has none. Savings Plans have no
+    -- The same with the net_* (after-discount) columns; NULL when the delivery has none. Where the delivery has
+    -- them but a line's net column is empty (a real CUR 2.0 export leaves them all empty), that line falls back to
+    -- the non-net figure, never to 0, as the AWS Cloud Intelligence Dashboards do. Savings Plans have no
     -- net commitment-to-date column, so the unused commitment is scaled by the fee's net/gross ratio (as the
     -- AWS Cloud Intelligence Dashboards do); that ratio is the one place a division enters, rounded half away
     -- from zero to 1e-10: whole units (n / (d * 1e10), below 1e15 so exact even through a DOUBLE) plus the rest
     -- in units of 1e-10, floor((2 r + d) / 2 d).
     CASE WHEN $has_net THEN COALESCE(CASE
-        WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' THEN savings_plan_net_savings_plan_effective_cost
+        WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage'
+            THEN coalesce(savings_plan_net_savings_plan_effective_cost, savings_plan_savings_plan_effective_cost)
         WHEN line_item_line_item_type = 'SavingsPlanRecurringFee' THEN CASE
-            WHEN coalesce(fee_d, 0) = 0 THEN savings_plan_total_commitment_to_date - savings_plan_used_commitment
+            WHEN coalesce(fee_d, 0) = 0 OR fee_product IS NULL THEN savings_plan_total_commitment_to_date - savings_plan_used_commitment
             ELSE CAST(CASE WHEN fee_negative THEN -1 ELSE 1 END * (
                 CAST(round((fee_n - fee_n % (fee_d * 10000000000)) / (fee_d * 10000000000)) AS DECIMAL(38, 0))
                 + CAST(round((2 * (fee_n % (fee_d * 10000000000)) + fee_d
@@ -80,16 +83,24 @@ SELECT
                        AS DECIMAL(38, 0)) * CAST('0.0000000001' AS DECIMAL(11, 10))) AS DECIMAL(38, 10))
         END
         WHEN line_item_line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN 0
-        WHEN line_item_line_item_type = 'DiscountedUsage' THEN reservation_net_effective_cost
+        WHEN line_item_line_item_type = 'DiscountedUsage'
+            THEN coalesce(reservation_net_effective_cost, reservation_effective_cost)
         WHEN line_item_line_item_type = 'RIFee'
-            THEN reservation_net_unused_amortized_upfront_fee_for_billing_period + reservation_net_unused_recurring_fee
+            THEN coalesce(reservation_net_unused_amortized_upfront_fee_for_billing_period,
+                          reservation_unused_amortized_upfront_fee_for_billing_period)
+                 + coalesce(reservation_net_unused_recurring_fee, reservation_unused_recurring_fee)
         WHEN line_item_line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN 0
-        ELSE line_item_net_unblended_cost
+        ELSE coalesce(line_item_net_unblended_cost, line_item_unblended_cost)
     END, 0) END                                 AS net_amortized_cost,
 
     bill_invoice_id                             AS invoice_id,
     tags,
-    tags['accountant_id']                       AS accountant_id,
+    -- the tenant (docs/attribution-rules.md, "Tenant ids"): trimmed of spaces, empty = untagged; a reserved word
+    -- or a control character is never a tenant: 'unattributed' (the raw value stays in `tags`)
+    CASE WHEN trim(tags['accountant_id']) = '' THEN NULL
+         WHEN lower(trim(tags['accountant_id'])) IN ('unattributed', 'total')
+           OR regexp_matches(tags['accountant_id'], '[\x00-\x1f\x7f]') THEN 'unattributed'
+         ELSE trim(tags['accountant_id']) END   AS accountant_id,
     tags['application']                         AS application,
     tags['environment']                         AS environment,
     tags['cost_center']                         AS cost_center,

@@ -54,7 +54,11 @@ WITH objects AS (
     FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
 ),
 client_bytes AS (
-    SELECT snapshot_id, regexp_extract(key, '^clients/([^/]+)/', 1) AS accountant_id,
+    -- the client folder as a tenant id (docs/attribution-rules.md, "Tenant ids"): trimmed; a reserved word or a
+    -- control character is never a tenant
+    SELECT snapshot_id, CASE WHEN lower(trim(regexp_extract(key, '^clients/([^/]+)/', 1))) IN ('unattributed', 'total')
+                               OR regexp_matches(regexp_extract(key, '^clients/([^/]+)/', 1), '[\\x00-\\x1f\\x7f]')
+                             THEN 'unattributed' ELSE trim(regexp_extract(key, '^clients/([^/]+)/', 1)) END AS accountant_id,
            CAST(sum(size) AS HUGEINT) AS bytes
     FROM objects
     GROUP BY ALL
@@ -75,8 +79,13 @@ WHERE b.accountant_id <> '' AND b.bytes <> 0 AND hour >= $period_start AND hour 
 """
 
 OUTSIDE_CLIENTS_SQL = """
-SELECT count(*) FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
-WHERE regexp_extract(CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END, '^clients/([^/]+)/', 1) = ''
+WITH clients AS (
+    SELECT regexp_extract(CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END, '^clients/([^/]+)/', 1) AS c
+    FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
+)
+SELECT count(*) FILTER (trim(c) = ''),
+       count(*) FILTER (lower(trim(c)) IN ('unattributed', 'total') OR regexp_matches(c, '[\\x00-\\x1f\\x7f]'))
+FROM clients
 """
 
 
@@ -147,10 +156,12 @@ def read_inventory_usage(location: Location | None, billing_period: dt.date) -> 
         con.register("inventory_snapshots", inventory_snapshots)
         params = {"divisor": 2**30 * hours_in_month, "period_start": period_start, "period_end": period_end}
         usage = con.sql(HOURLY_STORAGE_SQL, params=params).to_arrow_table().cast(USAGE_SCHEMA)
-        outside = con.execute(OUTSIDE_CLIENTS_SQL).fetchone()[0]
+        outside, invalid = con.execute(OUTSIDE_CLIENTS_SQL).fetchone()
     finally:
         con.close()
     problems = {"inventory_key_outside_clients": outside} if outside else {}
+    if invalid:
+        problems["invalid_accountant_id"] = invalid  # objects under a folder that is never a tenant
     return InventoryUsage(usage, problems, inventory_objects.num_rows, files_read)
 
 

@@ -55,7 +55,9 @@ Problems (reason -> lines, for the month; lines with no readable time always cou
 'missing_timestamp', 'missing_request_id' (names a tenant, but no request or session to tie it to),
 'report_without_owner', 'report_with_conflicting_owners' (attributed to the first id), 'missing_accountant_id',
 'ambiguous_capacity_units', 'malformed_consumed_capacity', 'session_without_owner',
-'s3_request_outside_clients', 'inventory_key_outside_clients' (objects). START/END/INIT_START/... platform lines
+'s3_request_outside_clients', 'inventory_key_outside_clients' (objects), 'invalid_accountant_id' (a tenant id that is
+never a tenant: non-string JSON, `unattributed`/`total`, control characters; its usage is 'unattributed', and
+objects under such a client folder). Tenant ids are trimmed of spaces; empty = no owner. START/END/INIT_START/... platform lines
 and lines of other months are expected and not counted. A corrupt gzip file raises ValueError naming it.
 
 Parsing runs in DuckDB (`usage_logs.sql`) over Arrow lines: one pass, no per-line Python.

@@ -9,7 +9,7 @@
 -- The JSON fields a line can carry, read with one parse per document. A field of the wrong JSON type is NULL.
 -- (json_transform keys are case-insensitive as a set, so `Operation` is read separately.)
 CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
-    "accountant_id": "VARCHAR", "user_id": "VARCHAR",
+    "accountant_id": "JSON", "user_id": "JSON",
     "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
     "function_request_id": "VARCHAR", "awsRequestId": "VARCHAR",
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
@@ -20,7 +20,7 @@ CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
 }');
 -- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records.
 CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
-    "accountant_id": "VARCHAR", "user_id": "VARCHAR",
+    "accountant_id": "JSON", "user_id": "JSON",
     "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
     "function_request_id": "VARCHAR", "awsRequestId": "VARCHAR",
     "ConsumedCapacity": "JSON", "operation": "VARCHAR",
@@ -31,14 +31,32 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
     "schemaType": "VARCHAR", "modelId": "VARCHAR",
-    "requestMetadata": {"accountant_id": "VARCHAR"},
+    "requestMetadata": {"accountant_id": "JSON"},
     "input": {"inputTokenCount": "VARCHAR", "cacheReadInputTokenCount": "VARCHAR",
               "cacheWriteInputTokenCount": "VARCHAR"},
     "output": {"outputTokenCount": "VARCHAR"}
 }');
+-- A tenant id as the JSON value a line carries (docs/attribution-rules.md, "Tenant ids"): a string, trimmed of
+-- spaces; missing, null or empty after trimming -> NULL (no owner); a non-string value, a reserved word
+-- (`unattributed`, `total`, any case) or a control character -> 'unattributed' (never a tenant; counted).
+CREATE OR REPLACE TEMP MACRO tenant_text(text) AS CASE
+    WHEN trim(text) = '' THEN NULL
+    WHEN lower(trim(text)) IN ('unattributed', 'total') OR regexp_matches(text, '[\x00-\x1f\x7f]') THEN 'unattributed'
+    ELSE trim(text)
+END;
+CREATE OR REPLACE TEMP MACRO tenant_id(value) AS CASE
+    WHEN value IS NULL OR json_type(value) = 'NULL' THEN NULL
+    WHEN json_type(value) <> 'VARCHAR' THEN 'unattributed'
+    ELSE tenant_text(value ->> '$')
+END;
+CREATE OR REPLACE TEMP MACRO tenant_id_invalid(value) AS coalesce(tenant_id(value) = 'unattributed', false);
 CREATE OR REPLACE TEMP MACRO utc(text) AS timezone('UTC', try_cast(text AS TIMESTAMPTZ));
 -- Quantities keep 16 places until the final sum (GB-seconds need 13), then are rounded once to DECIMAL(38, 10).
 CREATE OR REPLACE TEMP MACRO amount(text) AS try_cast(text AS DECIMAL(38, 16));
+-- A REPORT's figures are usable when billed ms and memory MB lie in [0, 1e12) and [1, 1e9): generous bounds (Lambda
+-- bills at most 900,000 ms at 10,240 MB) that keep every product exact in DECIMAL(38, 16); others are malformed.
+CREATE OR REPLACE TEMP MACRO lambda_report_ok(billed_ms, memory_mb) AS
+    billed_ms >= 0 AND billed_ms < 1000000000000 AND memory_mb >= 1 AND memory_mb < 1000000000;
 
 -- name: log_events
 -- One pass over every line: split off the timestamp, recognize the message by its content and pull out every
@@ -151,11 +169,14 @@ SELECT
                       a.function_request_id, a.awsRequestId, b.requestId, b.request_id, b.aws_request_id,
                       b.function_request_id, b.awsRequestId)
     END AS request_id,
-    CASE line_kind
+    tenant_id(CASE line_kind
         WHEN 'bedrock_invocation' THEN a.requestMetadata.accountant_id
         ELSE coalesce(a.accountant_id, b.accountant_id)
-    END AS accountant_id,
-    coalesce(a.user_id, b.user_id) AS user_id,
+    END) AS accountant_id,
+    tenant_id(coalesce(a.user_id, b.user_id)) AS user_id,
+    tenant_id_invalid(CASE line_kind WHEN 'bedrock_invocation' THEN a.requestMetadata.accountant_id
+                                     ELSE coalesce(a.accountant_id, b.accountant_id) END)
+      OR tenant_id_invalid(coalesce(a.user_id, b.user_id)) AS invalid_tenant_id,
     -- Lambda
     coalesce(amount(nullif(report.billed_ms, '')), amount(a.record.metrics.billedDurationMs)) AS billed_ms,
     coalesce(amount(nullif(report.memory_mb, '')), amount(a.record.metrics.memorySizeMB)) AS memory_mb,
@@ -223,7 +244,7 @@ lambda_reports AS (
              WHEN o.owners > 1 THEN 'report_with_conflicting_owners' END AS problem
     FROM month_events AS e
     LEFT JOIN request_owners AS o USING (request_id)
-    WHERE e.kind = 'lambda_report' AND e.billed_ms IS NOT NULL AND e.memory_mb IS NOT NULL
+    WHERE e.kind = 'lambda_report' AND coalesce(lambda_report_ok(e.billed_ms, e.memory_mb), false)
 ),
 dynamodb_capacity AS (
     -- ConsumedCapacity is one object (single-table calls) or a list (batch and transaction calls).
@@ -269,7 +290,7 @@ s3_requests AS (
         line_no,
         event_time,
         s3_bucket AS scope,
-        regexp_extract(s3_key, '^clients/([^/]+)/', 1) AS accountant_id,
+        tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) AS accountant_id,
         CASE
             WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
               OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
@@ -280,10 +301,11 @@ s3_requests AS (
     FROM month_events
     WHERE kind = 's3_access'
 )
--- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations.
+-- Lambda: billed GB-seconds (billed ms / 1000 x memory MB / 1024, exact: 13 places) and invocations. Every factor
+-- is DECIMAL(38): 15 min at 10,240 MB is 9,216,000,000 ms x MB, far beyond DECIMAL(18) (bounds: lambda_report_ok).
 SELECT line_no, event_time, 'AWSLambda' AS service, 'gb_seconds' AS driver, '' AS scope, accountant_id,
-       CAST(CAST(billed_ms AS DECIMAL(18, 3)) * CAST(memory_mb AS INTEGER) * CAST(0.0000009765625 AS DECIMAL(18, 13))
-            AS DECIMAL(38, 16)) AS quantity,
+       CAST(CAST(billed_ms AS DECIMAL(38, 3)) * CAST(memory_mb AS DECIMAL(38, 0))
+            * CAST('0.0000009765625' AS DECIMAL(38, 13)) AS DECIMAL(38, 16)) AS quantity,
        problem
 FROM lambda_reports
 UNION ALL
@@ -334,7 +356,7 @@ UNION ALL
 -- S3: billed requests under clients/<accountant_id>/ of the bucket logged.
 SELECT line_no, event_time, 'AmazonS3', driver, scope, accountant_id, 1, NULL
 FROM s3_requests
-WHERE driver IS NOT NULL AND accountant_id <> '';
+WHERE driver IS NOT NULL AND accountant_id IS NOT NULL;
 
 -- name: log_problems
 -- Lines counted and skipped or left unattributed, one reason each (a line with several rows counts once).
@@ -350,7 +372,8 @@ line_problems AS (
             WHEN kind IN ('unrecognized', 'malformed_json') THEN
                 CASE kind WHEN 'unrecognized' THEN 'unrecognized_line' ELSE kind END
             WHEN event_time IS NULL THEN 'missing_timestamp'
-            WHEN kind = 'lambda_report' AND (billed_ms IS NULL OR memory_mb IS NULL) THEN 'malformed_report'
+            WHEN kind = 'lambda_report' AND NOT coalesce(lambda_report_ok(billed_ms, memory_mb), false)
+                THEN 'malformed_report'
             WHEN kind = 'bedrock_invocation' THEN NULL
             WHEN kind = 's3_access' THEN
                 CASE WHEN regexp_extract(s3_key, '^clients/([^/]+)/', 1) = '' AND s3_operation LIKE 'REST.%'
@@ -372,6 +395,11 @@ line_problems AS (
 ),
 all_problems AS (
     SELECT line_no, problem FROM line_problems WHERE problem IS NOT NULL
+    UNION ALL
+    -- a tenant id that is never a tenant (non-string, reserved word, control character): its usage is unattributed
+    SELECT line_no, 'invalid_accountant_id' FROM in_scope
+    WHERE invalid_tenant_id
+       OR (kind = 's3_access' AND tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) = 'unattributed')
     UNION ALL
     -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
     SELECT line_no, 'malformed_consumed_capacity' FROM in_scope AS e

@@ -30,7 +30,7 @@ DEFAULTS = {
     "BILLING_S3_INVENTORY_URI": "data/sample/inventory",
     "BILLING_USAGE_URI": "data/sample/usage",
     "BILLING_PRICING": "",  # '' -> the pricing.json shipped in the package
-    "BILLING_COST_METRIC": "unblended",
+    "BILLING_COST_METRIC": "amortized",
     "BILLING_APPLICATION": "tax-demo",
 }
 
@@ -49,7 +49,7 @@ class BillingConfig(ConfigurableResource):
     s3_inventory_uri: str | None = Field(default=None, description="S3 Inventory reports. Env: BILLING_S3_INVENTORY_URI")
     usage_uri: str | None = Field(default=None, description="The application's estimates (files or dynamodb://<table>). Env: BILLING_USAGE_URI")
     pricing: str | None = Field(default=None, description="Pricing file (JSON). Env: BILLING_PRICING")
-    cost_metric: str | None = Field(default=None, description="unblended | amortized | net_amortized. Env: BILLING_COST_METRIC")
+    cost_metric: str | None = Field(default=None, description="amortized (default) | unblended | net_amortized. Env: BILLING_COST_METRIC")
     application: str | None = Field(default=None, description="Value of the `application` tag in scope. Env: BILLING_APPLICATION")
 
     def setup_for_execution(self, context) -> None:

@@ -55,7 +55,7 @@ def warehouse(tmp_path):
     return path
 
 
-def run(path, enabled="1", metric=None):
+def run(path, enabled="1", metric="unblended"):  # the fixtures post UnblendedCost
     return materialize(
         [cost_explorer_costs],
         resources={"billing_config": BillingConfig(cost_metric=metric),

@@ -54,10 +54,10 @@ def test_materialization_carries_chart_table_and_totals(tmp_path):
     chart = metadata["estimated_vs_actual"]
     assert isinstance(chart, MetadataValue.md("").__class__)
     assert chart.value == estimated_vs_actual_chart(
-        [("acc-1", "USD", D("1.00"), D("1.10"), D("10.0000"), False),
-         ("acc-2", "USD", D("2.00"), D("3.00"), D("50.0000"), True)],
+        [("acc-1", "USD", D("1.00"), D("1.10"), D("9.0909"), False),
+         ("acc-2", "USD", D("2.00"), D("3.00"), D("33.3333"), True)],
         "Estimated vs actual per tenant, 2026-01 (provisional)")
-    assert "act ████████████████████████████████████████ 3.00  +50.0%  ⚑ flagged" in chart.value
+    assert "act ████████████████████████████████████████ 3.00  +33.3%  ⚑ flagged" in chart.value
     assert "| acc-2           | total" in metadata["report"].value
     assert (metadata["estimated_total"].value, metadata["actual_total"].value) == (3.0, 4.1)
     assert metadata["flagged_tenants"].value == 1

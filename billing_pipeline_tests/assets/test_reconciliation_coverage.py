@@ -34,7 +34,7 @@ def test_provisional_month_is_compared_on_the_days_its_cur_covers(warehouse_con)
     rows = report(con, is_final=False)
     covered = (dt.datetime(2026, 1, 10, 18), dt.date(2026, 1, 10))
     # whole month: 2.60 estimated against 1.40 actual; the days the CUR covers whole (before the 10th): 0.90 vs 1.00
-    expected = (D("2.60"), D("1.40"), *covered, D("0.90"), D("1.00"), D("0.10"), D("11.1111"), D("1.70"))
+    expected = (D("2.60"), D("1.40"), *covered, D("0.90"), D("1.00"), D("0.10"), D("10.0000"), D("1.70"))
     assert rows == {("a", "lambda"): expected, ("a", "total"): expected}
 
     rows = report(con, is_final=True)  # a final month is covered whole

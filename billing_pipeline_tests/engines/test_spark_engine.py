@@ -82,7 +82,8 @@ def test_whole_definitions_on_a_generated_final_month(
     monkeypatch.setenv("BILLING_WRITEBACK_TABLE", TABLE)
     monkeypatch.setenv("BILLING_COST_EXPLORER", "1")
     first = sample.tenants[0]
-    post_results(aws, {"ResultsByTime": [day("2026-01-05", [group(first, "1.00"), group("", "0.10")])],
+    post_results(aws, {"ResultsByTime": [day("2026-01-05", [group(first, "1.00", "AmortizedCost"),  # the default metric
+                                                             group("", "0.10", "AmortizedCost")])],
                        "DimensionValueAttributes": []})
 
     on_duckdb = run_chain(monkeypatch, "duckdb", tmp_path, "2026-01-01", selection=None)

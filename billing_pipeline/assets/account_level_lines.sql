@@ -1,0 +1,70 @@
+-- account_level_lines: the month's account-level facts (docs/attribution-rules.md, "Account-level lines") with
+-- their policy and the application's part, exactly. Account-level: no `application` tag and line item type Tax,
+-- Credit, Refund, EdpDiscount, PrivateRateDiscount, BundledDiscount, or Fee without a resource id.
+-- proportional: part = cost x N / D, N = the application's in-scope cost of the line's product code, currency and
+--   period, D = the whole bill's cost of that product code on the same basis, account-level lines excluded; no
+--   product code -> all product codes. N / D is taken as 0 when N or D is not positive and as 1 when N > D.
+--   Rounded half away from zero to 1e-10 (the largest remainder between the application and the rest of the bill).
+-- company: part 0, the whole line is kept by the company.
+-- Inputs: hourly_cost_facts, account_level_policies (line_item_type, policy). Parameters: $billing_period,
+-- $cost_metric. Used by tenant_costs (split among tenants) and by its bill conservation check.
+WITH facts AS (
+    SELECT *,
+           CASE $cost_metric WHEN 'unblended' THEN unblended_cost
+                             WHEN 'amortized' THEN amortized_cost
+                             ELSE coalesce(net_amortized_cost, amortized_cost) END               AS cost,
+           NOT in_scope AND coalesce(application, '') = ''
+             AND (line_item_type IN ('Tax', 'Credit', 'Refund', 'EdpDiscount', 'PrivateRateDiscount', 'BundledDiscount')
+                  OR (line_item_type = 'Fee' AND coalesce(resource_id, '') = ''))                AS account_level
+    FROM hourly_cost_facts
+    WHERE billing_period = $billing_period
+),
+-- per product code ('*': all product codes) and currency: N (in scope) and D (the bill), account-level excluded
+bases AS (
+    SELECT coalesce(service, '') AS product, currency,
+           sum(cost) FILTER (WHERE in_scope) AS app_cost, sum(cost) AS bill_cost
+    FROM facts WHERE NOT account_level GROUP BY ALL
+    UNION ALL
+    SELECT '*', currency, sum(cost) FILTER (WHERE in_scope), sum(cost)
+    FROM facts WHERE NOT account_level GROUP BY ALL
+),
+lines AS (
+    SELECT
+        row_number() OVER (ORDER BY f.usage_hour, f.service, f.usage_type, f.operation, f.resource_id,
+                                    f.line_item_type, f.usage_account_id, f.currency, f.span_hours) AS line_id,
+        f.billing_period, f.usage_hour, f.span_hours, f.usage_account_id, f.line_item_type, f.service, f.usage_type,
+        f.operation, f.resource_id, f.currency, f.cost,
+        CASE WHEN coalesce(f.service, '') = '' THEN '*' ELSE f.service END                    AS product,
+        coalesce(p.policy, 'proportional')                                                     AS policy,
+        CAST(abs(f.cost) * 10000000000 AS DECIMAL(38, 0))                                      AS c,
+        CAST(floor(abs(f.cost) * 10) AS DECIMAL(38, 0))                                        AS c_hi,
+        CAST(abs(f.cost) * 10000000000 AS DECIMAL(38, 0)) % 1000000000                         AS c_lo,
+        CASE WHEN b.app_cost > 0 AND b.bill_cost > 0
+             THEN CAST(least(b.app_cost, b.bill_cost) * 10000000000 AS DECIMAL(38, 0)) END     AS n,
+        CAST(b.bill_cost * 10000000000 AS DECIMAL(38, 0))                                      AS d
+    FROM facts f
+    LEFT JOIN account_level_policies p ON p.line_item_type = f.line_item_type
+    LEFT JOIN bases b
+      ON b.product = CASE WHEN coalesce(f.service, '') = '' THEN '*' ELSE f.service END AND b.currency = f.currency
+    WHERE f.account_level AND f.cost <> 0
+),
+-- floor(c n / d) without overflow, c = c_hi * 1e9 + c_lo (as cost_allocations.sql splits): every quotient < 2^53
+high_limb AS (
+    SELECT *,
+           CAST(round((c_hi * n - (c_hi * n) % d) / d) AS DECIMAL(38, 0))                      AS q_hi,
+           (c_hi * n) % d * 1000000000 + c_lo * n                                              AS t_lo
+    FROM lines
+),
+rounded AS (
+    SELECT *,
+           q_hi * 1000000000 + CAST(round((t_lo - t_lo % d) / d) AS DECIMAL(38, 0))
+             + CASE WHEN 2 * (t_lo % d) >= d THEN 1 ELSE 0 END                                 AS part_units
+    FROM high_limb
+)
+SELECT
+    line_id, billing_period, usage_hour, span_hours, usage_account_id, line_item_type, service, usage_type,
+    operation, resource_id, currency, product, policy, cost,
+    CAST(CASE WHEN policy <> 'proportional' OR n IS NULL THEN 0
+              ELSE CASE WHEN cost < 0 THEN -1 ELSE 1 END * part_units END AS DECIMAL(38, 0))
+        * CAST('0.0000000001' AS DECIMAL(11, 10))                                              AS app_part
+FROM rounded

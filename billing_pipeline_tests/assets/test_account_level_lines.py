@@ -1,0 +1,160 @@
+"""Account-level lines (tax, credits, refunds, discounts, fees without a resource): the application's proportional
+part, split among the tenants, and the bill's conservation, on a hand-built month through the tenant_costs asset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal as D
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, materialize
+
+from billing_pipeline.assets.reconciliation_report import reconciliation_report
+from billing_pipeline.assets.tenant_costs import (
+    bill_conservation,
+    conservation_check,
+    stage_account_level_lines,
+    tenant_costs,
+)
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+
+JAN = dt.date(2026, 1, 1)
+H = dt.datetime(2026, 1, 5, 10)
+
+
+def add_fact(con, service, cost, *, line_item_type="Usage", accountant_id=None, application="tax-demo",
+             resource_id="", unblended=None):
+    con.execute(
+        """INSERT INTO hourly_cost_facts (billing_period, usage_hour, span_hours, usage_account_id, line_item_type,
+               service, usage_type, operation, resource_id, accountant_id, application, currency, in_scope,
+               usage_amount, unblended_cost, amortized_cost, net_amortized_cost, line_items)
+           VALUES (?, ?, 1, '1', ?, ?, 'u', '', ?, ?, ?, 'USD', coalesce(? = 'tax-demo', false), 1, ?, ?, NULL, 1)""",
+        [JAN, H, line_item_type, service, resource_id, accountant_id, application, application,
+         D(unblended if unblended is not None else cost), D(cost)])
+
+
+def hand_built_month(con):
+    add_fact(con, "AWSLambda", "6.00", accountant_id="a")
+    add_fact(con, "AWSLambda", "2.00", accountant_id="b")
+    add_fact(con, "AWSLambda", "2.00", application="other-app")         # Lambda: N = 8, D = 10
+    add_fact(con, "AmazonS3", "1.00", accountant_id="a")
+    add_fact(con, "AmazonS3", "3.00", application=None)                 # S3: N = 1, D = 4
+    add_fact(con, "AmazonCloudWatch", "1.00")                            # in scope, no driver: unattributed
+    add_fact(con, "AWSLambda", "1.00", line_item_type="Tax", application=None)
+    add_fact(con, "AmazonS3", "0.0000000010", line_item_type="Tax", application=None)
+    add_fact(con, None, "-3.00", line_item_type="Credit", application=None)  # no product code: all, 10 / 15
+    add_fact(con, "AWSLambda", "-0.50", line_item_type="Refund", application=None)  # policy company
+    add_fact(con, "AmazonEC2", "0.40", line_item_type="Fee", application=None)  # the application has no EC2
+    add_fact(con, "AWSLambda", "0.25", line_item_type="Fee", application=None, resource_id="r-1")  # not account-level
+    # Lambda D = 10.25 with that fee; all product codes: N = 10, D = 15.25
+
+
+@pytest.fixture
+def month(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(warehouse_ddl())
+        hand_built_month(con)
+    pricing = json.loads(BillingConfig().pricing_text())
+    pricing["account_level_lines"] = {"Refund": "company"}
+    (tmp_path / "pricing.json").write_text(json.dumps(pricing))
+    config = BillingConfig(pricing=str(tmp_path / "pricing.json"))
+    result = materialize([tenant_costs, reconciliation_report],
+                         resources={"billing_config": config, "warehouse": BillingWarehouse(database=str(path))},
+                         partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert result.success
+    return path, config, result
+
+
+def metadata_of(result, asset="tenant_costs"):
+    return next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                if e.materialization.asset_key.to_user_string() == asset)
+
+
+def test_account_level_parts_are_proportional_and_split_exactly(month):
+    path, _, _ = month
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute("""SELECT line_item_type, service, accountant_id, cost FROM tenant_costs
+                              WHERE allocation = 'proportional' ORDER BY ALL""").fetchall()
+    # Lambda tax 1.00 x 8 / 10.25 = 0.78048780487(8) -> 7804878049 units (half up), split 6 : 2 -> floors
+    # 5853658536 (.75) and 1951219512 (.25), the unit left to a. S3 tax 10 units x 1 / 4 = 2.5 -> 3 units, all
+    # a's. Credit -3.00 x 10 / 15.25 = -1.96721311475(4) -> -19672131148 units, split 7 : 2 : 1 -> floors
+    # 13770491803 (.6), 3934426229 (.6), 1967213114 (.8): 2 units left, to unattributed and (tie, by id) a.
+    assert rows == [
+        ("Credit", None, "a", D("-1.3770491804")),
+        ("Credit", None, "b", D("-0.3934426229")),
+        ("Credit", None, "unattributed", D("-0.1967213115")),
+        ("Tax", "AWSLambda", "a", D("0.5853658537")),
+        ("Tax", "AWSLambda", "b", D("0.1951219512")),
+        ("Tax", "AmazonS3", "a", D("0.0000000003")),
+    ]
+
+
+def test_the_bill_is_conserved_and_reported(month):
+    _, _, result = month
+    metadata = metadata_of(result)
+    # bill 15.250000001 + 1.000000001 - 3 - 0.5 + 0.4 - 1.25 (the fee is in the 15.25 above)
+    assert metadata["bill/USD"].value == "13.1500000010"
+    assert metadata["kept_by_company/USD"].value == "-0.5000000000"
+    assert metadata["account_level_to_tenants/USD"].value == "-1.1867253096"
+    # tenants: a 7 + 0.5853658537 + 3e-10 - 1.3770491804, b 2 + 0.1951219512 - 0.3934426229
+    assert metadata["tenants/USD"].value == "8.0099960019"
+    assert metadata["unattributed/USD"].value == "0.8032786885"
+    # outside the application's tag 3.1500000010, less kept -0.5 and the tenants' -1.1867253096
+    assert metadata["out_of_scope/USD"].value == "4.8367253106"
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "bill_conserved")
+    assert check.passed
+    # the report says what the company keeps
+    report = metadata_of(result, "reconciliation_report")
+    assert report["kept_by_company/USD"].value == "-0.5000000000"
+    assert "- kept by the company: Refund -0.5000000000 USD" in report["report"].value
+
+
+def test_bill_conservation_fails_when_a_tenant_part_changes(month):
+    path, config, _ = month
+    pricing = parse_pricing(config.pricing_text())
+    with duckdb.connect(str(path)) as raw:
+        con = DuckDBEngine(raw)
+        con.execute("""UPDATE tenant_costs SET cost = cost + 0.0000000001
+                       WHERE accountant_id = 'b' AND line_item_type = 'Tax'""")
+        stage_account_level_lines(con, JAN, "amortized", pricing)
+        check = conservation_check(bill_conservation(con, JAN, "amortized"))
+    assert not check.passed
+    assert "tenants 8.0099960020" in check.metadata["unbalanced"].value
+
+
+@pytest.mark.parametrize("metric, tenant_cost, uncharged", [("unblended", D("0"), "0.0600000000"),
+                                                            ("amortized", D("0.0600000000"), None)])
+def test_covered_usage_under_each_metric(tmp_path, metric, tenant_cost, uncharged):
+    """An hour of Lambda covered by a Savings Plan: on demand 0.096, effective 0.06. Under unblended the covered
+    line and its negation cost tenant a 0, and the metadata says 0.06 of covered cost is charged to no tenant."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(warehouse_ddl())
+        add_fact(con, "AWSLambda", "0.06", line_item_type="SavingsPlanCoveredUsage", accountant_id="a",
+                 unblended="0.096")
+        add_fact(con, "AWSLambda", "0", line_item_type="SavingsPlanNegation", accountant_id="a", unblended="-0.096")
+    result = materialize([tenant_costs, reconciliation_report],
+                         resources={"billing_config": BillingConfig(cost_metric=metric),
+                                    "warehouse": BillingWarehouse(database=str(path))},
+                         partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert result.success
+    metadata = metadata_of(result)
+    report = metadata_of(result, "reconciliation_report")
+    assert (report["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
+    assert ("is charged to no tenant" in report["report"].value) == (uncharged is not None)
+    with duckdb.connect(str(path), read_only=True) as con:
+        (charged,) = con.execute("SELECT coalesce(sum(cost), 0) FROM tenant_costs WHERE accountant_id = 'a'").fetchone()
+    assert charged == tenant_cost
+    assert (metadata["covered_cost_not_charged/USD"].value if uncharged else None) == uncharged
+    assert ("covered_cost_not_charged/USD" in metadata) == (uncharged is not None)
+
+
+def test_the_default_metric_is_amortized(monkeypatch):
+    monkeypatch.delenv("BILLING_COST_METRIC", raising=False)
+    assert BillingConfig().metric() == "amortized"
