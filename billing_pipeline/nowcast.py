@@ -268,6 +268,19 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     whole_days = (whole_days_end - month_start).days
     window_days = whole_days if whole_days < 7 else whole_days - whole_days % 7
     window = [(whole_days_end - DAY * i).date() for i in range(1, window_days + 1)]
+    # Account-level lines (tax, credits: allocation 'proportional') arrive with the month's last deliveries: until
+    # this month has any, the forecast adds the previous month's, tenant by tenant.
+    month_end_lines = {}
+    if previous_period and remaining:
+        proportional = "SELECT {} FROM nowcast_attributed WHERE billing_period = ? AND allocation = 'proportional'"
+        if not con.execute(proportional.format("count(*)"), [period]).fetchall()[0][0]:
+            for accountant, resource_type, currency, cost in con.execute(
+                    proportional.format("accountant_id, resource_type, currency, sum(cost)") + " GROUP BY ALL",
+                    [previous_period]).fetchall():
+                key = (accountant, resource_type, currency)
+                month_end_lines[key] = cost
+                daily[key]  # a row even for a tenant with nothing else yet
+                methods[key].add(f"month_end_lines:{BASIS_PREVIOUS}")
     rows = []
     for key in sorted(daily):
         accountant, resource_type, currency = key
@@ -285,7 +298,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             per_day = []
             elapsed = _hours(month_start, as_of)
             rate = _div(to_date, Decimal(elapsed)) if elapsed else Decimal(0)
-        forecast = _round(to_date + rate * remaining, MONEY)
+        forecast = _round(to_date + rate * remaining + month_end_lines.get(key, 0), MONEY)
         low, high = interval(to_date, estimated, per_day, remaining, forecast)
         rows.append({
             "billing_period": period, "accountant_id": accountant, "resource_type": resource_type,

@@ -16,6 +16,8 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.tenant_costs import stage_account_level_lines
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.nowcast import FACT_COLUMNS, MONEY, Nowcast, _div, _round, compute
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import Pricing, parse_pricing
@@ -51,12 +53,14 @@ def replayed_inputs(con, period: dt.date, as_of: dt.datetime, covered_through: d
     con.execute(f"""CREATE OR REPLACE TEMP VIEW usage_shares AS SELECT * FROM {main}.usage_shares
                     WHERE billing_period <> {p} OR usage_hour < {until}""")
     try:
-        con.register("driver_prices", pricing.driver_prices_table())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE cost_allocations AS {stage_sql('cost_allocations')}",
-                    {"billing_period": period, "cost_metric": metric})
-        con.unregister("driver_prices")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE replayed_tenant_costs AS {stage_sql('tenant_costs')}",
-                    {"cost_metric": metric})
+        # the relations tenant_costs.py stages before tenant_costs.sql, staged the same way
+        engine = con if isinstance(con, DuckDBEngine) else DuckDBEngine(con)
+        engine.register("driver_prices", pricing.driver_prices_table())
+        engine.stage("cost_allocations", stage_sql("cost_allocations"), {"billing_period": period, "cost_metric": metric})
+        engine.unregister("driver_prices")
+        stage_account_level_lines(engine, period, metric, pricing)
+        engine.stage("account_level_allocations", stage_sql("account_level_allocations"))
+        engine.stage("replayed_tenant_costs", stage_sql("tenant_costs"), {"cost_metric": metric})
         con.execute(f"CREATE OR REPLACE TEMP VIEW nowcast_facts AS SELECT "
                     f"{FACT_COLUMNS.replace('$metric', repr(metric))} FROM hourly_cost_facts WHERE in_scope")
         con.execute("CREATE OR REPLACE TEMP VIEW nowcast_evidence AS SELECT * FROM usage_shares")
@@ -67,7 +71,7 @@ def replayed_inputs(con, period: dt.date, as_of: dt.datetime, covered_through: d
     finally:
         for view in ("nowcast_facts", "nowcast_evidence", "nowcast_attributed", "hourly_cost_facts", "usage_shares"):
             con.execute(f"DROP VIEW IF EXISTS temp.main.{view}")
-        for table in ("cost_allocations", "replayed_tenant_costs"):
+        for table in ("cost_allocations", "account_level_lines", "account_level_allocations", "replayed_tenant_costs"):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
 
 
@@ -87,11 +91,14 @@ def accuracy_rows(con, period: dt.date, next_period: dt.date, metric: str, prici
     """One row per replay day x tenant (incl. 'unattributed') x currency."""
     final = defaultdict(Decimal)
     final_by_day = defaultdict(Decimal)
-    for accountant, currency, usage_date, cost in con.execute(
-            """SELECT accountant_id, currency, usage_date, sum(cost) FROM tenant_costs WHERE billing_period = ?
-               GROUP BY ALL""", [period]).fetchall():
+    # account-level lines (allocation 'proportional': tax, credits) are the month's, dated on its first day: part
+    # of the final cost the forecast predicts, not of the days a cost to date covers
+    for accountant, currency, usage_date, month_level, cost in con.execute(
+            """SELECT accountant_id, currency, usage_date, allocation = 'proportional', sum(cost) FROM tenant_costs
+               WHERE billing_period = ? GROUP BY ALL""", [period]).fetchall():
         final[(accountant, currency)] += cost
-        final_by_day[(accountant, currency, usage_date)] += cost
+        if not month_level:
+            final_by_day[(accountant, currency, usage_date)] += cost
     seed_by_day = defaultdict(Decimal)
     for accountant, usage_date, cost in con.execute(
             """SELECT accountant_id, usage_date, sum(estimated_cost) FROM estimated_usage WHERE billing_period = ?
