@@ -178,3 +178,17 @@ def test_checks_pass_on_the_written_month_and_fail_when_it_is_broken(warehouse):
     warehouse.execute("DELETE FROM month_to_date WHERE accountant_id = 'unattributed'")
     broken = actual_check(warehouse, MARCH)
     assert not broken.passed and "unattributed" in broken.metadata["mismatches"].value
+
+
+def test_forecast_adds_the_previous_months_account_level_lines_until_the_month_has_its_own(warehouse):
+    warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda',
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.5)""")
+    row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
+    estimated = 12 * D("0.0002")
+    assert row["forecast_cost"] == (estimated + estimated / 6 * 714 + D("0.5")).quantize(D("1e-10"))
+    assert row["method"] == "month_end_lines:previous_month+unit_cost:previous_month"
+    # once the month has account-level lines of its own, nothing is added
+    warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-04-01', DATE '2026-04-01', 'a', 'AWSLambda',
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.25)""")
+    row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
+    assert row["forecast_cost"] == (estimated + estimated / 6 * 714).quantize(D("1e-10"))
