@@ -16,6 +16,7 @@ from billing_pipeline.assets.statements import statements
 from billing_pipeline.assets.tenant_costs import tenant_costs
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
+from billing_pipeline.checks.month_lineage import month_from_one_delivery
 from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
@@ -28,6 +29,7 @@ defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
             invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs, month_to_date,
             nowcast_accuracy],
+    asset_checks=[month_from_one_delivery],
     jobs=[billing_month_job, month_to_date_job],
     schedules=[daily_billing_refresh, hourly_month_to_date],
     sensors=[cur_delivery_sensor, usage_evidence_sensor],

@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS hourly_cost_facts (
     unblended_cost      DECIMAL(38, 10) NOT NULL,
     amortized_cost      DECIMAL(38, 10) NOT NULL,
     net_amortized_cost  DECIMAL(38, 10),
-    line_items          BIGINT NOT NULL         -- how many cur_line_items rows the fact sums
+    line_items          BIGINT NOT NULL,        -- how many cur_line_items rows the fact sums
+    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS usage_shares (
@@ -111,7 +112,8 @@ CREATE TABLE IF NOT EXISTS tenant_costs (
     driver_quantity     DECIMAL(38, 10),        -- the tenant's quantity of that driver behind the cost
     currency            VARCHAR NOT NULL,
     cost_metric         VARCHAR NOT NULL,       -- unblended | amortized | net_amortized
-    cost                DECIMAL(38, 10) NOT NULL
+    cost                DECIMAL(38, 10) NOT NULL,
+    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS estimated_usage (
@@ -144,5 +146,6 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     actual_covered_cost DECIMAL(38, 10),
     covered_variance    DECIMAL(38, 10),          -- actual_covered - estimated_covered
     covered_variance_pct DECIMAL(38, 4),          -- covered_variance / actual_covered x 100; 0 when not positive
-    estimated_after_coverage DECIMAL(38, 10)      -- estimates of the days from covered_days_through on, apart
+    estimated_after_coverage DECIMAL(38, 10),     -- estimates of the days from covered_days_through on, apart
+    delivery_id         VARCHAR                   -- the cur_line_items delivery the month was computed from
 );

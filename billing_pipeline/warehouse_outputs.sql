@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS statements (
     shared_cost           DECIMAL(38, 10) NOT NULL, -- its share of shared resources (and unattributed cost)
     cost                  DECIMAL(38, 10) NOT NULL, -- exact: direct + shared
     amount                DECIMAL(38, 2) NOT NULL,  -- cents by largest remainder (see docs/outputs.md)
-    is_final              BOOLEAN NOT NULL
+    is_final              BOOLEAN NOT NULL,
+    delivery_id           VARCHAR                   -- the cur_line_items delivery the month was computed from
 );
 
 CREATE TABLE IF NOT EXISTS usage_table_writeback (

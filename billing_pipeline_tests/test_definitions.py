@@ -65,7 +65,7 @@ def test_job_schedule_sensor():
         "variance_within_threshold", "no_duplicate_report_rows",
         "no_duplicate_invoice_items", "stripe_items_match_charges",
         "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",
-        "no_duplicate_statement_lines", "cost_explorer_matches_cur",
+        "no_duplicate_statement_lines", "cost_explorer_matches_cur", "month_from_one_delivery",
         "actual_equals_tenant_costs", "parts_add_up", "no_duplicate_month_to_date",
     ])
 

@@ -146,6 +146,8 @@ def create_app(warehouse: str | None = None, tokens_file: str | None = None) -> 
                              {"Retry-After": "60"}) from None
             except queries.NoData as error:
                 raise _error(404, str(error)) from None
+            except queries.MonthInconsistent as error:
+                raise _error(503, str(error), {"Retry-After": "300"}) from None
             except ValueError as error:
                 raise _error(500, str(error)) from None
 

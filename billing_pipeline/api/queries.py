@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import duckdb
 
+from billing_pipeline import lineage
 from billing_pipeline.money import CENT, largest_remainder_cents
 
 RESOURCE_TYPE_ORDER = ["lambda", "dynamodb", "s3", "agentcore", "bedrock", "other"]
@@ -33,6 +34,24 @@ class WarehouseUnavailable(Exception):
 
 class NoData(Exception):
     """Nothing for this accountant and month."""
+
+
+class MonthInconsistent(Exception):
+    """The month's tables come from different CUR deliveries (a run died between two steps): not served."""
+
+
+def refuse_inconsistent(con, months: Iterable[dt.date]) -> None:
+    """MonthInconsistent naming the asset to re-run when a month's tables disagree on their delivery
+    (billing_pipeline/lineage.py). A warehouse the pipeline has not written since lineage existed has nothing
+    to compare."""
+    for period in months:
+        try:
+            reason = lineage.problem(con, period, "reconciliation_report")
+        except duckdb.BinderException:
+            return
+        if reason:
+            raise MonthInconsistent(f"The billing data of {month_key(period)} is being recomputed and cannot be "
+                                    f"served now ({reason}).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -196,6 +215,7 @@ def history(con, accountant_id: str, currency_default: str = "USD") -> list[dict
     months = tenant_months(con, accountant_id)
     if not months:
         return []
+    refuse_inconsistent(con, months)
     totals = _month_totals(con, accountant_id, months)
     rows = []
     for period in months:
@@ -231,6 +251,7 @@ def _sort_types(types: Iterable[str]) -> list[str]:
 
 def statement(con, accountant_id: str, period: dt.date, currency_default: str = "USD") -> dict:
     """The caller's billing statement of one month (see docs/billing-api.md for every field)."""
+    refuse_inconsistent(con, [period])
     totals = _month_totals(con, accountant_id, [period])
     actual = totals.actual.get(period)
     estimated = totals.estimated.get(period)

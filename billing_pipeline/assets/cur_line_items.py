@@ -14,6 +14,7 @@ from billing_pipeline.assets.common import as_float, markdown, month_of
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries, insert_line_items
+from billing_pipeline.readers.cur_validation import validate_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.settings import BY_VARIABLE
@@ -39,6 +40,7 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
         def insert() -> None:
             insert_line_items(engine.con, location, delivery, "cur_line_items")
             refuse_other_months("cur_line_items")
+            validate_line_items(engine, "cur_line_items", period)  # inside the transaction: a failure rolls back
 
         return engine.replace_month_with("cur_line_items", period, insert)
     from billing_pipeline.readers.cur_spark import stage_line_items as stage_in_spark
@@ -46,6 +48,7 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
     stage_in_spark(engine, location, delivery, "delivery_line_items")
     try:
         refuse_other_months("delivery_line_items")
+        validate_line_items(engine, "delivery_line_items", period)
         return engine.replace_month("cur_line_items", period, "delivery_line_items")
     finally:
         engine.drop("delivery_line_items")

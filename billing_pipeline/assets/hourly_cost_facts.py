@@ -4,9 +4,18 @@
 import datetime as dt
 import math
 
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from billing_pipeline.assets.common import as_float, markdown, month_of, stage_sql, written_once_check
+from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -54,20 +63,30 @@ def hourly_cost_facts(
         ((line_items,),) = con.execute(
             "SELECT count(*) FROM cur_line_items WHERE billing_period = ?", [period]).fetchall()
         slices = month_slices(period, next_period, line_items)
-        rows = con.replace_month_with_slices(
-            "hourly_cost_facts", period, stage_sql("hourly_cost_facts"), [{**params, **s} for s in slices])
-        mismatches = con.execute(
-            """WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
-                                     sum(line_items) items
-                              FROM hourly_cost_facts WHERE billing_period = $billing_period GROUP BY currency),
-                    items AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
-                                     count(*) items
-                              FROM cur_line_items WHERE billing_period = $billing_period GROUP BY currency)
-               SELECT currency FROM facts FULL JOIN items USING (currency)
-               WHERE facts.u IS DISTINCT FROM items.u OR facts.a IS DISTINCT FROM items.a
-                  OR facts.n IS DISTINCT FROM items.n OR facts.items IS DISTINCT FROM items.items""",
-            {"billing_period": period},
-        ).fetchall()
+        delivery = month_delivery(con, period, "cur_line_items")
+        mismatches: list = []
+
+        def facts_add_up(relation: str) -> None:
+            """Before the commit: the new facts add up to the line items, or the month stays as it was."""
+            mismatches.extend(con.execute(
+                f"""WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a,
+                                          sum(net_amortized_cost) n, sum(line_items) items
+                                   FROM {relation} WHERE billing_period = $billing_period GROUP BY currency),
+                        items AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a,
+                                         sum(net_amortized_cost) n, count(*) items
+                                  FROM cur_line_items WHERE billing_period = $billing_period GROUP BY currency)
+                   SELECT currency FROM facts FULL JOIN items USING (currency)
+                   WHERE facts.u IS DISTINCT FROM items.u OR facts.a IS DISTINCT FROM items.a
+                      OR facts.n IS DISTINCT FROM items.n OR facts.items IS DISTINCT FROM items.items""",
+                {"billing_period": period},
+            ).fetchall())
+            if mismatches:
+                raise Failure(f"hourly_cost_facts of {period:%Y-%m} do not add up to cur_line_items in "
+                              f"{', '.join(c for (c,) in mismatches)} (nothing written)")
+
+        rows = con.replace_month_with_slices("hourly_cost_facts", period, stamped(stage_sql("hourly_cost_facts")),
+                                             [stamp_params({**params, **s}, delivery) for s in slices],
+                                             verify=facts_add_up)
         # The facts are one GROUP BY over GRAIN, unique as written; re-grouping 10M rows to prove it again would
         # cost as much as writing them, so the check counts what the month holds against what was written.
         no_duplicates = written_once_check(con, "hourly_cost_facts", period, rows, "no_duplicate_facts")

@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import duplicate_check, month_of
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
@@ -90,6 +91,7 @@ def invoices(
         raise Failure(f"Price list {stripe_billing.price_list_source()}: {error}") from None
 
     with warehouse.connect() as con:
+        month_delivery(con, period, "reconciliation_report")  # never charge from tables of different deliveries
         (report_rows, is_final) = con.execute(
             "SELECT count(*), coalesce(bool_or(is_final), false) FROM reconciliation_report WHERE billing_period = ?",
             [period],

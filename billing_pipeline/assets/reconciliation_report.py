@@ -13,6 +13,7 @@ from dagster import (
 
 from billing_pipeline.assets.common import as_float, cur_is_final, duplicate_check, month_of, stage_sql
 from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
+from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -68,13 +69,14 @@ def reconciliation_report(
     period, _ = month_of(context)
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     with warehouse.connect() as con:
+        delivery = month_delivery(con, period, "tenant_costs")  # refuses tenant costs of another delivery
         is_final = cur_is_final(con, period)
         rows = con.replace_month_with_query(
             "reconciliation_report",
             period,
-            stage_sql("reconciliation_report"),
-            {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
-             "threshold_pct": pricing.variance_threshold_pct},
+            stamped(stage_sql("reconciliation_report")),
+            stamp_params({"billing_period": period, "currency": pricing.currency, "is_final": is_final,
+                          "threshold_pct": pricing.variance_threshold_pct}, delivery),
         )
         report = con.execute(
             f"""SELECT {REPORT_COLUMNS} FROM reconciliation_report WHERE billing_period = ?

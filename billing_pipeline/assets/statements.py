@@ -28,6 +28,7 @@ from dagster import (
 
 from billing_pipeline.assets.common import as_float, duplicate_check, cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
@@ -105,9 +106,12 @@ def statements(
     Writes the statements and the month's reconciliation report as CSV and Parquet to BILLING_EXPORT_URI."""
     period, _ = month_of(context)
     with warehouse.connect() as con:
+        # no statement (nor export) from a month whose tables come from different deliveries
+        delivery = month_delivery(con, period, "reconciliation_report")
         is_final = cur_is_final(con, period)
         lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
-        staged = pa.Table.from_pylist(statement_rows(lines, period, bool(is_final)), schema=arrow_schema("statements"))
+        statement_lines = [{**row, "delivery_id": delivery} for row in statement_rows(lines, period, bool(is_final))]
+        staged = pa.Table.from_pylist(statement_lines, schema=arrow_schema("statements"))
         rows = replace_month_with_rows(con, "statements", period, staged)
         in_scope = dict(con.execute(
             "SELECT currency, sum(cost) FROM tenant_costs WHERE billing_period = ? GROUP BY currency", [period]

@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, duplicate_check, month_of, stage_sql
+from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
@@ -137,6 +138,7 @@ def tenant_costs(
     params = {"billing_period": period, "cost_metric": metric}
     cost = METRIC_COLUMN[metric]
     with warehouse.connect() as con:
+        delivery = month_delivery(con, period, "hourly_cost_facts")  # refuses facts of another delivery
         con.register("driver_prices", pricing.driver_prices_table())
         con.stage("cost_allocations", stage_sql("cost_allocations"), params)
         con.unregister("driver_prices")
@@ -168,7 +170,8 @@ def tenant_costs(
             raise Failure(f"Attribution of {period:%Y-%m} does not add up to the CUR cost (nothing written):\n"
                           + not_conserved.to_markdown(index=False))
 
-        rows = con.replace_month_with_query("tenant_costs", period, stage_sql("tenant_costs"), {"cost_metric": metric})
+        rows = con.replace_month_with_query("tenant_costs", period, stamped(stage_sql("tenant_costs")),
+                                            stamp_params({"cost_metric": metric}, delivery))
 
         daily_mismatches = con.execute(
             f"""WITH facts AS (

@@ -12,6 +12,8 @@ small interface, which is all the assets use:
     replace_month_with_slices(table, period, sql, [params, ...])   ... those of one query run once per slice
         of the month (on DuckDB each slice is its own INSERT in the one transaction, so a month too large to
         aggregate in the memory limit is aggregated a slice at a time; Spark takes their union in one job)
+        Both take `verify=fn`: fn(relation) runs before the month is committed, on a relation holding the new
+        rows (DuckDB: the table inside the transaction; Spark: the staged union); what it raises keeps the month.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Engine(Protocol):
 
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int: ...
 
-    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int: ...
+    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None,
+                                 verify: Any = None) -> int: ...
 
-    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any]) -> int: ...
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any],
+                                  verify: Any = None) -> int: ...

@@ -60,19 +60,25 @@ class DuckDBEngine:
     def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
         return self.replace_month_with_query(table, billing_period, f"SELECT * FROM {staged}")
 
-    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
-        return self.replace_month_with_slices(table, billing_period, sql, [params])
+    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None,
+                                 verify: Callable[[str], Any] | None = None) -> int:
+        return self.replace_month_with_slices(table, billing_period, sql, [params], verify)
 
-    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any]) -> int:
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any],
+                                  verify: Callable[[str], Any] | None = None) -> int:
         """The month's rows become those of `sql` run once per parameter set, each an INSERT of its own inside the
         one replacing transaction: straight into the table, no staging copy of a month that may hold millions of
-        rows. Returns the rows the INSERTs wrote (not a recount of the month), so that a check can compare the two."""
+        rows. Returns the rows the INSERTs wrote (not a recount of the month), so that a check can compare the two.
+        `verify(relation)` runs before the commit on a relation holding the month's new rows (here the table
+        itself, inside the transaction): whatever it raises rolls the month back."""
         inserted = []
 
         def insert() -> None:
             for params in slices:
                 ((rows,),) = self.execute(f"INSERT INTO {table} BY NAME {sql}", params).fetchall()
                 inserted.append(rows)
+            if verify:
+                verify(table)
 
         self.replace_month_with(table, billing_period, insert)
         return sum(inserted)

@@ -151,10 +151,12 @@ class SparkEngine:
     def drop(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
 
-    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None) -> int:
-        return self.replace_month_with_slices(table, billing_period, sql, [params])
+    def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None,
+                                 verify=None) -> int:
+        return self.replace_month_with_slices(table, billing_period, sql, [params], verify)
 
-    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any]) -> int:
+    def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any],
+                                  verify=None) -> int:
         # Spark aggregates out of core across the cluster: the slices are one job, their union, materialized once
         # so that the checks and the write that follow do not recompute it
         staged = f"staged_{table}"
@@ -164,6 +166,8 @@ class SparkEngine:
             union = union.unionByName(frame)
         union.localCheckpoint(eager=True).createOrReplaceTempView(staged)
         try:
+            if verify:
+                verify(staged)  # before the partition is overwritten: what it raises leaves the month as it was
             return self.replace_month(table, billing_period, staged)
         finally:
             self.drop(staged)

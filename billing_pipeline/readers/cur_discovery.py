@@ -145,7 +145,9 @@ class _Scan:
         keys = manifest.get("reportKeys")
         if not isinstance(keys, list):
             raise CurFormatError(f"{self.display(path)}: manifest has no reportKeys list")
-        files = [self._resolve_key(path, key, manifest.get("bucket")) for key in keys]
+        # the report's folder: `<report>/` above the period folder the manifest sits in
+        report_root = path.rsplit("/", 2)[0]
+        files = [self._resolve_key(path, key, manifest.get("bucket"), report_root) for key in keys]
         content_type = str(manifest.get("contentType", "")).lower()
         if "parquet" in content_type or any(f.endswith(".parquet") for f in files):
             in_athena_folders = any(YEAR_FOLDER.match(p) for f in files for p in f.split("/"))
@@ -160,25 +162,44 @@ class _Scan:
             assembly_id=manifest.get("assemblyId") or None, status=status,
         )
 
-    def _resolve_key(self, manifest_path: str, key: str, bucket: str | None) -> str:
-        """A manifest key (bucket-relative, or an s3:// URI) as a path in the location's filesystem.
-        On S3 it is `<bucket>/<key>`; below a local folder (or a copied bucket) it is the longest tail of the
-        key that exists below the location."""
-        key = str(key)
-        if key.startswith("s3://"):
-            bucket, _, key = key[len("s3://") :].partition("/")
-        key = key.lstrip("/")
-        if isinstance(self.location.filesystem, pafs.S3FileSystem) and bucket:
-            direct = f"{bucket}/{key}"
-            if direct in self.infos or self.location.filesystem.get_file_info(direct).is_file:
+    def _resolve_key(self, manifest_path: str, key: str, bucket: str | None, report_root: str) -> str:
+        """A manifest key (bucket-relative, or an s3:// URI) as a path in the location's filesystem, confined to
+        the manifest's own report: its bucket and `report_root` (the folder of the report the manifest belongs
+        to). On S3 it is `<own bucket>/<key>`; below a local folder (or a copied bucket) it is the longest tail of
+        the key that exists below the report folder. A key that is absolute, climbs (`..`), names another bucket
+        or lands outside the report is refused: a manifest must not make the pipeline read a foreign object."""
+        raw = str(key)
+        where = f"{self.display(manifest_path)}: report key {raw!r}"
+        named_bucket, relative = None, raw
+        if raw.startswith("s3://"):
+            named_bucket, _, relative = raw[len("s3://") :].partition("/")
+        elif "://" in raw or raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", raw):
+            raise CurFormatError(f"{where} is not a key of the report's bucket (an absolute path or another scheme)")
+        parts = relative.split("/")
+        if any(part in ("", ".", "..") for part in parts) or "\\" in relative:
+            raise CurFormatError(f"{where} is not a plain key below the report (empty, '.' or '..' segments)")
+        on_s3 = isinstance(self.location.filesystem, pafs.S3FileSystem)
+        # S3: the bucket the manifest itself sits in; a local copy: the bucket the manifest says it was written to
+        own_bucket = self.location.path.split("/", 1)[0] if on_s3 else bucket
+        if named_bucket is not None and own_bucket and named_bucket != own_bucket:
+            raise CurFormatError(f"{where} lies in bucket {named_bucket!r}, not in the manifest's bucket "
+                                 f"{own_bucket!r}")
+        inside = report_root.rstrip("/") + "/"
+        if on_s3:
+            direct = f"{own_bucket}/{relative}"
+            if direct.startswith(inside) and (direct in self.infos or self.location.filesystem.get_file_info(direct).is_file):
                 return direct
-        parts = key.split("/")
+        outside = None
         for start in range(len(parts)):
             candidate = self.location.join("/".join(parts[start:]))
             if candidate in self.infos:
-                return candidate
-        raise CurFormatError(f"{self.display(manifest_path)}: names {key!r}, which does not exist below "
-                             f"{self.display(self.location.path)}")
+                if candidate.startswith(inside):
+                    return candidate
+                outside = outside or candidate
+        if outside or (on_s3 and not f"{own_bucket}/{relative}".startswith(inside)):
+            raise CurFormatError(f"{where} lies outside the manifest's report {self.display(report_root)}")
+        raise CurFormatError(f"{self.display(manifest_path)}: names {raw!r}, which does not exist below "
+                             f"{self.display(report_root)}")
 
     def _read_json(self, path: str) -> dict:
         try:
@@ -263,7 +284,7 @@ class _Scan:
                 listed = content.get("dataFiles")
                 if not isinstance(listed, list):
                     raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
-                files = [self._resolve_key(manifest, key, content.get("bucket")) for key in listed]
+                files = [self._resolve_key(manifest, key, content.get("bucket"), root) for key in listed]
                 export = content.get("exportName") or export
             elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
                 raise CurFormatError(

@@ -22,6 +22,8 @@ from billing_pipeline.storage import Location
 
 BATCH_ROWS = 128 * 1024
 CSV_BLOCK_BYTES = 16 << 20
+# A CUR header names a few hundred columns (tens of KB); more than this without a newline is not a header.
+MAX_HEADER_BYTES = 1 << 20
 GLOB_CHARS = re.compile(r"[*?\[\]{}]")  # DuckDB would read such a path as a glob pattern
 
 
@@ -97,8 +99,9 @@ def text_stream(location: Location, path: str):
 
 
 def _first_line(stream) -> str:
-    """The header line, without reading more of the file than needed."""
-    chunks = []
+    """The header line, reading no more of the file than needed and at most MAX_HEADER_BYTES: a file with no
+    newline (or a compression bomb) fails after 1 MiB instead of being read whole."""
+    chunks, held = [], 0
     with stream:
         while True:
             chunk = stream.read(64 * 1024)
@@ -109,4 +112,7 @@ def _first_line(stream) -> str:
                 chunks.append(chunk[:newline])
                 break
             chunks.append(chunk)
+            held += len(chunk)
+            if held > MAX_HEADER_BYTES:
+                raise ValueError(f"no CSV header line in the first {MAX_HEADER_BYTES} bytes (no newline): not a CUR file")
     return b"".join(chunks).decode("utf-8").rstrip("\r")

@@ -1,7 +1,9 @@
 """Reading usage-evidence files (local or S3) into Arrow text lines, fast.
 
-Log exports hold millions of lines, so nothing here loops over lines in Python: a file is read whole,
-decompressed when it is gzip, and split into an Arrow string array by pyarrow's C++ kernels. The SQL that
+Nothing here loops over lines in Python: a file is read, decompressed when it is gzip, and split into an Arrow
+string array by pyarrow's C++ kernels. Small inputs (estimates, inventory manifests) are read whole, their
+decompression bounded by the expansion limit; log exports, which may be large or hostile, are streamed instead
+(log_streams.py). The SQL that
 recognizes the lines (`usage_logs.sql`) then runs in DuckDB over that Arrow data.
 
 A file that says it is gzip but does not decompress is bad input, not a bad line: it raises `ValueError`
@@ -10,8 +12,6 @@ naming the file.
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
@@ -36,10 +36,10 @@ def read_bytes(location: Location, path: str) -> bytes:
     except OSError as exc:
         raise ValueError(f"{location.display(path)}: cannot be read ({exc})") from exc
     if raw[:2] == GZIP_MAGIC or path.endswith(".gz"):
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{location.display(path)}: not a readable gzip file ({exc})") from exc
+        # decompressed a chunk at a time, so a compression bomb stops at the expansion limit, naming the file
+        from billing_pipeline.readers.log_streams import Limits, decompressed_chunks  # (it imports this module)
+
+        return b"".join(decompressed_chunks(location, path, Limits.from_env(), size=len(raw), data=raw))
     return raw
 
 

@@ -57,10 +57,13 @@ Problems (reason -> lines, for the month; lines with no readable time always cou
 'ambiguous_capacity_units', 'malformed_consumed_capacity', 'session_without_owner',
 's3_request_outside_clients', 'inventory_key_outside_clients' (objects), 'invalid_accountant_id' (a tenant id that is
 never a tenant: non-string JSON, `unattributed`/`total`, control characters; its usage is 'unattributed', and
-objects under such a client folder). Tenant ids are trimmed of spaces; empty = no owner. START/END/INIT_START/... platform lines
-and lines of other months are expected and not counted. A corrupt gzip file raises ValueError naming it.
+objects under such a client folder), 'line_too_long' (over BILLING_MAX_LOG_LINE_BYTES, dropped while streaming:
+see log_streams.py). Tenant ids are trimmed of spaces; empty = no owner. START/END/INIT_START/... platform lines
+and lines of other months are expected and not counted. A corrupt gzip file, or one expanding beyond
+BILLING_MAX_EXPANSION, raises ValueError naming it.
 
-Parsing runs in DuckDB (`usage_logs.sql`) over Arrow lines: one pass, no per-line Python.
+Parsing runs in DuckDB (`usage_logs.sql`) over Arrow lines: one pass, no per-line Python. The export files are
+streamed (log_streams.py): memory holds one batch of lines, never a whole file.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from billing_pipeline.engines.duckdb_engine import scratch_connection
+from billing_pipeline.readers.log_streams import Limits, LineCounts, log_line_tables
 from billing_pipeline.readers.s3_inventory import month_bounds, read_inventory_usage
 from billing_pipeline.readers.usage_files import is_log_file, read_lines_of_files
 from billing_pipeline.storage import Location
@@ -120,7 +124,8 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
         # so at most one batch of raw lines is held in memory however large the month's logs are.
         create, append = per_line_sql, re.sub(r"^CREATE OR REPLACE TEMP TABLE log_events AS", "INSERT INTO log_events",
                                               per_line_sql, count=1, flags=re.M)
-        for index, (lines, files) in enumerate(log_line_batches(logs, period_start, period_end)):
+        dropped = LineCounts()
+        for index, (lines, files) in enumerate(log_line_batches(logs, period_start, period_end, dropped)):
             con.register("log_lines", lines)
             try:
                 con.execute(create if index == 0 else append)
@@ -138,44 +143,35 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
     finally:
         con.close()
 
-    for reason, count in storage.problems.items():
+    for reason, count in [*storage.problems.items(), *dropped.problems.items()]:
         problems[reason] = problems.get(reason, 0) + count
     return UsageEvidence(
         usage=usage.cast(USAGE_SCHEMA),
         problems=problems,
-        lines_read=lines_read + storage.rows_read,
+        lines_read=lines_read + sum(dropped.problems.values()) + storage.rows_read,
         files_read=log_files + storage.files_read,
     )
 
 
-# Raw log text held at once while parsing (compressed bytes of the files in one batch; ~10x that as text).
-LOG_BATCH_BYTES = 4 * 2**20
+# Log text held at once while parsing (decompressed bytes of one batch of lines; files are streamed in chunks).
+LOG_BATCH_BYTES = 32 * 2**20
 
 
-def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime):
+def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, counts: LineCounts | None = None):
     """The log lines the SQL parses, as (`read_lines_of_files`' table, files read) batches with line numbers
-    unique across them; always at least one batch. `logs` is None, a Location of exports (read a few files at a
-    time), or an API source with `read_log_lines(period_start, period_end)` that renders its events as the
-    export's lines, so that both take the one parsing path."""
+    unique across them; always at least one batch. `logs` is None, a Location of exports (streamed, see
+    log_streams.py: bounded memory, over-long lines counted in `counts`), or an API source with
+    `read_log_lines(period_start, period_end)` that renders its events as the export's lines, so that both take
+    the one parsing path."""
     if logs is None:
         yield read_lines_of_files(None, []), 0
         return
     if not isinstance(logs, Location):
         yield logs.read_log_lines(period_start, period_end), 0
         return
-    batches: list[list[str]] = [[]]  # no files: one empty batch
-    batch_bytes = 0
-    for info in (i for i in logs.list_files() if is_log_file(i.path)):
-        if batches[-1] and batch_bytes + (info.size or 0) > LOG_BATCH_BYTES:
-            batches.append([])
-            batch_bytes = 0
-        batches[-1].append(info.path)
-        batch_bytes += info.size or 0
-    line_no = file_index = 0
-    for paths in batches:
-        lines = read_lines_of_files(logs, paths, first_line_no=line_no, first_file_index=file_index)
-        yield lines, len(paths)
-        line_no, file_index = line_no + lines.num_rows, file_index + len(paths)
+    infos = [i for i in logs.list_files() if is_log_file(i.path)]
+    yield from log_line_tables(logs, infos, Limits.from_env(), counts if counts is not None else LineCounts(),
+                               LOG_BATCH_BYTES)
 
 
 @lru_cache(maxsize=1)

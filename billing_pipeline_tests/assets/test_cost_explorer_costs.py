@@ -51,7 +51,7 @@ def warehouse(tmp_path):
         for accountant, d, allocation, cost in TENANT_COSTS:
             con.execute(
                 "INSERT INTO tenant_costs VALUES (?, ?, ?, 'AWSLambda', 'lambda', 'u', 'Usage', ?, NULL, NULL, 'USD', "
-                "'unblended', ?)", [JAN, dt.date(2026, 1, d), accountant, allocation, D(cost)])
+                "'unblended', ?, NULL)", [JAN, dt.date(2026, 1, d), accountant, allocation, D(cost)])
     return path
 
 

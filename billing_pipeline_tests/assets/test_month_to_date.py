@@ -182,13 +182,13 @@ def test_checks_pass_on_the_written_month_and_fail_when_it_is_broken(warehouse):
 
 def test_forecast_adds_the_previous_months_account_level_lines_until_the_month_has_its_own(warehouse):
     warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda',
-                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.5)""")
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.5, NULL)""")
     row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
     estimated = 12 * D("0.0002")
     assert row["forecast_cost"] == (estimated + estimated / 6 * 714 + D("0.5")).quantize(D("1e-10"))
     assert row["method"] == "month_end_lines:previous_month+unit_cost:previous_month"
     # once the month has account-level lines of its own, nothing is added
     warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-04-01', DATE '2026-04-01', 'a', 'AWSLambda',
-                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.25)""")
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.25, NULL)""")
     row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
     assert row["forecast_cost"] == (estimated + estimated / 6 * 714).quantize(D("1e-10"))

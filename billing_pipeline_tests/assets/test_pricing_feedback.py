@@ -50,7 +50,7 @@ def add_usage(con, service, driver, accountant, quantity, scope="", hour=H):
 
 
 def add_cost(con, accountant, service, resource_type, allocation, driver, cost):
-    con.execute("INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', ?, ?, NULL, 'USD', 'amortized', ?)",
+    con.execute("INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', ?, ?, NULL, 'USD', 'amortized', ?, NULL)",
                 [JAN, JAN, accountant, service, resource_type, allocation, driver, D(cost)])
 
 

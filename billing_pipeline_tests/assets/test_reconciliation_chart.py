@@ -42,7 +42,7 @@ def test_materialization_carries_chart_table_and_totals(tmp_path):
         for accountant, service, resource_type, cost in [("acc-1", "AWSLambda", "lambda", "1.10"),
                                                          ("acc-2", "AmazonS3", "s3", "3.00")]:
             con.execute("INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', 'direct', NULL, NULL, 'USD', "
-                        "'unblended', ?)", [JAN, JAN, accountant, service, resource_type, D(cost)])
+                        "'unblended', ?, NULL)", [JAN, JAN, accountant, service, resource_type, D(cost)])
         for accountant, resource_type, cost in [("acc-1", "lambda", "1.00"), ("acc-2", "s3", "2.00")]:
             con.execute("INSERT INTO estimated_usage VALUES (?, ?, ?, 'op', ?, 1, ?, 1)",
                         [JAN, accountant, resource_type, JAN, D(cost)])

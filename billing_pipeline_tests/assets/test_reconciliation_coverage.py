@@ -27,7 +27,7 @@ def test_provisional_month_is_compared_on_the_days_its_cur_covers(warehouse_con)
                        VALUES (?, ?, ?, 'Usage', 'USD', true, 1, 1, 1)""", [JAN, hour, span])
     for day, cost in ((5, "1.00"), (10, "0.40")):
         con.execute("""INSERT INTO tenant_costs VALUES (?, ?, 'a', 'AWSLambda', 'lambda', 'u', 'Usage', 'direct', NULL,
-                       NULL, 'USD', 'unblended', ?)""", [JAN, dt.date(2026, 1, day), D(cost)])
+                       NULL, 'USD', 'unblended', ?, NULL)""", [JAN, dt.date(2026, 1, day), D(cost)])
     for day, cost in ((5, "0.90"), (10, "0.50"), (20, "1.20")):
         con.execute("INSERT INTO estimated_usage VALUES (?, 'a', 'lambda', 'op', ?, 1, ?, 1)",
                     [JAN, dt.date(2026, 1, day), D(cost)])

@@ -22,7 +22,7 @@ def report(con, is_final=False):
 
 def add_cost(con, accountant, service, resource_type, cost, currency="USD"):
     con.execute(
-        """INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', 'direct', NULL, NULL, ?, 'amortized', ?)""",
+        """INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', 'direct', NULL, NULL, ?, 'amortized', ?, NULL)""",
         [JAN, JAN, accountant, service, resource_type, currency, D(cost)],
     )
 

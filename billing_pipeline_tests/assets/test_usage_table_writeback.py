@@ -26,7 +26,7 @@ def set_tenant_costs(path, rows):
         con.execute("DELETE FROM tenant_costs")
         for accountant, day, service, resource_type, allocation, cost in rows:
             con.execute(
-                "INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', ?, NULL, NULL, 'USD', 'unblended', ?)",
+                "INSERT INTO tenant_costs VALUES (?, ?, ?, ?, ?, 'u', 'Usage', ?, NULL, NULL, 'USD', 'unblended', ?, NULL)",
                 [JAN, dt.date(2026, 1, day), accountant, service, resource_type, allocation, D(cost)],
             )
 
