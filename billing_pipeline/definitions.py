@@ -11,6 +11,7 @@ from billing_pipeline.assets.invoices import invoices
 from billing_pipeline.assets.month_to_date import month_to_date
 from billing_pipeline.assets.nowcast_accuracy import nowcast_accuracy
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
+from billing_pipeline.assets.published_billing import published_billing
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
 from billing_pipeline.assets.statements import statements
 from billing_pipeline.assets.tenant_costs import tenant_costs
@@ -27,8 +28,8 @@ from billing_pipeline.sensors import cur_delivery_sensor, usage_evidence_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
-            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs, month_to_date,
-            nowcast_accuracy],
+            invoices, pricing_feedback, statements, usage_table_writeback, cost_explorer_costs,
+            published_billing, month_to_date, nowcast_accuracy],
     asset_checks=[month_from_one_delivery],
     jobs=[billing_month_job, month_to_date_job],
     schedules=[daily_billing_refresh, hourly_month_to_date],

@@ -15,19 +15,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
-import uuid
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
 from billing_pipeline.resources.warehouse import warehouse_ddl
-from billing_pipeline.storage import Location
+from billing_pipeline.storage import Location, write_whole
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -119,32 +116,9 @@ def export_paths(location: Location, name: str, billing_period: dt.date) -> dict
     return {"csv": stem + ".csv", "parquet": stem + ".parquet"}
 
 
-def _write(location: Location, path: str, data: bytes) -> None:
-    filesystem = location.filesystem
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        parent = path.rsplit("/", 1)[0]
-        filesystem.create_dir(parent, recursive=True)
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        try:
-            with filesystem.open_output_stream(temporary) as stream:
-                stream.write(data)
-            filesystem.move(temporary, path)  # atomic rename: readers see the old file or the new one
-        finally:
-            if filesystem.get_file_info(temporary).type != pafs.FileType.NotFound:
-                filesystem.delete_file(temporary)
-    else:
-        # One PutObject: the object appears whole or not at all. (pyarrow's S3 output stream always uploads in
-        # parts, and the exports are small: a month of statements.) Same AWS environment as storage.s3_filesystem.
-        import boto3
-
-        bucket, key = path.split("/", 1)
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        boto3.client("s3", region_name=region).put_object(Bucket=bucket, Key=key, Body=data)
-
-
 def write_exports(location: Location, name: str, billing_period: dt.date, table: pa.Table) -> list[str]:
     """Write the month's rows of `name` as CSV and Parquet, replacing earlier files; returns the URIs written."""
     paths = export_paths(location, name, billing_period)
-    _write(location, paths["csv"], to_csv(table))
-    _write(location, paths["parquet"], to_parquet(table))
+    write_whole(location, paths["csv"], to_csv(table))
+    write_whole(location, paths["parquet"], to_parquet(table))
     return [location.display(paths["csv"]), location.display(paths["parquet"])]

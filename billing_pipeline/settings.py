@@ -207,6 +207,8 @@ SETTINGS: tuple[Setting, ...] = (
             _s3_or(_creatable_folder), "the Spark engine's Parquet tables"),
     Setting("BILLING_EXPORT_URI", "data/exports", "a folder or s3://bucket/prefix", _s3_or(_creatable_folder),
             "where statements and the report are exported"),
+    Setting("BILLING_PUBLISH_URI", "data/published", "a folder or s3://bucket/prefix", _s3_or(_creatable_folder),
+            "the snapshots the billing API serves"),
     Setting("BILLING_WRITEBACK_TABLE", "", "a DynamoDB table name (unset: off)", _anything,
             "the usage table receiving actual costs"),
     Setting("BILLING_COST_EXPLORER", "", "1/true/yes to turn on (unset: off)", _true_or_false,
@@ -220,8 +222,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BILLING_API_TOKENS", "data/api-tokens.json", "a file path", _creatable_file, "the API's token hashes"),
     Setting("BILLING_API_HOST", "127.0.0.1", "a host name or address", _not_blank, "the API's address"),
     Setting("BILLING_API_PORT", "8000", "a port number", _port, "the API's port"),
-    Setting("BILLING_API_LOCK_WAIT", "3", "seconds, a non-negative number", _non_negative_decimal,
-            "how long the API waits for the warehouse"),
+    Setting("BILLING_API_REFRESH_SECONDS", "1", "seconds, a non-negative number", _non_negative_decimal,
+            "how often the API looks for newly published months"),
 )
 BY_VARIABLE = {s.variable: s for s in SETTINGS}
 

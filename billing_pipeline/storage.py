@@ -9,6 +9,7 @@ DuckDB's httpfs extension is not used: DuckDB scans the Arrow data that pyarrow 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -61,3 +62,26 @@ def locate(uri: str) -> Location:
         return Location(s3_filesystem(), uri[len("s3://") :].rstrip("/"), uri)
     path = uri[len("file://") :] if uri.startswith("file://") else uri
     return Location(pafs.LocalFileSystem(), os.path.abspath(path), uri)
+
+
+def write_whole(location: Location, path: str, data: bytes) -> None:
+    """Write a file that readers see whole or not at all (replacing an earlier one): locally written beside the
+    target and renamed into place; on S3 one PutObject (pyarrow's S3 output stream always uploads in parts)."""
+    filesystem = location.filesystem
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        parent = path.rsplit("/", 1)[0]
+        filesystem.create_dir(parent, recursive=True)
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        try:
+            with filesystem.open_output_stream(temporary) as stream:
+                stream.write(data)
+            filesystem.move(temporary, path)  # atomic rename: readers see the old file or the new one
+        finally:
+            if filesystem.get_file_info(temporary).type != pafs.FileType.NotFound:
+                filesystem.delete_file(temporary)
+    else:
+        import boto3  # same AWS environment as s3_filesystem
+
+        bucket, key = path.split("/", 1)
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        boto3.client("s3", region_name=region).put_object(Bucket=bucket, Key=key, Body=data)

@@ -76,6 +76,12 @@ def aws(moto_endpoint, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def published_in_tmp(monkeypatch, tmp_path):
+    """Runs that reach `published_billing` publish into the test's folder, not the repository's data/."""
+    monkeypatch.setenv("BILLING_PUBLISH_URI", str(tmp_path / "published"))
+
+
+@pytest.fixture(autouse=True)
 def no_real_services(monkeypatch):
     """Tests never reach real Stripe or AWS with a developer's credentials: those that need a service start a
     local one and point at it explicitly."""

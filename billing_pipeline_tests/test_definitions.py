@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 ASSETS = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
           "reconciliation_report", "invoices", "pricing_feedback", "statements", "usage_table_writeback",
-          "cost_explorer_costs", "month_to_date", "nowcast_accuracy"]
+          "cost_explorer_costs", "published_billing", "month_to_date", "nowcast_accuracy"]
 
 
 def test_asset_keys_and_lineage():
@@ -34,6 +34,8 @@ def test_asset_keys_and_lineage():
         "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
         "usage_table_writeback": ["cur_line_items", "tenant_costs"],
         "cost_explorer_costs": ["tenant_costs"],
+        "published_billing": ["cur_line_items", "estimated_usage", "reconciliation_report", "statements",
+                              "tenant_costs", "usage_shares"],
         "month_to_date": ["hourly_cost_facts", "tenant_costs", "usage_shares"],
         "nowcast_accuracy": ["estimated_usage", "hourly_cost_facts", "tenant_costs", "usage_shares"],
     }

@@ -4,9 +4,9 @@
   replacing transaction, and every table stays exactly as it was; a process killed inside that transaction
   (SIGKILL) leaves the last good month too.
 - One delivery per month across tables: after a run of a new delivery is killed (SIGKILL) inside
-  hourly_cost_facts, or cur_line_items alone took it, statements, exports, invoices and the API refuse the month
-  naming the asset to re-run, and the month_from_one_delivery check fails; re-running from that asset makes the
-  month whole again.
+  hourly_cost_facts, or cur_line_items alone took it, statements, exports, invoices and published_billing refuse
+  the month naming the asset to re-run (the API keeps serving the last consistent snapshot), and the
+  month_from_one_delivery check fails; re-running from that asset makes the month whole again.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job, materialize
 
 from billing_pipeline import lineage
-from billing_pipeline.api import queries
+from billing_pipeline.api.auth import issue_token
 from billing_pipeline.checks.month_lineage import month_from_one_delivery
 from billing_pipeline.definitions import defs
 from billing_pipeline.sample_data import generate_month
+from billing_pipeline_tests.api.conftest import in_process_client
 from billing_pipeline_tests.assets.test_invoices import API_KEY, Stripe, localstripe  # noqa: F401 (fixture)
 from billing_pipeline_tests.readers.test_cur_fixtures import legacy_row, write_csv, write_legacy_manifest
 
@@ -36,7 +37,7 @@ JAN = dt.date(2026, 1, 1)
 TABLES = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
           "reconciliation_report", "pricing_feedback", "statements"]
 ASSETS = {"cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
-          "reconciliation_report", "pricing_feedback", "statements"}
+          "reconciliation_report", "pricing_feedback", "statements", "published_billing"}
 
 
 def run(names):
@@ -195,19 +196,24 @@ def test_a_half_recomputed_month_is_refused_by_every_reader_until_rerun(month, m
     assert Stripe(localstripe).get("/v1/invoiceitems")["data"] == []
     monkeypatch.delenv("STRIPE_API_KEY")
 
-    # the API
+    # the API: the month is not published, tenants keep the last consistent snapshot
+    pointer = (root / "published" / "current" / "2026-01.json").read_bytes()
+    result = run({"published_billing"})
+    assert not result.success and expected in failure_message(result)
+    assert (root / "published" / "current" / "2026-01.json").read_bytes() == pointer
     accountant = next(a for (a,) in duckdb.connect(str(root / "w.duckdb"), read_only=True).execute(
         "SELECT DISTINCT accountant_id FROM reconciliation_report WHERE accountant_id <> 'unattributed'").fetchall())
-    with duckdb.connect(str(root / "w.duckdb"), read_only=True) as con:
-        for call in (lambda: queries.statement(con, accountant, JAN), lambda: queries.history(con, accountant)):
-            with pytest.raises(queries.MonthInconsistent, match="The billing data of 2026-01 is being recomputed"):
-                call()
+    headers = {"Authorization": f"Bearer {issue_token(accountant, str(root / 'tokens.json'))}"}
+    client = in_process_client(root / "published", root / "tokens.json")
+    doc = client.get("/billing", params={"month": "2026-01"}, headers=headers).json()
+    assert doc["published"]["cur_delivery"] == old
 
     # re-running from the named asset makes the month whole again
     assert run(ASSETS - {"cur_line_items"}).success
     with duckdb.connect(str(root / "w.duckdb"), read_only=True) as con:
         assert lineage.deliveries_by_table(con, JAN) == {t: ["asm-new"] for t in lineage.CHAIN}
-        assert queries.statement(con, accountant, JAN)["month"] == "2026-01"
+    doc = client.get("/billing", params={"month": "2026-01"}, headers=headers).json()
+    assert (doc["month"], doc["published"]["cur_delivery"]) == ("2026-01", "asm-new")
     assert run_check().passed
 
 

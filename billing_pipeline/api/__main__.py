@@ -1,8 +1,11 @@
 """`python -m billing_pipeline.api`: serve the billing API and dashboard with uvicorn; or manage tokens.
 
-    python -m billing_pipeline.api [--host 127.0.0.1] [--port 8000] [--warehouse FILE] [--tokens FILE]
-    python -m billing_pipeline.api issue-token ACCOUNTANT_ID [--tokens FILE]
+    python -m billing_pipeline.api [--host 127.0.0.1] [--port 8000] [--published URI] [--tokens FILE]
+    python -m billing_pipeline.api issue-token ACCOUNTANT_ID [--days 90] [--label TEXT] [--tokens FILE]
+    python -m billing_pipeline.api issue-token --admin [--days 90] [--label TEXT] [--tokens FILE]
+    python -m billing_pipeline.api list-tokens [--tokens FILE]
     python -m billing_pipeline.api revoke-tokens ACCOUNTANT_ID [--tokens FILE]
+    python -m billing_pipeline.api revoke-token TOKEN_ID [--tokens FILE]
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("issue-token", "revoke-tokens"):
+    if argv and argv[0] in TOKEN_COMMANDS:
         return _tokens_command(argv)
     parser = argparse.ArgumentParser(prog="python -m billing_pipeline.api",
                                      description="Serve the read-only billing API and dashboard.",
@@ -23,12 +26,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="interface to listen on (default 127.0.0.1; env BILLING_API_HOST)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BILLING_API_PORT", "8000")),
                         help="port (default 8000; env BILLING_API_PORT)")
-    parser.add_argument("--warehouse", help="DuckDB file (default: env BILLING_WAREHOUSE or data/warehouse.duckdb)")
+    parser.add_argument("--published", help="published snapshots, folder or s3:// URI (default: env "
+                                             "BILLING_PUBLISH_URI or data/published)")
     parser.add_argument("--tokens", help="tokens file (default: env BILLING_API_TOKENS or data/api-tokens.json)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    if args.warehouse:
-        os.environ["BILLING_WAREHOUSE"] = args.warehouse
+    if args.published:
+        os.environ["BILLING_PUBLISH_URI"] = args.published
     if args.tokens:
         os.environ["BILLING_API_TOKENS"] = args.tokens
 
@@ -39,21 +43,51 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _tokens_command(argv: list[str]) -> int:
-    from billing_pipeline.api.auth import issue_token, revoke_tokens, tokens_path
+TOKEN_COMMANDS = ("issue-token", "list-tokens", "revoke-tokens", "revoke-token")
 
-    parser = argparse.ArgumentParser(prog=f"python -m billing_pipeline.api {argv[0]}")
-    parser.add_argument("accountant_id")
+
+def _tokens_command(argv: list[str]) -> int:
+    """The token commands; a request that cannot be done ends with one line on stderr and exit status 2."""
+    from billing_pipeline.api.auth import (DEFAULT_DAYS, InvalidRequest, TokensFileError, issue_token, list_tokens,
+                                           revoke_token_id, revoke_tokens, tokens_path)
+
+    command = argv[0]
+    parser = argparse.ArgumentParser(prog=f"python -m billing_pipeline.api {command}")
+    if command == "issue-token":
+        parser.add_argument("accountant_id", nargs="?", help="the tenant (omit with --admin)")
+        parser.add_argument("--admin", action="store_true", help="a data-team token: every tenant, read-only")
+        parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=f"valid for (default {DEFAULT_DAYS})")
+        parser.add_argument("--label", default="", help="who or what holds it (listed with the id)")
+    elif command in ("revoke-tokens", "revoke-token"):
+        parser.add_argument("accountant_id" if command == "revoke-tokens" else "token_id")
     parser.add_argument("--tokens", help="tokens file (default: env BILLING_API_TOKENS or data/api-tokens.json)")
     args = parser.parse_args(argv[1:])
     path = args.tokens or tokens_path()
-    if argv[0] == "issue-token":
-        token = issue_token(args.accountant_id, path)
-        print(token)
-        print(f"(stored its sha256 in {path}; the token itself is not stored: hand it over now)", file=sys.stderr)
-    else:
-        removed = revoke_tokens(args.accountant_id, path)
-        print(f"revoked {removed} token(s) of {args.accountant_id} in {path}", file=sys.stderr)
+    try:
+        if command == "issue-token":
+            if args.accountant_id is None and not args.admin:
+                raise InvalidRequest("name the accountant id, or pass --admin for a data-team token")
+            token = issue_token(args.accountant_id, path, days=args.days, label=args.label,
+                                scope="admin" if args.admin else "tenant")
+            print(token)
+            print(f"(stored its sha256 in {path}, valid {args.days} days; the token itself is not stored: "
+                  "hand it over now)", file=sys.stderr)
+        elif command == "list-tokens":
+            print(f"{'id':18} {'scope':7} {'accountant_id':24} {'expires_at':21} {'status':8} label")
+            for grant in list_tokens(path):
+                status = "expired" if grant.expired() else "valid"
+                print(f"{grant.id:18} {grant.scope:7} {grant.accountant_id or '(all tenants)':24} "
+                      f"{grant.expires_at or 'never (legacy)':21} {status:8} {grant.label}")
+        elif command == "revoke-tokens":
+            removed = revoke_tokens(args.accountant_id, path)
+            print(f"revoked {removed} token(s) of {args.accountant_id} in {path}", file=sys.stderr)
+        else:
+            if not revoke_token_id(args.token_id, path):
+                raise InvalidRequest(f"no token with id {args.token_id!r} in {path}")
+            print(f"revoked token {args.token_id} in {path}", file=sys.stderr)
+    except (InvalidRequest, TokensFileError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

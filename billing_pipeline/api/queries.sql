@@ -1,71 +1,91 @@
--- The billing API's queries (read-only). Every query is parameterized ($month, $accountant_id): no value is ever
--- formatted into SQL text. Each block starts with a "-- name: <query>" line; queries.py loads them by name.
+-- The billing API's queries over the published snapshots it holds in memory (api/published.py loads them).
+-- Every query is parameterized ($month, $accountant_id): no value is ever formatted into SQL text. Each block
+-- starts with a "-- name: <query>" line; queries.py loads them by name. Nothing here computes money: amounts and
+-- their cents are the published ones (billing_pipeline/assets/published_billing.py).
+
+-- name: schema
+-- One row per published month: which snapshot is served, when it was published, from which CUR delivery.
+CREATE TABLE published (
+    billing_period DATE PRIMARY KEY, snapshot VARCHAR NOT NULL, published_at VARCHAR NOT NULL,
+    delivery_id VARCHAR, is_final BOOLEAN NOT NULL, generation BIGINT NOT NULL
+);
+CREATE TABLE statements (
+    billing_period DATE, accountant_id VARCHAR, line VARCHAR, currency VARCHAR, cost_metric VARCHAR,
+    cost DECIMAL(38, 10), amount DECIMAL(38, 2), is_final BOOLEAN
+);
+CREATE TABLE reconciliation_report (
+    billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, currency VARCHAR,
+    estimated_cost DECIMAL(38, 10), actual_cost DECIMAL(38, 10), variance DECIMAL(38, 10),
+    variance_pct DECIMAL(38, 4), flagged BOOLEAN, variance_amount DECIMAL(38, 2)
+);
+CREATE TABLE estimated_lines (
+    billing_period DATE, accountant_id VARCHAR, line VARCHAR, estimated_cost DECIMAL(38, 10), amount DECIMAL(38, 2)
+);
+CREATE TABLE estimates (
+    billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, operation VARCHAR,
+    quantity DECIMAL(38, 10), estimated_cost DECIMAL(38, 10), records BIGINT
+);
+CREATE TABLE drivers (
+    billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, driver VARCHAR,
+    quantity DECIMAL(38, 10), cost DECIMAL(38, 10)
+);
 
 -- name: tenant_months
--- The months for which the accountant has any data: attributed cost (CUR) or estimates.
-SELECT billing_period FROM tenant_costs WHERE accountant_id = $accountant_id
+-- The published months in which the accountant has a statement or estimates, newest first.
+SELECT billing_period FROM statements WHERE accountant_id = $accountant_id
 UNION
-SELECT billing_period FROM estimated_usage WHERE accountant_id = $accountant_id
+SELECT billing_period FROM estimated_lines WHERE accountant_id = $accountant_id
 ORDER BY billing_period DESC;
 
--- name: actual_totals
--- Every tenant's (and 'unattributed') exact cost of the months, for the largest-remainder cents of the month's
--- statement. Only the caller's own rows ever leave the server.
-SELECT billing_period, accountant_id, currency, sum(cost) AS cost, any_value(cost_metric) AS cost_metric
-FROM tenant_costs
-WHERE billing_period IN (SELECT unnest($months))
-GROUP BY ALL;
+-- name: published
+SELECT billing_period, snapshot, published_at, delivery_id, is_final FROM published ORDER BY billing_period DESC;
 
--- name: estimated_totals
-SELECT billing_period, accountant_id, sum(estimated_cost) AS estimated_cost
-FROM estimated_usage
-WHERE billing_period IN (SELECT unnest($months))
-GROUP BY ALL;
+-- name: totals
+-- The accountant's month totals (statement, estimates, report) of every published month, newest first.
+SELECT p.billing_period, s.currency, s.cost_metric, s.cost, s.amount, e.estimated_cost, e.amount,
+       r.variance, r.variance_amount
+FROM published p
+LEFT JOIN statements s ON s.billing_period = p.billing_period AND s.accountant_id = $accountant_id AND s.line = 'total'
+LEFT JOIN estimated_lines e ON e.billing_period = p.billing_period AND e.accountant_id = $accountant_id
+                            AND e.line = 'total'
+LEFT JOIN reconciliation_report r ON r.billing_period = p.billing_period AND r.accountant_id = $accountant_id
+                                  AND r.resource_type = 'total'
+WHERE s.accountant_id IS NOT NULL OR e.accountant_id IS NOT NULL
+ORDER BY p.billing_period DESC, s.currency;
 
--- name: month_final
--- Final when the month's CUR carries an invoice id (the report repeats it per row).
-SELECT billing_period, bool_or(is_final) AS is_final
-FROM reconciliation_report
-WHERE billing_period IN (SELECT unnest($months))
-GROUP BY ALL;
+-- name: statement_lines
+SELECT line, currency, cost, amount
+FROM statements
+WHERE billing_period = $month AND accountant_id = $accountant_id AND line <> 'total'
+ORDER BY line;
 
--- name: actual_by_type
-SELECT resource_type, currency, sum(cost) AS cost
-FROM tenant_costs
+-- name: estimated_lines
+SELECT line, estimated_cost, amount
+FROM estimated_lines
+WHERE billing_period = $month AND accountant_id = $accountant_id AND line <> 'total'
+ORDER BY line;
+
+-- name: estimates_by_operation
+SELECT resource_type, operation, quantity, estimated_cost, records
+FROM estimates
 WHERE billing_period = $month AND accountant_id = $accountant_id
-GROUP BY ALL
-ORDER BY ALL;
+ORDER BY resource_type, operation;
 
--- name: estimated_by_operation
-SELECT resource_type, coalesce(operation, '') AS operation, sum(quantity) AS quantity,
-       sum(estimated_cost) AS estimated_cost, sum(records) AS records
-FROM estimated_usage
-WHERE billing_period = $month AND accountant_id = $accountant_id
-GROUP BY ALL
-ORDER BY ALL;
-
--- name: measured_drivers
--- The caller's measured usage of the shared services (the drivers that split shared cost), by resource type.
-WITH types AS (
-    SELECT DISTINCT service, resource_type FROM tenant_costs WHERE billing_period = $month
-)
-SELECT coalesce(t.resource_type, 'other') AS resource_type, s.driver, sum(s.quantity) AS quantity
-FROM usage_shares s
-LEFT JOIN types t USING (service)
-WHERE s.billing_period = $month AND s.accountant_id = $accountant_id
-GROUP BY ALL
-ORDER BY ALL;
-
--- name: driver_costs
--- The part of the caller's cost of each type that was split by a given driver.
-SELECT resource_type, driver, sum(cost) AS cost
-FROM tenant_costs
-WHERE billing_period = $month AND accountant_id = $accountant_id AND driver IS NOT NULL
-GROUP BY ALL
-ORDER BY ALL;
+-- name: drivers
+SELECT resource_type, driver, quantity, cost
+FROM drivers
+WHERE billing_period = $month AND accountant_id = $accountant_id AND quantity IS NOT NULL
+ORDER BY resource_type, driver;
 
 -- name: report
-SELECT resource_type, currency, estimated_cost, actual_cost, variance, variance_pct, flagged, is_final
+SELECT resource_type, estimated_cost, actual_cost, variance, variance_amount, variance_pct, flagged
 FROM reconciliation_report
 WHERE billing_period = $month AND accountant_id = $accountant_id
 ORDER BY resource_type = 'total', resource_type;
+
+-- name: month_statements
+-- The data team: every tenant's lines of the month.
+SELECT accountant_id, line, currency, cost_metric, cost, amount
+FROM statements
+WHERE billing_period = $month
+ORDER BY currency, accountant_id, line = 'total', line;

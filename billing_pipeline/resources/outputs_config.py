@@ -6,6 +6,7 @@ environment variable when the run starts (not at import time), with the document
 | variable | default | meaning |
 | --- | --- | --- |
 | `BILLING_EXPORT_URI` | `data/exports` | Folder or `s3://bucket/prefix` for the CSV and Parquet exports. |
+| `BILLING_PUBLISH_URI` | `data/published` | Folder or `s3://bucket/prefix` of the snapshots the billing API serves. |
 | `BILLING_WRITEBACK_TABLE` | unset: off | DynamoDB table (the application's `tax-agent-usage`) that receives the attributed actual costs. |
 | `BILLING_COST_EXPLORER` | unset: off | `1` / `true` / `yes`: query Cost Explorer and cross-check it with the CUR. |
 | `BILLING_COST_EXPLORER_TAG` | `accountant_id` | The cost allocation tag Cost Explorer groups by. |
@@ -25,6 +26,7 @@ from billing_pipeline.storage import Location, locate
 
 DEFAULTS = {
     "BILLING_EXPORT_URI": "data/exports",
+    "BILLING_PUBLISH_URI": "data/published",
     "BILLING_WRITEBACK_TABLE": "",
     "BILLING_COST_EXPLORER": "",
     "BILLING_COST_EXPLORER_TAG": "accountant_id",
@@ -43,6 +45,8 @@ class OutputsConfig(ConfigurableResource):
     """Exports, usage-table write-back and the Cost Explorer cross-check (off unless configured)."""
 
     export_uri: str | None = Field(default=None, description="Exports folder or s3://bucket/prefix. Env: BILLING_EXPORT_URI")
+    publish_uri: str | None = Field(
+        default=None, description="Snapshots the billing API serves: folder or s3://bucket/prefix. Env: BILLING_PUBLISH_URI")
     writeback_table: str | None = Field(
         default=None, description="DynamoDB usage table receiving actual costs; unset = off. Env: BILLING_WRITEBACK_TABLE")
     cost_explorer: str | None = Field(
@@ -56,7 +60,8 @@ class OutputsConfig(ConfigurableResource):
         """Before any step: the output settings checked, each mistake named (see settings.py)."""
         require_valid_settings(
             tuple(DEFAULTS),
-            {"BILLING_EXPORT_URI": self.export_uri, "BILLING_WRITEBACK_TABLE": self.writeback_table,
+            {"BILLING_EXPORT_URI": self.export_uri, "BILLING_PUBLISH_URI": self.publish_uri,
+             "BILLING_WRITEBACK_TABLE": self.writeback_table,
              "BILLING_COST_EXPLORER": self.cost_explorer, "BILLING_COST_EXPLORER_TAG": self.cost_explorer_tag,
              "BILLING_COST_EXPLORER_TOLERANCE": self.cost_explorer_tolerance},
             unknown=False,
@@ -64,6 +69,9 @@ class OutputsConfig(ConfigurableResource):
 
     def export_location(self) -> Location:
         return locate(_setting(self.export_uri, "BILLING_EXPORT_URI"))
+
+    def publish_location(self) -> Location:
+        return locate(_setting(self.publish_uri, "BILLING_PUBLISH_URI"))
 
     def writeback_table_name(self) -> str | None:
         return _setting(self.writeback_table, "BILLING_WRITEBACK_TABLE").strip() or None

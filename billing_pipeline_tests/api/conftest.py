@@ -1,6 +1,7 @@
 """Fixtures of the API tests: a real warehouse built from two generated months (2025-12 final, 2026-01
-provisional) through the real Definitions, a tokens file, and the API served by its documented command
-(`python -m billing_pipeline.api`) on 127.0.0.1. Session-scoped: each xdist worker builds them once."""
+provisional) through the real Definitions and published by `published_billing`, a tokens file, and the API served
+by its documented command (`python -m billing_pipeline.api`) on 127.0.0.1. Session-scoped: each xdist worker builds
+them once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,14 +26,15 @@ from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.sample_data import SampleMonth, generate_month
 
 DEC, JAN = dt.date(2025, 12, 1), dt.date(2026, 1, 1)
-# the tables the API reads, and the chain that feeds them (not the output assets: statements, invoices, ...)
+# what the API serves and the chain that feeds it (not the other outputs: invoices, exports elsewhere, ...)
 CORE_TABLES = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
-               "reconciliation_report"]
+               "reconciliation_report", "statements", "published_billing"]
 
 
 @dataclass
 class Built:
     warehouse: Path
+    published: Path
     tokens_file: Path
     months: dict[dt.date, SampleMonth]
     tokens: dict[str, str]  # accountant_id -> token
@@ -52,6 +55,9 @@ class Built:
             totals[accountant] += cost
         return largest_remainder_cents(dict(totals))
 
+    def total_of(self, sample: SampleMonth, accountant: str) -> Decimal:
+        return sum((c for (a, _s), c in sample.expected_costs.items() if a == accountant), Decimal(0))
+
     def estimated(self, month: dt.date, accountant: str) -> Decimal:
         return sum((c for (a, _t), c in self.months[month].expected_estimates.items() if a == accountant), Decimal(0))
 
@@ -62,33 +68,48 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _build(root: Path) -> Built:
-    """January 2026 through the real Definitions; December 2025 is the same numbers a month earlier, marked final
-    (a second generated month would double the build time and test nothing more of the API)."""
-    import duckdb
+def sample_env(mp: pytest.MonkeyPatch, sample: SampleMonth, warehouse: Path, published: Path) -> None:
+    mp.setenv("BILLING_CUR_URI", sample.cur_uri)
+    mp.setenv("BILLING_LOGS_URI", sample.logs_uri)
+    mp.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
+    mp.setenv("BILLING_USAGE_URI", sample.usage_uri)
+    mp.setenv("BILLING_WAREHOUSE", str(warehouse))
+    mp.setenv("BILLING_PUBLISH_URI", str(published))
+    mp.setenv("BILLING_EXPORT_URI", str(published.parent / "exports"))
+
+
+def run_month(selection: list[str], partition_key: str, raise_on_error: bool = True):
     from dagster import DagsterInstance, materialize
 
     from billing_pipeline.definitions import defs
 
-    warehouse = root / "warehouse.duckdb"
+    return materialize(list(defs.assets), selection=selection, resources=defs.resources, partition_key=partition_key,
+                       instance=DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
+
+
+def _build(root: Path) -> Built:
+    """January 2026 through the real Definitions, published; December 2025 is the same numbers a month earlier,
+    marked final and published by `published_billing` alone (a second generated month would double the build time
+    and test nothing more of the API)."""
+    import duckdb
+
+    warehouse, published = root / "warehouse.duckdb", root / "published"
     sample = generate_month(root / "sample", JAN, tenants=3, rows=1200, seed=11)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BILLING_CUR_URI", sample.cur_uri)
-        mp.setenv("BILLING_LOGS_URI", sample.logs_uri)
-        mp.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
-        mp.setenv("BILLING_USAGE_URI", sample.usage_uri)
-        mp.setenv("BILLING_WAREHOUSE", str(warehouse))
-        result = materialize(list(defs.assets), selection=CORE_TABLES, resources=defs.resources,
-                             partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
-        assert result.success
-    with duckdb.connect(str(warehouse)) as con:
-        for table in ("tenant_costs", "estimated_usage", "reconciliation_report"):
-            con.execute(f"""INSERT INTO {table} BY NAME
-                SELECT * REPLACE (DATE '2025-12-01' AS billing_period) FROM {table} WHERE billing_period = ?""", [JAN])
-        con.execute("UPDATE reconciliation_report SET is_final = true WHERE billing_period = DATE '2025-12-01'")
+        sample_env(mp, sample, warehouse, published)
+        assert run_month(CORE_TABLES, "2026-01-01").success
+        with duckdb.connect(str(warehouse)) as con:
+            for table in ("cur_line_items", "usage_shares", "tenant_costs", "estimated_usage", "reconciliation_report",
+                          "statements"):
+                con.execute(f"""INSERT INTO {table} BY NAME SELECT * REPLACE (DATE '2025-12-01' AS billing_period)
+                                FROM {table} WHERE billing_period = ?""", [JAN])
+            con.execute("UPDATE cur_line_items SET invoice_id = 'INV-2025-12' WHERE billing_period = DATE '2025-12-01'")
+            for table in ("reconciliation_report", "statements"):
+                con.execute(f"UPDATE {table} SET is_final = true WHERE billing_period = DATE '2025-12-01'")
+        assert run_month(["published_billing"], "2025-12-01").success
     tokens_file = root / "tokens.json"
     tokens = {accountant: issue_token(accountant, str(tokens_file)) for accountant in sample.tenants}
-    return Built(warehouse, tokens_file, {DEC: sample, JAN: sample}, tokens)
+    return Built(warehouse, published, tokens_file, {DEC: sample, JAN: sample}, tokens)
 
 
 @pytest.fixture(scope="session")
@@ -111,15 +132,15 @@ def built(tmp_path_factory) -> Built:
         return pickle.loads(done.read_bytes())
 
 
-@pytest.fixture(scope="session")
-def server(built):
+@contextmanager
+def serving(published: Path, tokens_file: Path, log_file: Path):
     """The API served by `python -m billing_pipeline.api` on a free loopback port; yields its base URL."""
     port = free_port()
-    env = {**os.environ, "BILLING_API_LOCK_WAIT": "1"}
-    log = open(built.tokens_file.parent / "server.log", "wb")
+    env = {**os.environ, "BILLING_API_REFRESH_SECONDS": "0"}
+    log = open(log_file, "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "billing_pipeline.api", "--host", "127.0.0.1", "--port", str(port),
-         "--warehouse", str(built.warehouse), "--tokens", str(built.tokens_file), "--log-level", "warning"],
+         "--published", str(published), "--tokens", str(tokens_file), "--log-level", "warning"],
         stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -131,15 +152,30 @@ def server(built):
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("the API server did not start: " + (built.tokens_file.parent / "server.log").read_text())
+            raise RuntimeError("the API server did not start: " + log_file.read_text())
         time.sleep(0.1)
-    yield base
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(built):
+    with serving(built.published, built.tokens_file, built.tokens_file.parent / "server.log") as base:
+        yield base
+
+
+@pytest.fixture
+def server_for(built, tmp_path):
+    """Serve other published snapshots (a copy) with the built tokens: server_for(published) -> base URL."""
+    with ExitStack() as stack:
+        yield lambda published: stack.enter_context(serving(published, built.tokens_file, tmp_path / "server.log"))
 
 
 @pytest.fixture
@@ -148,15 +184,32 @@ def client(server):
         yield http
 
 
+@dataclass
+class Copy:
+    warehouse: Path
+    published: Path
+
+
 @pytest.fixture
-def warehouse_copy(built, tmp_path) -> Path:
-    """A private copy of the warehouse, for tests that change or lock it."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(built.warehouse, copy)
-    return copy
+def copy(built, tmp_path) -> Copy:
+    """Private copies of the warehouse and the published snapshots, for tests that change or lock them."""
+    shutil.copyfile(built.warehouse, tmp_path / "warehouse.duckdb")
+    shutil.copytree(built.published, tmp_path / "published")
+    return Copy(tmp_path / "warehouse.duckdb", tmp_path / "published")
 
 
-def in_process_client(warehouse: Path, tokens_file: Path):
+def publish(warehouse: Path, published: Path, period: dt.date) -> dict:
+    """Publish the month as `published_billing` does, without a Dagster run (same function)."""
+    import duckdb
+
+    from billing_pipeline.assets.published_billing import publish_from
+    from billing_pipeline.storage import locate
+
+    with duckdb.connect(str(warehouse)) as con:
+        return publish_from(con, locate(str(published)), period, "duckdb")
+
+
+def in_process_client(published: Path, tokens_file: Path):
     """FastAPI's TestClient over create_app (imported here: it warns about its httpx backend on import)."""
     import warnings
 
@@ -166,4 +219,4 @@ def in_process_client(warehouse: Path, tokens_file: Path):
 
     from billing_pipeline.api.app import create_app
 
-    return TestClient(create_app(warehouse=str(warehouse), tokens_file=str(tokens_file)))
+    return TestClient(create_app(published=str(published), tokens_file=str(tokens_file), refresh_seconds=0))

@@ -176,7 +176,7 @@ def test_a_token_hash_is_not_a_token(client, built):
     """The file stores sha256 hashes: presenting a stored hash as the token does not authenticate."""
     stored = json.loads(built.tokens_file.read_text())
     assert built.tokens[A] not in built.tokens_file.read_text()
-    assert stored[token_hash(built.tokens[A])] == A
+    assert stored["tokens"][token_hash(built.tokens[A])]["accountant_id"] == A
     response = client.get("/billing/history", headers={"Authorization": f"Bearer {token_hash(built.tokens[A])}"})
     assert response.status_code == 401
 
@@ -218,18 +218,31 @@ def test_dashboard_files_are_served_with_a_strict_policy(client):
     assert client.get("/billing/history").headers.get("cache-control") == "no-store"
 
 
+def test_api_docs_load_nothing_from_the_internet(client):
+    """/api/docs: Swagger UI from the app (swagger-ui-bundle) under the same policy; the OpenAPI document is 3.0,
+    which that Swagger UI renders (headless Chromium renders it in test_dashboard.py)."""
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    assert "http" not in page.text and "<script>" not in page.text  # no CDN, no inline script
+    for src in ("/api/docs/swagger-ui/swagger-ui-bundle.js", "/api/docs/swagger-ui/swagger-ui.css", "/static/docs.js"):
+        assert src in page.text and client.get(src).status_code == 200
+    assert client.get("/api/openapi.json").json()["openapi"].startswith("3.0")
+
+
 def test_issue_and_revoke_token_commands(tmp_path):
     tokens = tmp_path / "tokens.json"
     issued = subprocess.run([sys.executable, "-m", "billing_pipeline.api", "issue-token", "acct-0042",
                              "--tokens", str(tokens)], capture_output=True, text=True, check=True)
     token = issued.stdout.strip()
     assert token.startswith("bpt_") and len(token) > 40
-    assert json.loads(tokens.read_text()) == {token_hash(token): "acct-0042"}
+    stored = json.loads(tokens.read_text())["tokens"]
+    assert list(stored) == [token_hash(token)] and stored[token_hash(token)]["accountant_id"] == "acct-0042"
     assert token not in tokens.read_text()
     assert oct(tokens.stat().st_mode & 0o777) == "0o600"
     subprocess.run([sys.executable, "-m", "billing_pipeline.api", "revoke-tokens", "acct-0042", "--tokens",
                     str(tokens)], capture_output=True, text=True, check=True)
-    assert json.loads(tokens.read_text()) == {}
+    assert json.loads(tokens.read_text()) == {"tokens": {}}
     refused = subprocess.run([sys.executable, "-m", "billing_pipeline.api", "issue-token", "unattributed",
                               "--tokens", str(tokens)], capture_output=True, text=True)
-    assert refused.returncode != 0 and "not an accountant id" in refused.stderr
+    assert refused.returncode == 2 and refused.stderr.startswith("error: not an accountant id")
+    assert "Traceback" not in refused.stderr

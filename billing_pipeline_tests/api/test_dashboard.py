@@ -8,6 +8,7 @@ its requests; `--screenshot` shows it is drawn (size and enough distinct colours
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import struct
 import subprocess
@@ -88,6 +89,10 @@ def test_dashboard_renders_the_tenants_own_numbers_only(server, built, tmp_path)
     assert f'<span id="who" class="who">{A}</span>' in dom
     assert f'<span id="total-exact">{total:f} USD</span>' in dom
     assert f'<div id="total-cost" class="amount">${cents:,.2f}</div>' in dom
+    # when the figures were published, and from which CUR delivery
+    pointer = json.loads((built.published / "current" / "2026-01.json").read_text())
+    at = pointer["published_at"].replace("T", " ").replace("Z", " UTC")
+    assert f'<div id="published" class="exact">Published {at} from AWS bill delivery {pointer["delivery_id"]}</div>' in dom
     # breakdown rows, the chart, the history (both months) and the CSV link
     for rtype in {t for (a, t) in built.months[JAN].expected_actuals if a == A}:
         assert f'<tr data-type="{rtype}">' in dom
@@ -128,3 +133,13 @@ def test_dashboard_screenshot_is_drawn(server, built, tmp_path):
     assert len(colours) > 50, len(colours)
     assert (0x13, 0x29, 0x3D) in colours  # the top bar
     assert (0xE0, 0x7A, 0x1F) in colours  # the chart's "actual" bars
+
+
+def test_api_docs_render_offline_under_the_policy(server, tmp_path):
+    """/api/docs is Swagger UI from the app itself (swagger-ui-bundle): it renders every endpoint with the
+    Content-Security-Policy on and nothing reachable outside 127.0.0.1."""
+    dom = chromium(tmp_path / "profile-docs", "--dump-dom", f"{server}/api/docs").stdout
+    for path in ("/billing", "/billing/history", "/billing.csv", "/admin/months", "/admin/statements",
+                 "/admin/billing"):
+        assert f'data-path="{path}"' in dom, dom[-2000:]
+    assert "Unable to render" not in dom

@@ -14,8 +14,10 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from billing_pipeline.definitions import defs
 from billing_pipeline.engines.spark_engine import spark_session, table_schemas
+from billing_pipeline.publishing import read_pointer, read_snapshot
 from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
 from billing_pipeline.sample_data import generate_month
+from billing_pipeline.storage import locate
 from billing_pipeline_tests.assets.test_cost_explorer_costs import day, group, post_results
 from billing_pipeline_tests.assets.test_invoices import API_KEY, PRICE_LIST, Stripe, localstripe  # noqa: F401
 from billing_pipeline_tests.assets.test_usage_table_writeback import TABLE, items, usage_table  # noqa: F401
@@ -38,6 +40,7 @@ def run_chain(monkeypatch, engine: str, tmp_path: Path, partition_key: str, sele
     monkeypatch.setenv("BILLING_SPARK_WAREHOUSE", str(tmp_path / "spark-warehouse"))
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("BILLING_EXPORT_URI", str(tmp_path / f"exports-{engine}"))
+    monkeypatch.setenv("BILLING_PUBLISH_URI", str(tmp_path / f"published-{engine}"))
     result = materialize(list(defs.assets), resources=defs.resources, partition_key=partition_key,
                          instance=DagsterInstance.ephemeral(), selection=selection)
     assert result.success
@@ -110,6 +113,16 @@ def test_whole_definitions_on_a_generated_final_month(
     for path in exported:
         if path.suffix == ".csv":
             assert (tmp_path / "exports-spark" / path).read_bytes() == (tmp_path / "exports-duckdb" / path).read_bytes()
+
+    # both engines publish the same snapshot for the API
+    snapshots = {}
+    for engine in ("duckdb", "spark"):
+        location = locate(str(tmp_path / f"published-{engine}"))
+        pointer = read_pointer(location, "2026-01")
+        snapshots[engine] = ({k: pointer.document[k] for k in ("delivery_id", "is_final", "rows")},
+                             {name: table.to_pylist() for name, table in read_snapshot(location, pointer).items()})
+    assert snapshots["spark"] == snapshots["duckdb"]
+    assert snapshots["duckdb"][0]["is_final"] is True and snapshots["duckdb"][1]["statements"]
 
     frame = spark_session("local[2]").read.parquet(str(tmp_path / "spark-warehouse" / "tenant_costs"))
     spark_costs = {(a, s): c for a, s, c in (tuple(r) for r in frame.groupBy("accountant_id", "service").sum("cost").collect())}

@@ -83,6 +83,9 @@
     status.textContent = doc.status === "final" ? "Final" :
       doc.status === "provisional" ? "Provisional (month not final)" : "Estimated (no AWS bill yet)";
     status.className = "badge " + doc.status;
+    var published = doc.published || {};
+    $("published").textContent = "Published " + (published.at || "?").replace("T", " ").replace("Z", " UTC") +
+      (published.cur_delivery ? " from AWS bill delivery " + published.cur_delivery : " (estimates only)");
     $("estimated-cost").textContent = fmt(doc.estimated_cost, doc.currency);
     $("estimated-exact").textContent = doc.estimated_cost ? doc.estimated_cost.exact : "no estimates";
     $("variance-cost").textContent = fmt(doc.variance, doc.currency);

@@ -1,0 +1,158 @@
+"""The published snapshots, held in an in-memory DuckDB: the API never opens the warehouse.
+
+At most every BILLING_API_REFRESH_SECONDS (default 1) a request lists the pointer files (one listing of
+`<BILLING_PUBLISH_URI>/current/`); a month whose pointer changed has its new snapshot read (pyarrow, local or S3)
+and swapped in, in one DuckDB transaction that deletes the month's old rows and inserts the new ones. A request
+reads in one transaction too, so it sees the month before the swap or after it, never a mix: a restated month is
+served whole or not at all. Only one request refreshes at a time; the others go on with what is loaded (the very
+first ones wait for the first load). A snapshot that cannot be read is logged and the month keeps the previous one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import duckdb
+
+from billing_pipeline.publishing import PublishedError, pointer_stamps, publish_location, read_pointer, read_snapshot
+
+log = logging.getLogger("billing_pipeline.api")
+DEFAULT_REFRESH_SECONDS = 1.0
+SETTLED_NS = 5 * 10**9  # a pointer read this long after its modification time cannot have changed unseen
+# the columns the API reads of each snapshot table (a snapshot may carry more)
+COLUMNS = {
+    "statements": ["billing_period", "accountant_id", "line", "currency", "cost_metric", "cost", "amount", "is_final"],
+    "reconciliation_report": ["billing_period", "accountant_id", "resource_type", "currency", "estimated_cost",
+                              "actual_cost", "variance", "variance_pct", "flagged", "variance_amount"],
+    "estimated_lines": ["billing_period", "accountant_id", "line", "estimated_cost", "amount"],
+    "estimates": ["billing_period", "accountant_id", "resource_type", "operation", "quantity", "estimated_cost",
+                  "records"],
+    "drivers": ["billing_period", "accountant_id", "resource_type", "driver", "quantity", "cost"],
+}
+
+
+class NothingPublished(Exception):
+    """No month has been published (or none could be read) yet."""
+
+
+class PublishedBilling:
+    def __init__(self, uri: str | None = None, refresh_seconds: float | None = None):
+        from billing_pipeline.api.queries import sql
+
+        self._uri = uri
+        self._refresh_seconds = refresh_seconds
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute(sql("schema"))
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._stamps: dict[str, tuple] = {}
+        self._read_at: dict[str, int] = {}
+        self._snapshots: dict[str, str] = {}
+        self._checked = float("-inf")
+        self._loaded_once = False
+        self.generation = 0
+
+    def _interval(self) -> float:
+        if self._refresh_seconds is not None:
+            return self._refresh_seconds
+        return float(os.environ.get("BILLING_API_REFRESH_SECONDS") or DEFAULT_REFRESH_SECONDS)
+
+    def refresh_due(self) -> bool:
+        return time.monotonic() - self._checked >= self._interval()
+
+    def refresh(self) -> None:
+        """Swap in the months whose pointer changed (see the module doc)."""
+        if time.monotonic() - self._checked < self._interval():
+            return
+        if not self._lock.acquire(blocking=not self._loaded_once):
+            return  # another request is refreshing: serve what is loaded
+        try:
+            if time.monotonic() - self._checked < self._interval():
+                return
+            location = publish_location(self._uri)
+            stamps = pointer_stamps(location)
+            for month, stamp in sorted(stamps.items()):
+                # unchanged (mtime, size), and read well after that mtime: S3 keeps times to the second, so a
+                # pointer replaced twice within a second keeps its stamp; until it has settled it is re-read
+                settled = stamp[0] is not None and self._read_at.get(month, 0) > stamp[0] + SETTLED_NS
+                if self._stamps.get(month) == stamp and settled:
+                    continue
+                try:
+                    read_at = time.time_ns()
+                    pointer = read_pointer(location, month, stamp)
+                    if pointer is None:
+                        continue
+                    if pointer.snapshot != self._snapshots.get(month):
+                        self._swap(pointer, read_snapshot(location, pointer))
+                    self._stamps[month], self._read_at[month] = stamp, read_at
+                except (PublishedError, OSError) as error:  # keep the previous snapshot, try again next time
+                    log.warning(f"published billing of {month} not loaded: {error}")
+            for month in set(self._snapshots) - set(stamps):  # a pointer removed: the month is withdrawn
+                self._withdraw(month)
+            self._checked = time.monotonic()
+            self._loaded_once = True
+        finally:
+            self._lock.release()
+
+    def _swap(self, pointer, tables) -> None:
+        con = self._con.cursor()
+        try:
+            for name, table in tables.items():
+                con.register(f"new_{name}", table.select(COLUMNS[name]))
+            con.execute("BEGIN TRANSACTION")
+            for name in tables:
+                con.execute(f"DELETE FROM {name} WHERE billing_period = ?", [pointer.billing_period])
+                con.execute(f"INSERT INTO {name} SELECT {', '.join(COLUMNS[name])} FROM new_{name} "
+                            "WHERE billing_period = ?", [pointer.billing_period])
+            document = pointer.document
+            con.execute("DELETE FROM published WHERE billing_period = ?", [pointer.billing_period])
+            con.execute("INSERT INTO published VALUES (?, ?, ?, ?, ?, ?)",
+                        [pointer.billing_period, pointer.snapshot, document.get("published_at"),
+                         document.get("delivery_id"), bool(document.get("is_final")), self.generation + 1])
+            con.execute("COMMIT")
+            self.generation += 1
+            self._snapshots[pointer.month] = pointer.snapshot
+            log.info(f"serving {pointer.month} from snapshot {pointer.snapshot}")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # failed before the transaction began
+            raise
+        finally:
+            con.close()
+
+    def _withdraw(self, month: str) -> None:
+        con = self._con.cursor()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for name in [*COLUMNS, "published"]:
+                con.execute(f"DELETE FROM {name} WHERE strftime(billing_period, '%Y-%m') = ?", [month])
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        self.generation += 1
+        self._snapshots.pop(month, None)
+        self._stamps.pop(month, None)
+        self._read_at.pop(month, None)
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of this thread inside one read transaction: every query of a request sees one state."""
+        self.refresh()
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._con.cursor()
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            if not cursor.execute("SELECT count(*) FROM published").fetchone()[0]:
+                raise NothingPublished("No billing figures have been published yet: run the pipeline first.")
+            yield cursor
+        finally:
+            cursor.execute("ROLLBACK")
