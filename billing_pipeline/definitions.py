@@ -11,6 +11,8 @@ from billing_pipeline.assets.estimated_usage import estimated_usage
 from billing_pipeline.assets.hourly_cost_facts import hourly_cost_facts
 from billing_pipeline.assets.implausible_money import implausible_money
 from billing_pipeline.assets.invoices import invoices
+from billing_pipeline.assets.month_to_date import month_to_date
+from billing_pipeline.assets.nowcast_accuracy import nowcast_accuracy
 from billing_pipeline.assets.pricing_feedback import pricing_feedback
 from billing_pipeline.assets.published_billing import published_billing
 from billing_pipeline.assets.reconciliation_report import reconciliation_report
@@ -19,7 +21,7 @@ from billing_pipeline.assets.tenant_costs import tenant_costs
 from billing_pipeline.assets.tenant_registry import tenant_registry
 from billing_pipeline.assets.usage_shares import usage_shares
 from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
-from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.money_bounds import MoneyBounds
@@ -27,18 +29,18 @@ from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.stripe_billing import StripeBilling
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import BillingWarehouse
-from billing_pipeline.schedules import daily_billing_refresh
-from billing_pipeline.sensors import cur_delivery_sensor
+from billing_pipeline.schedules import daily_billing_refresh, hourly_month_to_date
+from billing_pipeline.sensors import cur_delivery_sensor, usage_evidence_sensor
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
             tenant_registry, implausible_money, invoices, pricing_feedback, statements, usage_table_writeback,
-            cost_explorer_costs, published_billing],
+            cost_explorer_costs, published_billing, month_to_date, nowcast_accuracy],
     # every @asset_check of billing_pipeline/checks/<table>.py
     asset_checks=load_asset_checks_from_package_module(checks),
-    jobs=[billing_month_job],
-    schedules=[daily_billing_refresh],
-    sensors=[cur_delivery_sensor],
+    jobs=[billing_month_job, month_to_date_job],
+    schedules=[daily_billing_refresh, hourly_month_to_date],
+    sensors=[cur_delivery_sensor, usage_evidence_sensor],
     resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
                "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(), "aws": AwsClients(),
                "tenants": TenantRegistry(), "money_bounds": MoneyBounds()},

@@ -1,4 +1,4 @@
-"""The one job: the whole asset chain for one billing month."""
+"""The jobs: the whole asset chain for one billing month, and the real-time refresh between CUR deliveries."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -6,4 +6,12 @@ billing_month_job = define_asset_job(
     name="billing_month_job",
     selection=AssetSelection.groups("billing"),
     description="Reads the month's CUR, logs and estimates and rebuilds every table of that month.",
+)
+
+# The CUR is not read: the usage evidence is re-read and month_to_date re-estimates the hours after the CUR's
+# coverage; tenant_costs (the covered hours) stays as the last CUR run left it.
+month_to_date_job = define_asset_job(
+    name="month_to_date_job",
+    selection=AssetSelection.assets("usage_shares", "month_to_date"),
+    description="Refreshes the month to date from new usage evidence, without re-reading the CUR.",
 )

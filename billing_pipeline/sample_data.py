@@ -401,21 +401,25 @@ class _Cur:
     def rows(self) -> int:
         return sum(n for n, _ in self.chunks)
 
-    def line_items(self) -> tuple[list[oracle.LineItem], int, dict[tuple[str, str], int]]:
+    def line_items(self, through: dt.datetime | None = None
+                   ) -> tuple[list[oracle.LineItem], int, dict[tuple[str, str], int]]:
         """The tagged and the untagged account-level line items as the oracle's LineItems, the summed cost of the
-        untagged rest, and that rest's cost per (product code, currency)."""
+        untagged rest, and that rest's cost per (product code, currency); only the line items ending at or before
+        `through`, when given (a CUR delivery that stops there)."""
         items: list[oracle.LineItem] = []
         untagged = 0
         other_bill: dict[tuple[str, str], int] = defaultdict(int)
         epoch = dt.datetime(1970, 1, 1)
+        end_ms = _epoch_ms(through) if through is not None else None
         for n, c in self.chunks:
+            kept = c["_end"] <= end_ms if end_ms is not None else np.ones(n, dtype=bool)
             account_level = c["line_item_line_item_type"] in oracle.ACCOUNT_LEVEL_TYPES or (
                 c["line_item_line_item_type"] == "Fee" and not c["line_item_resource_id"])
             if not c["resource_tags_user_application"] and not account_level:
-                untagged += int(c["_units"].sum())
-                other_bill[(c["line_item_product_code"], "USD")] += int(c["_units"].sum())
+                untagged += int(c["_units"][kept].sum())
+                other_bill[(c["line_item_product_code"], "USD")] += int(c["_units"][kept].sum())
                 continue
-            for i in range(n):
+            for i in np.nonzero(kept)[0]:
                 items.append(oracle.LineItem(
                     usage_start=epoch + dt.timedelta(milliseconds=int(c["_start"][i])),
                     usage_end=epoch + dt.timedelta(milliseconds=int(c["_end"][i])),
@@ -890,10 +894,17 @@ def _month_start(month: dt.date | str) -> dt.datetime:
 
 
 def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_000, seed: int = 7,
-                   final: bool = False) -> SampleMonth:
-    """Write one billing month of sample data under `out` and return what the pipeline must compute from it."""
+                   final: bool = False, cur_through: dt.datetime | None = None) -> SampleMonth:
+    """Write one billing month of sample data under `out` and return what the pipeline must compute from it.
+
+    `cur_through` (UTC, naive): the CUR delivery stops there, as a provisional month's does (AWS is 6 to 24 hours
+    behind the logs): only line items ending at or before it are written, while the logs, inventory and usage
+    table cover the whole month. The expected costs are those of the cut CUR; the usage table, the logs and the
+    random draws are the same as without the cut."""
     if tenants < 1:
         raise ValueError("tenants must be at least 1")
+    if cur_through is not None and final:
+        raise ValueError("a final month's CUR covers the whole month (cur_through is for provisional months)")
     out = Path(out)
     start = _month_start(month)
     rng = np.random.default_rng([seed, start.year, start.month])
@@ -902,13 +913,17 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
 
     sim = _simulate(start, tenants, rng, ids)
     cur = _build_cur(sim, rows, rng, ids, prices)
-    items, untagged_units, other_bill = cur.line_items()
-
     # write the CUR
     cur_dir = out / "cur"
     invoice = f"{(seed * 7919 + start.year * 12 + start.month) % 10**9:09d}" if final else ""
     table = cur.table(rng, invoice)
     bill_units = int(sum(int(c["_units"].sum()) for _n, c in cur.chunks))
+    if cur_through is not None:
+        # cut after the whole table is drawn, so the rest of the month's random draws stay the same
+        cut = pa.scalar(_epoch_ms(cur_through), pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        table = table.filter(pc.less_equal(table["line_item_usage_end_date"], cut.cast(table.schema.field(
+            "line_item_usage_end_date").type)))
+        bill_units = int(sum(int(c["_units"][c["_end"] <= _epoch_ms(cur_through)].sum()) for _n, c in cur.chunks))
     part_dir = cur_dir / CUR_PREFIX / REPORT_NAME / REPORT_NAME / f"year={start.year}" / f"month={start.month}"
     shutil.rmtree(part_dir, ignore_errors=True)
     fmt.write_cur(cur_dir, table, start, sim.month_end, bucket=CUR_BUCKET, prefix=CUR_PREFIX, report=REPORT_NAME,
@@ -916,16 +931,25 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
 
     # the oracle runs once the logs are written: their lines are the CloudWatch Logs evidence (log bytes)
     log_counts, log_bytes = _write_logs(out / "logs", sim, ids, rng)
-    allocations, in_units, out_units = oracle.attribute(items, _evidence(sim) + log_bytes, prices, APPLICATION)
-    out_units += untagged_units
-    assert sum(a.cost_units for a in allocations) == in_units, "the oracle lost or invented cost"
+    evidence = _evidence(sim) + log_bytes
+
+    def attribute(through: dt.datetime | None):
+        items, untagged_units, other_bill = cur.line_items(through)
+        allocations, in_units, out_units = oracle.attribute(items, evidence, prices, APPLICATION)
+        out_units += untagged_units
+        assert sum(a.cost_units for a in allocations) == in_units, "the oracle lost or invented cost"
+        account_level, apportioned, kept = oracle.attribute_account_level(
+            items, allocations, APPLICATION, load_pricing().get("account_level_lines", {}), other_bill)
+        return items, allocations + account_level, in_units, out_units, apportioned, kept
+
+    items, allocations, in_units, out_units, apportioned, kept = attribute(None)
+    full_month_by_type = oracle.summarize(allocations)[2]  # the application estimates the whole month
+    if cur_through is not None:
+        items, allocations, in_units, out_units, apportioned, kept = attribute(cur_through)
     assert bill_units == in_units + out_units
-    account_level, apportioned, kept = oracle.attribute_account_level(
-        items, allocations, APPLICATION, load_pricing().get("account_level_lines", {}), other_bill)
-    allocations += account_level
     monthly, daily, by_type, kinds = oracle.summarize(allocations)
     snapshots = _write_inventory(out / "inventory", sim)
-    records, estimates, off = _estimates(sim, by_type, prices, rng)
+    records, estimates, off = _estimates(sim, full_month_by_type, prices, rng)
     _write_usage(out / "usage" / "tax-agent-usage.jsonl", f"{start:%Y-%m}", records)
 
     def dec(d: dict) -> dict:
@@ -945,6 +969,7 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
         "sessions": len(sim.sessions),
         "log_counts": log_counts,
         "usage_records": len(records),
+        "cur_through": cur_through,
     }
     return SampleMonth(
         billing_period=start.date(),
@@ -976,10 +1001,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="about this many CUR line items")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--final", action="store_true", help="the month is invoiced (bill_invoice_id set)")
+    parser.add_argument("--cur-through", type=dt.datetime.fromisoformat, default=None,
+                        help="the CUR stops at this UTC time (YYYY-MM-DDTHH:MM), before the logs")
     args = parser.parse_args(argv)
     try:
         sample = generate_month(args.out, _month_start(args.month).date(), args.tenants, args.rows, args.seed,
-                                args.final)
+                                args.final, cur_through=args.cur_through)
     except ValueError as exc:
         parser.error(str(exc))
     print(f"billing period {sample.billing_period:%Y-%m}: {sample.line_items} CUR line items, "

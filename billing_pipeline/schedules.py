@@ -1,11 +1,12 @@
-"""Daily refresh: the current month, and the previous one until AWS has finalized it."""
+"""Daily refresh: the current month, and the previous one until AWS has finalized it. Hourly: the current month
+to date, from the usage evidence alone."""
 
 
 import datetime as dt
 
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.warehouse import BillingWarehouse
 
@@ -31,3 +32,15 @@ def daily_billing_refresh(context: ScheduleEvaluationContext, warehouse: Billing
                    tags={"billing/trigger": "daily_schedule"})
         for month in months
     ]
+
+
+@schedule(job=month_to_date_job, cron_schedule="10 * * * *", execution_timezone="UTC")
+def hourly_month_to_date(context: ScheduleEvaluationContext):
+    """Every hour at :10 (the logs of the hour just ended have mostly arrived): the current month's usage_shares
+    and month_to_date, without the CUR. One run per month and hour."""
+    at = context.scheduled_execution_time.astimezone(dt.timezone.utc)
+    month = at.date().replace(day=1)
+    if month.isoformat() not in set(billing_month_partitions.get_partition_keys(current_time=at)):
+        return SkipReason(f"{month:%Y-%m} is not a billing month partition")
+    return RunRequest(run_key=f"{month.isoformat()}@{at:%Y-%m-%dT%H}", partition_key=month.isoformat(),
+                      tags={"billing/trigger": "hourly_month_to_date"})

@@ -1,12 +1,15 @@
-"""A run for each month whose CUR delivery changed: new assemblyId, or other files / ETags under the month."""
+"""A run for each month whose CUR delivery changed: new assemblyId, or other files / ETags under the month; and a
+month-to-date refresh of the current month when new usage evidence (log exports, S3 Inventory) arrives."""
 
 
+import datetime as dt
+import hashlib
 import json
 
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, sensor
 
 from billing_pipeline.assets.cur_line_items import DELIVERY_TAG
-from billing_pipeline.jobs import billing_month_job
+from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import find_deliveries
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -36,3 +39,42 @@ def cur_delivery_sensor(context: SensorEvaluationContext, billing_config: Billin
         )
         seen[key] = delivery.delivery_id
     return SensorResult(run_requests=run_requests, cursor=json.dumps(seen, sort_keys=True))
+
+
+def evidence_fingerprint(billing_config: BillingConfig) -> str:
+    """What the usage evidence looks like from outside: every file under the log exports (unless the logs are read
+    through the CloudWatch Logs API: the hourly schedule covers those) and the S3 Inventory, with size and
+    modification time. A new or rewritten file changes it; nothing is read."""
+    digest = hashlib.sha256()
+    sources = [billing_config.s3_inventory_location()]
+    logs = billing_config.logs_source()
+    if not is_cloudwatch(logs):
+        sources.insert(0, logs)
+    for location in sources:
+        for info in location.list_files():
+            digest.update(f"{info.path}\t{info.size}\t{info.mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def is_cloudwatch(source) -> bool:
+    return not hasattr(source, "list_files")
+
+
+def evidence_run_request(cursor: str | None, fingerprint: str, now: dt.datetime) -> RunRequest | None:
+    """One month_to_date refresh of the month of `now` per new state of the evidence, none while it is unchanged."""
+    if cursor == fingerprint:
+        return None
+    month = now.date().replace(day=1).isoformat()
+    if month not in set(billing_month_partitions.get_partition_keys(current_time=now)):
+        return None
+    return RunRequest(run_key=f"{month}:evidence:{fingerprint[:16]}", partition_key=month,
+                      tags={"billing/trigger": "usage_evidence_sensor"})
+
+
+@sensor(job=month_to_date_job, minimum_interval_seconds=300)
+def usage_evidence_sensor(context: SensorEvaluationContext, billing_config: BillingConfig) -> SensorResult:
+    """Watches the log exports and the S3 Inventory; when anything there changed, refreshes the current month to
+    date (usage_shares and month_to_date, not the CUR). The cursor is the evidence's fingerprint."""
+    fingerprint = evidence_fingerprint(billing_config)
+    request = evidence_run_request(context.cursor, fingerprint, dt.datetime.now(dt.timezone.utc))
+    return SensorResult(run_requests=[request] if request else [], cursor=fingerprint)

@@ -110,5 +110,13 @@ CREATE TABLE IF NOT EXISTS reconciliation_report (
     flagged             BOOLEAN NOT NULL,         -- |variance_pct| > threshold, cost nobody estimated, or an
                                                   -- estimate that found no cost; estimates only vs their currency
     is_final            BOOLEAN NOT NULL,         -- the month's CUR carries an invoice id
+    -- coverage-aligned (docs/realtime.md): the estimates of the whole days the CUR covers against their actuals
+    covered_through     TIMESTAMP,                -- end of the last hour the CUR covers (NULL: no CUR yet)
+    covered_days_through DATE,                    -- the covered_* columns: usage dates before this
+    estimated_covered_cost DECIMAL(38, 10),
+    actual_covered_cost DECIMAL(38, 10),
+    covered_variance    DECIMAL(38, 10),          -- actual_covered - estimated_covered
+    covered_variance_pct DECIMAL(38, 4),          -- covered_variance / actual_covered x 100; 0 when not positive
+    estimated_after_coverage DECIMAL(38, 10),     -- estimates of the days from covered_days_through on, apart
     delivery_id         VARCHAR                   -- the cur_line_items delivery the month was computed from
 );

@@ -6,3 +6,12 @@ ALTER TABLE hourly_cost_facts ADD COLUMN IF NOT EXISTS delivery_id VARCHAR;
 ALTER TABLE tenant_costs ADD COLUMN IF NOT EXISTS delivery_id VARCHAR;
 ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS delivery_id VARCHAR;
 ALTER TABLE statements ADD COLUMN IF NOT EXISTS delivery_id VARCHAR;
+
+-- The coverage-aligned reconciliation (docs/realtime.md); NULL in rows written before.
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS covered_through TIMESTAMP;
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS covered_days_through DATE;
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS estimated_covered_cost DECIMAL(38, 10);
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS actual_covered_cost DECIMAL(38, 10);
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS covered_variance DECIMAL(38, 10);
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS covered_variance_pct DECIMAL(38, 4);
+ALTER TABLE reconciliation_report ADD COLUMN IF NOT EXISTS estimated_after_coverage DECIMAL(38, 10);

@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 ASSETS = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
           "reconciliation_report", "invoices", "pricing_feedback", "statements", "usage_table_writeback",
-          "cost_explorer_costs", "tenant_registry", "implausible_money", "published_billing"]
+          "cost_explorer_costs", "tenant_registry", "implausible_money", "published_billing", "month_to_date",
+          "nowcast_accuracy"]
 
 
 def test_asset_keys_and_lineage():
@@ -38,6 +39,8 @@ def test_asset_keys_and_lineage():
         "cost_explorer_costs": ["tenant_costs"],
         "published_billing": ["cur_line_items", "estimated_usage", "reconciliation_report", "statements",
                               "tenant_costs", "usage_shares"],
+        "month_to_date": ["hourly_cost_facts", "tenant_costs", "usage_shares"],
+        "nowcast_accuracy": ["estimated_usage", "hourly_cost_facts", "tenant_costs", "usage_shares"],
     }
 
 
@@ -57,6 +60,9 @@ def test_job_schedule_sensor():
     schedule = defs.resolve_schedule_def("daily_billing_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 6 * * *", "UTC")
     assert defs.resolve_sensor_def("cur_delivery_sensor").job_name == "billing_month_job"
+    hourly = defs.resolve_schedule_def("hourly_month_to_date")
+    assert (hourly.cron_schedule, hourly.execution_timezone, hourly.job_name) == ("10 * * * *", "UTC", "month_to_date_job")
+    assert defs.resolve_sensor_def("usage_evidence_sensor").job_name == "month_to_date_job"
     check_names = sorted(key.name for key in defs.resolve_asset_graph().asset_check_keys)
     assert check_names == sorted([
         "one_delivery", "facts_add_up_to_line_items", "no_duplicate_facts", "shares_sum_to_one",
@@ -66,7 +72,7 @@ def test_job_schedule_sensor():
         "pricing_constants_within_threshold", "no_duplicate_pricing_feedback", "statement_cents_add_up",
         "no_duplicate_statement_lines", "cost_explorer_matches_cur", "month_from_one_delivery", "tenants_are_known",
         "money_is_plausible", "no_duplicate_line_items", "no_duplicate_estimates", "no_duplicate_writeback_items",
-        "no_duplicate_cost_explorer_rows",
+        "no_duplicate_cost_explorer_rows", "actual_equals_tenant_costs", "parts_add_up", "no_duplicate_month_to_date",
     ])
 
 

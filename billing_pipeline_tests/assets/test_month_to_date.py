@@ -1,0 +1,194 @@
+"""The nowcast on a hand-built month, every value computed by hand; and its checks, broken on purpose.
+
+March 2026: the CUR covers March 1-2 (48 hours). Each hour the shared Lambda function costs 0.001 in requests,
+tenant A made 3 and B 2 of them (A 0.0006, B 0.0004 an hour); A's tagged table costs 0.002 an hour on the 1st and
+0.003 on the 2nd; CloudWatch (no driver) 0.0005 an hour. The logs reach 06:00 on the 3rd. April: no CUR yet, the
+same 6 hours of requests, and 1000 read units on a table no month priced (the pricing file's 0.00000025).
+"""
+
+import datetime as dt
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+import billing_pipeline
+from billing_pipeline.assets.month_to_date import actual_check, parts_check
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.nowcast import (
+    calibration_table,
+    compute,
+    month_to_date_table,
+    t975,
+    warehouse_inputs,
+)
+from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.resources.warehouse import replace_month_with_rows
+
+MARCH, APRIL, MAY = dt.date(2026, 3, 1), dt.date(2026, 4, 1), dt.date(2026, 5, 1)
+PRICING = parse_pricing((Path(billing_pipeline.__file__).parent / "pricing.json").read_text())
+FN = "arn:aws:lambda:us-east-1:1:function:shared"
+
+
+def build(con):
+    con.execute(f"""
+        INSERT INTO hourly_cost_facts BY NAME
+        SELECT DATE '2026-03-01' AS billing_period, h AS usage_hour, 1 AS span_hours, s.service, s.usage_type,
+               s.resource_id, s.accountant_id, 'tax-demo' AS application, 'USD' AS currency, true AS in_scope,
+               s.cost AS unblended_cost, s.cost AS amortized_cost, 1 AS line_items, 'Usage' AS line_item_type
+        FROM range(TIMESTAMP '2026-03-01', TIMESTAMP '2026-03-03', INTERVAL 1 HOUR) r(h),
+             (SELECT * FROM (VALUES ('AWSLambda', 'USE1-Request', '{FN}', NULL, 0.001, 0.001),
+                                    ('AmazonDynamoDB', 'USE1-ReadRequestUnits', 'arn:t/table/ledger-a', 'a', 0.002, 0.003),
+                                    ('AmazonCloudWatch', 'USE1-DataProcessing-Bytes', 'lg', NULL, 0.0005, 0.0005))
+                     AS v(service, usage_type, resource_id, accountant_id, day1, day2)) v
+        CROSS JOIN LATERAL (SELECT v.service, v.usage_type, v.resource_id, v.accountant_id,
+                                   CAST(CASE WHEN h < TIMESTAMP '2026-03-02' THEN v.day1 ELSE v.day2 END
+                                        AS DECIMAL(38, 10)) AS cost) s""")
+    # evidence: March 1 00:00 to March 3 06:00, and April 1 00:00-06:00
+    con.execute("""
+        INSERT INTO usage_shares
+        SELECT CAST(date_trunc('month', h) AS DATE), h, 'AWSLambda', 'requests', '', t, q, 5, q / 5
+        FROM (SELECT * FROM range(TIMESTAMP '2026-03-01', TIMESTAMP '2026-03-03 06:00', INTERVAL 1 HOUR)
+              UNION ALL SELECT * FROM range(TIMESTAMP '2026-04-01', TIMESTAMP '2026-04-01 06:00', INTERVAL 1 HOUR)) r(h),
+             (VALUES ('a', 3), ('b', 2)) v(t, q)""")
+    con.execute("""INSERT INTO usage_shares VALUES (DATE '2026-04-01', TIMESTAMP '2026-04-01 02:00', 'AmazonDynamoDB',
+                   'read_units', 'tax-agent-usage', 'b', 1000, 1000, 1)""")
+    # tenant_costs as the attribution wrote it (per day)
+    con.execute("""
+        INSERT INTO tenant_costs BY NAME
+        SELECT DATE '2026-03-01' AS billing_period, d AS usage_date, t AS accountant_id, s AS service,
+               rt AS resource_type, ut AS usage_type, 'Usage' AS line_item_type, al AS allocation, dr AS driver,
+               'USD' AS currency, 'unblended' AS cost_metric, CAST(c AS DECIMAL(38, 10)) AS cost
+        FROM (VALUES
+            (DATE '2026-03-01', 'a', 'AWSLambda', 'lambda', 'USE1-Request', 'shared_hour', 'requests', 0.0144),
+            (DATE '2026-03-02', 'a', 'AWSLambda', 'lambda', 'USE1-Request', 'shared_hour', 'requests', 0.0144),
+            (DATE '2026-03-01', 'b', 'AWSLambda', 'lambda', 'USE1-Request', 'shared_hour', 'requests', 0.0096),
+            (DATE '2026-03-02', 'b', 'AWSLambda', 'lambda', 'USE1-Request', 'shared_hour', 'requests', 0.0096),
+            (DATE '2026-03-01', 'a', 'AmazonDynamoDB', 'dynamodb', 'USE1-ReadRequestUnits', 'direct', NULL, 0.048),
+            (DATE '2026-03-02', 'a', 'AmazonDynamoDB', 'dynamodb', 'USE1-ReadRequestUnits', 'direct', NULL, 0.072),
+            (DATE '2026-03-01', 'unattributed', 'AmazonCloudWatch', 'other', 'USE1-DataProcessing-Bytes',
+             'unattributed', NULL, 0.012),
+            (DATE '2026-03-02', 'unattributed', 'AmazonCloudWatch', 'other', 'USE1-DataProcessing-Bytes',
+             'unattributed', NULL, 0.012)) v(d, t, s, rt, ut, al, dr, c)""")
+
+
+@pytest.fixture
+def warehouse(warehouse_con):
+    build(warehouse_con)
+    return warehouse_con
+
+
+def nowcast_of(con, period, next_period):
+    with warehouse_inputs(con, "unblended"):
+        return compute(con, period, next_period, PRICING, now=dt.datetime(2026, 11, 27, 15, 30))
+
+
+def rows_by_key(nowcast):
+    return {(r["accountant_id"], r["resource_type"]): r for r in nowcast.rows}
+
+
+def test_covered_hours_are_actual_and_the_rest_is_priced_by_the_bill(warehouse):
+    nowcast = nowcast_of(warehouse, MARCH, APRIL)
+    assert (nowcast.covered_through, nowcast.as_of) == (dt.datetime(2026, 3, 3), dt.datetime(2026, 3, 3, 6))
+    rows = rows_by_key(nowcast)
+    # remaining hours: 744 - 54 = 690; the rate is the two whole days' cost / 48 hours
+    remaining = 690
+    expected = {
+        # (actual, estimated, rate per hour, day-to-day costs)
+        ("a", "lambda"): (D("0.0288"), 18 * D("0.0002"), D("0.0006"), [D("0.0144")] * 2),
+        ("b", "lambda"): (D("0.0192"), 12 * D("0.0002"), D("0.0004"), [D("0.0096")] * 2),
+        ("a", "dynamodb"): (D("0.12"), 6 * D("0.0025"), D("0.0025"), [D("0.048"), D("0.072")]),
+        ("unattributed", "other"): (D("0.024"), 6 * D("0.0005"), D("0.0005"), [D("0.012")] * 2),
+    }
+    assert set(rows) == set(expected)
+    for key, (actual, estimated, rate, days) in expected.items():
+        row = rows[key]
+        to_date = actual + estimated
+        forecast = to_date + rate * remaining
+        # sd of the two days; t for 1 degree of freedom; R = 690 / 24 days left, projected at a 2-day mean
+        mean = sum(days) / 2
+        variance = sum((d - mean) ** 2 for d in days) / 1
+        r_days = D(remaining) / 24
+        half = D("12.706") * (variance * (r_days + r_days ** 2 / 2)).sqrt() + D("0.05") * estimated
+        assert (row["actual_cost"], row["estimated_cost"], row["cost_to_date"], row["forecast_cost"]) == (
+            actual, estimated, to_date, forecast), key
+        assert row["forecast_low"] == (forecast - half).quantize(D("1e-10"))
+        assert row["forecast_high"] == (forecast + half).quantize(D("1e-10"))
+        assert (row["covered_through"], row["as_of"]) == (dt.datetime(2026, 3, 3), dt.datetime(2026, 3, 3, 6))
+    assert rows[("a", "dynamodb")]["forecast_cost"] == D("1.86")
+    assert rows[("a", "lambda")]["method"] == "actual+unit_cost:last_7_covered_days"
+    assert rows[("a", "dynamodb")]["method"] == "actual+run_rate:last_7_covered_days"
+    calibrations = {(c.kind, c.service, c.accountant_id): (c.basis, c.cost, c.quantity, c.unit_cost)
+                    for c in nowcast.calibrations}
+    assert calibrations == {
+        ("unit_cost", "AWSLambda", None): ("last_7_covered_days", D("0.048"), D(240), D("0.0002")),
+        ("run_rate", "AmazonDynamoDB", "a"): ("last_7_covered_days", D("0.12"), D(48), D("0.0025")),
+        ("run_rate", "AmazonCloudWatch", "unattributed"): ("last_7_covered_days", D("0.024"), D(48), D("0.0005")),
+    }
+
+
+def test_a_month_without_cur_is_estimated_from_the_previous_months_calibration(warehouse):
+    nowcast = nowcast_of(warehouse, APRIL, MAY)
+    assert (nowcast.covered_through, nowcast.as_of) == (dt.datetime(2026, 4, 1), dt.datetime(2026, 4, 1, 6))
+    rows = rows_by_key(nowcast)
+    # no whole day yet: the forecast rate is cost to date / 6 hours, over 714 hours left
+    expected = {
+        ("a", "lambda"): (18 * D("0.0002"), "unit_cost:previous_month"),
+        ("b", "lambda"): (12 * D("0.0002"), "unit_cost:previous_month"),
+        ("b", "dynamodb"): (1000 * D("0.00000025"), "unit_cost:pricing_file"),
+        ("a", "dynamodb"): (6 * D("0.0025"), "run_rate:previous_month"),
+        ("unattributed", "other"): (6 * D("0.0005"), "run_rate:previous_month"),
+    }
+    assert {k: (r["estimated_cost"], r["method"]) for k, r in rows.items()} == expected
+    for key, (estimated, _) in expected.items():
+        row = rows[key]
+        assert row["actual_cost"] == 0 and row["cost_to_date"] == estimated
+        forecast = estimated + estimated / 6 * 714
+        assert row["forecast_cost"] == forecast.quantize(D("1e-10"))
+        assert (row["forecast_low"], row["forecast_high"]) == (
+            (forecast - D("0.05") * estimated).quantize(D("1e-10")),
+            (forecast + D("0.05") * estimated).quantize(D("1e-10")))
+    assert {c.source_period for c in nowcast.calibrations if c.basis == "previous_month"} == {MARCH}
+
+
+def test_t_table_is_conservative_between_rows():
+    assert (t975(1), t975(6), t975(11), t975(100)) == (D("12.706"), D("2.447"), D("2.228"), D("2.042"))
+
+
+def write(con, nowcast):
+    engine = DuckDBEngine(con)
+    replace_month_with_rows(engine, "month_to_date", nowcast.billing_period, month_to_date_table(nowcast))
+    replace_month_with_rows(engine, "month_to_date_calibration", nowcast.billing_period, calibration_table(nowcast))
+
+
+def test_checks_pass_on_the_written_month_and_fail_when_it_is_broken(warehouse):
+    write(warehouse, nowcast_of(warehouse, MARCH, APRIL))
+    assert actual_check(warehouse, MARCH).passed and parts_check(warehouse, MARCH).passed
+    assert warehouse.execute("SELECT count(*) FROM month_to_date_calibration").fetchone() == (3,)
+
+    warehouse.execute("UPDATE month_to_date SET estimated_cost = estimated_cost + 1 WHERE accountant_id = 'b'")
+    broken = parts_check(warehouse, MARCH)
+    assert not broken.passed and "| b " in broken.metadata["rows"].value
+
+    warehouse.execute("UPDATE month_to_date SET forecast_high = forecast_cost - 1, estimated_cost = estimated_cost - 1 "
+                      "WHERE accountant_id = 'b'")
+    assert not parts_check(warehouse, MARCH).passed
+
+    write(warehouse, nowcast_of(warehouse, MARCH, APRIL))
+    warehouse.execute("DELETE FROM month_to_date WHERE accountant_id = 'unattributed'")
+    broken = actual_check(warehouse, MARCH)
+    assert not broken.passed and "unattributed" in broken.metadata["mismatches"].value
+
+
+def test_forecast_adds_the_previous_months_account_level_lines_until_the_month_has_its_own(warehouse):
+    warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda',
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.5, NULL)""")
+    row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
+    estimated = 12 * D("0.0002")
+    assert row["forecast_cost"] == (estimated + estimated / 6 * 714 + D("0.5")).quantize(D("1e-10"))
+    assert row["method"] == "month_end_lines:previous_month+unit_cost:previous_month"
+    # once the month has account-level lines of its own, nothing is added
+    warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-04-01', DATE '2026-04-01', 'a', 'AWSLambda',
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.25, NULL)""")
+    row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
+    assert row["forecast_cost"] == (estimated + estimated / 6 * 714).quantize(D("1e-10"))
