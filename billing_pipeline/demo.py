@@ -75,6 +75,28 @@ def format_report(warehouse: str, billing_period: dt.date) -> str:
 
 
 
+def format_month_to_date(warehouse: str, billing_period: dt.date) -> str:
+    """The month so far per tenant: actual through the CUR's coverage, estimated after it, the month-end forecast."""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        rows = con.execute(
+            """SELECT accountant_id, currency, sum(actual_cost), sum(estimated_cost), sum(cost_to_date),
+                      sum(forecast_cost), sum(forecast_low), sum(forecast_high), max(covered_through), max(as_of)
+               FROM month_to_date WHERE billing_period = ? GROUP BY accountant_id, currency ORDER BY ALL""",
+            [billing_period],
+        ).fetchall()
+    if not rows:
+        return f"No month-to-date figures for {billing_period:%Y-%m}."
+    lines = [
+        f"\nMonth to date {billing_period:%Y-%m}: actual through {rows[0][8]:%Y-%m-%d %H:%M} UTC, "
+        f"estimated through {rows[0][9]:%Y-%m-%d %H:%M} UTC",
+        f"{'accountant_id':<16} {'actual':>12} {'estimated':>12} {'to date':>12} {'forecast':>12}  interval",
+    ]
+    for accountant, _cur, actual, estimated, to_date, forecast, low, high, _c, _a in rows:
+        q = [v.quantize(_CENT4) for v in (actual, estimated, to_date, forecast, low, high)]
+        lines.append(f"{accountant:<16} {q[0]:>12} {q[1]:>12} {q[2]:>12} {q[3]:>12}  {q[4]} .. {q[5]}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from billing_pipeline.sample_data import generate_month
 
@@ -96,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(max(args.months_before, 0)):
         months.insert(0, (months[0] - dt.timedelta(days=1)).replace(day=1))
     for month in months:
+        # the provisional month's CUR stops on day 21 at 18:00 UTC while its logs go on: month_to_date estimates
+        # the hours after that (AWS delivers the CUR 6 to 24 hours behind, more around month end)
+        cur_through = None if month != billing_period else dt.datetime.combine(month, dt.time()) + dt.timedelta(
+            days=20, hours=18)
         sample = generate_month(Path(args.out), month, tenants=args.tenants, rows=args.rows, seed=args.seed,
-                                final=month != billing_period)
+                                final=month != billing_period, cur_through=cur_through)
         print(f"Sample month {month:%Y-%m} ({'provisional' if month == billing_period else 'final'}): "
               f"{sample.line_items} CUR line items under {args.out}", flush=True)
     # The runs read exactly the samples just written, and are recorded where `dagster dev` will look.
@@ -122,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"The run of {month:%Y-%m} failed; see the log above.", file=sys.stderr)
             return 1
     print(format_report(warehouse, billing_period))
+    print(format_month_to_date(warehouse, billing_period))
     print(f"\nRuns recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}. See them in the UI with:\n"
           f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} BILLING_FIRST_MONTH={os.environ['BILLING_FIRST_MONTH']} "
           f".venv/bin/dagster dev")

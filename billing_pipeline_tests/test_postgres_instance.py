@@ -20,7 +20,7 @@ from billing_pipeline.resources.invoicing_lock import ADVISORY_KEY
 from billing_pipeline.resources.warehouse import WAREHOUSE_CLOSED, WAREHOUSE_OPENED, WAREHOUSE_POOL
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests import postgres_server
-from billing_pipeline_tests.assets.test_invoices import env, final_month, localstripe  # noqa: F401  (fixtures)
+from billing_pipeline_tests.assets.test_invoices import env, final_month  # noqa: F401  (fixtures)
 from billing_pipeline_tests.assets.test_invoices_overlap import assert_one_set, run_together
 
 REPO = Path(__file__).resolve().parents[1]

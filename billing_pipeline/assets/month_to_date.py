@@ -16,7 +16,8 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import as_float, duplicate_check, markdown, month_of
+from billing_pipeline.assets.common import as_float, markdown, month_of
+from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.nowcast import (
     calibration_table,
     compute,

@@ -25,7 +25,6 @@ from billing_pipeline_tests.assets.test_invoices import (  # noqa: F401  (fixtur
     expected_cents,
     final_month,
     invoice_rows,
-    localstripe,
     sums,
 )
 

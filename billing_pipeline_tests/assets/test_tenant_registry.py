@@ -23,7 +23,6 @@ from billing_pipeline_tests.assets.test_invoices import (  # noqa: F401  (fixtur
     env,
     expected_cents,
     final_month,
-    localstripe,
     sums,
 )
 
