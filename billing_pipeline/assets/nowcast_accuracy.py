@@ -16,7 +16,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import cur_is_final, month_of, stage_sql
-from billing_pipeline.assets.tenant_costs import stage_account_level_lines
+from billing_pipeline.assets.tenant_costs import stage_account_level_lines, stage_cost_allocations
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.nowcast import FACT_COLUMNS, MONEY, Nowcast, _div, _round, compute
 from billing_pipeline.partitions import billing_month_partitions
@@ -55,9 +55,7 @@ def replayed_inputs(con, period: dt.date, as_of: dt.datetime, covered_through: d
     try:
         # the relations tenant_costs.py stages before tenant_costs.sql, staged the same way
         engine = con if isinstance(con, DuckDBEngine) else DuckDBEngine(con)
-        engine.register("driver_prices", pricing.driver_prices_table())
-        engine.stage("cost_allocations", stage_sql("cost_allocations"), {"billing_period": period, "cost_metric": metric})
-        engine.unregister("driver_prices")
+        stage_cost_allocations(engine, {"billing_period": period, "cost_metric": metric}, pricing)
         stage_account_level_lines(engine, period, metric, pricing)
         engine.stage("account_level_allocations", stage_sql("account_level_allocations"))
         engine.stage("replayed_tenant_costs", stage_sql("tenant_costs"), {"cost_metric": metric})
