@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import json
 import os
 import platform
@@ -231,11 +232,27 @@ class Timings:
     def timed(self, label: str, fn):
         def wrapper(*args, **kwargs):
             began = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.add(label, time.perf_counter() - began)
+            result = fn(*args, **kwargs)
+            if inspect.isgenerator(result):  # a streaming reader: its work happens as it is iterated
+                return self._timed_iteration(label, result, time.perf_counter() - began)
+            self.add(label, time.perf_counter() - began)
+            return result
         return wrapper
+
+    def _timed_iteration(self, label: str, generator, seconds: float):
+        """The generator's items, the time spent producing them added once, when it is done."""
+        try:
+            while True:
+                began = time.perf_counter()
+                try:
+                    item = next(generator)
+                except StopIteration:
+                    return
+                finally:
+                    seconds += time.perf_counter() - began
+                yield item
+        finally:
+            self.add(label, seconds)
 
     def instrument(self):
         """A BillingWarehouse whose connections time each statement; the readers' own DuckDB connections
@@ -275,7 +292,7 @@ class Timings:
 
 # The readers' functions that read files or services, timed wherever they are called from
 PROFILED_FUNCTIONS = ["find_deliveries", "read_usage_evidence", "read_inventory_usage", "read_lines_of_files",
-                      "read_estimates"]
+                      "log_line_tables", "read_estimates"]
 
 
 def _pipeline_modules():

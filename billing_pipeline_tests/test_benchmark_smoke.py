@@ -53,7 +53,7 @@ def test_the_profile_times_what_each_asset_and_its_readers_run(tmp_path):
     timed = {(p["asset"], p["what"]) for p in profile["profile"]}
     for asset, what in [("cur_line_items", "python: find_deliveries()"),
                         ("usage_shares", "python: read_usage_evidence()"),
-                        ("usage_shares", "python: read_lines_of_files()"),
+                        ("usage_shares", "python: log_line_tables()"),
                         ("usage_shares", "python: read_inventory_usage()"),
                         ("estimated_usage", "python: read_estimates()")]:
         assert (asset, what) in timed
