@@ -110,7 +110,9 @@ def test_concurrent_runs_queue_on_the_pool_on_postgres(pg_home, tmp_path):
                 elif entry.user_message.startswith(WAREHOUSE_CLOSED):
                     holds.append((opened, entry.timestamp, run.run_id))
                     opened = None
-        assert len(holds) == 3 * len(CORE_CHAIN)
+        # every run's steps ran: one hold per asset of the chain at least (its asset checks' steps open it too)
+        assert {r.run_id: sum(1 for *_, h in holds if h == r.run_id) >= len(CORE_CHAIN) for r in runs} == \
+            {r.run_id: True for r in runs}
         holds.sort()
         for (_, closed, run), (opened, _, next_run) in zip(holds, holds[1:]):
             assert run == next_run or opened >= closed, "two runs held the warehouse at the same time"
