@@ -148,11 +148,12 @@ def _escape(cell: str) -> str:
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
                    formats: Mapping[str, Callable[[Mapping[str, Any]], str]] | None = None,
-                   empty: str = "_no rows_") -> str:
+                   empty: str = "_no rows_", right: Iterable[str] | None = None) -> str:
     """Rows as a markdown table for the Dagster UI. `formats` maps a column to a function of the whole row (so a
     money cell can read the row's currency), e.g. `{"cost": lambda r: money(r["cost"], r["currency"])}`; every
-    other cell goes through `text`. Numbers that `formats` names are right-aligned."""
+    other cell goes through `text`. The columns `formats` names are right-aligned, unless `right` names them."""
     formats = dict(formats or {})
+    right = set(formats if right is None else right)
     lines = []
     for row in rows:
         record = dict(zip(columns, row))
@@ -160,7 +161,7 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
     if not lines:
         return empty
     header = "| " + " | ".join(columns) + " |"
-    rule = "| " + " | ".join("---:" if c in formats else "---" for c in columns) + " |"
+    rule = "| " + " | ".join("---:" if c in right else "---" for c in columns) + " |"
     return "\n".join([header, rule] + ["| " + " | ".join(cells) + " |" for cells in lines])
 
 

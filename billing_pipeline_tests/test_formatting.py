@@ -65,3 +65,21 @@ def test_markdown_table_formats_money_in_each_rows_currency():
         "| acc-2 | EUR | -0.13 EUR | — | — |"
     )
     assert markdown_table(["a"], []) == "_no rows_"
+
+
+def test_summary_tables_in_the_ui_show_missing_as_a_dash_and_money_in_cents():
+    """assets.common.markdown (cur_line_items' by_type, hourly_cost_facts' by_service, ...): a CUR without net
+    columns shows net_amortized_cost as —, never nan; quantities trimmed; counts grouped."""
+    import duckdb
+
+    from billing_pipeline.assets.common import markdown
+
+    with duckdb.connect() as con:
+        value = markdown(con, """SELECT * FROM (VALUES ('Usage', 'USD', 12345, CAST(1234.5650000000 AS DECIMAL(38, 10)),
+                                                       CAST(NULL AS DECIMAL(38, 10)), CAST(0.000139644 AS DECIMAL(38, 10))))
+                                 AS t(line_item_type, currency, line_items, unblended_cost, net_amortized_cost, quantity)""")
+    assert value.value == (
+        "| line_item_type | currency | line_items | unblended_cost | net_amortized_cost | quantity |\n"
+        "| --- | --- | ---: | ---: | --- | ---: |\n"
+        "| Usage | USD | 12,345 | 1,234.57 USD | — | 0.0001 |"
+    )
