@@ -4,7 +4,7 @@
   currency after it: `1,234.56 USD`, `-0.05 USD`.
 - percentages: half up to one decimal, a space before the sign: `33.3 %` (`+33.3 %` for a variance).
 - quantities: half up to 4 decimals, trailing zeros dropped, with their unit: `190,575.68 GB-seconds`, `3 requests`.
-- unit prices: exact to 10 decimals (what the bill says per unit), at least cents: `0.0000166667 USD`, `0.20 USD`.
+- unit prices: exact to 18 decimals (what the bill says per unit), at least cents: `0.0000166667 USD`, `0.20 USD`.
 - missing (NULL, NaN: e.g. `net_amortized_cost` in a CUR without that column): `—` for people, empty in CSV.
 - CSV: exact plain decimals (`format(d, 'f')`, never `1E-7`, never a float's `nan`).
 
@@ -23,7 +23,7 @@ MISSING = "—"
 CENT = Decimal("0.01")
 PERCENT_STEP = Decimal("0.1")
 QUANTITY_STEP = Decimal("0.0001")
-UNIT_PRICE_STEP = Decimal("0.0000000001")
+UNIT_PRICE_STEP = Decimal("1E-18")
 
 
 def is_missing(value: Any) -> bool:
@@ -102,7 +102,7 @@ def quantity(value: Any, unit: str | None = None) -> str:
 
 
 def unit_price(value: Any, currency: str | None) -> str:
-    """A price per unit as the bill has it: `0.0000166667 USD` (up to 10 decimals, at least 2); `—` when missing."""
+    """A price per unit as the bill has it: `0.0000166667 USD` (up to 18 decimals, at least 2); `—` when missing."""
     number = to_decimal(value)
     if number is None:
         return MISSING

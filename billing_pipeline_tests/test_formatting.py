@@ -37,7 +37,8 @@ def test_percent_quantity_unit_price_count_text():
     assert quantity(D("1E+3")) == "1,000"
     assert unit_price(D("0.0000166667"), "USD") == "0.0000166667 USD"
     assert unit_price(D("0.2000000000"), "USD") == "0.20 USD"
-    assert unit_price(D("0.00000000005"), "USD") == "0.0000000001 USD"
+    assert unit_price(D("0.00000000005"), "USD") == "0.00000000005 USD"
+    assert unit_price(D("1.5E-19"), None) == "0.00"
     assert count(12345, "rows") == "12,345 rows"
     assert text(None) == text(float("nan")) == MISSING
     assert (text(True), text(dt.date(2026, 1, 1)), text(D("1.50"))) == ("yes", "2026-01-01", "1.50")
@@ -83,3 +84,21 @@ def test_summary_tables_in_the_ui_show_missing_as_a_dash_and_money_in_cents():
         "| --- | --- | ---: | ---: | --- | ---: |\n"
         "| Usage | USD | 12,345 | 1,234.57 USD | — | 0.0001 |"
     )
+
+
+def test_pricing_feedback_table_prints_unit_costs_exactly_and_no_nan():
+    from billing_pipeline.assets.pricing_feedback import FEEDBACK_COLUMNS, feedback_table
+    from billing_pipeline.sql import arrow_schema
+    import pyarrow as pa
+
+    row = dict.fromkeys(arrow_schema("pricing_feedback").names)
+    row.update(billing_period=dt.date(2026, 1, 1), service="AWSLambda", resource_type="lambda", driver="gb_seconds",
+               currency="USD", accountant_id="total", quantity=D("190575.68"), actual_cost=D("3.1762668000"),
+               bill_quantity=D("190575.68"), implied_unit_cost=D("0.000016666700000000"),
+               configured_unit_cost=D("0.000013964400000000"), variance_pct=D("19.3528"), flagged=True,
+               suggested_unit_cost=D("0.000016666700"), is_final=False)
+    table = feedback_table(pa.Table.from_pylist([row], schema=arrow_schema("pricing_feedback")))
+    header, _rule, line = table.splitlines()
+    assert header == "| " + " | ".join(FEEDBACK_COLUMNS) + " |"
+    assert line == ("| AWSLambda | lambda | gb_seconds | USD | total | 190,575.68 | 3.18 USD | 190,575.68 | — "
+                    "| 0.0000166667 USD | 0.0000139644 USD | +19.4 % | ⚑ flagged | 0.0000166667 USD | — | — |")
