@@ -8,6 +8,7 @@ from decimal import Decimal as D
 from billing_pipeline.checks import (
     cost_explorer_costs,
     implausible_money,
+    month_to_date_calibration,
     nowcast_accuracy,
     pricing_feedback,
     statements,
@@ -105,3 +106,17 @@ def test_no_duplicate_accuracy_rows_fails_for_a_doubled_replay(broken):
     broken.sql(f"INSERT INTO nowcast_accuracy VALUES ({', '.join('?' * len(row))})", row)
     result = broken.check(nowcast_accuracy.no_duplicate_accuracy_rows)
     assert not result.passed and "acct-3" in broken.text(result, "duplicate_keys")
+
+
+def test_no_duplicate_calibrations_fails_for_a_doubled_unit_cost(broken):
+    row = [dt.date(2026, 1, 1), dt.datetime(2026, 1, 22), "unit_cost", "last_7_covered_days", dt.date(2026, 1, 1),
+           "AWSLambda", "gb_seconds", "*", None, None, "USD", "hour", None, None, D("1"), D("60000"),
+           D("0.0000166667")]
+    insert = f"INSERT INTO month_to_date_calibration VALUES ({', '.join('?' * len(row))})"
+    broken.sql(insert, row)
+    broken.sql(insert, row[:6] + ["requests"] + row[7:])
+    assert broken.check(month_to_date_calibration.no_duplicate_calibrations).passed
+    broken.sql(insert, row)
+    result = broken.check(month_to_date_calibration.no_duplicate_calibrations)
+    assert not result.passed and "gb_seconds" in broken.text(result, "duplicate_keys")
+    assert "requests" not in broken.text(result, "duplicate_keys")
