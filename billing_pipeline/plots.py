@@ -64,8 +64,7 @@ def _axes(title: str, currency: str):
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
     axes.set_title(title, loc="left")
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10
-                                                 else f"{value:,.2f}"))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.2f}"))  # money: cents, as the text
     axes.set_ylabel(currency)
     axes.grid(axis="y", linewidth=0.4, alpha=0.6)
     axes.set_axisbelow(True)

@@ -140,8 +140,8 @@ def bill_conservation(con, period, metric: str):
 
 
 def cost_plots(con, period: dt.date) -> dict[str, Plot]:
-    """Each tenant's cost of the month by service (stacked bars) and by day (a line per tenant), per currency, in
-    cents half up (the day's or service's part; statements round only the tenant-month)."""
+    """Each tenant's cost of the month by service (stacked bars) and by day (a line per tenant, through the last day
+    with cost), per currency, in cents half up (the day's or service's part; statements round only the month)."""
     by_service = con.execute(
         """SELECT currency, accountant_id, coalesce(service, '(account level)'), sum(cost) FROM tenant_costs
            WHERE billing_period = ? GROUP BY ALL ORDER BY ALL""", [period]).fetchall()
@@ -150,7 +150,10 @@ def cost_plots(con, period: dt.date) -> dict[str, Plot]:
            WHERE billing_period = ? GROUP BY ALL ORDER BY ALL""", [period]).fetchall()
     metadata = {}
     currencies = sorted({row[0] for row in by_service})
-    days = [period + dt.timedelta(days=d) for d in range(calendar.monthrange(period.year, period.month)[1])]
+    # the days up to the last one with cost: a provisional month's CUR stops before the month does
+    last = max((d for *_k, d, _v in by_day), default=period)
+    days = [period + dt.timedelta(days=d) for d in range(calendar.monthrange(period.year, period.month)[1])
+            if period + dt.timedelta(days=d) <= last]
     for currency in currencies:
         suffix = f"/{currency}" if len(currencies) > 1 else ""
         tenants = sorted({a for c, a, *_ in by_service if c == currency})

@@ -35,3 +35,13 @@ def test_cost_by_service_and_by_day_are_the_cents_of_the_table():
     assert by_day.title == "Cost by day per tenant, 2026-02"
     for plot in plots.values():
         assert png_of(plot.markdown()) == plot.png
+
+
+def test_cost_by_day_of_a_provisional_month_stops_at_its_last_day_with_cost():
+    with duckdb.connect() as con:
+        con.execute(warehouse_ddl())
+        con.execute("INSERT INTO tenant_costs VALUES (?, ?, 'acc-1', 'AWSLambda', 'lambda', 'u', 'Usage', 'direct', "
+                    "NULL, NULL, 'USD', 'amortized', 2, NULL)", [FEB, dt.date(2026, 2, 21)])
+        by_day = cost_plots(con, FEB)["cost_by_day"]
+    assert by_day.categories == tuple(f"{d:02d}" for d in range(1, 22))
+    assert by_day.series == {"acc-1": (D("0.00"),) * 20 + (D("2.00"),)}
