@@ -84,12 +84,12 @@ def month_over_month(con, period: dt.date) -> list[Plot]:
 
 
 def accountants_without_data(con, period: dt.date) -> list[str]:
-    """Tenants the warehouse knows (a known id of the tenant registry, or a report row in another month) that have
-    no row in this month's report: no estimate and no cost. Worth a warning: a tenant whose usage stopped being
-    logged or tagged looks exactly like this."""
+    """Tenants the warehouse knew by this month (a known id of the tenant registry, or a report row of an earlier
+    month) that have no row in this month's report: no estimate and no cost. Worth a warning: a tenant whose usage
+    stopped being logged or tagged looks exactly like this (a tenant that only starts later is not listed)."""
     rows = con.execute(
-        """SELECT accountant_id FROM tenant_registry WHERE status = 'known'
-           UNION SELECT accountant_id FROM reconciliation_report WHERE billing_period <> $period
+        """SELECT accountant_id FROM tenant_registry WHERE status = 'known' AND billing_period <= $period
+           UNION SELECT accountant_id FROM reconciliation_report WHERE billing_period < $period
            EXCEPT SELECT accountant_id FROM reconciliation_report WHERE billing_period = $period
            ORDER BY 1""", {"period": period}).fetchall()
     return [accountant for (accountant,) in rows if accountant != "unattributed"]

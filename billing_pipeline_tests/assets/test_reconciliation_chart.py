@@ -12,7 +12,7 @@ import duckdb
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.reconciliation_report import (
-    estimated_vs_actual, month_over_month, reconciliation_report,
+    accountants_without_data, estimated_vs_actual, month_over_month, reconciliation_report,
 )
 from billing_pipeline.checks.reconciliation_report import flagged_accountants, flagged_rows
 from billing_pipeline.plots import DPI, HEIGHT_IN, WIDTH_IN
@@ -97,6 +97,13 @@ def test_materialization_carries_plots_of_the_exact_cents(tmp_path):
 
     # acc-9 had December and has nothing in January
     assert metadata["accountants_without_data"].value == "acc-9"
+    with duckdb.connect(str(path)) as con:
+        # a tenant that starts in February is not missing from January; a known tenant of the registry is
+        con.execute("""INSERT INTO reconciliation_report (billing_period, accountant_id, resource_type, currency,
+                       estimated_cost, actual_cost, variance, variance_pct, flagged, is_final)
+                       VALUES (DATE '2026-02-01', 'acc-new', 'total', 'USD', 1, 1, 0, 0, false, false)""")
+        con.execute("INSERT INTO tenant_registry VALUES (?, 'acc-7', 'USD', 'known', NULL, 0, 0, 'test')", [JAN])
+        assert accountants_without_data(con, JAN) == ["acc-7", "acc-9"]
 
 
 def test_plots_are_deterministic(tmp_path):
