@@ -28,9 +28,6 @@ from typing import Any, Callable, Protocol
 
 import pyarrow as pa
 
-ENGINES = ("duckdb", "spark")
-
-
 class Result(Protocol):
     def fetchall(self) -> list[tuple]: ...
 
