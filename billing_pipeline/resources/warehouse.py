@@ -50,8 +50,8 @@ class BillingWarehouse(ConfigurableResource):
         require_valid_settings(("BILLING_ENGINE", *self.SETTINGS), self.setting_overrides(), unknown=False)
         engine = os.environ.get("BILLING_ENGINE", "")
         if engine and engine.strip().lower() != self.ENGINE:
-            raise SettingsError([f"BILLING_ENGINE={engine!r} (set): the definitions were loaded with the "
-                                 f"{self.ENGINE} warehouse; load them again with BILLING_ENGINE set"])
+            raise SettingsError([f"BILLING_ENGINE={engine!r} (set): the definitions chose the {self.ENGINE} "
+                                 "warehouse when they loaded; load them again with it set (restart dagster dev)"])
 
     def setting_overrides(self) -> dict[str, str | None]:
         return {}

@@ -66,8 +66,8 @@ def test_definitions_validate_says_which_engine_runs(tmp_path):
 @pytest.mark.parametrize("engine, message", [
     ("sprak", "BILLING_ENGINE='sprak' (set): not one of them (did you mean 'spark'?); expected one of duckdb, spark"),
     # set after the definitions chose DuckDB's warehouse: said, not silently ignored
-    ("spark", "BILLING_ENGINE='spark' (set): the definitions were loaded with the duckdb warehouse; load them again "
-              "with BILLING_ENGINE set"),
+    ("spark", "BILLING_ENGINE='spark' (set): the definitions chose the duckdb warehouse when they loaded; load them "
+              "again with it set (restart dagster dev)"),
 ])
 def test_a_run_names_a_wrong_engine_before_any_step(tmp_path, monkeypatch, engine, message):
     monkeypatch.setenv("BILLING_ENGINE", engine)
