@@ -13,13 +13,21 @@
 
   function $(id) { return document.getElementById(id); }
 
-  // A token in the fragment (/#token=...) is moved to sessionStorage and removed from the address bar.
+  function fragment(name) {
+    var match = new RegExp("(?:^#|&)" + name + "=([^&]+)").exec(window.location.hash || "");
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  // A token in the fragment (/#token=...) is moved to sessionStorage and removed from the address bar. The
+  // fragment may also open a month and a drill-down: #month=2026-01&type=lambda&line=<type|service|usage|line|part>.
   function tokenFromFragment() {
-    var match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash || "");
-    if (match) {
-      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-      history.replaceState(null, "", window.location.pathname + window.location.search);
-    }
+    var value = fragment("token");
+    state.month = fragment("month");
+    state.type = fragment("type");
+    state.line = fragment("line");
+    state.keep = !!(state.type || state.line);
+    if (value) { sessionStorage.setItem(TOKEN_KEY, value); }
+    if (window.location.hash) { history.replaceState(null, "", window.location.pathname + window.location.search); }
   }
 
   function token() { return sessionStorage.getItem(TOKEN_KEY); }
@@ -468,7 +476,8 @@
       return Promise.all(requests);
     }).then(function (docs) {
       var doc = docs[0];
-      if (doc.month !== state.month) { state.type = null; state.line = null; }
+      if (doc.month !== state.month && !state.keep) { state.type = null; state.line = null; }
+      state.keep = false;
       state.month = doc.month;
       state.doc = doc;
       state.latest = docs[1] || (doc.month === state.history[0].month ? doc : null);
