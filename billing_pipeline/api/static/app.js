@@ -92,7 +92,8 @@
   function percent(text, signed) {
     if (text == null) { return MISSING; }
     var out = decimal(text, 1, 1);
-    return (signed && out.charAt(0) !== "-" && /[1-9]/.test(out) ? "+" : "") + out + " %";
+    // "+" on a positive value (formatting.percent), even when it rounds to 0.0
+    return (signed && out.charAt(0) !== "-" && text.charAt(0) !== "-" && /[1-9]/.test(text) ? "+" : "") + out + " %";
   }
 
   function utc(stamp) { return stamp ? stamp.slice(0, 16).replace("T", " ") + " UTC" : MISSING; }
