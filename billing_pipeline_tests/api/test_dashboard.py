@@ -154,6 +154,11 @@ def test_dashboard_shows_parts_lines_in_units_and_explanations(server, built, tm
             "that nothing estimated." if doc["flagged"] else "Within the variance threshold.")
     assert f'<div id="flag-explained" class="explain">{flag}</div>' in dom
     assert "<dt>Provisional</dt>" in dom and "<dt>Flagged</dt>" in dom
+    # the variance and its percentage (formatting.percent: half up to one decimal, signed)
+    pct = D(next(r for r in doc["estimated_vs_actual"] if r["resource_type"] == "total")["variance_pct"])
+    pct_text = ("+" if pct > 0 else "") + f"{pct.quantize(D('0.1'), rounding=ROUND_HALF_UP):,f} %"
+    assert (f'<span id="variance-exact">{doc["variance"]["exact"]} ({pct_text})</span>') in dom
+    assert f'>{money_text(D(doc["variance"]["rounded"]))}</div>' in dom
     # direct, shared, proportional
     for part, label in (("direct", "Direct"), ("shared", "Shared"), ("proportional", "Proportional")):
         m = doc["parts"][part]
