@@ -25,7 +25,7 @@ from billing_pipeline_tests.api_support import sample_environment, serving
 DEC, JAN = dt.date(2025, 12, 1), dt.date(2026, 1, 1)
 # what the API serves and the chain that feeds it (not the other outputs: invoices, exports elsewhere, ...)
 CORE_TABLES = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
-               "reconciliation_report", "statements", "published_billing"]
+               "month_to_date", "reconciliation_report", "statements", "published_billing"]
 
 
 @dataclass
@@ -86,8 +86,8 @@ def _build(root: Path) -> Built:
         sample_env(mp, sample, warehouse, published)
         assert run_month(CORE_TABLES, "2026-01-01").success
         with duckdb.connect(str(warehouse)) as con:
-            for table in ("cur_line_items", "usage_shares", "tenant_costs", "estimated_usage", "reconciliation_report",
-                          "statements"):
+            for table in ("cur_line_items", "hourly_cost_facts", "usage_shares", "tenant_costs", "estimated_usage",
+                          "reconciliation_report", "statements"):
                 con.execute(f"""INSERT INTO {table} BY NAME SELECT * REPLACE (DATE '2025-12-01' AS billing_period)
                                 FROM {table} WHERE billing_period = ?""", [JAN])
             con.execute("UPDATE cur_line_items SET invoice_id = 'INV-2025-12' WHERE billing_period = DATE '2025-12-01'")
