@@ -6,6 +6,9 @@ import json
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import cur_is_final, month_of, stage_sql
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.pricing_feedback import GRAIN as FEEDBACK_GRAIN
 from billing_pipeline.exports import month_table, write_exports
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
@@ -53,6 +56,9 @@ def pricing_feedback(
                 "pricing_feedback", period, stage_sql("pricing_feedback"),
                 {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
                  "threshold_pct": pricing.variance_threshold_pct, "cost_metric": billing_config.metric()},
+                verify=guard("pricing_feedback", period, {  # the table's blocking check, before the commit
+                    "no_duplicate_pricing_feedback":
+                        lambda relation: duplicate_check(con, relation, FEEDBACK_GRAIN, period)}),
             )
         finally:
             con.unregister("driver_prices")

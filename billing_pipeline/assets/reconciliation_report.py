@@ -6,6 +6,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.assets.implausible_money import implausible_lines, lines_table, settings
 from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.reconciliation_report import GRAIN as REPORT_GRAIN
 from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
@@ -60,12 +63,15 @@ def reconciliation_report(
     with warehouse.connect() as con:
         delivery = month_delivery(con, period, "tenant_costs")  # refuses tenant costs of another delivery
         is_final = cur_is_final(con, period)
+        checks = guard("reconciliation_report", period, {  # the table's blocking check, before the commit
+            "no_duplicate_report_rows": lambda relation: duplicate_check(con, relation, REPORT_GRAIN, period)})
         rows = con.replace_month_with_query(
             "reconciliation_report",
             period,
             stamped(stage_sql("reconciliation_report")),
             stamp_params({"billing_period": period, "currency": pricing.currency, "is_final": is_final,
                           "threshold_pct": pricing.variance_threshold_pct}, delivery),
+            verify=checks,
         )
         report = con.execute(
             f"""SELECT {REPORT_COLUMNS} FROM reconciliation_report WHERE billing_period = ?

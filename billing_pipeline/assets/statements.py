@@ -20,6 +20,9 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.statements import GRAIN as STATEMENT_GRAIN, cents_problems
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
 from billing_pipeline.lineage import month_delivery
 from billing_pipeline.money import CENT, largest_remainder_cents
@@ -99,7 +102,10 @@ def statements(
         lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
         statement_lines = [{**row, "delivery_id": delivery} for row in statement_rows(lines, period, bool(is_final))]
         staged = pa.Table.from_pylist(statement_lines, schema=arrow_schema("statements"))
-        rows = replace_month_with_rows(con, "statements", period, staged)
+        checks = guard("statements", period, {  # the table's blocking checks, before the commit
+            "statement_cents_add_up": lambda relation: cents_problems(con, period, relation),
+            "no_duplicate_statement_lines": lambda relation: duplicate_check(con, relation, STATEMENT_GRAIN, period)})
+        rows = replace_month_with_rows(con, "statements", period, staged, verify=checks)
         in_scope = dict(con.execute(
             "SELECT currency, sum(cost) FROM tenant_costs WHERE billing_period = ? GROUP BY currency", [period]
         ).fetchall())

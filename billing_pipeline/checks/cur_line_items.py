@@ -13,19 +13,39 @@ from billing_pipeline.checks.common import (
 from billing_pipeline.resources.warehouse import BillingWarehouse
 
 # Enough of a line item to tell two copies of it apart from two different line items (names the doubled rows)
+# A line item of a delivery: identity/LineItemId is unique within its time interval (AWS), the rest guards against
+# reading two different line items as one where an id repeats.
+DUPLICATE_KEYS = ["line_item_id", "usage_start", "usage_end", "line_item_type", "service", "usage_type", "operation",
+                  "resource_id", "unblended_cost"]
 LINE_ITEM_KEYS = ["source_file", "line_item_id", "usage_start", "usage_end", "line_item_type", "service",
                   "usage_type", "operation", "resource_id", "unblended_cost"]
 
 
-def deliveries_in_month(con, period) -> AssetCheckResult:
+def deliveries_in_month(con, period, relation: str = "cur_line_items") -> AssetCheckResult:
     deliveries = con.execute(
         f"""SELECT delivery_id, count(*) AS line_items, count(DISTINCT source_file) AS files
-            FROM cur_line_items WHERE billing_period = ? GROUP BY delivery_id ORDER BY delivery_id
+            FROM {relation} WHERE billing_period = ? GROUP BY delivery_id ORDER BY delivery_id
             LIMIT {OFFENDING_ROWS}""",
         [period],
     ).df()
     return AssetCheckResult(passed=len(deliveries) == 1,
                             metadata={"deliveries_in_month": len(deliveries), "deliveries": rows_table(deliveries)})
+
+
+def duplicate_line_items(con, period, relation: str = "cur_line_items") -> AssetCheckResult:
+    """A line item the delivery holds twice (same identity/LineItemId, time interval, type, usage, resource and
+    cost: the same row in two files, or twice in one), named with its files. Line items without an identity are
+    not compared (two such rows may be two real charges)."""
+    keys = ", ".join(DUPLICATE_KEYS)
+    duplicates = con.execute(
+        f"""SELECT {keys}, count(*) AS copies, string_agg(DISTINCT source_file, ', ') AS source_files
+            FROM {relation} WHERE billing_period = ? AND line_item_id IS NOT NULL
+            GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys} LIMIT {OFFENDING_ROWS}""",
+        [period],
+    ).fetchall()
+    problems = [f"{files}: line item {row[0]} starting {row[1]} appears {copies} times"
+                for *row, copies, files in duplicates]
+    return AssetCheckResult(passed=not duplicates, metadata={"duplicate_line_items": "\n".join(problems) or "none"})
 
 
 @month_check("cur_line_items",
@@ -36,8 +56,13 @@ def one_delivery(context: AssetCheckExecutionContext, warehouse: BillingWarehous
 
 
 @month_check("cur_line_items",
-             description="The month holds exactly the line items its delivery was loaded with: never written twice.")
+             description="The month holds exactly the line items its delivery was loaded with (never written twice), "
+                         "and the delivery holds no line item twice.")
 def no_duplicate_line_items(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
+    period = checked_month(context)
     with warehouse.connect() as con:
-        return written_once_check(con, "cur_line_items", checked_month(context),
-                                  rows_written(context, "cur_line_items"), LINE_ITEM_KEYS)
+        written = written_once_check(con, "cur_line_items", period, rows_written(context, "cur_line_items"),
+                                     LINE_ITEM_KEYS)
+        doubled = duplicate_line_items(con, period)  # also the pre-commit guard (assets/cur_line_items.py)
+    return AssetCheckResult(passed=written.passed and doubled.passed, severity=written.severity,
+                            metadata={**written.metadata, **doubled.metadata})
