@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from billing_pipeline.readers.cur_columns import FOCUS_MARKER
 from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
-from billing_pipeline.storage import Location
+from billing_pipeline.storage import Location, UnsafeLocation
 
 PERIOD_FOLDER = re.compile(r"^(\d{4})(\d{2})01-\d{8}$")  # 20260101-20260201
 EXPORT_PARTITION = re.compile(r"^BILLING_PERIOD=(\d{4})-(\d{1,2})$")
@@ -59,7 +59,10 @@ class _Candidate:
 def find_deliveries(location: Location) -> dict[datetime.date, CurDelivery]:
     """Every month delivered anywhere below the location (at any depth), the current delivery for each.
     Two different reports (different report/export names) for the same month -> CurFormatError naming both."""
-    infos = {info.path: info for info in location.list_files()}
+    try:
+        infos = {info.path: info for info in location.list_files()}
+    except UnsafeLocation as error:  # a symbolic link below a local CUR folder
+        raise CurFormatError(str(error)) from None
     scan = _Scan(location, infos)
     candidates = scan.legacy_manifests() + scan.athena_folders() + scan.data_exports()
     scan.reject_unclaimed()
