@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.tenant_registry import reporting_known_tenants
 from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.statements import GRAIN as STATEMENT_GRAIN, cents_problems
@@ -28,6 +29,7 @@ from billing_pipeline.lineage import month_delivery
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 REPORT_ORDER = "accountant_id, resource_type = 'total', resource_type, currency"
@@ -89,7 +91,8 @@ def statement_rows(lines: list[tuple], period: dt.date, is_final: bool) -> list[
     kinds={"duckdb", "csv", "parquet"},
 )
 def statements(
-    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse,
+    tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Per tenant-month chargeback statement: one line per resource type and a 'total', exact cost (direct and
     shared) and the amount in cents by largest remainder, so that the tenants' cents add up to the in-scope cents.
@@ -99,7 +102,9 @@ def statements(
         # no statement (nor export) from a month whose tables come from different deliveries
         delivery = month_delivery(con, period, "reconciliation_report")
         is_final = cur_is_final(con, period)
-        lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
+        # only tenants of the registry get a statement; every other id is one 'unknown' statement
+        with reporting_known_tenants(con, tenants, period):
+            lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
         statement_lines = [{**row, "delivery_id": delivery} for row in statement_rows(lines, period, bool(is_final))]
         staged = pa.Table.from_pylist(statement_lines, schema=arrow_schema("statements"))
         checks = guard("statements", period, {  # the table's blocking checks, before the commit

@@ -148,6 +148,11 @@ class _Scan:
         keys = manifest.get("reportKeys")
         if not isinstance(keys, list):
             raise CurFormatError(f"{self.display(path)}: manifest has no reportKeys list")
+        if not keys:
+            # AWS lists at least one file (a month without usage still has its header); replacing the month with
+            # nothing would erase its last good delivery
+            raise CurFormatError(f"{self.display(path)}: an empty delivery (reportKeys lists no file): refused, "
+                                 "the month's last load is kept")
         # the report's folder: `<report>/` above the period folder the manifest sits in
         report_root = path.rsplit("/", 2)[0]
         files = [self._resolve_key(path, key, manifest.get("bucket"), report_root) for key in keys]
@@ -287,6 +292,9 @@ class _Scan:
                 listed = content.get("dataFiles")
                 if not isinstance(listed, list):
                     raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
+                if not listed:
+                    raise CurFormatError(f"{self.display(manifest)}: an empty delivery (dataFiles lists no file): "
+                                         "refused, the month's last load is kept")
                 files = [self._resolve_key(manifest, key, content.get("bucket"), root) for key in listed]
                 export = content.get("exportName") or export
             elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
