@@ -208,3 +208,11 @@ def test_a_parquet_cost_that_cannot_be_money_fails_naming_the_file(tmp_path, cos
     data = athena_file(tmp_path, cost)
     with pytest.raises(CurFormatError, match=re.escape(str(data)) + ".*" + re.escape(problem)):
         line_items(tmp_path)
+
+
+def test_a_key_listed_twice_in_any_spelling_is_read_once(tmp_path):
+    key = f"cur/r1/{PERIOD}/asm/r1-1.csv.gz"
+    report(tmp_path, [key, key, f"s3://{BUCKET}/{key}"])
+    (delivery,) = find_deliveries(locate(str(tmp_path))).values()
+    assert delivery.files == (str(tmp_path / key),)
+    assert [row[0] for row in line_items(tmp_path)] == ["cur-li"]
