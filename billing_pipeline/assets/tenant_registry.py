@@ -6,7 +6,9 @@ Every accountant id of `tenant_costs` is looked up in the tenant registry (resou
 under the id it was tagged with. The WARN check `tenants_are_known` lists every id that is not a tenant, and cost
 tagged `unattributed` (a reserved word a tag should never carry: it would keep the cost out of billing).
 Invoicing reads the registry itself (assets/invoices.py), so an unknown id is never charged even if this asset
-was not re-run.
+was not re-run; so do statements, the reconciliation report, pricing feedback and the published snapshot, which
+show every id outside the registry as one 'unknown' row (`reporting_known_tenants`), so no such id appears as a
+tenant in a statement, an export or the API.
 """
 
 import unicodedata
