@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
-from billing_pipeline.assets.tenant_registry import reporting_known_tenants
+from billing_pipeline.assets.tenant_registry import NOT_A_TENANT, reporting_known_tenants
 from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.statements import GRAIN as STATEMENT_GRAIN, cents_problems
@@ -131,7 +131,7 @@ def statements(
         metadata[f"in_scope_cost/{currency}"] = str(in_scope[currency])
     totals = exported_statements.filter(pc.equal(exported_statements["line"], "total")).select(
         ["accountant_id", "currency", "direct_cost", "shared_cost", "cost", "amount"]).to_pandas()
-    metadata["tenants"] = MetadataValue.int(len(set(totals["accountant_id"]) - {"unattributed"}))
+    metadata["tenants"] = MetadataValue.int(len(set(totals["accountant_id"]) - {"unattributed", NOT_A_TENANT}))
     metadata["statements"] = MetadataValue.md(totals.to_markdown(index=False) if not totals.empty else "_no rows_")
     metadata["exports"] = MetadataValue.md("\n".join(f"- `{uri}`" for uri in exported))
     context.log.info(f"{period:%Y-%m}: {len(totals)} statements; exported {exported}")
