@@ -6,17 +6,18 @@ from billing_pipeline.checks.common import (
     OFFENDING_ROWS,
     checked_month,
     month_check,
+    query_check,
     rows_table,
     rows_written,
     written_once_check,
 )
 from billing_pipeline.resources.warehouse import BillingWarehouse
 
-# Enough of a line item to tell two copies of it apart from two different line items (names the doubled rows)
 # A line item of a delivery: identity/LineItemId is unique within its time interval (AWS), the rest guards against
 # reading two different line items as one where an id repeats.
 DUPLICATE_KEYS = ["line_item_id", "usage_start", "usage_end", "line_item_type", "service", "usage_type", "operation",
                   "resource_id", "unblended_cost"]
+# Enough of a line item to tell two copies of it apart from two different line items (names the doubled rows)
 LINE_ITEM_KEYS = ["source_file", "line_item_id", "usage_start", "usage_end", "line_item_type", "service",
                   "usage_type", "operation", "resource_id", "unblended_cost"]
 
@@ -54,14 +55,12 @@ def duplicate_line_items(con, period, relation: str = "cur_line_items") -> Asset
     return AssetCheckResult(passed=not duplicates, metadata={"duplicate_line_items": "\n".join(problems) or "none"})
 
 
-@month_check("cur_line_items",
-             description="All of the month's rows come from one delivery: a restatement replaced, never added.")
-def one_delivery(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        return deliveries_in_month(con, checked_month(context))
+one_delivery = query_check(
+    "cur_line_items", "one_delivery", deliveries_in_month,
+    description="All of the month's rows come from one delivery: a restatement replaced, never added.")
 
 
-@month_check("cur_line_items",
+@month_check("cur_line_items", name="no_duplicate_line_items",
              description="The month holds exactly the line items its delivery was loaded with (never written twice), "
                          "and the delivery holds no line item twice.")
 def no_duplicate_line_items(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
