@@ -159,6 +159,8 @@ def month_snapshot(con, period: dt.date, tenants: TenantRegistry | None = None
         estimates_rows = [dict(zip(ESTIMATES.names, row)) for row in con.execute(ESTIMATES_SQL, [period]).fetchall()]
         measured = {(a, t, d): q for a, t, d, q in con.execute(MEASURED_DRIVERS_SQL, [period, period]).fetchall()}
         costs = {(a, t, d): c for a, t, d, c in con.execute(DRIVER_COSTS_SQL, [period]).fetchall()}
+        tenant_lines = con.execute(TENANT_LINES_SQL, [period]).fetchall()
+        month_to_date = con.execute(MONTH_TO_DATE_SQL, [period]).fetchall()
     drivers = [dict(billing_period=period, accountant_id=a, resource_type=t, driver=d, quantity=measured.get(key),
                     cost=costs.get(key)) for key in sorted(set(measured) | set(costs)) for a, t, d in [key]]
     tables = {
@@ -170,10 +172,8 @@ def month_snapshot(con, period: dt.date, tenants: TenantRegistry | None = None
     }
     # the accountant's detail (published_usage.py): usage lines in units, days, parts, the month to date
     statements = tables["statements"].to_pylist()
-    tables.update(usage_tables(period, con.execute(TENANT_LINES_SQL, [period]).fetchall(),
-                               con.execute(BILL_SQL, [period]).fetchall(), statements))
-    tables["month_to_date"] = month_to_date_table(period, con.execute(MONTH_TO_DATE_SQL, [period]).fetchall(),
-                                                  statements)
+    tables.update(usage_tables(period, tenant_lines, con.execute(BILL_SQL, [period]).fetchall(), statements))
+    tables["month_to_date"] = month_to_date_table(period, month_to_date, statements)
     in_scope = dict(con.execute(IN_SCOPE_SQL, [period]).fetchall())
     ((deliveries, delivery_id, is_final, line_items),) = con.execute(CUR_SQL, [period]).fetchall()
     return tables, in_scope, (deliveries, delivery_id, bool(is_final), line_items)
