@@ -5,7 +5,9 @@ File names are fixed per table and month, `<export>/<table>/<table>-YYYY-MM.csv`
 place; an S3 object is written with one PutObject, so it appears whole.
 
 CSV is opened by spreadsheets, which run a cell starting with `=`, `+`, `-`, `@`, tab or carriage return as a
-formula (CSV/formula injection, OWASP). Text cells that start so get a leading single quote. Numeric columns
+formula (CSV/formula injection, OWASP). Text cells that start so get a leading single quote, and so do those that
+start so after leading whitespace or a line feed, or with the full-width forms (＝ ＋ － ＠) some spreadsheets
+read as the ASCII ones. Numeric columns
 (money, quantities, percentages) are written as plain decimal numbers and never prefixed: a credit stays `-1.25`.
 Parquet keeps the exact types (DECIMAL money, DATE, BOOLEAN) and the text as it is.
 """
@@ -24,7 +26,7 @@ from billing_pipeline.formatting import csv_value
 from billing_pipeline.sql import arrow_schema  # noqa: F401  (the outputs' schemas, re-exported for the assets)
 from billing_pipeline.storage import Location, write_whole
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def month_table(con, table: str, billing_period: dt.date, order_by: str) -> pa.Table:
@@ -38,7 +40,8 @@ def month_table(con, table: str, billing_period: dt.date, order_by: str) -> pa.T
 
 def safe_text(value: str) -> str:
     """A text cell that no spreadsheet evaluates as a formula."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    risky = value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS)
+    return "'" + value if risky else value
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:

@@ -9,6 +9,7 @@ DuckDB's httpfs extension is not used: DuckDB scans the Arrow data that pyarrow 
 from __future__ import annotations
 
 import os
+import posixpath
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -35,13 +36,43 @@ class Location:
 
     def list_files(self) -> list[pafs.FileInfo]:
         """Every file below the folder, at any depth, sorted by path; [] when the folder does not exist; the file
-        itself when the location is one file (a usage export given as one .jsonl, say)."""
+        itself when the location is one file (a usage export given as one .jsonl, say). A symbolic link below a
+        local folder is refused (UnsafeLocation naming it): it could make the pipeline read /etc/passwd or another
+        report as billing data, and pyarrow follows a link to a parent folder round and round."""
         info = self.filesystem.get_file_info(self.path)
         if info.type == pafs.FileType.File:
             return [info]
+        if isinstance(self.filesystem, pafs.LocalFileSystem):
+            refuse_links(self.path)
         selector = pafs.FileSelector(self.path, recursive=True, allow_not_found=True)
         infos = self.filesystem.get_file_info(selector)
         return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+    def confined(self, path: str) -> str:
+        """`path` if it lies below the location once `.` and `..` are resolved (and, locally, no link leads out);
+        else UnsafeLocation. For paths built from what an input file says (a manifest's keys)."""
+        if isinstance(self.filesystem, pafs.LocalFileSystem):
+            root, real = os.path.realpath(self.path), os.path.realpath(path)
+        else:
+            root, real = posixpath.normpath(self.path), posixpath.normpath(path)
+        if real != root and not real.startswith(root.rstrip("/") + "/"):
+            raise UnsafeLocation(f"{self.display(path)}: lies outside {self.uri} (resolves to {real}): refused")
+        return path
+
+
+class UnsafeLocation(ValueError):
+    """An input path that leads out of its folder (a symbolic link, `..`); the message names it."""
+
+
+def refuse_links(root: str) -> None:
+    """UnsafeLocation for the first symbolic link below the local folder `root` (the folder itself may be one)."""
+    for folder, folders, files in os.walk(root, followlinks=False):
+        for name in sorted(folders + files):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                raise UnsafeLocation(
+                    f"{path}: a symbolic link (to {os.readlink(path)}) below the input folder {root}: refused, "
+                    "links are not followed (copy the file into the folder, or point the URI at the real folder)")
 
 
 def s3_filesystem() -> pafs.S3FileSystem:

@@ -40,6 +40,7 @@ from starlette.datastructures import MutableHeaders
 from billing_pipeline.api import queries
 from billing_pipeline.api.auth import Grant, TokensFileError, TokenStore
 from billing_pipeline.api.published import NothingPublished, PublishedBilling
+from billing_pipeline.exports import safe_text
 from billing_pipeline.publishing import PublishedError
 
 log = logging.getLogger("billing_pipeline.api")
@@ -355,9 +356,7 @@ def safe_cell(value: object) -> str:
     """A CSV cell a spreadsheet will not run: text starting with = + - @ or a tab/CR gets a leading quote (OWASP);
     plain numbers, negative ones included, stay numbers."""
     text = "" if value is None else str(value)
-    if text and text[0] in "=+-@\t\r" and not NUMBER.match(text):
-        return "'" + text
-    return text
+    return text if NUMBER.match(text) else safe_text(text)  # the exports' rule (billing_pipeline/exports.py)
 
 
 app = create_app()

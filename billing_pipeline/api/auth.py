@@ -33,7 +33,7 @@ DEFAULT_DAYS = 90
 MAX_DAYS = 3660
 SCOPES = ("tenant", "admin")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
-RESERVED_IDS = {"unattributed", "total"}  # rows of the warehouse that are not a tenant
+RESERVED_IDS = {"unattributed", "total", "unknown"}  # rows of the warehouse that are not a tenant
 MAX_ID_LENGTH = 128
 
 

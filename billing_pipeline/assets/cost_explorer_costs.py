@@ -31,6 +31,9 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import as_float, month_of, stage_sql
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.cost_explorer_costs import GRAIN as CE_GRAIN
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
@@ -136,7 +139,9 @@ def cost_explorer_costs(
                                          billing_config.application_tag())
     staged = pa.Table.from_pylist(rows, schema=arrow_schema("cost_explorer_costs"))
     with warehouse.connect() as con:
-        written = replace_month_with_rows(con, "cost_explorer_costs", period, staged)
+        written = replace_month_with_rows(con, "cost_explorer_costs", period, staged, verify=guard(
+            "cost_explorer_costs", period, {  # the table's blocking check, before the commit
+                "no_duplicate_cost_explorer_rows": lambda relation: duplicate_check(con, relation, CE_GRAIN, period)}))
         mismatches = con.execute(
             stage_sql("cost_explorer_costs"),
             {"billing_period": period, "query_end": end, "tolerance": tolerance},

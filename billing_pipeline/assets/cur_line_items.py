@@ -3,6 +3,8 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, markdown, month_of
+from billing_pipeline.checks.cur_line_items import deliveries_in_month, duplicate_line_items
+from billing_pipeline.checks.guard import guard
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries
@@ -31,9 +33,16 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
             raise CurFormatError(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
                                  f"{period:%Y-%m} belong to another billing period")
 
+    # the table's blocking checks, on the new rows before the commit (checks/guard.py)
+    checks = guard("cur_line_items", period, {
+        "one_delivery": lambda relation: deliveries_in_month(engine, period, relation),
+        "no_duplicate_line_items": lambda relation: duplicate_line_items(engine, period, relation),
+    })
+
     def verify(relation: str) -> None:
         refuse_other_months(relation)
         validate_line_items(engine, relation, period)  # before the commit: a failure keeps the month
+        checks(relation)
 
     return engine.replace_month_with_cur("cur_line_items", period, location, delivery, verify)
 

@@ -4,6 +4,9 @@
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, markdown, month_of, stage_sql
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.estimated_usage import GRAIN as ESTIMATES_GRAIN
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.estimates import read_estimates
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -20,9 +23,12 @@ def estimated_usage(
     estimates = read_estimates(billing_config.usage_source(), period)
     with warehouse.connect() as con:
         con.register("estimates", estimates)
+        checks = guard("estimated_usage", period, {  # the table's blocking check, before the commit
+            "no_duplicate_estimates": lambda relation: duplicate_check(con, relation, ESTIMATES_GRAIN, period)})
         try:
             rows = con.replace_month_with_query(
-                "estimated_usage", period, stage_sql("estimated_usage"), {"billing_period": period, "next_period": next_period}
+                "estimated_usage", period, stage_sql("estimated_usage"), {"billing_period": period, "next_period": next_period},
+                verify=checks,
             )
         finally:
             con.unregister("estimates")

@@ -4,9 +4,11 @@
 import datetime as dt
 import math
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, markdown, month_of, stage_sql
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.hourly_cost_facts import facts_match_line_items
 from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -46,26 +48,9 @@ def hourly_cost_facts(
             "SELECT count(*) FROM cur_line_items WHERE billing_period = ?", [period]).fetchall()
         slices = month_slices(period, next_period, line_items)
         delivery = month_delivery(con, period, "cur_line_items")
-        mismatches: list = []
-
-        def facts_add_up(relation: str) -> None:
-            """Before the commit: the new facts add up to the line items, or the month stays as it was."""
-            mismatches.extend(con.execute(
-                f"""WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a,
-                                          sum(net_amortized_cost) n, sum(line_items) items
-                                   FROM {relation} WHERE billing_period = $billing_period GROUP BY currency),
-                        items AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a,
-                                         sum(net_amortized_cost) n, count(*) items
-                                  FROM cur_line_items WHERE billing_period = $billing_period GROUP BY currency)
-                   SELECT currency FROM facts FULL JOIN items USING (currency)
-                   WHERE facts.u IS DISTINCT FROM items.u OR facts.a IS DISTINCT FROM items.a
-                      OR facts.n IS DISTINCT FROM items.n OR facts.items IS DISTINCT FROM items.items""",
-                {"billing_period": period},
-            ).fetchall())
-            if mismatches:
-                raise Failure(f"hourly_cost_facts of {period:%Y-%m} do not add up to cur_line_items in "
-                              f"{', '.join(c for (c,) in mismatches)} (nothing written)")
-
+        # before the commit: the new facts add up to the line items, or the month stays as it was
+        facts_add_up = guard("hourly_cost_facts", period, {
+            "facts_add_up_to_line_items": lambda relation: facts_match_line_items(con, period, relation)})
         rows = con.replace_month_with_slices("hourly_cost_facts", period, stamped(stage_sql("hourly_cost_facts")),
                                              [stamp_params({**params, **s}, delivery) for s in slices],
                                              verify=facts_add_up)

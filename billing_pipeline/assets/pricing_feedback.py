@@ -6,12 +6,17 @@ import json
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.tenant_registry import reporting_known_tenants
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.pricing_feedback import GRAIN as FEEDBACK_GRAIN
 from billing_pipeline.exports import month_table, write_exports
 from billing_pipeline.formatting import markdown_table, money_in, percent_in, quantity, unit_price
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 ORDER = "service, driver, currency, accountant_id = 'total' DESC, accountant_id"
@@ -59,7 +64,7 @@ def feedback_table(rows) -> str:
 )
 def pricing_feedback(
     context: AssetExecutionContext, billing_config: BillingConfig, outputs_config: OutputsConfig,
-    warehouse: BillingWarehouse,
+    warehouse: BillingWarehouse, tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Per service x usage driver ('total'): the unit cost the bill shows (the in-scope cost of the driver's usage
     types over their CUR usage amount), the pricing file's constant, the variance % and, where |variance| exceeds
@@ -73,11 +78,15 @@ def pricing_feedback(
         con.register("driver_prices", pricing.driver_prices_table())
         con.register("estimate_operations", pricing.estimate_operations_table())
         try:
-            rows = con.replace_month_with_query(
-                "pricing_feedback", period, stage_sql("pricing_feedback"),
-                {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
-                 "threshold_pct": pricing.variance_threshold_pct, "cost_metric": billing_config.metric()},
-            )
+            with reporting_known_tenants(con, tenants, period):
+                rows = con.replace_month_with_query(
+                    "pricing_feedback", period, stage_sql("pricing_feedback"),
+                    {"billing_period": period, "currency": pricing.currency, "is_final": is_final,
+                     "threshold_pct": pricing.variance_threshold_pct, "cost_metric": billing_config.metric()},
+                    verify=guard("pricing_feedback", period, {  # the table's blocking check, before the commit
+                        "no_duplicate_pricing_feedback":
+                            lambda relation: duplicate_check(con, relation, FEEDBACK_GRAIN, period)}),
+                )
         finally:
             con.unregister("driver_prices")
             con.unregister("estimate_operations")

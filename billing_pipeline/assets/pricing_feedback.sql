@@ -45,21 +45,25 @@ billed AS (
     LEFT JOIN driver_units du ON du.service = d.service AND du.driver = d.driver
     GROUP BY f.service, d.driver, f.currency
 ),
+-- ids outside the tenant registry as one 'unknown' (reported_tenants, as in the statements: the export lists no
+-- such id)
 evidence AS (
-    SELECT service, driver, accountant_id, sum(quantity) AS quantity
-    FROM usage_shares
-    WHERE billing_period = $billing_period
+    SELECT s.service, s.driver, coalesce(r.reported_as, s.accountant_id) AS accountant_id, sum(s.quantity) AS quantity
+    FROM usage_shares s LEFT JOIN reported_tenants r ON r.accountant_id = s.accountant_id
+    WHERE s.billing_period = $billing_period
     GROUP BY ALL
 ),
 split AS (
-    SELECT service, driver, currency, accountant_id, sum(cost) AS actual_cost
-    FROM tenant_costs
-    WHERE billing_period = $billing_period AND driver IS NOT NULL
+    SELECT t.service, t.driver, t.currency, coalesce(r.reported_as, t.accountant_id) AS accountant_id,
+           sum(t.cost) AS actual_cost
+    FROM tenant_costs t LEFT JOIN reported_tenants r ON r.accountant_id = t.accountant_id
+    WHERE t.billing_period = $billing_period AND t.driver IS NOT NULL
     GROUP BY ALL
 ),
 recorded AS (
-    SELECT o.service, o.driver, e.accountant_id, sum(e.quantity) AS quantity
+    SELECT o.service, o.driver, coalesce(r.reported_as, e.accountant_id) AS accountant_id, sum(e.quantity) AS quantity
     FROM estimated_usage e JOIN estimate_operations o ON o.operation = e.operation
+    LEFT JOIN reported_tenants r ON r.accountant_id = e.accountant_id
     WHERE e.billing_period = $billing_period
     GROUP BY ALL
 ),

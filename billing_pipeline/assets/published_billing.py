@@ -29,11 +29,13 @@ from billing_pipeline.assets.published_usage import (
     usage_tables,
 )
 from billing_pipeline.assets.statements import REPORT_ORDER, STATEMENT_ORDER, split_cents
+from billing_pipeline.assets.tenant_registry import reported, reporting_known_tenants
 from billing_pipeline.exports import month_table
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.publishing import publish_month
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 from billing_pipeline.storage import Location
 
@@ -47,25 +49,29 @@ ESTIMATED_LINES = pa.schema([("billing_period", pa.date32()), ("accountant_id", 
 DRIVERS = pa.schema([("billing_period", pa.date32()), ("accountant_id", pa.string()), ("resource_type", pa.string()),
                      ("driver", pa.string()), ("quantity", MONEY), ("cost", MONEY)])
 
-ESTIMATES_SQL = """
+# Ids outside the tenant registry are published as 'unknown', as in the statements (assets/tenant_registry.py)
+ESTIMATES_SQL = f"""
 SELECT billing_period, accountant_id, resource_type, coalesce(operation, '') AS operation,
        CAST(sum(quantity) AS DECIMAL(38, 10)) AS quantity, CAST(sum(estimated_cost) AS DECIMAL(38, 10)) AS estimated_cost,
        CAST(sum(records) AS BIGINT) AS records
-FROM estimated_usage WHERE billing_period = ?
+FROM {reported("estimated_usage", ["billing_period", "resource_type", "operation", "quantity", "estimated_cost",
+                                   "records"])}
+WHERE billing_period = ?
 GROUP BY billing_period, accountant_id, resource_type, coalesce(operation, '')
 ORDER BY accountant_id, resource_type, operation"""
 # A tenant's measured usage of the shared services (the quantities that split shared cost) by resource type
-MEASURED_DRIVERS_SQL = """
+MEASURED_DRIVERS_SQL = f"""
 WITH types AS (SELECT DISTINCT service, resource_type FROM tenant_costs WHERE billing_period = ?)
 SELECT s.accountant_id, coalesce(t.resource_type, 'other') AS resource_type, s.driver,
        CAST(sum(s.quantity) AS DECIMAL(38, 10)) AS quantity
-FROM usage_shares s LEFT JOIN types t ON s.service = t.service
+FROM {reported("usage_shares", ["billing_period", "service", "driver", "quantity"], "s")}
+     LEFT JOIN types t ON s.service = t.service
 WHERE s.billing_period = ?
 GROUP BY s.accountant_id, coalesce(t.resource_type, 'other'), s.driver"""
 # ... and the part of its cost each driver split
-DRIVER_COSTS_SQL = """
+DRIVER_COSTS_SQL = f"""
 SELECT accountant_id, resource_type, driver, CAST(sum(cost) AS DECIMAL(38, 10)) AS cost
-FROM tenant_costs WHERE billing_period = ? AND driver IS NOT NULL
+FROM {reported("tenant_costs", ["billing_period", "resource_type", "driver", "cost"])} WHERE billing_period = ? AND driver IS NOT NULL
 GROUP BY accountant_id, resource_type, driver"""
 CUR_SQL = """
 SELECT count(DISTINCT delivery_id), min(delivery_id), coalesce(bool_or(invoice_id IS NOT NULL), false), count(*)
@@ -145,11 +151,16 @@ def consistency_problems(tables: dict[str, pa.Table], in_scope: dict[str, Decima
     return problems
 
 
-def month_snapshot(con, period: dt.date) -> tuple[dict[str, pa.Table], dict[str, Decimal], tuple]:
-    """The month's published tables, read from the warehouse through the engine interface (DuckDB or Spark)."""
-    estimates_rows = [dict(zip(ESTIMATES.names, row)) for row in con.execute(ESTIMATES_SQL, [period]).fetchall()]
-    measured = {(a, t, d): q for a, t, d, q in con.execute(MEASURED_DRIVERS_SQL, [period, period]).fetchall()}
-    costs = {(a, t, d): c for a, t, d, c in con.execute(DRIVER_COSTS_SQL, [period]).fetchall()}
+def month_snapshot(con, period: dt.date, tenants: TenantRegistry | None = None
+                   ) -> tuple[dict[str, pa.Table], dict[str, Decimal], tuple]:
+    """The month's published tables, read from the warehouse through the engine interface (DuckDB or Spark); ids
+    outside the tenant registry (`tenants`, default BILLING_TENANTS) as 'unknown'."""
+    with reporting_known_tenants(con, tenants or TenantRegistry(), period):
+        estimates_rows = [dict(zip(ESTIMATES.names, row)) for row in con.execute(ESTIMATES_SQL, [period]).fetchall()]
+        measured = {(a, t, d): q for a, t, d, q in con.execute(MEASURED_DRIVERS_SQL, [period, period]).fetchall()}
+        costs = {(a, t, d): c for a, t, d, c in con.execute(DRIVER_COSTS_SQL, [period]).fetchall()}
+        tenant_lines = con.execute(TENANT_LINES_SQL, [period]).fetchall()
+        month_to_date = con.execute(MONTH_TO_DATE_SQL, [period]).fetchall()
     drivers = [dict(billing_period=period, accountant_id=a, resource_type=t, driver=d, quantity=measured.get(key),
                     cost=costs.get(key)) for key in sorted(set(measured) | set(costs)) for a, t, d in [key]]
     tables = {
@@ -161,10 +172,8 @@ def month_snapshot(con, period: dt.date) -> tuple[dict[str, pa.Table], dict[str,
     }
     # the accountant's detail (published_usage.py): usage lines in units, days, parts, the month to date
     statements = tables["statements"].to_pylist()
-    tables.update(usage_tables(period, con.execute(TENANT_LINES_SQL, [period]).fetchall(),
-                               con.execute(BILL_SQL, [period]).fetchall(), statements))
-    tables["month_to_date"] = month_to_date_table(period, con.execute(MONTH_TO_DATE_SQL, [period]).fetchall(),
-                                                  statements)
+    tables.update(usage_tables(period, tenant_lines, con.execute(BILL_SQL, [period]).fetchall(), statements))
+    tables["month_to_date"] = month_to_date_table(period, month_to_date, statements)
     in_scope = dict(con.execute(IN_SCOPE_SQL, [period]).fetchall())
     ((deliveries, delivery_id, is_final, line_items),) = con.execute(CUR_SQL, [period]).fetchall()
     return tables, in_scope, (deliveries, delivery_id, bool(is_final), line_items)
@@ -179,10 +188,10 @@ class NotPublishable(Exception):
                          + "; ".join(problems))
 
 
-def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
+def publish_from(con, location: Location, period: dt.date, engine: str, tenants: TenantRegistry | None = None) -> dict:
     """Read the month from the warehouse, check it, publish it; returns the pointer (NotPublishable: nothing
     switched)."""
-    tables, in_scope, cur = month_snapshot(con, period)
+    tables, in_scope, cur = month_snapshot(con, period, tenants)
     # every table of the chain from one delivery (issue 16.6, billing_pipeline/lineage.py), then the rows published
     lineage_problem = lineage.problem(con, period, "statements")
     problems = ([lineage_problem] if lineage_problem else []) + consistency_problems(tables, in_scope, cur) \
@@ -203,7 +212,8 @@ def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
     kinds={"parquet"},
 )
 def published_billing(
-    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse,
+    tenants: TenantRegistry,
 ) -> MaterializeResult:
     """The month as the billing API serves it (statements, report, estimates, usage drivers, usage lines in units
     with the bill's unit costs, days, direct / shared / proportional parts, the month to date): an immutable
@@ -213,7 +223,7 @@ def published_billing(
     location = outputs_config.publish_location()
     try:
         with warehouse.connect() as con:
-            pointer = publish_from(con, location, period, con.name)
+            pointer = publish_from(con, location, period, con.name, tenants)
     except NotPublishable as error:
         raise Failure(str(error), metadata={
             "problems": MetadataValue.md("\n".join(f"- {p}" for p in error.problems))}) from None

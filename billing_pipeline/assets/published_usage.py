@@ -23,6 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 import pyarrow as pa
 
 from billing_pipeline.assets.statements import split_cents
+from billing_pipeline.assets.tenant_registry import reported
 from billing_pipeline.catalog import COMBINED, Catalog, load_catalog
 from billing_pipeline.money import CENT, largest_remainder_cents
 
@@ -51,10 +52,13 @@ MONTH_TO_DATE = pa.schema([("billing_period", pa.date32()), ("accountant_id", pa
                              for suffix, kind in (("", MONEY), ("_amount", CENTS))],
                            ("covered_through", pa.timestamp("us")), ("as_of", pa.timestamp("us"))])
 
-TENANT_LINES_SQL = """
+# Ids outside the tenant registry as 'unknown', as in the statements (assets/tenant_registry.py)
+TENANT_LINES_SQL = f"""
 SELECT accountant_id, resource_type, service, usage_type, line_item_type, allocation, usage_date, currency,
        CAST(sum(cost) AS DECIMAL(38, 10)) AS cost, min(cost_metric) AS cost_metric
-FROM tenant_costs WHERE billing_period = ?
+FROM {reported("tenant_costs", ["billing_period", "resource_type", "service", "usage_type", "line_item_type",
+                                "allocation", "usage_date", "currency", "cost", "cost_metric"])}
+WHERE billing_period = ?
 GROUP BY accountant_id, resource_type, service, usage_type, line_item_type, allocation, usage_date, currency"""
 # the bill's lines as the CUR has them: usage amount and cost (every metric) per service x usage type x line type
 BILL_SQL = """
@@ -64,12 +68,14 @@ SELECT service, usage_type, line_item_type, currency, in_scope,
        CAST(sum(coalesce(net_amortized_cost, amortized_cost)) AS DECIMAL(38, 10))
 FROM hourly_cost_facts WHERE billing_period = ?
 GROUP BY service, usage_type, line_item_type, currency, in_scope"""
-MONTH_TO_DATE_SQL = """
+MONTH_TO_DATE_SQL = f"""
 SELECT accountant_id, currency, CAST(sum(actual_cost) AS DECIMAL(38, 10)), CAST(sum(estimated_cost) AS DECIMAL(38, 10)),
        CAST(sum(cost_to_date) AS DECIMAL(38, 10)), CAST(sum(forecast_cost) AS DECIMAL(38, 10)),
        CAST(sum(forecast_low) AS DECIMAL(38, 10)), CAST(sum(forecast_high) AS DECIMAL(38, 10)),
        max(covered_through), max(as_of)
-FROM month_to_date WHERE billing_period = ?
+FROM {reported("month_to_date", ["billing_period", "currency", "actual_cost", "estimated_cost", "cost_to_date",
+                                 "forecast_cost", "forecast_low", "forecast_high", "covered_through", "as_of"])}
+WHERE billing_period = ?
 GROUP BY accountant_id, currency ORDER BY accountant_id, currency"""
 METRIC_COLUMN = {"unblended": 0, "amortized": 1, "net_amortized": 2}
 

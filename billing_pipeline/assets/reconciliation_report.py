@@ -9,6 +9,10 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.assets.implausible_money import implausible_lines, lines_table, settings
 from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
+from billing_pipeline.assets.tenant_registry import reporting_known_tenants
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.reconciliation_report import GRAIN as REPORT_GRAIN
 from billing_pipeline.checks.reconciliation_report import flagged_accountants
 from billing_pipeline.formatting import markdown_table, money, money_in, percent_in
 from billing_pipeline.lineage import month_delivery, stamp_params, stamped
@@ -20,6 +24,7 @@ from billing_pipeline.plots import lines as plots_lines
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.money_bounds import MoneyBounds
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 REPORT_COLUMNS = ["accountant_id", "resource_type", "currency", "estimated_cost", "actual_cost", "variance",
@@ -110,23 +115,29 @@ def plot_metadata(name: str, plots: list[Plot]) -> dict[str, MetadataValue]:
     kinds={"duckdb"},
 )
 def reconciliation_report(
-    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse,
+    tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Per tenant x resource type (and 'total' per tenant): estimated cost, actual attributed cost (the
     configured metric), variance, variance_pct, flagged when |variance_pct| exceeds the pricing file's threshold
-    (10 %), and whether the month is final (the CUR carries an invoice id) or provisional."""
+    (10 %), and whether the month is final (the CUR carries an invoice id) or provisional. Ids outside the tenant
+    registry are reported together as 'unknown'."""
     period, _ = month_of(context)
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     with warehouse.connect() as con:
         delivery = month_delivery(con, period, "tenant_costs")  # refuses tenant costs of another delivery
         is_final = cur_is_final(con, period)
-        rows = con.replace_month_with_query(
-            "reconciliation_report",
-            period,
-            stamped(stage_sql("reconciliation_report")),
-            stamp_params({"billing_period": period, "currency": pricing.currency, "is_final": is_final,
-                          "threshold_pct": pricing.variance_threshold_pct}, delivery),
-        )
+        checks = guard("reconciliation_report", period, {  # the table's blocking check, before the commit
+            "no_duplicate_report_rows": lambda relation: duplicate_check(con, relation, REPORT_GRAIN, period)})
+        with reporting_known_tenants(con, tenants, period):
+            rows = con.replace_month_with_query(
+                "reconciliation_report",
+                period,
+                stamped(stage_sql("reconciliation_report")),
+                stamp_params({"billing_period": period, "currency": pricing.currency, "is_final": is_final,
+                              "threshold_pct": pricing.variance_threshold_pct}, delivery),
+                verify=checks,
+            )
         report = con.execute(
             f"""SELECT {", ".join(REPORT_COLUMNS)} FROM reconciliation_report WHERE billing_period = ?
                 ORDER BY accountant_id, resource_type = 'total', resource_type""",

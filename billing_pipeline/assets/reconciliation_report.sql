@@ -10,7 +10,22 @@
 -- the covered_* columns compare only the whole days the CUR covers (usage dates before covered_days_through), with
 -- the same variance formula, and estimated_after_coverage shows the estimates of the days after apart. A final
 -- month is covered whole.
-WITH coverage AS (
+-- Only tenants of the registry are reported by their id: the cost and estimates of every other id (unknown, a
+-- look-alike) are reported together as 'unknown' (the relation reported_tenants, from the tenant registry, maps
+-- those ids); tenant_costs keeps them under the id they were tagged with, tenant_registry names them.
+WITH costs AS (
+    SELECT coalesce(r.reported_as, c.accountant_id) AS accountant_id, c.resource_type, c.currency, c.usage_date,
+           c.cost
+    FROM tenant_costs c LEFT JOIN reported_tenants r ON r.accountant_id = c.accountant_id
+    WHERE c.billing_period = $billing_period
+),
+estimates AS (
+    SELECT coalesce(r.reported_as, e.accountant_id) AS accountant_id, e.resource_type, e.usage_date,
+           e.estimated_cost
+    FROM estimated_usage e LEFT JOIN reported_tenants r ON r.accountant_id = e.accountant_id
+    WHERE e.billing_period = $billing_period
+),
+coverage AS (
     SELECT max(usage_hour) + INTERVAL 1 HOUR                                   AS covered_through
     FROM hourly_cost_facts
     WHERE billing_period = $billing_period AND in_scope AND span_hours = 1
@@ -23,28 +38,25 @@ aligned AS (
 ),
 actual_covered AS (
     SELECT accountant_id, resource_type, currency, sum(cost) AS actual_covered_cost
-    FROM tenant_costs CROSS JOIN aligned
-    WHERE billing_period = $billing_period AND usage_date < covered_days_through
+    FROM costs CROSS JOIN aligned
+    WHERE usage_date < covered_days_through
     GROUP BY ALL
 ),
 estimated_split AS (
     SELECT accountant_id, resource_type, $currency AS currency,
            coalesce(sum(estimated_cost) FILTER (WHERE usage_date < covered_days_through), 0) AS estimated_covered_cost,
            coalesce(sum(estimated_cost) FILTER (WHERE usage_date >= covered_days_through), 0) AS estimated_after_coverage
-    FROM estimated_usage CROSS JOIN aligned
-    WHERE billing_period = $billing_period
+    FROM estimates CROSS JOIN aligned
     GROUP BY ALL
 ),
 actual AS (
     SELECT accountant_id, resource_type, currency, sum(cost) AS actual_cost
-    FROM tenant_costs
-    WHERE billing_period = $billing_period
+    FROM costs
     GROUP BY ALL
 ),
 estimated AS (
     SELECT accountant_id, resource_type, $currency AS currency, sum(estimated_cost) AS estimated_cost
-    FROM estimated_usage
-    WHERE billing_period = $billing_period
+    FROM estimates
     GROUP BY ALL
 ),
 by_resource_type AS (

@@ -20,12 +20,17 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
+from billing_pipeline.assets.tenant_registry import NOT_A_TENANT, reporting_known_tenants
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.statements import GRAIN as STATEMENT_GRAIN, cents_problems
 from billing_pipeline.formatting import markdown_table, money_in
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
 from billing_pipeline.lineage import month_delivery
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 REPORT_ORDER = "accountant_id, resource_type = 'total', resource_type, currency"
@@ -87,7 +92,8 @@ def statement_rows(lines: list[tuple], period: dt.date, is_final: bool) -> list[
     kinds={"duckdb", "csv", "parquet"},
 )
 def statements(
-    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
+    context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse,
+    tenants: TenantRegistry,
 ) -> MaterializeResult:
     """Per tenant-month chargeback statement: one line per resource type and a 'total', exact cost (direct and
     shared) and the amount in cents by largest remainder, so that the tenants' cents add up to the in-scope cents.
@@ -97,10 +103,15 @@ def statements(
         # no statement (nor export) from a month whose tables come from different deliveries
         delivery = month_delivery(con, period, "reconciliation_report")
         is_final = cur_is_final(con, period)
-        lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
+        # only tenants of the registry get a statement; every other id is one 'unknown' statement
+        with reporting_known_tenants(con, tenants, period):
+            lines = con.execute(stage_sql("statements"), {"billing_period": period}).fetchall()
         statement_lines = [{**row, "delivery_id": delivery} for row in statement_rows(lines, period, bool(is_final))]
         staged = pa.Table.from_pylist(statement_lines, schema=arrow_schema("statements"))
-        rows = replace_month_with_rows(con, "statements", period, staged)
+        checks = guard("statements", period, {  # the table's blocking checks, before the commit
+            "statement_cents_add_up": lambda relation: cents_problems(con, period, relation),
+            "no_duplicate_statement_lines": lambda relation: duplicate_check(con, relation, STATEMENT_GRAIN, period)})
+        rows = replace_month_with_rows(con, "statements", period, staged, verify=checks)
         in_scope = dict(con.execute(
             "SELECT currency, sum(cost) FROM tenant_costs WHERE billing_period = ? GROUP BY currency", [period]
         ).fetchall())
@@ -121,7 +132,7 @@ def statements(
         metadata[f"in_scope_cost/{currency}"] = str(in_scope[currency])
     columns = ["accountant_id", "currency", "direct_cost", "shared_cost", "amount"]
     totals = exported_statements.filter(pc.equal(exported_statements["line"], "total")).select(columns).to_pylist()
-    metadata["tenants"] = MetadataValue.int(len({r["accountant_id"] for r in totals} - {"unattributed"}))
+    metadata["tenants"] = MetadataValue.int(len({r["accountant_id"] for r in totals} - {"unattributed", NOT_A_TENANT}))
     # each tenant's statement amount (its cents) and the direct and shared parts of its exact cost, half up
     metadata["statements"] = MetadataValue.md(markdown_table(
         columns, [[r[c] for c in columns] for r in totals], {c: money_in(c) for c in columns[2:]}))

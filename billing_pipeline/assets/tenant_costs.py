@@ -98,7 +98,7 @@ def kept_by_company(con, period, metric: str, pricing) -> list[tuple[str, str, D
         con.drop("account_level_lines")
 
 
-def bill_conservation(con, period, metric: str):
+def bill_conservation(con, period, metric: str, relation: str = "tenant_costs"):
     """Per currency: tenants + unattributed (tenant_costs) + kept by the company + out of scope = the bill, each
     side computed on its own: the bill and the out-of-scope facts from hourly_cost_facts, the account-level lines'
     parts from `account_level_lines` (staged), the tenants from the table written. Rows whose sides differ are
@@ -120,7 +120,7 @@ def bill_conservation(con, period, metric: str):
             tenants AS (
                 SELECT currency, sum(cost) FILTER (WHERE accountant_id <> 'unattributed') AS tenants,
                        sum(cost) FILTER (WHERE accountant_id = 'unattributed')             AS unattributed
-                FROM tenant_costs WHERE billing_period = $billing_period GROUP BY currency)
+                FROM {relation} WHERE billing_period = $billing_period GROUP BY currency)
             SELECT currency,
                    coalesce(tenants, 0)                                                     AS tenants,
                    coalesce(unattributed, 0)                                                AS unattributed,
@@ -220,8 +220,17 @@ def tenant_costs(
             raise Failure(f"Attribution of {period:%Y-%m} does not add up to the CUR cost (nothing written):\n"
                           + not_conserved.to_markdown(index=False))
 
+        # the table's blocking checks, before the commit (here: the checks import this module)
+        from billing_pipeline.checks.common import duplicate_check
+        from billing_pipeline.checks.guard import guard
+        from billing_pipeline.checks.tenant_costs import GRAIN, conservation_check, daily_mismatches
+
+        checks = guard("tenant_costs", period, {
+            "attributed_plus_unattributed_equals_cur": lambda relation: daily_mismatches(con, period, metric, relation),
+            "bill_conserved": lambda relation: conservation_check(bill_conservation(con, period, metric, relation)),
+            "no_duplicate_tenant_costs": lambda relation: duplicate_check(con, relation, GRAIN, period)})
         rows = con.replace_month_with_query("tenant_costs", period, stamped(stage_sql("tenant_costs")),
-                                            stamp_params({"cost_metric": metric}, delivery))
+                                            stamp_params({"cost_metric": metric}, delivery), verify=checks)
 
         conservation = bill_conservation(con, period, metric)  # the metadata's account of the bill
         scope_totals = con.execute(

@@ -6,10 +6,13 @@ Every accountant id of `tenant_costs` is looked up in the tenant registry (resou
 under the id it was tagged with. The WARN check `tenants_are_known` lists every id that is not a tenant, and cost
 tagged `unattributed` (a reserved word a tag should never carry: it would keep the cost out of billing).
 Invoicing reads the registry itself (assets/invoices.py), so an unknown id is never charged even if this asset
-was not re-run.
+was not re-run; so do statements, the reconciliation report, pricing feedback and the published snapshot, which
+show every id outside the registry as one 'unknown' row (`reporting_known_tenants`), so no such id appears as a
+tenant in a statement, an export or the API.
 """
 
 import unicodedata
+from contextlib import contextmanager
 
 import pyarrow as pa
 from dagster import (
@@ -38,6 +41,47 @@ SCHEMA = pa.schema([
     ("tagged_cost", pa.decimal128(38, 10)),
     ("registry_source", pa.string()),
 ])
+
+
+# What statements, the reconciliation report, their exports and the API show for every id outside the registry
+# (unknown ids and look-alikes): one row of that name, so that what they list adds up to the in-scope cost while
+# no such id appears as a tenant (a reserved id: never a tenant of the registry).
+NOT_A_TENANT = "unknown"
+REPORTED = pa.schema([("accountant_id", pa.string()), ("reported_as", pa.string())])
+
+
+def reported(table: str, columns: list[str], alias: str | None = None) -> str:
+    """`table` as a subquery (named `alias`, else like the table) in which accountant_id is as reported (the
+    relation `reported_tenants`, see reporting_known_tenants), with the other `columns`."""
+    others = ", ".join(f"t.{c}" for c in columns)
+    return (f"(SELECT coalesce(r.reported_as, t.accountant_id) AS accountant_id, {others} FROM {table} t "
+            f"LEFT JOIN reported_tenants r ON r.accountant_id = t.accountant_id) AS {alias or table}")
+
+
+def reported_tenants(con, registry: Registry, period) -> pa.Table:
+    """Every id of the month's cost, estimates and usage that is not a tenant, mapped to NOT_A_TENANT."""
+    ids = con.execute(
+        """SELECT accountant_id FROM tenant_costs WHERE billing_period = ?
+           UNION SELECT accountant_id FROM estimated_usage WHERE billing_period = ?
+           UNION SELECT accountant_id FROM usage_shares WHERE billing_period = ?""",
+        [period, period, period]).fetchall()
+    rows = [{"accountant_id": a, "reported_as": NOT_A_TENANT} for (a,) in sorted(i for i in ids if i[0] is not None)
+            if registry.classify(a)[0] in ("unknown", "lookalike")]
+    # a row that matches nothing, so the relation is never empty (Spark infers nothing from an empty Arrow table)
+    rows.append({"accountant_id": None, "reported_as": None})
+    return pa.Table.from_pylist(rows, schema=REPORTED)
+
+
+@contextmanager
+def reporting_known_tenants(con, tenants: TenantRegistry, period):
+    """The relation `reported_tenants` for the month (see reported_tenants) while the block runs; yields the
+    registry."""
+    registry = load_registry(tenants, con)
+    con.register("reported_tenants", reported_tenants(con, registry, period))
+    try:
+        yield registry
+    finally:
+        con.unregister("reported_tenants")
 
 
 def load_registry(registry: TenantRegistry, engine) -> Registry:

@@ -4,6 +4,9 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import markdown, month_of, stage_sql
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.usage_shares import GRAIN as SHARES_GRAIN, uneven_shares
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.usage_logs import read_usage_evidence
@@ -35,9 +38,13 @@ def usage_shares(
         raise Failure(f"usage evidence of drivers catalog.json does not name: {unknown}")
     with warehouse.connect() as con:
         con.register("usage_evidence", evidence.usage)
+        checks = guard("usage_shares", period, {  # the table's blocking checks, before the commit
+            "shares_sum_to_one": lambda relation: uneven_shares(con, period, relation),
+            "no_duplicate_shares": lambda relation: duplicate_check(con, relation, SHARES_GRAIN, period)})
         try:
             rows = con.replace_month_with_query(
-                "usage_shares", period, stage_sql("usage_shares"), {"billing_period": period, "next_period": next_period}
+                "usage_shares", period, stage_sql("usage_shares"), {"billing_period": period, "next_period": next_period},
+                verify=checks,
             )
         finally:
             con.unregister("usage_evidence")

@@ -28,6 +28,9 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.assets.tenant_registry import describe, load_registry
+from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.checks.guard import guard
+from billing_pipeline.checks.usage_table_writeback import GRAIN as WRITEBACK_GRAIN
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.aws import AwsClients
@@ -141,7 +144,10 @@ def usage_table_writeback(
 
     staged = pa.Table.from_pylist(rows, schema=arrow_schema("usage_table_writeback"))
     with warehouse.connect() as con:
-        written = replace_month_with_rows(con, "usage_table_writeback", period, staged)
+        written = replace_month_with_rows(con, "usage_table_writeback", period, staged, verify=guard(
+            "usage_table_writeback", period, {  # the table's blocking check, before the commit
+                "no_duplicate_writeback_items":
+                    lambda relation: duplicate_check(con, relation, WRITEBACK_GRAIN, period)}))
     total = sum((r["amount"] for r in rows), Decimal(0))
     context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
     return MaterializeResult(metadata={

@@ -1,18 +1,31 @@
 """Checks of cur_line_items: one delivery per month, never written twice."""
 
-from dagster import AssetCheckResult
+from dagster import AssetCheckExecutionContext, AssetCheckResult
 
-from billing_pipeline.checks.common import OFFENDING_ROWS, query_check, rows_table, written_once
+from billing_pipeline.checks.common import (
+    OFFENDING_ROWS,
+    checked_month,
+    month_check,
+    query_check,
+    rows_table,
+    rows_written,
+    written_once_check,
+)
+from billing_pipeline.resources.warehouse import BillingWarehouse
 
+# A line item of a delivery: identity/LineItemId is unique within its time interval (AWS), the rest guards against
+# reading two different line items as one where an id repeats.
+DUPLICATE_KEYS = ["line_item_id", "usage_start", "usage_end", "line_item_type", "service", "usage_type", "operation",
+                  "resource_id", "unblended_cost"]
 # Enough of a line item to tell two copies of it apart from two different line items (names the doubled rows)
 LINE_ITEM_KEYS = ["source_file", "line_item_id", "usage_start", "usage_end", "line_item_type", "service",
                   "usage_type", "operation", "resource_id", "unblended_cost"]
 
 
-def deliveries_in_month(con, period) -> AssetCheckResult:
+def deliveries_in_month(con, period, relation: str = "cur_line_items") -> AssetCheckResult:
     deliveries = con.execute(
         f"""SELECT delivery_id, count(*) AS line_items, count(DISTINCT source_file) AS files
-            FROM cur_line_items WHERE billing_period = ? GROUP BY delivery_id ORDER BY delivery_id
+            FROM {relation} WHERE billing_period = ? GROUP BY delivery_id ORDER BY delivery_id
             LIMIT {OFFENDING_ROWS}""",
         [period],
     ).df()
@@ -20,10 +33,41 @@ def deliveries_in_month(con, period) -> AssetCheckResult:
                             metadata={"deliveries_in_month": len(deliveries), "deliveries": rows_table(deliveries)})
 
 
+def duplicate_line_items(con, period, relation: str = "cur_line_items") -> AssetCheckResult:
+    """A line item the delivery holds twice (same identity/LineItemId, time interval, type, usage, resource and
+    cost: the same row in two files, or twice in one), named with its files. Line items without an identity are
+    not compared (two such rows may be two real charges)."""
+    keys = ", ".join(DUPLICATE_KEYS)
+    # Grouping 10M line items by nine columns costs as much as loading them: group one hash of them instead, and
+    # compare the columns only where two rows share a hash.
+    duplicates = con.execute(
+        f"""WITH hashed AS (
+                SELECT hash({keys}) AS line_hash, {keys}, source_file FROM {relation}
+                WHERE billing_period = ? AND line_item_id IS NOT NULL),
+            shared AS (SELECT line_hash FROM hashed GROUP BY line_hash HAVING count(*) > 1)
+            SELECT {keys}, count(*) AS copies, min(source_file) AS first_file, max(source_file) AS last_file
+            FROM hashed WHERE line_hash IN (SELECT line_hash FROM shared)
+            GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys} LIMIT {OFFENDING_ROWS}""",
+        [period],
+    ).fetchall()
+    problems = [f"{first if first == last else f'{first} and {last}'}: line item {row[0]} starting {row[1]} appears "
+                f"{copies} times" for *row, copies, first, last in duplicates]
+    return AssetCheckResult(passed=not duplicates, metadata={"duplicate_line_items": "\n".join(problems) or "none"})
+
+
 one_delivery = query_check(
     "cur_line_items", "one_delivery", deliveries_in_month,
     description="All of the month's rows come from one delivery: a restatement replaced, never added.")
 
-no_duplicate_line_items = written_once(
-    "cur_line_items", "no_duplicate_line_items", LINE_ITEM_KEYS,
-    description="The month holds exactly the line items its delivery was loaded with: never written twice.")
+
+@month_check("cur_line_items", name="no_duplicate_line_items",
+             description="The month holds exactly the line items its delivery was loaded with (never written twice), "
+                         "and the delivery holds no line item twice.")
+def no_duplicate_line_items(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
+    period = checked_month(context)
+    with warehouse.connect() as con:
+        written = written_once_check(con, "cur_line_items", period, rows_written(context, "cur_line_items"),
+                                     LINE_ITEM_KEYS)
+        doubled = duplicate_line_items(con, period)  # also the pre-commit guard (assets/cur_line_items.py)
+    return AssetCheckResult(passed=written.passed and doubled.passed, severity=written.severity,
+                            metadata={**written.metadata, **doubled.metadata})

@@ -8,11 +8,11 @@ GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "serv
          "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
 
 
-def facts_match_line_items(con, period) -> AssetCheckResult:
+def facts_match_line_items(con, period, relation: str = "hourly_cost_facts") -> AssetCheckResult:
     mismatches = con.execute(
-        """WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
+        f"""WITH facts AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
                                  sum(line_items) items
-                          FROM hourly_cost_facts WHERE billing_period = $billing_period GROUP BY currency),
+                          FROM {relation} WHERE billing_period = $billing_period GROUP BY currency),
                 items AS (SELECT currency, sum(unblended_cost) u, sum(amortized_cost) a, sum(net_amortized_cost) n,
                                  count(*) items
                           FROM cur_line_items WHERE billing_period = $billing_period GROUP BY currency)

@@ -11,17 +11,17 @@ from billing_pipeline.resources.warehouse import BillingWarehouse
 GRAIN = ["accountant_id", "line", "currency"]
 
 
-def cents_problems(con, period) -> AssetCheckResult:
+def cents_problems(con, period, relation: str = "statements") -> AssetCheckResult:
     in_scope = dict(con.execute(
         "SELECT currency, sum(cost) FROM tenant_costs WHERE billing_period = ? GROUP BY currency", [period]
     ).fetchall())
     sums = con.execute(
-        """SELECT currency, sum(amount) FILTER (line = 'total'), sum(amount) FILTER (line <> 'total')
-           FROM statements WHERE billing_period = ? GROUP BY currency ORDER BY currency""",
+        f"""SELECT currency, sum(amount) FILTER (line = 'total'), sum(amount) FILTER (line <> 'total')
+           FROM {relation} WHERE billing_period = ? GROUP BY currency ORDER BY currency""",
         [period],
     ).fetchall()
     unbalanced_tenants = con.execute(
-        """SELECT accountant_id, currency FROM statements WHERE billing_period = ?
+        f"""SELECT accountant_id, currency FROM {relation} WHERE billing_period = ?
            GROUP BY ALL HAVING sum(amount) FILTER (line = 'total') <> sum(amount) FILTER (line <> 'total')
            ORDER BY ALL""",
         [period],

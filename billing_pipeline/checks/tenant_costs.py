@@ -13,14 +13,14 @@ from billing_pipeline.resources.warehouse import BillingWarehouse
 GRAIN = ["usage_date", "accountant_id", "service", "usage_type", "line_item_type", "allocation", "driver", "currency"]
 
 
-def daily_mismatches(con, period, metric: str) -> AssetCheckResult:
+def daily_mismatches(con, period, metric: str, relation: str = "tenant_costs") -> AssetCheckResult:
     mismatches = con.execute(
         f"""WITH facts AS (
                 SELECT CAST(usage_hour AS DATE) AS usage_date, service, currency, sum({METRIC_COLUMN[metric]}) AS cost
                 FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope GROUP BY ALL),
             attributed AS (
                 SELECT usage_date, service, currency, sum(cost) AS cost
-                FROM tenant_costs WHERE billing_period = $billing_period AND allocation <> 'proportional'
+                FROM {relation} WHERE billing_period = $billing_period AND allocation <> 'proportional'
                 GROUP BY ALL)
             SELECT usage_date, service, currency, facts.cost AS cur_cost, attributed.cost AS attributed_cost
             FROM facts FULL JOIN attributed USING (usage_date, service, currency)

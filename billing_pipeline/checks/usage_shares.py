@@ -8,11 +8,11 @@ from billing_pipeline.resources.warehouse import BillingWarehouse
 GRAIN = ["usage_hour", "service", "driver", "scope", "accountant_id"]
 
 
-def uneven_shares(con, period) -> AssetCheckResult:
+def uneven_shares(con, period, relation: str = "usage_shares") -> AssetCheckResult:
     uneven = con.execute(
         f"""SELECT usage_hour, service, driver, scope, sum(quantity) AS quantity,
                    min(total_quantity) AS total_quantity, sum(share) AS shares
-            FROM usage_shares WHERE billing_period = ?
+            FROM {relation} WHERE billing_period = ?
             GROUP BY usage_hour, service, driver, scope
             HAVING sum(quantity) <> min(total_quantity) OR count(DISTINCT total_quantity) > 1
                 OR abs(sum(share) - 1) > 1e-9

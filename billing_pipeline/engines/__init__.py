@@ -7,12 +7,12 @@ small interface, which is all the assets use:
     execute(sql, params)          run a query; .fetchall() / .df() on the result
     register(name, arrow_table)   an input the readers produced, as a relation for the SQL
     stage(name, sql, params)      a temporary relation holding a query's rows (drop(name) removes it)
-    replace_month(table, period, staged)   the month's rows of `table` become those of `staged`
+    replace_month(table, period, staged, verify=fn)   the month's rows of `table` become those of `staged`
     replace_month_with_query(table, period, sql, params)   ... those of a query (no staging copy on DuckDB)
     replace_month_with_slices(table, period, sql, [params, ...])   ... those of one query run once per slice
         of the month (on DuckDB each slice is its own INSERT in the one transaction, so a month too large to
         aggregate in the memory limit is aggregated a slice at a time; Spark takes their union in one job)
-        Both take `verify=fn`: fn(relation) runs before the month is committed, on a relation holding the new
+        All three take `verify=fn`: fn(relation) runs before the month is committed, on a relation holding the new
         rows (DuckDB: the table inside the transaction; Spark: the staged union); what it raises keeps the month.
     replace_month_with_cur(table, period, location, delivery, validate)   ... the CUR delivery's line items, read
         by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
@@ -49,7 +49,7 @@ class Engine(Protocol):
 
     def drop(self, name: str) -> None: ...
 
-    def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int: ...
+    def replace_month(self, table: str, billing_period: dt.date, staged: str, verify: Any = None) -> int: ...
 
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None,
                                  verify: Any = None) -> int: ...

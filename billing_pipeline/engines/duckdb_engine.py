@@ -53,8 +53,9 @@ class DuckDBEngine:
     def drop(self, name: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
-        return self.replace_month_with_query(table, billing_period, f"SELECT * FROM {staged}")
+    def replace_month(self, table: str, billing_period: dt.date, staged: str,
+                      verify: Callable[[str], Any] | None = None) -> int:
+        return self.replace_month_with_query(table, billing_period, f"SELECT * FROM {staged}", verify=verify)
 
     def replace_month_with_query(self, table: str, billing_period: dt.date, sql: str, params: Any = None,
                                  verify: Callable[[str], Any] | None = None) -> int:

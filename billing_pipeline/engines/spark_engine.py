@@ -177,7 +177,9 @@ class SparkEngine:
         finally:
             self.drop(staged)
 
-    def replace_month(self, table: str, billing_period: dt.date, staged: str) -> int:
+    def replace_month(self, table: str, billing_period: dt.date, staged: str, verify=None) -> int:
+        if verify:
+            verify(staged)  # before the partition is overwritten: what it raises leaves the month as it was
         columns = self.schemas[table]
         present = set(self.session.table(staged).columns)
         frame = self.session.table(staged).selectExpr(

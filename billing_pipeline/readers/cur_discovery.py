@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from billing_pipeline.readers.cur_columns import FOCUS_MARKER
 from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
-from billing_pipeline.storage import Location
+from billing_pipeline.storage import Location, UnsafeLocation
 
 PERIOD_FOLDER = re.compile(r"^(\d{4})(\d{2})01-\d{8}$")  # 20260101-20260201
 EXPORT_PARTITION = re.compile(r"^BILLING_PERIOD=(\d{4})-(\d{1,2})$")
@@ -59,7 +59,10 @@ class _Candidate:
 def find_deliveries(location: Location) -> dict[datetime.date, CurDelivery]:
     """Every month delivered anywhere below the location (at any depth), the current delivery for each.
     Two different reports (different report/export names) for the same month -> CurFormatError naming both."""
-    infos = {info.path: info for info in location.list_files()}
+    try:
+        infos = {info.path: info for info in location.list_files()}
+    except UnsafeLocation as error:  # a symbolic link below a local CUR folder
+        raise CurFormatError(str(error)) from None
     scan = _Scan(location, infos)
     candidates = scan.legacy_manifests() + scan.athena_folders() + scan.data_exports()
     scan.reject_unclaimed()
@@ -145,6 +148,11 @@ class _Scan:
         keys = manifest.get("reportKeys")
         if not isinstance(keys, list):
             raise CurFormatError(f"{self.display(path)}: manifest has no reportKeys list")
+        if not keys:
+            # AWS lists at least one file (a month without usage still has its header); replacing the month with
+            # nothing would erase its last good delivery
+            raise CurFormatError(f"{self.display(path)}: an empty delivery (reportKeys lists no file): refused, "
+                                 "the month's last load is kept")
         # the report's folder: `<report>/` above the period folder the manifest sits in
         report_root = path.rsplit("/", 2)[0]
         files = [self._resolve_key(path, key, manifest.get("bucket"), report_root) for key in keys]
@@ -284,6 +292,9 @@ class _Scan:
                 listed = content.get("dataFiles")
                 if not isinstance(listed, list):
                     raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
+                if not listed:
+                    raise CurFormatError(f"{self.display(manifest)}: an empty delivery (dataFiles lists no file): "
+                                         "refused, the month's last load is kept")
                 files = [self._resolve_key(manifest, key, content.get("bucket"), root) for key in listed]
                 export = content.get("exportName") or export
             elif len({f.rsplit("/", 1)[0] for f in files}) > 1:

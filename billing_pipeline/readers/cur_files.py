@@ -54,6 +54,7 @@ def _open_parquet(location: Location, path: str) -> CurFile:
     source = location.filesystem.open_input_file(path)
     parquet = pq.ParquetFile(source)  # reads the footer: a truncated file fails here
     schema = parquet.schema_arrow
+    refuse_repeated_columns(schema.names)
 
     def read(columns: list[str]) -> pa.RecordBatchReader:
         projected = pa.schema([schema.field(name) for name in columns])
@@ -67,6 +68,7 @@ def _open_parquet(location: Location, path: str) -> CurFile:
 def _open_csv(location: Location, path: str) -> CurFile:
     header = next(csv.reader([_first_line(text_stream(location, path))]), [])
     header = [name.lstrip("\ufeff") for name in header]
+    refuse_repeated_columns(header)
 
     def read(columns: list[str]) -> pa.RecordBatchReader:
         return pacsv.open_csv(
@@ -96,6 +98,16 @@ def text_stream(location: Location, path: str):
         return archive.open(members[0])
     compression = "gzip" if lowered.endswith(".gz") else None
     return location.filesystem.open_input_stream(path, compression=compression)
+
+
+def refuse_repeated_columns(names: list[str]) -> None:
+    """A column named twice: which copy holds the line item's value would be a guess (AWS never repeats one)."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        where = "; ".join(f"{name!r} at columns {', '.join(str(i + 1) for i, n in enumerate(names) if n == name)}"
+                          for name in repeated[:5])
+        raise ValueError(f"the header names a column more than once ({where}): which one holds the value is "
+                         "ambiguous")
 
 
 def _first_line(stream) -> str:

@@ -229,10 +229,15 @@ class _Projection:
 
     def _cur_sources(self) -> dict[str, str]:
         """CUR column -> source column, by AWS's Parquet naming rule (CSV `lineItem/UnblendedCost` and Parquet
-        `line_item_unblended_cost` alike). If two headers normalize to one name, the first wins."""
+        `line_item_unblended_cost` alike). Two headers that normalize to the name of a column the pipeline reads
+        are refused (which one holds the cost would be a guess); other repeats (tags) keep the first."""
         sources: dict[str, str] = {}
         for name in self.file.columns:
-            sources.setdefault(parquet_column_name(name), name)
+            key = parquet_column_name(name)
+            if key in sources and key in CUR_COLUMNS:
+                raise CurFormatError(f"{self.display}: columns {sources[key]!r} and {name!r} both hold {key}: which "
+                                     "one holds the value is ambiguous")
+            sources.setdefault(key, name)
         return sources
 
     def _focus_sources(self) -> dict[str, str]:
@@ -262,6 +267,10 @@ class _Projection:
             return self._parsed_text(column, source, ref)
         if column.kind == TEXT and not pa.types.is_nested(arrow_type):
             return f"NULLIF(CAST({ref} AS VARCHAR), '')"
+        if column.kind == MONEY and pa.types.is_floating(arrow_type) and arrow_type.bit_width < 64:
+            # 7 significant digits: 0.1 reads 0.1000000015; AWS writes DOUBLE (15 digits) or text
+            raise CurFormatError(f"{self.display}: column {source} has type {arrow_type}, too coarse for money "
+                                 "(expected double, decimal or text)")
         if column.kind in (MONEY, NUMBER) and (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
                                                or pa.types.is_decimal(arrow_type)):
             return f"CAST({ref} AS {DECIMAL})"  # Parquet DOUBLE -> exact decimal once; sums stay exact after

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes
-from billing_pipeline.storage import Location
+from billing_pipeline.storage import Location, UnsafeLocation
 
 SNAPSHOT_FOLDER = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})Z$")
 SNAPSHOT_HOURS = 24
@@ -242,6 +242,12 @@ def resolve_data_file(location: Location, snapshot: Snapshot, manifest: dict, ke
         candidates.append(f"{destination}/{key}")
     for candidate in candidates:
         if location.filesystem.get_file_info(candidate).type == pafs.FileType.File:
+            if candidate != f"{destination}/{key}":  # a key with '..' must not lead out of the inventory folder
+                try:
+                    location.confined(candidate)
+                except UnsafeLocation as error:
+                    raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}: "
+                                     f"{error}") from None
             return candidate
     raise ValueError(
         f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which is missing "

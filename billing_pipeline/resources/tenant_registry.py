@@ -28,7 +28,7 @@ from pydantic import Field
 from billing_pipeline.settings import require_valid_settings
 from billing_pipeline.storage import locate
 
-RESERVED_IDS = ("unattributed", "total")  # rows of the warehouse that are not a tenant
+RESERVED_IDS = ("unattributed", "total", "unknown")  # rows of the warehouse that are not a tenant
 DEFAULT_ATTRIBUTE = "accountant_id"
 
 

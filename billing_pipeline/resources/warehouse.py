@@ -178,13 +178,15 @@ class SparkWarehouse(BillingWarehouse):
         yield self._engines[uri]
 
 
-def replace_month_with_rows(engine: Engine, table: str, billing_period: dt.date, rows: pa.Table) -> int:
+def replace_month_with_rows(engine: Engine, table: str, billing_period: dt.date, rows: pa.Table,
+                           verify=None) -> int:
     """Replace the month of `table` by rows computed in Python (an Arrow table in the table's shape): delete-then-
-    insert in one transaction on DuckDB, dynamic partition overwrite on Spark; never append."""
+    insert in one transaction on DuckDB, dynamic partition overwrite on Spark; never append. `verify(relation)`
+    sees the new rows before the commit (checks/guard.py)."""
     staged = f"staged_{table}"
     engine.register(staged, rows)
     try:
-        return engine.replace_month(table, billing_period, staged)
+        return engine.replace_month(table, billing_period, staged, verify=verify)
     finally:
         engine.unregister(staged)
 

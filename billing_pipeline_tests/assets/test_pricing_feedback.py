@@ -16,6 +16,7 @@ from billing_pipeline.checks.pricing_feedback import pricing_constants_within_th
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 
 JAN = dt.date(2026, 1, 1)
@@ -24,9 +25,12 @@ PRICING = parse_pricing(BillingConfig().pricing_text())
 COLUMNS = """quantity, actual_cost, bill_quantity, recorded_quantity, implied_unit_cost, configured_unit_cost,
              variance_pct, flagged, suggested_unit_cost, price_variance, quantity_variance"""
 
+NO_STRANGERS = pa.table({"accountant_id": pa.array([None], pa.string()), "reported_as": pa.array([None], pa.string())})
+
 
 def feedback(con, metric="amortized"):
     con.register("driver_prices", PRICING.driver_prices_table())
+    con.register("reported_tenants", NO_STRANGERS)  # every id a tenant
     con.register("estimate_operations", PRICING.estimate_operations_table())
     rows = con.execute(
         f"SELECT service, driver, accountant_id, {COLUMNS} FROM ({stage_sql('pricing_feedback')})",
@@ -140,7 +144,7 @@ def test_a_month_billed_at_the_constants_flags_nothing_when_the_logs_miss_hours(
             add_usage(con, "AWSLambda", "requests", "a", "272", hour=at)
             add_usage(con, "AmazonS3", "gb_months", "a", "2", hour=at)
     resources = {"billing_config": BillingConfig(), "warehouse": DuckDBWarehouse(database=str(path)),
-                 "outputs_config": OutputsConfig(export_uri=str(tmp_path / "exports"))}
+                 "outputs_config": OutputsConfig(export_uri=str(tmp_path / "exports")), "tenants": TenantRegistry()}
     result = materialize([tenant_costs, pricing_feedback, pricing_constants_within_threshold], resources=resources, partition_key="2026-01-01",
                          instance=DagsterInstance.ephemeral())
     assert result.success
@@ -167,6 +171,7 @@ def test_a_trillion_tokens_split_without_overflow(warehouse_con):
     con.execute("INSERT INTO estimated_usage VALUES (?, 'a', 'bedrock', 'BedrockInput', ?, 400000000000, 0, 1)",
                 [JAN, JAN])
     con.register("driver_prices", PRICING.driver_prices_table())
+    con.register("reported_tenants", NO_STRANGERS)  # every id a tenant
     con.register("estimate_operations", pa.table(
         {"operation": ["BedrockInput"], "service": ["AmazonBedrock"], "driver": ["input_tokens"]}))
     rows = {r[0]: r[1:] for r in con.execute(

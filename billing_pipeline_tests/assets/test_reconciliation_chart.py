@@ -17,6 +17,7 @@ from billing_pipeline.assets.reconciliation_report import (
 from billing_pipeline.checks.reconciliation_report import flagged_accountants, flagged_rows
 from billing_pipeline.plots import DPI, HEIGHT_IN, WIDTH_IN
 from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 
 DEC, JAN = dt.date(2025, 12, 1), dt.date(2026, 1, 1)
@@ -59,7 +60,8 @@ def warehouse(tmp_path):
 def test_materialization_carries_plots_of_the_exact_cents(tmp_path):
     path = warehouse(tmp_path)
     result = materialize([reconciliation_report],
-                         resources={"billing_config": BillingConfig(), "warehouse": DuckDBWarehouse(database=str(path))},
+                         resources={"billing_config": BillingConfig(), "warehouse": DuckDBWarehouse(database=str(path)),
+                                    "tenants": TenantRegistry()},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata

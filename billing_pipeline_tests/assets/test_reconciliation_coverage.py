@@ -5,6 +5,8 @@ import datetime as dt
 from decimal import Decimal as D
 
 from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_registry import reported_tenants
+from billing_pipeline.resources.tenant_registry import Registry
 
 JAN = dt.date(2026, 1, 1)
 COLUMNS = """accountant_id, resource_type, estimated_cost, actual_cost, covered_through, covered_days_through,
@@ -13,6 +15,7 @@ COLUMNS = """accountant_id, resource_type, estimated_cost, actual_cost, covered_
 
 
 def report(con, is_final):
+    con.register("reported_tenants", reported_tenants(con, Registry(frozenset("abcde"), "test"), JAN))
     return {(r[0], r[1]): r[2:] for r in con.execute(
         f"SELECT {COLUMNS} FROM ({stage_sql('reconciliation_report')})",
         {"billing_period": JAN, "currency": "USD", "is_final": is_final, "threshold_pct": D(10)}).fetchall()}

@@ -4,11 +4,14 @@ import datetime as dt
 from decimal import Decimal as D
 
 from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_registry import reported_tenants
+from billing_pipeline.resources.tenant_registry import Registry
 
 JAN = dt.date(2026, 1, 1)
 
 
 def report(con, is_final=False):
+    con.register("reported_tenants", reported_tenants(con, Registry(frozenset("abcde"), "test"), JAN))
     return {
         (r[0], r[1], r[2]): r[3:]
         for r in con.execute(
