@@ -556,7 +556,7 @@ def scaling_table(results: list[dict]) -> str:
         return "-" if n is None else f"{n / 2**20:,.0f}"
 
     lines = ["| line items | log lines | engine | wall s | driver peak RSS MiB | workers' peak RSS MiB (each) | "
-             "master MiB | all together MiB |", "|---:|---:|---|---:|---:|---|---:|---:|"]
+             "master MiB | all together MiB | in-scope cost |", "|---:|---:|---|---:|---:|---|---:|---:|---:|"]
     for r in results:
         if r.get("failed") or r.get("did_not_fit"):
             continue
@@ -564,7 +564,7 @@ def scaling_table(results: list[dict]) -> str:
         workers = ", ".join(mib(v) for k, v in others.items() if k.startswith("worker")) or "-"
         lines.append(f"| {r['line_items']:,} | {r.get('log_lines', 0):,} | {APPROACHES[r['approach']]} | "
                      f"{r['wall_seconds']:.1f} | {mib(r['peak_rss_bytes'])} | {workers} | {mib(others.get('master'))} | "
-                     f"{mib(r.get('total_peak_rss_bytes', r['peak_rss_bytes']))} |")
+                     f"{mib(r.get('total_peak_rss_bytes', r['peak_rss_bytes']))} | {r.get('in_scope_cost', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -661,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
             parts = [f"{label} = {by['pipeline']['wall_seconds'] / by[k]['wall_seconds']:.2f}"
                      for k, label in (("seed", "a/b"), ("seed-columns", "a/b'"), ("floor", "a/c"))
                      if k in by and not by[k].get("did_not_fit") and not by[k].get("failed")]
-            summary.append(f"- {rows:,}: " + ", ".join(parts) + " (wall time)")
+            if parts:
+                summary.append(f"- {rows:,}: " + ", ".join(parts) + " (wall time)")
     text = (f"# Benchmark {dt.datetime.now():%Y-%m-%d %H:%M}\n\n{machine}\n\n"
             f"`{' '.join(['python -m benchmarks.run_benchmark'] + (argv if argv is not None else sys.argv[1:]))}`; "
             f"{settings}\n\n" + table(results) + "\n" + "\n".join(summary) + "\n")

@@ -71,13 +71,14 @@ class StandaloneCluster:
         return process
 
     def start(self) -> StandaloneCluster:
+        # through bash: the scripts exec the JVM (same pid), and need no executable bit
         spark_class = str(SPARK_HOME / "bin" / "spark-class")
-        self._start("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+        self._start("master", ["bash", spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                "--port", str(self.port), "--webui-port", str(self.ui_port)])
         for i in range(1, self.workers + 1):
             work = self.folder / f"worker-{i}"
             work.mkdir(exist_ok=True)
-            self._start(f"worker-{i}", [spark_class, "org.apache.spark.deploy.worker.Worker", self.master_url,
+            self._start(f"worker-{i}", ["bash", spark_class, "org.apache.spark.deploy.worker.Worker", self.master_url,
                                         "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
                                         "--webui-port", str(free_port()), "--work-dir", str(work)])
         try:
@@ -129,7 +130,7 @@ class StandaloneCluster:
         port = free_port()
         conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
                 "spark.ui.enabled": "false", **(settings or {})}
-        args = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.master_url, "--class", CONNECT_SERVER,
+        args = ["bash", str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.master_url, "--class", CONNECT_SERVER,
                 "--name", "billing_pipeline Spark Connect server"]
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]
