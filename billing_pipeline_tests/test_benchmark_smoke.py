@@ -81,8 +81,11 @@ def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
     assert {t: cluster["rows"][t] for t in cluster["rows"]} == {t: duckdb_run["rows"][t] for t in cluster["rows"]}
     assert duckdb_run["log_lines"] > 2 * duckdb_run["line_items"]  # 10x the generator's default log lines
     assert set(cluster["other_peak_rss_bytes"]) == {"master", "worker-1", "worker-2"}
-    # a worker's tree includes the executor JVM it launched: more than an idle worker daemon's few hundred MiB
-    assert all(b > 100 * 2**20 for b in cluster["other_peak_rss_bytes"].values())
+    # a daemon alone (256 MiB heap) stays near 240 MiB, as the master does; a worker's tree includes the executor
+    # JVM it launched for the run
+    peaks = cluster["other_peak_rss_bytes"]
+    assert 50 * 2**20 < peaks["master"] < 400 * 2**20
+    assert peaks["worker-1"] > 400 * 2**20 and peaks["worker-2"] > 400 * 2**20
     assert cluster["total_peak_rss_bytes"] > cluster["peak_rss_bytes"]
     text = results.read_text()
     assert "| (a) pipeline on a Spark standalone cluster (2 workers x 1 core) |" in text
