@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, materialize
 
-from billing_pipeline.definitions import defs
+from billing_pipeline.definitions import defs, warehouse_for
 from billing_pipeline.engines.spark_engine import spark_session, table_schemas
 from billing_pipeline.resources.warehouse import warehouse_ddl
 from billing_pipeline.sample_data import generate_month
@@ -60,8 +60,10 @@ def pipeline_env(monkeypatch, folder: Path, sample) -> None:
         monkeypatch.setenv(name, value)
 
 
-def run_definitions():
-    result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key=MONTH,
+def run_definitions(engine: str):
+    # the warehouse of `engine`, as definitions.py chooses it when they load with BILLING_ENGINE set
+    resources = {**defs.resources, "warehouse": warehouse_for(engine)}
+    result = materialize([*defs.assets, *defs.asset_checks], resources=resources, partition_key=MONTH,
                          instance=DagsterInstance.ephemeral())
     assert result.success
     return result
@@ -80,7 +82,7 @@ def on_duckdb(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         pipeline_env(monkeypatch, folder, sample)
         monkeypatch.setenv("BILLING_ENGINE", "duckdb")
-        result = run_definitions()
+        result = run_definitions("duckdb")
     with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
         rows = {table: sorted((plain(r) for r in con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()),
                               key=repr) for table, columns in TABLES.items()}
@@ -113,7 +115,7 @@ def test_whole_definitions_on_a_two_worker_standalone_cluster(spark_cluster, on_
     monkeypatch.setenv("BILLING_ENGINE", "spark")
     monkeypatch.setenv("BILLING_SPARK_MASTER", spark_cluster.master_url)
     try:
-        result = run_definitions()
+        result = run_definitions("spark")
         session = spark_session(spark_cluster.master_url)
         # the run's session was the cluster's: an executor on each worker (plus the driver's block manager), each
         # worker's one core given to this application
@@ -136,7 +138,7 @@ def test_whole_definitions_through_spark_connect(spark_cluster, on_duckdb, tmp_p
         monkeypatch.setenv("BILLING_SPARK_REMOTE", remote)
         session = None
         try:
-            result = run_definitions()
+            result = run_definitions("spark")
             session = spark_session(remote=remote)
             assert type(session).__module__.startswith("pyspark.sql.connect")  # a Spark Connect client
             # the Connect server is the cluster's driver: its application holds both workers' cores
