@@ -17,18 +17,14 @@ import argparse
 import datetime as dt
 import os
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 from dagster import DagsterInstance
 
-from billing_pipeline.money import largest_remainder_cents
+from billing_pipeline.formatting import money, percent
 from billing_pipeline.resources.warehouse import DEFAULT_WAREHOUSE
 from billing_pipeline.settings import check_settings
-
-_CENT4 = Decimal("0.0001")
-
 
 DEFAULT_DAGSTER_HOME = "dagster_home"
 
@@ -45,7 +41,12 @@ def run_month(partition_key: str) -> bool:
 
 
 def format_report(warehouse: str, billing_period: dt.date) -> str:
-    """The month's reconciliation report and per-tenant totals, money in cents (largest remainder)."""
+    """The month's reconciliation report: amounts in the one number format (formatting.py), each tenant's total in
+    its statement's cents (largest remainder), the flagged tenants (one definition: checks.reconciliation_report)
+    and a warning for known tenants with no data this month."""
+    from billing_pipeline.assets.reconciliation_report import accountants_without_data, statement_cents
+    from billing_pipeline.checks.reconciliation_report import flagged_accountants
+
     with duckdb.connect(warehouse, read_only=True) as con:
         rows = con.execute(
             """SELECT accountant_id, resource_type, currency, estimated_cost, actual_cost, variance_pct, flagged, is_final
@@ -53,26 +54,29 @@ def format_report(warehouse: str, billing_period: dt.date) -> str:
                ORDER BY accountant_id, resource_type = 'total', resource_type""",
             [billing_period],
         ).fetchall()
+        flagged = flagged_accountants(con, billing_period) if rows else []
+        without_data = accountants_without_data(con, billing_period) if rows else []
     if not rows:
         return f"No reconciliation report for {billing_period:%Y-%m} in {warehouse}."
-    totals = {(r[0], r[2]): r[4] for r in rows if r[1] == "total"}
-    cents = largest_remainder_cents(totals)
+    cents = statement_cents({(r[0], r[2]): r[4] for r in rows if r[1] == "total"})
     status = "final" if rows[0][7] else "provisional"
     lines = [
         f"Reconciliation report {billing_period:%Y-%m} ({status}), warehouse {warehouse}",
-        f"{'accountant_id':<16} {'resource_type':<13} {'estimated':>14} {'actual':>14} {'variance %':>11}  flag",
+        f"{'accountant_id':<16} {'resource_type':<13} {'estimated':>16} {'actual':>16} {'variance':>11}  flag",
     ]
-    for accountant, resource_type, currency, estimated, actual, pct, flagged, _ in rows:
-        actual_shown = cents[(accountant, currency)] if resource_type == "total" else actual.quantize(_CENT4)
+    for accountant, resource_type, currency, estimated, actual, pct, is_flagged, _ in rows:
+        actual_shown = cents[(accountant, currency)] if resource_type == "total" else actual
         lines.append(
-            f"{accountant:<16} {resource_type:<13} {estimated.quantize(_CENT4):>14} {actual_shown:>14} "
-            f"{'' if pct is None else f'{pct:.2f}':>11}  {'FLAG' if flagged else ''}"
+            f"{accountant:<16} {resource_type:<13} {money(estimated, currency):>16} {money(actual_shown, currency):>16} "
+            f"{percent(pct, signed=True):>11}  {'FLAG' if is_flagged else ''}".rstrip()
         )
-    lines.append(f"in-scope total (cents): {sum(cents.values())} {rows[0][2]}")
+    for currency in sorted({c for _a, c in cents}):
+        lines.append(f"in-scope total ({currency}, the statements' cents): "
+                     f"{money(sum(v for (_a, c), v in cents.items() if c == currency), currency)}")
+    lines.append(f"flagged tenants ({len(flagged)}): {', '.join(flagged) or 'none'}")
+    if without_data:
+        lines.append(f"warning: no estimate and no cost in {billing_period:%Y-%m} for {', '.join(without_data)}")
     return "\n".join(lines)
-
-
-
 
 
 def format_month_to_date(warehouse: str, billing_period: dt.date) -> str:
@@ -89,11 +93,12 @@ def format_month_to_date(warehouse: str, billing_period: dt.date) -> str:
     lines = [
         f"\nMonth to date {billing_period:%Y-%m}: actual through {rows[0][8]:%Y-%m-%d %H:%M} UTC, "
         f"estimated through {rows[0][9]:%Y-%m-%d %H:%M} UTC",
-        f"{'accountant_id':<16} {'actual':>12} {'estimated':>12} {'to date':>12} {'forecast':>12}  interval",
+        f"{'accountant_id':<16} {'actual':>14} {'estimated':>14} {'to date':>14} {'forecast':>14}  interval",
     ]
-    for accountant, _cur, actual, estimated, to_date, forecast, low, high, _c, _a in rows:
-        q = [v.quantize(_CENT4) for v in (actual, estimated, to_date, forecast, low, high)]
-        lines.append(f"{accountant:<16} {q[0]:>12} {q[1]:>12} {q[2]:>12} {q[3]:>12}  {q[4]} .. {q[5]}")
+    for accountant, cur, actual, estimated, to_date, forecast, low, high, _c, _a in rows:
+        q = [money(v, cur) for v in (actual, estimated, to_date, forecast)]
+        lines.append(f"{accountant:<16} {q[0]:>14} {q[1]:>14} {q[2]:>14} {q[3]:>14}  "
+                     f"{money(low, None)} .. {money(high, cur)}")
     return "\n".join(lines)
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from billing_pipeline.formatting import csv_value
 from billing_pipeline.sql import arrow_schema  # noqa: F401  (the outputs' schemas, re-exported for the assets)
 from billing_pipeline.storage import Location, write_whole
 
@@ -46,17 +46,10 @@ def _is_text(arrow_type: pa.DataType) -> bool:
 
 
 def _cell(value: Any, text: bool) -> str:
-    if value is None:
-        return ""
-    if text:
+    """A text cell made safe; any other through formatting.csv_value (exact plain decimals, '' for NULL or NaN)."""
+    if text and value is not None:
         return safe_text(str(value))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return str(value)
+    return csv_value(value)
 
 
 def to_csv(table: pa.Table) -> bytes:

@@ -7,6 +7,7 @@ from decimal import Decimal
 import duckdb
 from dagster import AssetExecutionContext, MetadataValue
 
+from billing_pipeline.formatting import markdown_table, money, percent, quantity, text
 from billing_pipeline.sql import read_sql
 
 
@@ -24,12 +25,30 @@ def month_of(context: AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return window.start.date(), window.end.date()
 
 
+MONEY_NAMES = ("actual", "estimated", "forecast", "low", "high")  # month_to_date's sums
+
+
+def cell_format(column: str):
+    """How a summary column reads (formatting.py): money when its name says cost (in the row's currency), a
+    percentage for *_pct, any other number as a quantity; text and dates as they are, NULL as —."""
+    if "cost" in column or column in MONEY_NAMES:
+        return lambda row: money(row[column], row.get("currency"))
+    if column.endswith("_pct"):
+        return lambda row: percent(row[column], signed=True)
+    return lambda row: (quantity(row[column]) if isinstance(row[column], (int, float, Decimal))
+                        and not isinstance(row[column], bool) else text(row[column]))
+
+
 def markdown(con: duckdb.DuckDBPyConnection, sql: str, params=None, limit: int = PREVIEW_ROWS) -> MetadataValue:
-    """A query's first rows as a markdown table for the Dagster UI (money shown exactly, as stored)."""
-    frame = con.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params or {}).df()
-    if frame.empty:
-        return MetadataValue.md("_no rows_")
-    return MetadataValue.md(frame.to_markdown(index=False, floatfmt=".6f"))
+    """A query's first rows as a markdown table for the Dagster UI, in the one number format (fetched as Decimals:
+    pandas would turn money into floats and NULL into nan)."""
+    result = con.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params or {})
+    description = getattr(result, "description", None)  # DuckDB; a Spark result carries its frame's columns
+    columns = [d[0] for d in description] if description else list(result.frame.columns)
+    rows = result.fetchall()
+    numeric = {c for i, c in enumerate(columns)
+               if any(isinstance(r[i], (int, float, Decimal)) and not isinstance(r[i], bool) for r in rows)}
+    return MetadataValue.md(markdown_table(columns, rows, {c: cell_format(c) for c in columns}, right=numeric))
 
 
 def as_float(value: Decimal | None) -> float:

@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from billing_pipeline.assets.common import month_of, stage_sql
+from billing_pipeline.formatting import markdown_table, money_in
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -45,11 +46,9 @@ def implausible_lines(con, period: dt.date, bound) -> list[tuple]:
 
 
 def lines_table(lines: list[tuple]) -> str:
-    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    body = "\n".join("| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in line) + " |"
-                     for line in lines[:SHOWN])
+    body = markdown_table(COLUMNS, lines[:SHOWN], {c: money_in(c) for c in COLUMNS if c.endswith("_cost")})
     more = f"\n\n_and {len(lines) - SHOWN} more_" if len(lines) > SHOWN else ""
-    return header + body + more
+    return body + more
 
 
 def hold_message(month: str, lines: list[tuple], bound) -> str:

@@ -33,6 +33,7 @@ from billing_pipeline.assets.common import month_of
 from billing_pipeline.assets.implausible_money import hold_message, implausible_lines, settings
 from billing_pipeline.assets.tenant_registry import describe, load_registry
 from billing_pipeline.checks.common import duplicate_check
+from billing_pipeline.formatting import markdown_table, money
 from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
@@ -324,7 +325,11 @@ def _metadata(rows, created, charges, price_list: PriceList, stripe_billing: Str
         return metadata
     by_status = frame.groupby(["status", "currency"], as_index=False).agg(
         items=("kind", "size"), amount_cents=("amount_cents", "sum"))
-    metadata["by_status"] = MetadataValue.md(by_status.to_markdown(index=False))
+    # Stripe's integer cents shown as money (formatting.py), the ids as they are, a missing id as —
+    amount = {"amount_cents": lambda r: money(Decimal(int(r["amount_cents"])) / 100, str(r["currency"]).upper())}
+    metadata["by_status"] = MetadataValue.md(markdown_table(
+        list(by_status.columns), by_status.itertuples(index=False), amount))
     shown = frame[SHOWN].sort_values(["accountant_id", "resource_type", "kind"], kind="stable")
-    metadata["invoices"] = MetadataValue.md(f"**{month} ({metadata['status']})**\n\n" + shown.to_markdown(index=False))
+    metadata["invoices"] = MetadataValue.md(f"**{month} ({metadata['status']})**\n\n" + markdown_table(
+        SHOWN, shown.itertuples(index=False), amount))
     return metadata

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from billing_pipeline.assets.common import cur_is_final, month_of, stage_sql
 from billing_pipeline.exports import month_table, write_exports
+from billing_pipeline.formatting import markdown_table, money_in, percent_in, quantity, unit_price
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -24,6 +25,29 @@ def suggested_pricing(pricing_text: str, suggestions: dict[tuple[str, str], obje
     for (service, driver), price in sorted({**current, **suggestions}.items()):
         document.setdefault("drivers", {}).setdefault(service, {})[driver] = format(price.normalize(), "f")
     return document
+
+
+FEEDBACK_COLUMNS = ["service", "resource_type", "driver", "currency", "accountant_id", "quantity", "actual_cost",
+                    "bill_quantity", "recorded_quantity", "implied_unit_cost", "configured_unit_cost", "variance_pct",
+                    "flagged", "suggested_unit_cost", "price_variance", "quantity_variance"]
+
+
+def feedback_table(rows) -> str:
+    """The month's feedback in the one number format: costs in cents, unit costs as exact as the bill, quantities
+    trimmed (formatting.py); not through pandas, which prints a Decimal as a float (`0.000139644`) and NULL as nan."""
+    def fmt(column):
+        if column.endswith("unit_cost"):
+            return lambda r: unit_price(r[column], r["currency"])
+        if column.endswith(("_cost", "_variance")):
+            return money_in(column)
+        if column.endswith("quantity"):
+            return lambda r: quantity(r[column])
+        return percent_in(column)
+    numeric = [c for c in FEEDBACK_COLUMNS if c not in ("service", "resource_type", "driver", "currency",
+                                                         "accountant_id", "flagged")]
+    records = rows.select(FEEDBACK_COLUMNS).to_pylist()
+    return markdown_table(FEEDBACK_COLUMNS, [[r[c] for c in FEEDBACK_COLUMNS] for r in records],
+                          {c: fmt(c) for c in numeric} | {"flagged": lambda r: "⚑ flagged" if r["flagged"] else ""})
 
 
 @asset(
@@ -62,7 +86,7 @@ def pricing_feedback(
     frame = export_rows.drop_columns(["billing_period"]).to_pandas()
     flagged = frame[frame["flagged"] & (frame["accountant_id"] == "total")]
     suggestions = {(r.service, r.driver): r.suggested_unit_cost for r in flagged.itertuples()}
-    table = frame.drop(columns=["is_final"]).to_markdown(index=False) if not frame.empty else "_no rows_"
+    table = feedback_table(export_rows)
     context.log.info(f"{period:%Y-%m}: {len(flagged)} of {len(frame)} drivers over the threshold; exported {exported}")
     return MaterializeResult(
         metadata={

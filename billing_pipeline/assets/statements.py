@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
+from billing_pipeline.formatting import markdown_table, money_in
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
 from billing_pipeline.lineage import month_delivery
 from billing_pipeline.money import CENT, largest_remainder_cents
@@ -118,10 +119,12 @@ def statements(
     for currency, tenants_total in sums:
         metadata[f"statement_total/{currency}"] = MetadataValue.float(as_float(tenants_total))
         metadata[f"in_scope_cost/{currency}"] = str(in_scope[currency])
-    totals = exported_statements.filter(pc.equal(exported_statements["line"], "total")).select(
-        ["accountant_id", "currency", "direct_cost", "shared_cost", "cost", "amount"]).to_pandas()
-    metadata["tenants"] = MetadataValue.int(len(set(totals["accountant_id"]) - {"unattributed"}))
-    metadata["statements"] = MetadataValue.md(totals.to_markdown(index=False) if not totals.empty else "_no rows_")
+    columns = ["accountant_id", "currency", "direct_cost", "shared_cost", "amount"]
+    totals = exported_statements.filter(pc.equal(exported_statements["line"], "total")).select(columns).to_pylist()
+    metadata["tenants"] = MetadataValue.int(len({r["accountant_id"] for r in totals} - {"unattributed"}))
+    # each tenant's statement amount (its cents) and the direct and shared parts of its exact cost, half up
+    metadata["statements"] = MetadataValue.md(markdown_table(
+        columns, [[r[c] for c in columns] for r in totals], {c: money_in(c) for c in columns[2:]}))
     metadata["exports"] = MetadataValue.md("\n".join(f"- `{uri}`" for uri in exported))
     context.log.info(f"{period:%Y-%m}: {len(totals)} statements; exported {exported}")
     return MaterializeResult(metadata=metadata)

@@ -1,15 +1,19 @@
 """tenant_costs: the application's cost per tenant, direct and shared, exact to 1e-10."""
 
 
+import calendar
+import datetime as dt
 from collections import namedtuple
 from decimal import Decimal
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import as_float, month_of, stage_sql
+from billing_pipeline.formatting import count, markdown_table, money_in
 from billing_pipeline.lineage import month_delivery, stamp_params, stamped
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.plots import Plot, lines, stacked_bars
 from billing_pipeline.pricing import Pricing, parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -135,6 +139,36 @@ def bill_conservation(con, period, metric: str):
     return [Conservation(*row) for row in rows]
 
 
+def cost_plots(con, period: dt.date) -> dict[str, Plot]:
+    """Each tenant's cost of the month by service (stacked bars) and by day (a line per tenant, through the last day
+    with cost), per currency, in cents half up (the day's or service's part; statements round only the month)."""
+    by_service = con.execute(
+        """SELECT currency, accountant_id, coalesce(service, '(account level)'), sum(cost) FROM tenant_costs
+           WHERE billing_period = ? GROUP BY ALL ORDER BY ALL""", [period]).fetchall()
+    by_day = con.execute(
+        """SELECT currency, accountant_id, usage_date, sum(cost) FROM tenant_costs
+           WHERE billing_period = ? GROUP BY ALL ORDER BY ALL""", [period]).fetchall()
+    metadata = {}
+    currencies = sorted({row[0] for row in by_service})
+    # the days up to the last one with cost: a provisional month's CUR stops before the month does
+    last = max((d for *_k, d, _v in by_day), default=period)
+    days = [period + dt.timedelta(days=d) for d in range(calendar.monthrange(period.year, period.month)[1])
+            if period + dt.timedelta(days=d) <= last]
+    for currency in currencies:
+        suffix = f"/{currency}" if len(currencies) > 1 else ""
+        tenants = sorted({a for c, a, *_ in by_service if c == currency})
+        services = sorted({s for c, _a, s, _v in by_service if c == currency})
+        amounts = {(a, s): v for c, a, s, v in by_service if c == currency}
+        plot = stacked_bars(f"Cost by service per tenant, {period:%Y-%m}", currency, tenants,
+                            {s: [amounts.get((t, s), Decimal(0)) for t in tenants] for s in services})
+        metadata["cost_by_service" + suffix] = plot
+        daily = {(a, d): v for c, a, d, v in by_day if c == currency}
+        plot = lines(f"Cost by day per tenant, {period:%Y-%m}", currency, [f"{d:%d}" for d in days],
+                     {t: [daily.get((t, d), Decimal(0)) for d in days] for t in tenants}, tick_every=5)
+        metadata["cost_by_day" + suffix] = plot
+    return metadata
+
+
 @asset(
     partitions_def=billing_month_partitions,
     deps=["hourly_cost_facts", "usage_shares"],
@@ -219,13 +253,15 @@ def tenant_costs(
         ).fetchall()
         for name in ("cost_allocations", "account_level_allocations", "account_level_lines"):
             con.drop(name)
+        plots = cost_plots(con, period)
 
     cents = {}
     for currency in {row[1] for row in per_tenant}:
         cents.update(largest_remainder_cents({(a, c): cost for a, c, cost, *_ in per_tenant if c == currency}))
-    table = "| accountant_id | currency | cost (exact) | cents | direct | shared |\n|---|---|---:|---:|---:|---:|\n" + "\n".join(
-        f"| {a} | {c} | {cost} | {cents[(a, c)]} | {direct or 0} | {shared or 0} |" for a, c, cost, direct, shared in per_tenant
-    )
+    table = markdown_table(
+        ["accountant_id", "currency", "cost", "direct", "shared"],
+        [(a, c, cents[(a, c)], direct, shared) for a, c, _cost, direct, shared in per_tenant],
+        {"cost": money_in("cost"), "direct": money_in("direct"), "shared": money_in("shared")})
     metadata = {
         "dagster/row_count": MetadataValue.int(rows),
         "cost_metric": metric,
@@ -235,12 +271,13 @@ def tenant_costs(
             as_float(sum((row[2] for row in per_tenant if row[0] == "unattributed"), Decimal(0)))
         ),
         "bill_conservation": MetadataValue.md(
-            "| " + " | ".join(Conservation._fields) + " |\n|---|" + "---:|" * 6 + "\n"
-            + "\n".join("| " + " | ".join(str(v) for v in r) + " |" for r in conservation)),
+            markdown_table(Conservation._fields, conservation,
+                           {name: money_in(name) for name in Conservation._fields if name != "currency"})),
         "account_level_lines": MetadataValue.md(
-            "| line_item_type | policy | currency | lines | cost | to the application |\n|---|---|---|---:|---:|---:|\n"
-            + "\n".join(f"| {t} | {p} | {c} | {n} | {total} | {part} |" for t, p, c, n, total, part in account_level)
-            if account_level else "_none_"),
+            markdown_table(["line_item_type", "policy", "currency", "lines", "cost", "to the application"],
+                           account_level, {"lines": lambda r: count(r["lines"]), "cost": money_in("cost"),
+                                           "to the application": money_in("to the application")}, empty="_none_")),
+        **{name: MetadataValue.md(plot.markdown()) for name, plot in plots.items()},
     }
     for currency, in_scope in scope_totals:
         metadata[f"in_scope_cost/{currency}"] = MetadataValue.float(as_float(in_scope))

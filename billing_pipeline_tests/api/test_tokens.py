@@ -140,3 +140,49 @@ def test_the_first_file_format_is_still_read_and_gets_an_expiry_when_rewritten(b
     migrated = {g.accountant_id: g for g in list_tokens(str(tokens))}[A]
     assert migrated.id == grant.id and migrated.expires_at is not None
 
+
+
+def cli_env(env: dict, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "billing_pipeline.api", *args], check=False, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **env})
+
+
+def test_a_malformed_option_is_one_line_too(tmp_path):
+    result = cli("issue-token", A, "--days", "abc", "--tokens", str(tmp_path / "tokens.json"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("error: argument --days: invalid int value: 'abc' "
+                             "(see python -m billing_pipeline.api issue-token --help)\n")
+    assert not (tmp_path / "tokens.json").exists()
+
+
+def test_an_id_outside_the_tenant_registry_is_refused_in_one_line(tmp_path):
+    registry = tmp_path / "tenants.txt"
+    registry.write_text(f"{A}\n{B}\n")
+    tokens = tmp_path / "tokens.json"
+    env = {"BILLING_TENANTS": str(registry), "BILLING_PUBLISH_URI": str(tmp_path / "published")}
+    unknown = cli_env(env, "issue-token", "acct-9999", "--tokens", str(tokens))
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    assert unknown.stderr == f"error: 'acct-9999' is not in the tenant registry ({registry})\n"
+    lookalike = cli_env(env, "issue-token", "ACCT-0001", "--tokens", str(tokens))
+    assert (lookalike.returncode, lookalike.stderr) == (
+        2, f"error: 'ACCT-0001' is not a tenant: it looks like 'acct-0001' of the tenant registry ({registry})\n")
+    assert not tokens.exists()
+    known = cli_env(env, "issue-token", A, "--tokens", str(tokens))
+    assert known.returncode == 0 and known.stdout.startswith("bpt_")
+    # nothing published in that folder: issued, with a warning
+    assert known.stderr.splitlines()[-1] == (
+        f"warning: nothing is published yet in {tmp_path / 'published'}: {A} will see no data until a month is")
+
+
+def test_a_tenant_with_no_published_data_gets_a_warning(built, tmp_path):
+    env = {"BILLING_PUBLISH_URI": str(built.published)}
+    tenant = sorted(built.tokens)[0]
+    with_data = cli_env(env, "issue-token", tenant, "--tokens", str(tmp_path / "tokens.json"))
+    assert with_data.returncode == 0 and "warning" not in with_data.stderr
+    without = cli_env(env, "issue-token", "acct-new", "--tokens", str(tmp_path / "tokens.json"))
+    assert without.returncode == 0 and without.stdout.startswith("bpt_")
+    assert without.stderr.splitlines()[-1] == (
+        f"warning: acct-new has no data in any published month ({built.published}): the dashboard will be empty "
+        "for it until a month with its costs is published")

@@ -108,7 +108,7 @@ def test_the_bill_is_conserved_and_reported(month):
     # the report says what the company keeps
     report = metadata_of(result, "reconciliation_report")
     assert report["kept_by_company/USD"].value == "-0.5000000000"
-    assert "- kept by the company: Refund -0.5000000000 USD" in report["report"].value
+    assert "- kept by the company: Refund -0.50 USD" in report["report"].value
 
 
 def test_bill_conservation_fails_when_a_tenant_part_changes(month):

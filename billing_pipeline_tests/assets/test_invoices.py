@@ -65,6 +65,10 @@ def test_final_month_is_charged_exact_cents_per_resource_type(env):
     assert metadata["status"].value == "charged"
     assert metadata["charge_cents/usd"].value == sum(expected.values())
     assert metadata["items_created"].value == len(expected)
+    total = sum(expected.values())  # Stripe's cents, shown as money in the one number format
+    assert metadata["by_status"].value.splitlines()[2] == (
+        f"| pending | usd | {len(expected)} | {total // 100:,}.{total % 100:02d} USD |")
+    assert "| acct-0004 | " in metadata["invoices"].value and " USD |" in metadata["invoices"].value
     assert API_KEY not in json.dumps({k: str(v.value) for k, v in metadata.items()})
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"no_duplicate_invoice_items": True, "stripe_items_match_charges": True}

@@ -241,3 +241,11 @@ def test_pricing_feedback_of_a_generated_month_against_the_oracle(month):
     assert metadata["suggested_pricing"].value["drivers"] == current
     assert (root / "exports/pricing_feedback/pricing_feedback-2026-01.csv").is_file()
     assert (root / "exports/pricing_feedback/pricing_feedback-2026-01.parquet").is_file()
+
+
+def test_csv_writes_no_nan_and_no_float_noise():
+    """A DOUBLE column (a share) and a missing value as NaN: exact shortest decimals, and '' for missing."""
+    table = pa.table({"share": pa.array([0.000139644, float("nan"), 1e-7, None], pa.float64()),
+                      "net_amortized_cost": pa.array([None, D("1E-10"), None, D("3")], pa.decimal128(38, 10))})
+    assert to_csv(table).decode("utf-8") == (
+        "share,net_amortized_cost\r\n0.000139644,\r\n,0.0000000001\r\n0.0000001,\r\n,3.0000000000\r\n")
