@@ -43,8 +43,12 @@ REPO = Path(__file__).resolve().parents[1]
 APPLICATION = "tax-demo"
 APPROACHES = {"pipeline": "(a) pipeline", "seed": "(b) seed (pandas)",
               "seed-columns": "(b') seed reading only its 5 columns", "floor": "(c) floor (DuckDB)",
-              "spark": "(a) pipeline on Spark local[2]"}
+              "spark": "(a) pipeline on Spark local[2]",
+              "spark-cluster": "(a) pipeline on a Spark standalone cluster (2 workers x 1 core)"}
 DEFAULT_APPROACHES = ["pipeline", "seed", "seed-columns", "floor"]  # spark is opt-in: a JVM and local mode on 2 cores
+# --scaling: one month on DuckDB, Spark local[2] and a 2-worker standalone cluster, with 10x the generator's log lines
+SCALING_APPROACHES = ["pipeline", "spark", "spark-cluster"]
+SCALING_LOG_FACTOR = 10  # invocations = 10 x the default rows / 20: about 2.7 log lines per line item
 # A process tree above this is stopped and reported as not fitting (the machine has no swap; the seed's whole-month
 # frame outgrows it somewhere between 10M and 100M line items).
 DEFAULT_RSS_LIMIT = "16GiB"
@@ -113,14 +117,15 @@ def run_pipeline(data: dict, work: Path, profile: bool) -> dict:
 
 
 def run_spark(data: dict, work: Path, profile: bool) -> dict:
-    """(a) with BILLING_ENGINE=spark in local mode: the core chain (cur_line_items .. reconciliation_report), the
-    same assets and SQL, tables as Parquet datasets under the run's folder."""
+    """(a) with BILLING_ENGINE=spark: the core chain (cur_line_items .. reconciliation_report), the same assets and
+    SQL, tables as Parquet datasets under the run's folder. In local mode unless the parent named a cluster's
+    master (spark-cluster: BILLING_SPARK_MASTER=spark://127.0.0.1:...)."""
     os.environ.update({
         "BILLING_CUR_URI": data["cur_uri"], "BILLING_LOGS_URI": data["logs_uri"],
         "BILLING_S3_INVENTORY_URI": data["inventory_uri"], "BILLING_USAGE_URI": data["usage_uri"],
-        "BILLING_ENGINE": "spark", "BILLING_SPARK_MASTER": "local[2]",
-        "BILLING_SPARK_WAREHOUSE": str(work / "spark-warehouse"),
+        "BILLING_ENGINE": "spark", "BILLING_SPARK_WAREHOUSE": str(work / "spark-warehouse"),
     })
+    os.environ.setdefault("BILLING_SPARK_MASTER", "local[2]")
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from dagster import AssetSelection, DagsterInstance, materialize
@@ -212,7 +217,7 @@ def run_seed_columns(data: dict, work: Path, profile: bool) -> dict:
 
 
 WORKERS = {"pipeline": run_pipeline, "seed": run_seed, "seed-columns": run_seed_columns, "floor": run_floor,
-           "spark": run_spark}
+           "spark": run_spark, "spark-cluster": run_spark}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -384,10 +389,12 @@ class _TimedConnection:
 
 
 def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool = False,
-            rss_limit: int | None = None) -> dict:
-    """Run one approach in a fresh subprocess; wall time and the peak RSS of its process tree. A tree that grows
-    beyond `rss_limit` bytes is killed and reported as not fitting (`did_not_fit`), instead of the OOM killer
-    taking the machine down."""
+            rss_limit: int | None = None, others: dict[str, int] | None = None) -> dict:
+    """Run one approach in a fresh subprocess; wall time and the peak RSS of its process tree (the driver). A tree
+    that grows beyond `rss_limit` bytes is killed and reported as not fitting (`did_not_fit`), instead of the OOM
+    killer taking the machine down. `others`: processes already running that the approach uses (a Spark cluster's
+    master and workers, by name -> pid): the peak RSS of each one's tree (a worker's includes its executor JVM
+    and Python workers) is sampled alongside, and the peak of everything together."""
     import psutil
 
     shutil.rmtree(work, ignore_errors=True)
@@ -398,21 +405,36 @@ def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool
     began = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0
+    other_peaks = dict.fromkeys(others or {}, 0)
+    total_peak = 0
     samples: list[tuple[float, int]] = []  # (epoch s, tree RSS): each step's peak, matched to its window
     killed = False
     stop = threading.Event()
 
+    def tree_rss(pid: int) -> int:
+        try:
+            root = psutil.Process(pid)
+            return sum(p.memory_info().rss for p in [root] + root.children(recursive=True))
+        except psutil.Error:
+            return 0
+
     def sample():
-        nonlocal peak, killed
+        nonlocal peak, killed, total_peak
         try:
             root = psutil.Process(proc.pid)
         except psutil.NoSuchProcess:
             return
         while not stop.is_set():
+            together = 0
+            for name, pid in (others or {}).items():
+                rss = tree_rss(pid)
+                other_peaks[name] = max(other_peaks[name], rss)
+                together += rss
             try:
                 tree = [root] + root.children(recursive=True)
                 rss = sum(p.memory_info().rss for p in tree)
                 peak = max(peak, rss)
+                total_peak = max(total_peak, rss + together)
                 samples.append((time.time(), rss))
                 if rss_limit and rss > rss_limit and not killed:
                     killed = True
@@ -443,6 +465,8 @@ def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool
                 "rows": {}}
     result = json.loads(out_json.read_text())
     result.update({"approach": approach, "wall_seconds": wall, "peak_rss_bytes": peak})
+    if others:
+        result.update({"other_peak_rss_bytes": other_peaks, "total_peak_rss_bytes": total_peak})
     result["step_peak_rss_bytes"] = {
         step: max((rss for t, rss in samples if start <= t <= end), default=0)
         for step, (start, end) in result.pop("step_windows", {}).items()
@@ -504,6 +528,46 @@ def table(results: list[dict]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+@contextmanager
+def spark_for(approach: str, env: dict, folder: Path, args):
+    """The environment an approach runs in, and the processes besides its own that it uses: for spark-cluster a
+    standalone master and workers started here (1 core each; their start is not timed, a cluster is up before a
+    run), stopped afterwards."""
+    if not approach.startswith("spark"):
+        yield env, None
+        return
+    from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster, driver_environment
+
+    memory = args.spark_memory
+    env = {**env, **driver_environment(),
+           "PYSPARK_SUBMIT_ARGS": f"--driver-memory {memory} --conf spark.executor.memory={memory} pyspark-shell"}
+    if approach != "spark-cluster":
+        yield {**env, "BILLING_SPARK_MASTER": "local[2]"}, None
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    with StandaloneCluster(folder, workers=args.cluster_workers, cores=1, memory=memory) as cluster:
+        yield {**env, "BILLING_SPARK_MASTER": cluster.master_url}, cluster.pids()
+
+
+def scaling_table(results: list[dict]) -> str:
+    """Wall time and peak RSS of the driver (the run's process tree: Python, Dagster, and in local mode the JVM
+    that also runs the tasks) and of the cluster's processes (each worker with its executor)."""
+    def mib(n: int | None) -> str:
+        return "-" if n is None else f"{n / 2**20:,.0f}"
+
+    lines = ["| line items | log lines | engine | wall s | driver peak RSS MiB | workers' peak RSS MiB (each) | "
+             "master MiB | all together MiB | in-scope cost |", "|---:|---:|---|---:|---:|---|---:|---:|---:|"]
+    for r in results:
+        if r.get("failed") or r.get("did_not_fit"):
+            continue
+        others = r.get("other_peak_rss_bytes", {})
+        workers = ", ".join(mib(v) for k, v in others.items() if k.startswith("worker")) or "-"
+        lines.append(f"| {r['line_items']:,} | {r.get('log_lines', 0):,} | {APPROACHES[r['approach']]} | "
+                     f"{r['wall_seconds']:.1f} | {mib(r['peak_rss_bytes'])} | {workers} | {mib(others.get('master'))} | "
+                     f"{mib(r.get('total_peak_rss_bytes', r['peak_rss_bytes']))} | {r.get('in_scope_cost', '')} |")
+    return "\n".join(lines) + "\n"
+
+
 def profile_table(result: dict, top: int = 25) -> str:
     peaks = result.get("step_peak_rss_bytes", {})
     steps = " | ".join(f"{k} {v:.1f} s" + (f" (peak {peaks[k] / 2**20:,.0f} MiB)" if peaks.get(k) else "")
@@ -521,8 +585,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=300)
     parser.add_argument("--invocations", type=int, default=None, help="Lambda invocations (default rows/20)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--approaches", nargs="+", choices=list(WORKERS), default=DEFAULT_APPROACHES,
-                        help="default: pipeline seed floor; add spark for the Spark local-mode column")
+    parser.add_argument("--approaches", nargs="+", choices=list(WORKERS), default=None,
+                        help="default: pipeline seed seed-columns floor; add spark for the Spark local-mode column, "
+                             "spark-cluster for a 2-worker standalone cluster started for the run")
+    parser.add_argument("--scaling", action="store_true",
+                        help="the scaling figure: approaches pipeline spark spark-cluster, 10x the log lines "
+                             "(--invocations rows/2), driver and worker peak RSS")
+    parser.add_argument("--spark-memory", default="2g",
+                        help="Spark's memory: the local[2] driver's, and each cluster worker's executor's")
+    parser.add_argument("--cluster-workers", type=int, default=2, help="workers of the spark-cluster approach (1 core each)")
     parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "bench")
     parser.add_argument("--results", type=Path, default=None, help="markdown file for the table (and .json beside)")
     parser.add_argument("--memory-limit", default=None, help="BILLING_DUCKDB_MEMORY_LIMIT for (a) and (c)")
@@ -538,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out-json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.approaches is None:
+        args.approaches = SCALING_APPROACHES if args.scaling else DEFAULT_APPROACHES
 
     if args.worker:
         data = json.loads(args.data_json.read_text())
@@ -553,14 +626,18 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     results, profiles = [], []
     for rows in args.rows:
-        data_json = ensure_data(args.data_dir, rows, args.tenants, args.invocations, args.seed)
+        invocations = args.invocations or (rows // 20 * SCALING_LOG_FACTOR if args.scaling else None)
+        data_json = ensure_data(args.data_dir, rows, args.tenants, invocations, args.seed)
         for approach in ([] if args.profile_only else args.approaches):
             print(f"  {rows:,}: running {APPROACHES[approach]} ...", flush=True)
-            r = measure(approach, data_json, data_json.parent / "runs" / approach, env,
-                        rss_limit=parse_bytes(args.rss_limit))
+            with spark_for(approach, env, data_json.parent / "runs" / f"{approach}-cluster", args) as (run_env, others):
+                r = measure(approach, data_json, data_json.parent / "runs" / approach, run_env,
+                            rss_limit=parse_bytes(args.rss_limit), others=others)
             r["size"] = rows
+            r["log_lines"] = json.loads(data_json.read_text())["log_lines"]
             results.append(r)
             print(f"    {r['wall_seconds']:.1f} s wall, {r['peak_rss_bytes'] / 2**20:,.0f} MiB peak RSS"
+                  + "".join(f", {n} {b / 2**20:,.0f} MiB" for n, b in r.get("other_peak_rss_bytes", {}).items())
                   + (" - DID NOT FIT, stopped" if r.get("did_not_fit") else "")
                   + (f" - FAILED: {r['failed']}" if r.get("failed") else ""), flush=True)
         if (args.profile and "pipeline" in args.approaches) or args.profile_only:
@@ -584,10 +661,13 @@ def main(argv: list[str] | None = None) -> int:
             parts = [f"{label} = {by['pipeline']['wall_seconds'] / by[k]['wall_seconds']:.2f}"
                      for k, label in (("seed", "a/b"), ("seed-columns", "a/b'"), ("floor", "a/c"))
                      if k in by and not by[k].get("did_not_fit") and not by[k].get("failed")]
-            summary.append(f"- {rows:,}: " + ", ".join(parts) + " (wall time)")
+            if parts:
+                summary.append(f"- {rows:,}: " + ", ".join(parts) + " (wall time)")
     text = (f"# Benchmark {dt.datetime.now():%Y-%m-%d %H:%M}\n\n{machine}\n\n"
             f"`{' '.join(['python -m benchmarks.run_benchmark'] + (argv if argv is not None else sys.argv[1:]))}`; "
             f"{settings}\n\n" + table(results) + "\n" + "\n".join(summary) + "\n")
+    if any(r["approach"].startswith("spark") for r in results):
+        text += "\n" + scaling_table(results)
     for p in profiles:
         text += f"\n## Profile of (a) at {p['size']:,} line items ({p['seconds']:.1f} s in process)\n\n" + profile_table(p)
     print("\n" + text)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
+
 from benchmarks.run_benchmark import main
 
 
@@ -62,3 +64,29 @@ def test_the_profile_times_what_each_asset_and_its_readers_run(tmp_path):
             "check:tenant_costs", "check:hourly_cost_facts"} <= by_asset
     # the readers' scratch DuckDB: the log parsing's statements are timed inside usage_shares
     assert sum(1 for asset, what in timed if asset == "usage_shares" and what.startswith("sql: ")) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")  # JVMs: with the other Spark tests
+def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
+    """--scaling at a tiny size: DuckDB and the standalone cluster the script starts give the same rows and the same
+    cost, and the cluster's master and each worker (with its executor) have their memory sampled."""
+    results = tmp_path / "results.md"
+    assert main(["--scaling", "--approaches", "pipeline", "spark-cluster", "--rows", "2000", "--tenants", "12",
+                 "--spark-memory", "1g", "--data-dir", str(tmp_path / "data"), "--results", str(results),
+                 "--clean"]) == 0
+    figures = {r["approach"]: r for r in json.loads(results.with_suffix(".json").read_text())["results"]}
+    duckdb_run, cluster = figures["pipeline"], figures["spark-cluster"]
+    assert cluster["in_scope_cost"] == duckdb_run["in_scope_cost"]
+    assert {t: cluster["rows"][t] for t in cluster["rows"]} == {t: duckdb_run["rows"][t] for t in cluster["rows"]}
+    assert duckdb_run["log_lines"] > 2 * 2000  # 10x the generator's default log lines: ~2.7 per requested row
+    assert set(cluster["other_peak_rss_bytes"]) == {"master", "worker-1", "worker-2"}
+    # a daemon alone (256 MiB heap) stays near 240 MiB, as the master does; a worker's tree includes the executor
+    # JVM it launched for the run
+    peaks = cluster["other_peak_rss_bytes"]
+    assert 50 * 2**20 < peaks["master"] < 400 * 2**20
+    assert peaks["worker-1"] > 400 * 2**20 and peaks["worker-2"] > 400 * 2**20
+    assert cluster["total_peak_rss_bytes"] > cluster["peak_rss_bytes"]
+    text = results.read_text()
+    assert "| (a) pipeline on a Spark standalone cluster (2 workers x 1 core) |" in text
+    assert "driver peak RSS MiB | workers' peak RSS MiB (each)" in text
