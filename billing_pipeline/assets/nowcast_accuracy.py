@@ -72,7 +72,9 @@ def replayed_inputs(con, period: dt.date, as_of: dt.datetime, covered_through: d
     p, covered, until = f"DATE '{period}'", f"TIMESTAMP '{covered_through}'", f"TIMESTAMP '{as_of}'"
     stood_in = []
     try:
-        _stand_in(engine, "hourly_cost_facts", f"billing_period <> {p} OR usage_hour + to_hours(span_hours) <= {covered}")
+        # a fact ends span_hours after it starts (epoch seconds: the one spelling both engines take)
+        _stand_in(engine, "hourly_cost_facts",
+                  f"billing_period <> {p} OR epoch(usage_hour) + span_hours * 3600 <= epoch({covered})")
         stood_in.append("hourly_cost_facts")
         _stand_in(engine, "usage_shares", f"billing_period <> {p} OR usage_hour < {until}")
         stood_in.append("usage_shares")
