@@ -18,7 +18,9 @@ small interface, which is all the assets use:
         by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
         new rows before they replace the month
 
-Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines.
+Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines. The engine
+comes from the `warehouse` resource's connect() (resources/warehouse.py: DuckDBWarehouse or SparkWarehouse, which
+definitions.py binds by BILLING_ENGINE).
 """
 
 from __future__ import annotations
@@ -27,9 +29,6 @@ import datetime as dt
 from typing import Any, Callable, Protocol
 
 import pyarrow as pa
-
-ENGINES = ("duckdb", "spark")
-
 
 class Result(Protocol):
     def fetchall(self) -> list[tuple]: ...
