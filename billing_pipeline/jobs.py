@@ -8,10 +8,13 @@ billing_month_job = define_asset_job(
     description="Reads the month's CUR, logs and estimates and rebuilds every table of that month.",
 )
 
-# The CUR is not read: the usage evidence is re-read and month_to_date re-estimates the hours after the CUR's
-# coverage; tenant_costs (the covered hours) stays as the last CUR run left it.
+# The CUR is not read: usage_shares re-reads only the evidence of the hours after the CUR's coverage (the files
+# that can hold it) and month_to_date re-estimates them; tenant_costs (the covered hours) stays as the last CUR run
+# left it.
+REFRESH_AFTER_COVERAGE = {"ops": {"usage_shares": {"config": {"after_coverage": True}}}}
 month_to_date_job = define_asset_job(
     name="month_to_date_job",
     selection=AssetSelection.assets("usage_shares", "month_to_date"),
+    config=REFRESH_AFTER_COVERAGE,
     description="Refreshes the month to date from new usage evidence, without re-reading the CUR.",
 )

@@ -337,3 +337,19 @@ def calibration_table(nowcast: Nowcast) -> pa.Table:
                                    "usage_type", "currency", "grain", "window_start", "window_end", "cost",
                                    "quantity", "unit_cost")}} for c in nowcast.calibrations]
     return pa.Table.from_pylist(rows, schema=CALIBRATION_SCHEMA)
+
+
+# -- the refresh between CUR deliveries: only the evidence of the hours the CUR has not covered -----------------
+
+def evidence_needed_from(con, period: dt.date) -> dt.datetime | None:
+    """The first hour whose usage evidence month_to_date still needs from the logs: the CUR's coverage
+    (`covered_through`, or for daily lines such as S3 storage the end of the last covered day, if earlier). The
+    hours before it are the CUR's, priced and attributed by the last CUR run from the evidence read then. None when
+    the month has no CUR yet: all of it."""
+    last_hour, last_day = con.execute(
+        """SELECT max(CASE WHEN span_hours = 1 THEN usage_hour END),
+                  max(CASE WHEN span_hours > 1 AND span_hours <= 24 THEN date_trunc('day', usage_hour) END)
+           FROM hourly_cost_facts WHERE billing_period = ? AND in_scope""", [period]).fetchall()[0]
+    if last_hour is None:
+        return None
+    return min(last_hour + HOUR, last_day + DAY) if last_day is not None else last_hour + HOUR

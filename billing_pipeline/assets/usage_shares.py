@@ -1,17 +1,23 @@
 """usage_shares: each tenant's measured usage of the shared services, hour by hour, from the logs."""
 
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 
 from billing_pipeline.assets.common import markdown, month_of, stage_sql
 from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.usage_shares import GRAIN as SHARES_GRAIN, uneven_shares
 from billing_pipeline.catalog import load_catalog
+from billing_pipeline.nowcast import evidence_needed_from
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
+
+
+class UsageSharesConfig(Config):
+    # month_to_date_job sets it: only the hours the CUR has not covered are re-read (docs/realtime.md)
+    after_coverage: bool = False
 
 
 @asset(
@@ -21,15 +27,21 @@ from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehous
     kinds={"duckdb", "s3"},
 )
 def usage_shares(
-    context: AssetExecutionContext, billing_config: BillingConfig, warehouse: BillingWarehouse
+    context: AssetExecutionContext, config: UsageSharesConfig, billing_config: BillingConfig,
+    warehouse: BillingWarehouse,
 ) -> MaterializeResult:
     """Usage per hour x service x driver x scope x tenant (Lambda GB-seconds and requests, DynamoDB read and
     write units, S3 GB-months, AgentCore sessions and tool calls, Bedrock tokens) and each tenant's share.
     Malformed or ownerless log lines are counted in the metadata, never fatal: ownerless usage is the
-    pseudo-tenant `unattributed`."""
+    pseudo-tenant `unattributed`. With `after_coverage` (the month_to_date refresh) only the hours from the CUR's
+    coverage on are re-read and replaced, from the files that can hold them; the covered hours stay as they are."""
     period, next_period = month_of(context)
+    since = None
+    if config.after_coverage:
+        with warehouse.connect() as con:
+            since = evidence_needed_from(con, period)
     evidence = read_usage_evidence(
-        billing_config.logs_source(), billing_config.s3_inventory_location(), period
+        billing_config.logs_source(), billing_config.s3_inventory_location(), period, since=since
     )
     # the parsers may only measure drivers the catalog names (one vocabulary; see catalog.json)
     unknown = sorted({pair for pair in zip(evidence.usage["service"].to_pylist(), evidence.usage["driver"].to_pylist())
@@ -42,10 +54,13 @@ def usage_shares(
             "shares_sum_to_one": lambda relation: uneven_shares(con, period, relation),
             "no_duplicate_shares": lambda relation: duplicate_check(con, relation, SHARES_GRAIN, period)})
         try:
-            rows = con.replace_month_with_query(
-                "usage_shares", period, stage_sql("usage_shares"), {"billing_period": period, "next_period": next_period},
-                verify=checks,
-            )
+            params = {"billing_period": period, "next_period": next_period}
+            if since is None:
+                rows = con.replace_month_with_query("usage_shares", period, stage_sql("usage_shares"), params,
+                                                    verify=checks)
+            else:  # the hourly refresh: only the hours after the CUR's coverage are re-read and replaced
+                rows = con.replace_hours_from("usage_shares", period, since, stage_sql("usage_shares"), params,
+                                              verify=checks)
         finally:
             con.unregister("usage_evidence")
         by_driver = markdown(
@@ -59,6 +74,7 @@ def usage_shares(
         "dagster/row_count": MetadataValue.int(rows),
         "log_lines_read": MetadataValue.int(evidence.lines_read),
         "files_read": MetadataValue.int(evidence.files_read),
+        "read_from": str(since) if since else "the whole month",
         "problem_lines": MetadataValue.int(sum(evidence.problems.values())),
         "by_driver": by_driver,
     }

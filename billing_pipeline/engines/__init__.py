@@ -14,6 +14,9 @@ small interface, which is all the assets use:
         aggregate in the memory limit is aggregated a slice at a time; Spark takes their union in one job)
         All three take `verify=fn`: fn(relation) runs before the month is committed, on a relation holding the new
         rows (DuckDB: the table inside the transaction; Spark: the staged union); what it raises keeps the month.
+    replace_hours_from(table, period, since, sql, params, verify=fn)   the month's hours from `since` on become
+        those of the query (the hourly real-time refresh); the earlier hours stay
+    shadow(table, where) / unshadow(table)   the table narrowed to a cut under its own name (the backtest's replays)
     replace_month_with_cur(table, period, location, delivery, validate)   ... the CUR delivery's line items, read
         by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
         new rows before they replace the month
@@ -56,6 +59,13 @@ class Engine(Protocol):
 
     def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any],
                                   verify: Any = None) -> int: ...
+
+    def replace_hours_from(self, table: str, billing_period: dt.date, since: dt.datetime, sql: str, params: dict,
+                           verify: Any = None) -> int: ...
+
+    def shadow(self, table: str, where: str) -> None: ...
+
+    def unshadow(self, table: str) -> None: ...
 
     def replace_month_with_cur(self, table: str, billing_period: dt.date, location: Any, delivery: Any,
                                validate: Callable[[str], None]) -> int: ...

@@ -80,6 +80,38 @@ class DuckDBEngine:
         self.replace_month_with(table, billing_period, insert)
         return sum(inserted)
 
+    def replace_hours_from(self, table: str, billing_period: dt.date, since: dt.datetime, sql: str,
+                           params: dict, verify: Callable[[str], Any] | None = None) -> int:
+        """The month's rows of `table` from `since` on become those `sql` gives from `since` on; the earlier hours
+        stay (the hourly refresh of the real-time figures). One transaction: delete those hours, insert,
+        `verify(table)`, commit; whatever fails rolls back. Returns the month's rows."""
+        fresh = f"SELECT * FROM ({sql}) AS fresh WHERE usage_hour >= $since"
+        used = {k: v for k, v in {**params, "since": since}.items() if f"${k}" in fresh}
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {table} WHERE billing_period = $billing_period AND usage_hour >= $since",
+                        {"billing_period": billing_period, "since": since})
+            con.execute(f"INSERT INTO {table} BY NAME {fresh}", used)
+            if verify:
+                verify(table)
+            ((rows,),) = con.execute(f"SELECT count(*) FROM {table} WHERE billing_period = ?",
+                                     [billing_period]).fetchall()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return rows
+
+    def shadow(self, table: str, where: str) -> None:
+        """`table` narrowed to the rows matching `where` under its own name, so that stage SQL reads the cut
+        unchanged (a temporary view: temp shadows main), until unshadow(table). `where` is SQL we format."""
+        (database,) = self.con.execute("SELECT current_database()").fetchall()[0]
+        self.con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} WHERE {where}')
+
+    def unshadow(self, table: str) -> None:
+        self.con.execute(f"DROP VIEW IF EXISTS temp.main.{table}")
+
     def replace_month_with_cur(self, table: str, billing_period: dt.date, location, delivery,
                                validate: Callable[[str], None]) -> int:
         """The month's rows become the CUR delivery's line items: the CUR reader streams the files straight into

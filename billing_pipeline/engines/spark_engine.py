@@ -147,6 +147,25 @@ class SparkEngine:
                                  verify=None) -> int:
         return self.replace_month_with_slices(table, billing_period, sql, [params], verify)
 
+    def replace_hours_from(self, table: str, billing_period: dt.date, since: dt.datetime, sql: str,
+                           params: dict, verify=None) -> int:
+        """The month's rows of `table` from `since` on become those `sql` gives from `since` on; the earlier hours
+        stay. The month's partition is overwritten with the kept rows and the new ones (staged first, so the
+        overwrite never reads what it replaces); `verify` sees them before."""
+        return self.replace_month_with_query(
+            table, billing_period,
+            f"SELECT * FROM {table} WHERE billing_period = $billing_period AND usage_hour < $since "
+            f"UNION ALL SELECT * FROM ({sql}) AS fresh WHERE usage_hour >= $since",
+            {**params, "since": since}, verify)
+
+    def shadow(self, table: str, where: str) -> None:
+        """`table` narrowed to the rows matching `where` under its own name (the tables are temporary views over
+        their Parquet already: the cut, materialized, replaces the view) until unshadow(table)."""
+        self.stage(table, f"SELECT * FROM {table} WHERE {where}")
+
+    def unshadow(self, table: str) -> None:
+        self._refresh(table)  # the view over the table's stored Parquet again
+
     def replace_month_with_slices(self, table: str, billing_period: dt.date, sql: str, slices: list[Any],
                                   verify=None) -> int:
         # Spark aggregates out of core across the cluster: the slices are one job, their union, materialized once

@@ -122,13 +122,16 @@ def month_bounds(billing_period: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def read_inventory_usage(location: Location | None, billing_period: dt.date) -> InventoryUsage:
-    """The month's hourly `gb_months` rows per (bucket, client) from the inventory reports under `location`."""
+def read_inventory_usage(location: Location | None, billing_period: dt.date,
+                         since: dt.datetime | None = None) -> InventoryUsage:
+    """The month's hourly `gb_months` rows per (bucket, client) from the inventory reports under `location`
+    (with `since`: only the snapshots that stand for hours from `since` on are read)."""
     empty = InventoryUsage(USAGE_SCHEMA.empty_table())
     if location is None:
         return empty
     period_start, period_end = month_bounds(billing_period)
-    snapshots = [s for s in find_snapshots(location) if s.start_hour < period_end and s.end_hour > period_start]
+    snapshots = [s for s in find_snapshots(location) if s.start_hour < period_end and s.end_hour > period_start
+                 and (since is None or s.end_hour > since)]
     if not snapshots:
         return empty
 

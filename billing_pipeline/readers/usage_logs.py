@@ -113,12 +113,18 @@ class UsageEvidence:
     files_read: int = 0  # log files + inventory manifests and data files
 
 
-def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.date) -> UsageEvidence:
+def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.date,
+                        since: dt.datetime | None = None) -> UsageEvidence:
     """All usage evidence for the month [billing_period, next month) from the logs (a Location of CloudWatch Logs
     exports, or an API source such as `cloudwatch_logs_api.CloudWatchLogsSource`) and S3 Inventory reports under
-    `inventory` (either may be None or an empty/missing folder -> no rows)."""
+    `inventory` (either may be None or an empty/missing folder -> no rows).
+
+    With `since` (UTC), only the evidence of the hours from `since` on, and only the files that can hold it: log
+    files last modified at or after `since` (a file holds no line written after it was last modified, and a line
+    is written after the usage it records), the API's events from `since`, the inventory snapshots that stand for
+    hours from `since`. The month_to_date refresh reads the hours the CUR has not covered this way."""
     period_start, period_end = month_bounds(billing_period)
-    storage = read_inventory_usage(inventory, billing_period)
+    storage = read_inventory_usage(inventory, billing_period, since)
 
     con = scratch_connection()
     lines_read = log_files = 0
@@ -134,7 +140,8 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
         create, append = per_line_sql, re.sub(r"^CREATE OR REPLACE TEMP TABLE log_events AS", "INSERT INTO log_events",
                                               per_line_sql, count=1, flags=re.M)
         dropped = LineCounts()
-        for index, (lines, files) in enumerate(log_line_batches(logs, period_start, period_end, dropped)):
+        for index, (lines, files) in enumerate(log_line_batches(logs, since or period_start, period_end, dropped,
+                                                                modified_since=since)):
             con.register("log_lines", lines)
             try:
                 con.execute(create if index == 0 else append)
@@ -154,8 +161,11 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
 
     for reason, count in [*storage.problems.items(), *dropped.problems.items()]:
         problems[reason] = problems.get(reason, 0) + count
+    usage = usage.cast(USAGE_SCHEMA)
+    if since is not None:  # a file read for its new lines holds older ones too
+        usage = usage.filter(pc.greater_equal(usage["usage_hour"], pa.scalar(since, pa.timestamp("us"))))
     return UsageEvidence(
-        usage=usage.cast(USAGE_SCHEMA),
+        usage=usage,
         problems=problems,
         lines_read=lines_read + sum(dropped.problems.values()) + storage.rows_read,
         files_read=log_files + storage.files_read,
@@ -166,7 +176,8 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
 LOG_BATCH_BYTES = 32 * 2**20
 
 
-def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, counts: LineCounts | None = None):
+def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, counts: LineCounts | None = None,
+                     modified_since: dt.datetime | None = None):
     """The log lines the SQL parses, as (`read_lines_of_files`' table, files read) batches with line numbers
     unique across them; always at least one batch. `logs` is None, a Location of exports (streamed, see
     log_streams.py: bounded memory, over-long lines counted in `counts`), or an API source with
@@ -180,6 +191,9 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, c
                               exported=False), 0
         return
     infos = [i for i in logs.list_files() if is_log_file(i.path)]
+    if modified_since is not None:  # older files hold only older lines: not opened
+        since_ns = int(modified_since.replace(tzinfo=dt.timezone.utc).timestamp()) * 10**9
+        infos = [i for i in infos if i.mtime_ns is None or i.mtime_ns >= since_ns]
     paths = [i.path for i in infos]  # file_index in the tables is the position here: it names the log group
     for lines, files in log_line_tables(logs, infos, Limits.from_env(), counts if counts is not None else LineCounts(),
                                         LOG_BATCH_BYTES):
