@@ -25,9 +25,12 @@ def usage_shares(
     Malformed or ownerless log lines are counted in the metadata, never fatal: ownerless usage is the
     pseudo-tenant `unattributed`."""
     period, next_period = month_of(context)
-    evidence = read_usage_evidence(
-        billing_config.logs_source(), billing_config.s3_inventory_location(), period
-    )
+    logs, inventory = billing_config.logs_source(), billing_config.s3_inventory_location()
+    if warehouse.engine_name() == "spark":  # read and parsed by the executors; only aggregated evidence comes back
+        with warehouse.connect() as con:
+            evidence = con.read_usage_evidence(logs, inventory, period)
+    else:  # parsed here, before the warehouse file (one writer at a time) is opened
+        evidence = read_usage_evidence(logs, inventory, period)
     # the parsers may only measure drivers the catalog names (one vocabulary; see catalog.json)
     unknown = sorted({pair for pair in zip(evidence.usage["service"].to_pylist(), evidence.usage["driver"].to_pylist())
                       if not load_catalog().knows(*pair)})
