@@ -63,9 +63,11 @@ from billing_pipeline.readers.usage_logs import (
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.storage import Location, locate
 
-# The AWS settings a task carries to its executor: where the services are, not who may use them.
-AWS_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
-                "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION")
+# The settings a task carries to its executor: where the AWS services are (not who may use them), and the
+# bounded-memory limits of the input (log_streams.Limits), which the executors apply as the driver would.
+TASK_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+                 "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "BILLING_MAX_LOG_LINE_BYTES", "BILLING_MAX_EXPANSION")
 TASK_BYTES = 64 * 2**20  # compressed log bytes per task at most (a file larger than this is a task of its own)
 MIN_TASKS = 8  # the files are spread over at least this many tasks (when there are as many)
 SCAN_SEGMENTS = 8  # a Scan of the usage table is read in this many parallel segments
@@ -87,7 +89,7 @@ ESTIMATE_PARTS_SCHEMA = pa.schema([*ESTIMATES_SCHEMA, ("file_index", pa.int64())
 def read_usage_evidence_spark(session, logs, inventory: Location | None, billing_period: dt.date) -> UsageEvidence:
     """`usage_logs.read_usage_evidence` with the reading and parsing on Spark's executors: the same rows."""
     period_start, period_end = month_bounds(billing_period)
-    settings = aws_settings()
+    settings = task_settings()
     storage = inventory_usage_spark(session, inventory, billing_period, settings)
     hourly, problems, lines_read, files_read, _ = log_evidence_spark(session, logs, period_start, period_end,
                                                                      settings)
@@ -112,7 +114,7 @@ def log_evidence_spark(session, logs, period_start: dt.datetime, period_end: dt.
     from pyspark.sql import functions as F
 
     tasks = log_tasks(logs, period_start, period_end, settings)
-    events = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(max(1, len(tasks)))
+    events = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
               .mapInArrow(parse_log_tasks, spark_schema(events_schema()))
               .localCheckpoint(eager=True))  # read once: the three uses below do not read the files again
     stats = events.where(f"kind = '{STATS}' OR kind LIKE '{STATS}:%'").select("kind", "line_no", "log_bytes",
@@ -164,10 +166,10 @@ def log_tasks(logs, period_start: dt.datetime, period_end: dt.datetime, settings
             current.append([info.path, info.size])
             size += info.size or 0
         groups += [current] if current else []
-        return [(i, json.dumps({"aws": settings, "uri": logs.uri, "files": g})) for i, g in enumerate(groups)]
+        return [(i, json.dumps({"env": settings, "uri": logs.uri, "files": g})) for i, g in enumerate(groups)]
     if isinstance(logs, CloudWatchLogsSource):
         source = dataclasses.asdict(logs)
-        return [(i, json.dumps({"aws": settings, "api": source, "slice": s}))
+        return [(i, json.dumps({"env": settings, "api": source, "slice": s}))
                 for i, s in enumerate(logs.slices(period_start, period_end))]
     raise TypeError(f"logs: not readable by Spark's executors: {logs!r}")
 
@@ -181,12 +183,12 @@ def inventory_usage_spark(session, inventory: Location | None, billing_period: d
     plan = plan_inventory(inventory, billing_period)
     if plan is None:
         return InventoryUsage(INVENTORY_SCHEMA.empty_table())
-    tasks = [(i, json.dumps({"aws": settings, "uri": inventory.uri, "snapshot_id": snapshot_id, "path": path,
+    tasks = [(i, json.dumps({"env": settings, "uri": inventory.uri, "snapshot_id": snapshot_id, "path": path,
                              "format": f.file_format, "schema": f.file_schema, "manifest": f.manifest_name,
                              "url_encoded": f.url_encoded}))
              for i, (snapshot_id, f, path) in enumerate(plan.data_files())]
     if tasks:
-        summed = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(len(tasks))
+        summed = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
                   .mapInArrow(read_inventory_tasks, spark_schema(CLIENT_BYTES_SCHEMA))
                   .groupBy("snapshot_id", "accountant_id", "driver")
                   .agg(*[F.sum(c).alias(c) for c in ("bytes", "objects", "outside_clients", "invalid_clients")])
@@ -201,18 +203,18 @@ def estimates_frame_spark(session, source, billing_period: dt.date):
     files (or the table's Scan segments / its Query) read and parsed by estimates.estimate_items in each task.
     A bad item raises ValueError naming its file and line (the first, as on DuckDB) or its table and item."""
     month = month_bounds(billing_period)[0].strftime("%Y-%m")
-    settings = aws_settings()
+    settings = task_settings()
     if isinstance(source, DynamoDBUsageTable):
         how, requests = source.plan(month, SCAN_SEGMENTS)
-        tasks = [(i, json.dumps({"aws": settings, "table": dataclasses.asdict(source), "request": r, "how": how,
+        tasks = [(i, json.dumps({"env": settings, "table": dataclasses.asdict(source), "request": r, "how": how,
                                  "month": month})) for i, r in enumerate(requests)]
     else:
         paths = item_files(source)
-        tasks = [(i, json.dumps({"aws": settings, "uri": source.uri, "path": p, "month": month}))
+        tasks = [(i, json.dumps({"env": settings, "uri": source.uri, "path": p, "month": month}))
                  for i, p in enumerate(paths)]
     if not tasks:
         return session.createDataFrame([], spark_schema(ESTIMATES_SCHEMA))
-    parts = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(len(tasks))
+    parts = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
              .mapInArrow(read_estimate_tasks, spark_schema(ESTIMATE_PARTS_SCHEMA))
              .localCheckpoint(eager=True))
     bad = parts.where("bad IS NOT NULL").orderBy("file_index", "line_in_file").limit(1).collect()
@@ -221,8 +223,17 @@ def estimates_frame_spark(session, source, billing_period: dt.date):
     return parts.select(*ESTIMATES_SCHEMA.names)
 
 
-def aws_settings() -> dict:
-    return {k: os.environ[k] for k in AWS_SETTINGS if os.environ.get(k)}
+def task_settings() -> dict:
+    return {k: os.environ[k] for k in TASK_SETTINGS if os.environ.get(k)}
+
+
+def _partitions(session, tasks: list) -> int:
+    """Partitions for the tasks: Spark's default parallelism (when set) or MIN_TASKS, never more than tasks."""
+    try:
+        wanted = int(session.conf.get("spark.default.parallelism", str(MIN_TASKS)))
+    except (ValueError, TypeError):
+        wanted = MIN_TASKS
+    return max(1, min(len(tasks), max(wanted, MIN_TASKS)))
 
 
 @lru_cache(maxsize=None)
@@ -258,8 +269,9 @@ def events_schema() -> pa.Schema:
 # -- the executors (each function runs in a Python worker process, over its tasks' Arrow batches) ------------
 
 @contextmanager
-def aws_environment(settings: dict):
-    """The driver's endpoint and region settings while a task runs (boto3 and pyarrow read them on creation)."""
+def task_environment(settings: dict):
+    """The driver's endpoint, region and limit settings while a task runs (boto3, pyarrow and Limits.from_env
+    read them when they are created)."""
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
@@ -286,7 +298,7 @@ def parse_log_tasks(batches):
 
     schema = events_schema()
     for task_id, task in _tasks(batches):
-        with aws_environment(task["aws"]):
+        with task_environment(task["env"]):
             con = scratch_connection()
             try:
                 start_parsing(con)
@@ -373,7 +385,7 @@ def _attribution(period_start: dt.datetime, period_end: dt.datetime):
 def read_inventory_tasks(batches):
     """An inventory data file's bytes per (snapshot, client, driver): s3_inventory.read_data_file + client_bytes."""
     for _, task in _tasks(batches):
-        with aws_environment(task["aws"]):
+        with task_environment(task["env"]):
             objects = read_data_file(locate(task["uri"]), task["path"], task["format"], task["schema"],
                                      task["manifest"])
         yield from client_bytes(objects, task["snapshot_id"], task["url_encoded"]).to_batches()
@@ -383,7 +395,7 @@ def read_estimate_tasks(batches):
     """A usage-table file's (or request's) items of the month: estimates.estimate_items; a bad line as a row
     carrying the error message (the driver raises the first)."""
     for task_id, task in _tasks(batches):
-        with aws_environment(task["aws"]):
+        with task_environment(task["env"]):
             if "table" in task:
                 table = DynamoDBUsageTable(**task["table"])
                 items = table.read_request(tuple(task["request"]))
