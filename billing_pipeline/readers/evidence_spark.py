@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -114,9 +115,10 @@ def log_evidence_spark(session, logs, period_start: dt.datetime, period_end: dt.
     from pyspark.sql import functions as F
 
     tasks = log_tasks(logs, period_start, period_end, settings)
-    events = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
-              .mapInArrow(parse_log_tasks, spark_schema(events_schema()))
-              .localCheckpoint(eager=True))  # read once: the three uses below do not read the files again
+    with input_errors():
+        events = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
+                  .mapInArrow(parse_log_tasks, spark_schema(events_schema()))
+                  .localCheckpoint(eager=True))  # read once: the three uses below do not read the files again
     stats = events.where(f"kind = '{STATS}' OR kind LIKE '{STATS}:%'").select("kind", "line_no", "log_bytes",
                                                                               "log_group").collect()
     lines = events.where(f"kind NOT LIKE '{STATS}%'")
@@ -130,8 +132,9 @@ def log_evidence_spark(session, logs, period_start: dt.datetime, period_end: dt.
         joined = lines.join(owners, "request_id", "left").join(sessions, "session_id", "left")
         parts = joined.mapInArrow(_attribution(period_start, period_end), spark_schema(USAGE_PARTS_SCHEMA))
         keys = ["problem", "usage_hour", "service", "driver", "scope", "accountant_id"]
-        summed = (parts.groupBy(*keys).agg(F.sum("quantity").alias("quantity"), F.sum("lines").alias("lines"))
-                  .toArrow())
+        with input_errors():
+            summed = (parts.groupBy(*keys).agg(F.sum("quantity").alias("quantity"),
+                                               F.sum("lines").alias("lines")).toArrow())
     finally:
         session.catalog.dropTempView("log_events")
     is_usage = summed["problem"].is_null()
@@ -188,11 +191,12 @@ def inventory_usage_spark(session, inventory: Location | None, billing_period: d
                              "url_encoded": f.url_encoded}))
              for i, (snapshot_id, f, path) in enumerate(plan.data_files())]
     if tasks:
-        summed = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
-                  .mapInArrow(read_inventory_tasks, spark_schema(CLIENT_BYTES_SCHEMA))
-                  .groupBy("snapshot_id", "accountant_id", "driver")
-                  .agg(*[F.sum(c).alias(c) for c in ("bytes", "objects", "outside_clients", "invalid_clients")])
-                  .toArrow())
+        with input_errors():
+            summed = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
+                      .mapInArrow(read_inventory_tasks, spark_schema(CLIENT_BYTES_SCHEMA))
+                      .groupBy("snapshot_id", "accountant_id", "driver")
+                      .agg(*[F.sum(c).alias(c) for c in ("bytes", "objects", "outside_clients", "invalid_clients")])
+                      .toArrow())
     else:
         summed = CLIENT_BYTES_SCHEMA.empty_table()
     return plan.usage(summed.cast(CLIENT_BYTES_SCHEMA), billing_period)
@@ -214,13 +218,29 @@ def estimates_frame_spark(session, source, billing_period: dt.date):
                  for i, p in enumerate(paths)]
     if not tasks:
         return session.createDataFrame([], spark_schema(ESTIMATES_SCHEMA))
-    parts = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
-             .mapInArrow(read_estimate_tasks, spark_schema(ESTIMATE_PARTS_SCHEMA))
-             .localCheckpoint(eager=True))
+    with input_errors():
+        parts = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
+                 .mapInArrow(read_estimate_tasks, spark_schema(ESTIMATE_PARTS_SCHEMA))
+                 .localCheckpoint(eager=True))
     bad = parts.where("bad IS NOT NULL").orderBy("file_index", "line_in_file").limit(1).collect()
     if bad:
         raise ValueError(bad[0]["bad"])
     return parts.select(*ESTIMATES_SCHEMA.names)
+
+
+@contextmanager
+def input_errors():
+    """A bad input found on an executor (a readers' ValueError naming the file and the problem) raised here as
+    that ValueError, not as Spark's wrapper of the worker's traceback."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as error:
+        raised = re.findall(r"^ValueError: (.+)$", str(error), flags=re.M)
+        if raised:
+            raise ValueError(raised[-1].strip()) from None
+        raise
 
 
 def task_settings() -> dict:

@@ -104,6 +104,12 @@ def test_generated_month_parsed_on_the_executors_gives_duckdbs_rows(spark, sampl
     *_, workers = log_evidence_spark(spark, logs, start, end, evidence_spark.task_settings())
     assert workers and all(int(worker.rsplit(":", 1)[1]) != os.getpid() for worker in workers)
 
+    # a corrupt file found on an executor fails the read naming the file, as on DuckDB
+    (tmp_path / "bad" / "task").mkdir(parents=True)
+    (tmp_path / "bad" / "task" / "000000.gz").write_bytes(b"\x1f\x8bnot gzip at all")
+    with pytest.raises(ValueError, match=r"bad/task/000000\.gz: not a readable gzip file"):
+        engine(spark, tmp_path).read_usage_evidence(locate(str(tmp_path / "bad")), None, JAN)
+
 
 def upload(s3, folder: Path, bucket: str, prefix: str) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
