@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -33,18 +32,11 @@ SETTLE_SECONDS = 3  # > the API's BILLING_API_REFRESH_SECONDS (1)
 PATHS = ["/billing?month=2026-01", "/billing/history", "/billing.csv?month=2026-01"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(data: Path, sample) -> dict[str, str]:
-    return {**os.environ, "BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": sample.logs_uri,
-            "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri,
-            "BILLING_WAREHOUSE": str(data / "warehouse.duckdb"), "BILLING_PUBLISH_URI": str(data / "published"),
-            "BILLING_EXPORT_URI": str(data / "exports"), "BILLING_API_TOKENS": str(data / "tokens.json"),
-            "BILLING_API_REFRESH_SECONDS": "1"}
+    from billing_pipeline_tests.api_support import sample_environment
+
+    return {**os.environ, **sample_environment(sample, data / "warehouse.duckdb", data / "published"),
+            "BILLING_API_TOKENS": str(data / "tokens.json"), "BILLING_API_REFRESH_SECONDS": "1"}
 
 
 def rematerialize(until: float, max_runs: int) -> int:
@@ -151,32 +143,13 @@ def run(args) -> dict:
     tokens = [issue_token(sample.tenants[i % len(sample.tenants)], str(data / "tokens.json"), days=1)
               for i in range(args.clients)]
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "billing_pipeline.api", "--host", "127.0.0.1", "--port",
-                               str(port), "--log-level", "warning"], env=env)
-    try:
-        import httpx
+    from billing_pipeline_tests.api_support import serving
 
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the API server did not start")
-            time.sleep(0.1)
+    # the API as the tests serve it (its documented command, on a free loopback port)
+    with serving(data / "published", data / "tokens.json", refresh_seconds="1") as base:
         started = time.monotonic()
-        samples, out = asyncio.run(_load(port, tokens, env, args))
+        samples, out = asyncio.run(_load(int(base.rsplit(":", 1)[1]), tokens, env, args))
         wall = time.monotonic() - started
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
     latencies = [s[0] for s in samples]
     statuses: dict[str, int] = {}

@@ -255,19 +255,19 @@ class Timings:
             self.add(label, seconds)
 
     def instrument(self):
-        """A BillingWarehouse whose connections time each statement; the readers' own DuckDB connections
+        """A DuckDBWarehouse whose connections time each statement; the readers' own DuckDB connections
         (scratch_connection) and their file reading functions are wrapped too, in every module that imported them
         by name (in this subprocess only). A name found nowhere stops the run: a profile that silently times
         nothing is worse than none."""
         from billing_pipeline.engines import duckdb_engine
-        from billing_pipeline.resources.warehouse import BillingWarehouse
+        from billing_pipeline.resources.warehouse import DuckDBWarehouse
 
         timings = self
 
-        class TimedWarehouse(BillingWarehouse):
+        class TimedWarehouse(DuckDBWarehouse):
             @contextmanager
             def connect(self):
-                with BillingWarehouse.connect(self) as con:
+                with DuckDBWarehouse.connect(self) as con:
                     if hasattr(con, "con"):  # an engine wrapping the DuckDB connection (billing_pipeline.engines)
                         con.con = _TimedConnection(con.con, timings)
                         yield con

@@ -1,7 +1,7 @@
 """Everything Dagster loads: `dagster dev` (via workspace.yaml) and `dagster asset materialize -m
 billing_pipeline.definitions`."""
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_package_module
+from dagster import Definitions, get_dagster_logger, in_process_executor, load_asset_checks_from_package_module
 
 from billing_pipeline import checks
 
@@ -28,9 +28,28 @@ from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.stripe_billing import StripeBilling
 from billing_pipeline.resources.tenant_registry import TenantRegistry
-from billing_pipeline.resources.warehouse import BillingWarehouse
+from billing_pipeline.resources.warehouse import BillingWarehouse, DuckDBWarehouse, SparkWarehouse
 from billing_pipeline.schedules import daily_billing_refresh, hourly_month_to_date
 from billing_pipeline.sensors import cur_delivery_sensor, usage_evidence_sensor
+from billing_pipeline.settings import setting_value
+
+# The warehouse resource of each BILLING_ENGINE value, bound to the key `warehouse` that every asset uses
+WAREHOUSES: dict[str, type[BillingWarehouse]] = {"duckdb": DuckDBWarehouse, "spark": SparkWarehouse}
+
+
+def warehouse_for(engine: str | None = None) -> BillingWarehouse:
+    """The warehouse of `engine`, else of BILLING_ENGINE, chosen when the definitions load (the UI and `dagster
+    definitions validate` show which). A value that is no engine gets the default's, whose first run then fails
+    naming the value, as every bad setting does (settings.py)."""
+    name = (engine or setting_value("BILLING_ENGINE")).strip().lower()
+    return WAREHOUSES.get(name, DuckDBWarehouse)()
+
+
+engine = setting_value("BILLING_ENGINE")
+warehouse = warehouse_for(engine)
+get_dagster_logger().info(f"The warehouse: {type(warehouse).__name__} (BILLING_ENGINE={engine!r}"
+                          f"{'' if engine.strip().lower() in WAREHOUSES else ', not an engine: every run fails at start'})")
+
 
 defs = Definitions(
     assets=[cur_line_items, hourly_cost_facts, usage_shares, estimated_usage, tenant_costs, reconciliation_report,
@@ -41,7 +60,7 @@ defs = Definitions(
     jobs=[billing_month_job, month_to_date_job],
     schedules=[daily_billing_refresh, hourly_month_to_date],
     sensors=[cur_delivery_sensor, usage_evidence_sensor],
-    resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(),
+    resources={"billing_config": BillingConfig(), "warehouse": warehouse,
                "stripe_billing": StripeBilling(), "outputs_config": OutputsConfig(), "aws": AwsClients(),
                "tenants": TenantRegistry(), "money_bounds": MoneyBounds()},
     # Every step writes the one DuckDB file: steps of a run go one after another in one process, and runs are

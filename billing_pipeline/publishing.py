@@ -35,7 +35,10 @@ from billing_pipeline.storage import Location, locate, write_whole
 
 DEFAULT_PUBLISH_URI = "data/published"
 # The snapshot's tables, the contract between the pipeline and the API (columns: assets/published_billing.py)
-TABLES = ("statements", "reconciliation_report", "estimated_lines", "estimates", "drivers")
+TABLES = ("statements", "reconciliation_report", "estimated_lines", "estimates", "drivers",
+          "usage_lines", "usage_days", "daily", "cost_parts", "month_to_date")
+# added after the first snapshots were published: a snapshot without them is still served (without that detail)
+LATER_TABLES = ("usage_lines", "usage_days", "daily", "cost_parts", "month_to_date")
 KEEP_SNAPSHOTS = 3
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{8}$")
 POINTER_NAME = re.compile(r"^(\d{4}-\d{2})\.json$")
@@ -163,6 +166,8 @@ def read_snapshot(location: Location, pointer: Pointer) -> dict[str, pa.Table]:
     tables = {}
     for name in TABLES:
         path = f"{folder}/{name}.parquet"
+        if name in LATER_TABLES and not location.filesystem.get_file_info(path).type == pafs.FileType.File:
+            continue
         try:
             with location.filesystem.open_input_file(path) as handle:
                 tables[name] = pq.read_table(io.BytesIO(handle.read()))

@@ -263,31 +263,47 @@ def setting_value(variable: str, environ: Mapping[str, str] | None = None) -> st
     return environ.get(variable) or BY_VARIABLE[variable].default
 
 
-def check_settings(variables: tuple[str, ...] | None = None, overrides: Mapping[str, str | None] | None = None,
-                   environ: Mapping[str, str] | None = None, unknown: bool = True) -> list[str]:
-    """One line per problem: values that are not what their variable expects (all variables, or `variables`),
-    and, with `unknown`, BILLING_* variables this pipeline does not have (a misspelling silently leaves the real
-    one at its default). `overrides` are run-config values by variable; they win over the environment."""
-    environ = os.environ if environ is None else environ
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per BILLING_* variable this pipeline does not have (a misspelling silently leaves the real one at
+    its default), with the one meant if one is close."""
     problems = []
-    for name in sorted(environ) if unknown else ():
+    for name in sorted(environ):
         if name.startswith("BILLING_") and name not in BY_VARIABLE:
             # compared without the common prefix, which would make every name look alike
             suffixes = [v[len("BILLING_"):] for v in BY_VARIABLE]
             close = difflib.get_close_matches(name[len("BILLING_"):], suffixes, n=1, cutoff=0.75)
             hint = f"did you mean BILLING_{close[0]}?" if close else "see the README's Configuration table"
             problems.append(f"{name} is not a setting of this pipeline ({hint})")
+    return problems
+
+
+def _examine(setting: Setting, environ: Mapping[str, str], override: str | None = None) -> tuple[str, str, str | None]:
+    """(value in force, where it comes from: run config / set / default, what is wrong with it or None)."""
+    value = str(override) if override not in (None, "") else setting_value(setting.variable, environ)
+    source = "run config" if override not in (None, "") else ("set" if environ.get(setting.variable) else "default")
+    return value, source, setting.check(value)
+
+
+def _problem(setting: Setting, value: str, source: str, wrong: str | None) -> str | None:
+    """The line check_settings reports for an examined setting, or None (an absent default input is no problem)."""
+    if wrong is None or (source == "default" and setting.default_may_be_missing):
+        return None
+    return f"{setting.variable}={value!r} ({source}): {wrong}; expected {setting.expected}"
+
+
+def check_settings(variables: tuple[str, ...] | None = None, overrides: Mapping[str, str | None] | None = None,
+                   environ: Mapping[str, str] | None = None, unknown: bool = True) -> list[str]:
+    """One line per problem: values that are not what their variable expects (all variables, or `variables`),
+    and, with `unknown`, BILLING_* variables this pipeline does not have. `overrides` are run-config values by
+    variable; they win over the environment."""
+    environ = os.environ if environ is None else environ
+    problems = _unknown_variables(environ) if unknown else []
     for setting in SETTINGS:
         if variables is not None and setting.variable not in variables:
             continue
-        override = (overrides or {}).get(setting.variable)
-        value = str(override) if override not in (None, "") else setting_value(setting.variable, environ)
-        source = "run config" if override not in (None, "") else ("set" if environ.get(setting.variable) else "default")
-        if source == "default" and setting.default_may_be_missing:
-            continue
-        wrong = setting.check(value)
-        if wrong:
-            problems.append(f"{setting.variable}={value!r} ({source}): {wrong}; expected {setting.expected}")
+        problem = _problem(setting, *_examine(setting, environ, (overrides or {}).get(setting.variable)))
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -300,17 +316,18 @@ def require_valid_settings(variables: tuple[str, ...] | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m billing_pipeline.settings`: every setting, its value in force and whether it is valid."""
+    """`python -m billing_pipeline.settings`: every setting, its value in force and whether it is valid; each
+    examined once, and the exit status is check_settings()'s."""
+    failed = False
     for setting in SETTINGS:
-        value = setting_value(setting.variable)
-        wrong = setting.check(value)
+        value, source, wrong = _examine(setting, os.environ)
+        failed = failed or _problem(setting, value, source, wrong) is not None
         print(f"{'ok ' if wrong is None else 'BAD'} {setting.variable}={value!r}"
               + (f"  <- {wrong}; expected {setting.expected}" if wrong else ""))
-    problems = check_settings()
-    unknown = [p for p in problems if "is not a setting" in p]
+    unknown = _unknown_variables(os.environ)
     for line in unknown:
         print(f"BAD {line}")
-    return 1 if problems else 0
+    return 1 if failed or unknown else 0
 
 
 if __name__ == "__main__":

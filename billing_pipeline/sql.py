@@ -11,11 +11,15 @@ import duckdb
 import pyarrow as pa
 
 NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+INCLUDE_LINE = re.compile(r"^[ \t]*-- include: (\w+)[ \t]*$", re.MULTILINE)
 
 
 def read_sql(package: str, filename: str) -> str:
-    """A SQL file shipped in `package` (e.g. billing_pipeline.assets, statements.sql)."""
-    return package_files.files(package).joinpath(filename).read_text(encoding="utf-8")
+    """A SQL file shipped in `package` (e.g. billing_pipeline.assets, statements.sql), each `-- include: <name>`
+    line replaced by the package's `<name>.sql` (one fragment, e.g. the largest-remainder split, used by several
+    files)."""
+    text = package_files.files(package).joinpath(filename).read_text(encoding="utf-8")
+    return INCLUDE_LINE.sub(lambda m: read_sql(package, f"{m.group(1)}.sql").strip(), text)
 
 
 def named_statements(text: str, preamble: str | None = None) -> list[tuple[str, str]]:

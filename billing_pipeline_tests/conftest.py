@@ -1,8 +1,12 @@
 """Shared fixtures: an empty in-memory warehouse, the local AWS server (moto) with the application's usage table,
-and a local Stripe (localstripe). Their helpers are in aws_support.py and stripe_support.py."""
+a local Stripe (localstripe), and the invoicing tests' final month (`final_month`, `env`). Their helpers are in
+aws_support.py and stripe_support.py."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +20,7 @@ import pytest
 
 from billing_pipeline.resources.warehouse import warehouse_ddl
 from billing_pipeline_tests.aws_support import TABLE, cur_item
-from billing_pipeline_tests.stripe_support import API_KEY, LAUNCHER
+from billing_pipeline_tests.stripe_support import API_KEY, LAUNCHER, PRICE_LIST, Stripe, free_port
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 
@@ -30,14 +34,6 @@ def warehouse_con():
     con.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A local AWS-compatible server (moto_server) on 127.0.0.1, started for the test session: S3, DynamoDB,
@@ -49,7 +45,7 @@ def moto_endpoint():
     import urllib.request
 
     executable = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
@@ -103,7 +99,7 @@ def no_real_services(monkeypatch):
 
 @pytest.fixture(scope="module")
 def localstripe():
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -141,3 +137,45 @@ def usage_table(aws):
     table.put_item(Item=cur_item("acc-1", 31, "AWSLambda", "lambda", "9.99") | {
         "timestamp": "2025-12-31T00:00:00Z#cur#AWSLambda", "month": "2025-12", "usage_date": "2025-12-31"})
     return table
+
+
+@pytest.fixture(scope="module")
+def final_month(tmp_path_factory):
+    """A generated final month (invoice id in the CUR) run through the upstream chain, Stripe off: the invoicing
+    tests' month (stripe_support.py has their helpers)."""
+    from dagster import DagsterInstance, materialize
+
+    from billing_pipeline.definitions import defs
+    from billing_pipeline.sample_data import generate_month
+
+    root = tmp_path_factory.mktemp("invoices")
+    sample = generate_month(root / "sample", dt.date(2026, 1, 1), tenants=4, rows=2000, seed=11, final=True)
+    warehouse = root / "template.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BILLING_CUR_URI", sample.cur_uri)
+        env.setenv("BILLING_LOGS_URI", sample.logs_uri)
+        env.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
+        env.setenv("BILLING_USAGE_URI", sample.usage_uri)
+        env.setenv("BILLING_WAREHOUSE", str(warehouse))
+        env.delenv("STRIPE_API_KEY", raising=False)
+        result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
+                             instance=DagsterInstance.ephemeral())
+    assert result.success
+    return sample, warehouse
+
+
+@pytest.fixture
+def env(localstripe, final_month, tmp_path, monkeypatch):
+    """A fresh Stripe, a copy of the final month's warehouse, and the environment pointing at both:
+    (sample, warehouse, Stripe client)."""
+    httpx.delete(localstripe + "/_config/data", timeout=10).raise_for_status()
+    sample, template = final_month
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(template, warehouse)
+    price_list = tmp_path / "price_list.json"
+    price_list.write_text(json.dumps(PRICE_LIST))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(price_list))
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_API_BASE", localstripe)
+    return sample, warehouse, Stripe(localstripe)

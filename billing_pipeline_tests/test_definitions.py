@@ -37,8 +37,8 @@ def test_asset_keys_and_lineage():
         "statements": ["cur_line_items", "reconciliation_report", "tenant_costs"],
         "usage_table_writeback": ["cur_line_items", "tenant_costs", "tenant_registry"],
         "cost_explorer_costs": ["tenant_costs"],
-        "published_billing": ["cur_line_items", "estimated_usage", "reconciliation_report", "statements",
-                              "tenant_costs", "usage_shares"],
+        "published_billing": ["cur_line_items", "estimated_usage", "hourly_cost_facts", "month_to_date",
+                              "reconciliation_report", "statements", "tenant_costs", "usage_shares"],
         "month_to_date": ["hourly_cost_facts", "tenant_costs", "usage_shares"],
         "nowcast_accuracy": ["estimated_usage", "hourly_cost_facts", "tenant_costs", "usage_shares"],
     }

@@ -264,13 +264,13 @@ def test_a_run_killed_during_hourly_cost_facts_leaves_a_month_every_reader_refus
 
 
 def test_a_warehouse_from_before_lineage_gains_the_columns_and_keeps_its_rows(tmp_path):
-    from billing_pipeline.resources.warehouse import BillingWarehouse
+    from billing_pipeline.resources.warehouse import DuckDBWarehouse
 
     path = tmp_path / "old.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE hourly_cost_facts (billing_period DATE NOT NULL, line_items BIGINT NOT NULL)")
         con.execute("INSERT INTO hourly_cost_facts VALUES ('2026-01-01', 3)")
-    with BillingWarehouse(database=str(path)).connect() as engine:
+    with DuckDBWarehouse(database=str(path)).connect() as engine:
         assert engine.execute("SELECT line_items, delivery_id FROM hourly_cost_facts").fetchall() == [(3, None)]
         assert lineage.problem(engine, JAN, "statements") is None  # unknown lineage is not a disagreement
 

@@ -20,8 +20,7 @@ from billing_pipeline.resources.invoicing_lock import ADVISORY_KEY
 from billing_pipeline.resources.warehouse import WAREHOUSE_CLOSED, WAREHOUSE_OPENED, WAREHOUSE_POOL
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests import postgres_server
-from billing_pipeline_tests.assets.test_invoices import env, final_month  # noqa: F401  (fixtures)
-from billing_pipeline_tests.assets.test_invoices_overlap import assert_one_set, run_together
+from billing_pipeline_tests.stripe_support import assert_one_set, run_together
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
@@ -123,7 +122,7 @@ def test_concurrent_runs_queue_on_the_pool_on_postgres(pg_home, tmp_path):
     assert [m for (m,) in months] == MONTHS
 
 
-def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):  # noqa: F811 (fixture)
+def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):
     """Three runs of one month at once on the Postgres instance, without the pool (a yaml with storage only): the
     advisory lock alone keeps Stripe at one set of items and one customer per tenant."""
     home, variables = pg_home

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import build_schedule_context
 
-from billing_pipeline.resources.warehouse import BillingWarehouse
+from billing_pipeline.resources.warehouse import DuckDBWarehouse, SparkWarehouse
 from billing_pipeline.schedules import daily_billing_refresh, months_to_refresh
 
 
@@ -18,7 +18,7 @@ def test_previous_month_is_refreshed_until_final():
 def test_schedule_requests_current_and_unfinished_previous_month(tmp_path):
     context = build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
-        resources={"warehouse": BillingWarehouse(database=str(tmp_path / "missing.duckdb"))},
+        resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "missing.duckdb"))},
     )
     requests = daily_billing_refresh(context)
     assert [(r.partition_key, r.run_key) for r in requests] == [
@@ -26,7 +26,7 @@ def test_schedule_requests_current_and_unfinished_previous_month(tmp_path):
 
 
 def test_schedule_skips_a_previous_month_that_is_final(tmp_path):
-    warehouse = BillingWarehouse(database=str(tmp_path / "warehouse.duckdb"))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"))
     with warehouse.connect() as con:
         con.execute(
             """INSERT INTO cur_line_items (billing_period, usage_start, usage_end, line_item_type, currency,
@@ -64,7 +64,7 @@ def spark_layout(root, months: dict[str, list]) -> None:
 ])
 def test_schedule_reads_the_spark_warehouse(tmp_path, monkeypatch, months, refreshed):
     # a DuckDB warehouse that says January is final is not the one BILLING_ENGINE=spark reads
-    with BillingWarehouse(engine="duckdb", database=str(tmp_path / "warehouse.duckdb")).connect() as con:
+    with DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb")).connect() as con:
         con.execute(
             """INSERT INTO cur_line_items (billing_period, usage_start, usage_end, line_item_type, currency,
                    unblended_cost, amortized_cost, invoice_id, source_file, delivery_id)
@@ -77,7 +77,7 @@ def test_schedule_reads_the_spark_warehouse(tmp_path, monkeypatch, months, refre
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     context = build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
-        resources={"warehouse": BillingWarehouse()},
+        resources={"warehouse": SparkWarehouse()},
     )
     assert [r.partition_key for r in daily_billing_refresh(context)] == refreshed
 
@@ -86,4 +86,4 @@ def test_an_unreadable_spark_partition_is_not_final(tmp_path):
     folder = tmp_path / "cur_line_items" / "billing_period=2026-01-01"
     folder.mkdir(parents=True)
     (folder / "part-00000.snappy.parquet").write_bytes(b"being rewritten")
-    assert BillingWarehouse(engine="spark", spark_warehouse=str(tmp_path)).month_is_final(dt.date(2026, 1, 1)) is False
+    assert SparkWarehouse(spark_warehouse=str(tmp_path)).month_is_final(dt.date(2026, 1, 1)) is False

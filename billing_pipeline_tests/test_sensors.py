@@ -81,7 +81,7 @@ def test_a_sensor_run_loads_the_delivery_its_tag_names_or_fails(tmp_path, monkey
     """The run key and tag name a delivery; if AWS replaced it before the run, cur_line_items loads nothing and
     says which delivery it was asked for and which one is current (the sensor asks for the new one next tick)."""
     from billing_pipeline.assets.cur_line_items import cur_line_items
-    from billing_pipeline.resources.warehouse import BillingWarehouse
+    from billing_pipeline.resources.warehouse import DuckDBWarehouse
 
     first = generate_month(tmp_path / "first", JAN, tenants=2, rows=300, seed=1)
     restated = generate_month(tmp_path / "restated", JAN, tenants=2, rows=350, seed=2)
@@ -93,7 +93,7 @@ def test_a_sensor_run_loads_the_delivery_its_tag_names_or_fails(tmp_path, monkey
     def run(cur_uri):
         return materialize([cur_line_items], partition_key="2026-01-01", tags=request.tags,
                            resources={"billing_config": BillingConfig(cur_uri=cur_uri),
-                                      "warehouse": BillingWarehouse(database=str(warehouse))},
+                                      "warehouse": DuckDBWarehouse(database=str(warehouse))},
                            instance=DagsterInstance.ephemeral(), raise_on_error=False)
 
     assert run(first.cur_uri).success

@@ -2,7 +2,7 @@
 
     GET /billing?month=YYYY-MM      the caller's statement of a month (default: its latest month with data)
     GET /billing/history            the caller's months, newest first
-    GET /billing.csv?month=YYYY-MM  the statement as CSV (formula-injection safe)
+    GET /billing.csv?month=YYYY-MM  the month's usage lines as CSV (or ?from=&to= a range; formula-injection safe)
     GET /                           the dashboard (static/index.html, app.js, style.css)
     GET /admin/months, /admin/statements?month=, /admin/billing?month=&accountant_id=   the data team (admin tokens)
     GET /healthz                    liveness, no data
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from importlib import resources as package_files
 
 import swagger_ui_bundle
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -278,21 +278,41 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
             {"accountant_id": accountant_id, "months": run(queries.history, accountant_id)}))
         return Response(body, media_type="application/json")
 
-    def csv_document(accountant_id: str, period: dt.date | None) -> tuple[str, str]:
-        doc = month_statement(accountant_id, period)
+    def csv_document(accountant_id: str, first: dt.date | None, last: dt.date | None) -> tuple[str, str]:
+        """One month (first == last; None: the latest) or every month of the caller's in [first, last]."""
+        if first is None or first == last:
+            docs = [month_statement(accountant_id, first)]
+        else:
+            def months(con):
+                return [m for m in queries.tenant_months(con, accountant_id) if first <= m <= last]
+            chosen = sorted(run(months))
+            if not chosen:
+                raise _error(404, f"No billing data from {first:%Y-%m} to {last:%Y-%m}.")
+            docs = [month_statement(accountant_id, m) for m in chosen]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(queries.CSV_COLUMNS)
-        for row in queries.csv_rows(doc):
-            writer.writerow([safe_cell(cell) for cell in row])
-        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"billing-{accountant_id}-{doc['month']}.csv")
+        for doc in docs:
+            for row in queries.csv_rows(doc):
+                writer.writerow([safe_cell(cell) for cell in row])
+        span = docs[0]["month"] if first is None or first == last else f"{first:%Y-%m}_{last:%Y-%m}"
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{accountant_id}_{span}.csv")
         return buffer.getvalue(), filename
 
     @app.get("/billing.csv")
-    async def billing_csv(month: str | None = None, accountant_id: str = Depends(caller)):
-        """The statement of `month` as CSV."""
-        period = parse_month(month)
-        text, filename = await cached(("csv", accountant_id, period), lambda: csv_document(accountant_id, period))
+    async def billing_csv(month: str | None = None, from_month: str | None = Query(None, alias="from"),
+                          to_month: str | None = Query(None, alias="to"), accountant_id: str = Depends(caller)):
+        """The usage lines of `month` (default: the latest), or of every month from `from` to `to`, as CSV."""
+        if month is not None and (from_month or to_month):
+            raise _error(400, "give either month or from/to, not both")
+        if from_month or to_month:
+            first, last = parse_month(from_month or to_month), parse_month(to_month or from_month)
+            if first > last:
+                raise _error(400, f"from {first:%Y-%m} is after to {last:%Y-%m}")
+        else:
+            first = last = parse_month(month)
+        text, filename = await cached(("csv", accountant_id, first, last),
+                                      lambda: csv_document(accountant_id, first, last))
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

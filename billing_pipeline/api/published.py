@@ -33,6 +33,16 @@ COLUMNS = {
     "estimates": ["billing_period", "accountant_id", "resource_type", "operation", "quantity", "estimated_cost",
                   "records"],
     "drivers": ["billing_period", "accountant_id", "resource_type", "driver", "quantity", "cost"],
+    "usage_lines": ["billing_period", "accountant_id", "resource_type", "service", "usage_type", "line_item_type",
+                    "part", "currency", "quantity", "unit", "unit_cost", "cost", "amount"],
+    "usage_days": ["billing_period", "accountant_id", "resource_type", "service", "usage_type", "line_item_type",
+                   "part", "usage_date", "quantity", "cost", "amount"],
+    "daily": ["billing_period", "accountant_id", "resource_type", "usage_date", "cost", "amount"],
+    "cost_parts": ["billing_period", "accountant_id", "part", "cost", "amount"],
+    "month_to_date": ["billing_period", "accountant_id", "currency", "actual_cost", "actual_cost_amount",
+                      "estimated_cost", "estimated_cost_amount", "cost_to_date", "cost_to_date_amount",
+                      "forecast_cost", "forecast_cost_amount", "forecast_low", "forecast_low_amount",
+                      "forecast_high", "forecast_high_amount", "covered_through", "as_of"],
 }
 
 
@@ -106,8 +116,10 @@ class PublishedBilling:
             for name, table in tables.items():
                 con.register(f"new_{name}", table.select(COLUMNS[name]))
             con.execute("BEGIN TRANSACTION")
-            for name in tables:
+            for name in COLUMNS:  # a table an older snapshot lacks: the month has none of its rows
                 con.execute(f"DELETE FROM {name} WHERE billing_period = ?", [pointer.billing_period])
+                if name not in tables:
+                    continue
                 con.execute(f"INSERT INTO {name} SELECT {', '.join(COLUMNS[name])} FROM new_{name} "
                             "WHERE billing_period = ?", [pointer.billing_period])
             document = pointer.document

@@ -96,13 +96,13 @@ def _published(con) -> dict[dt.date, dict]:
 def _totals(con, accountant_id: str) -> dict[dt.date, dict]:
     """The accountant's totals per published month: statement (cost, cents), estimates, report variance."""
     months: dict[dt.date, dict] = {}
-    for period, currency, metric, cost, amount, est, est_amount, variance, variance_amount in query(
+    for period, currency, metric, cost, amount, est, est_amount, variance, variance_amount, flagged in query(
             con, "totals", accountant_id=accountant_id):
         if period in months and currency is not None:
             raise ValueError(f"{month_key(period)}: costs in several currencies")
         months[period] = dict(currency=currency, cost_metric=metric, actual=cost, actual_cents=amount,
                               estimated=est, estimated_cents=est_amount, variance=variance,
-                              variance_cents=variance_amount)
+                              variance_cents=variance_amount, flagged=bool(flagged))
     return months
 
 
@@ -125,6 +125,8 @@ def _month_summary(period: dt.date, totals: dict, published: dict, currency_defa
         # actual - estimated as the report has it, where both exist
         "variance": money(totals["variance"], totals["variance_cents"]) if has_actual and estimated is not None
         else None,
+        # the report's total row: |variance %| beyond the threshold, or cost nobody estimated
+        "flagged": totals["flagged"],
         "published": {"at": published["published_at"], "cur_delivery": published["delivery_id"],
                       "snapshot": published["snapshot"]},
     }
@@ -211,7 +213,52 @@ def statement(con, accountant_id: str, period: dt.date, currency_default: str = 
     comparison.sort(key=lambda row: (row["resource_type"] == "total", order[row["resource_type"]]))
     doc["usage_by_type"] = usage_by_type
     doc["estimated_vs_actual"] = comparison
+    doc.update(usage_detail(con, accountant_id, period))
+    doc["month_to_date"] = None if doc["is_final"] else month_to_date(con, accountant_id, period)
     return doc
+
+
+def timestamp(value: dt.datetime | None) -> str | None:
+    return None if value is None else f"{value:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def usage_detail(con, accountant_id: str, period: dt.date) -> dict:
+    """The published detail behind the statement (assets/published_usage.py): usage lines in units with the
+    bill's unit cost (and their days), each resource type's and the month's cost per day, the parts."""
+    days: dict[tuple, list[dict]] = {}
+    for rtype, service, usage_type, line_type, part, day, quantity, cost, amount in query(
+            con, "usage_days", month=period, accountant_id=accountant_id):
+        days.setdefault((rtype, service, usage_type, line_type, part), []).append(
+            {"date": day.isoformat(), "quantity": exact(quantity), "cost": money(cost, amount)})
+    lines = [{"resource_type": rtype, "service": service, "usage_type": usage_type, "line_item_type": line_type,
+              "part": part, "currency": currency, "quantity": exact(quantity), "unit": unit,
+              "unit_cost": exact(unit_cost), "cost": money(cost, amount),
+              "days": days.get((rtype, service, usage_type, line_type, part), [])}
+             for rtype, service, usage_type, line_type, part, currency, quantity, unit, unit_cost, cost, amount
+             in query(con, "usage_lines", month=period, accountant_id=accountant_id)]
+    daily: dict[str, list[dict]] = {}
+    for rtype, day, cost, amount in query(con, "daily", month=period, accountant_id=accountant_id):
+        daily.setdefault(rtype, []).append({"date": day.isoformat(), "cost": money(cost, amount)})
+    parts = {part: money(cost, amount) for part, cost, amount in query(
+        con, "cost_parts", month=period, accountant_id=accountant_id)}
+    return {"parts": parts, "usage_lines": lines, "daily": daily}
+
+
+def month_to_date(con, accountant_id: str, period: dt.date) -> dict | None:
+    """The month so far (a month not final): actual through covered_through, estimated after it through as_of,
+    the month-end forecast and its interval, as published from the month_to_date table."""
+    rows = query(con, "month_to_date", month=period, accountant_id=accountant_id)
+    if not rows:
+        return None
+    if len(rows) > 1:
+        raise ValueError(f"{month_key(period)}: month to date in several currencies")
+    (currency, actual, actual_c, estimated, estimated_c, to_date, to_date_c, forecast, forecast_c, low, low_c,
+     high, high_c, covered_through, as_of), = rows
+    return {"currency": currency, "actual_cost": money(actual, actual_c),
+            "estimated_cost": money(estimated, estimated_c), "cost_to_date": money(to_date, to_date_c),
+            "forecast_cost": money(forecast, forecast_c), "forecast_low": money(low, low_c),
+            "forecast_high": money(high, high_c), "covered_through": timestamp(covered_through),
+            "as_of": timestamp(as_of)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -238,28 +285,14 @@ def month_statements(con, period: dt.date) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # CSV
 
-CSV_COLUMNS = ["month", "accountant_id", "resource_type", "status", "currency", "quantity", "unit", "unit_cost",
-               "estimated_cost", "actual_cost", "cost", "cost_rounded", "variance", "variance_pct", "flagged"]
+CSV_COLUMNS = ["month", "accountant_id", "status", "resource_type", "service", "usage_type", "line_item_type",
+               "part", "quantity", "unit", "unit_cost", "currency", "cost", "cost_rounded"]
 
 
 def csv_rows(doc: dict) -> list[list[str]]:
-    """The statement as CSV rows: one per resource type, then the month's total."""
-    flagged = {row["resource_type"]: row for row in doc["estimated_vs_actual"]}
-
-    def amount(m: dict | None, key: str = "exact") -> str:
-        return "" if m is None or m[key] is None else str(m[key])
-
-    rows = []
-    for rtype, usage in doc["usage_by_type"].items():
-        report = flagged.get(rtype, {})
-        rows.append([doc["month"], doc["accountant_id"], rtype, doc["status"], doc["currency"],
-                     usage["quantity"] or "", usage["unit"] or "", usage["unit_cost"] or "",
-                     amount(usage["estimated_cost"]), amount(usage["actual_cost"]), amount(usage["cost"]),
-                     amount(usage["cost"], "rounded"), amount(report.get("variance")),
-                     report.get("variance_pct") or "", "" if not report else str(report["flagged"]).lower()])
-    total = flagged.get("total", {})
-    rows.append([doc["month"], doc["accountant_id"], "total", doc["status"], doc["currency"], "", "", "",
-                 amount(doc["estimated_cost"]), amount(doc["actual_cost"]), amount(doc["total_cost"]),
-                 amount(doc["total_cost"], "rounded"), amount(doc["variance"]),
-                 total.get("variance_pct") or "", "" if not total else str(total["flagged"]).lower()])
-    return rows
+    """The month's usage lines as CSV rows: quantity in its unit, the bill's unit cost, the exact cost and its
+    published cents (the cents of a statement line split over its usage lines: they add up to the statement)."""
+    return [[doc["month"], doc["accountant_id"], doc["status"], line["resource_type"], line["service"] or "",
+             line["usage_type"] or "", line["line_item_type"], line["part"], line["quantity"] or "", line["unit"],
+             line["unit_cost"] or "", line["currency"], line["cost"]["exact"], line["cost"]["rounded"]]
+            for line in doc["usage_lines"]]

@@ -29,6 +29,33 @@ CREATE TABLE drivers (
     billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, driver VARCHAR,
     quantity DECIMAL(38, 10), cost DECIMAL(38, 10)
 );
+CREATE TABLE usage_lines (
+    billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, service VARCHAR, usage_type VARCHAR,
+    line_item_type VARCHAR, part VARCHAR, currency VARCHAR, quantity DECIMAL(38, 10), unit VARCHAR,
+    unit_cost DECIMAL(38, 18), cost DECIMAL(38, 10), amount DECIMAL(38, 2)
+);
+CREATE TABLE usage_days (
+    billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, service VARCHAR, usage_type VARCHAR,
+    line_item_type VARCHAR, part VARCHAR, usage_date DATE, quantity DECIMAL(38, 10), cost DECIMAL(38, 10),
+    amount DECIMAL(38, 2)
+);
+CREATE TABLE daily (
+    billing_period DATE, accountant_id VARCHAR, resource_type VARCHAR, usage_date DATE, cost DECIMAL(38, 10),
+    amount DECIMAL(38, 2)
+);
+CREATE TABLE cost_parts (
+    billing_period DATE, accountant_id VARCHAR, part VARCHAR, cost DECIMAL(38, 10), amount DECIMAL(38, 2)
+);
+CREATE TABLE month_to_date (
+    billing_period DATE, accountant_id VARCHAR, currency VARCHAR,
+    actual_cost DECIMAL(38, 10), actual_cost_amount DECIMAL(38, 2),
+    estimated_cost DECIMAL(38, 10), estimated_cost_amount DECIMAL(38, 2),
+    cost_to_date DECIMAL(38, 10), cost_to_date_amount DECIMAL(38, 2),
+    forecast_cost DECIMAL(38, 10), forecast_cost_amount DECIMAL(38, 2),
+    forecast_low DECIMAL(38, 10), forecast_low_amount DECIMAL(38, 2),
+    forecast_high DECIMAL(38, 10), forecast_high_amount DECIMAL(38, 2),
+    covered_through TIMESTAMP, as_of TIMESTAMP
+);
 
 -- name: tenant_months
 -- The published months in which the accountant has a statement or estimates, newest first.
@@ -43,7 +70,7 @@ SELECT billing_period, snapshot, published_at, delivery_id, is_final FROM publis
 -- name: totals
 -- The accountant's month totals (statement, estimates, report) of every published month, newest first.
 SELECT p.billing_period, s.currency, s.cost_metric, s.cost, s.amount, e.estimated_cost, e.amount,
-       r.variance, r.variance_amount
+       r.variance, r.variance_amount, r.flagged
 FROM published p
 LEFT JOIN statements s ON s.billing_period = p.billing_period AND s.accountant_id = $accountant_id AND s.line = 'total'
 LEFT JOIN estimated_lines e ON e.billing_period = p.billing_period AND e.accountant_id = $accountant_id
@@ -82,6 +109,38 @@ SELECT resource_type, estimated_cost, actual_cost, variance, variance_amount, va
 FROM reconciliation_report
 WHERE billing_period = $month AND accountant_id = $accountant_id
 ORDER BY resource_type = 'total', resource_type;
+
+-- name: usage_lines
+-- The tenant's usage lines of the month: quantity in units, the bill's unit cost, cost and its published cents.
+SELECT resource_type, service, usage_type, line_item_type, part, currency, quantity, unit, unit_cost, cost, amount
+FROM usage_lines
+WHERE billing_period = $month AND accountant_id = $accountant_id
+ORDER BY resource_type, service, usage_type NULLS FIRST, line_item_type, part;
+
+-- name: usage_days
+SELECT resource_type, service, usage_type, line_item_type, part, usage_date, quantity, cost, amount
+FROM usage_days
+WHERE billing_period = $month AND accountant_id = $accountant_id
+ORDER BY resource_type, service, usage_type NULLS FIRST, line_item_type, part, usage_date;
+
+-- name: daily
+SELECT resource_type, usage_date, cost, amount
+FROM daily
+WHERE billing_period = $month AND accountant_id = $accountant_id
+ORDER BY resource_type, usage_date;
+
+-- name: cost_parts
+SELECT part, cost, amount
+FROM cost_parts
+WHERE billing_period = $month AND accountant_id = $accountant_id
+ORDER BY part;
+
+-- name: month_to_date
+SELECT currency, actual_cost, actual_cost_amount, estimated_cost, estimated_cost_amount, cost_to_date,
+       cost_to_date_amount, forecast_cost, forecast_cost_amount, forecast_low, forecast_low_amount,
+       forecast_high, forecast_high_amount, covered_through, as_of
+FROM month_to_date
+WHERE billing_period = $month AND accountant_id = $accountant_id;
 
 -- name: month_statements
 -- The data team: every tenant's lines of the month.

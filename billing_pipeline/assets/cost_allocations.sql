@@ -157,54 +157,26 @@ fact_window AS (
                                  ELSE CAST($billing_period AS TIMESTAMP) END
     GROUP BY fs.fact_id, fs.service, fs.driver_key, fs.scope
 ),
--- The exact split: tenant t gets floor(|C| w_t / W) units. |C| w_t may exceed DECIMAL(38), so |C| is taken in
--- two limbs, |C| = hi * 1e9 + lo, and every quotient below is small enough (< 2^53) to be exact:
---   floor(|C| w / W) = 1e9 * floor(hi w / W) + floor(((hi w mod W) * 1e9 + lo w) / W)
--- (hi w stays within DECIMAL(38) for any fact under $1e10 split by weights under 1e27 units; beyond that the
--- engine reports an overflow rather than a wrong number.)
+-- one split per shared fact, over the tenants' weights of its window (largest_remainder.sql)
 split_inputs AS (
-    SELECT fw.fact_id, fw.level, fw.driver_key, w.accountant_id, w.weight, fw.total_weight,
-           CAST(f.cost * 10000000000 AS DECIMAL(38, 0))                                 AS cost_units,
-           CAST(floor(abs(f.cost) * 10) AS DECIMAL(38, 0))                              AS cost_hi,
-           CAST(abs(f.cost) * 10000000000 AS DECIMAL(38, 0)) % 1000000000               AS cost_lo
+    SELECT fw.fact_id AS split_id, fw.level, fw.driver_key, w.accountant_id, w.weight, fw.total_weight,
+           f.cost AS amount
     FROM fact_window fw
     JOIN shared_facts f ON f.fact_id = fw.fact_id
     JOIN weights w
       ON w.level = fw.level AND w.bucket = fw.bucket AND w.service = fw.service
      AND w.driver_key = fw.driver_key AND w.scope = fw.scope
 ),
-high_limb AS (
-    SELECT *,
-           CAST(round((cost_hi * weight - (cost_hi * weight) % total_weight) / total_weight) AS DECIMAL(38, 0)) AS q_hi,
-           (cost_hi * weight) % total_weight                                             AS r_hi
-    FROM split_inputs
-),
-low_limb AS (
-    SELECT *, r_hi * 1000000000 + cost_lo * weight                                      AS t_lo
-    FROM high_limb
-),
-floored AS (
-    SELECT *,
-           q_hi * 1000000000
-             + CAST(round((t_lo - t_lo % total_weight) / total_weight) AS DECIMAL(38, 0)) AS base_units,
-           t_lo % total_weight                                                          AS remainder
-    FROM low_limb
-),
 largest_remainder AS (
-    SELECT *,
-           abs(cost_units) - sum(base_units) OVER (PARTITION BY fact_id)                AS units_left,
-           row_number() OVER (PARTITION BY fact_id ORDER BY remainder DESC, accountant_id) AS remainder_rank
-    FROM floored
+-- include: largest_remainder
 ),
 shared AS (
-    SELECT fact_id, accountant_id, 'shared_' || level AS allocation, driver_key AS driver,
+    SELECT split_id AS fact_id, accountant_id, 'shared_' || level AS allocation, driver_key AS driver,
            CAST(CASE WHEN driver_key = 'combined'
                      THEN weight * CAST('0.00000000000000000001' AS DECIMAL(21, 20))
                      ELSE weight * CAST('0.0000000001' AS DECIMAL(11, 10)) END
                 AS DECIMAL(38, 10))                                                      AS driver_quantity,
-           -- the sign as an integer CASE, not sign(): Spark's sign() is a DOUBLE, exact only below 2^53 units
-           CAST(CASE WHEN cost_units < 0 THEN -1 WHEN cost_units > 0 THEN 1 ELSE 0 END * (base_units + CASE WHEN remainder_rank <= units_left THEN 1 ELSE 0 END)
-                AS DECIMAL(38, 0)) * CAST('0.0000000001' AS DECIMAL(11, 10))            AS cost
+           units * CAST('0.0000000001' AS DECIMAL(11, 10))                              AS cost
     FROM largest_remainder
 ),
 unattributed AS (

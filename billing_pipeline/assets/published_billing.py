@@ -20,6 +20,14 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from billing_pipeline import lineage
 from billing_pipeline.assets.common import month_of
+from billing_pipeline.assets.published_usage import (
+    BILL_SQL,
+    MONTH_TO_DATE_SQL,
+    TENANT_LINES_SQL,
+    month_to_date_problems,
+    month_to_date_table,
+    usage_tables,
+)
 from billing_pipeline.assets.statements import REPORT_ORDER, STATEMENT_ORDER, split_cents
 from billing_pipeline.exports import month_table
 from billing_pipeline.money import CENT, largest_remainder_cents
@@ -151,6 +159,12 @@ def month_snapshot(con, period: dt.date) -> tuple[dict[str, pa.Table], dict[str,
         "estimated_lines": pa.Table.from_pylist(estimated_lines(period, estimates_rows), schema=ESTIMATED_LINES),
         "drivers": pa.Table.from_pylist(drivers, schema=DRIVERS),
     }
+    # the accountant's detail (published_usage.py): usage lines in units, days, parts, the month to date
+    statements = tables["statements"].to_pylist()
+    tables.update(usage_tables(period, con.execute(TENANT_LINES_SQL, [period]).fetchall(),
+                               con.execute(BILL_SQL, [period]).fetchall(), statements))
+    tables["month_to_date"] = month_to_date_table(period, con.execute(MONTH_TO_DATE_SQL, [period]).fetchall(),
+                                                  statements)
     in_scope = dict(con.execute(IN_SCOPE_SQL, [period]).fetchall())
     ((deliveries, delivery_id, is_final, line_items),) = con.execute(CUR_SQL, [period]).fetchall()
     return tables, in_scope, (deliveries, delivery_id, bool(is_final), line_items)
@@ -171,7 +185,8 @@ def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
     tables, in_scope, cur = month_snapshot(con, period)
     # every table of the chain from one delivery (issue 16.6, billing_pipeline/lineage.py), then the rows published
     lineage_problem = lineage.problem(con, period, "statements")
-    problems = ([lineage_problem] if lineage_problem else []) + consistency_problems(tables, in_scope, cur)
+    problems = ([lineage_problem] if lineage_problem else []) + consistency_problems(tables, in_scope, cur) \
+        + month_to_date_problems(tables["month_to_date"], tables["statements"].to_pylist())
     if not problems and not tables["statements"].num_rows and not tables["estimates"].num_rows:
         problems.append("the warehouse holds nothing of the month (run the month first)")
     if problems:
@@ -181,7 +196,8 @@ def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
 
 @asset(
     partitions_def=billing_month_partitions,
-    deps=["statements", "reconciliation_report", "estimated_usage", "tenant_costs", "usage_shares", "cur_line_items"],
+    deps=["statements", "reconciliation_report", "estimated_usage", "tenant_costs", "usage_shares", "cur_line_items",
+          "hourly_cost_facts", "month_to_date"],
     pool=WAREHOUSE_POOL,
     group_name="billing",
     kinds={"parquet"},
@@ -189,7 +205,8 @@ def publish_from(con, location: Location, period: dt.date, engine: str) -> dict:
 def published_billing(
     context: AssetExecutionContext, outputs_config: OutputsConfig, warehouse: BillingWarehouse
 ) -> MaterializeResult:
-    """The month as the billing API serves it (statements, report, estimates, usage drivers): an immutable
+    """The month as the billing API serves it (statements, report, estimates, usage drivers, usage lines in units
+    with the bill's unit costs, days, direct / shared / proportional parts, the month to date): an immutable
     Parquet snapshot under BILLING_PUBLISH_URI, switched in by replacing the month's pointer file only when the
     month's tables agree (one CUR delivery, statements' cents adding up, report = statements)."""
     period, _ = month_of(context)

@@ -1,9 +1,9 @@
-"""What every stage's checks share: the month they check, the warehouse they read, and the no-duplicates checks."""
-
-from __future__ import annotations
+"""What every stage's checks share: the month they check, the warehouse they read, a check that is one query of
+the month, and the no-duplicates checks."""
 
 import datetime as dt
 import warnings
+from typing import Callable
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.resources.warehouse import WAREHOUSE_POOL
+from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 # The offending rows named in a failing check's metadata (enough to find them, bounded for the UI)
 OFFENDING_ROWS = 10
@@ -37,6 +37,27 @@ def month_check(table: str, *, description: str, blocking: bool = True, name: st
 
 def checked_month(context: AssetCheckExecutionContext) -> dt.date:
     return context.partition_time_window.start.date()
+
+
+def query_check(table: str, name: str, query: Callable[..., AssetCheckResult], *, description: str):
+    """A blocking month check of `table` that is one query of the warehouse: query(engine, month)."""
+    @month_check(table, name=name, description=description)
+    def check(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
+        with warehouse.connect() as con:
+            return query(con, checked_month(context))
+
+    return check
+
+
+def written_once(table: str, name: str, keys: list[str], *, description: str):
+    """A blocking month check that `table` holds exactly the rows its materialization of the month wrote
+    (written_once_check; `keys` name doubled rows)."""
+    @month_check(table, name=name, description=description)
+    def check(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
+        with warehouse.connect() as con:
+            return written_once_check(con, table, checked_month(context), rows_written(context, table), keys)
+
+    return check
 
 
 def rows_table(frame) -> MetadataValue:

@@ -1,15 +1,8 @@
 """Checks of hourly_cost_facts: every cost metric adds up to the line items, never written twice."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult
+from dagster import AssetCheckResult
 
-from billing_pipeline.checks.common import (
-    checked_month,
-    month_check,
-    rows_table,
-    rows_written,
-    written_once_check,
-)
-from billing_pipeline.resources.warehouse import BillingWarehouse
+from billing_pipeline.checks.common import query_check, rows_table, written_once
 
 GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "usage_type", "operation",
          "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
@@ -40,18 +33,12 @@ def facts_match_line_items(con, period) -> AssetCheckResult:
     )
 
 
-@month_check("hourly_cost_facts",
-             description="Every cost metric of the facts sums exactly to the month's line items.")
-def facts_add_up_to_line_items(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        return facts_match_line_items(con, checked_month(context))
+facts_add_up_to_line_items = query_check(
+    "hourly_cost_facts", "facts_add_up_to_line_items", facts_match_line_items,
+    description="Every cost metric of the facts sums exactly to the month's line items.")
 
-
-@month_check("hourly_cost_facts",
-             description="The month holds exactly the facts its one GROUP BY wrote: never written twice.")
-def no_duplicate_facts(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
-    # The facts are one GROUP BY over GRAIN, unique as written; re-grouping 10M rows to prove it again would cost
-    # as much as writing them, so the check counts what the month holds against what was written.
-    with warehouse.connect() as con:
-        return written_once_check(con, "hourly_cost_facts", checked_month(context),
-                                  rows_written(context, "hourly_cost_facts"), GRAIN)
+# The facts are one GROUP BY over GRAIN, unique as written; re-grouping 10M rows to prove it again would cost as
+# much as writing them, so the check counts what the month holds against what was written.
+no_duplicate_facts = written_once(
+    "hourly_cost_facts", "no_duplicate_facts", GRAIN,
+    description="The month holds exactly the facts its one GROUP BY wrote: never written twice.")

@@ -22,7 +22,9 @@ small interface, which is all the assets use:
     register_estimates(name, source, billing_period)   the month's usage-table items as a relation (on Spark
         read and parsed by the executors, never collected)
 
-Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines.
+Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines. The engine
+comes from the `warehouse` resource's connect() (resources/warehouse.py: DuckDBWarehouse or SparkWarehouse, which
+definitions.py binds by BILLING_ENGINE).
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ import datetime as dt
 from typing import Any, Callable, Protocol
 
 import pyarrow as pa
-
-ENGINES = ("duckdb", "spark")
-
 
 class Result(Protocol):
     def fetchall(self) -> list[tuple]: ...

@@ -80,23 +80,30 @@ def view_queries(ddl: str) -> dict[str, str]:
     }
 
 
-def spark_session(master: str | None = None, remote: str | None = None):
-    """A Spark session: Spark Connect when `remote` (sc://host:15002) is given, else `master` (local[*], yarn...)."""
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName("billing_pipeline")
-    builder = builder.remote(remote) if remote else builder.master(master or "local[*]")
-    for key, value in SPARK_SETTINGS.items():
-        builder = builder.config(key, value)
+def spark_config(master: str | None = None, remote: str | None = None) -> dict[str, str]:
+    """The session's configuration (dagster-pyspark's `spark_config`): Spark Connect when `remote`
+    (sc://host:15002) is given, else `master` (local[*], yarn...), and SPARK_SETTINGS."""
+    where = {"spark.remote": remote} if remote else {"spark.master": master or "local[*]"}
     if not remote:
         # the executors' Python workers parse the usage evidence (readers/evidence_spark.py): this interpreter,
         # which has the pipeline's packages, unless PYSPARK_PYTHON names the cluster's (pyspark reads only it)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = builder.getOrCreate()
+    return {"spark.app.name": "billing_pipeline", **where, **SPARK_SETTINGS}
+
+
+def configured(session):
+    """The session with SPARK_SETTINGS in force even if it existed before (getOrCreate returns it as it is)."""
     for key, value in SPARK_SETTINGS.items():
         if not key.startswith("spark.ui"):
             session.conf.set(key, value)
     return session
+
+
+def spark_session(master: str | None = None, remote: str | None = None):
+    """A Spark session as the warehouse's (resources/warehouse.py) gets it, outside of Dagster."""
+    from dagster_pyspark.resources import spark_session_from_config
+
+    return configured(spark_session_from_config(spark_config(master, remote)))
 
 
 class SparkResult:

@@ -1,8 +1,10 @@
-"""The warehouse: a DuckDB file (the embedded default) or Parquet datasets written by Spark (BILLING_ENGINE=spark).
+"""The warehouse, as a resource per engine: a DuckDB file (the embedded default, `DuckDBWarehouse`) or Parquet
+datasets written by Spark (`SparkWarehouse`). definitions.py chooses one by BILLING_ENGINE and binds it to the key
+`warehouse`; every asset takes it as `BillingWarehouse` and sees only the engine interface of engines/.
 
 DuckDB takes one writer at a time: runs that write the warehouse share the Dagster concurrency pool
 `duckdb_warehouse` (limit 1, see README), and the connection is opened through dagster-duckdb, which also retries
-while another process holds DuckDB's file lock. Either way the assets see one small interface (engines/).
+while another process holds DuckDB's file lock.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import datetime as dt
 import os
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -21,10 +23,10 @@ from dagster import ConfigurableResource, get_dagster_logger
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
-from billing_pipeline.engines import ENGINES, Engine
+from billing_pipeline.engines import Engine
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine, duckdb_limits
 from billing_pipeline.sql import warehouse_ddl
-from billing_pipeline.settings import require_valid_settings
+from billing_pipeline.settings import SettingsError, require_valid_settings
 from billing_pipeline.storage import locate
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -36,13 +38,47 @@ DEFAULT_SPARK_WAREHOUSE = "data/spark-warehouse"
 
 
 class BillingWarehouse(ConfigurableResource):
-    """The engine (BILLING_ENGINE), the DuckDB file (BILLING_WAREHOUSE) and how much of the machine DuckDB may
-    use, or the Spark cluster and the URI of its Parquet warehouse."""
+    """What every asset, check and schedule uses of the warehouse, whichever engine holds it: `connect()` (the
+    engine interface, every table created once per run), `lock_anchor()` and `month_is_final()`."""
 
-    engine: str | None = Field(default=None, description="duckdb | spark. Env: BILLING_ENGINE")
-    spark_master: str | None = Field(default=None, description="Spark master, e.g. local[*] or yarn. Env: BILLING_SPARK_MASTER")
-    spark_remote: str | None = Field(default=None, description="Spark Connect URL, e.g. sc://host:15002. Env: BILLING_SPARK_REMOTE")
-    spark_warehouse: str | None = Field(default=None, description="Folder or s3:// URI of the Parquet tables. Env: BILLING_SPARK_WAREHOUSE")
+    ENGINE: ClassVar[str] = ""
+    SETTINGS: ClassVar[tuple[str, ...]] = ()  # the BILLING_* variables this engine reads
+
+    def setup_for_execution(self, context) -> None:
+        """Before any step: the engine's settings checked, each mistake named (see settings.py), and BILLING_ENGINE
+        still naming this engine (set after the definitions were loaded, it would otherwise be ignored)."""
+        require_valid_settings(("BILLING_ENGINE", *self.SETTINGS), self.setting_overrides(), unknown=False)
+        engine = os.environ.get("BILLING_ENGINE", "")
+        if engine and engine.strip().lower() != self.ENGINE:
+            raise SettingsError([f"BILLING_ENGINE={engine!r} (set): the definitions chose the {self.ENGINE} "
+                                 "warehouse when they loaded; load them again with it set (restart dagster dev)"])
+
+    def setting_overrides(self) -> dict[str, str | None]:
+        return {}
+
+    def engine_name(self) -> str:
+        return self.ENGINE
+
+    def connect(self):
+        """The warehouse, every table created, behind the engine interface of billing_pipeline.engines."""
+        raise NotImplementedError
+
+    def lock_anchor(self) -> str:
+        """Where locks that guard the warehouse's writers live beside."""
+        raise NotImplementedError
+
+    def month_is_final(self, billing_period: dt.date) -> bool:
+        """Whether the warehouse holds the month's final CUR (an invoice id); read-only, without opening the
+        engine (the schedule asks it)."""
+        raise NotImplementedError
+
+
+class DuckDBWarehouse(BillingWarehouse):
+    """The DuckDB file (BILLING_WAREHOUSE) and how much of the machine DuckDB may use, opened through
+    dagster-duckdb's DuckDBResource."""
+
+    ENGINE: ClassVar[str] = "duckdb"
+    SETTINGS: ClassVar[tuple[str, ...]] = ("BILLING_WAREHOUSE", "BILLING_DUCKDB_MEMORY_LIMIT", "BILLING_DUCKDB_THREADS")
 
     database: str | None = Field(default=None, description="DuckDB file. Env: BILLING_WAREHOUSE")
     memory_limit: str | None = Field(default=None, description="DuckDB memory_limit, e.g. '2GB'. Env: BILLING_DUCKDB_MEMORY_LIMIT")
@@ -52,59 +88,22 @@ class BillingWarehouse(ConfigurableResource):
     # built once per run, not per step.
     _duckdb: dict = PrivateAttr(default_factory=dict)  # (path, settings) -> dagster-duckdb's DuckDBResource
     _created: set = PrivateAttr(default_factory=set)  # DuckDB files whose tables this run has created
-    _spark: dict = PrivateAttr(default_factory=dict)  # Spark warehouse URI -> SparkEngine (tables and views defined)
 
-    def setup_for_execution(self, context) -> None:
-        """Before any step: the engine and warehouse settings checked, each mistake named (see settings.py)."""
-        require_valid_settings(
-            ("BILLING_WAREHOUSE", "BILLING_DUCKDB_MEMORY_LIMIT", "BILLING_DUCKDB_THREADS", "BILLING_ENGINE",
-             "BILLING_SPARK_MASTER", "BILLING_SPARK_REMOTE", "BILLING_SPARK_WAREHOUSE"),
-            {"BILLING_WAREHOUSE": self.database, "BILLING_DUCKDB_MEMORY_LIMIT": self.memory_limit,
-             "BILLING_DUCKDB_THREADS": None if self.threads is None else str(self.threads),
-             "BILLING_ENGINE": self.engine, "BILLING_SPARK_MASTER": self.spark_master,
-             "BILLING_SPARK_REMOTE": self.spark_remote, "BILLING_SPARK_WAREHOUSE": self.spark_warehouse},
-            unknown=False,
-        )
+    def setting_overrides(self) -> dict[str, str | None]:
+        return {"BILLING_WAREHOUSE": self.database, "BILLING_DUCKDB_MEMORY_LIMIT": self.memory_limit,
+                "BILLING_DUCKDB_THREADS": None if self.threads is None else str(self.threads)}
 
     def path(self) -> str:
         return self.database or os.environ.get("BILLING_WAREHOUSE") or DEFAULT_WAREHOUSE
 
-    def engine_name(self) -> str:
-        name = (self.engine or os.environ.get("BILLING_ENGINE") or "duckdb").strip().lower()
-        if name not in ENGINES:
-            raise ValueError(f"BILLING_ENGINE={name!r}: expected one of {', '.join(ENGINES)}")
-        return name
-
-    def spark_warehouse_uri(self) -> str:
-        uri = self.spark_warehouse or os.environ.get("BILLING_SPARK_WAREHOUSE") or DEFAULT_SPARK_WAREHOUSE
-        return uri if "://" in uri else os.path.abspath(uri)
-
     def lock_anchor(self) -> str:
-        """Where locks that guard the warehouse's writers live beside: the DuckDB file, or the Spark warehouse."""
-        return self.spark_warehouse_uri() if self.engine_name() == "spark" else self.path()
+        return self.path()
 
     def month_is_final(self, billing_period: dt.date) -> bool:
-        """Whether the warehouse holds the month's final CUR (an invoice id): the DuckDB file, or the Parquet
-        dataset of cur_line_items under the Spark warehouse. Read-only and without a Spark session."""
-        if self.engine_name() == "spark":
-            return spark_month_is_final(self.spark_warehouse_uri(), billing_period)
         return month_is_final(self.path(), billing_period)
 
     @contextmanager
     def connect(self) -> Iterator[Engine]:
-        """The warehouse, every table created, behind the engine interface of billing_pipeline.engines."""
-        if self.engine_name() == "spark":
-            from billing_pipeline.engines.spark_engine import SparkEngine, spark_session
-
-            uri = self.spark_warehouse_uri()
-            if uri not in self._spark:
-                session = spark_session(
-                    master=self.spark_master or os.environ.get("BILLING_SPARK_MASTER"),
-                    remote=self.spark_remote or os.environ.get("BILLING_SPARK_REMOTE"),
-                )
-                self._spark[uri] = SparkEngine(session, uri, warehouse_ddl())
-            yield self._spark[uri]
-            return
         path = self.path()
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -133,6 +132,50 @@ class BillingWarehouse(ConfigurableResource):
             finally:
                 con.close()
                 log.info(f"{WAREHOUSE_CLOSED} {path}")
+
+
+class SparkWarehouse(BillingWarehouse):
+    """The Spark cluster (BILLING_SPARK_MASTER, or Spark Connect: BILLING_SPARK_REMOTE) and the URI of its Parquet
+    warehouse (BILLING_SPARK_WAREHOUSE); the session comes from dagster-pyspark's LazyPySparkResource, so a run
+    that never connects (the schedule's finality check) starts no Spark."""
+
+    ENGINE: ClassVar[str] = "spark"
+    SETTINGS: ClassVar[tuple[str, ...]] = ("BILLING_SPARK_MASTER", "BILLING_SPARK_REMOTE", "BILLING_SPARK_WAREHOUSE")
+
+    spark_master: str | None = Field(default=None, description="Spark master, e.g. local[*] or yarn. Env: BILLING_SPARK_MASTER")
+    spark_remote: str | None = Field(default=None, description="Spark Connect URL, e.g. sc://host:15002. Env: BILLING_SPARK_REMOTE")
+    spark_warehouse: str | None = Field(default=None, description="Folder or s3:// URI of the Parquet tables. Env: BILLING_SPARK_WAREHOUSE")
+
+    _engines: dict = PrivateAttr(default_factory=dict)  # Spark warehouse URI -> SparkEngine (tables and views defined)
+
+    def setting_overrides(self) -> dict[str, str | None]:
+        return {"BILLING_SPARK_MASTER": self.spark_master, "BILLING_SPARK_REMOTE": self.spark_remote,
+                "BILLING_SPARK_WAREHOUSE": self.spark_warehouse}
+
+    def spark_warehouse_uri(self) -> str:
+        uri = self.spark_warehouse or os.environ.get("BILLING_SPARK_WAREHOUSE") or DEFAULT_SPARK_WAREHOUSE
+        return uri if "://" in uri else os.path.abspath(uri)
+
+    def lock_anchor(self) -> str:
+        return self.spark_warehouse_uri()
+
+    def month_is_final(self, billing_period: dt.date) -> bool:
+        return spark_month_is_final(self.spark_warehouse_uri(), billing_period)
+
+    @contextmanager
+    def connect(self) -> Iterator[Engine]:
+        uri = self.spark_warehouse_uri()
+        if uri not in self._engines:
+            from dagster_pyspark import LazyPySparkResource
+
+            from billing_pipeline.engines.spark_engine import SparkEngine, configured, spark_config
+
+            pyspark = LazyPySparkResource(spark_config=spark_config(
+                master=self.spark_master or os.environ.get("BILLING_SPARK_MASTER"),
+                remote=self.spark_remote or os.environ.get("BILLING_SPARK_REMOTE"),
+            ))
+            self._engines[uri] = SparkEngine(configured(pyspark.spark_session), uri, warehouse_ddl())
+        yield self._engines[uri]
 
 
 def replace_month_with_rows(engine: Engine, table: str, billing_period: dt.date, rows: pa.Table) -> int:

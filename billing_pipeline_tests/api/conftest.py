@@ -8,12 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections import defaultdict
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,11 +20,12 @@ import pytest
 from billing_pipeline.api.auth import issue_token
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.sample_data import SampleMonth, generate_month
+from billing_pipeline_tests.api_support import sample_environment, serving
 
 DEC, JAN = dt.date(2025, 12, 1), dt.date(2026, 1, 1)
 # what the API serves and the chain that feeds it (not the other outputs: invoices, exports elsewhere, ...)
 CORE_TABLES = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
-               "reconciliation_report", "statements", "published_billing"]
+               "month_to_date", "reconciliation_report", "statements", "published_billing"]
 
 
 @dataclass
@@ -62,20 +59,9 @@ class Built:
         return sum((c for (a, _t), c in self.months[month].expected_estimates.items() if a == accountant), Decimal(0))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def sample_env(mp: pytest.MonkeyPatch, sample: SampleMonth, warehouse: Path, published: Path) -> None:
-    mp.setenv("BILLING_CUR_URI", sample.cur_uri)
-    mp.setenv("BILLING_LOGS_URI", sample.logs_uri)
-    mp.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
-    mp.setenv("BILLING_USAGE_URI", sample.usage_uri)
-    mp.setenv("BILLING_WAREHOUSE", str(warehouse))
-    mp.setenv("BILLING_PUBLISH_URI", str(published))
-    mp.setenv("BILLING_EXPORT_URI", str(published.parent / "exports"))
+    for name, value in sample_environment(sample, warehouse, published).items():
+        mp.setenv(name, value)
 
 
 def run_month(selection: list[str], partition_key: str, raise_on_error: bool = True):
@@ -100,8 +86,8 @@ def _build(root: Path) -> Built:
         sample_env(mp, sample, warehouse, published)
         assert run_month(CORE_TABLES, "2026-01-01").success
         with duckdb.connect(str(warehouse)) as con:
-            for table in ("cur_line_items", "usage_shares", "tenant_costs", "estimated_usage", "reconciliation_report",
-                          "statements"):
+            for table in ("cur_line_items", "hourly_cost_facts", "usage_shares", "tenant_costs", "estimated_usage",
+                          "reconciliation_report", "statements"):
                 con.execute(f"""INSERT INTO {table} BY NAME SELECT * REPLACE (DATE '2025-12-01' AS billing_period)
                                 FROM {table} WHERE billing_period = ?""", [JAN])
             con.execute("UPDATE cur_line_items SET invoice_id = 'INV-2025-12' WHERE billing_period = DATE '2025-12-01'")
@@ -131,39 +117,6 @@ def built(tmp_path_factory) -> Built:
             built = _build(shared)
             done.write_bytes(pickle.dumps(built))
         return pickle.loads(done.read_bytes())
-
-
-@contextmanager
-def serving(published: Path, tokens_file: Path, log_file: Path):
-    """The API served by `python -m billing_pipeline.api` on a free loopback port; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "BILLING_API_REFRESH_SECONDS": "0"}
-    log = open(log_file, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "billing_pipeline.api", "--host", "127.0.0.1", "--port", str(port),
-         "--published", str(published), "--tokens", str(tokens_file), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("the API server did not start: " + log_file.read_text())
-        time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")

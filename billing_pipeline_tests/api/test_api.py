@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import subprocess
 import sys
@@ -112,27 +110,6 @@ def test_without_a_month_the_latest_month_is_served(client, built):
     doc = client.get("/billing", headers=auth(built, C)).json()
     assert doc["month"] == "2026-01"
     assert doc["total_cost"]["exact"] == f"{built.total(JAN, C):f}"
-
-
-def test_csv_export(client, built):
-    response = client.get("/billing.csv", params={"month": "2026-01"}, headers=auth(built, A))
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/csv")
-    assert 'filename="billing-acct-0001-2026-01.csv"' in response.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.text)))
-    by_type = {r["resource_type"]: r for r in rows}
-    sample = built.months[JAN]
-    assert {t for t in by_type if t != "total"} == {t for (a, t) in sample.expected_actuals if a == A}
-    for rtype, row in by_type.items():
-        if rtype != "total":
-            assert D(row["actual_cost"]) == sample.expected_actuals[(A, rtype)]
-            estimate = sample.expected_estimates.get((A, rtype))  # none for 'other' (log ingestion)
-            assert (row["estimated_cost"] and D(row["estimated_cost"])) == (estimate if estimate is not None else "")
-        assert row["accountant_id"] == A and row["month"] == "2026-01"
-    assert by_type["total"]["cost"] == f"{built.total(JAN, A):f}"
-    assert D(by_type["total"]["cost_rounded"]) == built.cents(JAN)[A]
-    # negative numbers stay numbers (not quoted as formulas)
-    assert all(not row["variance"].startswith("'") for row in rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------

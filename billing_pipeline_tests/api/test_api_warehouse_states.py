@@ -76,19 +76,27 @@ def test_a_month_with_estimates_only(built, copy):
 def test_csv_cells_cannot_be_formulas(built, copy, tmp_path):
     hostile = "=HYPERLINK(\"http://evil\",\"x\")"
     with duckdb.connect(str(copy.warehouse)) as con:
+        # a hostile accountant id (estimates only: no usage lines, but the file is named after it) and hostile
+        # service and usage type names in acct-0001's lines
         con.execute("INSERT INTO estimated_usage VALUES (DATE '2026-01-01', ?, '@SUM(A1)', '+cmd', DATE '2026-01-02', "
                     "1, 0.5, 1)", [hostile])
+        con.execute("UPDATE tenant_costs SET service = '@SUM(A1)', usage_type = ? WHERE accountant_id = 'acct-0001' "
+                    "AND billing_period = DATE '2026-01-01' AND resource_type = 'lambda'", [hostile])
     publish(copy.warehouse, copy.published, dt.date(2026, 1, 1))
     tokens = tmp_path / "tokens.json"
     token = issue_token(hostile, str(tokens))
-    client = in_process_client(copy.published, tokens)
-    response = client.get("/billing.csv", params={"month": "2026-01"}, headers={"Authorization": f"Bearer {token}"})
+    client = in_process_client(copy.published, built.tokens_file)
+    response = client.get("/billing.csv", params={"month": "2026-01"},
+                          headers={"Authorization": f"Bearer {built.tokens['acct-0001']}"})
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(response.text)))
     cells = [cell for row in rows[1:] for cell in row]
     assert "'" + hostile in cells and "'@SUM(A1)" in cells
     assert not any(cell[:1] in ("=", "+", "@") for cell in cells)
-    assert 'filename="billing-_HYPERLINK__http___evil___x__-2026-01.csv"' in response.headers["content-disposition"]
+    response = in_process_client(copy.published, tokens).get(
+        "/billing.csv", params={"month": "2026-01"}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert 'filename="_HYPERLINK__http___evil___x___2026-01.csv"' in response.headers["content-disposition"]
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -258,3 +258,26 @@ def test_published_on_s3_is_served_and_switched(built, copy, aws):
     second = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
     assert second["published"]["cur_delivery"] == "d-2"
     assert D(second["total_cost"]["rounded"]) == 2 * built.cents(JAN)[A]
+
+
+def test_a_stale_month_to_date_is_not_published(january):
+    """month_to_date's actual part is tenant_costs, as the statement: one computed from another delivery blocks."""
+    tables, _in_scope, _cur = january
+    statements = tables["statements"].to_pylist()
+    assert publisher.month_to_date_problems(tables["month_to_date"], statements) == []
+    stale = with_rows(tables["month_to_date"], lambda r: {
+        **r, "actual_cost": r["actual_cost"] + D("0.01") if r["accountant_id"] == B else r["actual_cost"]})
+    assert publisher.month_to_date_problems(stale, statements) == [
+        "month_to_date: the actual part of acct-0002 differs from statements (re-run month_to_date)"]
+
+
+def test_a_snapshot_published_before_the_detail_is_still_served(built, copy):
+    """Snapshots published before usage lines, days, parts and the month to date existed: served without them."""
+    pointer = read_pointer(locate(str(copy.published)), "2026-01")
+    folder = copy.published / "months" / "2026-01" / pointer.snapshot
+    for name in publishing.LATER_TABLES:
+        (folder / f"{name}.parquet").unlink()
+    doc = in_process_client(copy.published, built.tokens_file).get(
+        "/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
+    assert D(doc["total_cost"]["rounded"]) == built.cents(JAN)[A]
+    assert (doc["usage_lines"], doc["daily"], doc["parts"], doc["month_to_date"]) == ([], {}, {}, None)

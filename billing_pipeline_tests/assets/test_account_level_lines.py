@@ -17,7 +17,7 @@ from billing_pipeline.checks.tenant_costs import bill_conserved, conservation_ch
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 
 JAN = dt.date(2026, 1, 1)
 H = dt.datetime(2026, 1, 5, 10)
@@ -61,7 +61,7 @@ def month(tmp_path):
     (tmp_path / "pricing.json").write_text(json.dumps(pricing))
     config = BillingConfig(pricing=str(tmp_path / "pricing.json"))
     result = materialize([tenant_costs, reconciliation_report, bill_conserved],
-                         resources={"billing_config": config, "warehouse": BillingWarehouse(database=str(path))},
+                         resources={"billing_config": config, "warehouse": DuckDBWarehouse(database=str(path))},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success
     return path, config, result
@@ -137,7 +137,7 @@ def test_covered_usage_under_each_metric(tmp_path, metric, tenant_cost, uncharge
         add_fact(con, "AWSLambda", "0", line_item_type="SavingsPlanNegation", accountant_id="a", unblended="-0.096")
     result = materialize([tenant_costs, reconciliation_report],
                          resources={"billing_config": BillingConfig(cost_metric=metric),
-                                    "warehouse": BillingWarehouse(database=str(path))},
+                                    "warehouse": DuckDBWarehouse(database=str(path))},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success
     metadata = metadata_of(result)

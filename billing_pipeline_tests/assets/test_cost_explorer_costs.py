@@ -13,7 +13,7 @@ from billing_pipeline.assets.cost_explorer_costs import cost_explorer_costs, cos
 from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 from billing_pipeline_tests.aws_support import day, group, post_results
 
 JAN = dt.date(2026, 1, 1)
@@ -45,7 +45,7 @@ def run(path, enabled="1", metric="unblended"):  # the fixtures post UnblendedCo
         [cost_explorer_costs],
         resources={"billing_config": BillingConfig(cost_metric=metric), "aws": AwsClients(),
                    "outputs_config": OutputsConfig(cost_explorer=enabled),
-                   "warehouse": BillingWarehouse(database=str(path))},
+                   "warehouse": DuckDBWarehouse(database=str(path))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
     )
 

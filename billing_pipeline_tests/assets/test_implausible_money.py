@@ -1,6 +1,7 @@
 """Implausible money holds invoicing: a negative Usage line and a line beyond BILLING_MAX_LINE_COST fail the blocking
 check `money_is_plausible`, `invoices` refuses the month on its own too, and naming the month in the allowance
-(environment or run config) releases it. Against localstripe, on the generated final month of test_invoices."""
+(environment or run config) releases it. Against localstripe, on the invoicing tests'
+final month (conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from billing_pipeline.definitions import defs
 from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.stripe_billing import StripeBilling
-from billing_pipeline_tests.assets.test_invoices import (  # noqa: F401  (fixtures)
-    PRICE_LIST,
-    env,
-    expected_cents,
-    final_month,
-    invoice_rows,
-    sums,
-)
+from billing_pipeline_tests.stripe_support import PRICE_LIST, expected_cents, invoice_rows, sums
 
 
 def plant(warehouse) -> tuple[str, str]:
@@ -51,7 +45,7 @@ def check_of(result):
     return check
 
 
-def test_implausible_lines_hold_invoicing_and_are_listed(env):  # noqa: F811 (fixture)
+def test_implausible_lines_hold_invoicing_and_are_listed(env):
     _, warehouse, stripe_api = env
     (negative_file, line_id), huge_file = plant(warehouse)
 
@@ -87,7 +81,7 @@ def test_implausible_lines_hold_invoicing_and_are_listed(env):  # noqa: F811 (fi
     assert stripe_api.items() == [] and invoice_rows(warehouse) == []
 
 
-def test_allowance_naming_the_month_releases_it(env, monkeypatch):  # noqa: F811 (fixture)
+def test_allowance_naming_the_month_releases_it(env, monkeypatch):
     sample, warehouse, stripe_api = env
     plant(warehouse)
     # another month's allowance does not cover this one
@@ -107,7 +101,7 @@ def test_allowance_naming_the_month_releases_it(env, monkeypatch):  # noqa: F811
     assert again.success and check_of(again).metadata["allowed_by"].value == "BILLING_ALLOW_IMPLAUSIBLE"
 
 
-def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):  # noqa: F811 (fixture)
+def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):
     _, warehouse, _ = env
     clean = run(["implausible_money"])
     assert clean.success and check_of(clean).passed and check_of(clean).metadata["implausible_lines"].value == 0
@@ -126,7 +120,7 @@ def test_bound_is_configurable_and_a_clean_month_passes(env, monkeypatch):  # no
     ("BILLING_ALLOW_IMPLAUSIBLE", "2026-01,January", "BILLING_ALLOW_IMPLAUSIBLE='2026-01,January' (set): January is "
                                                      "not a month; expected months as YYYY-MM, comma separated"),
 ])
-def test_bad_bound_or_allowance_fails_before_any_step(env, monkeypatch, variable, value, message):  # noqa: F811 (fixture)
+def test_bad_bound_or_allowance_fails_before_any_step(env, monkeypatch, variable, value, message):
     _, warehouse, stripe_api = env
     monkeypatch.setenv(variable, value)
     result = run(["implausible_money", "invoices"])

@@ -1,112 +1,35 @@
-"""invoices: monthly charges in Stripe, over HTTP against a local localstripe server started here.
+"""invoices: monthly charges in Stripe, over HTTP against a local localstripe server (conftest.py).
 
-The upstream chain runs once on a generated final month (the generator's exact per-tenant costs); every test copies
-that warehouse and materializes only `invoices` through the real Definitions. Expected cents are computed here from
-the generator's costs and the test's price list, independently of the asset.
+The upstream chain runs once on a generated final month (conftest.py's `final_month`: the generator's exact
+per-tenant costs); every test copies that warehouse (`env`) and materializes only `invoices` through the real
+Definitions. Expected cents are computed from the generator's costs and the test's price list, independently of the
+asset (stripe_support.expected_cents).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-from collections import defaultdict
 from decimal import Decimal as D
-from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
 
-from billing_pipeline.definitions import defs
-from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.price_list import MINIMUM_FEE, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling
-from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.stripe_support import API_KEY, PRICE_LIST, Stripe, free_port
+from billing_pipeline_tests.stripe_support import (
+    API_KEY,
+    PRICE_LIST,
+    expected_cents,
+    free_port,
+    invoice_rows,
+    run_invoices,
+    sums,
+)
 
 JAN = dt.date(2026, 1, 1)
 MONTH = "2026-01"
 DECLINED = "4000000000000341"  # Stripe's test card that attaches and then fails to charge
-
-def expected_cents(actuals: dict[tuple[str, str], D], price_list: dict) -> dict[tuple[str, str], int]:
-    """(accountant, resource type or minimum_fee) -> cents: markup on the attributed cost, the minimum topped up,
-    largest remainder per tenant-month."""
-    by_tenant = defaultdict(dict)
-    for (accountant, resource_type), cost in actuals.items():
-        if accountant != "unattributed" and cost != 0:
-            by_tenant[accountant][resource_type] = cost
-    cents = {}
-    for accountant, costs in by_tenant.items():
-        override = price_list["overrides"].get(accountant, {})
-        minimum = D(override.get("minimum_monthly_fee", price_list["minimum_monthly_fee"]))
-        amounts = {}
-        for resource_type, cost in costs.items():
-            spec = {**price_list["resource_types"][resource_type],
-                    **override.get("resource_types", {}).get(resource_type, {})}
-            amounts[resource_type] = cost * (1 + D(spec["markup_pct"]) / 100)
-        total = sum(amounts.values())
-        if total < minimum:
-            amounts[MINIMUM_FEE] = minimum - total
-        for key, value in largest_remainder_cents(amounts).items():
-            cents[(accountant, key)] = int(value * 100)
-    return cents
-
-
-@pytest.fixture(scope="module")
-def final_month(tmp_path_factory):
-    """A generated final month (invoice id in the CUR) run through the upstream chain, Stripe off."""
-    root = tmp_path_factory.mktemp("invoices")
-    sample = generate_month(root / "sample", JAN, tenants=4, rows=2000, seed=11, final=True)
-    warehouse = root / "template.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("BILLING_CUR_URI", sample.cur_uri)
-        env.setenv("BILLING_LOGS_URI", sample.logs_uri)
-        env.setenv("BILLING_S3_INVENTORY_URI", sample.inventory_uri)
-        env.setenv("BILLING_USAGE_URI", sample.usage_uri)
-        env.setenv("BILLING_WAREHOUSE", str(warehouse))
-        env.delenv("STRIPE_API_KEY", raising=False)
-        result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key="2026-01-01",
-                             instance=DagsterInstance.ephemeral())
-    assert result.success
-    return sample, warehouse
-
-
-@pytest.fixture
-def env(localstripe, final_month, tmp_path, monkeypatch):
-    """A fresh Stripe, a copy of the month's warehouse, and the environment pointing at both."""
-    httpx.delete(localstripe + "/_config/data", timeout=10).raise_for_status()
-    sample, template = final_month
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(template, warehouse)
-    price_list = tmp_path / "price_list.json"
-    price_list.write_text(json.dumps(PRICE_LIST))
-    monkeypatch.setenv("BILLING_WAREHOUSE", str(warehouse))
-    monkeypatch.setenv("BILLING_PRICE_LIST", str(price_list))
-    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
-    monkeypatch.setenv("STRIPE_API_BASE", localstripe)
-    return sample, warehouse, Stripe(localstripe)
-
-
-def run_invoices(raise_on_error=True):
-    resources = {**defs.resources, "stripe_billing": StripeBilling(max_network_retries=0)}
-    return materialize([*defs.assets, *defs.asset_checks], selection=[AssetKey("invoices")], resources=resources,
-                       partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
-                       raise_on_error=raise_on_error)
-
-
-def invoice_rows(warehouse: Path, columns="accountant_id, resource_type, kind, status, amount_cents, currency, "
-                                          "stripe_invoice_item_id, stripe_invoice_id"):
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(f"SELECT {columns} FROM invoices ORDER BY ALL").fetchall()
-
-
-def sums(items, key=lambda i: (i["metadata"]["accountant_id"], i["metadata"]["resource_type"])):
-    totals = defaultdict(int)
-    for item in items:
-        totals[key(item)] += item["amount"]
-    return dict(totals)
 
 
 def metadata_of(result):

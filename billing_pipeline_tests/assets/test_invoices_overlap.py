@@ -9,65 +9,22 @@ schedule would: no Dagster pool stands between them, only the lock beside the wa
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from billing_pipeline.resources.stripe_billing import idempotency_key
-from billing_pipeline_tests.assets.test_invoices import (  # noqa: F401  (fixtures)
+from billing_pipeline_tests.stripe_support import (
     API_KEY,
     PRICE_LIST,
-    env,
+    assert_one_set,
     expected_cents,
-    final_month,
-    invoice_rows,
-    sums,
+    run_invoices,
+    run_together,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-RUNNER = """
-import sys, time
-from dagster import AssetKey, DagsterInstance, materialize
-from billing_pipeline.definitions import defs
-start, instance_kind = float(sys.argv[1]), sys.argv[2]
-instance = DagsterInstance.get() if instance_kind == "home" else DagsterInstance.ephemeral()
-time.sleep(max(0.0, start - time.time()))
-result = materialize(list(defs.assets), selection=[AssetKey("invoices")], resources=defs.resources,
-                     partition_key="2026-01-01", instance=instance, raise_on_error=False)
-sys.exit(0 if result.success else 1)
-"""
-
-
-def run_together(count: int = 3, extra_env: dict | None = None, instance: str = "ephemeral") -> list[str]:
-    """`count` processes (three: more chances to interleave) invoicing 2026-01 from the same instant, each with an
-    ephemeral instance or (`home`) the instance of DAGSTER_HOME; returns their outputs (all must succeed)."""
-    start = time.time() + 12  # time enough for both to import the Definitions
-    environment = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
-    processes = [subprocess.Popen([sys.executable, "-c", RUNNER, str(start), instance], env=environment,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for _ in range(count)]
-    outputs = [p.communicate(timeout=300)[0] for p in processes]
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-4000:]
-    return outputs
-
-
-def assert_one_set(sample, warehouse, stripe_api):
-    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
-    items = stripe_api.items()
-    assert len(items) == len(expected) and sums(items) == expected
-    assert {i["metadata"]["kind"] for i in items} == {"charge"}
-    customers = stripe_api.get("/v1/customers")["data"]
-    assert sorted(c["metadata"]["accountant_id"] for c in customers) == sorted(sample.tenants)
-    rows = invoice_rows(warehouse, "accountant_id, resource_type, amount_cents")
-    assert {(a, r): c for a, r, c in rows} == expected and len(rows) == len(expected)
-
-
-def test_two_runs_at_once_on_an_empty_account_charge_once(env):  # noqa: F811 (fixture)
+def test_two_runs_at_once_on_an_empty_account_charge_once(env):
     sample, warehouse, stripe_api = env
     outputs = run_together()
     assert_one_set(sample, warehouse, stripe_api)
@@ -75,7 +32,7 @@ def test_two_runs_at_once_on_an_empty_account_charge_once(env):  # noqa: F811 (f
     assert all(f"file lock {warehouse}.invoices.lock" in output for output in outputs)
 
 
-def test_two_runs_at_once_with_existing_customers_charge_once(env):  # noqa: F811 (fixture)
+def test_two_runs_at_once_with_existing_customers_charge_once(env):
     sample, warehouse, stripe_api = env
     for accountant in sample.tenants:
         stripe_api.post("/v1/customers", {"name": accountant, "metadata[accountant_id]": accountant})
@@ -108,9 +65,7 @@ def recorded_keys(monkeypatch):
     return sent
 
 
-def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys):  # noqa: F811 (fixture)
-    from billing_pipeline_tests.assets.test_invoices import run_invoices
-
+def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys):
     sample, _, stripe_api = env
     assert run_invoices().success
     posts = [(url, key) for method, url, key in recorded_keys if method == "POST"]

@@ -16,7 +16,7 @@ from billing_pipeline.checks.pricing_feedback import pricing_constants_within_th
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 
 JAN = dt.date(2026, 1, 1)
 H = dt.datetime(2026, 1, 1, 5)
@@ -139,7 +139,7 @@ def test_a_month_billed_at_the_constants_flags_nothing_when_the_logs_miss_hours(
             add_usage(con, "AWSLambda", "gb_seconds", "b", "25", hour=at)
             add_usage(con, "AWSLambda", "requests", "a", "272", hour=at)
             add_usage(con, "AmazonS3", "gb_months", "a", "2", hour=at)
-    resources = {"billing_config": BillingConfig(), "warehouse": BillingWarehouse(database=str(path)),
+    resources = {"billing_config": BillingConfig(), "warehouse": DuckDBWarehouse(database=str(path)),
                  "outputs_config": OutputsConfig(export_uri=str(tmp_path / "exports"))}
     result = materialize([tenant_costs, pricing_feedback, pricing_constants_within_threshold], resources=resources, partition_key="2026-01-01",
                          instance=DagsterInstance.ephemeral())

@@ -9,7 +9,7 @@ from dagster import DagsterInstance, MetadataValue, materialize
 
 from billing_pipeline.assets.reconciliation_report import estimated_vs_actual_chart, reconciliation_report
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 
 JAN = dt.date(2026, 1, 1)
 
@@ -47,7 +47,7 @@ def test_materialization_carries_chart_table_and_totals(tmp_path):
             con.execute("INSERT INTO estimated_usage VALUES (?, ?, ?, 'op', ?, 1, ?, 1)",
                         [JAN, accountant, resource_type, JAN, D(cost)])
     result = materialize([reconciliation_report],
-                         resources={"billing_config": BillingConfig(), "warehouse": BillingWarehouse(database=str(path))},
+                         resources={"billing_config": BillingConfig(), "warehouse": DuckDBWarehouse(database=str(path))},
                          partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata

@@ -18,13 +18,7 @@ from billing_pipeline.resources.tenant_registry import (
     TenantRegistryError,
     id_skeleton,
 )
-from billing_pipeline_tests.assets.test_invoices import (  # noqa: F401  (fixtures)
-    PRICE_LIST,
-    env,
-    expected_cents,
-    final_month,
-    sums,
-)
+from billing_pipeline_tests.stripe_support import PRICE_LIST, expected_cents, sums
 
 KNOWN = frozenset({"acct-0001", "acct-0002", "acct-0003", "acct-0004"})
 IMG = "<img src=x onerror=alert(1)>"
@@ -109,7 +103,7 @@ def run(selection):
                        partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
 
 
-def test_unknown_ids_are_marked_warned_and_never_charged(env):  # noqa: F811 (fixture)
+def test_unknown_ids_are_marked_warned_and_never_charged(env):
     sample, warehouse, stripe_api = env
     plant_attacks(warehouse)
     result = run(["tenant_registry", "invoices"])
@@ -149,13 +143,13 @@ def test_unknown_ids_are_marked_warned_and_never_charged(env):  # noqa: F811 (fi
     assert len(invoices_metadata["held_out_tenants"].value) == 6
 
 
-def test_tenants_check_passes_on_a_clean_month(env):  # noqa: F811 (fixture)
+def test_tenants_check_passes_on_a_clean_month(env):
     result = run(["tenant_registry"])
     (check,) = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["unknown_tenants"].value == []
 
 
-def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, monkeypatch):  # noqa: F811 (fixture)
+def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, monkeypatch):
     """BILLING_TENANTS without acct-0004: its cost is not invoiced (even though ingestion passed it)."""
     sample, _, stripe_api = env
     registry = tmp_path / "tenants.txt"
@@ -167,7 +161,7 @@ def test_an_explicit_registry_holds_out_a_real_looking_tenant(env, tmp_path, mon
     assert sums(stripe_api.items()) == expected
 
 
-def test_a_wrong_registry_uri_fails_before_any_step(env, monkeypatch):  # noqa: F811 (fixture)
+def test_a_wrong_registry_uri_fails_before_any_step(env, monkeypatch):
     _, _, stripe_api = env
     monkeypatch.setenv("BILLING_TENANTS", "/nonexistent/tenants.txt")
     result = materialize(

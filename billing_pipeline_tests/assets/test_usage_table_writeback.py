@@ -14,7 +14,7 @@ from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.tenant_registry import TenantRegistry
-from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
 from billing_pipeline_tests.aws_support import TABLE, cur_item, items
 
 JAN = dt.date(2026, 1, 1)
@@ -37,7 +37,7 @@ def run(path, table=TABLE, tenants=("acc-1", "acc-2", "acc-3")):
     registry.write_text("\n".join(tenants) + "\n")
     return materialize(
         [usage_table_writeback],
-        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": BillingWarehouse(database=str(path)),
+        resources={"outputs_config": OutputsConfig(writeback_table=table), "warehouse": DuckDBWarehouse(database=str(path)),
                    "aws": AwsClients(), "tenants": TenantRegistry(source=str(registry))},
         partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
     )

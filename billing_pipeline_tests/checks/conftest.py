@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, build_op_context, materialize
 
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import BillingWarehouse
+from billing_pipeline.resources.warehouse import DuckDBWarehouse
 
 JAN = dt.date(2026, 1, 1)
 CHAIN = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
@@ -68,7 +68,7 @@ def broken(checked_month, tmp_path):
         def check(self, check_def):
             """Run the @asset_check on this warehouse for 2026-01, with the instance that materialized the month."""
             context = build_op_context(partition_key="2026-01-01", instance=checked_month.instance)
-            available = {"warehouse": BillingWarehouse(database=str(self.path)), "billing_config": BillingConfig()}
+            available = {"warehouse": DuckDBWarehouse(database=str(self.path)), "billing_config": BillingConfig()}
             return check_def(context, **{key: available[key] for key in check_def.required_resource_keys if key in available})
 
     shutil.copy(checked_month.warehouse, Broken.path)

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from billing_pipeline.definitions import defs
+from billing_pipeline.definitions import defs, warehouse_for
 from billing_pipeline.engines.spark_engine import spark_session, table_schemas
 from billing_pipeline.publishing import read_pointer, read_snapshot
-from billing_pipeline.resources.warehouse import BillingWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import SparkWarehouse, warehouse_ddl
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.aws_support import TABLE, day, group, items, post_results
@@ -40,7 +40,9 @@ def run_chain(monkeypatch, engine: str, tmp_path: Path, partition_key: str, sele
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("BILLING_EXPORT_URI", str(tmp_path / f"exports-{engine}"))
     monkeypatch.setenv("BILLING_PUBLISH_URI", str(tmp_path / f"published-{engine}"))
-    result = materialize([*defs.assets, *defs.asset_checks], resources=defs.resources, partition_key=partition_key,
+    # the warehouse of `engine`, as definitions.py chooses it when they load with BILLING_ENGINE set
+    resources = {**defs.resources, "warehouse": warehouse_for(engine)}
+    result = materialize([*defs.assets, *defs.asset_checks], resources=resources, partition_key=partition_key,
                          instance=DagsterInstance.ephemeral(), selection=selection)
     assert result.success
     return result
@@ -127,7 +129,7 @@ def test_whole_definitions_on_a_generated_final_month(
     spark_costs = {(a, s): c for a, s, c in (tuple(r) for r in frame.groupBy("accountant_id", "service").sum("cost").collect())}
     assert spark_costs == sample.expected_costs
     # the schedule's finality check reads what Spark wrote (BILLING_ENGINE=spark is still set)
-    assert (BillingWarehouse().month_is_final(dt.date(2026, 1, 1)), BillingWarehouse().month_is_final(
+    assert (SparkWarehouse().month_is_final(dt.date(2026, 1, 1)), SparkWarehouse().month_is_final(
         dt.date(2025, 12, 1))) == (True, False)
     # a second run replaces the month's partitions instead of adding to them
     run_chain(monkeypatch, "spark", tmp_path, "2026-01-01", selection=None)

@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from billing_pipeline.engines.spark_engine import _spark_function
+from billing_pipeline.sql import read_sql
 
 PACKAGE = Path(__file__).resolve().parents[2] / "billing_pipeline"
 NOT_ON_SPARK = {
@@ -39,7 +40,9 @@ def spark_sql_files() -> list[str]:
 
 
 def statements(relative: str) -> list[exp.Expr]:
-    text = (PACKAGE / relative).read_text(encoding="utf-8")
+    # through the one SQL loader, as the engines get it (its `-- include:` fragments in place)
+    folder, _, name = relative.rpartition("/")
+    text = read_sql(".".join(["billing_pipeline", *folder.split("/")]) if folder else "billing_pipeline", name)
     for template, value in TEMPLATE_VALUES.items():
         text = text.replace(template, value)
     return [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
