@@ -20,9 +20,15 @@ def estimated_usage(
     """The estimated cost the application recorded at request time (DynamoDB `tax-agent-usage`, an export of it
     or JSON Lines), per tenant x resource type x operation x day."""
     period, next_period = month_of(context)
-    estimates = read_estimates(billing_config.usage_source(), period)
+    source = billing_config.usage_source()
+    spark = warehouse.engine_name() == "spark"
+    # DuckDB: read here, before the warehouse file (one writer at a time) is opened
+    estimates = None if spark else read_estimates(source, period)
     with warehouse.connect() as con:
-        con.register("estimates", estimates)
+        if spark:  # read and parsed by the executors, aggregated by the stage SQL there: never collected
+            con.register_estimates("estimates", source, period)
+        else:
+            con.register("estimates", estimates)
         checks = guard("estimated_usage", period, {  # the table's blocking check, before the commit
             "no_duplicate_estimates": lambda relation: duplicate_check(con, relation, ESTIMATES_GRAIN, period)})
         try:

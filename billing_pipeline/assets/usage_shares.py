@@ -40,9 +40,14 @@ def usage_shares(
     if config.after_coverage:
         with warehouse.connect() as con:
             since = evidence_needed_from(con, period)
-    evidence = read_usage_evidence(
-        billing_config.logs_source(), billing_config.s3_inventory_location(), period, since=since
-    )
+    logs, inventory = billing_config.logs_source(), billing_config.s3_inventory_location()
+    if warehouse.engine_name() == "spark":  # read and parsed by the executors; only aggregated evidence comes back
+        # (the whole month: the executors' readers take no `since` yet; replace_hours_from keeps only the hours
+        # from `since` on, so the rows are the same, the refresh just reads more)
+        with warehouse.connect() as con:
+            evidence = con.read_usage_evidence(logs, inventory, period)
+    else:  # parsed here, before the warehouse file (one writer at a time) is opened
+        evidence = read_usage_evidence(logs, inventory, period, since=since)
     # the parsers may only measure drivers the catalog names (one vocabulary; see catalog.json)
     unknown = sorted({pair for pair in zip(evidence.usage["service"].to_pylist(), evidence.usage["driver"].to_pylist())
                       if not load_catalog().knows(*pair)})

@@ -20,6 +20,10 @@ small interface, which is all the assets use:
     replace_month_with_cur(table, period, location, delivery, validate)   ... the CUR delivery's line items, read
         by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
         new rows before they replace the month
+    read_usage_evidence(logs, inventory, billing_period)   the month's usage evidence (readers/usage_logs.py);
+        on Spark read and parsed by the executors, only the aggregated evidence reaching the driver
+    register_estimates(name, source, billing_period)   the month's usage-table items as a relation (on Spark
+        read and parsed by the executors, never collected)
 
 Nothing else of DuckDB or Spark is handed out: an asset that needs more adds it here, for both engines. The engine
 comes from the `warehouse` resource's connect() (resources/warehouse.py: DuckDBWarehouse or SparkWarehouse, which
@@ -69,3 +73,7 @@ class Engine(Protocol):
 
     def replace_month_with_cur(self, table: str, billing_period: dt.date, location: Any, delivery: Any,
                                validate: Callable[[str], None]) -> int: ...
+
+    def read_usage_evidence(self, logs: Any, inventory: Any, billing_period: dt.date) -> Any: ...
+
+    def register_estimates(self, name: str, source: Any, billing_period: dt.date) -> None: ...

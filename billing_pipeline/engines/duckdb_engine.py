@@ -124,6 +124,17 @@ class DuckDBEngine:
 
         return self.replace_month_with(table, billing_period, insert)
 
+    def read_usage_evidence(self, logs, inventory, billing_period: dt.date):
+        """The month's usage evidence, parsed here in a bounded scratch DuckDB (readers/usage_logs.py)."""
+        from billing_pipeline.readers.usage_logs import read_usage_evidence
+
+        return read_usage_evidence(logs, inventory, billing_period)
+
+    def register_estimates(self, name: str, source, billing_period: dt.date) -> None:
+        from billing_pipeline.readers.estimates import read_estimates
+
+        self.register(name, read_estimates(source, billing_period))
+
     def replace_month_with(self, table: str, billing_period: dt.date, insert: Callable[[], Any]) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,
         and on any error (in `insert` too) the month's previous rows stay as they were."""

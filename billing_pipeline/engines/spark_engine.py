@@ -10,7 +10,9 @@ instead of silently rounding to 6 places.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import sys
 from typing import Any
 
 import duckdb
@@ -82,6 +84,10 @@ def spark_config(master: str | None = None, remote: str | None = None) -> dict[s
     """The session's configuration (dagster-pyspark's `spark_config`): Spark Connect when `remote`
     (sc://host:15002) is given, else `master` (local[*], yarn...), and SPARK_SETTINGS."""
     where = {"spark.remote": remote} if remote else {"spark.master": master or "local[*]"}
+    if not remote:
+        # the executors' Python workers parse the usage evidence (readers/evidence_spark.py): this interpreter,
+        # which has the pipeline's packages, unless PYSPARK_PYTHON names the cluster's (pyspark reads only it)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return {"spark.app.name": "billing_pipeline", **where, **SPARK_SETTINGS}
 
 
@@ -195,6 +201,19 @@ class SparkEngine:
             return self.replace_month(table, billing_period, staged)
         finally:
             self.drop(staged)
+
+    def read_usage_evidence(self, logs, inventory, billing_period: dt.date):
+        """The month's usage evidence, read and parsed on the executors (readers/evidence_spark.py): only the
+        aggregated evidence comes back to the driver."""
+        from billing_pipeline.readers.evidence_spark import read_usage_evidence_spark
+
+        return read_usage_evidence_spark(self.session, logs, inventory, billing_period)
+
+    def register_estimates(self, name: str, source, billing_period: dt.date) -> None:
+        """The view `name`: the month's usage-table items, read and parsed on the executors, never collected."""
+        from billing_pipeline.readers.evidence_spark import estimates_frame_spark
+
+        estimates_frame_spark(self.session, source, billing_period).createOrReplaceTempView(name)
 
     def replace_month(self, table: str, billing_period: dt.date, staged: str, verify=None) -> int:
         if verify:

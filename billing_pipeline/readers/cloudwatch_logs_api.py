@@ -76,13 +76,43 @@ class CloudWatchLogsSource:
     def read_log_lines(self, period_start: dt.datetime, period_end: dt.datetime) -> pa.Table:
         """The events of [period_start - margin, period_end + margin) as export lines, in the table shape of
         `usage_files.read_lines_of_files` (`line`, `line_no`, `file_index` = log group, `line_in_file`)."""
+        jobs = self.slices(period_start, period_end, split_filter=False)
+        client = logs_client()
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(jobs)))) as pool:
+            futures = [pool.submit(self.read_slice, job, client) for job in jobs]
+            try:
+                results = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:  # the first error ends the read: no more queries
+                    future.cancel()
+                raise
+        return self.as_lines([event for events in results for event in events])
+
+    def slices(self, period_start: dt.datetime, period_end: dt.datetime,
+               split_filter: bool = True) -> list[tuple[int, int, int]]:
+        """The read split into independent jobs `(group batch or group index, start_ms, end_ms)`: Insights windows
+        of `window_hours` per batch of at most 50 groups; FilterLogEvents one per group, or per group and window
+        when `split_filter` (Spark's executors read them in parallel)."""
         margin = dt.timedelta(minutes=self.margin_minutes)
         start_ms, end_ms = _ms(period_start - margin), _ms(period_end + margin)
-        client = logs_client()
+        step = self.window_hours * 3_600_000
+        windows = [(a, min(a + step, end_ms)) for a in range(start_ms, end_ms, step)]
         if self.api == "filter":
-            events = [(i, e) for i, g in enumerate(self.log_groups) for e in self._filter(client, g, start_ms, end_ms)]
-        else:
-            events = self._insights(client, start_ms, end_ms)
+            return [(g, *w) for g in range(len(self.log_groups)) for w in (windows if split_filter else [(start_ms, end_ms)])]
+        batches = range(0, -(-len(self.log_groups) // INSIGHTS_MAX_GROUPS))
+        return [(b, *w) for b in batches for w in windows]
+
+    def read_slice(self, job: tuple[int, int, int], client=None) -> list[tuple[int, tuple[int, str]]]:
+        """One job of `slices`: its events as (group index, (timestamp ms, message))."""
+        client = client or logs_client()
+        index, start_ms, end_ms = job
+        if self.api == "filter":
+            return [(index, e) for e in self._filter(client, self.log_groups[index], start_ms, end_ms)]
+        groups = self.log_groups[index * INSIGHTS_MAX_GROUPS : (index + 1) * INSIGHTS_MAX_GROUPS]
+        # Insights does not say which group an event came from unless asked; the SQL does not need it.
+        return [(0, e) for e in self._insights_window(client, groups, start_ms, end_ms)]
+
+    def as_lines(self, events: list[tuple[int, tuple[int, str]]]) -> pa.Table:
         return _as_lines(events, len(self.log_groups))
 
     # FilterLogEvents -------------------------------------------------------------------------------------------
@@ -101,23 +131,6 @@ class CloudWatchLogsSource:
         return [(t, m) for t, m in events if start_ms <= t < end_ms]
 
     # Logs Insights ---------------------------------------------------------------------------------------------
-
-    def _insights(self, client, start_ms: int, end_ms: int) -> list[tuple[int, tuple[int, str]]]:
-        step = self.window_hours * 3_600_000
-        windows = [(a, min(a + step, end_ms)) for a in range(start_ms, end_ms, step)]
-        batches = [self.log_groups[i : i + INSIGHTS_MAX_GROUPS] for i in range(0, len(self.log_groups),
-                                                                             INSIGHTS_MAX_GROUPS)]
-        jobs = [(b, w) for b in batches for w in windows]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(jobs)))) as pool:
-            futures = [pool.submit(self._insights_window, client, groups, *window) for groups, window in jobs]
-            try:
-                results = [future.result() for future in futures]
-            except BaseException:
-                for future in futures:  # the first error ends the read: no more queries
-                    future.cancel()
-                raise
-        # Insights does not say which group an event came from unless asked; the SQL does not need it.
-        return [(0, event) for events in results for event in events]
 
     def _insights_window(self, client, groups: tuple[str, ...], start_ms: int, end_ms: int) -> list[tuple[int, str]]:
         """Every event of [start_ms, end_ms) (whole seconds): one query, and when it comes back full, the seconds

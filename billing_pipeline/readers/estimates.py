@@ -151,19 +151,27 @@ def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.d
         paths = item_files(location)
         lines = read_lines_of_files(location, paths)
         where = lambda i, n: f"{location.display(paths[i])}: line {n}"  # noqa: E731
+    month_items, bad = estimate_items(lines, period_start.strftime("%Y-%m"))
+    if bad:
+        file_index, line_in_file, problem = bad
+        raise ValueError(f"{where(file_index, line_in_file)}: {problem}")
+    return month_items
+
+
+def estimate_items(lines: pa.Table, month: str) -> tuple[pa.Table, tuple[int, int, str] | None]:
+    """ESTIMATES_SQL over `lines` (`line`, `file_index`, `line_in_file`): the items of `month` (ESTIMATES_SCHEMA)
+    and the first bad line as (file_index, line_in_file, problem), or None. On the driver for DuckDB, on Spark's
+    executors for their share of the files (readers/evidence_spark.py)."""
     statements = dict(named_statements(ESTIMATES_SQL, preamble="items"))
     con = scratch_connection()
     try:
         con.register("estimate_lines", lines)
         con.execute(statements["items"])
         bad = con.execute(statements["first_bad_line"]).fetchall()
-        if bad:
-            file_index, line_in_file, problem = bad[0]
-            raise ValueError(f"{where(file_index, line_in_file)}: {problem}")
-        items = con.sql(statements["month_items"], params={"month": period_start.strftime("%Y-%m")}).to_arrow_table()
+        items = con.sql(statements["month_items"], params={"month": month}).to_arrow_table()
     finally:
         con.close()
-    return items.cast(ESTIMATES_SCHEMA)
+    return items.cast(ESTIMATES_SCHEMA), (bad[0] if bad else None)
 
 
 def item_files(location: Location) -> list[str]:

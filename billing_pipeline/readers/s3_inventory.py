@@ -52,26 +52,37 @@ USAGE_SCHEMA = pa.schema(
     ]
 )
 
-HOURLY_STORAGE_SQL = """
--- Bytes per (snapshot, client), spread over the hours the snapshot stands for that fall in the month.
+CLIENT_BYTES_SQL = """
+-- Bytes per (snapshot, client, driver) of the objects read, with how many keys lie outside clients/<id>/ or
+-- name a folder that is never a tenant. On Spark each executor runs this over its data files and the sums are
+-- added up before HOURLY_STORAGE_SQL spreads them over hours.
 WITH objects AS (
     SELECT o.snapshot_id, CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END AS key, o.size,
            o.storage_class
     FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
 ),
-client_bytes AS (
-    -- the client folder as a tenant id (docs/attribution-rules.md, "Tenant ids"): trimmed; a reserved word or a
-    -- control character is never a tenant; each storage class is its own driver (the catalog's
-    -- `storage_classes`); none or an unknown one: the first's
-    SELECT o.snapshot_id,
-           CASE WHEN lower(trim(regexp_extract(o.key, '^clients/([^/]+)/', 1))) IN ('unattributed', 'total')
-                  OR regexp_matches(regexp_extract(o.key, '^clients/([^/]+)/', 1), '[\\x00-\\x1f\\x7f]')
-                THEN 'unattributed' ELSE trim(regexp_extract(o.key, '^clients/([^/]+)/', 1)) END AS accountant_id,
-           coalesce(c.driver, $default_driver) AS driver, CAST(sum(o.size) AS HUGEINT) AS bytes
-    FROM objects AS o
-    LEFT JOIN storage_class_drivers AS c ON c.storage_class = upper(o.storage_class)
-    GROUP BY ALL
+clients AS (
+    SELECT snapshot_id, regexp_extract(key, '^clients/([^/]+)/', 1) AS client, size, storage_class FROM objects
 )
+-- the client folder as a tenant id (docs/attribution-rules.md, "Tenant ids"): trimmed; a reserved word or a
+-- control character is never a tenant; each storage class is its own driver (the catalog's `storage_classes`);
+-- none or an unknown one: the first's
+SELECT o.snapshot_id,
+       CASE WHEN lower(trim(o.client)) IN ('unattributed', 'total') OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')
+            THEN 'unattributed' ELSE trim(o.client) END AS accountant_id,
+       coalesce(c.driver, $default_driver) AS driver, CAST(sum(o.size) AS HUGEINT) AS bytes,
+       count(*) AS objects,
+       count(*) FILTER (trim(o.client) = '') AS outside_clients,
+       count(*) FILTER (lower(trim(o.client)) IN ('unattributed', 'total')
+                        OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')) AS invalid_clients
+FROM clients AS o
+LEFT JOIN storage_class_drivers AS c ON c.storage_class = upper(o.storage_class)
+GROUP BY ALL
+"""
+
+HOURLY_STORAGE_SQL = """
+-- Bytes per (snapshot, client) (`client_bytes`, from CLIENT_BYTES_SQL), spread over the hours the snapshot stands
+-- for that fall in the month.
 SELECT
     hour AS usage_hour,
     'AmazonS3' AS service,
@@ -81,20 +92,11 @@ SELECT
     -- bytes / 2^30 / hours-in-month, rounded half up at 16 places (integer arithmetic: exact)
     CAST((b.bytes * 10000000000000000 + $divisor // 2) // $divisor AS DECIMAL(38, 0))
         * CAST(0.0000000000000001 AS DECIMAL(18, 16)) AS quantity
-FROM client_bytes AS b
+FROM (SELECT snapshot_id, accountant_id, driver, CAST(sum(bytes) AS HUGEINT) AS bytes
+      FROM client_bytes GROUP BY ALL) AS b
 JOIN inventory_snapshots AS s USING (snapshot_id)
 CROSS JOIN LATERAL generate_series(s.start_hour, s.end_hour - INTERVAL 1 HOUR, INTERVAL 1 HOUR) AS hours(hour)
 WHERE b.accountant_id <> '' AND b.bytes <> 0 AND hour >= $period_start AND hour < $period_end
-"""
-
-OUTSIDE_CLIENTS_SQL = """
-WITH clients AS (
-    SELECT regexp_extract(CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END, '^clients/([^/]+)/', 1) AS c
-    FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
-)
-SELECT count(*) FILTER (trim(c) = ''),
-       count(*) FILTER (lower(trim(c)) IN ('unattributed', 'total') OR regexp_matches(c, '[\\x00-\\x1f\\x7f]'))
-FROM clients
 """
 
 
@@ -126,60 +128,110 @@ def read_inventory_usage(location: Location | None, billing_period: dt.date,
                          since: dt.datetime | None = None) -> InventoryUsage:
     """The month's hourly `gb_months` rows per (bucket, client) from the inventory reports under `location`
     (with `since`: only the snapshots that stand for hours from `since` on are read)."""
-    empty = InventoryUsage(USAGE_SCHEMA.empty_table())
+    plan = plan_inventory(location, billing_period, since)
+    if plan is None:
+        return InventoryUsage(USAGE_SCHEMA.empty_table())
+    parts = [client_bytes(read_data_file(location, path, f.file_format, f.file_schema, f.manifest_name),
+                          snapshot_id, f.url_encoded)
+             for snapshot_id, f, path in plan.data_files()]
+    return plan.usage(pa.concat_tables([empty_client_bytes(), *parts]), billing_period)
+
+
+@dataclass
+class SnapshotFiles:
+    """What a snapshot's manifest says: its data files (resolved paths) and how to read them."""
+
+    file_format: str
+    file_schema: str
+    manifest_name: str
+    paths: list[str]
+
+    @property
+    def url_encoded(self) -> bool:
+        return self.file_format == "CSV"  # CSV keys are URL-encoded
+
+
+@dataclass
+class InventoryPlan:
+    """The month's snapshots and their data files, from the manifests (read where the plan is made); the data
+    files themselves are read by `read_data_file` + `client_bytes`, on the driver (DuckDB) or on Spark's
+    executors (readers/evidence_spark.py), and `usage` turns the summed client bytes into hourly rows."""
+
+    snapshots: list[Snapshot]
+    files: list[SnapshotFiles]
+
+    def data_files(self) -> list[tuple[int, SnapshotFiles, str]]:
+        return [(i, f, path) for i, f in enumerate(self.files) for path in f.paths]
+
+    def snapshots_table(self) -> pa.Table:
+        return pa.table({
+            "snapshot_id": pa.array(range(len(self.snapshots)), pa.int32()),
+            "bucket": [s.bucket for s in self.snapshots],
+            "start_hour": pa.array([s.start_hour for s in self.snapshots], pa.timestamp("us")),
+            "end_hour": pa.array([s.end_hour for s in self.snapshots], pa.timestamp("us")),
+            "url_encoded": [f.url_encoded for f in self.files],
+        })
+
+    def usage(self, bytes_by_client: pa.Table, billing_period: dt.date) -> InventoryUsage:
+        """The hourly rows from `client_bytes` rows (any number per key: they are summed), with the problems."""
+        period_start, period_end = month_bounds(billing_period)
+        hours_in_month = int((period_end - period_start).total_seconds() // 3600)
+        con = scratch_connection()
+        try:
+            con.register("client_bytes", bytes_by_client)
+            con.register("inventory_snapshots", self.snapshots_table())
+            params = {"divisor": 2**30 * hours_in_month, "period_start": period_start, "period_end": period_end}
+            usage = con.sql(HOURLY_STORAGE_SQL, params=params).to_arrow_table().cast(USAGE_SCHEMA)
+            objects, outside, invalid = con.execute(
+                "SELECT sum(objects), sum(outside_clients), sum(invalid_clients) FROM client_bytes").fetchone()
+        finally:
+            con.close()
+        problems = {"inventory_key_outside_clients": int(outside)} if outside else {}
+        if invalid:
+            problems["invalid_accountant_id"] = int(invalid)  # objects under a folder that is never a tenant
+        files_read = sum(1 + len(f.paths) for f in self.files)
+        return InventoryUsage(usage, problems, int(objects or 0), files_read)
+
+
+def plan_inventory(location: Location | None, billing_period: dt.date,
+                   since: dt.datetime | None = None) -> InventoryPlan | None:
+    """The snapshots that stand for hours of the month and their manifests' data files; None when there are none."""
     if location is None:
-        return empty
+        return None
     period_start, period_end = month_bounds(billing_period)
     snapshots = [s for s in find_snapshots(location) if s.start_hour < period_end and s.end_hour > period_start
                  and (since is None or s.end_hour > since)]
     if not snapshots:
-        return empty
+        return None
+    return InventoryPlan(snapshots, [snapshot_files(location, s) for s in snapshots])
 
-    objects, url_encoded, files_read = [], [], 0
-    for snapshot_id, snapshot in enumerate(snapshots):
-        table, is_csv, files = read_snapshot_objects(location, snapshot)
-        objects.append(
-            pa.table(
-                {
-                    "snapshot_id": pa.array([snapshot_id] * table.num_rows, pa.int32()),
-                    "key": table["key"],
-                    "size": table["size"],
-                    "storage_class": table["storage_class"],
-                },
-                schema=OBJECTS_SCHEMA,
-            )
-        )
-        url_encoded.append(is_csv)
-        files_read += files
-    inventory_objects = pa.concat_tables(objects)
-    inventory_snapshots = pa.table(
-        {
-            "snapshot_id": pa.array(range(len(snapshots)), pa.int32()),
-            "bucket": [s.bucket for s in snapshots],
-            "start_hour": pa.array([s.start_hour for s in snapshots], pa.timestamp("us")),
-            "end_hour": pa.array([s.end_hour for s in snapshots], pa.timestamp("us")),
-            "url_encoded": url_encoded,
-        }
-    )
 
-    hours_in_month = int((period_end - period_start).total_seconds() // 3600)
+CLIENT_BYTES_SCHEMA = pa.schema([("snapshot_id", pa.int32()), ("accountant_id", pa.string()),
+                                 ("driver", pa.string()), ("bytes", pa.decimal128(38, 0)), ("objects", pa.int64()),
+                                 ("outside_clients", pa.int64()), ("invalid_clients", pa.int64())])
+
+
+def empty_client_bytes() -> pa.Table:
+    return CLIENT_BYTES_SCHEMA.empty_table()
+
+
+def client_bytes(objects: pa.Table, snapshot_id: int, url_encoded: bool) -> pa.Table:
+    """CLIENT_BYTES_SQL over one data file's objects (`read_data_file`) of snapshot `snapshot_id`."""
+    classes = load_catalog().storage_class_drivers()
     con = scratch_connection()
     try:
-        con.register("inventory_objects", inventory_objects)
-        con.register("inventory_snapshots", inventory_snapshots)
-        classes = load_catalog().storage_class_drivers()
+        con.register("inventory_objects", pa.table({
+            "snapshot_id": pa.array([snapshot_id] * objects.num_rows, pa.int32()),
+            "key": objects["key"], "size": objects["size"], "storage_class": objects["storage_class"],
+        }, schema=OBJECTS_SCHEMA))
+        con.register("inventory_snapshots", pa.table({"snapshot_id": pa.array([snapshot_id], pa.int32()),
+                                                      "url_encoded": [url_encoded]}))
         con.register("storage_class_drivers", pa.table({"storage_class": list(classes),
                                                         "driver": list(classes.values())}))
-        params = {"divisor": 2**30 * hours_in_month, "period_start": period_start, "period_end": period_end,
-                  "default_driver": next(iter(classes.values()))}
-        usage = con.sql(HOURLY_STORAGE_SQL, params=params).to_arrow_table().cast(USAGE_SCHEMA)
-        outside, invalid = con.execute(OUTSIDE_CLIENTS_SQL).fetchone()
+        table = con.sql(CLIENT_BYTES_SQL, params={"default_driver": next(iter(classes.values()))}).to_arrow_table()
     finally:
         con.close()
-    problems = {"inventory_key_outside_clients": outside} if outside else {}
-    if invalid:
-        problems["invalid_accountant_id"] = invalid  # objects under a folder that is never a tenant
-    return InventoryUsage(usage, problems, inventory_objects.num_rows, files_read)
+    return table.cast(CLIENT_BYTES_SCHEMA)
 
 
 def find_snapshots(location: Location) -> list[Snapshot]:
@@ -209,8 +261,8 @@ def find_snapshots(location: Location) -> list[Snapshot]:
     return [s for s in snapshots if s.end_hour > s.start_hour]
 
 
-def read_snapshot_objects(location: Location, snapshot: Snapshot) -> tuple[pa.Table, bool, int]:
-    """(key, size) of every object a snapshot lists, whether keys are URL-encoded (CSV), and files read."""
+def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
+    """The snapshot's manifest: its data files (each resolved to where it is), their format and schema."""
     manifest_name = location.display(snapshot.manifest_path)
     try:
         manifest = json.loads(read_bytes(location, snapshot.manifest_path))
@@ -220,15 +272,8 @@ def read_snapshot_objects(location: Location, snapshot: Snapshot) -> tuple[pa.Ta
         raise ValueError(f"{manifest_name}: not a readable S3 Inventory manifest ({exc})") from exc
     if manifest.get("sourceBucket"):
         snapshot.bucket = manifest["sourceBucket"]
-
-    tables = []
-    for key in keys:
-        path = resolve_data_file(location, snapshot, manifest, key)
-        tables.append(read_data_file(location, path, file_format, manifest.get("fileSchema", ""), manifest_name))
-    table = pa.concat_tables(tables) if tables else pa.table({"key": pa.array([], pa.string()),
-                                                            "size": pa.array([], pa.int64()),
-                                                            "storage_class": pa.array([], pa.string())})
-    return table, file_format == "CSV", 1 + len(keys)
+    paths = [resolve_data_file(location, snapshot, manifest, key) for key in keys]
+    return SnapshotFiles(file_format, manifest.get("fileSchema", ""), manifest_name, paths)
 
 
 def resolve_data_file(location: Location, snapshot: Snapshot, manifest: dict, key: str) -> str:

@@ -131,30 +131,16 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
     try:
         con.register("inventory_usage", storage.usage)
         params = {"period_start": period_start, "period_end": period_end}
-        statements = sql_statements()
-        (first, per_line_sql), rest = statements[1], statements[2:]
-        assert first == "log_events", "usage_logs.sql: the per-line statement must follow the macros"
-        con.execute(statements[0][1])
+        start_parsing(con)
         # The per-line statement runs batch by batch, appending to log_events (spilled by DuckDB under its limit),
         # so at most one batch of raw lines is held in memory however large the month's logs are.
-        create, append = per_line_sql, re.sub(r"^CREATE OR REPLACE TEMP TABLE log_events AS", "INSERT INTO log_events",
-                                              per_line_sql, count=1, flags=re.M)
         dropped = LineCounts()
         for index, (lines, files) in enumerate(log_line_batches(logs, since or period_start, period_end, dropped,
                                                                 modified_since=since)):
-            con.register("log_lines", lines)
-            try:
-                con.execute(create if index == 0 else append)
-            finally:
-                con.unregister("log_lines")
+            parse_lines(con, lines, append=index > 0)
             lines_read, log_files = lines_read + lines.num_rows, log_files + files
-        usage = None
-        for name, sql in rest:
-            used = {k: v for k, v in params.items() if f"${k}" in sql}
-            if name == "evidence":
-                usage = con.sql(sql, params=used).to_arrow_table()
-            else:
-                con.execute(sql, used)
+        run_statements(con, ["request_owners", "agent_sessions", *ATTRIBUTION], params)
+        usage = run_statements(con, ["evidence"], params)
         problems = dict(con.execute("SELECT problem, lines FROM log_problems ORDER BY problem").fetchall())
     finally:
         con.close()
@@ -214,6 +200,44 @@ def with_log_groups(lines: pa.Table, sources: list[str], first_file_index: int =
         return lines.append_column("log_group", pa.array([""] * lines.num_rows, pa.string()))
     positions = pc.subtract(lines["file_index"], pa.scalar(first_file_index, pa.int32()))
     return lines.append_column("log_group", pc.take(pa.array(sources, pa.string()), positions))
+
+
+# The statements that turn log_events (with request_owners and agent_sessions) into usage and problems: on Spark
+# each executor runs them over its share of the lines (readers/evidence_spark.py).
+ATTRIBUTION = ["usage_events", "log_problems", "hourly_usage"]
+
+
+def start_parsing(con) -> None:
+    """The macros of usage_logs.sql on `con`, before any parsing."""
+    name, sql = sql_statements()[0]
+    assert name == "fields_macros", "usage_logs.sql: the macros come first"
+    con.execute(sql)
+
+
+def parse_lines(con, lines: pa.Table, append: bool = False) -> None:
+    """usage_logs.sql's per-line statement over `lines` (`line`, `line_no`, `log_group`): the temp table
+    `log_events` holds their events (appended to it when `append`)."""
+    name, sql = sql_statements()[1]
+    assert name == "log_events", "usage_logs.sql: the per-line statement must follow the macros"
+    if append:
+        sql = re.sub(r"^CREATE OR REPLACE TEMP TABLE log_events AS", "INSERT INTO log_events", sql, count=1, flags=re.M)
+    con.register("log_lines", lines)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister("log_lines")
+
+
+def run_statements(con, names: list[str], params: dict):
+    """The named statements of usage_logs.sql, in order, with the parameters each uses; the last one's rows as
+    Arrow when it is a query (`evidence`)."""
+    statements = dict(sql_statements())
+    result = None
+    for name in names:
+        sql = statements[name]
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        result = con.sql(sql, params=used).to_arrow_table() if name == "evidence" else con.execute(sql, used)
+    return result
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,8 @@
 -- Input: the Arrow table `log_lines(line, line_no, log_group)`: every line of every exported log file, with the
 -- log group it was read from or its export prefix names ('' when none, see usage_logs.py).
 -- Parameters: $period_start, $period_end: the billing month [start, end), UTC.
--- Output: the temp tables `usage_events` (one row per driver quantity, with its owner) and `log_problems`.
+-- Output: the temp tables `usage_events` (one row per driver quantity, with its owner), `log_problems` and
+-- `hourly_usage`; then the query `evidence`.
 -- The statements run in order; each starts with a `-- name:` line. Accepted shapes: see usage_logs.py.
 
 -- name: fields_macros
@@ -449,9 +450,19 @@ SELECT problem, count(DISTINCT line_no) AS lines
 FROM all_problems
 GROUP BY problem;
 
+-- name: hourly_usage
+-- The log evidence summed per (usage hour, service, driver, scope, accountant) at full precision. On Spark each
+-- executor runs this over its share of the lines, and the partial sums are added up before `evidence` rounds.
+CREATE OR REPLACE TEMP TABLE hourly_usage AS
+SELECT date_trunc('hour', event_time) AS usage_hour, service, driver, scope, accountant_id,
+       CAST(sum(quantity) AS DECIMAL(38, 16)) AS quantity
+FROM usage_events
+GROUP BY ALL;
+
 -- name: evidence
--- The month's evidence: log-derived rows plus S3 Inventory storage rows (the Arrow table `inventory_usage`),
--- summed per (usage hour, service, driver, scope, accountant) and rounded once to DECIMAL(38, 10).
+-- The month's evidence: the log-derived hourly rows plus S3 Inventory storage rows (the Arrow table
+-- `inventory_usage`), summed per (usage hour, service, driver, scope, accountant) and rounded once to
+-- DECIMAL(38, 10).
 SELECT
     usage_hour,
     service,
@@ -460,8 +471,8 @@ SELECT
     accountant_id,
     CAST(sum(quantity) AS DECIMAL(38, 10)) AS quantity
 FROM (
-    SELECT date_trunc('hour', event_time) AS usage_hour, service, driver, scope, accountant_id, quantity
-    FROM usage_events
+    SELECT usage_hour, service, driver, scope, accountant_id, quantity
+    FROM hourly_usage
     UNION ALL
     SELECT usage_hour, service, driver, scope, accountant_id, quantity
     FROM inventory_usage

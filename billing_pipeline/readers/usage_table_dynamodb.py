@@ -53,37 +53,49 @@ class DynamoDBUsageTable:
 
     def read_item_lines(self, month: str) -> tuple[list[str], str]:
         """The month's items as DynamoDB-JSON export lines, and how they were read ('Query on <index>' or 'Scan')."""
+        how, requests = self.plan(month)
+        return [line for request in requests for line in self.read_request(request)], how
+
+    def plan(self, month: str, segments: int = 1) -> tuple[str, list[tuple[str, dict]]]:
+        """How the month's items are read and the requests that read them, each (operation, its parameters):
+        one Query on the month index, or a Scan in `segments` parallel segments (Spark's executors read one
+        each)."""
         client = dynamodb_client()
         try:
             description = client.describe_table(TableName=self.table)["Table"]
-            index = self._month_index(description)
-            names = {"#month": MONTH}
-            paging = {"PageSize": self.page_size} if self.page_size else {}
-            if index:
-                pages = client.get_paginator("query").paginate(
-                    TableName=self.table, IndexName=index, KeyConditionExpression="#month = :month",
-                    ExpressionAttributeNames=names, ExpressionAttributeValues={":month": {"S": month}},
-                    PaginationConfig=paging,
-                )
-                how = f"Query on {index}"
-            else:
-                pages = client.get_paginator("scan").paginate(
-                    TableName=self.table,
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(client, exc) from exc
+        index = self._month_index(description)
+        names = {"#month": MONTH}
+        values = {":month": {"S": month}}
+        if index:
+            return f"Query on {index}", [("query", dict(
+                TableName=self.table, IndexName=index, KeyConditionExpression="#month = :month",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values))]
+        scan = dict(TableName=self.table,
                     FilterExpression="begins_with(#month, :month) OR attribute_not_exists(#month)",
-                    ExpressionAttributeNames=names, ExpressionAttributeValues={":month": {"S": month}},
-                    PaginationConfig=paging,
-                )
-                how = "Scan"
-            lines = [json.dumps({"Item": item}, separators=(",", ":")) for page in pages for item in page.get("Items", [])]
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
-                raise ValueError(f"{self.display()}: table {self.table!r} not found "
-                                 f"(region {client.meta.region_name}): {exc}") from exc
-            raise ValueError(f"{self.display()}: reading the table failed ({exc})") from exc
-        except BotoCoreError as exc:
-            raise ValueError(f"{self.display()}: reading the table failed ({exc})") from exc
-        return lines, how
+                    ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        if segments > 1:
+            return "Scan", [("scan", scan | {"Segment": i, "TotalSegments": segments}) for i in range(segments)]
+        return "Scan", [("scan", scan)]
+
+    def read_request(self, request: tuple[str, dict]) -> list[str]:
+        """Every page of one request of `plan`, each item as one DynamoDB-JSON export line."""
+        operation, parameters = request
+        client = dynamodb_client()
+        paging = {"PageSize": self.page_size} if self.page_size else {}
+        try:
+            pages = client.get_paginator(operation).paginate(**parameters, PaginationConfig=paging)
+            return [json.dumps({"Item": item}, separators=(",", ":")) for page in pages for item in page.get("Items", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(client, exc) from exc
+
+    def _error(self, client, exc: Exception) -> ValueError:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        if code == "ResourceNotFoundException":
+            return ValueError(f"{self.display()}: table {self.table!r} not found "
+                              f"(region {client.meta.region_name}): {exc}")
+        return ValueError(f"{self.display()}: reading the table failed ({exc})")
 
     def _month_index(self, description: dict) -> str | None:
         if self.index == "none":

@@ -22,8 +22,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "billing_pipeline"
 NOT_ON_SPARK = {
     # read by the API's own in-memory DuckDB, never by an engine
     "api/queries.sql": "DuckDB only (the billing API)",
-    # parsed on the driver in a bounded DuckDB (README: departures); transpiling it is issue #22's next step
-    "readers/usage_logs.sql": "DuckDB only (log parsing on the driver)",
+    # run by a DuckDB inside each Spark executor (readers/evidence_spark.py); only its request_owners and
+    # agent_sessions run on Spark itself, transpiled (test_cross_line_statements_transpile below)
+    "readers/usage_logs.sql": "DuckDB inside the executors",
 }
 # Spark SQL functions with no Python wrapper of the same name in pyspark.sql.functions
 SPARK_ONLY_SQL_FUNCTIONS = {"raise_error", "try_cast"}
@@ -78,3 +79,13 @@ def test_the_files_kept_off_spark_exist_and_the_check_sees_a_non_portable_constr
     made_up = sqlglot.parse_one("SELECT duckdb_only_thing(a) FROM t", read="duckdb").sql(dialect="spark")
     assert {f.name.lower() for f in sqlglot.parse_one(made_up, read="spark").find_all(exp.Anonymous)} - \
         spark_function_names() == {"duckdb_only_thing"}
+
+
+def test_cross_line_statements_transpile():
+    """usage_logs.sql's statements that Spark runs itself over every line (readers/evidence_spark.py)."""
+    from billing_pipeline.readers.evidence_spark import spark_statement
+
+    for name in ("request_owners", "agent_sessions"):
+        sql = spark_statement(name)
+        assert sql.startswith("SELECT session_id" if name == "agent_sessions" else "SELECT request_id"), sql
+        assert "MIN_BY(line_no, event_time) FILTER(WHERE" in sql or name == "request_owners"
