@@ -5,6 +5,7 @@ Once with the test's Python as the driver (BILLING_SPARK_MASTER=spark://...), on
 identical to DuckDB's on the same generated month."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import duckdb
@@ -35,6 +36,9 @@ def stop_spark() -> None:
         SparkSession._instantiatedSession.stop()
     if SparkContext._active_spark_context is not None:
         SparkContext._active_spark_context.stop()
+    # A Spark Connect session marks the whole process as Connect (pyspark sets this variable and never unsets
+    # it): later classic sessions of this test worker would then ask for a Connect URL.
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
 
 
 @pytest.fixture(scope="session")
@@ -148,3 +152,4 @@ def test_whole_definitions_through_spark_connect(spark_cluster, on_duckdb, tmp_p
         finally:
             if session is not None:
                 session.stop()
+            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)  # see stop_spark
