@@ -59,3 +59,16 @@ def serving(published: Path, tokens_file: Path, log_file: Path | None = None,
             process.kill()
         if log:
             log.close()
+
+
+def in_process_client(published: Path, tokens_file: Path):
+    """FastAPI's TestClient over create_app (imported here: it warns about its httpx backend on import)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from billing_pipeline.api.app import create_app
+
+    return TestClient(create_app(published=str(published), tokens_file=str(tokens_file), refresh_seconds=0))

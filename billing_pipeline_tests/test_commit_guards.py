@@ -15,10 +15,10 @@ import pytest
 from billing_pipeline import lineage
 from billing_pipeline.api.auth import issue_token
 from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.api.conftest import in_process_client
+from billing_pipeline_tests.api_support import in_process_client
 from billing_pipeline_tests.readers.cur_builders import legacy_row, write_csv, write_legacy_manifest
 from billing_pipeline_tests.stripe_support import API_KEY, Stripe
-from billing_pipeline_tests.test_month_integrity import (
+from billing_pipeline_tests.month_support import (
     ASSETS,
     JAN,
     exports_of,

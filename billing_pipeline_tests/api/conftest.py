@@ -20,7 +20,7 @@ import pytest
 from billing_pipeline.api.auth import issue_token
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.sample_data import SampleMonth, generate_month
-from billing_pipeline_tests.api_support import sample_environment, serving
+from billing_pipeline_tests.api_support import in_process_client, sample_environment, serving  # noqa: F401 (in_process_client: used by the API tests through this module)
 
 DEC, JAN = dt.date(2025, 12, 1), dt.date(2026, 1, 1)
 # what the API serves and the chain that feeds it (not the other outputs: invoices, exports elsewhere, ...)
@@ -161,16 +161,3 @@ def publish(warehouse: Path, published: Path, period: dt.date) -> dict:
 
     with duckdb.connect(str(warehouse)) as con:
         return publish_from(con, locate(str(published)), period, "duckdb")
-
-
-def in_process_client(published: Path, tokens_file: Path):
-    """FastAPI's TestClient over create_app (imported here: it warns about its httpx backend on import)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
-
-    from billing_pipeline.api.app import create_app
-
-    return TestClient(create_app(published=str(published), tokens_file=str(tokens_file), refresh_seconds=0))

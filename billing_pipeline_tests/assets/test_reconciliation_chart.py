@@ -2,39 +2,28 @@
 tenant and the month-over-month trend, drawn from the exact cents of the table; the report table in the one number
 format; one definition of a flagged tenant; the warning for a known tenant with no data."""
 
-import base64
 import datetime as dt
-import re
-import struct
 from decimal import Decimal as D
 
 import duckdb
 from dagster import DagsterInstance, materialize
 
 from billing_pipeline.assets.reconciliation_report import (
-    accountants_without_data, estimated_vs_actual, month_over_month, reconciliation_report,
+    accountants_without_data,
+    estimated_vs_actual,
+    month_over_month,
+    reconciliation_report,
 )
-from billing_pipeline.checks.reconciliation_report import flagged_accountants, flagged_rows
-from billing_pipeline.plots import DPI, HEIGHT_IN, WIDTH_IN
+from billing_pipeline.checks.reconciliation_report import (
+    flagged_accountants,
+    flagged_rows,
+)
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import DuckDBWarehouse, warehouse_ddl
+from billing_pipeline_tests.assets.plot_support import png_of
 
 DEC, JAN = dt.date(2025, 12, 1), dt.date(2026, 1, 1)
-PNG_IN_MARKDOWN = re.compile(r"^\*\*(?P<title>[^*]+)\*\*\n\n!\[(?P=title)\]\(data:image/png;base64,(?P<data>[A-Za-z0-9+/=]+)\)$")
-
-
-def png_of(markdown: str) -> bytes:
-    """The PNG of a plot's markdown; asserts it is a whole PNG of the fixed size, a few tens of KB at most."""
-    match = PNG_IN_MARKDOWN.match(markdown)
-    assert match, markdown[:200]
-    png = base64.b64decode(match["data"], validate=True)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR" and png.endswith(b"IEND\xaeB`\x82")
-    assert struct.unpack(">II", png[16:24]) == (round(WIDTH_IN * DPI), round(HEIGHT_IN * DPI)) == (512, 240)
-    assert len(png) < 40_000
-    return png
-
-
 def warehouse(tmp_path):
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:

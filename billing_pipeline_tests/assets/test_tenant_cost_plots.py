@@ -7,7 +7,7 @@ import duckdb
 
 from billing_pipeline.assets.tenant_costs import cost_plots
 from billing_pipeline.resources.warehouse import warehouse_ddl
-from billing_pipeline_tests.assets.test_reconciliation_chart import png_of
+from billing_pipeline_tests.assets.plot_support import png_of
 
 FEB = dt.date(2026, 2, 1)
 

@@ -5,65 +5,27 @@ checked against the generator's exact answers too, and a month of the real publi
 import datetime as dt
 import json
 from decimal import Decimal
-from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetSelection
 
-from billing_pipeline.definitions import defs, warehouse_for
-from billing_pipeline.engines.spark_engine import spark_session, table_schemas
+from billing_pipeline.engines.spark_engine import spark_session
 from billing_pipeline.publishing import read_pointer, read_snapshot
-from billing_pipeline.resources.warehouse import SparkWarehouse, warehouse_ddl
+from billing_pipeline.resources.warehouse import SparkWarehouse
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.aws_support import TABLE, day, group, items, post_results
-from billing_pipeline_tests.stripe_support import API_KEY, PRICE_LIST, Stripe
 from billing_pipeline_tests.conftest import SAMPLES
+from billing_pipeline_tests.engines.spark_support import (
+    TABLES,
+    all_duckdb_rows,
+    all_spark_rows,
+    run_chain,
+)
+from billing_pipeline_tests.stripe_support import API_KEY, PRICE_LIST, Stripe
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # one Spark JVM per test run; minutes
-
-CHAIN = AssetSelection.assets("cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage",
-                              "tenant_costs", "reconciliation_report")
-
-# every table of the warehouse, all columns but the time each run read Stripe back
-TABLES = {table: [c for c, _ in columns if (table, c) != ("invoices", "updated_at")]
-          for table, columns in table_schemas(warehouse_ddl()).items()}
-
-
-def run_chain(monkeypatch, engine: str, tmp_path: Path, partition_key: str, selection=CHAIN):
-    monkeypatch.setenv("BILLING_ENGINE", engine)
-    monkeypatch.setenv("BILLING_SPARK_MASTER", "local[2]")
-    monkeypatch.setenv("BILLING_SPARK_WAREHOUSE", str(tmp_path / "spark-warehouse"))
-    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("BILLING_EXPORT_URI", str(tmp_path / f"exports-{engine}"))
-    monkeypatch.setenv("BILLING_PUBLISH_URI", str(tmp_path / f"published-{engine}"))
-    # the warehouse of `engine`, as definitions.py chooses it when they load with BILLING_ENGINE set
-    resources = {**defs.resources, "warehouse": warehouse_for(engine)}
-    result = materialize([*defs.assets, *defs.asset_checks], resources=resources, partition_key=partition_key,
-                         instance=DagsterInstance.ephemeral(), selection=selection)
-    assert result.success
-    return result
-
-
-def plain(row) -> tuple:
-    return tuple(tuple(sorted(v.items())) if isinstance(v, dict) else v for v in row)
-
-
-def all_duckdb_rows(tmp_path: Path, table: str):
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        return sorted((plain(r) for r in con.execute(f"SELECT {', '.join(TABLES[table])} FROM {table}").fetchall()),
-                      key=repr)
-
-
-def all_spark_rows(tmp_path: Path, table: str):
-    folder = tmp_path / "spark-warehouse" / table
-    if not folder.is_dir():
-        return []
-    frame = spark_session("local[2]").read.parquet(str(folder)).select(*TABLES[table])
-    return sorted((plain(r) for r in frame.collect()), key=repr)
-
 
 def checks(result) -> dict:
     return {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)

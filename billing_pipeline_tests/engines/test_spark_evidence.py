@@ -21,7 +21,7 @@ from billing_pipeline.readers.usage_table_dynamodb import parse_dynamodb_uri
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.sql import warehouse_ddl
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.test_cloudwatch_logs_api import (
+from billing_pipeline_tests.readers.logs_api_support import (
     EXPECTED,
     EXPECTED_PROBLEMS,
     PERIOD,

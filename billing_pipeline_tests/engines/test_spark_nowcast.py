@@ -12,7 +12,7 @@ from dagster import AssetSelection, DagsterInstance, materialize
 from billing_pipeline.definitions import defs, warehouse_for
 from billing_pipeline.jobs import REFRESH_AFTER_COVERAGE, month_to_date_job
 from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.engines.test_spark_engine import all_duckdb_rows, all_spark_rows, run_chain
+from billing_pipeline_tests.engines.spark_support import all_duckdb_rows, all_spark_rows, run_chain
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]
 
