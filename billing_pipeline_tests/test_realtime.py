@@ -20,6 +20,7 @@ from dagster import (
 from billing_pipeline.assets.nowcast_accuracy import REPLAY_CUR_LAG, replay, summary
 from billing_pipeline.definitions import defs
 from billing_pipeline.pricing import parse_pricing
+from billing_pipeline.publishing import publish_location, read_pointer, read_snapshot
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.storage import locate
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -76,12 +77,13 @@ def test_the_cut_month_is_actual_through_the_cut_and_estimated_to_the_end_of_its
     assert {(k, b) for k, b, _ in calibrations} == {("run_rate", "last_7_covered_days"),
                                                     ("unit_cost", "last_7_covered_days")}
 
-    # the refresh without the CUR: only usage_shares and month_to_date run, and give the same rows
+    # the refresh without the CUR: only usage_shares and month_to_date run (and the month is republished), and
+    # give the same rows
     job = defs.resolve_job_def("month_to_date_job")
     refreshed = job.execute_in_process(partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
     assert refreshed.success
     assert sorted(e.asset_key.to_user_string() for e in refreshed.get_asset_materialization_events()) == [
-        "month_to_date", "usage_shares"]
+        "month_to_date", "published_billing", "usage_shares"]
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("""SELECT accountant_id, resource_type, actual_cost, estimated_cost, cost_to_date,
                                      covered_through, as_of FROM month_to_date ORDER BY ALL""").fetchall() == rows
@@ -141,6 +143,67 @@ def test_the_refresh_opens_only_the_evidence_after_coverage(cut_sample, tmp_path
         # the same usage_shares and month to date as the full read, the earlier hours kept as they were
         assert con.execute("SELECT * FROM usage_shares ORDER BY ALL").fetchall() == shares
         assert con.execute(query).fetchall() == full_rows
+
+
+def published_month(month: str) -> dict:
+    location = publish_location()
+    pointer = read_pointer(location, month)
+    return {"snapshot": pointer.snapshot, **read_snapshot(location, pointer)}
+
+
+def test_the_hourly_refresh_republishes_the_month_to_date(cut_sample, tmp_path, monkeypatch):
+    """The API serves what the hourly refresh estimated, not what the last CUR run did: the logs of the 25th on
+    arrive after the CUR run; the refresh reads them and the month's snapshot switches to the new month to date,
+    with the same statements."""
+    folder = tmp_path / "sample"
+    shutil.copytree(cut_sample[0], folder)
+    late = sorted(p for p in (folder / "logs").rglob("*.gz") if re.search(r"/2026/01/(2[5-9]|3\d)/", str(p)))
+    held = tmp_path / "held"
+    for path in late:
+        (held / path.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
+        path.rename(held / path.relative_to(folder))
+    warehouse = tmp_path / "w.duckdb"
+    point_at(monkeypatch, folder, warehouse)
+    run("2026-01-01")
+    before = published_month("2026-01")
+    for path in late:  # the late exports arrive (modified now: after the CUR's coverage)
+        (held / path.relative_to(folder)).rename(path)
+
+    refreshed = defs.resolve_job_def("month_to_date_job").execute_in_process(
+        partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert refreshed.success
+    after = published_month("2026-01")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        expected = con.execute("""SELECT accountant_id, sum(actual_cost), sum(estimated_cost), sum(cost_to_date),
+                                          sum(forecast_cost), max(covered_through), max(as_of)
+                                   FROM month_to_date GROUP BY ALL ORDER BY ALL""").fetchall()
+    columns = ["accountant_id", "actual_cost", "estimated_cost", "cost_to_date", "forecast_cost", "covered_through",
+               "as_of"]
+
+    def served(snapshot):
+        return [tuple(r[c] for c in columns) for r in snapshot["month_to_date"].to_pylist()]
+
+    assert after["snapshot"] != before["snapshot"]
+    assert served(after) == expected  # exactly the refreshed table
+    # ... which is what a CUR run that had every log file from the start computes
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "reference.duckdb"))
+    monkeypatch.setenv("BILLING_LOGS_URI", str(cut_sample[0] / "logs"))
+    run("2026-01-01", {"cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
+                       "month_to_date"})
+    with duckdb.connect(str(tmp_path / "reference.duckdb"), read_only=True) as con:
+        reference = con.execute("""SELECT accountant_id, sum(actual_cost), sum(estimated_cost), sum(cost_to_date),
+                                           sum(forecast_cost), max(covered_through), max(as_of)
+                                    FROM month_to_date GROUP BY ALL ORDER BY ALL""").fetchall()
+    # the estimated part is the same; the actual part is tenant_costs as the CUR run left it (month-long lines,
+    # the Lambda credit, are split by the month's usage, which that run saw without the late week: the next CUR
+    # run re-reads it)
+    assert [(r[0], r[2], r[5], r[6]) for r in served(after)] == [(r[0], r[2], r[5], r[6]) for r in reference]
+    # before, the week of logs missing: the same actual part, less estimated for every tenant that used the agent
+    assert [r[1] for r in served(before)] == [r[1] for r in served(after)]
+    less = {r[0] for r, a in zip(served(before), served(after)) if r[2] < a[2]}
+    assert less == {"acct-0001", "acct-0002", "acct-0003", "unattributed"}
+    for name in ("statements", "reconciliation_report"):  # the bill itself is the same rows
+        assert after[name].equals(before[name])
 
 
 def test_hourly_schedule_requests_the_current_month_each_hour():
