@@ -458,10 +458,13 @@ def measure(approach: str, data_json: Path, work: Path, env: dict, profile: bool
         # recorded, not raised: at 100M line items the floor's one GROUP BY may not fit DuckDB's memory limit,
         # and that is a result too
         text = output.decode(errors="replace").strip()
-        print(text[-4000:], flush=True)
+        (work / "output.log").write_text(text)  # whole: a JVM's stack trace can bury the Python error that caused it
+        causes = [line for line in text.splitlines() if re.match(r"\s*(\w+\.)*\w*(Error|Exception)\b", line)]
+        print("\n".join(causes[-12:]) + f"\n(whole output: {work / 'output.log'})", flush=True)
         data = json.loads(data_json.read_text())
         return {"approach": approach, "wall_seconds": wall, "peak_rss_bytes": peak, "seconds": wall,
-                "line_items": data["rows"], "failed": text.splitlines()[-1][:300] if text else f"exit {proc.returncode}",
+                "line_items": data["rows"],
+                "failed": (causes or text.splitlines())[-1][:300] if text else f"exit {proc.returncode}",
                 "rows": {}}
     result = json.loads(out_json.read_text())
     result.update({"approach": approach, "wall_seconds": wall, "peak_rss_bytes": peak})

@@ -90,3 +90,24 @@ def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
     text = results.read_text()
     assert "| (a) pipeline on a Spark standalone cluster (2 workers x 1 core) |" in text
     assert "driver peak RSS MiB | workers' peak RSS MiB (each)" in text
+
+
+def test_the_realtime_refresh_benchmark_runs_on_a_tiny_month(tmp_path, capsys, monkeypatch):
+    """benchmarks/realtime_refresh.py: the chain, the CUR cut, the hourly refresh (which reads only the evidence
+    after the cut, and republishes), the whole-month re-read it replaces, the sensor's tick."""
+    from benchmarks.realtime_refresh import main as refresh_main
+
+    for name in ("BILLING_CUR_URI", "BILLING_LOGS_URI", "BILLING_S3_INVENTORY_URI", "BILLING_USAGE_URI",
+                 "BILLING_WAREHOUSE"):
+        monkeypatch.setenv(name, "")  # set by the script; restored after the test
+    assert refresh_main(["--data", str(tmp_path / "month"), "--rows", "2000", "--tenants", "12",
+                         "--covered-through", "2026-01-30T18", "2026-01-20T18"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["covered_through"] for r in out["refreshes"]] == ["2026-01-30 18:00:00", "2026-01-20 18:00:00"]
+    late, early = out["refreshes"]
+    # the evidence is read from the day the CUR does not cover whole; the earlier cut reads more of it
+    assert (late["read_from"], early["read_from"]) == ("2026-01-30 00:00:00", "2026-01-20 00:00:00")
+    assert 0 < late["files_read"] < early["files_read"] and 0 < late["log_lines_read"] < early["log_lines_read"]
+    assert (late["hours_estimated"], early["hours_estimated"]) == (30, 270)
+    assert {"usage_shares", "month_to_date", "published_billing"} <= set(late["step_seconds"])
+    assert out["month_log_files"] > 0 and out["sensor_interval_seconds"] == 60

@@ -27,6 +27,7 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.schedules import hourly_month_to_date
 from billing_pipeline.sensors import evidence_run_request, usage_evidence_sensor
+from billing_pipeline_tests.evidence_support import deliver_at_end_of_day, make_unreadable
 
 DEC, JAN, FEB = dt.date(2025, 12, 1), dt.date(2026, 1, 1), dt.date(2026, 2, 1)
 CUT = dt.datetime(2026, 1, 20, 18)
@@ -89,18 +90,6 @@ def test_the_cut_month_is_actual_through_the_cut_and_estimated_to_the_end_of_its
                                      covered_through, as_of FROM month_to_date ORDER BY ALL""").fetchall() == rows
 
 
-def deliver_at_end_of_day(folder: Path) -> None:
-    """Each log file as if exported at the end of its stream's day, each inventory manifest when it was taken."""
-    for path in (folder / "logs").rglob("*.gz"):
-        y, m, d = re.search(r"/(\d{4})/(\d{2})/(\d{2})/", str(path)).groups()
-        at = (dt.datetime(int(y), int(m), int(d), tzinfo=dt.timezone.utc) + dt.timedelta(days=1)).timestamp()
-        os.utime(path, (at, at))
-    for path in (folder / "inventory").rglob("manifest.json"):
-        y, m, d = re.search(r"/(\d{4})-(\d{2})-(\d{2})T", str(path)).groups()
-        at = dt.datetime(int(y), int(m), int(d), tzinfo=dt.timezone.utc).timestamp()
-        os.utime(path, (at, at))
-
-
 def test_the_refresh_opens_only_the_evidence_after_coverage(cut_sample, tmp_path, monkeypatch):
     folder = tmp_path / "sample"
     shutil.copytree(cut_sample[0], folder)
@@ -120,10 +109,7 @@ def test_the_refresh_opens_only_the_evidence_after_coverage(cut_sample, tmp_path
     old_logs = [p for p in (folder / "logs").rglob("*.gz") if os.stat(p).st_mtime < since.replace(tzinfo=dt.timezone.utc).timestamp()]
     old_manifests = [p for p in (folder / "inventory").rglob("manifest.json")
                      if re.search(r"/2026-01-(0\d|1\d)T|/2025-", str(p))]
-    for path in old_logs + old_manifests:
-        stat = os.stat(path)
-        path.write_bytes(b"not what it was")
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    make_unreadable(old_logs + old_manifests)
     # the 15th's export was lost
     assert {int(re.search(r"/2026/01/(\d\d)/", str(p)).group(1)) for p in old_logs} == set(range(1, 19)) - {15}
     with pytest.raises(ValueError, match="not a readable gzip file"):  # whoever opens one of them fails

@@ -42,10 +42,8 @@ def usage_shares(
             since = evidence_needed_from(con, period)
     logs, inventory = billing_config.logs_source(), billing_config.s3_inventory_location()
     if warehouse.engine_name() == "spark":  # read and parsed by the executors; only aggregated evidence comes back
-        # (the whole month: the executors' readers take no `since` yet; replace_hours_from keeps only the hours
-        # from `since` on, so the rows are the same, the refresh just reads more)
         with warehouse.connect() as con:
-            evidence = con.read_usage_evidence(logs, inventory, period)
+            evidence = con.read_usage_evidence(logs, inventory, period, since=since)
     else:  # parsed here, before the warehouse file (one writer at a time) is opened
         evidence = read_usage_evidence(logs, inventory, period, since=since)
     # the parsers may only measure drivers the catalog names (one vocabulary; see catalog.json)

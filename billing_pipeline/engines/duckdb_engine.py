@@ -124,11 +124,12 @@ class DuckDBEngine:
 
         return self.replace_month_with(table, billing_period, insert)
 
-    def read_usage_evidence(self, logs, inventory, billing_period: dt.date):
-        """The month's usage evidence, parsed here in a bounded scratch DuckDB (readers/usage_logs.py)."""
+    def read_usage_evidence(self, logs, inventory, billing_period: dt.date, since: dt.datetime | None = None):
+        """The month's usage evidence (with `since`: of the hours from then on), parsed here in a bounded scratch
+        DuckDB (readers/usage_logs.py)."""
         from billing_pipeline.readers.usage_logs import read_usage_evidence
 
-        return read_usage_evidence(logs, inventory, billing_period)
+        return read_usage_evidence(logs, inventory, billing_period, since=since)
 
     def register_estimates(self, name: str, source, billing_period: dt.date) -> None:
         from billing_pipeline.readers.estimates import read_estimates

@@ -202,12 +202,13 @@ class SparkEngine:
         finally:
             self.drop(staged)
 
-    def read_usage_evidence(self, logs, inventory, billing_period: dt.date):
-        """The month's usage evidence, read and parsed on the executors (readers/evidence_spark.py): only the
-        aggregated evidence comes back to the driver."""
+    def read_usage_evidence(self, logs, inventory, billing_period: dt.date, since: dt.datetime | None = None):
+        """The month's usage evidence (with `since`: of the hours from then on, from the files that can hold
+        them), read and parsed on the executors (readers/evidence_spark.py): only the aggregated evidence comes
+        back to the driver."""
         from billing_pipeline.readers.evidence_spark import read_usage_evidence_spark
 
-        return read_usage_evidence_spark(self.session, logs, inventory, billing_period)
+        return read_usage_evidence_spark(self.session, logs, inventory, billing_period, since)
 
     def register_estimates(self, name: str, source, billing_period: dt.date) -> None:
         """The view `name`: the month's usage-table items, read and parsed on the executors, never collected."""

@@ -55,6 +55,7 @@ from billing_pipeline.readers.usage_logs import (
     LOG_BATCH_BYTES,
     USAGE_SCHEMA,
     UsageEvidence,
+    files_modified_since,
     parse_lines,
     run_statements,
     sql_statements,
@@ -87,13 +88,16 @@ ESTIMATE_PARTS_SCHEMA = pa.schema([*ESTIMATES_SCHEMA, ("file_index", pa.int64())
 
 # -- the driver -----------------------------------------------------------------------------------------------
 
-def read_usage_evidence_spark(session, logs, inventory: Location | None, billing_period: dt.date) -> UsageEvidence:
-    """`usage_logs.read_usage_evidence` with the reading and parsing on Spark's executors: the same rows."""
+def read_usage_evidence_spark(session, logs, inventory: Location | None, billing_period: dt.date,
+                              since: dt.datetime | None = None) -> UsageEvidence:
+    """`usage_logs.read_usage_evidence` with the reading and parsing on Spark's executors: the same rows. With
+    `since`, as there: only the hours from `since` on, from the files that can hold them (log files modified at or
+    after it, the API's events from it, the inventory snapshots that stand for those hours)."""
     period_start, period_end = month_bounds(billing_period)
     settings = task_settings()
-    storage = inventory_usage_spark(session, inventory, billing_period, settings)
+    storage = inventory_usage_spark(session, inventory, billing_period, settings, since)
     hourly, problems, lines_read, files_read, _ = log_evidence_spark(session, logs, period_start, period_end,
-                                                                     settings)
+                                                                     settings, since)
     from billing_pipeline.engines.duckdb_engine import scratch_connection
 
     con = scratch_connection()
@@ -105,16 +109,21 @@ def read_usage_evidence_spark(session, logs, inventory: Location | None, billing
         con.close()
     for reason, count in storage.problems.items():
         problems[reason] = problems.get(reason, 0) + count
-    return UsageEvidence(usage=usage.cast(USAGE_SCHEMA), problems=dict(sorted(problems.items())),
+    usage = usage.cast(USAGE_SCHEMA)
+    if since is not None:  # a file read for its new lines holds older ones too
+        usage = usage.filter(pc.greater_equal(usage["usage_hour"], pa.scalar(since, pa.timestamp("us"))))
+    return UsageEvidence(usage=usage, problems=dict(sorted(problems.items())),
                          lines_read=lines_read + storage.rows_read, files_read=files_read + storage.files_read)
 
 
-def log_evidence_spark(session, logs, period_start: dt.datetime, period_end: dt.datetime, settings: dict):
+def log_evidence_spark(session, logs, period_start: dt.datetime, period_end: dt.datetime, settings: dict,
+                       since: dt.datetime | None = None):
     """The logs' hourly usage (usage_logs.sql `hourly_usage`, summed), problems, lines and files read, and the
-    worker processes ('host:pid') that parsed them."""
+    worker processes ('host:pid') that parsed them; with `since`, of the files and API events that can hold hours
+    from `since` on (the attribution still sees the month's bounds, as on DuckDB)."""
     from pyspark.sql import functions as F
 
-    tasks = log_tasks(logs, period_start, period_end, settings)
+    tasks = log_tasks(logs, since or period_start, period_end, settings, modified_since=since)
     with input_errors():
         events = (session.createDataFrame(tasks, TASKS_SCHEMA).repartition(_partitions(session, tasks))
                   .mapInArrow(parse_log_tasks, spark_schema(events_schema()))
@@ -154,12 +163,14 @@ def log_evidence_spark(session, logs, period_start: dt.datetime, period_end: dt.
     return hourly.cast(HOURLY_SCHEMA), problems, lines_read, files_read, workers
 
 
-def log_tasks(logs, period_start: dt.datetime, period_end: dt.datetime, settings: dict) -> list[tuple[int, str]]:
-    """The reading split into tasks (task id, JSON payload): groups of export files, or Logs API slices."""
+def log_tasks(logs, period_start: dt.datetime, period_end: dt.datetime, settings: dict,
+              modified_since: dt.datetime | None = None) -> list[tuple[int, str]]:
+    """The reading split into tasks (task id, JSON payload): groups of export files (with `modified_since`, only
+    those modified at or after it: usage_logs.files_modified_since), or Logs API slices of [period_start, period_end)."""
     if logs is None:
         return []
     if isinstance(logs, Location):
-        infos = [i for i in logs.list_files() if is_log_file(i.path)]
+        infos = files_modified_since([i for i in logs.list_files() if is_log_file(i.path)], modified_since)
         target = min(TASK_BYTES, max(1, sum(i.size or 0 for i in infos) // MIN_TASKS))
         groups, current, size = [], [], 0
         for info in infos:
@@ -178,12 +189,13 @@ def log_tasks(logs, period_start: dt.datetime, period_end: dt.datetime, settings
 
 
 def inventory_usage_spark(session, inventory: Location | None, billing_period: dt.date,
-                          settings: dict) -> InventoryUsage:
+                          settings: dict, since: dt.datetime | None = None) -> InventoryUsage:
     """`s3_inventory.read_inventory_usage` with the data files read on the executors: manifests on the driver,
-    every data file's bytes per (snapshot, client, driver) on an executor, summed by Spark."""
+    every data file's bytes per (snapshot, client, driver) on an executor, summed by Spark (with `since`, only
+    the snapshots that stand for hours from `since` on)."""
     from pyspark.sql import functions as F
 
-    plan = plan_inventory(inventory, billing_period)
+    plan = plan_inventory(inventory, billing_period, since)
     if plan is None:
         return InventoryUsage(INVENTORY_SCHEMA.empty_table())
     tasks = [(i, json.dumps({"env": settings, "uri": inventory.uri, "snapshot_id": snapshot_id, "path": path,

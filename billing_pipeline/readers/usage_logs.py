@@ -176,14 +176,21 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, c
         yield with_log_groups(logs.read_log_lines(period_start, period_end), list(getattr(logs, "log_groups", ())),
                               exported=False), 0
         return
-    infos = [i for i in logs.list_files() if is_log_file(i.path)]
-    if modified_since is not None:  # older files hold only older lines: not opened
-        since_ns = int(modified_since.replace(tzinfo=dt.timezone.utc).timestamp()) * 10**9
-        infos = [i for i in infos if i.mtime_ns is None or i.mtime_ns >= since_ns]
+    infos = files_modified_since([i for i in logs.list_files() if is_log_file(i.path)], modified_since)
     paths = [i.path for i in infos]  # file_index in the tables is the position here: it names the log group
     for lines, files in log_line_tables(logs, infos, Limits.from_env(), counts if counts is not None else LineCounts(),
                                         LOG_BATCH_BYTES):
         yield with_log_groups(lines, paths), files
+
+
+def files_modified_since(infos: list, since: dt.datetime | None) -> list:
+    """The files last modified at or after `since` (UTC; None: all). A file holds no line written after it was last
+    modified, and a line is written after the usage it records, so an older file holds only older hours: the
+    refresh after the CUR's coverage does not open it. A file whose time is unknown is kept."""
+    if since is None:
+        return infos
+    since_ns = int(since.replace(tzinfo=dt.timezone.utc).timestamp()) * 10**9
+    return [i for i in infos if i.mtime_ns is None or i.mtime_ns >= since_ns]
 
 
 # A Lambda function's log group is /aws/lambda/<function>; an export prefix may name it the same way.
