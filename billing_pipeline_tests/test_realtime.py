@@ -192,6 +192,34 @@ def test_the_hourly_refresh_republishes_the_month_to_date(cut_sample, tmp_path, 
         assert after[name].equals(before[name])
 
 
+def test_before_the_months_first_cur_delivery_the_refresh_publishes_estimates_only(tmp_path, monkeypatch):
+    """The first hours of a month, before AWS's first delivery of it: the hourly refresh estimates everything from
+    the previous month's calibration and publishes that month to date (no statements yet), instead of failing
+    because the month has no bill to publish."""
+    folder = tmp_path / "sample"
+    generate_month(folder, DEC, tenants=3, rows=1500, seed=5, final=True)
+    generate_month(folder, JAN, tenants=3, rows=1500, seed=5, cur_through=CUT)
+    report = folder / "cur" / "cur" / "tax-demo-cur"
+    shutil.rmtree(report / "20260101-20260201")  # January's delivery has not arrived
+    shutil.rmtree(report / "tax-demo-cur" / "year=2026")
+    point_at(monkeypatch, folder, tmp_path / "w.duckdb")
+    run(DEC.isoformat())
+
+    refreshed = defs.resolve_job_def("month_to_date_job").execute_in_process(
+        partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert refreshed.success
+    january = published_month("2026-01")
+    assert january["statements"].num_rows == 0
+    served = january["month_to_date"].to_pylist()
+    assert {r["accountant_id"] for r in served} == {"acct-0001", "acct-0002", "acct-0003", "unattributed"}
+    assert {(r["covered_through"], r["as_of"]) for r in served} == {(dt.datetime(2026, 1, 1), dt.datetime(2026, 2, 1))}
+    assert all(r["actual_cost"] == 0 and r["estimated_cost"] == r["cost_to_date"] > 0 for r in served
+               if r["accountant_id"] != "unattributed")
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert {b for (b,) in con.execute("SELECT DISTINCT basis FROM month_to_date_calibration WHERE "
+                                          "billing_period = DATE '2026-01-01'").fetchall()} == {"previous_month"}
+
+
 def test_hourly_schedule_requests_the_current_month_each_hour():
     context = build_schedule_context(scheduled_execution_time=dt.datetime(2026, 1, 20, 19, 10, tzinfo=dt.timezone.utc))
     request = hourly_month_to_date(context)

@@ -196,7 +196,9 @@ def publish_from(con, location: Location, period: dt.date, engine: str, tenants:
     lineage_problem = lineage.problem(con, period, "statements")
     problems = ([lineage_problem] if lineage_problem else []) + consistency_problems(tables, in_scope, cur) \
         + month_to_date_problems(tables["month_to_date"], tables["statements"].to_pylist())
-    if not problems and not tables["statements"].num_rows and not tables["estimates"].num_rows:
+    # before the month's first CUR delivery the month to date (all estimated) is the whole of it: published, so
+    # that the hourly refresh shows the month's first hours
+    if not problems and not any(tables[t].num_rows for t in ("statements", "estimates", "month_to_date")):
         problems.append("the warehouse holds nothing of the month (run the month first)")
     if problems:
         raise NotPublishable(period, problems)
