@@ -1,21 +1,15 @@
 """Usage evidence as it arrives over a month, for the refresh-after-coverage tests on both engines."""
 
-import datetime as dt
 import os
-import re
 from pathlib import Path
+
+from benchmarks.realtime_refresh import deliver_at_end_of_day as _deliver_at_end_of_day
 
 
 def deliver_at_end_of_day(folder: Path) -> None:
-    """Each log file as if exported at the end of its stream's day, each inventory manifest when it was taken."""
-    for path in (folder / "logs").rglob("*.gz"):
-        y, m, d = re.search(r"/(\d{4})/(\d{2})/(\d{2})/", str(path)).groups()
-        at = (dt.datetime(int(y), int(m), int(d), tzinfo=dt.timezone.utc) + dt.timedelta(days=1)).timestamp()
-        os.utime(path, (at, at))
-    for path in (folder / "inventory").rglob("manifest.json"):
-        y, m, d = re.search(r"/(\d{4})-(\d{2})-(\d{2})T", str(path)).groups()
-        at = dt.datetime(int(y), int(m), int(d), tzinfo=dt.timezone.utc).timestamp()
-        os.utime(path, (at, at))
+    """Each log file of a generated month under `folder` as if exported at the end of its stream's day, each
+    inventory manifest when it was taken (the refresh benchmark's dating of the same layout)."""
+    _deliver_at_end_of_day({"logs_uri": str(folder / "logs"), "inventory_uri": str(folder / "inventory")})
 
 
 def make_unreadable(paths: list[Path]) -> None:

@@ -56,6 +56,7 @@ from billing_pipeline.readers.usage_logs import (
     USAGE_SCHEMA,
     UsageEvidence,
     files_modified_since,
+    hours_from,
     parse_lines,
     run_statements,
     sql_statements,
@@ -109,10 +110,7 @@ def read_usage_evidence_spark(session, logs, inventory: Location | None, billing
         con.close()
     for reason, count in storage.problems.items():
         problems[reason] = problems.get(reason, 0) + count
-    usage = usage.cast(USAGE_SCHEMA)
-    if since is not None:  # a file read for its new lines holds older ones too
-        usage = usage.filter(pc.greater_equal(usage["usage_hour"], pa.scalar(since, pa.timestamp("us"))))
-    return UsageEvidence(usage=usage, problems=dict(sorted(problems.items())),
+    return UsageEvidence(usage=hours_from(usage.cast(USAGE_SCHEMA), since), problems=dict(sorted(problems.items())),
                          lines_read=lines_read + storage.rows_read, files_read=files_read + storage.files_read)
 
 

@@ -147,11 +147,8 @@ def read_usage_evidence(logs, inventory: Location | None, billing_period: dt.dat
 
     for reason, count in [*storage.problems.items(), *dropped.problems.items()]:
         problems[reason] = problems.get(reason, 0) + count
-    usage = usage.cast(USAGE_SCHEMA)
-    if since is not None:  # a file read for its new lines holds older ones too
-        usage = usage.filter(pc.greater_equal(usage["usage_hour"], pa.scalar(since, pa.timestamp("us"))))
     return UsageEvidence(
-        usage=usage,
+        usage=hours_from(usage.cast(USAGE_SCHEMA), since),
         problems=problems,
         lines_read=lines_read + sum(dropped.problems.values()) + storage.rows_read,
         files_read=log_files + storage.files_read,
@@ -181,6 +178,13 @@ def log_line_batches(logs, period_start: dt.datetime, period_end: dt.datetime, c
     for lines, files in log_line_tables(logs, infos, Limits.from_env(), counts if counts is not None else LineCounts(),
                                         LOG_BATCH_BYTES):
         yield with_log_groups(lines, paths), files
+
+
+def hours_from(usage: pa.Table, since: dt.datetime | None) -> pa.Table:
+    """The evidence of the hours from `since` on (None: all): a file read for its new lines holds older ones too."""
+    if since is None:
+        return usage
+    return usage.filter(pc.greater_equal(usage["usage_hour"], pa.scalar(since, pa.timestamp("us"))))
 
 
 def files_modified_since(infos: list, since: dt.datetime | None) -> list:
