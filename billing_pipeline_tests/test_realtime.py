@@ -232,7 +232,7 @@ def test_evidence_sensor_runs_once_per_new_state_of_the_logs(tmp_path):
     config = BillingConfig(logs_uri=sample.logs_uri, s3_inventory_uri=sample.inventory_uri)
     assert usage_evidence_sensor.minimum_interval_seconds == 60
     first = usage_evidence_sensor(build_sensor_context(cursor=None, resources={"billing_config": config}))
-    assert len(first.run_requests) == 1 and first.run_requests[0].partition_key == dt.date.today().replace(day=1).isoformat()
+    assert len(first.run_requests) == 1 and first.run_requests[0].partition_key == dt.datetime.now(dt.timezone.utc).date().replace(day=1).isoformat()
     again = usage_evidence_sensor(build_sensor_context(cursor=first.cursor, resources={"billing_config": config}))
     assert (again.run_requests, again.cursor) == ([], first.cursor)
     new_log = Path(sample.logs_uri) / "exportedlogs" / "task" / "stream" / "000001.gz"

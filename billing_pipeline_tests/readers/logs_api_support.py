@@ -28,12 +28,18 @@ TABLE = "tax-agent-usage"
 
 
 def _anchor() -> dt.datetime:
+    """The first day of the streams' three days (day 0 to day 2, all of them in one month).
+
+    CloudWatch Logs takes events from the last 14 days up to 2 hours ahead only, so every event must lie in
+    that window whatever the time of day the tests run: day 2 ends before today begins (back >= 3) and day 0
+    begins after 14 days ago (back <= 13). The windows [anchor - 1, anchor + 2] of those eleven anchors cover
+    14 days, which one month boundary cannot split into pieces shorter than 4 days both, so one always fits."""
     today = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    for back in range(2, 13):
+    for back in range(3, 14):
         day = today - dt.timedelta(days=back)
         if (day - dt.timedelta(days=1)).month == day.month == (day + dt.timedelta(days=2)).month:
             return day
-    raise AssertionError("no anchor day")  # 11 consecutive days always hold one
+    raise AssertionError("no anchor day")
 
 
 ANCHOR = _anchor()

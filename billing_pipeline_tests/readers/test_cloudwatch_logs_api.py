@@ -1,8 +1,9 @@
 """Usage evidence read through the CloudWatch Logs API (Logs Insights and FilterLogEvents) from a local
 moto_server over HTTP: the same events give exactly the evidence that an export of them gives.
 
-The local server (like CloudWatch Logs) only accepts events of the last 14 days, so the events are placed in a
-recent month: `ANCHOR` is a midnight 2 to 12 days ago whose day before and two days after are in its month.
+The local server (like CloudWatch Logs) only accepts events from the last 14 days up to 2 hours ahead, so the
+events are placed in a recent month: `ANCHOR` is a midnight 3 to 13 days ago whose day before and two days after
+are in its month (so even day 2's last event lies before today, at whatever hour the tests run).
 """
 
 from __future__ import annotations
