@@ -17,6 +17,7 @@ from dagster import (
     materialize,
 )
 
+from billing_pipeline.api.auth import issue_token
 from billing_pipeline.assets.nowcast_accuracy import REPLAY_CUR_LAG, replay, summary
 from billing_pipeline.definitions import defs
 from billing_pipeline.pricing import parse_pricing
@@ -27,6 +28,8 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.schedules import hourly_month_to_date
 from billing_pipeline.sensors import evidence_run_request, usage_evidence_sensor
+from billing_pipeline_tests.api.test_dashboard import CHROMIUM, chromium, money_text
+from billing_pipeline_tests.api_support import in_process_client, serving
 from billing_pipeline_tests.evidence_support import deliver_at_end_of_day, make_unreadable
 
 DEC, JAN, FEB = dt.date(2025, 12, 1), dt.date(2026, 1, 1), dt.date(2026, 2, 1)
@@ -218,6 +221,37 @@ def test_before_the_months_first_cur_delivery_the_refresh_publishes_estimates_on
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert {b for (b,) in con.execute("SELECT DISTINCT basis FROM month_to_date_calibration WHERE "
                                           "billing_period = DATE '2026-01-01'").fetchall()} == {"previous_month"}
+
+    # the API serves the month from its month to date: a tenant sees the month so far, not a 404
+    tokens_file = tmp_path / "tokens.json"
+    token = issue_token("acct-0002", str(tokens_file))
+    mine = next(r for r in served if r["accountant_id"] == "acct-0002")
+    client = in_process_client(tmp_path / "published", tokens_file)
+    headers = {"Authorization": f"Bearer {token}"}
+    latest = client.get("/billing", headers=headers).json()  # the newest month with data is January
+    assert latest == client.get("/billing?month=2026-01", headers=headers).json()
+    assert {k: latest[k] for k in ("month", "status", "is_final", "actual_available", "total_source",
+                                   "actual_cost", "estimated_cost", "variance", "usage_by_type",
+                                   "estimated_vs_actual", "usage_lines")} == {
+        "month": "2026-01", "status": "estimated", "is_final": False, "actual_available": False,
+        "total_source": "month_to_date", "actual_cost": None, "estimated_cost": None, "variance": None,
+        "usage_by_type": {}, "estimated_vs_actual": [], "usage_lines": []}
+    to_date = {"exact": f"{mine['cost_to_date']:f}", "rounded": f"{mine['cost_to_date_amount']:f}",
+               "cents": int(mine["cost_to_date_amount"] * 100)}
+    assert latest["total_cost"] == latest["month_to_date"]["cost_to_date"] == to_date
+    assert latest["month_to_date"]["actual_cost"] == {"exact": "0.0000000000", "rounded": "0.00", "cents": 0}
+    assert latest["published"]["cur_delivery"] is None
+    history = client.get("/billing/history", headers=headers).json()["months"]
+    assert [(m["month"], m["status"], m["total_cost"]) for m in history][0] == ("2026-01", "estimated", to_date)
+    assert [m["month"] for m in history] == ["2026-01", "2025-12"]
+    if os.path.exists(CHROMIUM):  # installed by .ci/run; the dashboard tests skip without it too
+        with serving(tmp_path / "published", tokens_file, tmp_path / "server.log") as base:
+            dom = chromium(tmp_path / "profile", "--dump-dom", f"{base}/#token={token}").stdout
+        (tmp_path / "dashboard.html").write_text(dom)  # kept for looking at
+        assert 'data-loaded="2026-01"' in dom
+        assert f'<div id="total-cost" class="amount">{money_text(mine["cost_to_date_amount"])}</div>' in dom
+        assert "the month so far, estimated from measured usage at the unit costs of last month's bill" in dom
+        assert '<span id="mtd-covered" class="muted">actual through 2026-01-01 00:00 UTC</span>' in dom
 
 
 def test_hourly_schedule_requests_the_current_month_each_hour():

@@ -96,20 +96,32 @@ def _published(con) -> dict[dt.date, dict]:
 def _totals(con, accountant_id: str) -> dict[dt.date, dict]:
     """The accountant's totals per published month: statement (cost, cents), estimates, report variance."""
     months: dict[dt.date, dict] = {}
-    for period, currency, metric, cost, amount, est, est_amount, variance, variance_amount, flagged in query(
-            con, "totals", accountant_id=accountant_id):
+    for (period, currency, metric, cost, amount, est, est_amount, variance, variance_amount, flagged, to_date,
+         to_date_amount) in query(con, "totals", accountant_id=accountant_id):
         if period in months and currency is not None:
             raise ValueError(f"{month_key(period)}: costs in several currencies")
         months[period] = dict(currency=currency, cost_metric=metric, actual=cost, actual_cents=amount,
                               estimated=est, estimated_cents=est_amount, variance=variance,
-                              variance_cents=variance_amount, flagged=bool(flagged))
+                              variance_cents=variance_amount, flagged=bool(flagged), to_date=to_date,
+                              to_date_cents=to_date_amount)
     return months
+
+
+def _total(totals: dict) -> tuple[str, dict | None]:
+    """Where the month's total comes from: the bill when it has one, else the application's estimates, else (the
+    hours before the bill's first delivery of the month) the month to date the pipeline estimated from usage."""
+    if totals["actual"] is not None:
+        return "actual", money(totals["actual"], totals["actual_cents"])
+    if totals["estimated"] is not None:
+        return "estimated", money(totals["estimated"], totals["estimated_cents"])
+    return "month_to_date", money(totals["to_date"], totals["to_date_cents"])
 
 
 def _month_summary(period: dt.date, totals: dict, published: dict, currency_default: str) -> dict:
     actual, estimated = totals["actual"], totals["estimated"]
     has_actual = actual is not None
     is_final = published["is_final"]
+    total_source, total_cost = _total(totals)
     return {
         "month": month_key(period),
         "currency": totals["currency"] or currency_default,
@@ -117,9 +129,8 @@ def _month_summary(period: dt.date, totals: dict, published: dict, currency_defa
         "status": _status(is_final, has_actual),
         "is_final": is_final,
         "actual_available": has_actual,
-        "total_source": "actual" if has_actual else "estimated",
-        "total_cost": money(actual, totals["actual_cents"]) if has_actual
-        else money(estimated, totals["estimated_cents"]),
+        "total_source": total_source,
+        "total_cost": total_cost,
         "actual_cost": money(actual, totals["actual_cents"]),
         "estimated_cost": money(estimated, totals["estimated_cents"]),
         # actual - estimated as the report has it, where both exist

@@ -58,26 +58,31 @@ CREATE TABLE month_to_date (
 );
 
 -- name: tenant_months
--- The published months in which the accountant has a statement or estimates, newest first.
+-- The published months in which the accountant has a statement, estimates or a month to date, newest first.
 SELECT billing_period FROM statements WHERE accountant_id = $accountant_id
 UNION
 SELECT billing_period FROM estimated_lines WHERE accountant_id = $accountant_id
+UNION
+SELECT billing_period FROM month_to_date WHERE accountant_id = $accountant_id
 ORDER BY billing_period DESC;
 
 -- name: published
 SELECT billing_period, snapshot, published_at, delivery_id, is_final FROM published ORDER BY billing_period DESC;
 
 -- name: totals
--- The accountant's month totals (statement, estimates, report) of every published month, newest first.
-SELECT p.billing_period, s.currency, s.cost_metric, s.cost, s.amount, e.estimated_cost, e.amount,
-       r.variance, r.variance_amount, r.flagged
+-- The accountant's month totals (statement, estimates, report, month to date) of every published month, newest
+-- first. A month listed by its month to date alone is one before the bill's first delivery, estimated from usage.
+SELECT p.billing_period, coalesce(s.currency, m.currency), s.cost_metric, s.cost, s.amount, e.estimated_cost,
+       e.amount, r.variance, r.variance_amount, r.flagged, m.cost_to_date, m.cost_to_date_amount
 FROM published p
 LEFT JOIN statements s ON s.billing_period = p.billing_period AND s.accountant_id = $accountant_id AND s.line = 'total'
 LEFT JOIN estimated_lines e ON e.billing_period = p.billing_period AND e.accountant_id = $accountant_id
                             AND e.line = 'total'
 LEFT JOIN reconciliation_report r ON r.billing_period = p.billing_period AND r.accountant_id = $accountant_id
                                   AND r.resource_type = 'total'
-WHERE s.accountant_id IS NOT NULL OR e.accountant_id IS NOT NULL
+LEFT JOIN month_to_date m ON m.billing_period = p.billing_period AND m.accountant_id = $accountant_id
+                          AND NOT p.is_final
+WHERE s.accountant_id IS NOT NULL OR e.accountant_id IS NOT NULL OR m.accountant_id IS NOT NULL
 ORDER BY p.billing_period DESC, s.currency;
 
 -- name: statement_lines

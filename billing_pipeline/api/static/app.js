@@ -151,6 +151,9 @@
       "AWS may still add or change lines until it issues the month's invoice: the figures can move."],
     estimated: ["Estimated (no AWS bill yet)", "No AWS bill for this month yet: the amount is the application's estimate."]
   };
+  // a month before the bill's first delivery with no estimates of the application: the pipeline's month so far
+  var FROM_USAGE = "No AWS bill for this month yet: the amount is the month so far, estimated from measured usage " +
+    "at the unit costs of last month's bill.";
 
   function renderSummary(doc) {
     $("month-label").textContent = doc.month;
@@ -159,7 +162,7 @@
     var status = $("total-status");
     status.textContent = STATUS[doc.status][0];
     status.className = "badge " + doc.status;
-    $("status-explained").textContent = STATUS[doc.status][1];
+    $("status-explained").textContent = doc.total_source === "month_to_date" ? FROM_USAGE : STATUS[doc.status][1];
     var published = doc.published || {};
     $("published").textContent = "Published " + utc(published.at) +
       (published.cur_delivery ? " from AWS bill delivery " + published.cur_delivery : " (estimates only)");
