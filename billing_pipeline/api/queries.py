@@ -79,7 +79,8 @@ def month_key(period: dt.date) -> str:
 
 
 def tenant_months(con, accountant_id: str) -> list[dt.date]:
-    return [row[0] for row in query(con, "tenant_months", accountant_id=accountant_id)]
+    """The months the accountant has data in, newest first: exactly the months `totals` lists (and history shows)."""
+    return list(_totals(con, accountant_id))
 
 
 def _status(is_final: bool, has_actual: bool) -> str:

@@ -57,15 +57,6 @@ CREATE TABLE month_to_date (
     covered_through TIMESTAMP, as_of TIMESTAMP
 );
 
--- name: tenant_months
--- The published months in which the accountant has a statement, estimates or a month to date, newest first.
-SELECT billing_period FROM statements WHERE accountant_id = $accountant_id
-UNION
-SELECT billing_period FROM estimated_lines WHERE accountant_id = $accountant_id
-UNION
-SELECT billing_period FROM month_to_date WHERE accountant_id = $accountant_id
-ORDER BY billing_period DESC;
-
 -- name: published
 SELECT billing_period, snapshot, published_at, delivery_id, is_final FROM published ORDER BY billing_period DESC;
 

@@ -1,5 +1,6 @@
-"""The whole Definitions (but the backtest: ALL_BUT_THE_BACKTEST) on a real Spark cluster: a standalone master and two workers, each its own JVM on loopback
-(spark_cluster.py), executors in their own JVMs with their own Python workers, the warehouse a folder they all see.
+"""The whole Definitions (but the backtest: ALL_BUT_THE_BACKTEST) on a real Spark cluster: a standalone master and
+two workers, each its own JVM on loopback (spark_cluster.py), executors in their own JVMs with their own Python
+workers, the warehouse a folder they all see.
 Once with the test's Python as the driver (BILLING_SPARK_MASTER=spark://...), once through Spark Connect
 (BILLING_SPARK_REMOTE=sc://..., the server the cluster's driver): every table's rows and every check's outcome
 identical to DuckDB's on the same generated month."""
@@ -17,14 +18,14 @@ from billing_pipeline.engines.spark_engine import spark_session, table_schemas
 from billing_pipeline.resources.warehouse import warehouse_ddl
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster, driver_environment
-from billing_pipeline_tests.engines.spark_support import ALL_BUT_THE_BACKTEST
+from billing_pipeline_tests.engines.spark_support import ALL_BUT_THE_BACKTEST, BACKTEST
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # JVMs: one test worker for all Spark tests
 
 MONTH = "2026-01-01"
 # every table of the warehouse but the backtest's (see ALL_BUT_THE_BACKTEST)
 TABLES = {table: [c for c, _ in columns] for table, columns in table_schemas(warehouse_ddl()).items()
-          if table != "nowcast_accuracy"}
+          if table != BACKTEST}
 
 
 def stop_spark() -> None:

@@ -1,6 +1,7 @@
 """The same asset chain on Spark (local mode) gives exactly the rows DuckDB gives: the whole Definitions (but the
-backtest, which test_spark_nowcast.py compares on the same month) on a generated final month, every output with its service (Stripe, DynamoDB and Cost Explorer on local servers),
-checked against the generator's exact answers too, and a month of the real public CUR samples."""
+backtest, which test_spark_nowcast.py compares on the same month) on a generated final month, every output with
+its service (Stripe, DynamoDB and Cost Explorer on local servers), checked against the generator's exact answers
+too, and a month of the real public CUR samples."""
 
 import datetime as dt
 import json
