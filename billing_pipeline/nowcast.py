@@ -53,6 +53,10 @@ def t975(degrees: int) -> Decimal:
     known = [d for d in T975 if d <= degrees]
     return Decimal(T975[max(known)]) if known else Decimal(T975[1])
 
+# views over the caller's nowcast_* relations, in order (month_to_date.sql): facts and evidence under the catalog's
+# scope names, and the tagged resources with evidence of their own
+SCOPED_VIEWS = ("scoped_facts", "scoped_evidence", "direct_scopes")
+
 BASIS_CURRENT = "last_7_covered_days"
 BASIS_PREVIOUS = "previous_month"
 BASIS_PRICING = "pricing_file"
@@ -140,6 +144,28 @@ def _windows(period: dt.date, covered: dt.datetime, days_covered: dt.datetime | 
             "day_window_start": max(start, days_end - CALIBRATION_WINDOW), "day_window_end": days_end}
 
 
+def _window(windows: dict, grain: str) -> tuple[dt.datetime, dt.datetime]:
+    return (windows["hour_window_start"], windows["hour_window_end"]) if grain == "hour" else (
+        windows["day_window_start"], windows["day_window_end"])
+
+
+DIRECT_KEY = ("accountant_id", "service", "usage_type", "driver", "scope", "currency", "grain")
+
+
+@contextmanager
+def _direct_unit_costs(con, calibrations: list[Calibration]) -> Iterator[dict]:
+    """The direct unit costs as the relation `nowcast_direct_unit_costs` (DIRECT_KEY) while the block runs; yields
+    them by that key."""
+    by_key = {tuple(getattr(c, k) for k in DIRECT_KEY): c for c in calibrations}
+    con.register("nowcast_direct_unit_costs", pa.table(
+        {k: [key[i] for key in by_key] for i, k in enumerate(DIRECT_KEY)},
+        schema=pa.schema([(k, pa.string()) for k in DIRECT_KEY])))
+    try:
+        yield by_key
+    finally:
+        con.unregister("nowcast_direct_unit_costs")
+
+
 def _calibrate(con, q, period: dt.date, basis: str) -> list[Calibration]:
     """Unit costs and run rates from the month's covered hours (the last 7 days of them)."""
     covered, days_covered = _coverage(con, q, period)
@@ -149,13 +175,21 @@ def _calibrate(con, q, period: dt.date, basis: str) -> list[Calibration]:
     params = {"billing_period": period, **windows}
     out = []
     for service, driver, scope, currency, grain, cost, quantity, _buckets in con.execute(q["unit_cost_sums"], params).fetchall():
-        w0, w1 = (windows["hour_window_start"], windows["hour_window_end"]) if grain == "hour" else (
-            windows["day_window_start"], windows["day_window_end"])
+        w0, w1 = _window(windows, grain)
         out.append(Calibration("unit_cost", basis, period, service, driver, scope, None, None, currency, grain, w0, w1,
                                cost, quantity, _div(cost, quantity)))
-    for accountant, service, usage_type, currency, grain, cost in con.execute(q["run_rate_sums"], params).fetchall():
-        w0, w1 = (windows["hour_window_start"], windows["hour_window_end"]) if grain == "hour" else (
-            windows["day_window_start"], windows["day_window_end"])
+    # tagged resources with evidence of their own: their cost over their own usage
+    direct = []
+    for accountant, service, usage_type, driver, scope, currency, grain, cost, quantity in con.execute(
+            q["direct_unit_cost_sums"], params).fetchall():
+        w0, w1 = _window(windows, grain)
+        direct.append(Calibration("direct_unit_cost", basis, period, service, driver, scope, accountant, usage_type,
+                                  currency, grain, w0, w1, cost, quantity, _div(cost, quantity)))
+    out += direct
+    with _direct_unit_costs(con, direct):
+        run_rate_sums = con.execute(q["run_rate_sums"], params).fetchall()
+    for accountant, service, usage_type, currency, grain, cost in run_rate_sums:
+        w0, w1 = _window(windows, grain)
         hours = _hours(w0, w1)
         if hours:
             out.append(Calibration("run_rate", basis, period, service, None, None, accountant, usage_type, currency,
@@ -190,6 +224,8 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     month_end = dt.datetime.combine(next_period, dt.time())
     con.register("driver_prices", pricing.driver_prices_table())
     try:
+        for view in SCOPED_VIEWS:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW nowcast_{view} AS {q[view]}")
         covered, days_covered = _coverage(con, q, period)
         covered = covered or month_start
         days_covered = days_covered or month_start
@@ -207,6 +243,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         unit_costs += [c for c in previous if c.kind == "unit_cost" and (c.service, c.driver) not in priced]
         priced |= {(c.service, c.driver) for c in unit_costs}
         run_rates = [c for c in (current if current else previous) if c.kind == "run_rate"]
+        direct_costs = [c for c in (current if current else previous) if c.kind == "direct_unit_cost"]
         for service, driver in con.execute(q["evidence_drivers"], {"billing_period": period, "covered_through": covered,
                                                                     "as_of": as_of}).fetchall():
             price = pricing.driver_prices.get((service, driver))
@@ -245,6 +282,19 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             daily[key][usage_date][2] += estimate if grain == "day" else 0
             methods[key].add(f"unit_cost:{c.basis}")
 
+        # tagged resources with evidence of their own: that evidence after coverage x their own unit cost
+        with _direct_unit_costs(con, direct_costs) as by_direct:
+            usage = con.execute(q["direct_evidence_after_coverage"], {
+                "billing_period": period, "covered_through": covered, "days_covered_through": days_covered,
+                "as_of": as_of}).fetchall()
+        for *direct_key, usage_date, quantity in usage:
+            c = by_direct[tuple(direct_key)]
+            key = (c.accountant_id, resource_types.get(c.service, "other"), c.currency)
+            estimate = _round(quantity * c.unit_cost, MONEY)
+            daily[key][usage_date][1] += estimate
+            daily[key][usage_date][2] += estimate if c.grain == "day" else 0
+            methods[key].add(f"direct_unit_cost:{c.basis}")
+
         # tagged resources and cost no driver explains: run rate x hours not covered, day by day
         for c in run_rates:
             start = covered if c.grain == "hour" else days_covered
@@ -260,6 +310,8 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
                 day += DAY
     finally:
         con.unregister("driver_prices")
+        for view in reversed(SCOPED_VIEWS):
+            con.execute(f"DROP VIEW IF EXISTS nowcast_{view}")
 
     # forecast: the cost per hour of the last whole weeks before as_of (all whole days in the first week: a week
     # holds every weekday once, and more of them weigh a noisy day less), over the hours left
@@ -306,7 +358,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             "forecast_cost": forecast, "forecast_low": low, "forecast_high": high, "covered_through": covered,
             "as_of": as_of, "method": "+".join(sorted(methods[key])),
         })
-    return Nowcast(period, covered, as_of, rows, [*unit_costs, *run_rates],
+    return Nowcast(period, covered, as_of, rows, [*unit_costs, *direct_costs, *run_rates],
                    {k: {d: tuple(v) for d, v in days.items()} for k, days in daily.items()})
 
 

@@ -5,8 +5,51 @@
 --                       usage_type, resource_id, accountant_id ('' / NULL: untagged), currency, cost (the metric)
 --   nowcast_evidence    usage_shares, every month (hour x service x driver x scope x tenant quantities)
 --   nowcast_attributed  tenant_costs, every month (the attributed actual cost)
--- and driver_prices (service, driver, unit_price) from the pricing file. Divisions and rounding happen in Python
--- with Decimal (exact); this SQL only sums.
+-- and driver_prices (service, driver, unit_price) from the pricing file. The first three blocks define views the
+-- nowcast creates over those (nowcast_scoped_facts, nowcast_scoped_evidence, nowcast_direct_scopes): the scope of
+-- a fact and of its evidence as cost_allocations.sql names them from the catalog, so that each model, function,
+-- table and bucket is priced at its own unit cost. Divisions and rounding happen in Python with Decimal (exact);
+-- this SQL only sums.
+
+-- query: scoped_facts
+-- Each fact with its scope: the model its usage type names (catalog scope_names), else the function / table /
+-- bucket / log group of its resource id (catalog fact_scopes), else ''.
+SELECT f.*,
+       coalesce(n.scope, regexp_extract(coalesce(f.resource_id, ''), s.resource_id_pattern, 1), '') AS fact_scope
+FROM nowcast_facts f
+LEFT JOIN fact_scopes s ON s.service = f.service
+LEFT JOIN (
+    SELECT t.service, t.usage_type, min_by(n.scope, n.name_order) AS scope
+    FROM (SELECT DISTINCT service, usage_type FROM nowcast_facts) t
+    JOIN scope_names n
+      ON n.service = t.service
+     AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
+    GROUP BY t.service, t.usage_type
+) n ON n.service = f.service AND n.usage_type = f.usage_type;
+
+-- query: scoped_evidence
+-- The evidence under the scope names the facts use (a modelId names its catalog model, first match).
+SELECT e.billing_period, e.usage_hour, e.service, e.driver, coalesce(n.scope, e.scope) AS scope, e.accountant_id,
+       e.quantity
+FROM nowcast_evidence e
+LEFT JOIN (
+    SELECT k.service, k.scope AS evidence_scope, min_by(n.scope, n.name_order) AS scope
+    FROM (SELECT DISTINCT service, scope FROM nowcast_evidence) k
+    JOIN scope_names n ON n.service = k.service AND contains(k.scope, n.evidence_pattern)
+    GROUP BY k.service, k.scope
+) n ON n.service = e.service AND n.evidence_scope = e.scope;
+
+-- query: direct_scopes
+-- Tagged resources with usage evidence of their own (a tenant's own function whose REPORT lines are logged, its own
+-- table whose consumed capacity is), one tenant's each: priced by that evidence at their own unit cost, and kept
+-- out of the shared drivers' service-wide scope '*' (their usage is not the shared resources').
+SELECT f.billing_period, f.service, f.fact_scope AS scope, min(f.accountant_id) AS accountant_id
+FROM nowcast_scoped_facts f
+JOIN (SELECT DISTINCT billing_period, service, scope FROM nowcast_scoped_evidence) e
+  ON e.billing_period = f.billing_period AND e.service = f.service AND e.scope = f.fact_scope
+WHERE coalesce(f.accountant_id, '') <> '' AND f.fact_scope <> ''
+GROUP BY f.billing_period, f.service, f.fact_scope
+HAVING count(DISTINCT f.accountant_id) = 1;
 
 -- query: coverage
 -- covered_through: the end of the last hour the month's CUR covers for the application (hourly lines);
@@ -26,31 +69,34 @@ SELECT max(usage_hour) FROM nowcast_evidence WHERE billing_period = $billing_per
 -- too high; an hour's cost and its evidence need not fall in the same hour, e.g. an agent session's runtime
 -- after the hour it started): implied unit cost = cost / quantity.
 -- The driver of each (service, usage type) is the one the attribution used that month (tenant_costs), the scope
--- the fact's table / bucket when the month has evidence for it, else '*' (all of the service's scopes), as in
--- cost_allocations.sql. Lines longer than a day (monthly credits, fees) are left out: they arrive at month end.
+-- the fact's own (model, function, table, bucket) when the month has evidence for it, else '*' (the service's
+-- evidence but that of tagged resources with evidence of their own), as in cost_allocations.sql. Lines longer than
+-- a day (monthly credits, fees) are left out: they arrive at month end.
 WITH driver_map AS (
     SELECT service, usage_type, max(driver) AS driver
     FROM nowcast_attributed
     WHERE billing_period = $billing_period AND allocation <> 'direct' AND driver IS NOT NULL
     GROUP BY service, usage_type
 ),
-evidence AS (
-    SELECT usage_hour, service, driver, scope, quantity
-    FROM nowcast_evidence WHERE billing_period = $billing_period
-    UNION ALL
-    SELECT e.usage_hour, e.service, 'combined', e.scope, e.quantity * p.unit_price
-    FROM nowcast_evidence e JOIN driver_prices p ON p.service = e.service AND p.driver = e.driver
+scoped AS (
+    SELECT e.usage_hour, e.service, e.driver, e.scope, e.quantity, d.scope IS NOT NULL AS is_direct
+    FROM nowcast_scoped_evidence e
+    LEFT JOIN nowcast_direct_scopes d
+      ON d.billing_period = e.billing_period AND d.service = e.service AND d.scope = e.scope
     WHERE e.billing_period = $billing_period
+),
+evidence AS (
+    SELECT usage_hour, service, driver, scope, quantity, is_direct FROM scoped
+    UNION ALL
+    SELECT e.usage_hour, e.service, 'combined', e.scope, e.quantity * p.unit_price, e.is_direct
+    FROM scoped e JOIN driver_prices p ON p.service = e.service AND p.driver = e.driver
 ),
 evidence_keys AS (
     SELECT DISTINCT service, driver, scope FROM evidence
 ),
 facts AS (
-    SELECT f.usage_hour, f.span_hours, f.service, m.driver, f.currency, f.cost,
-           CASE f.service WHEN 'AmazonDynamoDB' THEN regexp_extract(coalesce(f.resource_id, ''), 'table/([^/]+)', 1)
-                          WHEN 'AmazonS3'       THEN coalesce(f.resource_id, '')
-                          ELSE '' END                                          AS fact_scope
-    FROM nowcast_facts f
+    SELECT f.usage_hour, f.span_hours, f.service, m.driver, f.currency, f.cost, f.fact_scope
+    FROM nowcast_scoped_facts f
     JOIN driver_map m ON m.service = f.service AND m.usage_type IS NOT DISTINCT FROM f.usage_type
     WHERE f.billing_period = $billing_period AND coalesce(f.accountant_id, '') = '' AND f.span_hours <= 24
 ),
@@ -74,7 +120,8 @@ usage_buckets AS (
     SELECT c.service, c.driver, c.scope, c.currency, c.grain, c.bucket, sum(e.quantity) AS quantity
     FROM (SELECT DISTINCT service, driver, scope, currency, grain, bucket FROM cost_buckets) c
     JOIN evidence e
-      ON e.service = c.service AND e.driver = c.driver AND (c.scope = '*' OR e.scope = c.scope)
+      ON e.service = c.service AND e.driver = c.driver
+     AND ((c.scope = '*' AND NOT e.is_direct) OR e.scope = c.scope)
      AND date_trunc('day', e.usage_hour) = c.bucket
      AND ((c.grain = 'hour' AND e.usage_hour >= $hour_window_start AND e.usage_hour < $hour_window_end)
        OR (c.grain = 'day' AND e.usage_hour >= $day_window_start AND e.usage_hour < $day_window_end))
@@ -88,9 +135,69 @@ JOIN usage_buckets u USING (service, driver, scope, currency, grain, bucket)
 GROUP BY ALL
 ORDER BY ALL;
 
+-- query: direct_unit_cost_sums
+-- Tagged resources with evidence of their own (nowcast_direct_scopes): per tenant x service x usage type x scope,
+-- their cost in the window and their own measured usage of the driver the catalog names for the usage type (its
+-- first matching rule's first driver with evidence in the scope), over the window's days with evidence of it.
+WITH facts AS (
+    SELECT f.accountant_id, f.service, f.usage_type, f.fact_scope AS scope, f.currency, f.cost, f.usage_hour,
+           CASE WHEN f.span_hours = 1 THEN 'hour' ELSE 'day' END               AS grain
+    FROM nowcast_scoped_facts f
+    JOIN nowcast_direct_scopes d
+      ON d.billing_period = f.billing_period AND d.service = f.service AND d.scope = f.fact_scope
+     AND d.accountant_id = f.accountant_id
+    WHERE f.billing_period = $billing_period AND f.span_hours <= 24
+),
+evidence AS (
+    SELECT usage_hour, service, driver, scope, quantity
+    FROM nowcast_scoped_evidence WHERE billing_period = $billing_period
+),
+matching_rules AS (
+    SELECT t.service, t.usage_type, t.scope, r.rule_order, r.driver, r.driver_order
+    FROM (SELECT DISTINCT service, usage_type, scope FROM facts) t
+    JOIN driver_rules r ON r.service = t.service AND contains(coalesce(t.usage_type, ''), r.usage_type_pattern)
+),
+first_rule AS (
+    SELECT service, usage_type, scope, min(rule_order) AS rule_order FROM matching_rules GROUP BY ALL
+),
+fact_driver AS (
+    SELECT m.service, m.usage_type, m.scope, min_by(m.driver, m.driver_order) AS driver
+    FROM matching_rules m
+    JOIN first_rule f USING (service, usage_type, scope, rule_order)
+    JOIN (SELECT DISTINCT service, driver, scope FROM evidence) k USING (service, driver, scope)
+    GROUP BY ALL
+),
+cost_buckets AS (
+    SELECT f.accountant_id, f.service, f.usage_type, d.driver, f.scope, f.currency, f.grain,
+           date_trunc('day', f.usage_hour) AS bucket, sum(f.cost) AS cost
+    FROM facts f
+    JOIN fact_driver d USING (service, usage_type, scope)
+    WHERE (f.grain = 'hour' AND f.usage_hour >= $hour_window_start AND f.usage_hour < $hour_window_end)
+       OR (f.grain = 'day' AND f.usage_hour >= $day_window_start AND f.usage_hour < $day_window_end)
+    GROUP BY ALL
+),
+usage_buckets AS (
+    SELECT c.service, c.driver, c.scope, c.grain, c.bucket, sum(e.quantity) AS quantity
+    FROM (SELECT DISTINCT service, driver, scope, grain, bucket FROM cost_buckets) c
+    JOIN evidence e
+      ON e.service = c.service AND e.driver = c.driver AND e.scope = c.scope
+     AND date_trunc('day', e.usage_hour) = c.bucket
+     AND ((c.grain = 'hour' AND e.usage_hour >= $hour_window_start AND e.usage_hour < $hour_window_end)
+       OR (c.grain = 'day' AND e.usage_hour >= $day_window_start AND e.usage_hour < $day_window_end))
+    GROUP BY ALL
+    HAVING sum(e.quantity) > 0
+)
+SELECT c.accountant_id, c.service, c.usage_type, c.driver, c.scope, c.currency, c.grain,
+       sum(c.cost) AS cost, sum(u.quantity) AS quantity
+FROM cost_buckets c
+JOIN usage_buckets u USING (service, driver, scope, grain, bucket)
+GROUP BY ALL
+ORDER BY ALL;
+
 -- query: run_rate_sums
--- Tagged (direct) resources, and untagged cost no driver explains (kept as 'unattributed'): their cost in the
--- window, per tenant x service x usage type; the run rate is that cost over the window's hours.
+-- Tagged (direct) resources without evidence of their own (or none in the window: nowcast_direct_unit_costs holds
+-- those with), and untagged cost no driver explains (kept as 'unattributed'): their cost in the window, per
+-- tenant x service x usage type; the run rate is that cost over the window's hours.
 WITH driver_map AS (
     SELECT service, usage_type, max(driver) AS driver
     FROM nowcast_attributed
@@ -102,10 +209,14 @@ facts AS (
            f.service, f.usage_type, f.currency, f.cost,
            CASE WHEN f.span_hours = 1 THEN 'hour' ELSE 'day' END               AS grain,
            f.usage_hour
-    FROM nowcast_facts f
+    FROM nowcast_scoped_facts f
     LEFT JOIN driver_map m ON m.service = f.service AND m.usage_type IS NOT DISTINCT FROM f.usage_type
+    LEFT JOIN nowcast_direct_unit_costs d
+      ON d.accountant_id = f.accountant_id AND d.service = f.service AND d.usage_type = f.usage_type
+     AND d.scope = f.fact_scope
     WHERE f.billing_period = $billing_period AND f.span_hours <= 24
       AND (coalesce(f.accountant_id, '') <> '' OR m.driver IS NULL)
+      AND d.scope IS NULL
 )
 SELECT accountant_id, service, usage_type, currency, grain, sum(cost) AS cost
 FROM facts
@@ -117,21 +228,43 @@ ORDER BY ALL;
 
 -- query: evidence_after_coverage
 -- Each tenant's usage of a calibrated driver and scope after coverage (hourly lines: covered_through; daily lines:
--- the end of the last covered day) through as_of, per day.
+-- the end of the last covered day) through as_of, per day. The service-wide scope '*' leaves out the evidence of
+-- tagged resources priced by their own (direct_evidence_after_coverage).
+WITH direct AS (
+    SELECT DISTINCT service, scope FROM nowcast_direct_scopes WHERE billing_period <= $billing_period
+),
+scoped AS (
+    SELECT e.usage_hour, e.service, e.driver, e.scope, e.accountant_id, e.quantity, d.scope IS NOT NULL AS is_direct
+    FROM nowcast_scoped_evidence e
+    LEFT JOIN direct d ON d.service = e.service AND d.scope = e.scope
+    WHERE e.billing_period = $billing_period
+)
 SELECT e.accountant_id, k.service, k.driver, k.scope, k.currency, k.grain,
        CAST(e.usage_hour AS DATE)                                               AS usage_date,
        sum(e.quantity)                                                          AS quantity
 FROM (
-    SELECT usage_hour, service, driver, scope, accountant_id, quantity
-    FROM nowcast_evidence WHERE billing_period = $billing_period
+    SELECT usage_hour, service, driver, scope, accountant_id, quantity, is_direct FROM scoped
     UNION ALL
-    SELECT e.usage_hour, e.service, 'combined', e.scope, e.accountant_id, e.quantity * p.unit_price
-    FROM nowcast_evidence e JOIN driver_prices p ON p.service = e.service AND p.driver = e.driver
-    WHERE e.billing_period = $billing_period
+    SELECT e.usage_hour, e.service, 'combined', e.scope, e.accountant_id, e.quantity * p.unit_price, e.is_direct
+    FROM scoped e JOIN driver_prices p ON p.service = e.service AND p.driver = e.driver
 ) e
 JOIN nowcast_unit_costs k
-  ON e.service = k.service AND e.driver = k.driver AND (k.scope = '*' OR e.scope = k.scope)
+  ON e.service = k.service AND e.driver = k.driver AND ((k.scope = '*' AND NOT e.is_direct) OR e.scope = k.scope)
 WHERE e.usage_hour >= CASE k.grain WHEN 'hour' THEN $covered_through ELSE $days_covered_through END
+  AND e.usage_hour < $as_of
+GROUP BY ALL
+ORDER BY ALL;
+
+-- query: direct_evidence_after_coverage
+-- A tagged resource's own usage after coverage through as_of, per day, whoever the evidence names: all of its cost
+-- is its tag's tenant's.
+SELECT k.accountant_id, k.service, k.usage_type, k.driver, k.scope, k.currency, k.grain,
+       CAST(e.usage_hour AS DATE)                                               AS usage_date,
+       sum(e.quantity)                                                          AS quantity
+FROM nowcast_scoped_evidence e
+JOIN nowcast_direct_unit_costs k ON e.service = k.service AND e.driver = k.driver AND e.scope = k.scope
+WHERE e.billing_period = $billing_period
+  AND e.usage_hour >= CASE k.grain WHEN 'hour' THEN $covered_through ELSE $days_covered_through END
   AND e.usage_hour < $as_of
 GROUP BY ALL
 ORDER BY ALL;

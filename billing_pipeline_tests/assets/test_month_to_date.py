@@ -192,3 +192,85 @@ def test_forecast_adds_the_previous_months_account_level_lines_until_the_month_h
                          'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.25, NULL)""")
     row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
     assert row["forecast_cost"] == (estimated + estimated / 6 * 714).quantize(D("1e-10"))
+
+
+JUNE, JULY = dt.date(2026, 6, 1), dt.date(2026, 7, 1)
+
+
+def build_june(con):
+    """June 2026, covered June 1-2, evidence through 06:00 on the 3rd. Each hour: Claude 3.5 Sonnet input tokens
+    cost 0.003 (a 600 tokens, b 400: 0.000003 a token), Claude 3 Haiku's 0.00025 (b 1000: 0.00000025 a token), the
+    shared function 0.0001 (a 3 GB-s, b 2: 0.00002 a GB-s), and a's own tagged worker function 0.0002 an hour on
+    the 1st (10 GB-s an hour) and 0.0004 on the 2nd (20 GB-s), then 5 GB-s an hour on the 3rd: its REPORT lines are
+    logged, so the hours after coverage are its own evidence at its own unit cost (0.0144 / 720 GB-s = 0.00002), not
+    its run rate (0.0003 an hour)."""
+    con.execute("""
+        INSERT INTO hourly_cost_facts BY NAME
+        SELECT DATE '2026-06-01' AS billing_period, h AS usage_hour, 1 AS span_hours, v.service, v.usage_type,
+               v.resource_id, v.accountant_id, 'tax-demo' AS application, 'USD' AS currency, true AS in_scope,
+               CAST(CASE WHEN h < TIMESTAMP '2026-06-02' THEN v.day1 ELSE v.day2 END AS DECIMAL(38, 10)) AS unblended_cost,
+               CAST(CASE WHEN h < TIMESTAMP '2026-06-02' THEN v.day1 ELSE v.day2 END AS DECIMAL(38, 10)) AS amortized_cost,
+               1 AS line_items, 'Usage' AS line_item_type
+        FROM range(TIMESTAMP '2026-06-01', TIMESTAMP '2026-06-03', INTERVAL 1 HOUR) r(h),
+             (VALUES ('AmazonBedrock', 'USE1-Claude3.5Sonnet-input-tokens', '', NULL, 0.003, 0.003),
+                     ('AmazonBedrock', 'USE1-Claude3Haiku-input-tokens', '', NULL, 0.00025, 0.00025),
+                     ('AWSLambda', 'USE1-Lambda-GB-Second', 'arn:aws:lambda:us-east-1:1:function:shared', NULL,
+                      0.0001, 0.0001),
+                     ('AWSLambda', 'USE1-Lambda-GB-Second', 'arn:aws:lambda:us-east-1:1:function:worker-a', 'a',
+                      0.0002, 0.0004)) v(service, usage_type, resource_id, accountant_id, day1, day2)""")
+    con.execute("""
+        INSERT INTO usage_shares
+        SELECT DATE '2026-06-01', h, v.service, v.driver, v.scope, v.t,
+               CASE WHEN v.t = 'a' AND v.scope = 'worker-a'
+                    THEN CASE WHEN h < TIMESTAMP '2026-06-02' THEN 10 WHEN h < TIMESTAMP '2026-06-03' THEN 20 ELSE 5 END
+                    ELSE v.q END, 1, 1
+        FROM range(TIMESTAMP '2026-06-01', TIMESTAMP '2026-06-03 06:00', INTERVAL 1 HOUR) r(h),
+             (VALUES ('AmazonBedrock', 'input_tokens', 'anthropic.claude-3-5-sonnet-20240620-v1:0', 'a', 600),
+                     ('AmazonBedrock', 'input_tokens', 'anthropic.claude-3-5-sonnet-20240620-v1:0', 'b', 400),
+                     ('AmazonBedrock', 'input_tokens', 'anthropic.claude-3-haiku-20240307-v1:0', 'b', 1000),
+                     ('AWSLambda', 'gb_seconds', 'shared', 'a', 3),
+                     ('AWSLambda', 'gb_seconds', 'shared', 'b', 2),
+                     ('AWSLambda', 'gb_seconds', 'worker-a', 'a', 0)) v(service, driver, scope, t, q)""")
+    con.execute("""
+        INSERT INTO tenant_costs BY NAME
+        SELECT DATE '2026-06-01' AS billing_period, d AS usage_date, t AS accountant_id, s AS service,
+               rt AS resource_type, ut AS usage_type, 'Usage' AS line_item_type, al AS allocation, dr AS driver,
+               'USD' AS currency, 'unblended' AS cost_metric, CAST(c AS DECIMAL(38, 10)) AS cost
+        FROM (SELECT * FROM (VALUES (DATE '2026-06-01'), (DATE '2026-06-02')) days(d),
+              (VALUES ('a', 'AmazonBedrock', 'bedrock', 'USE1-Claude3.5Sonnet-input-tokens', 'shared_hour',
+                       'input_tokens', 0.0432),
+                      ('b', 'AmazonBedrock', 'bedrock', 'USE1-Claude3.5Sonnet-input-tokens', 'shared_hour',
+                       'input_tokens', 0.0288),
+                      ('b', 'AmazonBedrock', 'bedrock', 'USE1-Claude3Haiku-input-tokens', 'shared_hour',
+                       'input_tokens', 0.006),
+                      ('a', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'shared_hour', 'gb_seconds', 0.00144),
+                      ('b', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'shared_hour', 'gb_seconds', 0.00096))
+                   v(t, s, rt, ut, al, dr, c)
+              UNION ALL
+              VALUES (DATE '2026-06-01', 'a', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'direct', NULL, 0.0048),
+                     (DATE '2026-06-02', 'a', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'direct', NULL, 0.0096))
+             x(d, t, s, rt, ut, al, dr, c)""")
+
+
+def test_each_model_and_function_is_priced_at_its_own_unit_cost_and_a_tagged_one_by_its_own_evidence(warehouse_con):
+    build_june(warehouse_con)
+    nowcast = nowcast_of(warehouse_con, JUNE, JULY)
+    assert (nowcast.covered_through, nowcast.as_of) == (dt.datetime(2026, 6, 3), dt.datetime(2026, 6, 3, 6))
+    rows = rows_by_key(nowcast)
+    # 6 hours after coverage: a 3600 Sonnet tokens, b 2400 Sonnet and 6000 Haiku tokens (one unit cost for all
+    # Bedrock tokens would price a's at 0.000001625 and b's Haiku at 6.5 times its price)
+    assert rows[("a", "bedrock")]["estimated_cost"] == 3600 * D("0.000003")
+    assert rows[("b", "bedrock")]["estimated_cost"] == 2400 * D("0.000003") + 6000 * D("0.00000025")
+    # the shared function: 18 and 12 GB-s at 0.00002 (the worker's GB-seconds are neither in its unit cost nor
+    # priced at it); a's worker: 30 GB-s at its own 0.00002, once
+    assert rows[("a", "lambda")]["estimated_cost"] == 18 * D("0.00002") + 30 * D("0.00002")
+    assert rows[("b", "lambda")]["estimated_cost"] == 12 * D("0.00002")
+    assert rows[("a", "lambda")]["method"] == "actual+direct_unit_cost:last_7_covered_days+unit_cost:last_7_covered_days"
+    calibrations = {(c.kind, c.service, c.scope, c.accountant_id): (c.cost, c.quantity, c.unit_cost)
+                    for c in nowcast.calibrations}
+    assert calibrations == {
+        ("unit_cost", "AmazonBedrock", "claude-3-5-sonnet", None): (D("0.144"), D(48000), D("0.000003")),
+        ("unit_cost", "AmazonBedrock", "claude-3-haiku", None): (D("0.012"), D(48000), D("0.00000025")),
+        ("unit_cost", "AWSLambda", "shared", None): (D("0.0048"), D(240), D("0.00002")),
+        ("direct_unit_cost", "AWSLambda", "worker-a", "a"): (D("0.0144"), D(720), D("0.00002")),
+    }

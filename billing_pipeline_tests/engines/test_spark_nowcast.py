@@ -122,3 +122,31 @@ def test_replace_hours_from_keeps_the_earlier_hours_on_both_engines(tmp_path):
             engine.unregister("usage_evidence")
         assert rows == 4, name
         assert sorted(engine.execute(f"SELECT {columns} FROM usage_shares").fetchall()) == expected, name
+
+
+def test_per_model_and_direct_unit_costs_on_spark_are_duckdbs(tmp_path, warehouse_con):
+    """The hand-built June of assets/test_month_to_date.py (two Bedrock models, a shared function and a tenant's
+    tagged worker with REPORT evidence of its own), its nowcast computed on Spark from the same three relations:
+    the same rows and calibrations, to the digit."""
+    from billing_pipeline.engines.spark_engine import SparkEngine, spark_session
+    from billing_pipeline.nowcast import FACT_COLUMNS, compute, warehouse_inputs
+    from billing_pipeline.resources.warehouse import warehouse_ddl
+    from billing_pipeline_tests.assets.test_month_to_date import JULY, JUNE, PRICING, build_june
+
+    build_june(warehouse_con)
+    now = dt.datetime(2026, 11, 27, 15, 30)
+    with warehouse_inputs(warehouse_con, "unblended"):
+        expected = compute(warehouse_con, JUNE, JULY, PRICING, now=now)
+    spark = SparkEngine(spark_session("local[2]"), str(tmp_path / "spark-warehouse"), warehouse_ddl())
+    inputs = {"nowcast_facts": f"SELECT {FACT_COLUMNS.replace('$metric', repr('unblended'))} FROM hourly_cost_facts",
+              "nowcast_evidence": "SELECT * FROM usage_shares", "nowcast_attributed": "SELECT * FROM tenant_costs"}
+    for name, sql in inputs.items():
+        spark.register(name, warehouse_con.sql(sql).to_arrow_table())
+    try:
+        on_spark = compute(spark, JUNE, JULY, PRICING, now=now)
+    finally:
+        for name in inputs:
+            spark.unregister(name)
+    assert any(c.kind == "direct_unit_cost" for c in expected.calibrations)
+    assert on_spark.rows == expected.rows
+    assert on_spark.calibrations == expected.calibrations
