@@ -244,10 +244,14 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         priced |= {(c.service, c.driver) for c in unit_costs}
         run_rates = [c for c in (current if current else previous) if c.kind == "run_rate"]
         direct_costs = [c for c in (current if current else previous) if c.kind == "direct_unit_cost"]
+        # the pricing file's constant for a driver only where the bill prices none of its service's: where it does,
+        # a driver it leaves unpriced paid for nothing (AgentCore sessions when usage logs give vCPU-hours: pricing
+        # them as well would count the runtime twice)
+        billed_services = {service for service, _ in priced}
         for service, driver in con.execute(q["evidence_drivers"], {"billing_period": period, "covered_through": covered,
                                                                     "as_of": as_of}).fetchall():
             price = pricing.driver_prices.get((service, driver))
-            if (service, driver) not in priced and price is not None:
+            if service not in billed_services and price is not None:
                 unit_costs.append(Calibration("unit_cost", BASIS_PRICING, None, service, driver, "*", None, None,
                                               pricing.currency, "hour", None, None, None, None, price))
 

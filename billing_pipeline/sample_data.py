@@ -6,9 +6,11 @@ writes under `--out`:
 
 - `cur/`       legacy CUR, Athena Parquet layout (`cur/tax-demo-cur/tax-demo-cur/year=2026/month=1/*.snappy.parquet`,
                `cost_and_usage_data_status/`, and the `<yyyymmdd-yyyymmdd>/tax-demo-cur-Manifest.json` manifest);
-- `logs/`      CloudWatch Logs exported to S3 (`exportedlogs/<task id>/<log stream>/000000.gz`): Lambda START/END/
-               REPORT lines, the application's JSON lines (requestId + accountant_id, DynamoDB ConsumedCapacity),
-               Bedrock AgentCore session_start / tool_call lines;
+- `logs/`      CloudWatch Logs exported to S3 (`exportedlogs/[aws/lambda/<function>/]<task id>/<log stream>/000000.gz`,
+               a Lambda log group under a prefix naming its function): the shared function's and each tenant's own
+               worker function's START/END/REPORT lines, the application's JSON lines (requestId + accountant_id,
+               DynamoDB ConsumedCapacity), Bedrock AgentCore session_start / tool_call lines, and the AgentCore
+               Runtime's usage logs (per session and hour: `agent.runtime.vcpu.hours.used`, `...gb_hours.used`);
 - `inventory/` S3 Inventory of the shared bucket `tax-agent-documents` (daily CSV snapshots, objects under
                `clients/<accountant_id>/`);
 - `usage/tax-agent-usage.jsonl`  the application's own cost estimates.
@@ -50,6 +52,7 @@ CUR_BUCKET = "tax-demo-billing-reports"
 CUR_PREFIX = "cur"
 REPORT_NAME = "tax-demo-cur"
 LAMBDA_FUNCTION = "tax-agent-api"
+WORKER_FUNCTION = "tax-agent-worker-"  # + tenant: a tenant's own (tagged) worker function
 USAGE_TABLE = "tax-agent-usage"
 SESSIONS_TABLE = "tax-agent-sessions"
 AUDIT_TABLE = "tax-agent-audit"  # shared table no log line names: split by all tables' write units
@@ -57,6 +60,13 @@ DOCS_BUCKET = "tax-agent-documents"
 INVENTORY_BUCKET = "tax-demo-inventory"
 INVENTORY_CONFIG = "daily"
 LOG_EXPORT_PREFIX = "exportedlogs"
+
+
+def lambda_export_prefix(function: str) -> str:
+    """A Lambda function's log group exported under a prefix that names it, as the reader recognizes it."""
+    return f"{LOG_EXPORT_PREFIX}/aws/lambda/{function}"
+
+
 AGENT_RUNTIME_ARN = f"arn:aws:bedrock-agentcore:{REGION}:{APP_ACCOUNT}:runtime/tax_agent-Xk3Lw9PqRt"
 AGENT_GATEWAY_ARN = f"arn:aws:bedrock-agentcore:{REGION}:{APP_ACCOUNT}:gateway/tax-tools-gw-8f2k1m"
 PRICING_FILE = Path(__file__).with_name("pricing.json")
@@ -312,9 +322,9 @@ def _evidence(sim: _Sim) -> list[oracle.Evidence]:
             continue
         owner = r.tenant or oracle.UNATTRIBUTED
         hour = sim.hour_of(r.start)
-        ev.append(oracle.Evidence(hour, "AWSLambda", "gb_seconds", "", owner,
+        ev.append(oracle.Evidence(hour, "AWSLambda", "gb_seconds", LAMBDA_FUNCTION, owner,
                                   Fraction(r.billed_ms * r.memory_mb, 1000 * 1024)))
-        ev.append(oracle.Evidence(hour, "AWSLambda", "requests", "", owner, Fraction(1)))
+        ev.append(oracle.Evidence(hour, "AWSLambda", "requests", LAMBDA_FUNCTION, owner, Fraction(1)))
         for t, _op, items in r.ddb:
             for table, kind, half in items:
                 ev.append(oracle.Evidence(sim.hour_of(t), "AmazonDynamoDB", f"{kind}_units", table, owner,
@@ -352,6 +362,7 @@ class _Cur:
     def __init__(self, sim: _Sim):
         self.sim = sim
         self.chunks: list[tuple[int, dict[str, Any]]] = []
+        self.worker_gb_micro: dict[str, np.ndarray] = {}  # tenant -> its worker function's GB-s per hour, millionths
 
     def add(self, *, start_ms, end_ms, units, usage, service: str, usage_type: str, operation: str,
             resource_id: str, product_name: str, pricing_unit: str, rate: str, tags: dict[str, str],
@@ -616,9 +627,10 @@ def _build_cur(sim: _Sim, rows: int, rng: np.random.Generator, ids: _Ids, prices
                     family="Storage")
         if i % 2 == 0:  # a dedicated worker function
             micro = rng.integers(1_000, 4_000_000, size=H) * 125
+            cur.worker_gb_micro[tenant] = micro
             cur.hourly(np.arange(H), units=[_lambda_gbs_cost(int(x)) for x in micro], usage=micro / 1e6,
                        service="AWSLambda", usage_type="USE1-Lambda-GB-Second", operation="Invoke",
-                       resource_id=f"arn:aws:lambda:{REGION}:{APP_ACCOUNT}:function:tax-agent-worker-{tenant}",
+                       resource_id=f"arn:aws:lambda:{REGION}:{APP_ACCOUNT}:function:{WORKER_FUNCTION}{tenant}",
                        product_name="AWS Lambda", pricing_unit="Lambda-GB-Second", rate="0.0000166667", tags=tags)
         else:  # a dedicated ledger table
             half = rng.integers(2, 20_000, size=H)
@@ -687,26 +699,33 @@ def _build_cur(sim: _Sim, rows: int, rng: np.random.Generator, ids: _Ids, prices
 # 4. Logs, inventory, estimates
 
 
-def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator
-                ) -> tuple[dict[str, int], list[oracle.Evidence]]:
-    """Write the month's log exports; return the line counts and the CloudWatch Logs evidence they carry: each
-    timestamped line of the month is message bytes + 26 of `log_bytes` for its owner (the line's tenant, its
-    request's or its session's; 'unattributed' for lines nobody owns, e.g. the corrupted ones)."""
+def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator, workers: dict[str, np.ndarray],
+                extra: np.random.Generator) -> tuple[dict[str, int], list[oracle.Evidence]]:
+    """Write the month's log exports; return the line counts and the evidence only the written logs know: each
+    timestamped line of the month is message bytes + 26 of `log_bytes` in its log group for its owner (the line's
+    tenant, its request's or its session's; 'unattributed' for lines nobody owns, e.g. the corrupted ones), and the
+    worker functions' and AgentCore usage logs' quantities. Those two are drawn from `extra`, after everything
+    else, so the rest of the sample stays what it was without them."""
     ym = f"{sim.month_start:%Y-%m}"
     lambda_task = str(uuid.uuid5(NS, f"logs/{ym}/lambda"))
     agent_task = str(uuid.uuid5(NS, f"logs/{ym}/agentcore"))
-    for task in (lambda_task, agent_task):
-        shutil.rmtree(logs_dir / LOG_EXPORT_PREFIX / task, ignore_errors=True)
+    usage_task = str(uuid.uuid5(NS, f"logs/{ym}/agentcore-usage"))
+    for prefix, task in ((lambda_export_prefix(LAMBDA_FUNCTION), lambda_task), (LOG_EXPORT_PREFIX, agent_task),
+                         (LOG_EXPORT_PREFIX, usage_task)):
+        shutil.rmtree(logs_dir / prefix / task, ignore_errors=True)
     fmt.write_file(logs_dir / LOG_EXPORT_PREFIX / "aws-logs-write-test", b"Permission Check Successful")
     counts = defaultdict(int)
     log_bytes: list[oracle.Evidence] = []
 
-    def owned(t: dt.datetime, message: str, owner: str | None) -> tuple[dt.datetime, str]:
+    def owned(t: dt.datetime, message: str, owner: str | None, log_group: str = "") -> tuple[dt.datetime, str]:
         if not message.startswith("\0") and sim.month_start <= t < sim.month_end:
             log_bytes.append(oracle.Evidence(t.replace(minute=0, second=0, microsecond=0), "AmazonCloudWatch",
-                                             "log_bytes", "", owner or oracle.UNATTRIBUTED,
+                                             "log_bytes", log_group, owner or oracle.UNATTRIBUTED,
                                              Fraction(len(message.encode()) + 26)))
         return t, message
+
+    def lambda_owned(t: dt.datetime, message: str, owner: str | None) -> tuple[dt.datetime, str]:
+        return owned(t, message, owner, f"/aws/lambda/{LAMBDA_FUNCTION}")
 
     # Lambda: a few execution environments (log streams) per day
     streams: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
@@ -721,9 +740,9 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator
         lines = streams[stream_names[slot]]
         rid = r.request_id
         ms = dt.timedelta(milliseconds=1)
-        lines.append(owned(r.start, f"START RequestId: {rid} Version: $LATEST", r.tenant))
+        lines.append(lambda_owned(r.start, f"START RequestId: {rid} Version: $LATEST", r.tenant))
         if r.tenant:
-            lines.append(owned(r.start + 2 * ms, json.dumps({
+            lines.append(lambda_owned(r.start + 2 * ms, json.dumps({
                 "timestamp": fmt.iso_ms(r.start + 2 * ms), "level": "INFO", "requestId": rid,
                 "accountant_id": r.tenant, "message": "tax agent request handled"}), r.tenant))
             counts["app_lines"] += 1
@@ -733,28 +752,28 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator
                 cap = half / 2
                 cc.append({"TableName": table, "CapacityUnits": cap,
                            ("ReadCapacityUnits" if kind == "read" else "WriteCapacityUnits"): cap})
-            lines.append(owned(t, json.dumps({
+            lines.append(lambda_owned(t, json.dumps({
                 "timestamp": fmt.iso_ms(t), "level": "INFO", "accountant_id": r.tenant, "requestId": rid,
                 "operation": op, "ConsumedCapacity": cc if len(cc) > 1 else cc[0]}), r.tenant))
             counts["dynamodb_lines"] += 1
         end = r.start + dt.timedelta(milliseconds=float(r.duration_ms) + float(r.init_ms or 0)) + ms
-        lines.append(owned(end, f"END RequestId: {rid}", r.tenant))
+        lines.append(lambda_owned(end, f"END RequestId: {rid}", r.tenant))
         report = (f"REPORT RequestId: {rid}\tDuration: {r.duration_ms} ms\tBilled Duration: {r.billed_ms} ms\t"
                   f"Memory Size: {r.memory_mb} MB\tMax Memory Used: {r.max_memory_mb} MB")
         if r.init_ms:
             report += f"\tInit Duration: {r.init_ms} ms"
-        lines.append(owned(end + ms, report, r.tenant))
+        lines.append(lambda_owned(end + ms, report, r.tenant))
         counts["report_lines"] += 1
         counts["reports_without_owner"] += r.tenant is None
     # two corrupted lines (a truncated JSON object, a line without timestamp): counted, never evidence
     first = min(streams)
     t0 = min(t for t, _ in streams[first])
-    streams[first].append(owned(t0 + dt.timedelta(seconds=1), '{"timestamp": "' + fmt.iso_ms(t0) + '", "level": '
+    streams[first].append(lambda_owned(t0 + dt.timedelta(seconds=1), '{"timestamp": "' + fmt.iso_ms(t0) + '", "level": '
                                 '"INFO", "requestId": "', None))
-    streams[first].append(owned(t0 + dt.timedelta(seconds=2), "\0#### export chunk truncated ####", None))
+    streams[first].append(lambda_owned(t0 + dt.timedelta(seconds=2), "\0#### export chunk truncated ####", None))
     counts["malformed_lines"] += 2
     for stream, lines in streams.items():
-        fmt.write_log_stream(logs_dir, LOG_EXPORT_PREFIX, lambda_task, stream, lines)
+        fmt.write_log_stream(logs_dir, lambda_export_prefix(LAMBDA_FUNCTION), lambda_task, stream, lines)
 
     # AgentCore runtime: one stream per day
     agent: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
@@ -780,7 +799,75 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator
     counts["malformed_lines"] += 1
     for stream, lines in agent.items():
         fmt.write_log_stream(logs_dir, LOG_EXPORT_PREFIX, agent_task, stream, lines)
-    return dict(counts), log_bytes
+
+    usage: list[oracle.Evidence] = []
+    extra_ids = _Ids(extra)
+    ms = dt.timedelta(milliseconds=1)
+    # Each tenant's own worker function (tagged: direct cost) logs like the shared one, in its own log group: 128 MB,
+    # so an hour's billed milliseconds are exactly its GB-second millionths / 125 (GB-s = ms / 1000 x 128 / 1024),
+    # in as few invocations of at most 15 minutes as hold them
+    for tenant, micro in workers.items():
+        function = f"{WORKER_FUNCTION}{tenant}"
+        prefix, task = lambda_export_prefix(function), str(uuid.uuid5(NS, f"logs/{ym}/{function}"))
+        shutil.rmtree(logs_dir / prefix / task, ignore_errors=True)
+        by_day: dict[dt.date, list[tuple[dt.datetime, str]]] = defaultdict(list)
+        for h, gb_micro in enumerate(micro):
+            hour_billed = int(gb_micro) // 125
+            n = -(-hour_billed // 900_000)
+            for j in range(n):
+                billed = hour_billed // n + (hour_billed % n if j == 0 else 0)
+                start = sim.month_start + dt.timedelta(hours=h, milliseconds=int(
+                    extra.integers(0, 3_600_000 - billed - 1_000)))
+                if not sim.logged(start):
+                    counts["worker_requests_not_logged"] += 1
+                    continue
+                rid, end = extra_ids.uuid(), start + dt.timedelta(milliseconds=billed)
+                by_day[start.date()] += [
+                    owned(start, f"START RequestId: {rid} Version: $LATEST", tenant, f"/aws/lambda/{function}"),
+                    owned(start + 2 * ms, json.dumps({"timestamp": fmt.iso_ms(start + 2 * ms), "level": "INFO",
+                                                      "requestId": rid, "accountant_id": tenant,
+                                                      "message": "worker batch done"}), tenant, f"/aws/lambda/{function}"),
+                    owned(end, f"END RequestId: {rid}", tenant, f"/aws/lambda/{function}"),
+                    owned(end + ms, f"REPORT RequestId: {rid}\tDuration: {billed - 0.37:.2f} ms\tBilled Duration: "
+                                    f"{billed} ms\tMemory Size: 128 MB\tMax Memory Used: 71 MB", tenant,
+                          f"/aws/lambda/{function}")]
+                usage += [oracle.Evidence(sim.hour_of(start), "AWSLambda", "gb_seconds", function, tenant,
+                                          Fraction(billed * 128, 1000 * 1024)),
+                          oracle.Evidence(sim.hour_of(start), "AWSLambda", "requests", function, tenant, Fraction(1))]
+                counts["worker_report_lines"] += 1
+        for day, lines in sorted(by_day.items()):
+            fmt.write_log_stream(logs_dir, prefix, task, f"{day:%Y/%m/%d}/[$LATEST]{extra_ids.hex(32)}", lines)
+
+    # AgentCore Runtime usage logs, vended by the runtime: a record per session and clock hour it ran, its vCPU-hours
+    # (1 vCPU) and memory GB-hours (2 GB) for the seconds the CUR bills that hour. No tenant on them: the reader
+    # takes the session's owner from the application's lines (none logged: 'unattributed')
+    owners = {s.session_id: s.tenant for s in sim.sessions
+              if sim.logged(s.start) or any(sim.logged(t) for t, _ in s.tool_calls)}
+    usage_streams: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for s in sim.sessions:
+        t = s.start
+        while t < s.end:
+            hour_end = sim.hour_of(t) + dt.timedelta(hours=1)
+            seconds = int(math.ceil((min(hour_end, s.end) - t).total_seconds()))
+            at = min(s.end, hour_end - ms)
+            t = hour_end
+            if not sim.logged(at):
+                continue
+            vcpu, gb = (_dec10(Fraction(k * seconds, 3600)) for k in (1, 2))
+            message = (f'{{"event_timestamp": {_epoch_ms(at)}, "resource_arn": "{AGENT_RUNTIME_ARN}", '
+                       f'"session.id": "{s.session_id}", "agent.runtime.vcpu.hours.used": {vcpu:f}, '
+                       f'"agent.runtime.memory.gb_hours.used": {gb:f}}}')
+            owner = owners.get(s.session_id)
+            usage_streams[f"{at:%Y/%m/%d}/[usage-logs]{uuid.uuid5(NS, f'{ym}/usage/{at:%d}')}"].append(
+                owned(at, message, owner))
+            usage += [oracle.Evidence(sim.hour_of(at), "AmazonBedrockAgentCore", driver, "",
+                                      owner or oracle.UNATTRIBUTED, Fraction(f"{q:f}"))
+                      for driver, q in (("vcpu_hours", vcpu), ("gb_hours", gb))]
+            counts["agentcore_usage_lines"] += 1
+            counts["agentcore_usage_without_owner"] += owner is None
+    for stream, lines in usage_streams.items():
+        fmt.write_log_stream(logs_dir, LOG_EXPORT_PREFIX, usage_task, stream, lines)
+    return dict(counts), log_bytes + usage
 
 
 def _write_inventory(inventory_dir: Path, sim: _Sim) -> list[str]:
@@ -930,8 +1017,9 @@ def generate_month(out: Path, month: dt.date, tenants: int = 5, rows: int = 20_0
                   account=PAYER_ACCOUNT, assembly_id=ids.uuid(), report_id=uuid.uuid5(NS, REPORT_NAME).hex * 2)
 
     # the oracle runs once the logs are written: their lines are the CloudWatch Logs evidence (log bytes)
-    log_counts, log_bytes = _write_logs(out / "logs", sim, ids, rng)
-    evidence = _evidence(sim) + log_bytes
+    log_counts, log_evidence = _write_logs(out / "logs", sim, ids, rng, cur.worker_gb_micro,
+                                           np.random.default_rng([seed, start.year, start.month, 2]))
+    evidence = _evidence(sim) + log_evidence
 
     def attribute(through: dt.datetime | None):
         items, untagged_units, other_bill = cur.line_items(through)

@@ -136,19 +136,22 @@ REPORT = re.compile(r"^REPORT RequestId: (\S+)\tDuration: ([\d.]+) ms\tBilled Du
 
 
 def _log_lines(logs: Path):
+    """(the Lambda function the export prefix names or '', line) of every exported line."""
     files = sorted(logs.rglob("000000.gz"))
     assert files
     for f in files:
-        parts = f.relative_to(logs).parts  # exportedlogs / <task id> / <log stream ...> / 000000.gz
+        # exportedlogs / [aws / lambda / <function> /] <task id> / <log stream ...> / 000000.gz
+        parts = f.relative_to(logs).parts
         assert parts[0] == "exportedlogs" and len(parts) >= 4
+        function = parts[3] if parts[1:3] == ("aws", "lambda") else ""
         for line in gzip.decompress(f.read_bytes()).decode().splitlines():
-            yield line
+            yield function, line
 
 
 def test_logs_shapes_and_consistency_with_cur(sample, cur):
     reports, owners, ddb_read, malformed, init_durations, lists = {}, {}, defaultdict(Fraction), 0, 0, 0
-    sessions, tools = set(), 0
-    for line in _log_lines(Path(sample.logs_uri)):
+    sessions, tools, agent_usage = set(), 0, defaultdict(Fraction)
+    for function, line in _log_lines(Path(sample.logs_uri)):
         m = LINE.match(line)
         if not m:
             malformed += 1
@@ -158,13 +161,13 @@ def test_logs_shapes_and_consistency_with_cur(sample, cur):
         if msg.startswith("REPORT"):
             r = REPORT.match(msg)
             assert r, msg
-            reports[r.group(1)] = (hour, int(r.group(3)), int(r.group(4)))
+            reports[r.group(1)] = (function, hour, int(r.group(3)), int(r.group(4)))
             init_durations += r.group(6) is not None
         elif msg.startswith(("START", "END")):
             continue
         else:
             try:
-                obj = json.loads(msg)
+                obj = json.loads(msg, parse_float=Fraction)
             except json.JSONDecodeError:
                 malformed += 1
                 continue
@@ -173,34 +176,53 @@ def test_logs_shapes_and_consistency_with_cur(sample, cur):
                 lists += isinstance(caps, list)
                 for c in caps if isinstance(caps, list) else [caps]:
                     if c["TableName"] == "tax-agent-usage" and "ReadCapacityUnits" in c:
-                        ddb_read[hour] += Fraction(str(c["ReadCapacityUnits"]))
+                        ddb_read[hour] += Fraction(c["ReadCapacityUnits"])
             elif obj.get("event") == "session_start":
                 sessions.add(obj["session_id"])
             elif obj.get("event") == "tool_call":
                 tools += 1
+            elif "agent.runtime.vcpu.hours.used" in obj:  # the runtime's usage log: no tenant, a session
+                assert set(obj) == {"event_timestamp", "resource_arn", "session.id", "agent.runtime.vcpu.hours.used",
+                                    "agent.runtime.memory.gb_hours.used"}
+                # 2 GB: twice the vCPU-hours, each rounded to 10 decimals
+                assert abs(obj["agent.runtime.memory.gb_hours.used"] - 2 * obj["agent.runtime.vcpu.hours.used"]) \
+                    <= Fraction(1, 10**10)
+                agent_usage[hour] += obj["agent.runtime.vcpu.hours.used"]
             else:
                 assert set(obj) == {"timestamp", "level", "requestId", "accountant_id", "message"}
                 owners[obj["requestId"]] = obj["accountant_id"]
     assert malformed == 3 and init_durations > 0 and lists > 0
-    assert sum(1 for rid in reports if rid not in owners) == sample.scenario["log_counts"]["reports_without_owner"] > 0
-    assert len(sessions) == sample.scenario["log_counts"]["session_starts"] and tools > 0
+    counts = sample.scenario["log_counts"]
+    assert sum(1 for rid in reports if rid not in owners) == counts["reports_without_owner"] > 0
+    assert len(sessions) == counts["session_starts"] and tools > 0
+    # every worker invocation names its tenant, in its own function's log group
+    workers = {rid: r for rid, r in reports.items() if r[0].startswith("tax-agent-worker-")}
+    assert len(workers) == counts["worker_report_lines"] > 0
+    assert all(owners[rid] == f[len("tax-agent-worker-"):] for rid, (f, *_rest) in workers.items())
 
-    # in every hour whose logs were exported, the REPORT lines add up to the CUR's shared Lambda lines
+    # in every hour whose logs were exported, the REPORT lines add up to the CUR's lines of their function, and
+    # the AgentCore usage logs to the runtime's vCPU-hours (to the 10 decimals each record carries)
     gbs, reqs = defaultdict(Fraction), defaultdict(int)
-    for hour, billed, memory in reports.values():
-        gbs[hour] += Fraction(billed * memory, 1000 * 1024)
-        reqs[hour] += 1
-    cur_rows = cur.filter(pa.compute.equal(cur.column("line_item_resource_id"),
-                                           "arn:aws:lambda:us-east-1:111122223333:function:tax-agent-api")).to_pylist()
+    for function, hour, billed, memory in reports.values():
+        gbs[(function, hour)] += Fraction(billed * memory, 1000 * 1024)
+        reqs[(function, hour)] += 1
     cur_usage = defaultdict(float)
-    for row in cur_rows:
-        if row["line_item_line_item_type"] == "Usage":
-            cur_usage[(row["line_item_usage_start_date"].strftime("%Y-%m-%dT%H"), row["line_item_usage_type"])] = \
-                row["line_item_usage_amount"]
-    for hour in reqs:
-        assert cur_usage[(hour, "USE1-Request")] == reqs[hour]
-        assert cur_usage[(hour, "USE1-Lambda-GB-Second")] == pytest.approx(float(gbs[hour]), abs=1e-9)
-    missing = {h for (h, t) in cur_usage if t == "USE1-Request"} - set(reqs)
+    for row in cur.filter(pa.compute.equal(cur.column("line_item_line_item_type"), "Usage")).to_pylist():
+        resource = row["line_item_resource_id"]
+        function = resource.rsplit(":", 1)[-1] if ":function:" in resource else resource
+        cur_usage[(function, row["line_item_usage_start_date"].strftime("%Y-%m-%dT%H"), row["line_item_usage_type"])] \
+            += row["line_item_usage_amount"]
+    for function, hour in reqs:
+        if function == "tax-agent-api":
+            assert cur_usage[(function, hour, "USE1-Request")] == reqs[(function, hour)]
+        assert cur_usage[(function, hour, "USE1-Lambda-GB-Second")] == pytest.approx(float(gbs[(function, hour)]),
+                                                                                     abs=1e-9)
+    assert {f for f, _ in reqs} == {"tax-agent-api"} | {f for f, *_ in workers.values()}
+    runtime = "arn:aws:bedrock-agentcore:us-east-1:111122223333:runtime/tax_agent-Xk3Lw9PqRt"
+    for hour, vcpu_hours in agent_usage.items():
+        assert cur_usage[(runtime, hour, "USE1-AgentCoreRuntime-vCPU-Hours")] == pytest.approx(float(vcpu_hours),
+                                                                                           abs=1e-8)
+    missing = {h for (f, h, t) in cur_usage if t == "USE1-Request"} - {h for f, h in reqs if f == "tax-agent-api"}
     assert {h[:10] for h in missing} >= {"2026-01-15"}  # the lost export day has cost but no logs
     assert len(missing) >= 24 + 4
 

@@ -203,7 +203,8 @@ def build_june(con):
     shared function 0.0001 (a 3 GB-s, b 2: 0.00002 a GB-s), and a's own tagged worker function 0.0002 an hour on
     the 1st (10 GB-s an hour) and 0.0004 on the 2nd (20 GB-s), then 5 GB-s an hour on the 3rd: its REPORT lines are
     logged, so the hours after coverage are its own evidence at its own unit cost (0.0144 / 720 GB-s = 0.00002), not
-    its run rate (0.0003 an hour)."""
+    its run rate (0.0003 an hour). The AgentCore runtime costs 0.0895 an hour, half a vCPU-hour each for a and b
+    by the runtime's usage logs, which is what splits it, not a's one session start an hour."""
     con.execute("""
         INSERT INTO hourly_cost_facts BY NAME
         SELECT DATE '2026-06-01' AS billing_period, h AS usage_hour, 1 AS span_hours, v.service, v.usage_type,
@@ -217,7 +218,9 @@ def build_june(con):
                      ('AWSLambda', 'USE1-Lambda-GB-Second', 'arn:aws:lambda:us-east-1:1:function:shared', NULL,
                       0.0001, 0.0001),
                      ('AWSLambda', 'USE1-Lambda-GB-Second', 'arn:aws:lambda:us-east-1:1:function:worker-a', 'a',
-                      0.0002, 0.0004)) v(service, usage_type, resource_id, accountant_id, day1, day2)""")
+                      0.0002, 0.0004),
+                     ('AmazonBedrockAgentCore', 'USE1-AgentCoreRuntime-vCPU-Hours', 'arn:runtime', NULL, 0.0895,
+                      0.0895)) v(service, usage_type, resource_id, accountant_id, day1, day2)""")
     con.execute("""
         INSERT INTO usage_shares
         SELECT DATE '2026-06-01', h, v.service, v.driver, v.scope, v.t,
@@ -230,7 +233,10 @@ def build_june(con):
                      ('AmazonBedrock', 'input_tokens', 'anthropic.claude-3-haiku-20240307-v1:0', 'b', 1000),
                      ('AWSLambda', 'gb_seconds', 'shared', 'a', 3),
                      ('AWSLambda', 'gb_seconds', 'shared', 'b', 2),
-                     ('AWSLambda', 'gb_seconds', 'worker-a', 'a', 0)) v(service, driver, scope, t, q)""")
+                     ('AWSLambda', 'gb_seconds', 'worker-a', 'a', 0),
+                     ('AmazonBedrockAgentCore', 'vcpu_hours', '', 'a', 0.5),
+                     ('AmazonBedrockAgentCore', 'vcpu_hours', '', 'b', 0.5),
+                     ('AmazonBedrockAgentCore', 'sessions', '', 'a', 1)) v(service, driver, scope, t, q)""")
     con.execute("""
         INSERT INTO tenant_costs BY NAME
         SELECT DATE '2026-06-01' AS billing_period, d AS usage_date, t AS accountant_id, s AS service,
@@ -244,7 +250,11 @@ def build_june(con):
                       ('b', 'AmazonBedrock', 'bedrock', 'USE1-Claude3Haiku-input-tokens', 'shared_hour',
                        'input_tokens', 0.006),
                       ('a', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'shared_hour', 'gb_seconds', 0.00144),
-                      ('b', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'shared_hour', 'gb_seconds', 0.00096))
+                      ('b', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'shared_hour', 'gb_seconds', 0.00096),
+                      ('a', 'AmazonBedrockAgentCore', 'agentcore', 'USE1-AgentCoreRuntime-vCPU-Hours', 'shared_hour',
+                       'vcpu_hours', 1.074),
+                      ('b', 'AmazonBedrockAgentCore', 'agentcore', 'USE1-AgentCoreRuntime-vCPU-Hours', 'shared_hour',
+                       'vcpu_hours', 1.074))
                    v(t, s, rt, ut, al, dr, c)
               UNION ALL
               VALUES (DATE '2026-06-01', 'a', 'AWSLambda', 'lambda', 'USE1-Lambda-GB-Second', 'direct', NULL, 0.0048),
@@ -266,6 +276,10 @@ def test_each_model_and_function_is_priced_at_its_own_unit_cost_and_a_tagged_one
     assert rows[("a", "lambda")]["estimated_cost"] == 18 * D("0.00002") + 30 * D("0.00002")
     assert rows[("b", "lambda")]["estimated_cost"] == 12 * D("0.00002")
     assert rows[("a", "lambda")]["method"] == "actual+direct_unit_cost:last_7_covered_days+unit_cost:last_7_covered_days"
+    # the runtime: 3 vCPU-hours each at the bill's 0.0895; a's sessions are not priced besides (the bill prices
+    # AgentCore by vCPU-hours, so the pricing file's 0.003 a session would count the runtime twice)
+    assert rows[("a", "agentcore")]["estimated_cost"] == rows[("b", "agentcore")]["estimated_cost"] == 3 * D("0.0895")
+    assert rows[("a", "agentcore")]["method"] == "actual+unit_cost:last_7_covered_days"
     calibrations = {(c.kind, c.service, c.scope, c.accountant_id): (c.cost, c.quantity, c.unit_cost)
                     for c in nowcast.calibrations}
     assert calibrations == {
@@ -273,4 +287,5 @@ def test_each_model_and_function_is_priced_at_its_own_unit_cost_and_a_tagged_one
         ("unit_cost", "AmazonBedrock", "claude-3-haiku", None): (D("0.012"), D(48000), D("0.00000025")),
         ("unit_cost", "AWSLambda", "shared", None): (D("0.0048"), D(240), D("0.00002")),
         ("direct_unit_cost", "AWSLambda", "worker-a", "a"): (D("0.0144"), D(720), D("0.00002")),
+        ("unit_cost", "AmazonBedrockAgentCore", "*", None): (D("4.296"), D(48), D("0.0895")),
     }
