@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from importlib import resources as package_files
 
+import duckdb
 import pyarrow as pa
 
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import Pricing
 
 HOUR = dt.timedelta(hours=1)
@@ -53,8 +55,8 @@ def t975(degrees: int) -> Decimal:
     known = [d for d in T975 if d <= degrees]
     return Decimal(T975[max(known)]) if known else Decimal(T975[1])
 
-# views over the caller's nowcast_* relations, in order (month_to_date.sql): facts and evidence under the catalog's
-# scope names, and the tagged resources with evidence of their own
+# relations staged from the caller's nowcast_* ones, in order (month_to_date.sql), the months through the nowcast's:
+# facts and evidence under the catalog's scope names, and the tagged resources with evidence of their own
 SCOPED_VIEWS = ("scoped_facts", "scoped_evidence", "direct_scopes")
 
 BASIS_CURRENT = "last_7_covered_days"
@@ -223,9 +225,11 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     month_start = dt.datetime.combine(period, dt.time())
     month_end = dt.datetime.combine(next_period, dt.time())
     con.register("driver_prices", pricing.driver_prices_table())
+    # materialized once (every query below reads them; on Spark a view would be recomputed by each)
+    engine = DuckDBEngine(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
     try:
         for view in SCOPED_VIEWS:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW nowcast_{view} AS {q[view]}")
+            engine.stage(f"nowcast_{view}", q[view], {"billing_period": period})
         covered, days_covered = _coverage(con, q, period)
         covered = covered or month_start
         days_covered = days_covered or month_start
@@ -315,7 +319,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     finally:
         con.unregister("driver_prices")
         for view in reversed(SCOPED_VIEWS):
-            con.execute(f"DROP VIEW IF EXISTS nowcast_{view}")
+            engine.drop(f"nowcast_{view}")
 
     # forecast: the cost per hour of the last whole weeks before as_of (all whole days in the first week: a week
     # holds every weekday once, and more of them weigh a noisy day less), over the hours left

@@ -86,7 +86,7 @@ def month_to_date(
 ) -> MaterializeResult:
     """Per tenant x resource type x currency: actual_cost (the hours the CUR covers, as tenant_costs),
     estimated_cost (usage after covered_through through as_of, priced by the bill's implied unit costs; tagged
-    resources at their run rate), cost_to_date, forecast_cost with forecast_low / forecast_high, covered_through,
+    resources by their own usage at their own unit cost, else at their run rate), cost_to_date, forecast_cost with forecast_low / forecast_high, covered_through,
     as_of and method. The calibrations are written to month_to_date_calibration."""
     period, next_period = month_of(context)
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")

@@ -5,10 +5,10 @@
 --                       usage_type, resource_id, accountant_id ('' / NULL: untagged), currency, cost (the metric)
 --   nowcast_evidence    usage_shares, every month (hour x service x driver x scope x tenant quantities)
 --   nowcast_attributed  tenant_costs, every month (the attributed actual cost)
--- and driver_prices (service, driver, unit_price) from the pricing file. The first three blocks define views the
--- nowcast creates over those (nowcast_scoped_facts, nowcast_scoped_evidence, nowcast_direct_scopes): the scope of
--- a fact and of its evidence as cost_allocations.sql names them from the catalog, so that each model, function,
--- table and bucket is priced at its own unit cost. Divisions and rounding happen in Python with Decimal (exact);
+-- and driver_prices (service, driver, unit_price) from the pricing file. The first three blocks are staged from
+-- those (nowcast_scoped_facts, nowcast_scoped_evidence, nowcast_direct_scopes; the months through the nowcast's):
+-- the scope of a fact and of its evidence as cost_allocations.sql names them from the catalog, so that each model,
+-- function, table and bucket is priced at its own unit cost. Divisions and rounding happen in Python with Decimal (exact);
 -- this SQL only sums.
 
 -- query: scoped_facts
@@ -20,12 +20,13 @@ FROM nowcast_facts f
 LEFT JOIN fact_scopes s ON s.service = f.service
 LEFT JOIN (
     SELECT t.service, t.usage_type, min_by(n.scope, n.name_order) AS scope
-    FROM (SELECT DISTINCT service, usage_type FROM nowcast_facts) t
+    FROM (SELECT DISTINCT service, usage_type FROM nowcast_facts WHERE billing_period <= $billing_period) t
     JOIN scope_names n
       ON n.service = t.service
      AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
     GROUP BY t.service, t.usage_type
-) n ON n.service = f.service AND n.usage_type = f.usage_type;
+) n ON n.service = f.service AND n.usage_type = f.usage_type
+WHERE f.billing_period <= $billing_period;
 
 -- query: scoped_evidence
 -- The evidence under the scope names the facts use (a modelId names its catalog model, first match).
@@ -34,10 +35,11 @@ SELECT e.billing_period, e.usage_hour, e.service, e.driver, coalesce(n.scope, e.
 FROM nowcast_evidence e
 LEFT JOIN (
     SELECT k.service, k.scope AS evidence_scope, min_by(n.scope, n.name_order) AS scope
-    FROM (SELECT DISTINCT service, scope FROM nowcast_evidence) k
+    FROM (SELECT DISTINCT service, scope FROM nowcast_evidence WHERE billing_period <= $billing_period) k
     JOIN scope_names n ON n.service = k.service AND contains(k.scope, n.evidence_pattern)
     GROUP BY k.service, k.scope
-) n ON n.service = e.service AND n.evidence_scope = e.scope;
+) n ON n.service = e.service AND n.evidence_scope = e.scope
+WHERE e.billing_period <= $billing_period;
 
 -- query: direct_scopes
 -- Tagged resources with usage evidence of their own (a tenant's own function whose REPORT lines are logged, its own
@@ -47,7 +49,7 @@ SELECT f.billing_period, f.service, f.fact_scope AS scope, min(f.accountant_id) 
 FROM nowcast_scoped_facts f
 JOIN (SELECT DISTINCT billing_period, service, scope FROM nowcast_scoped_evidence) e
   ON e.billing_period = f.billing_period AND e.service = f.service AND e.scope = f.fact_scope
-WHERE coalesce(f.accountant_id, '') <> '' AND f.fact_scope <> ''
+WHERE coalesce(f.accountant_id, '') <> '' AND f.fact_scope <> '' AND f.billing_period <= $billing_period
 GROUP BY f.billing_period, f.service, f.fact_scope
 HAVING count(DISTINCT f.accountant_id) = 1;
 
