@@ -4,9 +4,11 @@ reached yet, priced by the bill, and a month-end forecast with an interval. See 
     actual_cost     tenant_costs of the month (the hours the current CUR delivery covers), exactly
     estimated_cost  after coverage through as_of:
                       shared drivers: the tenant's measured usage x the unit cost the bill implies for that driver
-                      and scope (cost / usage over the last 7 covered days; else the previous month with a CUR;
-                      else the pricing file's constant);
-                      tagged resources and cost no driver explains: their run rate (cost per hour of the same
+                      and scope (model, function, table, bucket, as the attribution names them: cost / usage over
+                      the last 7 covered days; else the previous month with a CUR; else, for a service the bill
+                      prices no driver of, the pricing file's constant);
+                      tagged resources with usage evidence of their own: that usage x their own unit cost;
+                      other tagged resources and cost no driver explains: their run rate (cost per hour of the same
                       window) x the hours not covered
     forecast_cost   cost_to_date + the cost per hour of the last whole weeks (whole days in the first week) x the
                     hours left in the month, storage at its last whole day's cost (it is a stock, not a flow), with
@@ -57,7 +59,7 @@ def t975(degrees: int) -> Decimal:
 
 # relations staged from the caller's nowcast_* ones, in order (month_to_date.sql), the months through the nowcast's:
 # facts and evidence under the catalog's scope names, and the tagged resources with evidence of their own
-SCOPED_VIEWS = ("scoped_facts", "scoped_evidence", "direct_scopes")
+SCOPED_RELATIONS = ("scoped_facts", "scoped_evidence", "direct_scopes")
 
 BASIS_CURRENT = "last_7_covered_days"
 BASIS_PREVIOUS = "previous_month"
@@ -228,7 +230,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     # materialized once (every query below reads them; on Spark a view would be recomputed by each)
     engine = DuckDBEngine(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
     try:
-        for view in SCOPED_VIEWS:
+        for view in SCOPED_RELATIONS:
             engine.stage(f"nowcast_{view}", q[view], {"billing_period": period})
         covered, days_covered = _coverage(con, q, period)
         covered = covered or month_start
@@ -318,7 +320,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
                 day += DAY
     finally:
         con.unregister("driver_prices")
-        for view in reversed(SCOPED_VIEWS):
+        for view in reversed(SCOPED_RELATIONS):
             engine.drop(f"nowcast_{view}")
 
     # forecast: the cost per hour of the last whole weeks before as_of (all whole days in the first week: a week
