@@ -27,13 +27,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from importlib import resources as package_files
 
 import duckdb
 import pyarrow as pa
 
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.pricing import Pricing
+from billing_pipeline.sql import read_sql
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -71,8 +71,8 @@ FACT_COLUMNS = """billing_period, usage_hour, span_hours, service, usage_type, r
 
 
 def queries() -> dict[str, str]:
-    """The named queries of assets/month_to_date.sql (blocks starting `-- query: <name>`)."""
-    text = package_files.files("billing_pipeline.assets").joinpath("month_to_date.sql").read_text(encoding="utf-8")
+    """The named queries of assets/month_to_date.sql (blocks starting `-- query: <name>`), its includes in place."""
+    text = read_sql("billing_pipeline.assets", "month_to_date.sql")
     parts = re.split(r"^-- query: (\w+)\s*$", text, flags=re.MULTILINE)
     return {name: body.strip().rstrip(";") for name, body in zip(parts[1::2], parts[2::2])}
 

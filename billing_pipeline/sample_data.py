@@ -808,6 +808,7 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator, 
     # in as few invocations of at most 15 minutes as hold them
     for tenant, micro in workers.items():
         function = f"{WORKER_FUNCTION}{tenant}"
+        group = f"/aws/lambda/{function}"
         prefix, task = lambda_export_prefix(function), str(uuid.uuid5(NS, f"logs/{ym}/{function}"))
         shutil.rmtree(logs_dir / prefix / task, ignore_errors=True)
         by_day: dict[dt.date, list[tuple[dt.datetime, str]]] = defaultdict(list)
@@ -823,14 +824,13 @@ def _write_logs(logs_dir: Path, sim: _Sim, ids: _Ids, rng: np.random.Generator, 
                     continue
                 rid, end = extra_ids.uuid(), start + dt.timedelta(milliseconds=billed)
                 by_day[start.date()] += [
-                    owned(start, f"START RequestId: {rid} Version: $LATEST", tenant, f"/aws/lambda/{function}"),
+                    owned(start, f"START RequestId: {rid} Version: $LATEST", tenant, group),
                     owned(start + 2 * ms, json.dumps({"timestamp": fmt.iso_ms(start + 2 * ms), "level": "INFO",
                                                       "requestId": rid, "accountant_id": tenant,
-                                                      "message": "worker batch done"}), tenant, f"/aws/lambda/{function}"),
-                    owned(end, f"END RequestId: {rid}", tenant, f"/aws/lambda/{function}"),
+                                                      "message": "worker batch done"}), tenant, group),
+                    owned(end, f"END RequestId: {rid}", tenant, group),
                     owned(end + ms, f"REPORT RequestId: {rid}\tDuration: {billed - 0.37:.2f} ms\tBilled Duration: "
-                                    f"{billed} ms\tMemory Size: 128 MB\tMax Memory Used: 71 MB", tenant,
-                          f"/aws/lambda/{function}")]
+                                    f"{billed} ms\tMemory Size: 128 MB\tMax Memory Used: 71 MB", tenant, group)]
                 usage += [oracle.Evidence(sim.hour_of(start), "AWSLambda", "gb_seconds", function, tenant,
                                           Fraction(billed * 128, 1000 * 1024)),
                           oracle.Evidence(sim.hour_of(start), "AWSLambda", "requests", function, tenant, Fraction(1))]

@@ -16,16 +16,12 @@ WITH
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
 ),
--- the scope a usage type names (a Bedrock model: `USE1-Claude3.5Sonnet-input-tokens`, or the product name the
--- reader appends to a Marketplace line's usage type), first match in catalog order
+fact_usage_types AS (
+    SELECT DISTINCT service, usage_type FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope
+),
+-- the scope a usage type names (a Bedrock model), first match in catalog order
 named_scopes AS (
-    SELECT t.service, t.usage_type, min_by(n.scope, n.name_order)                      AS scope
-    FROM (SELECT DISTINCT service, usage_type FROM hourly_cost_facts
-          WHERE billing_period = $billing_period AND in_scope) t
-    JOIN scope_names n
-      ON n.service = t.service
-     AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
-    GROUP BY t.service, t.usage_type
+-- include: named_scopes
 ),
 network_types AS (
     SELECT DISTINCT t.usage_type
@@ -70,13 +66,17 @@ rules AS (
 -- Usage as exact integer weights (DECIMAL(38,0)): driver quantities in units of 1e-10; 'combined' values each
 -- driver at its unit price (units of 1e-20). Every scope also counts towards the service-wide scope '*'.
 -- The evidence's scope under the name the facts use: a modelId names its catalog model (first match).
+evidence_scopes AS (
+    SELECT DISTINCT service, scope FROM usage_shares WHERE billing_period = $billing_period
+),
+evidence_scope_names AS (
+-- include: evidence_scope_names
+),
 usage AS (
-    SELECT u.usage_hour, u.service, u.driver, coalesce(min_by(n.scope, n.name_order), u.scope) AS scope,
-           u.accountant_id, u.quantity
+    SELECT u.usage_hour, u.service, u.driver, coalesce(n.scope, u.scope) AS scope, u.accountant_id, u.quantity
     FROM usage_shares u
-    LEFT JOIN scope_names n ON n.service = u.service AND contains(u.scope, n.evidence_pattern)
+    LEFT JOIN evidence_scope_names n ON n.service = u.service AND n.evidence_scope = u.scope
     WHERE u.billing_period = $billing_period
-    GROUP BY u.usage_hour, u.service, u.driver, u.scope, u.accountant_id, u.quantity
 ),
 evidence AS (
     SELECT usage_hour, service, driver AS driver_key, scope, accountant_id,

@@ -14,31 +14,31 @@
 -- query: scoped_facts
 -- Each fact with its scope: the model its usage type names (catalog scope_names), else the function / table /
 -- bucket / log group of its resource id (catalog fact_scopes), else ''.
+WITH fact_usage_types AS (
+    SELECT DISTINCT service, usage_type FROM nowcast_facts WHERE billing_period <= $billing_period
+),
+named_scopes AS (
+-- include: named_scopes
+)
 SELECT f.*,
        coalesce(n.scope, regexp_extract(coalesce(f.resource_id, ''), s.resource_id_pattern, 1), '') AS fact_scope
 FROM nowcast_facts f
 LEFT JOIN fact_scopes s ON s.service = f.service
-LEFT JOIN (
-    SELECT t.service, t.usage_type, min_by(n.scope, n.name_order) AS scope
-    FROM (SELECT DISTINCT service, usage_type FROM nowcast_facts WHERE billing_period <= $billing_period) t
-    JOIN scope_names n
-      ON n.service = t.service
-     AND (contains(t.usage_type, n.usage_type_pattern) OR contains(t.usage_type, n.product_name_pattern))
-    GROUP BY t.service, t.usage_type
-) n ON n.service = f.service AND n.usage_type = f.usage_type
+LEFT JOIN named_scopes n ON n.service = f.service AND n.usage_type = f.usage_type
 WHERE f.billing_period <= $billing_period;
 
 -- query: scoped_evidence
 -- The evidence under the scope names the facts use (a modelId names its catalog model, first match).
+WITH evidence_scopes AS (
+    SELECT DISTINCT service, scope FROM nowcast_evidence WHERE billing_period <= $billing_period
+),
+evidence_scope_names AS (
+-- include: evidence_scope_names
+)
 SELECT e.billing_period, e.usage_hour, e.service, e.driver, coalesce(n.scope, e.scope) AS scope, e.accountant_id,
        e.quantity
 FROM nowcast_evidence e
-LEFT JOIN (
-    SELECT k.service, k.scope AS evidence_scope, min_by(n.scope, n.name_order) AS scope
-    FROM (SELECT DISTINCT service, scope FROM nowcast_evidence WHERE billing_period <= $billing_period) k
-    JOIN scope_names n ON n.service = k.service AND contains(k.scope, n.evidence_pattern)
-    GROUP BY k.service, k.scope
-) n ON n.service = e.service AND n.evidence_scope = e.scope
+LEFT JOIN evidence_scope_names n ON n.service = e.service AND n.evidence_scope = e.scope
 WHERE e.billing_period <= $billing_period;
 
 -- query: direct_scopes

@@ -125,13 +125,13 @@ def test_replace_hours_from_keeps_the_earlier_hours_on_both_engines(tmp_path):
 
 
 def test_per_model_and_direct_unit_costs_on_spark_are_duckdbs(tmp_path, warehouse_con):
-    """The hand-built June of assets/test_month_to_date.py (two Bedrock models, a shared function and a tenant's
+    """The hand-built June of nowcast_support.py (two Bedrock models, a shared function and a tenant's
     tagged worker with REPORT evidence of its own), its nowcast computed on Spark from the same three relations:
     the same rows and calibrations, to the digit."""
     from billing_pipeline.engines.spark_engine import SparkEngine, spark_session
     from billing_pipeline.nowcast import FACT_COLUMNS, compute, warehouse_inputs
     from billing_pipeline.resources.warehouse import warehouse_ddl
-    from billing_pipeline_tests.assets.test_month_to_date import JULY, JUNE, PRICING, build_june
+    from billing_pipeline_tests.nowcast_support import JULY, JUNE, PRICING, build_june
 
     build_june(warehouse_con)
     now = dt.datetime(2026, 11, 27, 15, 30)
