@@ -44,11 +44,11 @@ def stage_cost_allocations(con, params: dict, pricing: Pricing) -> None:
         con.stage("cost_allocations_compute", compute, params)
         con.drop("compute_costs")
         con.stage("compute_costs", COMPUTE_COSTS_SQL)
-        # Both passes in one statement (the compute pass again, not its staged copy: Spark 4 fails to union two
-        # checkpointed relations, "key not found: billing_period").
-        con.stage("cost_allocations", f"SELECT * FROM ({compute}) UNION ALL SELECT * FROM ({network})", params)
+        con.stage("cost_allocations_network", network, params)
+        con.stage("cost_allocations",
+                  "SELECT * FROM cost_allocations_compute UNION ALL SELECT * FROM cost_allocations_network")
     finally:
-        for name in ("compute_costs", "cost_allocations_compute"):
+        for name in ("compute_costs", "cost_allocations_compute", "cost_allocations_network"):
             con.drop(name)
         con.unregister("driver_prices")
 

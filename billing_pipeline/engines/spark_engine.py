@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -42,6 +43,80 @@ def to_spark_sql(sql: str) -> str:
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, got {len(statements)}")
     return statements[0].transform(_spark_function).sql(dialect="spark")
+
+
+def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
+    """DuckDB-dialect SQL as Spark SQL with every CTE its query reads more than once taken out as a query of its
+    own: ([(key, its Spark SQL)], the Spark SQL of the rest), each reading the ones before it as `{key}`
+    (pyspark's DataFrame references; the SQL's own braces doubled). DuckDB computes such a CTE once (it
+    materializes CTEs read more than once); Spark 4 inlines every reference, so a stage's CTEs, read by several
+    others, were computed again for each (cost_allocations.sql: 200 shuffles where 40 do). A WITH inside a
+    subquery is taken apart the same way unless it reads a CTE of an enclosing WITH; a recursive one is left as
+    it is. Nothing to take out: ([], to_spark_sql(sql))."""
+    statements = sqlglot.parse(sql, read="duckdb")
+    if len(statements) != 1:
+        raise ValueError(f"expected one SQL statement, got {len(statements)}")
+    statement = statements[0].transform(_spark_function)
+    queries: list[tuple[str, exp.Expr]] = []
+    # innermost first: a CTE taken out of a nested WITH is then read by its key in whatever copies its query
+    for depth, with_ in reversed(list(enumerate(statement.find_all(exp.With)))):
+        query = with_.parent
+        if with_.args.get("recursive") or query is None:
+            continue
+        enclosing = {cte.alias for outer in _enclosing_withs(query) for cte in outer.expressions}
+        if enclosing and any(t.name in enclosing and not t.args.get("db") for t in query.find_all(exp.Table)):
+            continue
+        names = [cte.alias for cte in with_.expressions]
+        reads = {name: 0 for name in names}
+        for table in query.find_all(exp.Table):
+            if table.name in reads and not table.args.get("db"):
+                reads[table.name] += 1
+        keys = {name: f"shared_cte_{depth}_{i}_{name}" for i, name in enumerate(names) if reads[name] > 1}
+        if not keys:
+            continue
+        for table in list(query.find_all(exp.Table)):
+            # `FROM facts f` -> `FROM shared_cte_0_3_facts AS f`, `FROM facts` -> `... AS facts`: columns keep
+            # their qualifiers
+            if table.name in keys and not table.args.get("db"):
+                table.replace(exp.Table(this=exp.to_identifier(keys[table.name]),
+                                        alias=exp.TableAlias(this=exp.to_identifier(table.alias or table.name))))
+        inlined = []
+        for cte in with_.expressions:
+            if cte.alias not in keys:
+                inlined.append(cte)
+                continue
+            body = cte.this.copy()
+            if cte.args["alias"].columns:  # `name(a, b) AS (VALUES ...)`: the column names are the alias's
+                body = exp.select("*").from_(exp.Subquery(this=body, alias=cte.args["alias"].copy()))
+            if inlined:  # the CTEs read once that come before it, as a WITH of its own (Spark drops unused ones)
+                own = body.args.get("with_")
+                body.set("with_", exp.With(expressions=[c.copy() for c in inlined] + (own.expressions if own else [])))
+            queries.append((keys[cte.alias], body))
+        if inlined:
+            with_.set("expressions", inlined)
+        else:
+            query.set("with_", None)
+    if not queries:
+        return [], statement.sql(dialect="spark")
+    all_keys = [key for key, _ in queries]
+
+    def spark_text(tree: exp.Expr) -> str:
+        text = tree.sql(dialect="spark")
+        if any(key in text for key in all_keys):
+            text = text.replace("{", "{{").replace("}", "}}")
+            for key in all_keys:
+                text = re.sub(rf"\b{key}\b", "{" + key + "}", text)
+        return text
+
+    return [(key, spark_text(tree)) for key, tree in queries], spark_text(statement)
+
+
+def _enclosing_withs(node: exp.Expr) -> Iterator[exp.With]:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent.args.get("with_"), exp.With) and parent.args["with_"] is not node.args.get("with_"):
+            yield parent.args["with_"]
+        parent = parent.parent
 
 
 def _spark_function(node: exp.Expr) -> exp.Expr:
@@ -246,11 +321,27 @@ class SparkEngine:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _frame(self, sql: str, params: Any = None):
+        queries, rest = ([], None) if isinstance(params, (list, tuple)) and params else shared_ctes(sql)
+        if queries:
+            # each CTE read more than once computed once, as DuckDB does (shared_ctes), and handed to the queries
+            # that read it as a DataFrame (pyspark names it for the query, on Spark Connect too)
+            frames: dict[str, Any] = {}
+            for key, text in queries:
+                frames[key] = self._spark_sql(text, params, frames).localCheckpoint(eager=True)
+            frame = self._spark_sql(rest, params, frames)
+            # On Spark Connect a checkpointed DataFrame is released on the server when its Python object goes:
+            # the shared CTEs live as long as the frame that reads them
+            frame._shared_cte_frames = list(frames.values())
+            return frame
         if isinstance(params, dict):
             return self.session.sql(to_spark_sql(sql), args=params)
         if params:
             return self.session.sql(to_spark_sql(sql), args=list(params))
         return self.session.sql(to_spark_sql(sql))
+
+    def _spark_sql(self, text: str, params: dict | None, frames: dict[str, Any]):
+        used = {key: frame for key, frame in frames.items() if "{" + key + "}" in text}
+        return self.session.sql(text, args=params or None, **used)
 
     def _path(self, table: str) -> str:
         return self.spark_uri(f"{self.warehouse_uri}/{table}")

@@ -94,8 +94,9 @@ def test_whole_definitions_on_a_generated_final_month(
     # the schedule's finality check reads what Spark wrote (BILLING_ENGINE=spark is still set)
     assert (SparkWarehouse().month_is_final(dt.date(2026, 1, 1)), SparkWarehouse().month_is_final(
         dt.date(2025, 12, 1))) == (True, False)
-    # a second run replaces the month's partitions instead of adding to them
-    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01", selection=ALL_BUT_THE_BACKTEST)
+    # a second run replaces the month's partitions instead of adding to them (the chain: every table is written by
+    # the engine's one replace_month; the outputs' second run is the first Spark run above, after DuckDB's)
+    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01")
     for table in TABLES:
         assert all_spark_rows(tmp_path, table) == all_duckdb_rows(tmp_path, table), table
 
@@ -111,3 +112,39 @@ def test_real_sample_month_is_identical_on_spark_and_duckdb(tmp_path, monkeypatc
     frame = spark_session("local[2]").read.parquet(str(tmp_path / "spark-warehouse" / "cur_line_items"))
     (rows, unblended), = [tuple(r) for r in frame.selectExpr("count(*)", "sum(unblended_cost)").collect()]
     assert (rows, round(unblended, 4)) == (91_264, Decimal("408.3760"))
+
+
+def test_ctes_read_more_than_once_are_computed_once_with_duckdbs_rows(tmp_path):
+    """The Spark engine computes each CTE a query reads more than once a single time (shared_ctes: DuckDB's way);
+    the rows are DuckDB's: a CTE with column names, named parameters, braces in the SQL's own literals, a WITH on
+    each side of a union. The source table is scanned by the shared queries only: once, not once per read."""
+    import duckdb
+    import pyarrow as pa
+
+    from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+    from billing_pipeline.engines.spark_engine import SparkEngine
+    from billing_pipeline.resources.warehouse import warehouse_ddl
+
+    sql = """WITH levels(level, max_span) AS (VALUES ('hour', 1), ('day', 24)),
+             facts AS (SELECT * FROM cte_facts WHERE n >= $low),
+             hourly AS (SELECT f.n, l.level FROM facts f JOIN levels l ON f.n <= l.max_span),
+             daily AS (SELECT n, 'day' AS level FROM facts WHERE n > 20)
+             SELECT level, count(*) AS n, '{x}' AS brace, regexp_extract('aaa', 'a{2}', 0) AS re
+             FROM hourly JOIN levels USING (level) GROUP BY level
+             UNION ALL SELECT level, sum(n), '{y}', '' FROM daily GROUP BY level
+             UNION ALL SELECT 'nested', count(*), '', '' FROM (
+                 WITH a AS (SELECT n FROM cte_facts WHERE n < $low) SELECT * FROM a JOIN a b USING (n))
+             ORDER BY ALL"""
+    table = pa.table({"n": pa.array(range(1, 31), pa.int64())})
+    on_duckdb = DuckDBEngine(duckdb.connect())
+    on_spark = SparkEngine(spark_session("local[2]"), str(tmp_path / "spark-warehouse"), warehouse_ddl())
+    for engine in (on_duckdb, on_spark):
+        engine.register("cte_facts", table)
+    try:
+        rows = on_spark.execute(sql, {"low": 3}).fetchall()
+        assert rows == on_duckdb.execute(sql, {"low": 3}).fetchall() == [
+            ("day", 24 - 2, "{x}", "aa"), ("day", sum(range(21, 31)), "{y}", ""), ("nested", 2, "", "")]
+        plan = on_spark._frame(sql, {"low": 3})._jdf.queryExecution().executedPlan().toString()
+        assert "cte_facts" not in plan and "LocalTableScan" not in plan  # read from the shared queries' results
+    finally:
+        on_spark.unregister("cte_facts")

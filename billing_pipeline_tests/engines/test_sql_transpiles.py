@@ -7,6 +7,7 @@ listed; the files that never run on Spark are listed below with the reason.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyspark.sql.functions as spark_functions
@@ -15,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from billing_pipeline.engines.spark_engine import _spark_function
+from billing_pipeline.engines.spark_engine import _spark_function, shared_ctes
 from billing_pipeline.sql import read_sql
 
 PACKAGE = Path(__file__).resolve().parents[2] / "billing_pipeline"
@@ -67,6 +68,50 @@ def test_every_statement_transpiles_to_spark(relative):
         reparsed = sqlglot.parse_one(spark_sql, read="spark")
         unknown = sorted({f.name.lower() for f in reparsed.find_all(exp.Anonymous)} - known)
         assert not unknown, f"{relative}: functions Spark does not have: {unknown}"
+        # as the Spark engine runs it: each CTE read more than once a query of its own, read by key
+        queries, rest = shared_ctes(statement.sql(dialect="duckdb"))
+        for text in [*(text for _, text in queries), rest]:
+            sqlglot.parse_one(unformatted(text), read="spark")
+
+
+def unformatted(text: str) -> str:
+    """A shared_ctes text as Spark gets it once pyspark has put a view's name for each `{key}`."""
+    return re.sub(r"(?<!{){(shared_cte_\w+)}(?!})", r"\1", text).replace("{{", "{").replace("}}", "}")
+
+
+def test_a_cte_read_more_than_once_is_its_own_query_and_the_rest_reads_it_by_key():
+    sql = """WITH levels(level, max_span) AS (VALUES ('hour', 1), ('day', 24)),
+             facts AS (SELECT * FROM hourly_cost_facts WHERE billing_period = $billing_period),
+             hourly AS (SELECT f.* FROM facts f JOIN levels l ON f.span_hours <= l.max_span),
+             daily AS (SELECT * FROM facts WHERE span_hours = 24)
+             SELECT '{x}' AS brace, regexp_extract(usage_type, 'a{2}', 0) AS re FROM hourly JOIN levels USING (level)
+             UNION ALL SELECT '{x}', '' FROM daily"""
+    queries, rest = shared_ctes(sql)
+    assert queries == [
+        # the column names of `levels(level, max_span)` kept; read once: inlined where it is read
+        ("shared_cte_0_0_levels",
+         "SELECT * FROM (SELECT * FROM VALUES ('hour', 1), ('day', 24) AS _values) AS levels(level, max_span)"),
+        ("shared_cte_0_1_facts", "SELECT * FROM hourly_cost_facts WHERE billing_period = :billing_period"),
+    ]
+    assert rest == (
+        "WITH hourly AS (SELECT f.* FROM {shared_cte_0_1_facts} AS f JOIN {shared_cte_0_0_levels} AS l "
+        "ON f.span_hours <= l.max_span), daily AS (SELECT * FROM {shared_cte_0_1_facts} AS facts WHERE span_hours = 24) "
+        "SELECT '{{x}}' AS brace, REGEXP_EXTRACT(usage_type, 'a{{2}}', 0) AS re FROM hourly "
+        "JOIN {shared_cte_0_0_levels} AS levels USING (level) UNION ALL SELECT '{{x}}', '' FROM daily")
+    # nothing read twice, or a recursive WITH: one query, as to_spark_sql gives it
+    assert shared_ctes("WITH a AS (SELECT 1 AS x) SELECT * FROM a") == ([], "WITH a AS (SELECT 1 AS x) SELECT * FROM a")
+    recursive = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r JOIN r s USING (n)"
+    assert shared_ctes(recursive)[0] == []
+    # a WITH inside each side of a union (tenant_costs' two passes): each its own keys
+    nested = ("SELECT * FROM (WITH a AS (SELECT 1 AS x) SELECT * FROM a JOIN a b USING (x)) "
+              "UNION ALL SELECT * FROM (WITH a AS (SELECT 2 AS x) SELECT * FROM a JOIN a b USING (x))")
+    queries, rest = shared_ctes(nested)
+    assert queries == [("shared_cte_1_0_a", "SELECT 2 AS x"), ("shared_cte_0_0_a", "SELECT 1 AS x")]
+    assert rest == ("SELECT * FROM (SELECT * FROM {shared_cte_0_0_a} AS a JOIN {shared_cte_0_0_a} AS b USING (x)) "
+                    "UNION ALL SELECT * FROM (SELECT * FROM {shared_cte_1_0_a} AS a JOIN {shared_cte_1_0_a} AS b USING (x))")
+    # a nested WITH that reads a CTE of the enclosing one stays as it is (it would lose what it reads)
+    outer = "WITH o AS (SELECT 1 AS x) SELECT * FROM (WITH a AS (SELECT * FROM o) SELECT * FROM a JOIN a b USING (x))"
+    assert shared_ctes(outer)[0] == []
 
 
 def test_the_files_kept_off_spark_exist_and_the_check_sees_a_non_portable_construct():
