@@ -39,10 +39,15 @@ SPARK_SETTINGS = {
 
 def to_spark_sql(sql: str) -> str:
     """DuckDB-dialect SQL as Spark SQL (`$name` parameters become `:name`)."""
+    return _spark_statement(sql).sql(dialect="spark")
+
+
+def _spark_statement(sql: str) -> exp.Expr:
+    """The one statement of DuckDB-dialect `sql`, its functions spelled as Spark spells them."""
     statements = sqlglot.parse(sql, read="duckdb")
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, got {len(statements)}")
-    return statements[0].transform(_spark_function).sql(dialect="spark")
+    return statements[0].transform(_spark_function)
 
 
 def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
@@ -50,13 +55,10 @@ def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
     own: ([(key, its Spark SQL)], the Spark SQL of the rest), each reading the ones before it as `{key}`
     (pyspark's DataFrame references; the SQL's own braces doubled). DuckDB computes such a CTE once (it
     materializes CTEs read more than once); Spark 4 inlines every reference, so a stage's CTEs, read by several
-    others, were computed again for each (cost_allocations.sql: 200 shuffles where 40 do). A WITH inside a
-    subquery is taken apart the same way unless it reads a CTE of an enclosing WITH; a recursive one is left as
-    it is. Nothing to take out: ([], to_spark_sql(sql))."""
-    statements = sqlglot.parse(sql, read="duckdb")
-    if len(statements) != 1:
-        raise ValueError(f"expected one SQL statement, got {len(statements)}")
-    statement = statements[0].transform(_spark_function)
+    others, were computed again for each (cost_allocations.sql: about 200 shuffles a pass where 80 do). A WITH
+    inside a subquery is taken apart the same way unless it reads a CTE of an enclosing WITH; a recursive one is
+    left as it is. Nothing to take out: ([], to_spark_sql(sql))."""
+    statement = _spark_statement(sql)
     queries: list[tuple[str, exp.Expr]] = []
     # innermost first: a CTE taken out of a nested WITH is then read by its key in whatever copies its query
     for depth, with_ in reversed(list(enumerate(statement.find_all(exp.With)))):
@@ -111,10 +113,10 @@ def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
     return [(key, spark_text(tree)) for key, tree in queries], spark_text(statement)
 
 
-def _enclosing_withs(node: exp.Expr) -> Iterator[exp.With]:
-    parent = node.parent
+def _enclosing_withs(query: exp.Expr) -> Iterator[exp.With]:
+    parent = query.parent
     while parent is not None:
-        if isinstance(parent.args.get("with_"), exp.With) and parent.args["with_"] is not node.args.get("with_"):
+        if isinstance(parent.args.get("with_"), exp.With):
             yield parent.args["with_"]
         parent = parent.parent
 
@@ -321,25 +323,24 @@ class SparkEngine:
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _frame(self, sql: str, params: Any = None):
-        queries, rest = ([], None) if isinstance(params, (list, tuple)) and params else shared_ctes(sql)
-        if queries:
-            # each CTE read more than once computed once, as DuckDB does (shared_ctes), and handed to the queries
-            # that read it as a DataFrame (pyspark names it for the query, on Spark Connect too)
-            frames: dict[str, Any] = {}
-            for key, text in queries:
-                frames[key] = self._spark_sql(text, params, frames).localCheckpoint(eager=True)
-            frame = self._spark_sql(rest, params, frames)
+        if isinstance(params, (list, tuple)) and params:
+            # positional `?` parameters are counted over the whole text: such a query is not split
+            return self.session.sql(to_spark_sql(sql), args=list(params))
+        # each CTE read more than once computed once, as DuckDB does (shared_ctes), and handed to the queries that
+        # read it as a DataFrame (pyspark names it for the query, on Spark Connect too)
+        queries, rest = shared_ctes(sql)
+        frames: dict[str, Any] = {}
+        for key, text in queries:
+            frames[key] = self._spark_sql(text, params, frames).localCheckpoint(eager=True)
+        frame = self._spark_sql(rest, params, frames)
+        if frames:
             # On Spark Connect a checkpointed DataFrame is released on the server when its Python object goes:
             # the shared CTEs live as long as the frame that reads them
             frame._shared_cte_frames = list(frames.values())
-            return frame
-        if isinstance(params, dict):
-            return self.session.sql(to_spark_sql(sql), args=params)
-        if params:
-            return self.session.sql(to_spark_sql(sql), args=list(params))
-        return self.session.sql(to_spark_sql(sql))
+        return frame
 
     def _spark_sql(self, text: str, params: dict | None, frames: dict[str, Any]):
+        """Spark SQL text (shared_ctes') with the frames of the `{key}`s it reads."""
         used = {key: frame for key, frame in frames.items() if "{" + key + "}" in text}
         return self.session.sql(text, args=params or None, **used)
 
