@@ -604,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also run (a) instrumented and print where time goes")
     parser.add_argument("--profile-only", action="store_true", help="only the instrumented run of (a)")
     parser.add_argument("--clean", action="store_true", help="delete each size's generated data after its runs")
+    parser.add_argument("--keep-runs", type=Path, default=None,
+                        help="keep each approach's working folder (its warehouse) under DIR/rows-N/<approach>, to "
+                             "inspect what it wrote; by default they are deleted after each size")
     parser.add_argument("--rss-limit", default=DEFAULT_RSS_LIMIT,
                         help="stop an approach whose process tree exceeds this (e.g. 16GiB) and report it as not fitting")
     # worker mode (internal)
@@ -631,10 +634,11 @@ def main(argv: list[str] | None = None) -> int:
     for rows in args.rows:
         invocations = args.invocations or (rows // 20 * SCALING_LOG_FACTOR if args.scaling else None)
         data_json = ensure_data(args.data_dir, rows, args.tenants, invocations, args.seed)
+        runs = args.keep_runs / f"rows-{rows}" if args.keep_runs else data_json.parent / "runs"
         for approach in ([] if args.profile_only else args.approaches):
             print(f"  {rows:,}: running {APPROACHES[approach]} ...", flush=True)
-            with spark_for(approach, env, data_json.parent / "runs" / f"{approach}-cluster", args) as (run_env, others):
-                r = measure(approach, data_json, data_json.parent / "runs" / approach, run_env,
+            with spark_for(approach, env, runs / f"{approach}-cluster", args) as (run_env, others):
+                r = measure(approach, data_json, runs / approach, run_env,
                             rss_limit=parse_bytes(args.rss_limit), others=others)
             r["size"] = rows
             r["log_lines"] = json.loads(data_json.read_text())["log_lines"]
@@ -645,10 +649,11 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" - FAILED: {r['failed']}" if r.get("failed") else ""), flush=True)
         if (args.profile and "pipeline" in args.approaches) or args.profile_only:
             print(f"  {rows:,}: profiling (a) ...", flush=True)
-            p = measure("pipeline", data_json, data_json.parent / "runs" / "profile", env, profile=True)
+            p = measure("pipeline", data_json, runs / "profile", env, profile=True)
             p["size"] = rows
             profiles.append(p)
-        shutil.rmtree(data_json.parent / "runs", ignore_errors=True)
+        if not args.keep_runs:
+            shutil.rmtree(runs, ignore_errors=True)
         if args.clean:
             shutil.rmtree(data_json.parent, ignore_errors=True)
 

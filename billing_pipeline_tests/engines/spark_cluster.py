@@ -1,6 +1,6 @@
 """A Spark standalone cluster on loopback, started from pyspark's own jars: a master and N workers, each its own JVM
 (and each worker's executor another JVM, with its own Python workers), optionally a Spark Connect server as the
-cluster's driver. Used by the cluster tests (test_spark_cluster.py) and the scaling benchmark
+cluster's driver. Used by the Spark Connect test (test_spark_cluster.py) and the scaling benchmark
 (benchmarks/run_benchmark.py --approaches ... spark-cluster); nothing here downloads anything.
 
     with StandaloneCluster(tmp / "cluster", workers=2) as cluster:

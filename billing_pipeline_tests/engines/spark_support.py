@@ -12,8 +12,8 @@ from billing_pipeline.engines.spark_engine import spark_session, table_schemas
 from billing_pipeline.resources.warehouse import warehouse_ddl
 
 # Every asset but the backtest: nowcast_accuracy's four replays are minutes of small Spark jobs (two thirds of a
-# whole-Definitions run on Spark), and test_spark_nowcast.py compares them with DuckDB's on the very month the
-# whole-Definitions tests generate (January 2026, 3 tenants, 1,500 rows, seed 5, final).
+# whole-Definitions run on Spark); test_spark_engine.py's whole-Definitions run compares them with DuckDB's on the
+# very month the cluster tests generate (January 2026, 3 tenants, 1,500 rows, seed 5, final).
 BACKTEST = "nowcast_accuracy"
 ALL_BUT_THE_BACKTEST = AssetSelection.all() - AssetSelection.assets(BACKTEST)
 CHAIN = AssetSelection.assets("cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage",

@@ -1,9 +1,9 @@
-"""The whole Definitions (but the backtest: ALL_BUT_THE_BACKTEST) on a real Spark cluster: a standalone master and
-two workers, each its own JVM on loopback (spark_cluster.py), executors in their own JVMs with their own Python
-workers, the warehouse a folder they all see.
-Once with the test's Python as the driver (BILLING_SPARK_MASTER=spark://...), once through Spark Connect
-(BILLING_SPARK_REMOTE=sc://..., the server the cluster's driver): every table's rows and every check's outcome
-identical to DuckDB's on the same generated month."""
+"""The whole Definitions (but the backtest: ALL_BUT_THE_BACKTEST) on a real Spark cluster through Spark Connect: a
+standalone master and two workers, each its own JVM on loopback (spark_cluster.py), the Connect server the
+cluster's driver (BILLING_SPARK_REMOTE=sc://...), executors in their own JVMs with their own Python workers, the
+warehouse a folder they all see: every table's rows and every check's outcome identical to DuckDB's on the same
+generated month. (The classic driver on a standalone cluster: test_benchmark_smoke.py's scaling run, whose core
+chain is compared with DuckDB's row by row.)"""
 
 import datetime as dt
 import os
@@ -17,7 +17,7 @@ from billing_pipeline.definitions import defs, warehouse_for
 from billing_pipeline.engines.spark_engine import spark_session, table_schemas
 from billing_pipeline.resources.warehouse import warehouse_ddl
 from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster, driver_environment
+from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster
 from billing_pipeline_tests.engines.spark_support import ALL_BUT_THE_BACKTEST, BACKTEST
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # JVMs: one test worker for all Spark tests
@@ -43,7 +43,7 @@ def stop_spark() -> None:
     os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory):
     """A Spark standalone master and two 1-core workers on 127.0.0.1 (logs under the fixture's tmp folder)."""
     stop_spark()
@@ -112,27 +112,6 @@ def assert_same_as_duckdb(on_duckdb, session, folder: Path, result) -> None:
         assert written[table] == expected[table], table
     assert sum(map(len, written.values())) > 0 and expected["tenant_costs"]
     assert checks(result) == expected_checks
-
-
-def test_whole_definitions_on_a_two_worker_standalone_cluster(spark_cluster, on_duckdb, tmp_path, monkeypatch):
-    for name, value in driver_environment().items():
-        monkeypatch.setenv(name, value)
-    pipeline_env(monkeypatch, tmp_path, on_duckdb[0])
-    monkeypatch.setenv("BILLING_ENGINE", "spark")
-    monkeypatch.setenv("BILLING_SPARK_MASTER", spark_cluster.master_url)
-    try:
-        result = run_definitions("spark")
-        session = spark_session(spark_cluster.master_url)
-        # the run's session was the cluster's: an executor on each worker (plus the driver's block manager), each
-        # worker's one core given to this application
-        assert session.sparkContext.master == spark_cluster.master_url
-        assert session.sparkContext._jsc.sc().getExecutorMemoryStatus().size() == 3
-        state = spark_cluster.state()
-        assert [(a["name"], a["cores"]) for a in state["activeapps"]] == [("billing_pipeline", 2)]
-        assert sorted(w["coresused"] for w in state["workers"]) == [1, 1]
-        assert_same_as_duckdb(on_duckdb, session, tmp_path, result)
-    finally:
-        stop_spark()  # frees the workers' cores for the next driver
 
 
 def test_whole_definitions_through_spark_connect(spark_cluster, on_duckdb, tmp_path, monkeypatch):

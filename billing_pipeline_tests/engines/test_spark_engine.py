@@ -1,7 +1,8 @@
-"""The same asset chain on Spark (local mode) gives exactly the rows DuckDB gives: the whole Definitions (but the
-backtest, which test_spark_nowcast.py compares on the same month) on a generated final month, every output with
-its service (Stripe, DynamoDB and Cost Explorer on local servers), checked against the generator's exact answers
-too, and a month of the real public CUR samples."""
+"""The same asset chain on Spark (local mode) gives exactly the rows DuckDB gives: the whole Definitions on a
+generated final month (the backtest's replays included), every output with its service (Stripe, DynamoDB and Cost
+Explorer on local servers), checked against the generator's exact answers too; the next month, whose CUR stops
+before its logs, through the real-time assets and the hourly refresh; and a month of the real public CUR
+samples."""
 
 import datetime as dt
 import json
@@ -9,37 +10,44 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from dagster import AssetSelection
+from dagster import AssetSelection, DagsterInstance, materialize
 
+from billing_pipeline.definitions import defs, warehouse_for
 from billing_pipeline.engines.spark_engine import spark_session
+from billing_pipeline.jobs import REFRESH_AFTER_COVERAGE, month_to_date_job
 from billing_pipeline.publishing import read_pointer, read_snapshot
 from billing_pipeline.resources.warehouse import SparkWarehouse
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.aws_support import TABLE, day, group, items, post_results
 from billing_pipeline_tests.conftest import SAMPLES
-from billing_pipeline_tests.engines.spark_support import (
-    ALL_BUT_THE_BACKTEST,
-    TABLES,
-    all_duckdb_rows,
-    all_spark_rows,
-    run_chain,
-)
+from billing_pipeline_tests.engines.spark_support import TABLES, all_duckdb_rows, all_spark_rows, run_chain
+from billing_pipeline_tests.evidence_support import deliver_at_end_of_day, make_unreadable
 from billing_pipeline_tests.stripe_support import API_KEY, PRICE_LIST, Stripe
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # one Spark JVM per test run; minutes
+
+JANUARY, FEBRUARY = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
+REALTIME = AssetSelection.assets("cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage",
+                                 "tenant_costs", "month_to_date", "nowcast_accuracy")
 
 def checks(result) -> dict:
     return {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)
             for e in result.get_asset_check_evaluations()}
 
 
-def test_whole_definitions_on_a_generated_final_month(
+def test_whole_definitions_on_a_final_month_then_the_next_month_refreshed(
         tmp_path, monkeypatch, aws, localstripe, usage_table):
-    sample = generate_month(tmp_path / "sample", dt.date(2026, 1, 1), tenants=3, rows=1500, seed=5, final=True)
+    """January (final) through every asset, the backtest's replays included, then February, whose CUR stops on
+    the 20th at 18:00 before its logs, through the real-time assets and month_to_date_job's refresh: every table
+    and check on Spark exactly DuckDB's."""
+    folder = tmp_path / "sample"
+    sample = generate_month(folder, JANUARY, tenants=3, rows=1500, seed=5, final=True)
+    generate_month(folder, FEBRUARY, tenants=3, rows=1500, seed=5, cur_through=dt.datetime(2026, 2, 20, 18))
     for name, value in {"BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": sample.logs_uri,
                         "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri}.items():
         monkeypatch.setenv(name, value)
+    deliver_at_end_of_day(folder)
     # every output on: Stripe (a fresh localstripe), the usage table and Cost Explorer (moto)
     httpx.delete(localstripe + "/_config/data", timeout=10).raise_for_status()
     (tmp_path / "price_list.json").write_text(json.dumps(PRICE_LIST))
@@ -53,14 +61,16 @@ def test_whole_definitions_on_a_generated_final_month(
                                                              group("", "0.10", "AmortizedCost")])],
                        "DimensionValueAttributes": []})
 
-    on_duckdb = run_chain(monkeypatch, "duckdb", tmp_path, "2026-01-01", selection=ALL_BUT_THE_BACKTEST)
+    on_duckdb = run_chain(monkeypatch, "duckdb", tmp_path, "2026-01-01", selection=AssetSelection.all())
+    run_chain(monkeypatch, "duckdb", tmp_path, "2026-02-01", selection=REALTIME)
     stripe = Stripe(localstripe)
     placed, written_back = sorted(i["id"] for i in stripe.items()), items(usage_table)
     # Spark aggregates the facts in slices of days (the DuckDB run above in one): the rows must not differ
     from billing_pipeline.assets import hourly_cost_facts as facts_module
 
     monkeypatch.setattr(facts_module, "SLICE_LINE_ITEMS", 500)
-    on_spark = run_chain(monkeypatch, "spark", tmp_path, "2026-01-01", selection=ALL_BUT_THE_BACKTEST)
+    on_spark = run_chain(monkeypatch, "spark", tmp_path, "2026-01-01", selection=AssetSelection.all())
+    run_chain(monkeypatch, "spark", tmp_path, "2026-02-01", selection=REALTIME)
 
     for table in TABLES:
         assert all_spark_rows(tmp_path, table) == all_duckdb_rows(tmp_path, table), table
@@ -68,6 +78,12 @@ def test_whole_definitions_on_a_generated_final_month(
     assert {t: len(all_spark_rows(tmp_path, t)) > 0 for t in outputs} == dict.fromkeys(outputs, True)
     assert checks(on_spark) == checks(on_duckdb)
     assert not checks(on_spark)[("cost_explorer_costs", "cost_explorer_matches_cur")][0]  # compared: CE is made up
+    # January's 4 replay days x 3 tenants and unattributed; February is not final: nothing to measure
+    assert len(all_spark_rows(tmp_path, "nowcast_accuracy")) == 4 * 4
+    # February: actual through the cut, estimated after it, priced by its own last 7 covered days
+    february = [r for r in all_spark_rows(tmp_path, "month_to_date") if r[0] == FEBRUARY]
+    assert {(r[-3], r[-2]) for r in february} == {(dt.datetime(2026, 2, 20, 18), dt.datetime(2026, 3, 1))}
+    assert sum(r[5] for r in february) > 0  # estimated_cost
     # the Spark run found DuckDB's charges in Stripe and its items in the usage table: nothing added or changed
     assert sorted(i["id"] for i in stripe.items()) == placed and len(placed) > 0
     assert items(usage_table) == written_back
@@ -89,16 +105,50 @@ def test_whole_definitions_on_a_generated_final_month(
     assert snapshots["duckdb"][0]["is_final"] is True and snapshots["duckdb"][1]["statements"]
 
     frame = spark_session("local[2]").read.parquet(str(tmp_path / "spark-warehouse" / "tenant_costs"))
-    spark_costs = {(a, s): c for a, s, c in (tuple(r) for r in frame.groupBy("accountant_id", "service").sum("cost").collect())}
-    assert spark_costs == sample.expected_costs
+    january = frame.where(f"billing_period = DATE '{JANUARY}'").groupBy("accountant_id", "service").sum("cost")
+    assert {(a, s): c for a, s, c in (tuple(r) for r in january.collect())} == sample.expected_costs
     # the schedule's finality check reads what Spark wrote (BILLING_ENGINE=spark is still set)
-    assert (SparkWarehouse().month_is_final(dt.date(2026, 1, 1)), SparkWarehouse().month_is_final(
-        dt.date(2025, 12, 1))) == (True, False)
-    # a second run replaces the month's partitions instead of adding to them (the chain: every table is written by
-    # the engine's one replace_month; the outputs' second run is the first Spark run above, after DuckDB's)
-    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01")
-    for table in TABLES:
+    assert [SparkWarehouse().month_is_final(m) for m in (JANUARY, FEBRUARY, dt.date(2025, 12, 1))] == [
+        True, False, False]
+    # a second run replaces the month's partitions instead of adding to them (every table is written by one of
+    # the engine's replace_month*: the facts' slices and a query's rows here; the outputs' second run is the first
+    # Spark run above, after DuckDB's)
+    run_chain(monkeypatch, "spark", tmp_path, "2026-01-01",
+              selection=AssetSelection.assets("hourly_cost_facts", "reconciliation_report"))
+    for table in ("hourly_cost_facts", "reconciliation_report"):
         assert all_spark_rows(tmp_path, table) == all_duckdb_rows(tmp_path, table), table
+
+    assert_the_refresh_after_coverage_is_duckdbs(monkeypatch, tmp_path, folder)
+
+
+def assert_the_refresh_after_coverage_is_duckdbs(monkeypatch, tmp_path, folder) -> None:
+    """month_to_date_job on February: usage_shares re-read from the CUR's coverage on, from only the files that
+    can hold those hours (every older log file and manifest, January's too, made garbage), the earlier hours
+    kept; the same files opened and the same rows on both engines."""
+    since = dt.datetime(2026, 2, 20, tzinfo=dt.timezone.utc).timestamp()
+    old = [p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".gz" or p.name == "manifest.json")
+           and p.stat().st_mtime < since]
+    make_unreadable(old)
+    files_read = {}
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("BILLING_ENGINE", engine)
+        # month_to_date_job's assets and config (but its republishing: this month has no statements here), on
+        # the warehouse of `engine` (definitions.py binds one at load)
+        refresh = materialize(defs.assets, resources={**defs.resources, "warehouse": warehouse_for(engine)},
+                              selection=month_to_date_job.selection - AssetSelection.assets("published_billing"),
+                              run_config=REFRESH_AFTER_COVERAGE, partition_key="2026-02-01",
+                              instance=DagsterInstance.ephemeral())
+        assert refresh.success
+        metadata = refresh.asset_materializations_for_node("usage_shares")[0].metadata
+        files_read[engine] = (metadata["read_from"].value, metadata["files_read"].value)
+    # the same files opened: the logs of the 19th on (exported at the end of their day) and the inventory
+    # snapshots of the 21st on (the 20th's was not delivered), a manifest and a data file each
+    new_logs = [p for p in folder.rglob("*.gz") if "/2026/02/" in str(p) and p not in old]
+    assert files_read["spark"] == files_read["duckdb"] == ("2026-02-20 00:00:00", len(new_logs) + 8 * 2)
+    for table in ("usage_shares", "month_to_date", "month_to_date_calibration"):
+        duckdb_rows = all_duckdb_rows(tmp_path, table)
+        assert duckdb_rows, table
+        assert all_spark_rows(tmp_path, table) == duckdb_rows, table
 
 
 @pytest.mark.skipif(not (SAMPLES / "workshop-cur").is_dir(), reason="../shared/samples is not beside the repo")

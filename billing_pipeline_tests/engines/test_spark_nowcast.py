@@ -1,72 +1,14 @@
-"""The real-time tables on Spark (local mode) are exactly DuckDB's: month_to_date, its calibrations and the
-backtest's replays (nowcast_accuracy, which stands cut copies in for hourly_cost_facts and usage_shares and re-runs
-the attribution on them) on a generated final month, and the next month whose CUR stops before its logs, refreshed
-by month_to_date_job (usage_shares re-read from the CUR's coverage on, from only the files that can hold those
-hours, the earlier hours kept)."""
+"""The real-time pieces on Spark (local mode) against DuckDB's, where a whole run would not reach them: the
+refresh's write that keeps the earlier hours, and the nowcast's per-model and direct unit costs. (month_to_date,
+its calibrations, the backtest's replays and month_to_date_job's refresh on generated months:
+test_spark_engine.py's whole-Definitions test.)"""
 
 import datetime as dt
 from decimal import Decimal
 
 import pytest
-from dagster import AssetSelection, DagsterInstance, materialize
-
-from billing_pipeline.definitions import defs, warehouse_for
-from billing_pipeline.jobs import REFRESH_AFTER_COVERAGE, month_to_date_job
-from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.engines.spark_support import all_duckdb_rows, all_spark_rows, run_chain
-from billing_pipeline_tests.evidence_support import deliver_at_end_of_day, make_unreadable
 
 pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]
-
-REALTIME = AssetSelection.assets("cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage",
-                                 "tenant_costs", "month_to_date", "nowcast_accuracy")
-TABLES = ("usage_shares", "month_to_date", "month_to_date_calibration", "nowcast_accuracy")
-
-
-def test_month_to_date_and_backtest_on_spark_are_duckdbs(tmp_path, monkeypatch):
-    folder = tmp_path / "sample"
-    generate_month(folder, dt.date(2026, 1, 1), tenants=3, rows=1500, seed=5, final=True)
-    sample = generate_month(folder, dt.date(2026, 2, 1), tenants=3, rows=1500, seed=5,
-                            cur_through=dt.datetime(2026, 2, 20, 18))
-    for name, value in {"BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": sample.logs_uri,
-                        "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri}.items():
-        monkeypatch.setenv(name, value)
-    deliver_at_end_of_day(folder)
-    for engine in ("duckdb", "spark"):
-        for month in ("2026-01-01", "2026-02-01"):
-            run_chain(monkeypatch, engine, tmp_path, month, selection=REALTIME)
-    # the refresh must not open a file that cannot hold hours from the coverage on (the 20th 00:00): every older
-    # log file and manifest, January's too, made garbage
-    since = dt.datetime(2026, 2, 20, tzinfo=dt.timezone.utc).timestamp()
-    old = [p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".gz" or p.name == "manifest.json")
-           and p.stat().st_mtime < since]
-    make_unreadable(old)
-    files_read = {}
-    for engine in ("duckdb", "spark"):
-        monkeypatch.setenv("BILLING_ENGINE", engine)
-        # month_to_date_job's assets and config (but its republishing: this month has no statements here), on
-        # the warehouse of `engine` (definitions.py binds one at load)
-        refresh = materialize(defs.assets, resources={**defs.resources, "warehouse": warehouse_for(engine)},
-                              selection=month_to_date_job.selection - AssetSelection.assets("published_billing"),
-                              run_config=REFRESH_AFTER_COVERAGE, partition_key="2026-02-01",
-                              instance=DagsterInstance.ephemeral())
-        assert refresh.success
-        metadata = refresh.asset_materializations_for_node("usage_shares")[0].metadata
-        files_read[engine] = (metadata["read_from"].value, metadata["files_read"].value)
-    # the same files opened: the logs of the 19th on (exported at the end of their day) and the inventory
-    # snapshots of the 21st on (the 20th's was not delivered), a manifest and a data file each
-    new_logs = [p for p in folder.rglob("*.gz") if "/2026/02/" in str(p) and p not in old]
-    assert files_read["spark"] == files_read["duckdb"] == ("2026-02-20 00:00:00", len(new_logs) + 8 * 2)
-    for table in TABLES:
-        duckdb_rows = all_duckdb_rows(tmp_path, table)
-        assert duckdb_rows, table
-        assert all_spark_rows(tmp_path, table) == duckdb_rows, table
-    # January's 4 replay days x 3 tenants and unattributed; February is not final: nothing to measure
-    assert len(all_spark_rows(tmp_path, "nowcast_accuracy")) == 4 * 4
-    # February: actual through the cut, estimated after it, priced by its own last 7 covered days
-    february = [r for r in all_spark_rows(tmp_path, "month_to_date") if r[0] == dt.date(2026, 2, 1)]
-    assert {(r[-3], r[-2]) for r in february} == {(dt.datetime(2026, 2, 20, 18), dt.datetime(2026, 3, 1))}
-    assert sum(r[5] for r in february) > 0  # estimated_cost
 
 
 def test_replace_hours_from_keeps_the_earlier_hours_on_both_engines(tmp_path):
