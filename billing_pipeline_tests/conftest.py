@@ -1,6 +1,6 @@
 """Shared fixtures: an empty in-memory warehouse, the local AWS server (moto) with the application's usage table,
-a local Stripe (localstripe), and the invoicing tests' final month (`final_month`, `env`). Their helpers are in
-aws_support.py and stripe_support.py."""
+a local Stripe (localstripe), the invoicing tests' final month (`final_month`, `env`), and the README's first
+command run once (`demo_run`). Their helpers are in aws_support.py and stripe_support.py."""
 
 from __future__ import annotations
 
@@ -23,6 +23,22 @@ from billing_pipeline_tests.aws_support import TABLE, cur_item
 from billing_pipeline_tests.stripe_support import API_KEY, LAUNCHER, PRICE_LIST, Stripe, free_port
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+# the tests that read what the demo wrote share one worker under xdist (`--dist loadgroup`), so it runs once
+DEMO_GROUP = pytest.mark.xdist_group("demo")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`python -m billing_pipeline.demo` (the README's first command, 2 tenants x 1,500 rows) in a folder of its
+    own, no BILLING_* or DAGSTER_HOME of the caller's: (the folder, what it printed). Tests only read it."""
+    import os
+
+    root = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "DAGSTER_HOME"))}
+    done = subprocess.run([sys.executable, "-m", "billing_pipeline.demo", "--rows", "1500", "--tenants", "2"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, done.stdout
 
 
 @pytest.fixture

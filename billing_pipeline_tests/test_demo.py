@@ -8,16 +8,15 @@ import sys
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from billing_pipeline_tests.conftest import DEMO_GROUP
 
-def test_demo_runs_two_months_into_the_repositorys_dagster_home(tmp_path, monkeypatch):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "DAGSTER_HOME"))}
-    done = subprocess.run([sys.executable, "-m", "billing_pipeline.demo", "--rows", "1500", "--tenants", "2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+
+@DEMO_GROUP
+def test_demo_runs_two_months_into_the_repositorys_dagster_home(demo_run, monkeypatch):
+    root, out = demo_run
     assert "Sample month 2025-12 (final)" in out and "Sample month 2026-01 (provisional)" in out
     assert "Reconciliation report 2026-01 (provisional), warehouse data/warehouse.duckdb" in out
-    home = tmp_path / "dagster_home"
+    home = root / "dagster_home"
     assert (f"DAGSTER_HOME={home} BILLING_FIRST_MONTH=2025-12 .venv/bin/dagster dev") in out
 
     # the same instance `dagster dev` opens with that DAGSTER_HOME holds both runs

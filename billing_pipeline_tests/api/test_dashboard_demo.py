@@ -6,8 +6,6 @@ the demo's warehouse (`month_to_date`, `statements`) and rounded by the document
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from decimal import ROUND_HALF_UP
 from decimal import Decimal as D
 from pathlib import Path
@@ -19,19 +17,20 @@ import pytest
 from billing_pipeline.api.auth import issue_token
 from billing_pipeline.money import largest_remainder_cents
 
+from billing_pipeline_tests.conftest import DEMO_GROUP
+
 from .conftest import serving
 from .test_dashboard import CHROMIUM, chromium, money_text
 
 A = "acct-0001"
 
 
+pytestmark = DEMO_GROUP
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "DAGSTER_HOME"))}
-    done = subprocess.run([sys.executable, "-m", "billing_pipeline.demo", "--rows", "1500", "--tenants", "2"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+def demo(demo_run, tmp_path_factory):
+    root = demo_run[0]
     tokens = root / "tokens.json"
     token = issue_token(A, str(tokens))
     with serving(root / "data" / "published", tokens, root / "server.log") as base:

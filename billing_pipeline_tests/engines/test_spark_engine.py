@@ -198,3 +198,14 @@ def test_ctes_read_more_than_once_are_computed_once_with_duckdbs_rows(tmp_path):
         assert "cte_facts" not in plan and "LocalTableScan" not in plan  # read from the shared queries' results
     finally:
         on_spark.unregister("cte_facts")
+
+
+def test_the_spark_tests_run_on_one_worker(request):
+    """Under pytest-xdist (`-n 2`, `--dist loadgroup` from pyproject.toml) the tests marked xdist_group("spark")
+    go to one worker, one after another: xdist marks such a test's node id with its group. A pytest or xdist
+    release that silently drops the grouping (pytest 9.2 did: pytest-dev/pytest-xdist#1386) fails here instead of
+    letting the JVM tests crowd each other out of the 2 cores."""
+    if not hasattr(request.config, "workerinput"):
+        pytest.skip("not under pytest-xdist: every test runs in this one process anyway")
+    assert request.config.getvalue("loadgroup") is True
+    assert request.node.nodeid.endswith("@spark")
