@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,8 +32,6 @@ DEMO_GROUP = pytest.mark.xdist_group("demo")
 def demo_run(tmp_path_factory):
     """`python -m billing_pipeline.demo` (the README's first command, 2 tenants x 1,500 rows) in a folder of its
     own, no BILLING_* or DAGSTER_HOME of the caller's: (the folder, what it printed). Tests only read it."""
-    import os
-
     root = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "DAGSTER_HOME"))}
     done = subprocess.run([sys.executable, "-m", "billing_pipeline.demo", "--rows", "1500", "--tenants", "2"],

@@ -66,32 +66,6 @@ def test_the_profile_times_what_each_asset_and_its_readers_run(tmp_path):
     assert sum(1 for asset, what in timed if asset == "usage_shares" and what.startswith("sql: ")) >= 3
 
 
-def warehouse_rows(source: str, table: str) -> list[tuple]:
-    """Every row of `table` (spark_support.TABLES' columns), sorted, through DuckDB: `source` a DuckDB warehouse
-    file, or a Spark warehouse folder (Parquet datasets partitioned by billing_period; timestamps back as UTC)."""
-    import datetime as dt
-
-    import duckdb
-
-    from billing_pipeline_tests.engines.spark_support import TABLES, plain
-
-    columns = ", ".join(TABLES[table])
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        if source.endswith(".duckdb"):
-            con.execute(f"ATTACH '{source}' AS warehouse (READ_ONLY)")
-            rows = con.execute(f"SELECT {columns} FROM warehouse.{table}").fetchall()
-        else:
-            rows = con.execute(f"SELECT {columns} FROM read_parquet('{source}/{table}/*/*.parquet', "
-                               "hive_partitioning = true)").fetchall()
-
-    def naive_utc(value):
-        is_aware = isinstance(value, dt.datetime) and value.tzinfo is not None
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if is_aware else value
-
-    return sorted((tuple(naive_utc(v) for v in plain(r)) for r in rows), key=repr)
-
-
 @pytest.mark.slow
 @pytest.mark.xdist_group("spark")  # JVMs: with the other Spark tests
 def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
@@ -100,6 +74,7 @@ def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
     cluster's master and each worker (with its executor) have their memory sampled. This is the suite's run of the
     classic driver on a cluster (engines/test_spark_cluster.py runs the whole Definitions through Spark Connect)."""
     from benchmarks.run_benchmark import CORE_CHAIN
+    from billing_pipeline_tests.engines.spark_support import all_duckdb_rows, all_spark_rows
 
     results, runs = tmp_path / "results.md", tmp_path / "runs"
     assert main(["--scaling", "--approaches", "pipeline", "spark-cluster", "--rows", "2000", "--tenants", "12",
@@ -109,10 +84,10 @@ def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
     duckdb_run, cluster = figures["pipeline"], figures["spark-cluster"]
     assert cluster["in_scope_cost"] == duckdb_run["in_scope_cost"]
     assert {t: cluster["rows"][t] for t in cluster["rows"]} == {t: duckdb_run["rows"][t] for t in cluster["rows"]}
-    for table in CORE_CHAIN:
-        on_duckdb = warehouse_rows(str(runs / "rows-2000" / "pipeline" / "warehouse.duckdb"), table)
+    for table in CORE_CHAIN:  # each approach's warehouse, kept under runs/rows-2000/<approach>/
+        on_duckdb = all_duckdb_rows(runs / "rows-2000" / "pipeline", table)
         assert on_duckdb, table
-        assert warehouse_rows(str(runs / "rows-2000" / "spark-cluster" / "spark-warehouse"), table) == on_duckdb, table
+        assert all_spark_rows(runs / "rows-2000" / "spark-cluster", table) == on_duckdb, table
     assert duckdb_run["log_lines"] > 2 * 2000  # 10x the generator's default log lines: ~2.7 per requested row
     assert set(cluster["other_peak_rss_bytes"]) == {"master", "worker-1", "worker-2"}
     # a daemon alone (256 MiB heap) stays near 240 MiB, as the master does; a worker's tree includes the executor

@@ -29,7 +29,7 @@ pytestmark = DEMO_GROUP
 
 
 @pytest.fixture(scope="module")
-def demo(demo_run, tmp_path_factory):
+def demo(demo_run):
     root = demo_run[0]
     tokens = root / "tokens.json"
     token = issue_token(A, str(tokens))
