@@ -206,6 +206,12 @@ class _Scan:
                 outside = outside or candidate
         if outside or (on_s3 and not f"{own_bucket}/{relative}".startswith(inside)):
             raise CurFormatError(f"{where} lies outside the manifest's report {self.display(report_root)}")
+        # name the missing file where the delivery should have it (on S3 the key is exact; a local copy: the key
+        # below the folder the reader was pointed at, when that lies inside the report)
+        missing = f"{own_bucket}/{relative}" if on_s3 else self.location.join(relative)
+        if missing.startswith(inside):
+            raise CurFormatError(f"{self.display(manifest_path)}: names {raw!r}, which is missing: "
+                                 f"{self.display(missing)} does not exist (an incomplete delivery)")
         raise CurFormatError(f"{self.display(manifest_path)}: names {raw!r}, which does not exist below "
                              f"{self.display(report_root)}")
 
