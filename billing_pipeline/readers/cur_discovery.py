@@ -174,8 +174,11 @@ class _Scan:
         """A manifest key (bucket-relative, or an s3:// URI) as a path in the location's filesystem, confined to
         the manifest's own report: its bucket and `report_root` (the folder of the report the manifest belongs
         to). On S3 it is `<own bucket>/<key>`; below a local folder (or a copied bucket) it is the longest tail of
-        the key that exists below the report folder. A key that is absolute, climbs (`..`), names another bucket
-        or lands outside the report is refused: a manifest must not make the pipeline read a foreign object."""
+        the key that exists below the report folder. The bucket an `s3://` key names is never read: a delivery
+        copied elsewhere (S3 Replication to a central account, a restore) keeps the name of the bucket AWS wrote it
+        to in its manifest, so the key is looked up in the bucket the manifest sits in. A key that is absolute,
+        climbs (`..`) or lands outside the report is refused: a manifest must not make the pipeline read a foreign
+        object."""
         raw = str(key)
         where = f"{self.display(manifest_path)}: report key {raw!r}"
         named_bucket, relative = None, raw
@@ -189,9 +192,10 @@ class _Scan:
         on_s3 = isinstance(self.location.filesystem, pafs.S3FileSystem)
         # S3: the bucket the manifest itself sits in; a local copy: the bucket the manifest says it was written to
         own_bucket = self.location.path.split("/", 1)[0] if on_s3 else bucket
-        if named_bucket is not None and own_bucket and named_bucket != own_bucket:
-            raise CurFormatError(f"{where} lies in bucket {named_bucket!r}, not in the manifest's bucket "
-                                 f"{own_bucket!r}")
+        if named_bucket is not None and named_bucket != own_bucket:
+            # said in every refusal below, so that a key meant for another bucket reads as what it is
+            where += (f" (it names bucket {named_bucket!r}; only its copy in the manifest's own "
+                      f"{'bucket ' + repr(own_bucket) if on_s3 else 'folder'} is read)")
         inside = report_root.rstrip("/") + "/"
         if on_s3:
             direct = f"{own_bucket}/{relative}"
@@ -210,10 +214,9 @@ class _Scan:
         # below the folder the reader was pointed at, when that lies inside the report)
         missing = f"{own_bucket}/{relative}" if on_s3 else self.location.join(relative)
         if missing.startswith(inside):
-            raise CurFormatError(f"{self.display(manifest_path)}: names {raw!r}, which is missing: "
-                                 f"{self.display(missing)} does not exist (an incomplete delivery)")
-        raise CurFormatError(f"{self.display(manifest_path)}: names {raw!r}, which does not exist below "
-                             f"{self.display(report_root)}")
+            raise CurFormatError(f"{where} is missing: {self.display(missing)} does not exist (an incomplete "
+                                 "delivery)")
+        raise CurFormatError(f"{where} does not exist below {self.display(report_root)}")
 
     def _read_json(self, path: str) -> dict:
         try:

@@ -85,8 +85,8 @@ def csv_text(rows: list[dict], header=HEADER, newline="\n") -> str:
     "\\\\server\\share\\cur.csv.gz",                                    # a UNC path
     "C:/Windows/win.ini",
     f"cur-evil/r1/{PERIOD}/asm/evil-1.csv.gz",                          # another prefix that starts like ours
-    f"s3://{BUCKET}-evil/cur/r1/{PERIOD}/asm/r1-1.csv.gz",              # another bucket that starts like ours
-    f"s3://{BUCKET[:-1]}/cur/r1/{PERIOD}/asm/r1-1.csv.gz",              # ... or that ours starts like
+    f"s3://{BUCKET}-evil/cur-evil/r1/{PERIOD}/asm/evil-1.csv.gz",       # another bucket that starts like ours
+    f"s3://{BUCKET[:-1]}/cur-evil/r1/{PERIOD}/asm/evil-1.csv.gz",       # ... or that ours starts like
 ])
 def test_a_disguised_key_outside_the_report_is_refused_naming_manifest_and_key(tmp_path, key):
     manifest = report(tmp_path, [key])

@@ -43,6 +43,6 @@ def test_missing_key_on_s3_names_the_manifest_uri(s3, tmp_path):
     with pytest.raises(CurFormatError) as error:
         find_deliveries(locate(f"s3://{BUCKET}/cur"))
     assert str(error.value) == (
-        f"s3://{BUCKET}/cur/s3-cur/20260101-20260201/s3-cur-Manifest.json: names "
-        f"'cur/s3-cur/20260101-20260201/a/x.csv.gz', which is missing: "
+        f"s3://{BUCKET}/cur/s3-cur/20260101-20260201/s3-cur-Manifest.json: report key "
+        f"'cur/s3-cur/20260101-20260201/a/x.csv.gz' is missing: "
         f"s3://{BUCKET}/cur/s3-cur/20260101-20260201/a/x.csv.gz does not exist (an incomplete delivery)")
