@@ -272,30 +272,28 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
         raise ValueError(f"{manifest_name}: not a readable S3 Inventory manifest ({exc})") from exc
     if manifest.get("sourceBucket"):
         snapshot.bucket = manifest["sourceBucket"]
-    paths = [resolve_data_file(location, snapshot, manifest, key) for key in keys]
+    paths = [resolve_data_file(location, snapshot, key) for key in keys]
     return SnapshotFiles(file_format, manifest.get("fileSchema", ""), manifest_name, paths)
 
 
-def resolve_data_file(location: Location, snapshot: Snapshot, manifest: dict, key: str) -> str:
+def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
     """Where a manifest's data key is: beside the report folder (wherever the destination was copied), else the
-    key under the location, else the key in the destination bucket (S3)."""
+    key under the location. Never in the bucket the manifest names as its destination: AWS writes the data files
+    beside the manifests (`<source bucket>/<config>/data/`), so a data file only that bucket holds is another
+    bucket's object, which a manifest must not make the pipeline read (as CUR manifests, docs/input-integrity.md)."""
     candidates = []
     report_folder = "/".join(snapshot.manifest_path.split("/")[:-4])  # the folder holding <bucket>/<config>/
     marker = f"{snapshot.manifest_path.split('/')[-4]}/{snapshot.config}/"
     if marker in key:
         candidates.append(f"{report_folder}/{key[key.index(marker):]}")
     candidates.append(location.join(key))
-    destination = str(manifest.get("destinationBucket", "")).rsplit(":", 1)[-1]
-    if destination and isinstance(location.filesystem, pafs.S3FileSystem):
-        candidates.append(f"{destination}/{key}")
     for candidate in candidates:
         if location.filesystem.get_file_info(candidate).type == pafs.FileType.File:
-            if candidate != f"{destination}/{key}":  # a key with '..' must not lead out of the inventory folder
-                try:
-                    location.confined(candidate)
-                except UnsafeLocation as error:
-                    raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}: "
-                                     f"{error}") from None
+            try:  # a key with '..' must not lead out of the inventory folder
+                location.confined(candidate)
+            except UnsafeLocation as error:
+                raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}: "
+                                 f"{error}") from None
             return candidate
     raise ValueError(
         f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which is missing "

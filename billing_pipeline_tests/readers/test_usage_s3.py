@@ -43,3 +43,21 @@ def test_logs_and_inventory_read_from_s3(s3):
     assert rows[("2026-01-05 10", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("1")
     assert sum(v for k, v in rows.items() if k[2] == "gb_months") == D("24")
     assert evidence.files_read == 3
+
+
+def test_an_inventory_data_file_only_the_named_destination_bucket_holds_is_not_read(s3):
+    """The manifest names `private` as its destination and a data key that exists only there: the pipeline reads
+    the inventory folder it was pointed at, never another bucket, and says which file is missing."""
+    s3.create_bucket(Bucket="private")
+    s3.put_object(Bucket="private", Key="secrets/a.csv.gz",
+                  Body=gzip.compress(b'"tax-demo-docs","clients/acc-a/x.pdf","1073741824","2026-01-01"\n'))
+    s3.put_object(Bucket="billing", Key="inv/tax-demo-docs/daily/2026-01-05T00-00Z/manifest.json", Body=json.dumps({
+        "sourceBucket": "tax-demo-docs", "destinationBucket": "arn:aws:s3:::private", "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": "secrets/a.csv.gz", "size": 10, "MD5checksum": "0"}],
+    }))
+    with pytest.raises(ValueError) as error:
+        read_usage_evidence(locate("s3://billing/logs"), locate("s3://billing/inv"), JANUARY)
+    assert str(error.value) == (
+        "s3://billing/inv/tax-demo-docs/daily/2026-01-05T00-00Z/manifest.json: lists data file 'secrets/a.csv.gz', "
+        "which is missing (looked for s3://billing/inv/secrets/a.csv.gz)")
