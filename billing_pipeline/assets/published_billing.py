@@ -114,8 +114,9 @@ def consistency_problems(tables: dict[str, pa.Table], in_scope: dict[str, Decima
     report = tables["reconciliation_report"].to_pylist()
     if statements and deliveries != 1:
         problems.append(f"cur_line_items holds {deliveries} deliveries of the month (re-run cur_line_items and after)")
-    if line_items and not statements:
-        problems.append("cur_line_items holds the month but statements has no rows (re-run statements)")
+    if line_items and not statements and any(in_scope.values()):
+        # (a month whose line items hold nothing of the application has no statements, and is published so)
+        problems.append("tenant_costs holds the month's cost but statements has no rows (re-run statements)")
     for name, rows in (("statements", statements), ("reconciliation_report", report)):
         # the tables record their delivery (issue 16.6): every row must name the CUR's (NULL: written before that)
         stale = {r["delivery_id"] for r in rows if r.get("delivery_id") not in (None, delivery_id)}
@@ -197,8 +198,11 @@ def publish_from(con, location: Location, period: dt.date, engine: str, tenants:
     problems = ([lineage_problem] if lineage_problem else []) + consistency_problems(tables, in_scope, cur) \
         + month_to_date_problems(tables["month_to_date"], tables["statements"].to_pylist())
     # before the month's first CUR delivery the month to date (all estimated) is the whole of it: published, so
-    # that the hourly refresh shows the month's first hours
-    if not problems and not any(tables[t].num_rows for t in ("statements", "estimates", "month_to_date")):
+    # that the hourly refresh shows the month's first hours; a delivery with nothing of the application in it is
+    # published too (a month without statements: no tenant owes anything), not refused as if never run
+    line_items = cur[3]
+    if not problems and not line_items and \
+            not any(tables[t].num_rows for t in ("statements", "estimates", "month_to_date")):
         problems.append("the warehouse holds nothing of the month (run the month first)")
     if problems:
         raise NotPublishable(period, problems)

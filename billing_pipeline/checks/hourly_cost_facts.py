@@ -1,8 +1,18 @@
-"""Checks of hourly_cost_facts: every cost metric adds up to the line items, never written twice."""
+"""Checks of hourly_cost_facts: every cost metric adds up to the line items, never written twice, and a month
+with line items holds some of the application's."""
 
-from dagster import AssetCheckResult
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-from billing_pipeline.checks.common import query_check, rows_table, written_once
+from billing_pipeline.checks.common import (
+    OFFENDING_ROWS,
+    checked_month,
+    month_check,
+    query_check,
+    rows_table,
+    written_once,
+)
+from billing_pipeline.resources.billing_config import BillingConfig
+from billing_pipeline.resources.warehouse import BillingWarehouse
 
 GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "usage_type", "operation",
          "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
@@ -42,3 +52,36 @@ facts_add_up_to_line_items = query_check(
 no_duplicate_facts = written_once(
     "hourly_cost_facts", "no_duplicate_facts", GRAIN,
     description="The month holds exactly the facts its one GROUP BY wrote: never written twice.")
+
+
+def application_tag_values(con, period, application: str) -> AssetCheckResult:
+    """Fails (a warning) when the month has facts but none tagged `application` = BILLING_APPLICATION: every
+    tenant would owe nothing, which is far likelier a wrong setting (or a tag not activated for cost allocation)
+    than a month without the application. Names the values the month's `application` tag does hold."""
+    ((in_scope, facts),) = con.execute(
+        "SELECT count(*) FILTER (in_scope), count(*) FROM hourly_cost_facts WHERE billing_period = $billing_period",
+        {"billing_period": period}).fetchall()
+    found = con.execute(
+        f"""SELECT coalesce(application, '(untagged)') AS application, currency, count(*) AS facts,
+                   sum(unblended_cost) AS unblended_cost
+            FROM hourly_cost_facts WHERE billing_period = $billing_period
+            GROUP BY ALL ORDER BY unblended_cost DESC, application LIMIT {OFFENDING_ROWS}""",
+        {"billing_period": period}).df()
+    return AssetCheckResult(
+        passed=bool(in_scope) or not facts, severity=AssetCheckSeverity.WARN,
+        metadata={"application": application, "facts_in_scope": in_scope, "facts": facts,
+                  "application_tag_values": rows_table(found),
+                  "hint": MetadataValue.text("" if in_scope or not facts else
+                                             f"no fact is tagged application={application!r}: set BILLING_APPLICATION "
+                                             "to the application tag's value, and check that the tag is activated "
+                                             "as a cost allocation tag (the CUR only carries activated tags)")},
+    )
+
+
+@month_check("hourly_cost_facts", blocking=False,
+             description="Warns when the month has cost but none of it is tagged with the application "
+                         "(BILLING_APPLICATION): a wrong setting would otherwise bill every tenant nothing.")
+def application_in_scope(context: AssetCheckExecutionContext, billing_config: BillingConfig,
+                         warehouse: BillingWarehouse) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        return application_tag_values(con, checked_month(context), billing_config.application_tag())

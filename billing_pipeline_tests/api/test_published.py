@@ -205,12 +205,20 @@ def test_the_month_as_built_is_consistent(january):
         else r["actual_cost"]})}, s, c), "reconciliation_report: acct-0002 (USD) actual"),
     (lambda t, s, c: (t, s, (2, *c[1:])), "cur_line_items holds 2 deliveries"),
     (lambda t, s, c: (t, s, (c[0], c[1], True, c[3])), "statements: is_final differs from the CUR's (True)"),
-    (lambda t, s, c: ({**t, "statements": t["statements"].slice(0, 0)}, {}, c),
-     "cur_line_items holds the month but statements has no rows"),
+    (lambda t, s, c: ({**t, "statements": t["statements"].slice(0, 0)}, s, c),
+     "tenant_costs holds the month's cost but statements has no rows (re-run statements)"),
 ])
 def test_a_disagreeing_table_is_not_published(january, breakage, message):
     problems = publisher.consistency_problems(*breakage(*january))
     assert any(message in p for p in problems), problems
+
+
+def test_a_month_with_nothing_of_the_application_has_no_statements_and_that_is_consistent(january):
+    """Line items but nothing in scope (tenant_costs empty): no statements is the right answer, not a problem."""
+    tables, _in_scope, cur = january
+    empty = {**tables, "statements": tables["statements"].slice(0, 0),
+             "reconciliation_report": tables["reconciliation_report"].slice(0, 0)}
+    assert publisher.consistency_problems(empty, {}, cur) == []
 
 
 def test_the_tables_record_their_delivery_and_a_stale_one_is_refused(january):

@@ -132,3 +132,28 @@ def test_the_fixtures_are_the_ones_described(expected):
         root = LAYOUTS / name
         assert root.is_dir() and (root / expected[name]["manifest_key"]).is_file(), name
     assert all((LAYOUTS / "cur2-parquet" / key).is_file() for key in expected["cur2-parquet"]["data_files"])
+
+
+def test_the_month_job_on_a_real_bill_without_the_application_succeeds_and_warns(
+        aws, tmp_path, monkeypatch, expected):
+    """A real delivery none of whose line items carries the application tag (BILLING_APPLICATION left at its
+    default): the whole billing_month_job succeeds with nothing attributed and publishes the month (no tenant owes
+    anything), and the application_in_scope check warns, naming the tag values the bill holds."""
+    good = expected["cur2-parquet"]
+    bucket = good["bucket"]
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    deliver(bucket, "cur2-parquet")
+    run(tmp_path, monkeypatch, bucket, good["billing_period"])  # sets the environment (and loads the month)
+    monkeypatch.setenv("BILLING_EXPORT_URI", str(tmp_path / "exports"))
+    result = defs.resolve_job_def("billing_month_job").execute_in_process(
+        partition_key=f"{good['billing_period']}-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    warnings = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert set(warnings) == {"application_in_scope"}
+    warning = warnings["application_in_scope"]
+    assert (warning.severity.value, warning.metadata["facts_in_scope"].value) == ("WARN", 0)
+    assert "(untagged)" in str(warning.metadata["application_tag_values"].value)
+    assert query(tmp_path, "SELECT count(*) FROM tenant_costs") == [(0,)]
+    assert query(tmp_path, "SELECT count(*) FROM statements") == [(0,)]
+    published = result.asset_materializations_for_node("published_billing")
+    assert published and published[0].partition == f"{good['billing_period']}-01"

@@ -173,3 +173,14 @@ def test_no_duplicate_report_rows_fails_for_a_doubled_row(broken):
     ((tenant,),) = broken.sql("SELECT min(accountant_id) FROM reconciliation_report WHERE resource_type = 'total'")
     result = broken.check(reconciliation_report.no_duplicate_report_rows)
     assert not result.passed and tenant in broken.text(result, "duplicate_keys") and "total" in broken.text(result, "duplicate_keys")
+
+
+def test_application_in_scope_warns_when_no_fact_carries_the_application_and_names_the_tag_values(broken):
+    result = broken.check(hourly_cost_facts.application_in_scope)
+    assert result.passed and result.metadata["facts_in_scope"].value > 0
+    # as if BILLING_APPLICATION named another application than the bill's tag: nothing of the month is in scope
+    broken.sql("UPDATE hourly_cost_facts SET in_scope = false, application = 'tax-demo-prod' WHERE in_scope")
+    result = broken.check(hourly_cost_facts.application_in_scope)
+    assert (result.passed, result.severity.value, result.metadata["facts_in_scope"].value) == (False, "WARN", 0)
+    assert "tax-demo-prod" in broken.text(result, "application_tag_values")
+    assert broken.text(result, "hint").startswith("no fact is tagged application='tax-demo': set BILLING_APPLICATION")
