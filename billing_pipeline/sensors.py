@@ -11,18 +11,30 @@ from dagster import RunRequest, SensorEvaluationContext, SensorResult, sensor
 from billing_pipeline.assets.cur_line_items import DELIVERY_TAG
 from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.cur import find_deliveries
+from billing_pipeline.readers.cur import discover
 from billing_pipeline.resources.billing_config import BillingConfig
 
 
 @sensor(job=billing_month_job, minimum_interval_seconds=300)
 def cur_delivery_sensor(context: SensorEvaluationContext, billing_config: BillingConfig) -> SensorResult:
     """Watches the CUR bucket's manifests. The cursor maps each month to the delivery id last seen; a month whose
-    delivery id changed gets one run (run key month:delivery, so a delivery is processed once), others nothing."""
+    delivery id changed gets one run (run key month:delivery, so a delivery is processed once), others nothing.
+    A month whose delivery cannot be read (a manifest naming a missing key, two reports) gets one run per distinct
+    problem, which fails naming the file (so it alerts like any failed run), and keeps its last load; the other
+    months go on."""
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     known_keys = set(billing_month_partitions.get_partition_keys())
+    found = discover(billing_config.cur_location())
     run_requests = []
-    for period, delivery in sorted(find_deliveries(billing_config.cur_location()).items()):
+    for period, problem in found.problems.items():
+        key = period.isoformat()
+        if key not in known_keys:
+            continue
+        context.log.error(f"The CUR delivery of {period:%Y-%m} cannot be read: {problem}")
+        problem_id = hashlib.sha256(str(problem).encode()).hexdigest()[:16]
+        run_requests.append(RunRequest(run_key=f"{key}:unreadable:{problem_id}", partition_key=key,
+                                       tags={"billing/trigger": "cur_delivery_sensor", "billing/cur_problem": problem_id}))
+    for period, delivery in sorted(found.deliveries.items()):
         key = period.isoformat()
         if seen.get(key) == delivery.delivery_id:
             continue

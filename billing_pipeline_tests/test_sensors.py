@@ -108,3 +108,60 @@ def test_a_sensor_run_loads_the_delivery_its_tag_names_or_fails(tmp_path, monkey
             f"but the current delivery under {restated.cur_uri} is {assembly_id(Path(restated.cur_uri))}") in error
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT delivery_id, count(*) FROM cur_line_items GROUP BY ALL").fetchall() == before
+
+
+def test_one_months_broken_delivery_neither_stops_the_others_nor_loses_its_last_load(tmp_path, aws):
+    """December and January under one bucket; January's manifest then names a file that is not there. The sensor
+    still requests December's run, and one run for January's problem (the same run key every tick, which Dagster
+    runs once); December loads, January's run fails naming the missing file and keeps January's last load."""
+    from billing_pipeline.assets.cur_line_items import cur_line_items
+    from billing_pipeline.resources.warehouse import DuckDBWarehouse
+
+    dec = generate_month(tmp_path / "all", dt.date(2025, 12, 1), tenants=2, rows=300, seed=3)
+    jan = generate_month(tmp_path / "all", JAN, tenants=2, rows=300, seed=4)
+    bucket = json.loads(next(Path(jan.cur_uri).rglob("*-Manifest.json")).read_text())["bucket"]
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    cur_uri = f"s3://{bucket}/"
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    def load(month: str):
+        return materialize([cur_line_items], partition_key=month,
+                           resources={"billing_config": BillingConfig(cur_uri=cur_uri),
+                                      "warehouse": DuckDBWarehouse(database=str(warehouse))},
+                           instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+    def loaded():
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute("SELECT billing_period, delivery_id, count(*), sum(unblended_cost) FROM cur_line_items "
+                               "GROUP BY ALL ORDER BY ALL").fetchall()
+
+    upload(Path(jan.cur_uri), bucket)
+    assert load("2026-01-01").success
+    january = loaded()
+
+    def top_manifest(period_folder: str) -> Path:
+        return next(p for p in Path(jan.cur_uri).rglob("*-Manifest.json") if p.parent.name == period_folder)
+
+    manifest_path = top_manifest("20260101-20260201")
+    manifest = json.loads(manifest_path.read_text())
+    missing = manifest["reportKeys"][0].replace("-00001.", "-00009.")
+    manifest["reportKeys"].append(missing)
+    manifest_path.write_text(json.dumps(manifest))
+    upload(Path(jan.cur_uri), bucket)
+    assert dec.billing_period == dt.date(2025, 12, 1)
+
+    requests, cursor = tick(None, cur_uri)
+    dec_id = json.loads(top_manifest("20251201-20260101").read_text())["assemblyId"]
+    (problem_run,) = [key for month, key in requests if month == "2026-01-01"]
+    assert requests == [("2026-01-01", problem_run), ("2025-12-01", f"2025-12-01:{dec_id}")]
+    assert problem_run.startswith("2026-01-01:unreadable:")
+    assert json.loads(cursor) == {"2025-12-01": dec_id}
+    assert tick(cursor, cur_uri) == ([("2026-01-01", problem_run)], cursor)  # same key: Dagster runs it once
+
+    assert load("2025-12-01").success
+    failed = load("2026-01-01")
+    assert not failed.success
+    error = next(e for e in failed.all_events if e.is_step_failure).event_specific_data.error.message
+    assert f"report key {missing!r} is missing: s3://{bucket}/{missing} does not exist (an incomplete delivery)" in error
+    assert [row for row in loaded() if row[0] == JAN] == january
+    assert [row[:2] for row in loaded()] == [(dt.date(2025, 12, 1), dec_id), (JAN, january[0][1])]

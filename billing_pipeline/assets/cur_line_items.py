@@ -7,7 +7,7 @@ from billing_pipeline.checks.cur_line_items import deliveries_in_month, duplicat
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.engines import Engine
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.cur import CurDelivery, CurFormatError, find_deliveries
+from billing_pipeline.readers.cur import CurDelivery, CurFormatError, discover
 from billing_pipeline.readers.cur_validation import validate_line_items
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -62,9 +62,14 @@ def cur_line_items(
     period, _ = month_of(context)
     location = billing_config.cur_location()
     try:
-        deliveries = find_deliveries(location)
+        found = discover(location)
     except CurFormatError as error:
         raise Failure(str(error)) from error
+    if period in found.problems:
+        raise Failure(str(found.problems[period])) from found.problems[period]
+    for month, problem in found.problems.items():  # another month's: it does not stop this one
+        context.log.warning(f"The CUR delivery of {month:%Y-%m} cannot be read (its runs fail): {problem}")
+    deliveries = found.deliveries
     delivery = deliveries.get(period)
     if delivery is None:
         found = ", ".join(sorted(f"{month:%Y-%m}" for month in deliveries)) or "none"

@@ -18,8 +18,9 @@ cur_staging with cur_line_items.sql (the normalization), cur_spark (the same nor
 Spark reads the files itself).
 """
 
-from billing_pipeline.readers.cur_discovery import find_deliveries
+from billing_pipeline.readers.cur_discovery import Discovery, discover, find_deliveries
 from billing_pipeline.readers.cur_staging import insert_line_items, stage_line_items
 from billing_pipeline.readers.cur_types import LAYOUTS, CurDelivery, CurFormatError
 
-__all__ = ["LAYOUTS", "CurDelivery", "CurFormatError", "find_deliveries", "insert_line_items", "stage_line_items"]
+__all__ = ["LAYOUTS", "CurDelivery", "CurFormatError", "Discovery", "discover", "find_deliveries", "insert_line_items",
+           "stage_line_items"]

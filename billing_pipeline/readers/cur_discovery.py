@@ -10,7 +10,9 @@ AWS delivers billing data in several layouts (all may sit at any depth below the
 - Data Exports (CUR 2.0 and FOCUS): `<prefix>/<export>/data/BILLING_PERIOD=2026-01/...` with
   `<prefix>/<export>/metadata/BILLING_PERIOD=2026-01/<export>-Manifest.json` listing the `dataFiles`.
 
-A file that looks like billing data but fits none of these is an error, as are two reports for one month.
+A file that looks like billing data but fits none of these is an error, as are two reports for one month. A
+problem with one month's delivery (a manifest naming a missing key, two reports) is that month's: `discover`
+returns it beside the other months' deliveries, so one broken month does not stop the others loading.
 """
 
 from __future__ import annotations
@@ -56,30 +58,58 @@ class _Candidate:
     status: str | None = None
 
 
+@dataclass
+class Discovery:
+    """What lies below a CUR location: each month's current delivery, and the months whose delivery cannot be read
+    as it stands (the problem naming the file), which are not in `deliveries`."""
+
+    deliveries: dict[datetime.date, CurDelivery]
+    problems: dict[datetime.date, CurFormatError]
+
+
+def discover(location: Location) -> Discovery:
+    """Every month delivered anywhere below the location (at any depth): the current delivery for each, or the
+    month's problem (two different reports for the month, a manifest naming a missing or foreign key, ...).
+    Problems of no particular month (the location cannot be listed, billing data in no known layout) raise."""
+    found, stray = _discover(location)
+    if stray:
+        raise stray
+    return found
+
+
 def find_deliveries(location: Location) -> dict[datetime.date, CurDelivery]:
-    """Every month delivered anywhere below the location (at any depth), the current delivery for each.
-    Two different reports (different report/export names) for the same month -> CurFormatError naming both."""
+    """`discover`, strict: the first month's problem (in month order) raises, then a problem of no month."""
+    found, stray = _discover(location)
+    for problem in [*found.problems.values(), *([stray] if stray else [])]:
+        raise problem
+    return found.deliveries
+
+
+def _discover(location: Location) -> tuple[Discovery, CurFormatError | None]:
     try:
         infos = {info.path: info for info in location.list_files()}
     except UnsafeLocation as error:  # a symbolic link below a local CUR folder
         raise CurFormatError(str(error)) from None
     scan = _Scan(location, infos)
     candidates = scan.legacy_manifests() + scan.athena_folders() + scan.data_exports()
-    scan.reject_unclaimed()
+    stray = scan.unclaimed_data()
 
     by_month: dict[datetime.date, list[_Candidate]] = defaultdict(list)
     for candidate in candidates:
         by_month[candidate.billing_period].append(candidate)
-    deliveries = {}
+    deliveries, problems = {}, dict(scan.problems)
     for month, found in sorted(by_month.items()):
+        if month in problems:
+            continue  # a broken report and a good one for the same month: the month is not readable either way
         if len(found) > 1:
             names = " and ".join(f"{c.report!r} ({location.display(c.origin)})" for c in found)
-            raise CurFormatError(
+            problems[month] = CurFormatError(
                 f"{location.display(location.path)}: two reports deliver {month:%Y-%m}: {names}; "
                 "point the CUR URI at one of them"
             )
+            continue
         deliveries[month] = _finish(location, infos, found[0])
-    return deliveries
+    return Discovery(deliveries, dict(sorted(problems.items()))), stray
 
 
 def _finish(location: Location, infos: dict[str, pafs.FileInfo], c: _Candidate) -> CurDelivery:
@@ -110,6 +140,11 @@ class _Scan:
         self.claimed: set[str] = set()
         # (report, month) of legacy manifests, so an Athena folder of the same report and month defers to them.
         self.manifest_months: set[tuple[str, datetime.date]] = set()
+        # the first problem found with each month's delivery
+        self.problems: dict[datetime.date, CurFormatError] = {}
+
+    def month_problem(self, month: datetime.date, error: CurFormatError) -> None:
+        self.problems.setdefault(month, error)
 
     def display(self, path: str) -> str:
         return self.location.display(path)
@@ -117,7 +152,7 @@ class _Scan:
     # -- legacy CUR with a top-level manifest ------------------------------------------------------------
 
     def legacy_manifests(self) -> list[_Candidate]:
-        candidates = []
+        candidates, period_folders = [], set()
         for path in self.infos:
             parts = path.split("/")
             if len(parts) < 3 or not parts[-1].endswith(MANIFEST_SUFFIX):
@@ -127,9 +162,12 @@ class _Scan:
             # one folder deeper (`<period>/<assemblyId>/...`) are not the current delivery's pointer.
             if not period or parts[-1] != parts[-3] + MANIFEST_SUFFIX:
                 continue
-            candidates.append(self._legacy_manifest(path, _month(period[1], period[2])))
+            period_folders.add(path.rsplit("/", 1)[0])
+            try:
+                candidates.append(self._legacy_manifest(path, _month(period[1], period[2])))
+            except CurFormatError as error:
+                self.month_problem(_month(period[1], period[2]), error)
         # Everything below a period folder that has a manifest is that report's (older assemblies included).
-        period_folders = {c.origin for c in candidates}
         for path in self.infos:
             if any(path.startswith(folder + "/") for folder in period_folders):
                 self.claimed.add(path)
@@ -245,8 +283,11 @@ class _Scan:
             self.claimed.update(files)
             if (report, month) in self.manifest_months:
                 continue  # the report's top-level manifest says which files are current
-            candidates.append(_Candidate(month, report, "athena_parquet", files, origin=root,
-                                         status=self._status(root)))
+            try:
+                candidates.append(_Candidate(month, report, "athena_parquet", files, origin=root,
+                                             status=self._status(root)))
+            except CurFormatError as error:
+                self.month_problem(month, error)
         # The status files themselves are bookkeeping, not line items.
         self.claimed.update(p for p in self.infos if f"/{STATUS_FOLDER}/" in p)
         return candidates
@@ -296,24 +337,31 @@ class _Scan:
             manifest = manifests.get((root, month))
             files = data.get((root, month), [])
             self.claimed.update(files)
-            if manifest:
-                content = self._read_json(manifest)
-                listed = content.get("dataFiles")
-                if not isinstance(listed, list):
-                    raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
-                if not listed:
-                    raise CurFormatError(f"{self.display(manifest)}: an empty delivery (dataFiles lists no file): "
-                                         "refused, the month's last load is kept")
-                files = [self._resolve_key(manifest, key, content.get("bucket"), root) for key in listed]
-                export = content.get("exportName") or export
-            elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
-                raise CurFormatError(
-                    f"{self.display(files[0].rsplit('/', 1)[0])}: data files in several folders and no "
-                    f"{export}{MANIFEST_SUFFIX} to say which is current"
-                )
-            layout = "focus" if files and self._is_focus(sorted(files)[0]) else "cur2"
-            candidates.append(_Candidate(month, export, layout, files, origin=root, manifest=manifest))
+            try:
+                candidates.append(self._data_export(root, month, export, manifest, files))
+            except CurFormatError as error:
+                self.month_problem(month, error)
         return candidates
+
+    def _data_export(self, root: str, month: datetime.date, export: str, manifest: str | None,
+                     files: list[str]) -> _Candidate:
+        if manifest:
+            content = self._read_json(manifest)
+            listed = content.get("dataFiles")
+            if not isinstance(listed, list):
+                raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
+            if not listed:
+                raise CurFormatError(f"{self.display(manifest)}: an empty delivery (dataFiles lists no file): "
+                                     "refused, the month's last load is kept")
+            files = [self._resolve_key(manifest, key, content.get("bucket"), root) for key in listed]
+            export = content.get("exportName") or export
+        elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
+            raise CurFormatError(
+                f"{self.display(files[0].rsplit('/', 1)[0])}: data files in several folders and no "
+                f"{export}{MANIFEST_SUFFIX} to say which is current"
+            )
+        layout = "focus" if files and self._is_focus(sorted(files)[0]) else "cur2"
+        return _Candidate(month, export, layout, files, origin=root, manifest=manifest)
 
     def _is_focus(self, path: str) -> bool:
         from billing_pipeline.readers.cur_files import open_cur_file  # here to keep module imports one-way
@@ -326,18 +374,23 @@ class _Scan:
 
     # -- everything else ----------------------------------------------------------------------------------
 
-    def reject_unclaimed(self) -> None:
-        unknown = [p for p in self.infos if looks_like_data(p) and p not in self.claimed]
-        orphans = [p for p in unknown if any(PERIOD_FOLDER.match(part) for part in p.split("/")[:-1])]
-        if orphans:
-            raise CurFormatError(
-                f"{self.display(orphans[0])}: in a legacy CUR period folder without a top-level "
-                "<report>-Manifest.json, so nothing says which files are the current delivery"
-            )
+    def unclaimed_data(self) -> CurFormatError | None:
+        """Data files no layout claimed: a problem of their month when they lie in a legacy period folder, else
+        the error returned (billing data in no known layout, which concerns no month in particular)."""
+        unknown = []
+        for path in sorted(p for p in self.infos if looks_like_data(p) and p not in self.claimed):
+            period = next((m for m in map(PERIOD_FOLDER.match, path.split("/")[:-1]) if m), None)
+            if period is None:
+                unknown.append(path)
+            else:  # the month's (e.g. a new month whose manifest AWS has not written yet)
+                self.month_problem(_month(period[1], period[2]), CurFormatError(
+                    f"{self.display(path)}: in a legacy CUR period folder without a top-level "
+                    "<report>-Manifest.json, so nothing says which files are the current delivery"))
         if unknown:
             shown = ", ".join(self.display(p) for p in unknown[:3])
             more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-            raise CurFormatError(
+            return CurFormatError(
                 f"{shown}{more}: billing data in no known CUR layout (legacy manifest period folder, "
                 "year=/month= folders, or a Data Exports BILLING_PERIOD= partition)"
             )
+        return None
