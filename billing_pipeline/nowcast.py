@@ -10,6 +10,8 @@ reached yet, priced by the bill, and a month-end forecast with an interval. See 
                       tagged resources with usage evidence of their own: that usage x their own unit cost;
                       other tagged resources and cost no driver explains: their run rate (cost per hour of the same
                       window) x the hours not covered
+                    an hour after coverage whose logs were lost (no log evidence at all, while a later hour has
+                    some and so had the same hour of most of the 7 days before): the mean of those hours' usage
     forecast_cost   cost_to_date + the cost per hour of the last whole weeks (whole days in the first week) x the
                     hours left in the month, storage at its last whole day's cost (it is a stock, not a flow), with
                     an interval from the day-to-day spread of those days' usage (`interval`)
@@ -50,6 +52,8 @@ T975 = {1: "12.706", 2: "4.303", 3: "3.182", 4: "2.776", 5: "2.571", 6: "2.447",
         10: "2.228", 12: "2.179", 14: "2.145", 16: "2.120", 18: "2.101", 20: "2.086", 24: "2.064", 27: "2.052",
         30: "2.042"}
 ESTIMATE_SHARE = Decimal("0.05")
+GAP_LOOKBACK_DAYS = 7
+GAP_METHOD = "evidence_gap:same_hour_earlier_days"
 
 
 def t975(degrees: int) -> Decimal:
@@ -132,6 +136,7 @@ class Nowcast:
     covered_through: dt.datetime
     as_of: dt.datetime
     rows: list[dict] = field(default_factory=list)
+    evidence_gaps: dict = field(default_factory=dict)  # an hour whose logs were lost -> the hours standing in
     calibrations: list[Calibration] = field(default_factory=list)
     daily: dict = field(default_factory=dict)  # (accountant, resource_type, currency) -> {date: (actual, estimated)}
 
@@ -201,6 +206,51 @@ def _calibrate(con, q, period: dt.date, basis: str) -> list[Calibration]:
     return out
 
 
+def evidence_gaps(log_hours: set[dt.datetime], covered: dt.datetime, as_of: dt.datetime,
+                  month_start: dt.datetime) -> dict[dt.datetime, list[dt.datetime]]:
+    """The hours after coverage whose logs were lost, each with the hours whose usage stands in for it. An hour is
+    lost when the logs hold nothing for it although they hold something for a later hour (evidence still to come
+    is not lost) and for the same hour on most of the last GAP_LOOKBACK_DAYS days of the month (an hour the
+    application is quiet in every night is not lost either). Those same hours stand in for it, at their mean. The
+    final bill splits the lost hour's cost by the day's shares (docs/attribution-rules.md); without this its cost
+    would be estimated at nothing."""
+    last = max(log_hours, default=None)
+    gaps = {}
+    hour = covered
+    while last is not None and hour < min(as_of, last):
+        if hour not in log_hours:
+            earlier = [hour - DAY * k for k in range(1, GAP_LOOKBACK_DAYS + 1) if hour - DAY * k >= month_start]
+            present = [h for h in earlier if h in log_hours]
+            if earlier and 2 * len(present) > len(earlier):
+                gaps[hour] = present
+        hour += HOUR
+    return gaps
+
+
+EVIDENCE_HOURS_SCHEMA = pa.schema([("grain", pa.string()), ("usage_hour", pa.timestamp("us")),
+                                   ("usage_date", pa.date32()), ("divisor", pa.int64())])
+
+
+def evidence_hours(covered: dt.datetime, days_covered: dt.datetime, as_of: dt.datetime,
+                   gaps: dict[dt.datetime, list[dt.datetime]]) -> pa.Table:
+    """nowcast_evidence_hours (month_to_date.sql): which hours of evidence count for which day, and for what part.
+    Hourly lines: each hour after coverage for its own day, and each hour standing in for a lost one for the lost
+    hour's day, divided by how many stand in. Daily lines (storage): each hour after the last covered day."""
+    rows = []
+    for grain, start in (("hour", covered), ("day", days_covered)):
+        hour = start
+        while hour < as_of:
+            rows.append((grain, hour, hour.date(), 1))
+            hour += HOUR
+    for lost, sources in sorted(gaps.items()):
+        rows += [("hour", source, lost.date(), len(sources)) for source in sources]
+    return pa.Table.from_pylist([dict(zip(EVIDENCE_HOURS_SCHEMA.names, r)) for r in rows], schema=EVIDENCE_HOURS_SCHEMA)
+
+
+def _estimate(quantity: Decimal, unit_cost: Decimal, divisor: int) -> Decimal:
+    return _round(quantity * unit_cost, MONEY) if divisor == 1 else _div(quantity * unit_cost, Decimal(divisor), MONEY)
+
+
 def interval(cost_to_date: Decimal, estimated: Decimal, days: list[Decimal], remaining_hours: int,
              forecast: Decimal) -> tuple[Decimal, Decimal]:
     """forecast +- half width: t x sd x sqrt(R + R^2 / n) for R remaining days projected at the mean of n days
@@ -261,6 +311,12 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
                 unit_costs.append(Calibration("unit_cost", BASIS_PRICING, None, service, driver, "*", None, None,
                                               pricing.currency, "hour", None, None, None, None, price))
 
+        # which hours of evidence count for which day: those after coverage, and stand-ins for hours whose logs were lost
+        log_hours = {hour for (hour,) in con.execute(q["log_evidence_hours"], {"billing_period": period,
+                                                                              "as_of": as_of}).fetchall()}
+        gaps = evidence_gaps(log_hours, covered, as_of, month_start)
+        con.register("nowcast_evidence_hours", evidence_hours(covered, days_covered, as_of, gaps))
+
         resource_types = dict(con.execute("SELECT service, resource_type FROM service_resource_types").fetchall())
         # (tenant, resource type, currency) -> day -> [actual, estimated, of which stock (storage)]
         daily: dict = defaultdict(lambda: defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)]))
@@ -279,31 +335,31 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             "currency": [k[3] for k in by_key], "grain": [k[4] for k in by_key]},
             schema=pa.schema([(n, pa.string()) for n in ("service", "driver", "scope", "currency", "grain")])))
         try:
-            usage = con.execute(q["evidence_after_coverage"], {
-                "billing_period": period, "covered_through": covered, "days_covered_through": days_covered,
-                "as_of": as_of}).fetchall()
+            usage = con.execute(q["evidence_after_coverage"], {"billing_period": period}).fetchall()
         finally:
             con.unregister("nowcast_unit_costs")
-        for accountant, service, driver, scope, currency, grain, usage_date, quantity in usage:
+        for accountant, service, driver, scope, currency, grain, usage_date, divisor, quantity in usage:
             c = by_key[(service, driver, scope, currency, grain)]
             key = (accountant, resource_types.get(service, "other"), currency)
-            estimate = _round(quantity * c.unit_cost, MONEY)
+            estimate = _estimate(quantity, c.unit_cost, divisor)
             daily[key][usage_date][1] += estimate
             daily[key][usage_date][2] += estimate if grain == "day" else 0
             methods[key].add(f"unit_cost:{c.basis}")
+            if divisor > 1:
+                methods[key].add(GAP_METHOD)
 
         # tagged resources with evidence of their own: that evidence after coverage x their own unit cost
         with _direct_unit_costs(con, direct_costs) as by_direct:
-            usage = con.execute(q["direct_evidence_after_coverage"], {
-                "billing_period": period, "covered_through": covered, "days_covered_through": days_covered,
-                "as_of": as_of}).fetchall()
-        for *direct_key, usage_date, quantity in usage:
+            usage = con.execute(q["direct_evidence_after_coverage"], {"billing_period": period}).fetchall()
+        for *direct_key, usage_date, divisor, quantity in usage:
             c = by_direct[tuple(direct_key)]
             key = (c.accountant_id, resource_types.get(c.service, "other"), c.currency)
-            estimate = _round(quantity * c.unit_cost, MONEY)
+            estimate = _estimate(quantity, c.unit_cost, divisor)
             daily[key][usage_date][1] += estimate
             daily[key][usage_date][2] += estimate if c.grain == "day" else 0
             methods[key].add(f"direct_unit_cost:{c.basis}")
+            if divisor > 1:
+                methods[key].add(GAP_METHOD)
 
         # tagged resources and cost no driver explains: run rate x hours not covered, day by day
         for c in run_rates:
@@ -320,6 +376,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
                 day += DAY
     finally:
         con.unregister("driver_prices")
+        con.unregister("nowcast_evidence_hours")  # (nothing to do if the run stopped before registering it)
         for view in reversed(SCOPED_RELATIONS):
             engine.drop(f"nowcast_{view}")
 
@@ -368,7 +425,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             "forecast_cost": forecast, "forecast_low": low, "forecast_high": high, "covered_through": covered,
             "as_of": as_of, "method": "+".join(sorted(methods[key])),
         })
-    return Nowcast(period, covered, as_of, rows, [*unit_costs, *direct_costs, *run_rates],
+    return Nowcast(period, covered, as_of, rows, gaps, [*unit_costs, *direct_costs, *run_rates],
                    {k: {d: tuple(v) for d, v in days.items()} for k, days in daily.items()})
 
 

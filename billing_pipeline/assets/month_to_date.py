@@ -122,6 +122,8 @@ def month_to_date(
         "hours_estimated": MetadataValue.float(hours_behind),
         "calibrations": MetadataValue.int(calibrations),
         "calibrations_by_basis": by_basis,
+        # hours after coverage whose logs were lost, estimated from the same hour of the days before
+        "evidence_gaps": ", ".join(f"{hour:%Y-%m-%d %H:%M}" for hour in nowcast.evidence_gaps) or "none",
         "per_tenant": per_tenant,
     }
     for currency, actual, estimated, to_date, forecast, low, high in totals:

@@ -228,10 +228,22 @@ GROUP BY ALL
 HAVING sum(cost) <> 0
 ORDER BY ALL;
 
+-- query: log_evidence_hours
+-- The hours of the month through as_of with any usage evidence from the logs (every driver but stored bytes, a
+-- stock the S3 Inventory gives a day at a time): an hour with none among hours with some lost its logs.
+SELECT DISTINCT e.usage_hour
+FROM nowcast_evidence e
+LEFT JOIN driver_units u ON u.service = e.service AND u.driver = e.driver
+WHERE e.billing_period = $billing_period AND e.usage_hour < $as_of AND coalesce(u.unit, '') <> 'GB-month'
+ORDER BY 1;
+
 -- query: evidence_after_coverage
 -- Each tenant's usage of a calibrated driver and scope after coverage (hourly lines: covered_through; daily lines:
--- the end of the last covered day) through as_of, per day. The service-wide scope '*' leaves out the evidence of
--- tagged resources priced by their own (direct_evidence_after_coverage).
+-- the end of the last covered day) through as_of, per day. nowcast_evidence_hours says which hours of evidence
+-- count for which day (usage_date) of each grain: those after coverage for their own day, and for an hour whose
+-- logs were lost, the same hour of earlier days, each standing in for 1/divisor of it (nowcast.evidence_gaps).
+-- The service-wide scope '*' leaves out the evidence of tagged resources priced by their own
+-- (direct_evidence_after_coverage).
 WITH direct AS (
     SELECT DISTINCT service, scope FROM nowcast_direct_scopes WHERE billing_period <= $billing_period
 ),
@@ -241,8 +253,7 @@ scoped AS (
     LEFT JOIN direct d ON d.service = e.service AND d.scope = e.scope
     WHERE e.billing_period = $billing_period
 )
-SELECT e.accountant_id, k.service, k.driver, k.scope, k.currency, k.grain,
-       CAST(e.usage_hour AS DATE)                                               AS usage_date,
+SELECT e.accountant_id, k.service, k.driver, k.scope, k.currency, k.grain, w.usage_date, w.divisor,
        sum(e.quantity)                                                          AS quantity
 FROM (
     SELECT usage_hour, service, driver, scope, accountant_id, quantity, is_direct FROM scoped
@@ -252,22 +263,19 @@ FROM (
 ) e
 JOIN nowcast_unit_costs k
   ON e.service = k.service AND e.driver = k.driver AND ((k.scope = '*' AND NOT e.is_direct) OR e.scope = k.scope)
-WHERE e.usage_hour >= CASE k.grain WHEN 'hour' THEN $covered_through ELSE $days_covered_through END
-  AND e.usage_hour < $as_of
+JOIN nowcast_evidence_hours w ON w.grain = k.grain AND w.usage_hour = e.usage_hour
 GROUP BY ALL
 ORDER BY ALL;
 
 -- query: direct_evidence_after_coverage
--- A tagged resource's own usage after coverage through as_of, per day, whoever the evidence names: all of its cost
--- is its tag's tenant's.
-SELECT k.accountant_id, k.service, k.usage_type, k.driver, k.scope, k.currency, k.grain,
-       CAST(e.usage_hour AS DATE)                                               AS usage_date,
+-- A tagged resource's own usage after coverage through as_of, per day (nowcast_evidence_hours, as above), whoever
+-- the evidence names: all of its cost is its tag's tenant's.
+SELECT k.accountant_id, k.service, k.usage_type, k.driver, k.scope, k.currency, k.grain, w.usage_date, w.divisor,
        sum(e.quantity)                                                          AS quantity
 FROM nowcast_scoped_evidence e
 JOIN nowcast_direct_unit_costs k ON e.service = k.service AND e.driver = k.driver AND e.scope = k.scope
+JOIN nowcast_evidence_hours w ON w.grain = k.grain AND w.usage_hour = e.usage_hour
 WHERE e.billing_period = $billing_period
-  AND e.usage_hour >= CASE k.grain WHEN 'hour' THEN $covered_through ELSE $days_covered_through END
-  AND e.usage_hour < $as_of
 GROUP BY ALL
 ORDER BY ALL;
 

@@ -16,6 +16,7 @@ from billing_pipeline.engines.duckdb_engine import DuckDBEngine
 from billing_pipeline.nowcast import (
     calibration_table,
     compute,
+    evidence_gaps,
     month_to_date_table,
     t975,
     warehouse_inputs,
@@ -146,6 +147,41 @@ def test_a_month_without_cur_is_estimated_from_the_previous_months_calibration(w
             (forecast - D("0.05") * estimated).quantize(D("1e-10")),
             (forecast + D("0.05") * estimated).quantize(D("1e-10")))
     assert {c.source_period for c in nowcast.calibrations if c.basis == "previous_month"} == {MARCH}
+
+
+def test_an_hour_whose_logs_were_lost_is_estimated_from_the_same_hour_of_the_days_before(warehouse):
+    """March 3 02:00 loses its log lines (after coverage, with 03:00-05:00 logged after it): the same hour of
+    March 1 and 2 stands in at its mean (A 3 requests, B 2), so the estimate is what the logs would have given,
+    not 5 hours' worth. Without the stand-in: A 15 x 0.0002 = 0.003 instead of 18 x 0.0002."""
+    warehouse.execute("DELETE FROM usage_shares WHERE usage_hour = TIMESTAMP '2026-03-03 02:00'")
+    nowcast = nowcast_of(warehouse, MARCH, APRIL)
+    lost = dt.datetime(2026, 3, 3, 2)
+    assert nowcast.evidence_gaps == {lost: [dt.datetime(2026, 3, 2, 2), dt.datetime(2026, 3, 1, 2)]}
+    rows = rows_by_key(nowcast)
+    assert (rows[("a", "lambda")]["estimated_cost"], rows[("b", "lambda")]["estimated_cost"]) == (
+        18 * D("0.0002"), 12 * D("0.0002"))
+    assert rows[("a", "lambda")]["method"] == \
+        "actual+evidence_gap:same_hour_earlier_days+unit_cost:last_7_covered_days"
+    assert rows[("a", "dynamodb")]["method"] == "actual+run_rate:last_7_covered_days"  # run rates need no logs
+
+
+@pytest.mark.parametrize("logged, expected", [
+    # the hours 00-05 of the 3rd after coverage at 00:00, as_of 06:00; the same hours logged on the 1st and 2nd
+    ("every hour but 02 on the 3rd", {2: [2, 1]}),
+    ("nothing after 03 on the 3rd (yet): not lost", {}),  # evidence still to come
+    ("02 missing on every day: a quiet hour", {}),
+    ("02 missing on the 3rd and the 1st: half the days before are not most", {}),
+])
+def test_which_hours_count_as_lost(logged, expected):
+    start, covered, as_of = dt.datetime(2026, 3, 1), dt.datetime(2026, 3, 3), dt.datetime(2026, 3, 3, 6)
+    hours = {start + dt.timedelta(hours=h) for h in range(54)}
+    drop = {"every hour but 02 on the 3rd": [(3, 2)],
+            "nothing after 03 on the 3rd (yet): not lost": [(3, 4), (3, 5)],
+            "02 missing on every day: a quiet hour": [(1, 2), (2, 2), (3, 2)],
+            "02 missing on the 3rd and the 1st: half the days before are not most": [(3, 2), (1, 2)]}[logged]
+    hours -= {dt.datetime(2026, 3, day, hour) for day, hour in drop}
+    gaps = evidence_gaps(hours, covered, as_of, start)
+    assert {h.hour: [s.day for s in sources] for h, sources in gaps.items()} == expected
 
 
 def test_t_table_is_conservative_between_rows():
