@@ -389,8 +389,15 @@ class _Scan:
         if unknown:
             shown = ", ".join(self.display(p) for p in unknown[:3])
             more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            # a Data Exports download laid flat (manifest beside its data): say how AWS lays it out
+            flat = sorted(p for p in self.infos if p.endswith(MANIFEST_SUFFIX)
+                          and not any(PERIOD_FOLDER.match(f) for f in p.split("/")[-3:-1])
+                          and not EXPORT_PARTITION.match(p.split("/")[-2]))
+            hint = (f"; {self.display(flat[0])} is a manifest outside its layout: a Data Exports delivery is "
+                    "<export>/data/BILLING_PERIOD=YYYY-MM/<files> with <export>/metadata/BILLING_PERIOD=YYYY-MM/"
+                    "<export>-Manifest.json, as AWS writes it") if flat else ""
             return CurFormatError(
                 f"{shown}{more}: billing data in no known CUR layout (legacy manifest period folder, "
-                "year=/month= folders, or a Data Exports BILLING_PERIOD= partition)"
+                f"year=/month= folders, or a Data Exports BILLING_PERIOD= partition){hint}"
             )
         return None

@@ -17,6 +17,7 @@ from billing_pipeline_tests.readers.cur_builders import (
     key_of,
     legacy_row,
     write_csv,
+    write_export_manifest,
     write_legacy_manifest,
     write_parquet,
 )
@@ -120,6 +121,20 @@ def test_unknown_layout(tmp_path):
     write_csv(tmp_path / "exports" / "2026-01" / "costs.csv.gz", [legacy_row()])
     with pytest.raises(CurFormatError, match=r"costs\.csv\.gz.*no known CUR layout"):
         find_deliveries(locate(str(tmp_path)))
+
+
+def test_a_data_export_laid_flat_is_told_how_aws_lays_it_out(tmp_path):
+    """A downloaded export with its manifest beside the data (as `../shared/samples/extra/ola-raji-cur2-csv`)."""
+    write_csv(tmp_path / "download" / "cur2-00001.csv.gz", [legacy_row()])
+    write_export_manifest(tmp_path / "download" / "cur2-Manifest.json", "cur2", ["s3://b/cur2/data/x.csv.gz"])
+    with pytest.raises(CurFormatError) as error:
+        find_deliveries(locate(str(tmp_path)))
+    assert str(error.value) == (
+        f"{tmp_path}/download/cur2-00001.csv.gz: billing data in no known CUR layout (legacy manifest period "
+        "folder, year=/month= folders, or a Data Exports BILLING_PERIOD= partition); "
+        f"{tmp_path}/download/cur2-Manifest.json is a manifest outside its layout: a Data Exports delivery is "
+        "<export>/data/BILLING_PERIOD=YYYY-MM/<files> with <export>/metadata/BILLING_PERIOD=YYYY-MM/"
+        "<export>-Manifest.json, as AWS writes it")
 
 
 def test_period_folder_without_manifest(tmp_path):
