@@ -296,7 +296,7 @@ class Timings:
 
 
 # The readers' functions that read files or services, timed wherever they are called from
-PROFILED_FUNCTIONS = ["find_deliveries", "read_usage_evidence", "read_inventory_usage", "read_lines_of_files",
+PROFILED_FUNCTIONS = ["discover", "read_usage_evidence", "read_inventory_usage", "read_lines_of_files",
                       "log_line_tables", "read_estimates"]
 
 

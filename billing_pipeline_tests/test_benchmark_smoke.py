@@ -53,7 +53,7 @@ def test_the_profile_times_what_each_asset_and_its_readers_run(tmp_path):
                  "--results", str(results), "--clean"]) == 0
     (profile,) = json.loads(results.with_suffix(".json").read_text())["profiles"]
     timed = {(p["asset"], p["what"]) for p in profile["profile"]}
-    for asset, what in [("cur_line_items", "python: find_deliveries()"),
+    for asset, what in [("cur_line_items", "python: discover()"),
                         ("usage_shares", "python: read_usage_evidence()"),
                         ("usage_shares", "python: log_line_tables()"),
                         ("usage_shares", "python: read_inventory_usage()"),

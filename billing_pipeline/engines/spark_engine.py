@@ -214,7 +214,13 @@ class SparkEngine:
         return SparkResult(self._frame(sql, params))
 
     def register(self, name: str, table: pa.Table) -> None:
-        self.session.createDataFrame(table).createOrReplaceTempView(name)
+        if table.num_rows:
+            frame = self.session.createDataFrame(table)
+        else:  # no rows to infer a schema from (Spark Connect refuses): the table's own, converted
+            from pyspark.sql.pandas.types import from_arrow_schema
+
+            frame = self.session.createDataFrame([], schema=from_arrow_schema(table.schema))
+        frame.createOrReplaceTempView(name)
 
     def unregister(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
