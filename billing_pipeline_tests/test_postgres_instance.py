@@ -24,8 +24,9 @@ from billing_pipeline_tests.stripe_support import assert_one_set, run_together
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
-CORE_CHAIN = ["cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usage", "tenant_costs",
-              "reconciliation_report"]
+# three assets of the chain and their checks: 9 steps a run, each of which takes the warehouse; the whole chain
+# (16 assets) would queue a few minutes longer and show nothing more
+QUEUED_ASSETS = ["cur_line_items", "hourly_cost_facts", "estimated_usage"]
 
 pytestmark = pytest.mark.skipif(not postgres_server.available(),
                                 reason=f"PostgreSQL server binaries not found in {postgres_server.PG_BIN}")
@@ -82,7 +83,7 @@ def test_concurrent_runs_queue_on_the_pool_on_postgres(pg_home, tmp_path):
     subprocess.run([dagster, "instance", "concurrency", "set", WAREHOUSE_POOL, "1"], env=environment, check=True,
                    capture_output=True, timeout=120)
     processes = [subprocess.Popen([dagster, "asset", "materialize", "-m", "billing_pipeline.definitions",
-                                   "--select", ",".join(CORE_CHAIN), "--partition", month.isoformat()],
+                                   "--select", ",".join(QUEUED_ASSETS), "--partition", month.isoformat()],
                                   cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True)
                  for month in MONTHS]
@@ -110,7 +111,7 @@ def test_concurrent_runs_queue_on_the_pool_on_postgres(pg_home, tmp_path):
                     holds.append((opened, entry.timestamp, run.run_id))
                     opened = None
         # every run's steps ran: one hold per asset of the chain at least (its asset checks' steps open it too)
-        assert {r.run_id: sum(1 for *_, h in holds if h == r.run_id) >= len(CORE_CHAIN) for r in runs} == \
+        assert {r.run_id: sum(1 for *_, h in holds if h == r.run_id) >= len(QUEUED_ASSETS) for r in runs} == \
             {r.run_id: True for r in runs}
         holds.sort()
         for (_, closed, run), (opened, _, next_run) in zip(holds, holds[1:]):
