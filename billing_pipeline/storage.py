@@ -8,6 +8,7 @@ DuckDB's httpfs extension is not used: DuckDB scans the Arrow data that pyarrow 
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import uuid
@@ -93,6 +94,30 @@ def locate(uri: str) -> Location:
         return Location(s3_filesystem(), uri[len("s3://") :].rstrip("/"), uri)
     path = uri[len("file://") :] if uri.startswith("file://") else uri
     return Location(pafs.LocalFileSystem(), os.path.abspath(path), uri)
+
+
+# A manifest (CUR, Data Exports, S3 Inventory, DynamoDB export) is read whole: AWS's are kilobytes to a few
+# megabytes (a month of thousands of files and hundreds of columns), so a bigger one is not AWS's.
+MAX_MANIFEST_BYTES = 64 * 2**20
+
+
+def read_manifest_json(location: Location, path: str, limit: int = MAX_MANIFEST_BYTES):
+    """A JSON manifest, read up to `limit` bytes: larger, not JSON, or nested too deeply to parse is a ValueError
+    naming the file and the problem (never an out-of-memory or a RecursionError)."""
+    name = location.display(path)
+    try:
+        with location.filesystem.open_input_stream(path, compression=None) as stream:
+            raw = stream.read(limit + 1)
+    except OSError as error:
+        raise ValueError(f"{name}: cannot be read ({error})") from error
+    if len(raw) > limit:
+        raise ValueError(f"{name}: a manifest of more than {limit} bytes, larger than any AWS writes: refused")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"{name}: JSON nested too deeply to be a manifest") from None
+    except ValueError as error:
+        raise ValueError(f"{name}: not valid JSON ({error})") from error
 
 
 def write_whole(location: Location, path: str, data: bytes) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from billing_pipeline.readers.cur_columns import FOCUS_MARKER
 from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
-from billing_pipeline.storage import Location, UnsafeLocation
+from billing_pipeline.storage import Location, UnsafeLocation, read_manifest_json
 
 PERIOD_FOLDER = re.compile(r"^(\d{4})(\d{2})01-\d{8}$")  # 20260101-20260201
 EXPORT_PARTITION = re.compile(r"^BILLING_PERIOD=(\d{4})-(\d{1,2})$")
@@ -258,10 +257,9 @@ class _Scan:
 
     def _read_json(self, path: str) -> dict:
         try:
-            with self.location.filesystem.open_input_stream(path) as stream:
-                manifest = json.loads(stream.read())
-        except (OSError, ValueError) as error:
-            raise CurFormatError(f"{self.display(path)}: not a readable JSON manifest: {error}") from error
+            manifest = read_manifest_json(self.location, path)
+        except ValueError as error:  # (it names the file)
+            raise CurFormatError(str(error)) from error
         if not isinstance(manifest, dict):
             raise CurFormatError(f"{self.display(path)}: manifest is not a JSON object")
         return manifest

@@ -23,17 +23,16 @@ makes the file malformed: ValueError naming the file and the line.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 
 import pyarrow as pa
 
 from billing_pipeline.readers.s3_inventory import month_bounds
 from billing_pipeline.engines.duckdb_engine import scratch_connection
-from billing_pipeline.readers.usage_files import read_bytes, read_lines_of_files
+from billing_pipeline.readers.usage_files import read_lines_of_files
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.sql import named_statements
-from billing_pipeline.storage import Location
+from billing_pipeline.storage import Location, read_manifest_json
 
 ESTIMATES_SCHEMA = pa.schema(
     [
@@ -194,7 +193,7 @@ def item_files(location: Location) -> list[str]:
             continue
         summary_path = f"{folder}/manifest-summary.json"
         try:
-            summary = json.loads(read_bytes(location, summary_path))
+            summary = read_manifest_json(location, summary_path)
         except ValueError as exc:
             raise ValueError(f"{location.display(summary_path)}: not a readable export manifest ({exc})") from exc
         if summary.get("exportType", "FULL_EXPORT") != "FULL_EXPORT":

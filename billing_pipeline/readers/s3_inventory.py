@@ -22,7 +22,6 @@ bytes / 2^30 / (hours in the month), so a month of hourly rows sums to GB-months
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ import pyarrow.parquet as pq
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes
-from billing_pipeline.storage import Location, UnsafeLocation
+from billing_pipeline.storage import Location, UnsafeLocation, read_manifest_json
 
 SNAPSHOT_FOLDER = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})Z$")
 SNAPSHOT_HOURS = 24
@@ -265,7 +264,7 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
     """The snapshot's manifest: its data files (each resolved to where it is), their format and schema."""
     manifest_name = location.display(snapshot.manifest_path)
     try:
-        manifest = json.loads(read_bytes(location, snapshot.manifest_path))
+        manifest = read_manifest_json(location, snapshot.manifest_path)
         file_format = str(manifest.get("fileFormat", "CSV")).upper()
         keys = [f["key"] for f in manifest["files"]]
     except (ValueError, KeyError, TypeError) as exc:

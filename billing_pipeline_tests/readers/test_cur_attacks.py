@@ -18,7 +18,7 @@ import pytest
 import duckdb
 
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
-from billing_pipeline.storage import locate
+from billing_pipeline.storage import locate, read_manifest_json
 from billing_pipeline_tests.readers.cur_builders import (
     BUCKET,
     athena_table,
@@ -218,3 +218,26 @@ def test_a_key_listed_twice_in_any_spelling_is_read_once(tmp_path):
     (delivery,) = find_deliveries(locate(str(tmp_path))).values()
     assert delivery.files == (str(tmp_path / key),)
     assert [row[0] for row in line_items(tmp_path)] == ["cur-li"]
+
+
+# -- manifests that are not AWS's ---------------------------------------------------------------------------------
+
+
+def test_a_manifest_nested_too_deeply_to_parse_fails_naming_it(tmp_path):
+    """Python's JSON parser recurses: 100,000 nested lists would be a RecursionError, not a CurFormatError."""
+    period = tmp_path / "cur" / "r1" / PERIOD
+    period.mkdir(parents=True)
+    (period / "r1-Manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CurFormatError) as error:
+        find_deliveries(locate(str(tmp_path / "cur")))
+    assert str(error.value) == f"{period / 'r1-Manifest.json'}: JSON nested too deeply to be a manifest"
+
+
+def test_a_manifest_larger_than_any_aws_writes_is_refused_before_it_is_read_whole(tmp_path):
+    manifest = tmp_path / "x-Manifest.json"
+    manifest.write_text('{"reportKeys": ["' + "k" * 2000 + '"]}')
+    location = locate(str(tmp_path))
+    assert read_manifest_json(location, str(manifest), limit=4096) == {"reportKeys": ["k" * 2000]}
+    with pytest.raises(ValueError) as error:
+        read_manifest_json(location, str(manifest), limit=1024)
+    assert str(error.value) == f"{manifest}: a manifest of more than 1024 bytes, larger than any AWS writes: refused"
