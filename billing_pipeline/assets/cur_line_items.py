@@ -62,14 +62,14 @@ def cur_line_items(
     period, _ = month_of(context)
     location = billing_config.cur_location()
     try:
-        found = discover(location)
+        discovery = discover(location)
     except CurFormatError as error:
         raise Failure(str(error)) from error
-    if period in found.problems:
-        raise Failure(str(found.problems[period])) from found.problems[period]
-    for month, problem in found.problems.items():  # another month's: it does not stop this one
+    if period in discovery.problems:
+        raise Failure(str(discovery.problems[period])) from discovery.problems[period]
+    for month, problem in discovery.problems.items():  # another month's: it does not stop this one
         context.log.warning(f"The CUR delivery of {month:%Y-%m} cannot be read (its runs fail): {problem}")
-    deliveries = found.deliveries
+    deliveries = discovery.deliveries
     delivery = deliveries.get(period)
     if delivery is None:
         found = ", ".join(sorted(f"{month:%Y-%m}" for month in deliveries)) or "none"
