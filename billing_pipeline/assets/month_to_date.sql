@@ -13,18 +13,28 @@
 
 -- query: scoped_facts
 -- Each fact with its scope: the model its usage type names (catalog scope_names), else the function / table /
--- bucket / log group of its resource id (catalog fact_scopes), else ''.
+-- bucket / log group of its resource id (catalog fact_scopes), else ''. Worked out once per service x usage type x
+-- resource (thousands), not per fact (millions): the regular expression is most of the cost.
 WITH fact_usage_types AS (
     SELECT DISTINCT service, usage_type FROM nowcast_facts WHERE billing_period <= $billing_period
 ),
 named_scopes AS (
 -- include: named_scopes
+),
+fact_keys AS (
+    SELECT DISTINCT service, usage_type, resource_id FROM nowcast_facts WHERE billing_period <= $billing_period
+),
+key_scopes AS (
+    SELECT k.service, k.usage_type, k.resource_id,
+           coalesce(n.scope, regexp_extract(coalesce(k.resource_id, ''), s.resource_id_pattern, 1), '') AS fact_scope
+    FROM fact_keys k
+    LEFT JOIN fact_scopes s ON s.service = k.service
+    LEFT JOIN named_scopes n ON n.service = k.service AND n.usage_type = k.usage_type
 )
-SELECT f.*,
-       coalesce(n.scope, regexp_extract(coalesce(f.resource_id, ''), s.resource_id_pattern, 1), '') AS fact_scope
+SELECT f.*, k.fact_scope
 FROM nowcast_facts f
-LEFT JOIN fact_scopes s ON s.service = f.service
-LEFT JOIN named_scopes n ON n.service = f.service AND n.usage_type = f.usage_type
+JOIN key_scopes k ON k.service IS NOT DISTINCT FROM f.service AND k.usage_type IS NOT DISTINCT FROM f.usage_type
+                 AND k.resource_id IS NOT DISTINCT FROM f.resource_id
 WHERE f.billing_period <= $billing_period;
 
 -- query: scoped_evidence
