@@ -182,17 +182,9 @@ class _Scan:
                 month = datetime.datetime.strptime(start[:8], "%Y%m%d").date().replace(day=1)
             except ValueError:
                 raise CurFormatError(f"{self.display(path)}: billingPeriod.start {start!r} is not yyyymmdd...") from None
-        keys = manifest.get("reportKeys")
-        if not isinstance(keys, list):
-            raise CurFormatError(f"{self.display(path)}: manifest has no reportKeys list")
-        if not keys:
-            # AWS lists at least one file (a month without usage still has its header); replacing the month with
-            # nothing would erase its last good delivery
-            raise CurFormatError(f"{self.display(path)}: an empty delivery (reportKeys lists no file): refused, "
-                                 "the month's last load is kept")
         # the report's folder: `<report>/` above the period folder the manifest sits in
         report_root = path.rsplit("/", 2)[0]
-        files = [self._resolve_key(path, key, manifest.get("bucket"), report_root) for key in keys]
+        files = self._listed_files(path, manifest, "reportKeys", report_root)
         content_type = str(manifest.get("contentType", "")).lower()
         if "parquet" in content_type or any(f.endswith(".parquet") for f in files):
             in_athena_folders = any(YEAR_FOLDER.match(p) for f in files for p in f.split("/"))
@@ -206,6 +198,19 @@ class _Scan:
             month, report, layout, files, origin=path.rsplit("/", 1)[0], manifest=path,
             assembly_id=manifest.get("assemblyId") or None, status=status,
         )
+
+    def _listed_files(self, manifest_path: str, manifest: dict, field: str, report_root: str) -> list[str]:
+        """The files a manifest lists in `field` (a legacy manifest's reportKeys, a Data Exports one's dataFiles),
+        each resolved inside the report (`_resolve_key`)."""
+        keys = manifest.get(field)
+        if not isinstance(keys, list):
+            raise CurFormatError(f"{self.display(manifest_path)}: manifest has no {field} list")
+        if not keys:
+            # AWS lists at least one file (a month without usage still has its header); replacing the month with
+            # nothing would erase its last good delivery
+            raise CurFormatError(f"{self.display(manifest_path)}: an empty delivery ({field} lists no file): "
+                                 "refused, the month's last load is kept")
+        return [self._resolve_key(manifest_path, key, manifest.get("bucket"), report_root) for key in keys]
 
     def _resolve_key(self, manifest_path: str, key: str, bucket: str | None, report_root: str) -> str:
         """A manifest key (bucket-relative, or an s3:// URI) as a path in the location's filesystem, confined to
@@ -345,13 +350,7 @@ class _Scan:
                      files: list[str]) -> _Candidate:
         if manifest:
             content = self._read_json(manifest)
-            listed = content.get("dataFiles")
-            if not isinstance(listed, list):
-                raise CurFormatError(f"{self.display(manifest)}: manifest has no dataFiles list")
-            if not listed:
-                raise CurFormatError(f"{self.display(manifest)}: an empty delivery (dataFiles lists no file): "
-                                     "refused, the month's last load is kept")
-            files = [self._resolve_key(manifest, key, content.get("bucket"), root) for key in listed]
+            files = self._listed_files(manifest, content, "dataFiles", root)
             export = content.get("exportName") or export
         elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
             raise CurFormatError(
