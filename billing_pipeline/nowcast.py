@@ -328,6 +328,14 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             daily[key][usage_date][2] += stock
             methods[key].add("actual")
 
+        def add_estimate(key: tuple, day: dt.date, estimate: Decimal, grain: str, method: str,
+                         divisor: int = 1) -> None:
+            daily[key][day][1] += estimate
+            daily[key][day][2] += estimate if grain == "day" else 0  # daily lines (storage) are a stock
+            methods[key].add(method)
+            if divisor > 1:  # evidence standing in for an hour whose logs were lost
+                methods[key].add(GAP_METHOD)
+
         # shared drivers: usage after coverage x unit cost
         by_key = {(c.service, c.driver, c.scope, c.currency, c.grain): c for c in unit_costs}
         con.register("nowcast_unit_costs", pa.table({
@@ -340,26 +348,16 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             con.unregister("nowcast_unit_costs")
         for accountant, service, driver, scope, currency, grain, usage_date, divisor, quantity in usage:
             c = by_key[(service, driver, scope, currency, grain)]
-            key = (accountant, resource_types.get(service, "other"), currency)
-            estimate = _estimate(quantity, c.unit_cost, divisor)
-            daily[key][usage_date][1] += estimate
-            daily[key][usage_date][2] += estimate if grain == "day" else 0
-            methods[key].add(f"unit_cost:{c.basis}")
-            if divisor > 1:
-                methods[key].add(GAP_METHOD)
+            add_estimate((accountant, resource_types.get(service, "other"), currency), usage_date,
+                         _estimate(quantity, c.unit_cost, divisor), grain, f"unit_cost:{c.basis}", divisor)
 
         # tagged resources with evidence of their own: that evidence after coverage x their own unit cost
         with _direct_unit_costs(con, direct_costs) as by_direct:
             usage = con.execute(q["direct_evidence_after_coverage"], {"billing_period": period}).fetchall()
         for *direct_key, usage_date, divisor, quantity in usage:
             c = by_direct[tuple(direct_key)]
-            key = (c.accountant_id, resource_types.get(c.service, "other"), c.currency)
-            estimate = _estimate(quantity, c.unit_cost, divisor)
-            daily[key][usage_date][1] += estimate
-            daily[key][usage_date][2] += estimate if c.grain == "day" else 0
-            methods[key].add(f"direct_unit_cost:{c.basis}")
-            if divisor > 1:
-                methods[key].add(GAP_METHOD)
+            add_estimate((c.accountant_id, resource_types.get(c.service, "other"), c.currency), usage_date,
+                         _estimate(quantity, c.unit_cost, divisor), c.grain, f"direct_unit_cost:{c.basis}", divisor)
 
         # tagged resources and cost no driver explains: run rate x hours not covered, day by day
         for c in run_rates:
@@ -369,10 +367,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
             while day < as_of:
                 hours = _hours(max(day, start), min(day + DAY, as_of))
                 if hours:
-                    estimate = _round(c.unit_cost * hours, MONEY)
-                    daily[key][day.date()][1] += estimate
-                    daily[key][day.date()][2] += estimate if c.grain == "day" else 0
-                    methods[key].add(f"run_rate:{c.basis}")
+                    add_estimate(key, day.date(), _round(c.unit_cost * hours, MONEY), c.grain, f"run_rate:{c.basis}")
                 day += DAY
     finally:
         con.unregister("driver_prices")
