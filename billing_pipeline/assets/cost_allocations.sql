@@ -28,6 +28,14 @@ network_types AS (
     FROM (SELECT DISTINCT usage_type FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope) t
     JOIN network_usage_types n ON contains(t.usage_type, n.pattern)
 ),
+fact_keys AS (
+    SELECT DISTINCT service, usage_type, resource_id
+    FROM hourly_cost_facts WHERE billing_period = $billing_period AND in_scope
+),
+-- the model / function / table / bucket each cost is for, matched against the scope of the usage evidence
+key_scopes AS (
+-- include: fact_key_scopes
+),
 facts AS (
     SELECT
         nt.usage_type IS NOT NULL                                                        AS is_network,
@@ -38,11 +46,10 @@ facts AS (
                           WHEN 'amortized' THEN h.amortized_cost
                           -- a delivery without net_* columns: the non-net figure (docs/attribution-rules.md)
                           ELSE coalesce(h.net_amortized_cost, h.amortized_cost) END      AS cost,
-        -- the model / function / table / bucket the cost is for, matched against the scope of the usage evidence
-        coalesce(ns.scope, regexp_extract(coalesce(h.resource_id, ''), fs.resource_id_pattern, 1), '') AS fact_scope
+        k.fact_scope
     FROM hourly_cost_facts h
-    LEFT JOIN fact_scopes fs ON fs.service = h.service
-    LEFT JOIN named_scopes ns ON ns.service = h.service AND ns.usage_type = h.usage_type
+    JOIN key_scopes k ON k.service IS NOT DISTINCT FROM h.service AND k.usage_type IS NOT DISTINCT FROM h.usage_type
+                     AND k.resource_id IS NOT DISTINCT FROM h.resource_id
     LEFT JOIN network_types nt ON nt.usage_type = h.usage_type
     WHERE h.billing_period = $billing_period AND h.in_scope
 ),

@@ -13,8 +13,7 @@
 
 -- query: scoped_facts
 -- Each fact with its scope: the model its usage type names (catalog scope_names), else the function / table /
--- bucket / log group of its resource id (catalog fact_scopes), else ''. Worked out once per service x usage type x
--- resource (thousands), not per fact (millions): the regular expression is most of the cost.
+-- bucket / log group of its resource id (catalog fact_scopes), else '' (fact_key_scopes.sql, as cost_allocations.sql).
 WITH fact_usage_types AS (
     SELECT DISTINCT service, usage_type FROM nowcast_facts WHERE billing_period <= $billing_period
 ),
@@ -25,11 +24,7 @@ fact_keys AS (
     SELECT DISTINCT service, usage_type, resource_id FROM nowcast_facts WHERE billing_period <= $billing_period
 ),
 key_scopes AS (
-    SELECT k.service, k.usage_type, k.resource_id,
-           coalesce(n.scope, regexp_extract(coalesce(k.resource_id, ''), s.resource_id_pattern, 1), '') AS fact_scope
-    FROM fact_keys k
-    LEFT JOIN fact_scopes s ON s.service = k.service
-    LEFT JOIN named_scopes n ON n.service = k.service AND n.usage_type = k.usage_type
+-- include: fact_key_scopes
 )
 SELECT f.*, k.fact_scope
 FROM nowcast_facts f

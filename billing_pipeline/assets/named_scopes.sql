@@ -1,6 +1,6 @@
 -- named_scopes: the scope a usage type names (a Bedrock model: `USE1-Claude3.5Sonnet-input-tokens`, or the product
 -- name the reader appends to a Marketplace line's usage type), first match in catalog order (scope_names).
--- cost_allocations.sql and month_to_date.sql include it (sql.py) as the body of a CTE.
+-- cost_allocations.sql and month_to_date.sql include it (sql.py) as the body of a CTE; fact_key_scopes.sql reads it.
 -- Input: a relation `fact_usage_types(service, usage_type)`. Output: (service, usage_type, scope) for those that
 -- name one. A fact's scope is that, else group 1 of the catalog's fact_scopes pattern on its resource id, else ''.
 SELECT t.service, t.usage_type, min_by(n.scope, n.name_order) AS scope
