@@ -54,6 +54,7 @@ T975 = {1: "12.706", 2: "4.303", 3: "3.182", 4: "2.776", 5: "2.571", 6: "2.447",
 ESTIMATE_SHARE = Decimal("0.05")
 GAP_LOOKBACK_DAYS = 7
 GAP_METHOD = "evidence_gap:same_hour_earlier_days"
+TAX_METHOD = "tax:levied_on_charges_to_come"  # the month's tax so far, at its rate on the charges still to come
 
 
 def t975(degrees: int) -> Decimal:
@@ -138,7 +139,8 @@ class Nowcast:
     rows: list[dict] = field(default_factory=list)
     evidence_gaps: dict = field(default_factory=dict)  # an hour whose logs were lost -> the hours standing in
     calibrations: list[Calibration] = field(default_factory=list)
-    daily: dict = field(default_factory=dict)  # (accountant, resource_type, currency) -> {date: (actual, estimated)}
+    # (accountant, resource_type, currency) -> {date: (actual, estimated, of which stock, of which tax)}
+    daily: dict = field(default_factory=dict)
 
 
 def _coverage(con, q, period: dt.date) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -318,14 +320,15 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         con.register("nowcast_evidence_hours", evidence_hours(covered, days_covered, as_of, gaps))
 
         resource_types = dict(con.execute("SELECT service, resource_type FROM service_resource_types").fetchall())
-        # (tenant, resource type, currency) -> day -> [actual, estimated, of which stock (storage)]
-        daily: dict = defaultdict(lambda: defaultdict(lambda: [Decimal(0), Decimal(0), Decimal(0)]))
+        # (tenant, resource type, currency) -> day -> [actual, estimated, of which stock (storage), of which tax]
+        daily: dict = defaultdict(lambda: defaultdict(lambda: [Decimal(0)] * 4))
         methods: dict = defaultdict(set)
-        for accountant, service, currency, usage_date, cost, stock in con.execute(
+        for accountant, service, currency, usage_date, cost, stock, tax in con.execute(
                 q["actual_by_day"], {"billing_period": period}).fetchall():
             key = (accountant, resource_types.get(service, "other"), currency)
             daily[key][usage_date][0] += cost
             daily[key][usage_date][2] += stock
+            daily[key][usage_date][3] += tax
             methods[key].add("actual")
 
         def add_estimate(key: tuple, day: dt.date, estimate: Decimal, grain: str, method: str,
@@ -399,20 +402,30 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     for key in sorted(daily):
         accountant, resource_type, currency = key
         days = daily[key]
-        actual = sum((a for a, _, _ in days.values()), Decimal(0))
-        estimated = sum((e for _, e, _ in days.values()), Decimal(0))
+        # (the row of zeros: a tenant whose only row is the previous month's month-end lines has no days yet)
+        actual, estimated, _, tax = (sum(column, Decimal(0)) for column in zip(*days.values(), [Decimal(0)] * 4))
         to_date = actual + estimated
         if window:
-            # usage (flows) at the window's mean per hour; storage (a stock) at its last whole day's cost
-            zero = (Decimal(0),) * 3
-            per_day = [days.get(d, zero)[0] + days.get(d, zero)[1] - days.get(d, zero)[2] for d in window]
+            # usage (flows) at the window's mean per hour; storage (a stock) at its last whole day's cost; the
+            # month's tax so far is dated its first day, and is no flow
+            zero = (Decimal(0),) * 4
+            per_day = [days.get(d, zero)[0] + days.get(d, zero)[1] - days.get(d, zero)[2] - days.get(d, zero)[3]
+                       for d in window]
             last_stock = days.get(window[0], zero)[2]
             rate = _div(sum(per_day, Decimal(0)) + last_stock * len(window), Decimal(24 * len(window)))
         else:
             per_day = []
             elapsed = _hours(month_start, as_of)
-            rate = _div(to_date, Decimal(elapsed)) if elapsed else Decimal(0)
-        forecast = _round(to_date + rate * remaining + month_end_lines.get(key, 0), MONEY)
+            rate = _div(to_date - tax, Decimal(elapsed)) if elapsed else Decimal(0)
+        # the tax so far was levied on the covered charges: the charges still to come (the estimated hours and the
+        # rest of the month) bear it at the same rate
+        taxed = actual - tax
+        tax_to_come = Decimal(0)
+        if tax and taxed > 0:
+            tax_to_come = _div(tax * (estimated + rate * remaining), taxed, MONEY)
+            if tax_to_come:
+                methods[key].add(TAX_METHOD)
+        forecast = _round(to_date + rate * remaining + tax_to_come + month_end_lines.get(key, 0), MONEY)
         low, high = interval(to_date, estimated, per_day, remaining, forecast)
         rows.append({
             "billing_period": period, "accountant_id": accountant, "resource_type": resource_type,

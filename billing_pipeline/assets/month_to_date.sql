@@ -289,9 +289,11 @@ SELECT DISTINCT service, driver FROM nowcast_evidence WHERE billing_period = $bi
   AND usage_hour >= $covered_through AND usage_hour < $as_of;
 
 -- query: actual_by_day
--- stock: storage (GB-months, billed a day at a time for what is stored), projected at its last day's cost
+-- stock: storage (GB-months, billed a day at a time for what is stored), projected at its last day's cost;
+-- tax: the month's tax so far (AWS delivers it with each delivery, dated the whole month), levied on the charges
 SELECT accountant_id, service, currency, usage_date, sum(cost) AS cost,
-       coalesce(sum(cost) FILTER (WHERE contains(coalesce(usage_type, ''), 'TimedStorage')), 0) AS stock
+       coalesce(sum(cost) FILTER (WHERE contains(coalesce(usage_type, ''), 'TimedStorage')), 0) AS stock,
+       coalesce(sum(cost) FILTER (WHERE line_item_type = 'Tax'), 0)           AS tax
 FROM nowcast_attributed
 WHERE billing_period = $billing_period
 GROUP BY ALL

@@ -254,3 +254,24 @@ def test_each_model_and_function_is_priced_at_its_own_unit_cost_and_a_tagged_one
         ("direct_unit_cost", "AWSLambda", "worker-a", "a"): (D("0.0144"), D(720), D("0.00002")),
         ("unit_cost", "AmazonBedrockAgentCore", "*", None): (D("4.296"), D(48), D("0.0895")),
     }
+
+
+def test_the_months_tax_so_far_is_forecast_at_its_rate_on_the_charges_still_to_come(warehouse):
+    """AWS delivers the month's tax so far with each delivery, dated the whole month (both real mid-month deliveries
+    of ../shared/samples do: anonymized-cur-export.csv, ola-raji-cur2-csv). B's 0.00192 of Lambda tax (10 % of its
+    covered 0.0192, dated March 1) is actual, is no flow (the rate stays B's 0.0004 an hour, not the 1st's tax spread
+    over the window) and is levied on the charges to come at the same 10 %: the estimated 0.0024 and 690 hours of
+    0.0004."""
+    warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda',
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.00192, NULL)""")
+    rows = rows_by_key(nowcast_of(warehouse, MARCH, APRIL))
+    b = rows[("b", "lambda")]
+    estimated, rest = 12 * D("0.0002"), 690 * D("0.0004")
+    assert (b["actual_cost"], b["estimated_cost"]) == (D("0.0192") + D("0.00192"), estimated)
+    assert b["forecast_cost"] == D("0.0192") + D("0.00192") + estimated + rest + (estimated + rest) / 10
+    assert b["method"] == "actual+tax:levied_on_charges_to_come+unit_cost:last_7_covered_days"
+    # the interval is the usage's (B's days are alike) around the forecast, plus 5 % of the estimate
+    assert (b["forecast_low"], b["forecast_high"]) == (b["forecast_cost"] - estimated / 20,
+                                                       b["forecast_cost"] + estimated / 20)
+    # A has no tax: its forecast is as before
+    assert rows[("a", "lambda")]["forecast_cost"] == D("0.0288") + 18 * D("0.0002") + 690 * D("0.0006")
