@@ -23,7 +23,10 @@ import pyarrow as pa
 from billing_pipeline.catalog import load_catalog
 
 NETWORK_POLICIES = ("proportional", "unattributed")
-ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount", "Fee")
+# the line item types whose untagged lines are account-level (account_level_lines.sql also takes any other type AWS
+# names `...Discount`, at the default policy)
+ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount",
+                       "SppDiscount", "DistributorDiscount", "RiVolumeDiscount", "Fee")
 ACCOUNT_LEVEL_POLICIES = ("proportional", "company")
 
 

@@ -405,7 +405,8 @@ def reconcile(
 # ---------------------------------------------------------------------------------------------------------------
 # Account-level lines (docs/attribution-rules.md, "Account-level lines")
 
-ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount")
+ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount",
+                       "SppDiscount", "DistributorDiscount", "RiVolumeDiscount")
 ALL_PRODUCTS = "*"
 
 
