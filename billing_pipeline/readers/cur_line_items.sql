@@ -10,13 +10,20 @@ INSERT INTO {table} BY NAME
 WITH items AS (
     {source}
 ),
+-- A Savings Plan fee's unused commitment; an empty cell (a legacy CSV leaves what does not apply empty) counts 0
+-- on its own, so an empty used commitment does not zero the commitment beside it.
+commitments AS (
+    SELECT *, coalesce(savings_plan_total_commitment_to_date, 0) - coalesce(savings_plan_used_commitment, 0)
+                                                AS unused_commitment
+    FROM items
+),
 -- A Savings Plan fee's net unused commitment is unused x net / gross. Taken here as exact integers (the product
 -- in units of 1e-20, the gross in units of 1e-10), so that the division below is exact and the same on DuckDB
 -- and Spark (a DECIMAL division is a DOUBLE on DuckDB). NULL on every other row.
 fees AS (
     SELECT *,
         CASE WHEN $has_net AND line_item_line_item_type = 'SavingsPlanRecurringFee' THEN
-            CAST((savings_plan_total_commitment_to_date - savings_plan_used_commitment) * 10000000000 AS DECIMAL(38, 0))
+            CAST(unused_commitment * 10000000000 AS DECIMAL(38, 0))
             * CAST(CASE WHEN line_item_unblended_cost <> 0 THEN line_item_net_unblended_cost
                         ELSE savings_plan_net_amortized_upfront_commitment_for_billing_period END
                    * 10000000000 AS DECIMAL(38, 0))
@@ -26,7 +33,7 @@ fees AS (
                       ELSE savings_plan_amortized_upfront_commitment_for_billing_period END
                  * 10000000000 AS DECIMAL(38, 0))
         END                                     AS fee_gross
-    FROM items
+    FROM commitments
 ),
 fee_parts AS (
     SELECT *, abs(fee_product) AS fee_n, abs(fee_gross) AS fee_d,
@@ -62,15 +69,17 @@ SELECT
 
     -- Amortized cost as the AWS CUR query library computes it: commitments are spread over the usage they
     -- cover, so upfront fees and negations count 0 and covered usage counts at its effective cost.
-    -- FOCUS exports carry it ready-made (EffectiveCost). A NULL component counts 0, as in the library's SUM.
+    -- FOCUS exports carry it ready-made (EffectiveCost). A NULL component (an empty CSV cell) counts 0 on its
+    -- own, not the whole fee.
     COALESCE(effective_cost, CASE
         WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage' THEN savings_plan_savings_plan_effective_cost
         WHEN line_item_line_item_type = 'SavingsPlanRecurringFee'
-            THEN savings_plan_total_commitment_to_date - savings_plan_used_commitment
+            THEN unused_commitment
         WHEN line_item_line_item_type IN ('SavingsPlanNegation', 'SavingsPlanUpfrontFee') THEN 0
         WHEN line_item_line_item_type = 'DiscountedUsage' THEN reservation_effective_cost
         WHEN line_item_line_item_type = 'RIFee'
-            THEN reservation_unused_amortized_upfront_fee_for_billing_period + reservation_unused_recurring_fee
+            THEN coalesce(reservation_unused_amortized_upfront_fee_for_billing_period, 0)
+                 + coalesce(reservation_unused_recurring_fee, 0)
         WHEN line_item_line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN 0  -- RI upfront
         ELSE line_item_unblended_cost
     END, 0)                                     AS amortized_cost,
@@ -86,7 +95,8 @@ SELECT
         WHEN line_item_line_item_type = 'SavingsPlanCoveredUsage'
             THEN coalesce(savings_plan_net_savings_plan_effective_cost, savings_plan_savings_plan_effective_cost)
         WHEN line_item_line_item_type = 'SavingsPlanRecurringFee' THEN CASE
-            WHEN coalesce(fee_d, 0) = 0 OR fee_product IS NULL THEN savings_plan_total_commitment_to_date - savings_plan_used_commitment
+            WHEN coalesce(fee_d, 0) = 0 OR fee_product IS NULL
+                THEN unused_commitment
             ELSE CAST(CASE WHEN fee_negative THEN -1 ELSE 1 END * (
                 CAST(round((fee_n - fee_n % (fee_d * 10000000000)) / (fee_d * 10000000000)) AS DECIMAL(38, 0))
                 + CAST(round((2 * (fee_n % (fee_d * 10000000000)) + fee_d
@@ -98,8 +108,8 @@ SELECT
             THEN coalesce(reservation_net_effective_cost, reservation_effective_cost)
         WHEN line_item_line_item_type = 'RIFee'
             THEN coalesce(reservation_net_unused_amortized_upfront_fee_for_billing_period,
-                          reservation_unused_amortized_upfront_fee_for_billing_period)
-                 + coalesce(reservation_net_unused_recurring_fee, reservation_unused_recurring_fee)
+                          reservation_unused_amortized_upfront_fee_for_billing_period, 0)
+                 + coalesce(reservation_net_unused_recurring_fee, reservation_unused_recurring_fee, 0)
         WHEN line_item_line_item_type = 'Fee' AND reservation_reservation_a_r_n IS NOT NULL THEN 0
         ELSE coalesce(line_item_net_unblended_cost, line_item_unblended_cost)
     END, 0) END                                 AS net_amortized_cost,

@@ -223,6 +223,11 @@ COST_CASES = [
                "reservation/UnusedRecurringFee": "0.5",
                "reservation/NetUnusedAmortizedUpfrontFeeForBillingPeriod": "1.1",
                "reservation/NetUnusedRecurringFee": "0.45"}, "10", "1.75", "1.55"),
+    # a legacy CSV leaves a component that does not apply empty: the other still counts (was 0 for the whole fee)
+    ("RIFee", {"reservation/UnusedRecurringFee": "0.5", "reservation/NetUnusedRecurringFee": "0.45"}, "10", "0.5",
+     "0.45"),
+    ("SavingsPlanRecurringFee", {"savingsPlan/TotalCommitmentToDate": "5.0", "lineItem/NetUnblendedCost": "4.5"},
+     "5.0", "5.0", "4.5"),
     ("Fee", {"reservation/ReservationARN": "arn:aws:ec2:us-east-1:1:reserved-instances/r-1",
              "lineItem/NetUnblendedCost": "300"}, "300", "0", "0"),
     ("Fee", {"lineItem/NetUnblendedCost": "29", "lineItem/ProductCode": "AWSSupportBusiness"}, "29", "29", "29"),
