@@ -134,8 +134,32 @@ def test_invoicing_lock_is_a_postgres_advisory_lock(pg_home, env, tmp_path):
     sample, warehouse, stripe_api = env
     outputs = run_together(extra_env={**variables, "DAGSTER_HOME": str(home)}, instance="home")
     assert_one_set(sample, warehouse, stripe_api)
-    assert all(f"Holding pg_advisory_lock({ADVISORY_KEY})" in output for output in outputs)
-    assert not Path(f"{warehouse}.invoices.lock").exists()  # the file lock was not what held them
+    assert all(f"Holding the pg_advisory_lock({ADVISORY_KEY}) on the Dagster instance's Postgres database and the "
+               f"file lock {warehouse}.invoices.lock" in output for output in outputs)
+
+
+def test_a_run_on_the_postgres_instance_also_waits_for_a_one_off_run_beside_the_warehouse(pg_home, tmp_path):
+    """A one-off `dagster asset materialize` on an ephemeral instance takes only the file lock beside the warehouse;
+    a run of the Postgres-backed instance must wait for it too (it took only the advisory lock before, so both
+    invoiced at once)."""
+    from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+
+    home, _ = pg_home
+    warehouse = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from billing_pipeline.resources.invoicing_lock import invoicing_lock\n"
+        "with invoicing_lock(None, sys.argv[1]):\n    print('held', flush=True); time.sleep(30)\n"), str(warehouse)],
+        stdout=subprocess.PIPE, text=True)
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InvoicingLockTimeout, match=f"held {warehouse}.invoices.lock for over 0.5 s"):
+            with invoicing_lock(instance, str(warehouse), wait_seconds=0.5):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+        instance.dispose()
 
 
 def test_advisory_lock_waits_and_gives_up_clearly(pg_home):

@@ -7,8 +7,8 @@ recorded as a preview. Stripe is the record of what was charged: before adding a
 month (pending and invoiced) are listed by metadata, and only the difference to the price list's amount is added,
 as a `charge` the first time and an `adjustment` (positive or negative) after a restatement. A re-run therefore adds
 nothing, and a run that failed half-way is completed, never doubled, by the next one. Overlapping runs take turns
-(the list-then-create sequence holds the cross-process invoicing lock) and every create carries a deterministic
-idempotency key. Only tenants of the registry (BILLING_TENANTS) are charged, and a month with implausible CUR lines
+(each holds the cross-process invoicing lock from reading the month to recording what Stripe holds) and every
+create carries a deterministic idempotency key. Only tenants of the registry (BILLING_TENANTS) are charged, and a month with implausible CUR lines
 is held until it is explicitly allowed (implausible_money.py). See docs/invoicing.md.
 """
 
@@ -102,71 +102,74 @@ def invoices(
         raise Failure(f"Price list {stripe_billing.price_list_source()}: {error}") from None
 
     bound, allowed = settings(money_bounds)
-    with warehouse.connect() as con:
-        month_delivery(con, period, "reconciliation_report")  # never charge from tables of different deliveries
-        # Held while the month's bill has implausible lines, unless the month is allowed (implausible_money.py):
-        # read from cur_line_items itself, so running `invoices` alone is held too
-        implausible = implausible_lines(con, period, bound)
-        if implausible and month not in allowed:
-            raise Failure(hold_message(month, implausible, bound) + " Nothing charged, nothing written.")
-        (report_rows, is_final) = con.execute(
-            "SELECT count(*), coalesce(bool_or(is_final), false) FROM reconciliation_report WHERE billing_period = ?",
-            [period],
-        ).fetchall()[0]
-        if not report_rows:
-            raise Failure(f"reconciliation_report has no rows for {month}: materialize the month's chain first "
-                          "(nothing charged, nothing written)")
-        costs = con.execute(
-            """SELECT accountant_id, resource_type, currency, sum(cost) FROM tenant_costs
-               WHERE billing_period = ? AND accountant_id <> 'unattributed' GROUP BY ALL ORDER BY ALL""",
-            [period],
-        ).fetchall()
-        quantities = con.execute(
-            """SELECT accountant_id, resource_type, coalesce(operation, ''), sum(quantity) FROM estimated_usage
-               WHERE billing_period = ? AND accountant_id <> 'unattributed' AND quantity IS NOT NULL
-               GROUP BY ALL ORDER BY ALL""",
-            [period],
-        ).fetchall()
-        placed_before = {row[0] for row in con.execute(
-            "SELECT DISTINCT accountant_id FROM invoices WHERE billing_period = ? AND kind <> 'preview'", [period]
-        ).fetchall()}
-        # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
-        registry = load_registry(tenants, con)
-    held_out = sorted({row[0] for row in [*costs, *quantities] if row[0] not in registry.known})
-    placed_before &= registry.known  # a tenant that left the registry is not touched in Stripe either
-    costs = [row for row in costs if row[0] in registry.known]
-    quantities = [row for row in quantities if row[0] in registry.known]
-    if held_out:
-        context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "
-                            + "; ".join(describe(a, *registry.classify(a)) for a in held_out))
-
-    charges = _charges(price_list, costs, quantities)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     try:
-        client = stripe_billing.client()
-        if is_final:
-            # list-then-create, one run at a time across processes (resources/invoicing_lock.py); the warehouse is
-            # not held meanwhile, so a run waiting here never blocks another's warehouse step
-            with invoicing_lock(context.instance, warehouse.lock_anchor(), context.log):
-                rows, created = _place(client, price_list, charges, placed_before, period, month, now, context)
-        else:
-            rows, created = _preview(client, charges, period, now), []
+        # One invoicing run at a time across processes (resources/invoicing_lock.py), from reading the month to
+        # recording what Stripe holds: a run that read the month before another run restated and invoiced it would
+        # put Stripe back to what it read, and the table the later run wrote would not say what Stripe holds. Only
+        # this asset takes the lock, and it takes it before the warehouse, so no run can hold one waiting for the other.
+        with invoicing_lock(context.instance, warehouse.lock_anchor(), context.log):
+            with warehouse.connect() as con:
+                month_delivery(con, period, "reconciliation_report")  # never charge from tables of different deliveries
+                # Held while the month's bill has implausible lines, unless the month is allowed
+                # (implausible_money.py): read from cur_line_items itself, so running `invoices` alone is held too
+                implausible = implausible_lines(con, period, bound)
+                if implausible and month not in allowed:
+                    raise Failure(hold_message(month, implausible, bound) + " Nothing charged, nothing written.")
+                is_final, costs, quantities = _month_to_charge(con, period, month)
+                # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
+                registry = load_registry(tenants, con)
+            held_out = sorted({row[0] for row in [*costs, *quantities] if row[0] not in registry.known})
+            if held_out:
+                context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "
+                                    + "; ".join(describe(a, *registry.classify(a)) for a in held_out))
+            charges = _charges(price_list, [row for row in costs if row[0] in registry.known],
+                               [row for row in quantities if row[0] in registry.known])
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            client = stripe_billing.client()
+            if is_final:
+                rows, created = _place(client, price_list, charges, registry.known, period, month, now, context)
+            else:
+                rows, created = _preview(client, charges, period, now), []
+
+            staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
+            with warehouse.connect() as con:
+                written = replace_month_with_rows(con, "invoices", period, staged)
+                no_duplicates = duplicate_check(
+                    con, "invoices", ["accountant_id", "resource_type", "kind", "stripe_invoice_item_id"], period,
+                    "no_duplicate_invoice_items",
+                )
     except (StripeBillingError, InvoicingLockTimeout) as error:
         raise Failure(f"{month}: {error}. The warehouse's invoices of {month} were left as they were.") from None
-
-    staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
-    with warehouse.connect() as con:
-        written = replace_month_with_rows(con, "invoices", period, staged)
-        no_duplicates = duplicate_check(
-            con, "invoices", ["accountant_id", "resource_type", "kind", "stripe_invoice_item_id"], period,
-            "no_duplicate_invoice_items",
-        )
     metadata = _metadata(rows, created, charges, price_list, stripe_billing, month, is_final, written)
     metadata["held_out_tenants"] = MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out])
     return MaterializeResult(
         metadata=metadata,
         check_results=[no_duplicates, _match_check(rows, charges, is_final)],
     )
+
+
+def _month_to_charge(con, period: dt.date, month: str) -> tuple[bool, list, list]:
+    """Whether the month is final, each tenant's attributed cost per resource type and currency, and its metered
+    quantities per resource type and operation (`unattributed` is never charged)."""
+    (report_rows, is_final) = con.execute(
+        "SELECT count(*), coalesce(bool_or(is_final), false) FROM reconciliation_report WHERE billing_period = ?",
+        [period],
+    ).fetchall()[0]
+    if not report_rows:
+        raise Failure(f"reconciliation_report has no rows for {month}: materialize the month's chain first "
+                      "(nothing charged, nothing written)")
+    costs = con.execute(
+        """SELECT accountant_id, resource_type, currency, sum(cost) FROM tenant_costs
+           WHERE billing_period = ? AND accountant_id <> 'unattributed' GROUP BY ALL ORDER BY ALL""",
+        [period],
+    ).fetchall()
+    quantities = con.execute(
+        """SELECT accountant_id, resource_type, coalesce(operation, ''), sum(quantity) FROM estimated_usage
+           WHERE billing_period = ? AND accountant_id <> 'unattributed' AND quantity IS NOT NULL
+           GROUP BY ALL ORDER BY ALL""",
+        [period],
+    ).fetchall()
+    return bool(is_final), costs, quantities
 
 
 def _charges(price_list: PriceList, costs, quantities) -> dict[str, list[ChargeLine]]:
@@ -225,14 +228,17 @@ def _description(month: str, resource_type: str, kind: str, line: ChargeLine | N
     return text + (" (adjustment: restated month)" if kind == "adjustment" else "")
 
 
-def _place(client: StripeBillingClient, price_list: PriceList, charges, placed_before: set[str], period, month: str,
-           now, context) -> tuple[list[dict], list[dict]]:
-    """Final month: make the Stripe items of the month add up to the charges, adding only the difference."""
+def _place(client: StripeBillingClient, price_list: PriceList, charges, known: frozenset[str] | set[str], period,
+           month: str, now, context) -> tuple[list[dict], list[dict]]:
+    """Final month: make the Stripe items of the month add up to the charges, adding only the difference. Every
+    tenant of the registry with a Stripe customer is looked at, not only those with charges now: a restatement can
+    take all of a tenant's cost away, and what was placed for it (by any run, one that died half-way included) is
+    in Stripe, whatever the warehouse recorded."""
     plan_id = client.ensure_plan(price_list.plan, price_list.currency)
     customers = client.customers_by_accountant()
     rows: list[dict] = []
     created: list[dict] = []
-    for accountant in sorted(set(charges) | placed_before):
+    for accountant in sorted(set(charges) | (set(customers) & set(known))):
         lines = {line.resource_type: line for line in charges.get(accountant, [])}
         customer = customers.get(accountant)
         if customer is None:
@@ -240,12 +246,14 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, placed_b
                 continue
             customer = client.create_customer(accountant)
             context.log.info(f"Created the Stripe customer {customer['id']} of {accountant}")
-        subscription = client.ensure_subscription(customer["id"], plan_id, accountant)
         month_items = [
             item for item in client.items_of(customer["id"])
             if item["metadata"].get("accountant_id") == accountant and item["metadata"].get("month") == month
             and item["metadata"].get("kind") in ("charge", "adjustment")
         ]
+        if not month_items and not any(line.amount_cents for line in lines.values()):
+            continue  # nothing placed, nothing to place (no subscription made for it either)
+        subscription = client.ensure_subscription(customer["id"], plan_id, accountant)
         other_currency = sorted({i["currency"] for i in month_items if i["currency"].lower() != price_list.currency})
         if other_currency:
             raise StripeBillingError(f"{accountant}'s items of {month} are in {', '.join(other_currency)}, the price "

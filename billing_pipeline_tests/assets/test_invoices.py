@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from contextlib import contextmanager
 from decimal import Decimal as D
 
 import duckdb
 import pytest
 
 from billing_pipeline.price_list import MINIMUM_FEE, parse_price_list
-from billing_pipeline.resources.stripe_billing import StripeBilling
+from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
 from billing_pipeline_tests.stripe_support import (
     API_KEY,
     PRICE_LIST,
@@ -138,6 +139,81 @@ def test_restated_month_adds_adjustments_for_the_difference_only(env):
     assert {r[7] for r in rows if r[0] == "acct-0001" and r[6] in charged} == {invoice}
 
     assert run_invoices().success and len(stripe_api.items()) == len(items)  # and it settles
+
+
+def test_a_tenant_charged_by_a_run_that_died_is_credited_when_a_restatement_takes_its_cost(env, monkeypatch, tmp_path):
+    """A run charges acct-0001 and acct-0002, then dies on acct-0003 (the warehouse records nothing). AWS restates
+    the month: acct-0001's resources were acct-0002's. The next run must take acct-0001's charge back: what a run
+    placed is in Stripe whatever the warehouse recorded (the tenants to look at were the warehouse's before, so
+    acct-0001 kept its 15.56 while acct-0002 paid the same cost again)."""
+    sample, warehouse, stripe_api = env
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("\n".join(sorted(sample.tenants)) + "\n")
+    monkeypatch.setenv("BILLING_TENANTS", str(registry))
+    real_add = StripeBillingClient.add_item
+
+    def dies_on_acct_0003(self, customer_id, amount, currency, description, metadata, placed_ids):
+        if metadata["accountant_id"] == "acct-0003":
+            raise StripeBillingError("Could not reach Stripe (simulated network error)")
+        return real_add(self, customer_id, amount, currency, description, metadata, placed_ids)
+
+    monkeypatch.setattr(StripeBillingClient, "add_item", dies_on_acct_0003)
+    assert not run_invoices(raise_on_error=False).success
+    monkeypatch.setattr(StripeBillingClient, "add_item", real_add)
+    charged = sums(stripe_api.items(), key=lambda i: i["metadata"]["accountant_id"])
+    assert set(charged) == {"acct-0001", "acct-0002"} and invoice_rows(warehouse) == []
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE tenant_costs SET accountant_id = 'acct-0002' WHERE accountant_id = 'acct-0001'")
+        con.execute("DELETE FROM estimated_usage WHERE accountant_id = 'acct-0001'")
+    restated = {("acct-0002" if a == "acct-0001" else a, r): D(0) for a, r in sample.expected_actuals}
+    for (accountant, resource_type), cost in sample.expected_actuals.items():
+        restated[("acct-0002" if accountant == "acct-0001" else accountant, resource_type)] += cost
+    expected = expected_cents(restated, PRICE_LIST)
+
+    assert run_invoices().success
+    items = stripe_api.items()
+    assert sums(items, key=lambda i: i["metadata"]["accountant_id"]).get("acct-0001") == 0
+    assert {k: v for k, v in sums(items).items() if v} == {k: v for k, v in expected.items() if v}
+    assert sum(c for a, r, _, _, c, *_ in invoice_rows(warehouse) if a == "acct-0001") == 0  # recorded too
+
+
+def test_a_run_reads_the_month_only_once_it_holds_the_invoicing_lock(env, monkeypatch):
+    """While a run waits for the invoicing lock, the month is restated and another run invoices it. The waiting run
+    must charge what the warehouse holds when it gets the lock (nothing left to add), not what it read before
+    waiting: that put Stripe back to the month before the restatement, and its table claimed the old amounts."""
+    sample, warehouse, stripe_api = env
+    assert run_invoices().success
+    restated = dict(sample.expected_actuals)
+    restated[("acct-0001", "lambda")] *= 2
+    restated[("acct-0002", "dynamodb")] = D(0)
+    expected = {k: v for k, v in expected_cents(restated, PRICE_LIST).items() if v}
+
+    import billing_pipeline.assets.invoices as invoices_module
+    real_lock = invoices_module.invoicing_lock
+    waits = []
+
+    @contextmanager
+    def lock_got_after_another_run(*args, **kwargs):
+        if not waits:  # the waiting run: meanwhile AWS restates the month and another run invoices it
+            waits.append(True)
+            with duckdb.connect(str(warehouse)) as con:
+                con.execute("UPDATE tenant_costs SET cost = cost * 2 "
+                            "WHERE accountant_id = 'acct-0001' AND resource_type = 'lambda'")
+                con.execute("UPDATE tenant_costs SET cost = 0 "
+                            "WHERE accountant_id = 'acct-0002' AND resource_type = 'dynamodb'")
+            assert run_invoices().success
+            assert {k: v for k, v in sums(stripe_api.items()).items() if v} == expected
+        with real_lock(*args, **kwargs) as held:
+            yield held
+
+    monkeypatch.setattr(invoices_module, "invoicing_lock", lock_got_after_another_run)
+    result = run_invoices()
+    assert result.success and metadata_of(result)["items_created"].value == 0
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == expected
+    recorded = sums([{"amount": c, "metadata": {"accountant_id": a, "resource_type": r}}
+                     for a, r, _, _, c, *_ in invoice_rows(warehouse)])
+    assert {k: v for k, v in recorded.items() if v} == expected
 
 
 def test_provisional_month_is_a_preview_and_charges_nothing(env):

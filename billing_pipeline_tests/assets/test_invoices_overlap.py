@@ -9,8 +9,10 @@ schedule would: no Dagster pool stands between them, only the lock beside the wa
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -112,3 +114,18 @@ def test_a_run_that_cannot_get_the_lock_gives_up_clearly(tmp_path):
         holder.wait()
     with invoicing_lock(None, str(warehouse)) as held:  # released by the OS when its holder died
         assert held == f"file lock {warehouse}.invoices.lock"
+
+
+def test_the_lock_file_is_one_per_warehouse_whatever_the_instance_or_the_path_to_it(tmp_path):
+    """A link to the warehouse is the same warehouse, so the same lock; a warehouse with no local file (Spark on S3)
+    gets one lock per URI in the host's temporary folder (it went into the instance's folder, and an ephemeral
+    instance's is new each run: two one-off runs locked two files)."""
+    from billing_pipeline.resources.invoicing_lock import lock_file_path
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.touch()
+    (tmp_path / "link.duckdb").symlink_to(warehouse)
+    assert lock_file_path(str(tmp_path / "link.duckdb")) == lock_file_path(str(warehouse)) == f"{warehouse}.invoices.lock"
+    on_s3 = lock_file_path("s3://billing/warehouse")
+    assert on_s3 == lock_file_path("s3://billing/warehouse") != lock_file_path("s3://billing/other")
+    assert os.path.dirname(on_s3) == tempfile.gettempdir()
