@@ -5,12 +5,15 @@ Cost tags are free text: anyone who can tag a resource can write `acct-0001 ` (t
 every other id keeps its cost (nothing is dropped) but is marked unknown (assets/tenant_registry.py) and held out.
 
 `BILLING_TENANTS` (or the resource's `source`) names the registry:
-- unset: the accountant ids the application's usage table knows (`estimated_usage`, every month loaded);
+- unset: the accountant ids the application's usage table knows (`estimated_usage`, every month loaded), except
+  ids that read the same as another of them (`ACCT-0001` beside `acct-0001`): which one is the tenant is not the
+  usage table's to say, so both are held out as look-alikes of each other until `BILLING_TENANTS` names one;
 - a local file or `s3://bucket/key`: a JSON array of ids, or one id per line (`#` comments and blank lines
   ignored);
 - `dynamodb://table[?attribute=accountant_id]`: the attribute's values over a scan of the table.
 An id that is itself malformed (empty, surrounding whitespace, control characters, a reserved word) fails loading
-with the file and line (or item) named: the registry is the one list that must be exact.
+with the file and line (or item) named, and so do two ids that read the same (same skeleton): the registry is the
+one list that must be exact.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
 from confusable_homoglyphs import confusables
@@ -40,6 +44,8 @@ class TenantRegistryError(ValueError):
 class Registry:
     known: frozenset[str]
     source: str
+    # ids held out because they read the same as another id of the source -> those other ids (default registry)
+    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     def classify(self, accountant_id: str) -> tuple[str, str | None]:
         """(status, looks_like): `known`; `unattributed` (the pipeline's own bucket of unexplained cost);
@@ -48,6 +54,8 @@ class Registry:
             return "known", None
         if accountant_id == "unattributed":
             return "unattributed", None
+        if accountant_id in self.ambiguous:
+            return "lookalike", self.ambiguous[accountant_id][0]
         skeleton = id_skeleton(accountant_id)
         matches = sorted(k for k in self.known if id_skeleton(k) == skeleton)
         if matches:
@@ -71,6 +79,14 @@ def id_skeleton(value: str) -> str:
         ascii_glyphs = [h["c"] for entry in found for h in entry["homoglyphs"] if h["c"].isascii()]
         out.append(ascii_glyphs[0].casefold() if ascii_glyphs else char)
     return "".join(out)
+
+
+def lookalike_groups(ids) -> list[list[str]]:
+    """The groups of two or more ids that read the same (id_skeleton), each sorted."""
+    by_skeleton: dict[str, list[str]] = defaultdict(list)
+    for value in ids:
+        by_skeleton[id_skeleton(value)].append(value)
+    return sorted(sorted(group) for group in by_skeleton.values() if len(set(group)) > 1)
 
 
 def id_problem(value) -> str | None:
@@ -106,7 +122,10 @@ class TenantRegistry(ConfigurableResource):
             rows = engine.execute("SELECT DISTINCT accountant_id FROM estimated_usage "
                                   "WHERE accountant_id IS NOT NULL ORDER BY 1").fetchall()
             ids = [r[0] for r in rows if r[0] not in RESERVED_IDS and id_problem(r[0]) is None]
-            return Registry(frozenset(ids), "estimated_usage (the application's usage table)")
+            ambiguous = {i: tuple(other for other in group if other != i)
+                         for group in lookalike_groups(ids) for i in group}
+            return Registry(frozenset(ids) - set(ambiguous), "estimated_usage (the application's usage table)",
+                            ambiguous)
         if uri.startswith("dynamodb://"):
             return Registry(frozenset(_dynamodb_ids(uri)), uri)
         return Registry(frozenset(_file_ids(uri)), uri)
@@ -158,6 +177,9 @@ def _dynamodb_ids(uri: str) -> list[str]:
 
 def _validated(uri: str, entries: list[tuple[str, object]]) -> list[str]:
     problems = [f"{where}: {problem}" for where, value in entries if (problem := id_problem(value))]
+    problems += [" and ".join(map(repr, group)) + " read the same (case, whitespace or look-alike characters): keep "
+                 "the tenant's own" for group in lookalike_groups(value for _, value in entries
+                                                                if id_problem(value) is None)]
     if problems:
         raise TenantRegistryError(f"Tenant registry {uri}: " + "; ".join(problems[:10]))
     if not entries:

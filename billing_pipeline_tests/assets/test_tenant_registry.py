@@ -69,6 +69,27 @@ def test_malformed_registry_fails_naming_the_file_and_line(tmp_path, monkeypatch
         TenantRegistry(source=str(empty)).load(None)
 
 
+def test_ids_that_read_the_same_are_never_both_tenants(tmp_path, warehouse_con):
+    """`ACCT-0001` beside `acct-0001`: a registry file holding both fails naming them; the default registry (the
+    usage table's ids) holds both out as look-alikes of each other (it made `ACCT-0001` a second customer, charged
+    its own minimum fee)."""
+    both = tmp_path / "tenants.txt"
+    both.write_text("acct-0001\nACCT-0001\nacct-0002\n")
+    with pytest.raises(TenantRegistryError) as error:
+        TenantRegistry(source=str(both)).load(None)
+    assert str(error.value) == (f"Tenant registry {both}: 'ACCT-0001' and 'acct-0001' read the same (case, "
+                                "whitespace or look-alike characters): keep the tenant's own")
+    for accountant in ("acct-0001", "ACCT-0001", "acct\u20100001", "acct-0002"):
+        warehouse_con.execute("INSERT INTO estimated_usage (billing_period, accountant_id, resource_type, usage_date, "
+                              "estimated_cost, records) VALUES ('2026-01-01', ?, 'lambda', '2026-01-01', 1, 1)",
+                              [accountant])
+    registry = TenantRegistry().load(warehouse_con)
+    assert registry.known == {"acct-0002"}
+    assert {a: registry.classify(a) for a in ("acct-0001", "ACCT-0001", "acct\u20100001")} == {
+        "acct-0001": ("lookalike", "ACCT-0001"), "ACCT-0001": ("lookalike", "acct-0001"),
+        "acct\u20100001": ("lookalike", "ACCT-0001")}
+
+
 def test_registry_from_s3_and_dynamodb(aws):
     s3 = boto3.client("s3", endpoint_url=aws)
     s3.create_bucket(Bucket="billing-config")
