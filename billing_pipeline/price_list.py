@@ -24,6 +24,7 @@ largest remainder (money.py), so they add up to the tenant-month's total rounded
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
@@ -79,6 +80,16 @@ class PriceList:
 
     def terms_for(self, accountant_id: str) -> Terms:
         return self.overrides.get(accountant_id, self.default)
+
+    def terms_digest(self, accountant_id: str) -> str:
+        """A fingerprint of what one tenant pays (currency, minimum fee, markups, unit prices; equal numbers however
+        written), recorded on its Stripe items: a month is re-charged only at the terms it was charged under."""
+        terms = self.terms_for(accountant_id)
+        prices = {resource_type: [str(price.markup_pct.normalize()),
+                                  {operation: str(unit.normalize()) for operation, unit in price.unit_prices.items()}]
+                  for resource_type, price in terms.resource_prices.items()}
+        canonical = json.dumps([self.currency, str(terms.minimum_monthly_fee.normalize()), prices], sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def tenant_charges(
         self,

@@ -248,6 +248,8 @@ SETTINGS: tuple[Setting, ...] = (
             "largest plausible |cost| of one CUR line (beyond: invoicing held)"),
     Setting("BILLING_ALLOW_IMPLAUSIBLE", "", "months as YYYY-MM, comma separated", _months,
             "months invoiced despite implausible lines"),
+    Setting("BILLING_REPRICE_MONTHS", "", "months as YYYY-MM, comma separated", _months,
+            "months already charged to re-charge at today's price list"),
     Setting("BILLING_API_TOKENS", "data/api-tokens.json", "a file path", _creatable_file, "the API's token hashes"),
     Setting("BILLING_API_HOST", "127.0.0.1", "a host name or address", _not_blank, "the API's address"),
     Setting("BILLING_API_PORT", "8000", "a port number", _port, "the API's port"),

@@ -103,6 +103,10 @@ def invoices(
 
     bound, allowed = settings(money_bounds)
     try:
+        repriced = money_bounds.repriced_months()
+    except ValueError as error:
+        raise Failure(str(error)) from None
+    try:
         # One invoicing run at a time across processes (resources/invoicing_lock.py), from reading the month to
         # recording what Stripe holds: a run that read the month before another run restated and invoiced it would
         # put Stripe back to what it read, and the table the later run wrote would not say what Stripe holds. Only
@@ -127,9 +131,10 @@ def invoices(
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             client = stripe_billing.client()
             if is_final:
-                rows, created = _place(client, price_list, charges, registry.known, period, month, now, context)
+                rows, created, other_terms = _place(client, price_list, charges, registry.known, period, month, now,
+                                                    month in repriced, context)
             else:
-                rows, created = _preview(client, charges, period, now), []
+                rows, created, other_terms = _preview(client, charges, period, now), [], []
 
             staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
             with warehouse.connect() as con:
@@ -140,6 +145,12 @@ def invoices(
                 )
     except (StripeBillingError, InvoicingLockTimeout) as error:
         raise Failure(f"{month}: {error}. The warehouse's invoices of {month} were left as they were.") from None
+    if other_terms:
+        raise Failure(f"{month}: {', '.join(other_terms)} {'was' if len(other_terms) == 1 else 'were'} charged at "
+                      f"other price terms than {stripe_billing.price_list_source()} gives now: nothing was added for "
+                      f"{'it' if len(other_terms) == 1 else 'them'} (the other tenants are up to date, and the "
+                      f"invoices table says what Stripe holds). To charge {month} at the price list as it is now, "
+                      f"set BILLING_REPRICE_MONTHS={month}.")
     metadata = _metadata(rows, created, charges, price_list, stripe_billing, month, is_final, written)
     metadata["held_out_tenants"] = MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out])
     return MaterializeResult(
@@ -229,15 +240,18 @@ def _description(month: str, resource_type: str, kind: str, line: ChargeLine | N
 
 
 def _place(client: StripeBillingClient, price_list: PriceList, charges, known: frozenset[str] | set[str], period,
-           month: str, now, context) -> tuple[list[dict], list[dict]]:
+           month: str, now, reprice: bool, context) -> tuple[list[dict], list[dict], list[str]]:
     """Final month: make the Stripe items of the month add up to the charges, adding only the difference. Every
     tenant of the registry with a Stripe customer is looked at, not only those with charges now: a restatement can
     take all of a tenant's cost away, and what was placed for it (by any run, one that died half-way included) is
-    in Stripe, whatever the warehouse recorded."""
+    in Stripe, whatever the warehouse recorded. A tenant whose items of the month were placed at other price terms
+    than the price list's now gets nothing added unless the month is to be re-priced (returned: those tenants):
+    a price change must not re-charge months already billed."""
     plan_id = client.ensure_plan(price_list.plan, price_list.currency)
     customers = client.customers_by_accountant()
     rows: list[dict] = []
     created: list[dict] = []
+    other_terms: list[str] = []
     for accountant in sorted(set(charges) | (set(customers) & set(known))):
         lines = {line.resource_type: line for line in charges.get(accountant, [])}
         customer = customers.get(accountant)
@@ -262,15 +276,23 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
         for item in month_items:
             placed[item["metadata"].get("resource_type", "")] += item["amount"]
         extra_types = sorted(set(placed) - set(LINE_ORDER))
+        terms = price_list.terms_digest(accountant)
+        # (items placed before terms were recorded carry none: taken as placed at these terms)
+        charged_at = {i["metadata"].get("price_terms") for i in month_items} - {None, ""}
+        held = bool(charged_at - {terms}) and not reprice
         for resource_type in [*LINE_ORDER, *extra_types]:
             line = lines.get(resource_type)
             difference = (line.amount_cents if line else 0) - placed.get(resource_type, 0)
             if difference == 0:
                 continue
+            if held:
+                other_terms.append(accountant)
+                break
             kind = "adjustment" if resource_type in placed else "charge"
             metadata = {"accountant_id": accountant, "month": month, "resource_type": resource_type, "kind": kind,
                         "attributed_cost": str(line.attributed_cost if line else 0),
-                        "quantity": str(line.quantity if line else 0), "source": "billing_pipeline"}
+                        "quantity": str(line.quantity if line else 0), "price_terms": terms,
+                        "source": "billing_pipeline"}
             placed_ids = [i["id"] for i in month_items if i["metadata"].get("resource_type", "") == resource_type]
             item = client.add_item(customer["id"], difference, price_list.currency,
                                    _description(month, resource_type, kind, line), metadata, placed_ids)
@@ -285,7 +307,7 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
                              subscription=subscription["id"], item=item["id"], invoice=item["invoice"],
                              amount_cents=item["amount"], currency=item["currency"].lower(),
                              kind=item["metadata"].get("kind"), status=status, now=now))
-    return rows, created
+    return rows, created, other_terms
 
 
 def _match_check(rows: list[dict], charges, is_final: bool) -> AssetCheckResult:

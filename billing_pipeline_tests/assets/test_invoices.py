@@ -304,3 +304,36 @@ def test_packaged_price_list_parses():
     prices = parse_price_list(StripeBilling().price_list_text())
     assert prices.currency == "usd" and prices.plan.amount_cents == 0
     assert prices.default.minimum_monthly_fee == D("5.00")
+
+
+def test_a_month_charged_is_not_re_charged_at_a_changed_price_list_unless_named(env, monkeypatch, tmp_path):
+    """January is charged; then the price list changes (Lambda's markup 30 -> 50 %, acct-0002's override gone). A
+    run of January (a status refresh, a restatement) must not re-charge it at the new prices: it adds nothing and
+    fails naming the tenants and the setting; with BILLING_REPRICE_MONTHS=2026-01 it charges the difference."""
+    sample, warehouse, stripe_api = env
+    assert run_invoices().success
+    charged = expected_cents(sample.expected_actuals, PRICE_LIST)
+    changed = {**PRICE_LIST, "overrides": {},
+               "resource_types": {**PRICE_LIST["resource_types"], "lambda": {"markup_pct": "50.0"}}}
+    changed_file = tmp_path / "price_list.json"
+    changed_file.write_text(json.dumps(changed))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(changed_file))
+
+    result = run_invoices(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    # (acct-0004 pays its minimum fee whatever the Lambda markup: nothing to add, nothing held)
+    assert ("2026-01: acct-0001, acct-0002, acct-0003 were charged at other price terms than "
+            f"{changed_file} gives now: nothing was added for them") in failure.event_specific_data.error.message
+    assert "set BILLING_REPRICE_MONTHS=2026-01" in failure.event_specific_data.error.message
+    assert sums(stripe_api.items()) == charged
+    assert sum(c for *_, c, _cur, _item, _inv in invoice_rows(warehouse)) == sum(charged.values())
+
+    # the same price list written otherwise (50 vs 50.0, the override's terms unchanged) is the same terms
+    assert parse_price_list(json.dumps(PRICE_LIST)).terms_digest("acct-0002") == parse_price_list(json.dumps(
+        {**PRICE_LIST, "minimum_monthly_fee": "12"})).terms_digest("acct-0002")
+
+    monkeypatch.setenv("BILLING_REPRICE_MONTHS", "2026-01")
+    assert run_invoices().success
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == \
+        {k: v for k, v in expected_cents(sample.expected_actuals, changed).items() if v}
