@@ -12,10 +12,10 @@ The key is a function of the tenant, the day and the service only, so a re-run o
 PutItem replaces the whole item): never a duplicate. The sort key sorts with the application's own items of that
 day and cannot collide with them (theirs are ISO timestamps without `#cur#`). `estimated_cost = 0` keeps code that
 sums the table's estimates unaffected. Readers of the table's estimates must skip `source = 'cur'` items: the sort
-key is no timestamp (billing_pipeline.readers.estimates does not skip them yet, see docs/outputs.md).
-After writing, the month's `source = 'cur'` items of every tenant written now or in the previous run (the
-warehouse table `usage_table_writeback` records what was written) that this run did not produce are deleted: a
-restated month whose cost moved away from a tenant, day or service leaves no stale item behind.
+key is no timestamp (billing_pipeline.readers.estimates does).
+After writing, the month's `source = 'cur'` items of every tenant of the registry (and of any tenant the previous
+run wrote) that this run did not produce are deleted: a restated month whose cost moved away from a tenant, day or
+service leaves no stale item behind, even when the run that wrote it died before recording it in the warehouse.
 """
 
 
@@ -136,7 +136,9 @@ def usage_table_writeback(
             batch.put_item(Item=usage_item(row, period, bool(is_final)))
     wanted = set(keys)
     stale: set[tuple[str, str]] = set()
-    for accountant in sorted({r["accountant_id"] for r in rows} | previous_accountants):
+    # every tenant of the registry, not only those the warehouse says were written: a run that died after its puts
+    # recorded nothing
+    for accountant in sorted({r["accountant_id"] for r in rows} | previous_accountants | registry.known):
         stale |= month_cur_keys(table, accountant, period) - wanted
     with table.batch_writer(overwrite_by_pkeys=["accountant_id", "timestamp"]) as batch:
         for accountant, timestamp in sorted(stale):

@@ -145,3 +145,22 @@ def test_ids_outside_the_tenant_registry_are_not_written(tmp_path, usage_table):
     assert result.asset_materializations_for_node("usage_table_writeback")[0].metadata[
         "held_out_tenants"].value == ["'<img src=x onerror=alert(1)>' is not in the tenant registry (U+0020 SPACE)",
                                      "'ACC-1' looks like 'acc-1'"]
+
+
+def test_items_of_a_run_that_died_before_recording_them_are_deleted_on_a_restatement(tmp_path, usage_table):
+    """A run put acc-2's items, then died before the warehouse recorded them; the month is restated and acc-2 has no
+    cost any more. The next run deletes acc-2's items: every tenant of the registry is looked up in the table, not
+    only those the warehouse says were written (they stayed, showing cost acc-2 no longer has)."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "1.0000000000"),
+                                 ("acc-2", 2, "AmazonDynamoDB", "dynamodb", "shared_hour", "2.0000000000")])
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+    assert run(warehouse).success
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DELETE FROM usage_table_writeback")  # what a run that died after its puts left recorded
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "3.0000000000")])
+    restated = run(warehouse)
+    assert restated.success
+    assert items(usage_table) == sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "3")],
+                                        key=lambda i: (i["accountant_id"], i["timestamp"]))
+    assert restated.get_asset_materialization_events()[0].materialization.metadata["items_deleted"].value == 1
