@@ -23,10 +23,10 @@ import pyarrow as pa
 from billing_pipeline.catalog import load_catalog
 
 NETWORK_POLICIES = ("proportional", "unattributed")
-# the line item types whose untagged lines are account-level (account_level_lines.sql also takes any other type AWS
-# names `...Discount`, at the default policy)
+# the line item types whose untagged lines are account-level (`Adjustment`: a FOCUS export's ChargeCategory;
+# account_level_lines.sql also takes any other type AWS names `...Discount`, at the default policy)
 ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount",
-                       "SppDiscount", "DistributorDiscount", "RiVolumeDiscount", "Fee")
+                       "SppDiscount", "DistributorDiscount", "RiVolumeDiscount", "Adjustment", "Fee")
 ACCOUNT_LEVEL_POLICIES = ("proportional", "company")
 
 

@@ -406,7 +406,7 @@ def reconcile(
 # Account-level lines (docs/attribution-rules.md, "Account-level lines")
 
 ACCOUNT_LEVEL_TYPES = ("Tax", "Credit", "Refund", "EdpDiscount", "PrivateRateDiscount", "BundledDiscount",
-                       "SppDiscount", "DistributorDiscount", "RiVolumeDiscount")
+                       "SppDiscount", "DistributorDiscount", "RiVolumeDiscount", "Adjustment")
 ALL_PRODUCTS = "*"
 
 

@@ -1,7 +1,7 @@
 -- account_level_lines: the month's account-level facts (docs/attribution-rules.md, "Account-level lines") with
 -- their policy and the application's part, exactly. Account-level: no `application` tag and line item type Tax,
 -- Credit, Refund, any discount (EdpDiscount, PrivateRateDiscount, BundledDiscount, SppDiscount, DistributorDiscount,
--- RiVolumeDiscount: every type AWS names `...Discount`), or Fee without a resource id.
+-- RiVolumeDiscount: every type AWS names `...Discount`), a FOCUS export's Adjustment, or Fee without a resource id.
 -- proportional: part = cost x N / D, N = the application's in-scope cost of the line's product code, currency and
 --   period, D = the whole bill's cost of that product code on the same basis, account-level lines excluded; no
 --   product code -> all product codes. N / D is taken as 0 when N or D is not positive and as 1 when N > D.
@@ -15,7 +15,7 @@ WITH facts AS (
                              WHEN 'amortized' THEN amortized_cost
                              ELSE coalesce(net_amortized_cost, amortized_cost) END               AS cost,
            NOT in_scope AND coalesce(application, '') = ''
-             AND (line_item_type IN ('Tax', 'Credit', 'Refund') OR line_item_type LIKE '%Discount'
+             AND (line_item_type IN ('Tax', 'Credit', 'Refund', 'Adjustment') OR line_item_type LIKE '%Discount'
                   OR (line_item_type = 'Fee' AND coalesce(resource_id, '') = ''))                AS account_level
     FROM hourly_cost_facts
     WHERE billing_period = $billing_period

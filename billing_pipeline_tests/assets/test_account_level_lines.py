@@ -160,7 +160,7 @@ def test_the_default_metric_is_amortized(monkeypatch):
 
 def test_every_discount_type_is_account_level_and_leaves_the_other_lines_shares_alone(tmp_path):
     """Untagged SppDiscount, DistributorDiscount and RiVolumeDiscount lines (AWS's line item types for a Solution
-    Provider, a distributor and an RI volume tier) are account-level like EdpDiscount: the application takes its
+    Provider, a distributor and an RI volume tier), and a FOCUS export's Adjustment, are account-level like EdpDiscount: the application takes its
     8 / 10 of each. Left in the bill's Lambda cost D they reached no tenant and, being negative, made the tax's
     share 8 / 7 (capped at 1): the whole 1.00 of tax charged to the application instead of 0.80."""
     path = tmp_path / "w.duckdb"
@@ -170,7 +170,7 @@ def test_every_discount_type_is_account_level_and_leaves_the_other_lines_shares_
         add_fact(con, "AWSLambda", "2.00", accountant_id="b")
         add_fact(con, "AWSLambda", "2.00", application="other-app")  # Lambda: N = 8, D = 10
         add_fact(con, "AWSLambda", "1.00", line_item_type="Tax", application=None)
-        for discount in ("SppDiscount", "DistributorDiscount", "RiVolumeDiscount"):
+        for discount in ("SppDiscount", "DistributorDiscount", "RiVolumeDiscount", "Adjustment"):
             add_fact(con, "AWSLambda", "-1.00", line_item_type=discount, application=None)
     result = materialize([tenant_costs, bill_conserved],
                          resources={"billing_config": BillingConfig(), "warehouse": DuckDBWarehouse(database=str(path)),
@@ -183,8 +183,8 @@ def test_every_discount_type_is_account_level_and_leaves_the_other_lines_shares_
         split = con.execute("""SELECT accountant_id, sum(cost) FROM tenant_costs WHERE line_item_type = 'SppDiscount'
                                GROUP BY ALL ORDER BY ALL""").fetchall()
     assert parts == {"Tax": D("0.8"), "SppDiscount": D("-0.8"), "DistributorDiscount": D("-0.8"),
-                     "RiVolumeDiscount": D("-0.8")}
+                     "RiVolumeDiscount": D("-0.8"), "Adjustment": D("-0.8")}
     assert split == [("a", D("-0.6")), ("b", D("-0.2"))]
     metadata = metadata_of(result)
-    assert metadata["account_level_to_tenants/USD"].value == "-1.6000000000"
-    assert metadata["out_of_scope/USD"].value == "1.6000000000"  # 2 + 0.2 of tax - 3 x 0.2 of discounts
+    assert metadata["account_level_to_tenants/USD"].value == "-2.4000000000"
+    assert metadata["out_of_scope/USD"].value == "1.4000000000"  # 2 + 0.2 of tax - 4 x 0.2 of discounts
