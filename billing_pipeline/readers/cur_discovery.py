@@ -137,8 +137,9 @@ class _Scan:
         self.location = location
         self.infos = infos
         self.claimed: set[str] = set()
-        # (report, month) of legacy manifests, so an Athena folder of the same report and month defers to them.
-        self.manifest_months: set[tuple[str, datetime.date]] = set()
+        # (report folder, month) of legacy manifests: an Athena folder of that very report and month defers to
+        # them (a report of the same name elsewhere does not: it is another delivery of the month).
+        self.manifest_reports: set[tuple[str, datetime.date]] = set()
         # the first problem found with each month's delivery
         self.problems: dict[datetime.date, CurFormatError] = {}
 
@@ -174,14 +175,8 @@ class _Scan:
 
     def _legacy_manifest(self, path: str, folder_month: datetime.date) -> _Candidate:
         manifest = self._read_json(path)
-        report = manifest.get("reportName") or path.split("/")[-1][: -len(MANIFEST_SUFFIX)]
-        start = (manifest.get("billingPeriod") or {}).get("start")
-        month = folder_month
-        if start:
-            try:
-                month = datetime.datetime.strptime(start[:8], "%Y%m%d").date().replace(day=1)
-            except ValueError:
-                raise CurFormatError(f"{self.display(path)}: billingPeriod.start {start!r} is not yyyymmdd...") from None
+        report = self._text(path, manifest, "reportName") or path.split("/")[-1][: -len(MANIFEST_SUFFIX)]
+        month = self._manifest_month(path, manifest, folder_month)
         # the report's folder: `<report>/` above the period folder the manifest sits in
         report_root = path.rsplit("/", 2)[0]
         files = self._listed_files(path, manifest, "reportKeys", report_root)
@@ -192,12 +187,43 @@ class _Scan:
         else:
             layout = "legacy_csv"
         self.claimed.update(files)
-        self.manifest_months.add((report, month))
+        self.manifest_reports.add((report_root, month))
         status = self._status_for(files) if layout == "athena_parquet" else None
         return _Candidate(
             month, report, layout, files, origin=path.rsplit("/", 1)[0], manifest=path,
-            assembly_id=manifest.get("assemblyId") or None, status=status,
+            assembly_id=self._text(path, manifest, "assemblyId") or None, status=status,
         )
+
+    def _text(self, path: str, manifest: dict, field: str) -> str | None:
+        """A manifest's text field, None when absent; any other JSON type is an error naming the file."""
+        value = manifest.get(field)
+        if value is not None and not isinstance(value, str):
+            raise CurFormatError(f"{self.display(path)}: {field} is {type(value).__name__} {value!r}, not text")
+        return value
+
+    def _manifest_month(self, path: str, manifest: dict, folder_month: datetime.date) -> datetime.date:
+        """The month of the folder the manifest lies in, which its billingPeriod (legacy `{"start": "20260101T..."}`,
+        Data Exports `{"start": "2026-01-01T..."}` or `"2026-01"`), when it has one, must agree with: a manifest
+        saying another month than its folder would load one month's data as another's."""
+        period = manifest.get("billingPeriod")
+        if isinstance(period, dict):
+            start = self._text(path, period, "start")
+        elif period is None or isinstance(period, str):
+            start = period
+        else:
+            raise CurFormatError(f"{self.display(path)}: billingPeriod is {type(period).__name__} {period!r}, not "
+                                 "an object with start and end")
+        if not start:
+            return folder_month
+        found = re.match(r"^(\d{4})-?(\d{2})", start)
+        if not found or not 1 <= int(found[2]) <= 12:
+            raise CurFormatError(f"{self.display(path)}: billingPeriod {start!r} is not a date")
+        month = datetime.date(int(found[1]), int(found[2]), 1)
+        if month != folder_month:
+            raise CurFormatError(f"{self.display(path)}: billingPeriod {start!r} says {month:%Y-%m}, but the "
+                                 f"manifest lies in the folder of {folder_month:%Y-%m}: refused, which month its "
+                                 "data is cannot be told (the month's last load is kept)")
+        return month
 
     def _listed_files(self, manifest_path: str, manifest: dict, field: str, report_root: str) -> list[str]:
         """The files a manifest lists in `field` (a legacy manifest's reportKeys, a Data Exports one's dataFiles),
@@ -205,6 +231,9 @@ class _Scan:
         keys = manifest.get(field)
         if not isinstance(keys, list):
             raise CurFormatError(f"{self.display(manifest_path)}: manifest has no {field} list")
+        not_text = [key for key in keys if not isinstance(key, str)]
+        if not_text:
+            raise CurFormatError(f"{self.display(manifest_path)}: {field} holds {not_text[0]!r}, not a key (text)")
         if not keys:
             # AWS lists at least one file (a month without usage still has its header); replacing the month with
             # nothing would erase its last good delivery
@@ -284,8 +313,10 @@ class _Scan:
         for (root, month), files in sorted(months.items()):
             report = root.rsplit("/", 1)[-1]
             self.claimed.update(files)
-            if (report, month) in self.manifest_months:
-                continue  # the report's top-level manifest says which files are current
+            # the report's top-level manifest says which files are current: its Athena data lies in
+            # `<report folder>/<report>/year=...` (or, copied, `<report folder>/year=...`)
+            if (root, month) in self.manifest_reports or (root.rsplit("/", 1)[0], month) in self.manifest_reports:
+                continue
             try:
                 candidates.append(_Candidate(month, report, "athena_parquet", files, origin=root,
                                              status=self._status(root)))
@@ -350,8 +381,9 @@ class _Scan:
                      files: list[str]) -> _Candidate:
         if manifest:
             content = self._read_json(manifest)
+            self._manifest_month(manifest, content, month)
             files = self._listed_files(manifest, content, "dataFiles", root)
-            export = content.get("exportName") or export
+            export = self._text(manifest, content, "exportName") or export
         elif len({f.rsplit("/", 1)[0] for f in files}) > 1:
             raise CurFormatError(
                 f"{self.display(files[0].rsplit('/', 1)[0])}: data files in several folders and no "
