@@ -12,6 +12,7 @@ from billing_pipeline.assets.cur_line_items import DELIVERY_TAG
 from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.readers.cur import discover
+from billing_pipeline.readers.cur_types import CurNotReady
 from billing_pipeline.resources.billing_config import BillingConfig
 
 
@@ -29,6 +30,9 @@ def cur_delivery_sensor(context: SensorEvaluationContext, billing_config: Billin
     for period, problem in found.problems.items():
         key = period.isoformat()
         if key not in known_keys:
+            continue
+        if isinstance(problem, CurNotReady):  # AWS is still writing it: a later tick sees it ready
+            context.log.info(f"The CUR delivery of {period:%Y-%m} is not ready: {problem}")
             continue
         context.log.error(f"The CUR delivery of {period:%Y-%m} cannot be read: {problem}")
         problem_id = hashlib.sha256(str(problem).encode()).hexdigest()[:16]

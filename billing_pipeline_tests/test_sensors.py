@@ -165,3 +165,18 @@ def test_one_months_broken_delivery_neither_stops_the_others_nor_loses_its_last_
     assert f"report key {missing!r} is missing: s3://{bucket}/{missing} does not exist (an incomplete delivery)" in error
     assert [row for row in loaded() if row[0] == JAN] == january
     assert [row[:2] for row in loaded()] == [(dt.date(2025, 12, 1), dec_id), (JAN, january[0][1])]
+
+
+def test_a_month_aws_is_still_writing_gets_no_run_until_it_is_ready(tmp_path):
+    """An Athena-layout month with no manifest while cost_and_usage_data_status says UPDATING: no run (a failed run
+    for AWS's own refresh would alert for nothing, and reading it could load half the month); READY: one run."""
+    from billing_pipeline_tests.readers.cur_builders import athena_table, write_parquet
+
+    report = tmp_path / "cur" / "rep"
+    write_parquet(report / "rep" / "year=2026" / "month=1" / "rep-1.snappy.parquet", athena_table(["a"]))
+    status = report / "cost_and_usage_data_status" / "cost_and_usage_data_status.parquet"
+    write_parquet(status, {"status": ["UPDATING"]})
+    assert tick(None, str(tmp_path / "cur")) == ([], "{}")
+    write_parquet(status, {"status": ["READY"]})
+    requests, cursor = tick("{}", str(tmp_path / "cur"))
+    assert [partition for partition, _ in requests] == ["2026-01-01"] and "2026-01-01" in json.loads(cursor)

@@ -27,7 +27,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from billing_pipeline.readers.cur_columns import FOCUS_MARKER
-from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
+from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError, CurNotReady
 from billing_pipeline.storage import Location, UnsafeLocation, read_manifest_json
 
 PERIOD_FOLDER = re.compile(r"^(\d{4})(\d{2})01-\d{8}$")  # 20260101-20260201
@@ -318,8 +318,13 @@ class _Scan:
             if (root, month) in self.manifest_reports or (root.rsplit("/", 1)[0], month) in self.manifest_reports:
                 continue
             try:
-                candidates.append(_Candidate(month, report, "athena_parquet", files, origin=root,
-                                             status=self._status(root)))
+                status = self._status(root)
+                if (status or "").upper() == "UPDATING":
+                    # no manifest pins the files: while AWS rewrites the month its folder may hold some of them
+                    raise CurNotReady(f"{self.display(root)}: cost_and_usage_data_status says UPDATING (AWS is "
+                                      "rewriting the report, and no manifest says which files are the month's): "
+                                      "not read, the month's last load is kept; it loads once the status is READY")
+                candidates.append(_Candidate(month, report, "athena_parquet", files, origin=root, status=status))
             except CurFormatError as error:
                 self.month_problem(month, error)
         # The status files themselves are bookkeeping, not line items.

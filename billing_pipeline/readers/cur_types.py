@@ -12,6 +12,10 @@ class CurFormatError(Exception):
     """Bad CUR input. str(e) names the file (full URI/path) and the problem."""
 
 
+class CurNotReady(CurFormatError):
+    """A delivery AWS is still writing (its status says UPDATING): not bad, not readable yet."""
+
+
 @dataclass(frozen=True)
 class CurDelivery:
     """The current delivery of one billing period of one report / export."""

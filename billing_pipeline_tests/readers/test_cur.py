@@ -10,7 +10,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from billing_pipeline.readers.cur import find_deliveries, stage_line_items
+from billing_pipeline.readers.cur import discover, find_deliveries, stage_line_items
+from billing_pipeline.readers.cur_types import CurNotReady
 from billing_pipeline.readers.cur_columns import parquet_column_name
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.cur_builders import (
@@ -178,11 +179,17 @@ def test_athena_layout_prefers_the_top_level_manifest(tmp_path):
     write_legacy_manifest(report / "20260101-20260201" / "ath-Manifest.json", "ath",
                           [f"cur/ath/ath/year=2026/month=1/{named.name}"], "asm-jan", content_type="Parquet")
 
-    deliveries, rows = read_all(root)
-    assert (deliveries[JAN].layout, deliveries[JAN].delivery_id, deliveries[JAN].status) == (
+    found = discover(locate(str(root)))
+    assert (found.deliveries[JAN].layout, found.deliveries[JAN].delivery_id, found.deliveries[JAN].status) == (
         "athena_parquet", "asm-jan", "UPDATING")
+    # February has no manifest: while the status says UPDATING nothing says which of its files are the month's
+    # (AWS may have removed some and not written the rest), so it is not read and its last load stays
+    assert FEB not in found.deliveries and isinstance(found.problems[FEB], CurNotReady)
+    assert str(found.problems[FEB]).startswith(f"{report / 'ath'}: cost_and_usage_data_status says UPDATING")
+    # READY: its year=/month= folder is the delivery, fingerprinted.
+    write_parquet(report / "cost_and_usage_data_status" / "cost_and_usage_data_status.parquet", {"status": ["READY"]})
+    deliveries, rows = read_all(root)
     assert [r["line_item_id"] for r in rows[JAN]] == ["kept"]
-    # February has no manifest: its year=/month= folder is the delivery, fingerprinted.
     assert deliveries[FEB].manifest is None and len(deliveries[FEB].delivery_id) == 64
     assert [(r["line_item_id"], r["accountant_id"], r["tags"]) for r in rows[FEB]] == [
         ("feb", "acme", {"accountant_id": "acme"})]
