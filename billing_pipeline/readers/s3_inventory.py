@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -272,6 +273,9 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
     if manifest.get("sourceBucket"):
         snapshot.bucket = manifest["sourceBucket"]
     paths = [resolve_data_file(location, snapshot, key) for key in keys]
+    repeated = sorted({key for key, path in zip(keys, paths) if paths.count(path) > 1})
+    if repeated:  # counted twice, the bytes stored would be too
+        raise ValueError(f"{manifest_name}: lists the data file {repeated[0]!r} more than once")
     return SnapshotFiles(file_format, manifest.get("fileSchema", ""), manifest_name, paths)
 
 
@@ -286,6 +290,8 @@ def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
     if marker in key:
         candidates.append(f"{report_folder}/{key[key.index(marker):]}")
     candidates.append(location.join(key))
+    # the manifest's own report: `<destination>/<source bucket>/<config>/`, where AWS writes its data files
+    own_report = "/".join(snapshot.manifest_path.split("/")[:-2]) + "/"
     for candidate in candidates:
         if location.filesystem.get_file_info(candidate).type == pafs.FileType.File:
             try:  # a key with '..' must not lead out of the inventory folder
@@ -293,6 +299,9 @@ def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
             except UnsafeLocation as error:
                 raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}: "
                                  f"{error}") from None
+            if not candidate.startswith(own_report):  # another bucket's (or configuration's) inventory
+                raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which lies "
+                                 f"outside its own inventory report {location.display(own_report.rstrip('/'))}")
             return candidate
     raise ValueError(
         f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which is missing "
@@ -335,9 +344,13 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
         raise ValueError(f"{name}: inventory data has no key and size columns ({table.column_names})")
     # StorageClass (CSV) / storage_class (Parquet, ORC), when the report has the field
     storage_class = by_name.get("storageclass", by_name.get("storage_class"))
-    return pa.table({
-        "key": table[by_name["key"]].cast(pa.string()),
-        "size": table[by_name["size"]].cast(pa.int64()),
-        "storage_class": table[storage_class].cast(pa.string()) if storage_class
-        else pa.nulls(table.num_rows, pa.string()),
-    })
+    try:
+        sizes = table[by_name["size"]].cast(pa.int64())
+        columns = {"key": table[by_name["key"]].cast(pa.string()), "size": sizes,
+                   "storage_class": table[storage_class].cast(pa.string()) if storage_class
+                   else pa.nulls(table.num_rows, pa.string())}
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValueError(f"{name}: inventory key or size of the wrong type ({exc})") from None
+    if pc.any(pc.less(sizes, 0)).as_py():
+        raise ValueError(f"{name}: an object of negative size (a size is a count of bytes)")
+    return pa.table(columns)

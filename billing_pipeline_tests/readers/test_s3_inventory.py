@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from decimal import Decimal as D
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from billing_pipeline_tests.readers.usage_builders import GIB, JANUARY_HOURS, quantities, read_january, write_snapshot
@@ -91,3 +95,45 @@ def test_each_storage_class_is_its_own_driver(tmp_path):
         ("gb_months_standard_ia", "tax-demo-docs", "acc-b"): D("2"),
         ("gb_months", "tax-demo-docs", "acc-b"): D("1"),
     }
+
+
+def add_files(manifest, *keys):
+    content = json.loads(manifest.read_text())
+    content["files"] += [{"key": key, "size": 1, "MD5checksum": "0"} for key in keys]
+    manifest.write_text(json.dumps(content))
+
+
+def test_a_manifest_reads_only_its_own_report_and_each_file_once(tmp_path):
+    """A manifest listing its data file twice doubled the client's bytes; one listing another bucket's inventory
+    file (below the same inventory folder) counted that bucket's 50 GiB as its own. Both fail naming the
+    manifest."""
+    twice = write_snapshot(tmp_path / "twice", "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
+    add_files(twice, "inventory/tax-demo-docs/daily/data/2026-01-10T01-00Z.csv.gz")
+    with pytest.raises(ValueError, match=r"2026-01-10T01-00Z/manifest\.json: lists the data file "
+                                         r"'inventory/tax-demo-docs/daily/data/2026-01-10T01-00Z.csv.gz' more than once"):
+        read_january(inventory=tmp_path / "twice")
+
+    other = write_snapshot(tmp_path / "cross", "2026-01-10T01-00Z", [("clients/victim/x", 50 * GIB)],
+                           bucket="other-bucket")
+    shutil.rmtree(other.parent)  # only other-bucket's data file lies there
+    own = write_snapshot(tmp_path / "cross", "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
+    add_files(own, "other-bucket/daily/data/2026-01-10T01-00Z.csv.gz")  # (the key below the inventory folder)
+    with pytest.raises(ValueError, match=r"lists data file 'other-bucket/daily/data/2026-01-10T01-00Z"
+                                         r"\.csv\.gz', which lies outside its own inventory report .*tax-demo-docs/daily"):
+        read_january(inventory=tmp_path / "cross")
+
+
+def test_parquet_sizes_that_are_not_byte_counts_fail_naming_the_file(tmp_path):
+    """A size of 'abc' failed with a bare ArrowInvalid naming no file; a negative size lowered a client's share."""
+    for sizes, problem in ((["abc"], "inventory key or size of the wrong type"),
+                           ([-GIB], "an object of negative size")):
+        folder = tmp_path / problem.split()[-1]
+        manifest = write_snapshot(folder, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
+        data = manifest.parent.parent / "data" / "2026-01-10T01-00Z.parquet"
+        pq.write_table(pa.table({"bucket": ["tax-demo-docs"], "key": ["clients/acc-a/x"], "size": sizes}), data)
+        content = json.loads(manifest.read_text())
+        content.update(fileFormat="Parquet", files=[{"key": "inventory/tax-demo-docs/daily/data/2026-01-10T01-00Z"
+                                                            ".parquet", "size": 1, "MD5checksum": "0"}])
+        manifest.write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=rf"data/2026-01-10T01-00Z\.parquet: {problem}"):
+            read_january(inventory=folder)
