@@ -8,7 +8,8 @@ from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.estimated_usage import GRAIN as ESTIMATES_GRAIN
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.estimates import read_estimates
+from billing_pipeline.readers.estimates import read_estimates, unfinished_exports
+from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
@@ -24,6 +25,8 @@ def estimated_usage(
     spark = warehouse.engine_name() == "spark"
     # DuckDB: read here, before the warehouse file (one writer at a time) is opened
     estimates = None if spark else read_estimates(source, period)
+    # exports still being written beside a finished one are left out: say so (none when reading the live table)
+    unfinished = [] if isinstance(source, DynamoDBUsageTable) else unfinished_exports(source)
     with warehouse.connect() as con:
         if spark:  # read and parsed by the executors, aggregated by the stage SQL there: never collected
             con.register_estimates("estimates", source, period)
@@ -54,5 +57,8 @@ def estimated_usage(
             "usage_records": MetadataValue.int(int(records or 0)),
             "estimated_total": MetadataValue.float(as_float(total)),
             "by_resource_type": by_type,
+            "unfinished_exports_skipped": MetadataValue.int(len(unfinished)),
+            **({"unfinished_exports": MetadataValue.md("\n".join(f"- `{source.display(f)}`" for f in unfinished))}
+               if unfinished else {}),
         }
     )

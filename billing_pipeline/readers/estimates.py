@@ -9,7 +9,9 @@ Accepted files under the location (any depth):
       {"Item": {"accountant_id": {"S": "acc-1"}, "quantity": {"N": "1.5"}, ...}}
   The export's manifest files are not items. When a folder holds several full exports of one table (a daily
   export job), only the newest (`exportTime` of its `manifest-summary.json`) is read, so items are not counted
-  once per export; incremental exports are skipped (they are changes, not items).
+  once per export; incremental exports are skipped (they are changes, not items). AWS writes the summary
+  last: an export folder without one (still running) is never read, only counted (`unfinished_exports`), and
+  is an error when no finished full export lies beside it.
 - The live table, `dynamodb://<table>[?index=<gsi>|none&page_size=<n>]`: Query on a `month` GSI or Scan
   (`usage_table_dynamodb.py`); its items take the same SQL as an export's lines.
 
@@ -175,6 +177,19 @@ def estimate_items(lines: pa.Table, month: str) -> tuple[pa.Table, tuple[int, in
 
 def item_files(location: Location) -> list[str]:
     """The files holding items: JSON Lines anywhere, and the data files of the newest full export per table."""
+    return usage_table_files(location)[0]
+
+
+def unfinished_exports(location: Location) -> list[str]:
+    """The export folders left out because AWS has not written their `manifest-summary.json` yet."""
+    return usage_table_files(location)[1]
+
+
+def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
+    """(item_files, unfinished_exports). AWS writes an export's `manifest-summary.json` last, so a folder without
+    one is an export still running (or one that failed): its data files are some of the table's items, never read.
+    It is left out when a finished full export lies beside it (same folder above `AWSDynamoDB/`; the summary is
+    what names the table); with none, nothing says which items are complete: ValueError naming the folder."""
     files = [info.path for info in location.list_files()]
     plain, exports = [], {}
     for path in files:
@@ -185,11 +200,11 @@ def item_files(location: Location) -> list[str]:
             plain.append(path)
 
     newest: dict[str, tuple[str, str]] = {}  # table -> (export time, export folder)
-    chosen = []
+    finished_under: set[str] = set()  # folders holding AWSDynamoDB/ with a finished full export
+    unfinished = []
     for folder, names in exports.items():
-        data = [f"{folder}/{n}" for n in names if n.startswith("data/") and ITEM_FILE.search(n)]
         if "manifest-summary.json" not in names:
-            chosen.extend(data)  # no manifest: nothing tells exports apart, read what is there
+            unfinished.append(folder)
             continue
         summary_path = f"{folder}/manifest-summary.json"
         try:
@@ -198,12 +213,22 @@ def item_files(location: Location) -> list[str]:
             raise ValueError(f"{location.display(summary_path)}: not a readable export manifest ({exc})") from exc
         if summary.get("exportType", "FULL_EXPORT") != "FULL_EXPORT":
             continue
+        finished_under.add(_export_prefix(folder))
         table = summary.get("tableArn") or folder
         exported_at = str(summary.get("exportTime") or summary.get("endTime") or "")
         if table not in newest or exported_at > newest[table][0]:
             newest[table] = (exported_at, folder)
+    alone = [folder for folder in unfinished if _export_prefix(folder) not in finished_under]
+    if alone:
+        raise ValueError(f"{location.display(alone[0])}: DynamoDB export without manifest-summary.json (AWS writes it "
+                         "last: the export is still running, or failed) and no finished full export beside it: "
+                         "its items may be incomplete; wait for the export to finish, or remove the folder")
+    chosen = []
     for _, folder in newest.values():
         chosen.extend(f"{folder}/{n}" for n in exports[folder] if n.startswith("data/") and ITEM_FILE.search(n))
-    return sorted(plain + chosen)
+    return sorted(plain + chosen), sorted(unfinished)
 
 
+def _export_prefix(folder: str) -> str:
+    """`<prefix>/AWSDynamoDB/<export id>` -> `<prefix>`, where an export job writes every export of its table."""
+    return folder.rsplit("/AWSDynamoDB/", 1)[0]

@@ -9,6 +9,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from billing_pipeline.readers import estimates
 from billing_pipeline.readers.estimates import ESTIMATES_SCHEMA, read_estimates
 from billing_pipeline.storage import locate
 
@@ -29,18 +30,21 @@ def dynamodb_json(fields: dict) -> dict:
 
 
 def write_export(root, export_id, items, table="tax-agent-usage", export_time="2026-01-20T00:00:00.000Z",
-                 export_type="FULL_EXPORT"):
+                 export_type="FULL_EXPORT", finished=True):
+    """An export as AWS lays it out; `finished=False`: still running (`_started` and data, no manifests yet)."""
     folder = root / "AWSDynamoDB" / export_id
     (folder / "data").mkdir(parents=True)
     (folder / "data" / "abcd1234.json.gz").write_bytes(
         gzip.compress("".join(json.dumps(dynamodb_json(i)) + "\n" for i in items).encode())
     )
+    (folder / "_started").write_text("")
+    if not finished:
+        return
     (folder / "manifest-summary.json").write_text(json.dumps({
         "version": "2020-06-30", "tableArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}",
         "exportTime": export_time, "exportType": export_type, "outputFormat": "DYNAMODB_JSON", "itemCount": len(items),
     }))
     (folder / "manifest-files.json").write_text(json.dumps({"itemCount": len(items), "dataFileS3Key": "x"}) + "\n")
-    (folder / "_started").write_text("")
 
 
 def rows(table):
@@ -87,6 +91,27 @@ def test_dynamodb_export_newest_full_export_only(tmp_path):
         ("acc-c", dt.datetime(2026, 1, 8, 23), "2026-01", "compute_tax", "lambda", D("1"), D("1"), D("1")),
         ("acc-b", dt.datetime(2026, 1, 20, 8), "2026-01", "compute_tax", "s3", D("1"), D("1.25"), D("1.25")),
     ]
+
+
+def test_dynamodb_export_still_running_is_not_read(tmp_path):
+    """AWS writes manifest-summary.json last: the export without one (newer, half written) was read on top of the
+    finished one, counting acc-a twice."""
+    january_item = item("acc-a", "2026-01-07T08:00:00Z", D("2"), D("0.0000002"), D("0.0000004"))
+    write_export(tmp_path, "01700000000000-aaaa", [january_item], export_time="2026-01-19T00:00:00.000Z")
+    write_export(tmp_path, "01700000090000-bbbb", [january_item], finished=False)
+
+    table = read_estimates(locate(str(tmp_path)), JANUARY)
+    assert rows(table) == [("acc-a", dt.datetime(2026, 1, 7, 8), "2026-01", "compute_tax", "lambda", D("2"),
+                            D("0.0000002"), D("0.0000004"))]
+    assert estimates.unfinished_exports(locate(str(tmp_path))) == [
+        str(tmp_path / "AWSDynamoDB" / "01700000090000-bbbb")]
+
+
+def test_dynamodb_export_still_running_and_none_finished_is_an_error(tmp_path):
+    write_export(tmp_path, "01700000090000-bbbb", [item("acc-a", "2026-01-07T08:00:00Z", 1, 1, 1)], finished=False)
+    with pytest.raises(ValueError, match=r"AWSDynamoDB/01700000090000-bbbb: DynamoDB export without "
+                                         r"manifest-summary\.json \(AWS writes it last: the export is still running"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
 
 
 @pytest.mark.parametrize(
