@@ -17,9 +17,10 @@ Accepted files under the location (any depth):
 
 Fields: `accountant_id` (required), `timestamp` (required: ISO-8601, UTC when no offset, or epoch seconds/ms),
 `month` (`YYYY-MM`; from the timestamp when absent), `operation`, `resource_type`, `quantity`, `unit_cost`,
-`estimated_cost` (required, or quantity x unit_cost). Numbers may be JSON numbers or strings; they become
-DECIMAL(38, 10). Items of another month are skipped. A line that is not a JSON object or lacks a required field
-makes the file malformed: ValueError naming the file and the line.
+`estimated_cost` (required, or quantity x unit_cost when absent). Numbers may be JSON numbers or strings; they
+become DECIMAL(38, 10). Items of another month are skipped. A line that is not a JSON object, lacks a required
+field, has a number that does not read (`NaN`, `abc`) or a month that is not `YYYY-MM` (`2026-1`) makes the file
+malformed, and so does invalid UTF-8 (ids and money are not guessed): ValueError naming the file and the line.
 """
 
 from __future__ import annotations
@@ -100,9 +101,11 @@ SELECT
     epoch_or_iso(timestamp_text) AS timestamp,
     try_cast(quantity_text AS DECIMAL(38, 10)) AS quantity,
     try_cast(unit_cost_text AS DECIMAL(38, 10)) AS unit_cost,
-    coalesce(try_cast(estimated_cost_text AS DECIMAL(38, 10)),
-             CAST(try_cast(quantity_text AS DECIMAL(38, 10)) * try_cast(unit_cost_text AS DECIMAL(38, 10))
-                  AS DECIMAL(38, 10))) AS estimated_cost
+    -- quantity x unit_cost only when there is no estimated_cost: one that does not read ('NaN') is a bad line
+    CASE WHEN estimated_cost_text IS NULL
+         THEN CAST(try_cast(quantity_text AS DECIMAL(38, 10)) * try_cast(unit_cost_text AS DECIMAL(38, 10))
+                   AS DECIMAL(38, 10))
+         ELSE try_cast(estimated_cost_text AS DECIMAL(38, 10)) END AS estimated_cost
 FROM fields
 -- the actual costs this pipeline writes back into the same table are not estimates
 WHERE coalesce(source, '') <> 'cur';
@@ -112,8 +115,11 @@ SELECT file_index, line_in_file,
     CASE WHEN NOT valid THEN 'not a JSON object'
          WHEN coalesce(accountant_id, '') = '' THEN 'no accountant_id'
          WHEN timestamp IS NULL THEN 'no readable timestamp'
+         WHEN month_text IS NOT NULL AND NOT regexp_full_match(month_text, '[0-9]{4}-(0[1-9]|1[0-2])')
+             THEN 'month is not YYYY-MM'
          WHEN quantity_text IS NOT NULL AND quantity IS NULL THEN 'quantity is not a number'
          WHEN unit_cost_text IS NOT NULL AND unit_cost IS NULL THEN 'unit_cost is not a number'
+         WHEN estimated_cost_text IS NOT NULL AND estimated_cost IS NULL THEN 'estimated_cost is not a number'
          WHEN estimated_cost IS NULL THEN 'no estimated_cost (nor quantity and unit_cost)'
     END AS problem
 FROM estimate_items
@@ -150,7 +156,7 @@ def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.d
         where = lambda _, n: f"{location.display()}: item {n} read by {how} {items[n - 1][:300]}"  # noqa: E731
     else:
         paths = item_files(location)
-        lines = read_lines_of_files(location, paths)
+        lines = read_lines_of_files(location, paths, strict_utf8=True)  # ids and money as written, or an error
         where = lambda i, n: f"{location.display(paths[i])}: line {n}"  # noqa: E731
     month_items, bad = estimate_items(lines, period_start.strftime("%Y-%m"))
     if bad:

@@ -434,7 +434,7 @@ def read_estimate_tasks(batches):
                                   "line_in_file": pa.array(range(1, len(items) + 1), pa.int64())})
             else:
                 location = locate(task["uri"])
-                lines = read_lines_of_files(location, [task["path"]], first_file_index=task_id)
+                lines = read_lines_of_files(location, [task["path"]], first_file_index=task_id, strict_utf8=True)
         month_items, bad = estimate_items(lines, task["month"])
         if bad:
             file_index, number, problem = bad

@@ -7,7 +7,8 @@ decompression bounded by the expansion limit; log exports, which may be large or
 recognizes the lines (`usage_logs.sql`) then runs in DuckDB over that Arrow data.
 
 A file that says it is gzip but does not decompress is bad input, not a bad line: it raises `ValueError`
-naming the file.
+naming the file. Invalid UTF-8 is replaced in logs (a few bad bytes in one line), but is an error naming the file
+and line where the lines name tenants and money (`strict_utf8`: the estimates).
 """
 
 from __future__ import annotations
@@ -43,14 +44,17 @@ def read_bytes(location: Location, path: str) -> bytes:
     return raw
 
 
-def split_lines(data: bytes) -> pa.Array:
-    """The text's lines as a large_string array (no line ends, CRLF's '\\r' removed, inner empty lines kept)."""
+def split_lines(data: bytes, strict_utf8_of: str | None = None) -> pa.Array:
+    """The text's lines as a large_string array (no line ends, CRLF's '\\r' removed, inner empty lines kept).
+    `strict_utf8_of`: the file's name, when invalid UTF-8 is a ValueError naming it and the line."""
     if not data:
         return pa.array([], pa.large_string())
     whole = pa.array([data], pa.large_binary())
     try:
         text = whole.cast(pa.large_string())
     except pa.ArrowInvalid:
+        if strict_utf8_of is not None:
+            raise ValueError(invalid_utf8(strict_utf8_of, data)) from None
         # Invalid UTF-8 is a few bad bytes in one line, not a reason to lose the file: replace them.
         text = pa.array([data.decode("utf-8", errors="replace")], pa.large_string())
     lines = pc.list_flatten(pc.split_pattern(text, "\n"))
@@ -59,16 +63,27 @@ def split_lines(data: bytes) -> pa.Array:
     return pc.utf8_rtrim(lines, "\r")
 
 
+def invalid_utf8(name: str, data: bytes) -> str:
+    """Where `data` (which does not decode) stops being UTF-8, as `<name>: line <n>: ...`."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"{name}: line {line}: not valid UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})"
+    return f"{name}: not valid UTF-8"
+
+
 def is_log_file(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
     return name not in NOT_LOG_FILES and not name.startswith(".")
 
 
 def read_lines_of_files(location: Location | None, paths: Iterable[str], max_workers: int = 8,
-                        first_line_no: int = 0, first_file_index: int = 0) -> pa.Table:
+                        first_line_no: int = 0, first_file_index: int = 0, strict_utf8: bool = False) -> pa.Table:
     """All lines of the files as one table: `line` (large_string), `line_no` (int64, unique across the files,
     from `first_line_no`), `file_index` (int32, position in `paths` + `first_file_index`) and `line_in_file`
     (int64, 1-based, for error messages). The offsets let a caller read many files in batches with unique ids.
+    `strict_utf8`: invalid UTF-8 is a ValueError naming the file and line, not replaced.
 
     Files are read in parallel threads: S3 round trips and zlib both release the GIL.
     """
@@ -83,7 +98,8 @@ def read_lines_of_files(location: Location | None, paths: Iterable[str], max_wor
             }
         )
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(paths)))) as pool:
-        chunks = list(pool.map(lambda p: split_lines(read_bytes(location, p)), paths))
+        chunks = list(pool.map(
+            lambda p: split_lines(read_bytes(location, p), location.display(p) if strict_utf8 else None), paths))
     sizes = [len(c) for c in chunks]
     return pa.table(
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import re
 from decimal import Decimal as D
 
 import pytest
@@ -122,11 +123,29 @@ def test_dynamodb_export_still_running_and_none_finished_is_an_error(tmp_path):
         ('{"timestamp": "2026-01-05T10:00:00Z", "estimated_cost": 1}\n', "line 1: no accountant_id"),
         ('{"accountant_id": "a", "timestamp": "yesterday", "estimated_cost": 1}\n', "line 1: no readable timestamp"),
         ('{"accountant_id": "a", "timestamp": "2026-01-05T10:00:00Z"}\n', "line 1: no estimated_cost"),
+        # an estimated_cost that does not read was replaced by quantity x unit_cost
+        ('{"accountant_id": "a", "timestamp": "2026-01-05T10:00:00Z", "estimated_cost": "NaN", "quantity": 1, '
+         '"unit_cost": 2}\n', "line 1: estimated_cost is not a number"),
+        ('{"accountant_id": "a", "timestamp": "2026-01-05T10:00:00Z", "estimated_cost": "abc", "quantity": 1, '
+         '"unit_cost": 2}\n', "line 1: estimated_cost is not a number"),
+        # a month not written YYYY-MM matched no month: the item was dropped
+        ('{"accountant_id": "a", "timestamp": "2026-01-05T10:00:00Z", "month": "2026-01", "estimated_cost": 1}\n'
+         '{"accountant_id": "a", "timestamp": "2026-01-05T10:00:00Z", "month": "2026-1", "estimated_cost": 1}\n',
+         "line 2: month is not YYYY-MM"),
     ],
 )
 def test_malformed_file_is_an_error_naming_the_file(tmp_path, content, problem):
     (tmp_path / "bad.jsonl").write_text(content)
     with pytest.raises(ValueError, match=rf"bad\.jsonl: {problem}"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
+
+
+@pytest.mark.parametrize("name, compress", [("bad.jsonl", lambda b: b), ("bad.jsonl.gz", gzip.compress)])
+def test_invalid_utf8_is_an_error_naming_the_file_and_line(tmp_path, name, compress):
+    """An id with a byte that is not UTF-8 was read with U+FFFD in its place: a tenant no one is."""
+    good = json.dumps(item("acc-1", "2026-01-05T10:00:00Z", 1, 1, 1)).encode()
+    (tmp_path / name).write_bytes(compress(good + b"\n" + good.replace(b"acc-1", b"acc-\xff1") + b"\n"))
+    with pytest.raises(ValueError, match=rf"{re.escape(name)}: line 2: not valid UTF-8 \(byte 0xff"):
         read_estimates(locate(str(tmp_path)), JANUARY)
 
 
