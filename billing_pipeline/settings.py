@@ -221,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BILLING_MAX_LOG_LINE_BYTES", "1048576", "a positive whole number of bytes", _positive_int,
             "longer log lines are counted bad lines (docs/input-integrity.md)"),
     Setting("BILLING_MAX_EXPANSION", "100", "a non-negative number (0: off)", _non_negative_decimal,
-            "a gzip input expanding more (times its size) fails naming the file"),
+            "a gzip or zip input expanding more (times its size) fails naming the file"),
     Setting("BILLING_ENGINE", "duckdb", "one of duckdb, spark", _one_of("duckdb", "spark"), "the engine"),
     Setting("BILLING_SPARK_MASTER", "", "local[*], local[N], yarn or spark://host:port", _spark_master,
             "the Spark master"),

@@ -3,6 +3,7 @@
 Files are read through the Location's pyarrow filesystem (DuckDB cannot reach S3 here), only the needed columns,
 batch by batch, so a month of any size streams into DuckDB without being held in memory.
 CSV values stay text (the normalization SQL casts them: money straight to DECIMAL, so it stays exact).
+A compressed CSV that expands more than BILLING_MAX_EXPANSION times its size fails naming the file, as logs do.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from billing_pipeline.readers.log_streams import Limits
 from billing_pipeline.storage import Location
 
 BATCH_ROWS = 128 * 1024
@@ -88,16 +90,52 @@ def _open_csv(location: Location, path: str) -> CurFile:
 
 
 def text_stream(location: Location, path: str):
-    """The decompressed bytes of a CSV file: gzip through Arrow, zip (one CSV member) through zipfile."""
+    """The decompressed bytes of a CSV file: gzip through Arrow, zip (one CSV member) through zipfile; either
+    bounded by the expansion limit (a compression bomb fails naming the file)."""
     lowered = path.lower()
     if lowered.endswith(".zip"):
         archive = zipfile.ZipFile(location.filesystem.open_input_file(path))
         members = [m for m in archive.namelist() if m.lower().endswith(".csv")] or archive.namelist()
         if len(members) != 1:
             raise ValueError(f"zip holds {len(members)} CSV files, expected one")
-        return archive.open(members[0])
-    compression = "gzip" if lowered.endswith(".gz") else None
-    return location.filesystem.open_input_stream(path, compression=compression)
+        member = archive.getinfo(members[0])
+        return _ExpansionBounded(archive.open(member), location.display(path), member.compress_size)
+    if lowered.endswith(".gz"):
+        compressed = location.filesystem.get_file_info(path).size
+        return _ExpansionBounded(location.filesystem.open_input_stream(path, compression="gzip"),
+                                 location.display(path), compressed)
+    return location.filesystem.open_input_stream(path, compression=None)
+
+
+class _ExpansionBounded:
+    """A decompressing stream that fails once its output passes the expansion limit (log_streams.Limits: the
+    bound of logs, estimates and inventory) for `compressed` bytes of input. Read as a file by Arrow's CSV reader."""
+
+    def __init__(self, stream, display: str, compressed: int | None):
+        self._stream, self._display, self._compressed = stream, display, compressed or 0
+        self._limits, self._written = Limits.from_env(), 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._written += len(data)
+        self._limits.check_expansion(self._display, self._written, self._compressed)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
 
 
 def refuse_repeated_columns(names: list[str]) -> None:

@@ -188,6 +188,10 @@ def _parameters(delivery: CurDelivery, projection: _Projection) -> dict:
 def _problem(error: Exception) -> str:
     """DuckDB's message without its SQL excerpt (the statement is ours, not the user's)."""
     message = str(error).split("\n\nLINE ", 1)[0].strip()
+    # a ValueError of the Python stream DuckDB was reading (a compression bomb) arrives inside its traceback
+    raised = re.findall(r"^ValueError: (.+)$", message, flags=re.M) if "Python exception" in message else []
+    if raised:
+        return raised[-1].strip()
     return re.sub(r"^(Invalid Input|Conversion|Constraint) Error: ", "", message)
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -24,7 +25,7 @@ from billing_pipeline.readers import log_streams
 from billing_pipeline.readers.cur import CurFormatError, find_deliveries, stage_line_items
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.storage import locate
-from billing_pipeline_tests.readers.cur_builders import write_legacy_manifest
+from billing_pipeline_tests.readers.cur_builders import key_of, legacy_row, write_csv, write_legacy_manifest
 
 JANUARY = dt.date(2026, 1, 1)
 MIB = 2**20
@@ -107,6 +108,30 @@ def test_a_cur_csv_gz_without_newline_fails_after_a_bounded_read(tmp_path):
     with pytest.raises(CurFormatError, match=rf"^{data}: unreadable CUR file: no CSV header line in the first 1048576 "
                                              "bytes"):
         stage_line_items(duckdb.connect(), location, delivery, "staged")
+
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zip"])
+def test_a_cur_csv_compression_bomb_fails_naming_the_file(tmp_path, monkeypatch, compression):
+    """CUR CSVs had no expansion bound (logs, estimates and inventory had one): a bomb was read to its end."""
+    monkeypatch.setattr(log_streams, "EXPANSION_FLOOR", MIB)  # the bound from 1 MiB out, not 64
+    period = tmp_path / "cur" / "r" / "20260101-20260201"
+    data = write_csv(period / "asm" / "r-1.csv", [legacy_row()] * 20_000, compression=None)  # ~8 MiB of rows
+    if compression == "gzip":
+        data = write_gzip(data.with_name("r-1.csv.gz"), [data.read_bytes()])
+    else:
+        with zipfile.ZipFile(data.with_name("r-1.csv.zip"), "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(data, "r-1.csv")
+        data = data.with_name("r-1.csv.zip")
+    data.with_name("r-1.csv").unlink()
+    write_legacy_manifest(period / "r-Manifest.json", "r", [key_of(tmp_path, data)], "asm")
+    location = locate(str(tmp_path))
+    (delivery,) = find_deliveries(location).values()
+    with pytest.raises(CurFormatError, match=rf"^{data}: expands more than 100 times its size \(\d+ bytes, already "
+                                             r"\d+ decompressed\): refused as a compression bomb"):
+        stage_line_items(duckdb.connect(), location, delivery, "staged")
+    monkeypatch.setenv("BILLING_MAX_EXPANSION", "0")  # off: the same file loads
+    assert stage_line_items(duckdb.connect(), location, delivery, "staged") == 20_000
 
 
 # -- peak memory, measured in a subprocess ----------------------------------------------------------------------
