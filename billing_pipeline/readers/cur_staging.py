@@ -238,20 +238,32 @@ class _Projection:
         sources: dict[str, str] = {}
         for name in self.file.columns:
             key = parquet_column_name(name)
-            if key in sources and key in CUR_COLUMNS:
-                raise CurFormatError(f"{self.display}: columns {sources[key]!r} and {name!r} both hold {key}: which "
-                                     "one holds the value is ambiguous")
-            sources.setdefault(key, name)
+            self._add_source(sources, key, name, refuse_repeat=key in CUR_COLUMNS, holds=key)
         return sources
 
     def _focus_sources(self) -> dict[str, str]:
-        by_lower = {name.lower(): name for name in self.file.columns}
+        """CUR column -> FOCUS column, names matched in any case. Two columns of one name in two cases
+        (`BilledCost`, `billedcost`) are refused where the pipeline reads that name, as for legacy CUR."""
+        read = {name.lower(): name for names in FOCUS_COLUMNS.values() for name in names}
+        read.update({name.lower(): name for name in TAG_MAP_COLUMNS[1:]})
+        by_lower: dict[str, str] = {}
+        for name in self.file.columns:
+            key = name.lower()
+            self._add_source(by_lower, key, name, refuse_repeat=key in read, holds=read.get(key, key))
         sources = {}
         for cur_name, focus_names in FOCUS_COLUMNS.items():
             present = [by_lower[n.lower()] for n in focus_names if n.lower() in by_lower]
             if present:
                 sources[cur_name] = present[0]
         return sources
+
+    def _add_source(self, sources: dict[str, str], key: str, name: str, refuse_repeat: bool, holds: str) -> None:
+        """`name` as the source of `key`, unless a column came first: then refused when the pipeline reads it
+        (which one holds the value would be a guess), else the first kept."""
+        if key in sources and refuse_repeat:
+            raise CurFormatError(f"{self.display}: columns {sources[key]!r} and {name!r} both hold {holds}: which "
+                                 "one holds the value is ambiguous")
+        sources.setdefault(key, name)
 
     # -- typed columns -------------------------------------------------------------------------------------
 

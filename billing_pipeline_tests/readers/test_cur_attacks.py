@@ -22,6 +22,7 @@ from billing_pipeline.storage import locate, read_manifest_json
 from billing_pipeline_tests.readers.cur_builders import (
     BUCKET,
     athena_table,
+    focus_columns,
     key_of,
     legacy_row,
     write_csv,
@@ -154,6 +155,23 @@ def test_two_headers_for_one_cur_column_are_refused(tmp_path):
     with pytest.raises(CurFormatError, match=re.escape(
             f"{data}: columns 'lineItem/UnblendedCost' and 'line_item_unblended_cost' both hold "
             "line_item_unblended_cost")):
+        line_items(tmp_path)
+
+
+@pytest.mark.parametrize(("column", "value", "first", "holds"), [
+    ("billedcost", 999.0, "BilledCost", "BilledCost"),
+    ("BILLINGCURRENCY", "EUR", "BillingCurrency", "BillingCurrency"),
+    ("tags", pa.array([[("accountant_id", "evil")]], pa.map_(pa.string(), pa.string())), "Tags", "Tags"),
+])
+def test_two_focus_columns_of_one_name_in_two_cases_are_refused(tmp_path, column, value, first, holds):
+    """FOCUS names are matched in any case: BilledCost 1.5 beside billedcost 999 silently took one of them."""
+    columns = focus_columns(1)
+    columns["Tags"] = pa.array([[("accountant_id", "acme")]], pa.map_(pa.string(), pa.string()))
+    columns[column] = value if isinstance(value, pa.Array) else [value]
+    data = write_parquet(tmp_path / "focus" / "data" / "BILLING_PERIOD=2026-01" / "focus-00001.snappy.parquet",
+                         columns)
+    with pytest.raises(CurFormatError, match=re.escape(
+            f"{data}: columns {first!r} and {column!r} both hold {holds}: which one holds the value is ambiguous")):
         line_items(tmp_path)
 
 
