@@ -122,10 +122,16 @@ def _enclosing_withs(query: exp.Expr) -> Iterator[exp.With]:
 
 
 def _spark_function(node: exp.Expr) -> exp.Expr:
-    """The two DuckDB functions sqlglot leaves as they are although Spark spells them differently."""
+    """The DuckDB functions sqlglot leaves as they are (or drops) although Spark spells them differently."""
     if isinstance(node, exp.Anonymous) and node.name.lower() == "error":
         # error(message) fails the query with the message: Spark's raise_error
         return exp.Anonymous(this="RAISE_ERROR", expressions=node.expressions)
+    if isinstance(node, exp.Try) and isinstance(node.this, exp.Decode):
+        # try(decode(blob)): the text, or NULL where the bytes are not UTF-8 (sqlglot drops TRY, and Spark's
+        # DECODE then fails with a message naming no column)
+        blob = node.this.this
+        valid = exp.Anonymous(this="IS_VALID_UTF8", expressions=[exp.cast(blob.copy(), "STRING")])
+        return exp.Case(ifs=[exp.If(this=valid, true=node.this.copy())])
     replacement = node.args.get("replacement") if isinstance(node, exp.RegexpReplace) else None
     if isinstance(replacement, exp.Literal) and replacement.is_string:
         # a group in the replacement: \1 in DuckDB (RE2), $1 in Spark (Java), where a literal $ is \$

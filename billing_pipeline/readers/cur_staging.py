@@ -281,6 +281,12 @@ class _Projection:
             return f"CAST(NULL AS {SQL_TYPES[column.kind]})"
         if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
             return self._parsed_text(column, source, ref)
+        if column.kind == TEXT and _is_binary(arrow_type):
+            # Parquet BINARY without the UTF8 annotation: a cast would spell 'é' as '\xC3\xA9'; decoded strictly,
+            # bytes that are not UTF-8 fail naming the column (try(decode()): Spark's is_valid_utf8, engines/)
+            text = f"try(decode({ref}))"
+            return (f"CASE WHEN {ref} IS NULL THEN NULL WHEN {text} IS NULL "
+                    f"THEN error({self._label(source)} || 'not valid UTF-8 text') ELSE NULLIF({text}, '') END")
         if column.kind == TEXT and not pa.types.is_nested(arrow_type):
             return f"NULLIF(CAST({ref} AS VARCHAR), '')"
         if column.kind == MONEY and pa.types.is_floating(arrow_type) and arrow_type.bit_width < 64:
@@ -374,6 +380,11 @@ class _Projection:
             self.read_columns.append(source)
         name = self.names.get(source, source)
         return '"' + name.replace('"', '""') + '"'
+
+
+def _is_binary(arrow_type: pa.DataType) -> bool:
+    return (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+            or pa.types.is_fixed_size_binary(arrow_type) or pa.types.is_binary_view(arrow_type))
 
 
 def _sql_string(text: str) -> str:

@@ -170,6 +170,14 @@ def athena_parquet(root: Path) -> None:
     write_parquet(root / "r" / "r" / "year=2026" / "month=1" / "r-00001.snappy.parquet", athena_table(["a", "b"], 0.1))
 
 
+def athena_parquet_binary_text(root: Path) -> None:
+    """Text as Parquet BINARY without the UTF8 annotation: decoded, 'café-ü' as it is."""
+    columns = athena_table(["a", "b"], 0.1)
+    columns["resource_tags_user_accountant_id"] = pa.array(["café-ü".encode(), None], pa.binary())
+    columns["line_item_currency_code"] = pa.array([b"USD", b"EUR"], pa.binary())
+    write_parquet(root / "r" / "r" / "year=2026" / "month=1" / "r-00001.snappy.parquet", columns)
+
+
 def legacy_parquet_naive_times(root: Path) -> None:
     period = root / "pq-cur" / "20260101-20260201"
     data = write_parquet(period / "asm-1" / "pq-cur-1.snappy.parquet", {
@@ -216,8 +224,8 @@ def focus_csv_json_tags(root: Path) -> None:
     write_csv(root / "f" / "data" / "BILLING_PERIOD=2026-01" / "f-00001.csv.gz", [row, {**row, "Tags": ""}])
 
 
-LAYOUTS = [cost_cases, zip_and_plain_csv, tag_columns_times_and_quotes, athena_parquet, legacy_parquet_naive_times,
-           cur2_map_tags, focus_parquet, focus_csv_json_tags]
+LAYOUTS = [cost_cases, zip_and_plain_csv, tag_columns_times_and_quotes, athena_parquet, athena_parquet_binary_text,
+           legacy_parquet_naive_times, cur2_map_tags, focus_parquet, focus_csv_json_tags]
 
 
 @pytest.mark.parametrize("write", LAYOUTS, ids=[w.__name__ for w in LAYOUTS])
@@ -234,6 +242,8 @@ def test_every_layout_is_identical(spark, tmp_path, write):
             ("a", (("accountant_id", "acme"), ("application", "tax-demo")), None),
             ("b", (("cost_center", "cc-9"),), "cc-9"),
             ("c", (), None)]
+    if write is athena_parquet_binary_text:
+        assert sorted((r["currency"], r["accountant_id"]) for r in rows) == [("EUR", None), ("USD", "café-ü")]
 
 
 # -- bad input --------------------------------------------------------------------------------------------------
@@ -289,6 +299,14 @@ def test_a_gzip_cut_off_midway_fails_naming_the_file(spark, tmp_path):
                                      f"{data}: java.io.EOFException: Unexpected end of input stream")
 
 
+def test_binary_text_that_is_not_utf8_fails_naming_the_file_and_column(spark, tmp_path):
+    columns = athena_table(["a"])
+    columns["resource_tags_user_accountant_id"] = pa.array([b"ac\xffme"], pa.binary())
+    data = write_parquet(tmp_path / "bucket" / "r" / "r" / "year=2026" / "month=1" / "r-1.parquet", columns)
+    assert failures(spark, tmp_path, tmp_path / "bucket") == (
+        f"{data}: column resource_tags_user_accountant_id: not valid UTF-8 text",) * 2
+
+
 def test_tags_that_are_no_json_object_fail_naming_the_file(spark, tmp_path):
     row = {"BilledCost": "2.5", "BillingCurrency": "USD", "ChargeCategory": "Usage",
            "ChargePeriodStart": "2026-01-07T00:00:00Z", "ChargePeriodEnd": "2026-01-07T01:00:00Z", "Tags": "{oops"}
@@ -297,11 +315,14 @@ def test_tags_that_are_no_json_object_fail_naming_the_file(spark, tmp_path):
         f'{data}: column Tags: "{{oops" is not a JSON object of tags',) * 2
 
 
-# -- the transpiler's two fixes ------------------------------------------------------------------------------------
+# -- the transpiler's fixes ----------------------------------------------------------------------------------------
 
 def test_duckdb_functions_sqlglot_keeps_are_written_as_spark_spells_them():
     assert to_spark_sql(r"SELECT regexp_replace(k, '([A-Z])', '_\1$', 'g'), error('bad ' || k) FROM t") == (
         r"SELECT REGEXP_REPLACE(k, '([A-Z])', '_$1\\$'), RAISE_ERROR('bad ' || k) FROM t")
+    # try(decode(blob)), which sqlglot drops the TRY of: NULL where the bytes are not UTF-8, as in DuckDB
+    assert to_spark_sql("SELECT try(decode(b)) FROM t") == (
+        "SELECT CASE WHEN IS_VALID_UTF8(CAST(b AS STRING)) THEN DECODE(b, 'utf-8') END FROM t")
     # nested, as in cur_columns.tag_key_sql
     assert to_spark_sql(r"SELECT regexp_replace(regexp_replace(k, '(a)', '\1\1', 'g'), '(b)', '<\1>', 'g')") == (
         r"SELECT REGEXP_REPLACE(REGEXP_REPLACE(k, '(a)', '$1$1'), '(b)', '<$1>')")

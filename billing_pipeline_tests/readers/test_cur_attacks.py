@@ -230,6 +230,28 @@ def test_a_parquet_cost_that_cannot_be_money_fails_naming_the_file(tmp_path, cos
         line_items(tmp_path)
 
 
+def test_parquet_text_typed_binary_is_decoded_as_utf8(tmp_path):
+    """BINARY without the UTF8 annotation was cast BLOB -> VARCHAR: 'café-ü' read as 'caf\\xC3\\xA9-\\xC3\\xBC'."""
+    columns = athena_table(["a"])
+    columns["resource_tags_user_accountant_id"] = pa.array(["café-ü".encode()], pa.binary())
+    columns["line_item_currency_code"] = pa.array([b"USD"], pa.binary())
+    write_parquet(tmp_path / "r" / "r" / "year=2026" / "month=1" / "r-1.parquet", columns)
+    location = locate(str(tmp_path))
+    con = duckdb.connect()
+    stage_line_items(con, location, find_deliveries(location)[JAN], "staged")
+    assert con.execute("SELECT accountant_id, tags, currency FROM staged").fetchall() == [
+        ("café-ü", {"accountant_id": "café-ü"}, "USD")]
+
+
+@pytest.mark.parametrize("column", ["resource_tags_user_accountant_id", "line_item_currency_code"])
+def test_parquet_binary_text_that_is_not_utf8_fails_naming_file_and_column(tmp_path, column):
+    columns = athena_table(["a"])
+    columns[column] = pa.array([b"ac\xffme"], pa.binary())
+    data = write_parquet(tmp_path / "r" / "r" / "year=2026" / "month=1" / "r-1.parquet", columns)
+    with pytest.raises(CurFormatError, match=f"^{re.escape(str(data))}: column {column}: not valid UTF-8 text$"):
+        line_items(tmp_path)
+
+
 def test_a_key_listed_twice_in_any_spelling_is_read_once(tmp_path):
     key = f"cur/r1/{PERIOD}/asm/r1-1.csv.gz"
     report(tmp_path, [key, key, f"s3://{BUCKET}/{key}"])
