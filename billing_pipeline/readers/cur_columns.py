@@ -61,8 +61,10 @@ CUR_COLUMNS: dict[str, CurColumn] = {
         CurColumn("reservation_net_unused_amortized_upfront_fee_for_billing_period", MONEY),
         CurColumn("reservation_unused_recurring_fee", MONEY),
         CurColumn("reservation_net_unused_recurring_fee", MONEY),
-        # Not a CUR column: FOCUS's EffectiveCost, the amortized cost the export computed itself.
+        # Not CUR columns: FOCUS's EffectiveCost, the amortized cost the export computed itself, and its
+        # ChargeClass ('Correction': a correction of a billing period already invoiced).
         CurColumn("effective_cost", MONEY),
+        CurColumn("charge_class", TEXT),
     ]
 }
 
@@ -87,6 +89,7 @@ FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
     "line_item_currency_code": ("BillingCurrency",),
     "line_item_unblended_cost": ("BilledCost",),
     "effective_cost": ("EffectiveCost",),
+    "charge_class": ("ChargeClass",),
 }
 
 # A FOCUS file is recognised by this column (CUR files never have it).

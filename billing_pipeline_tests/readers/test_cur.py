@@ -260,6 +260,21 @@ def test_focus_export_with_map_tags(tmp_path):
     assert (tax["line_item_type"], tax["operation"], tax["resource_id"], tax["tags"]) == ("Tax", None, None, {})
 
 
+def test_a_focus_correction_giving_back_usage_is_a_refund(tmp_path):
+    """FOCUS keeps a correction's ChargeCategory (Usage) and says `ChargeClass: Correction`: a negative one is a
+    refund of a period already invoiced, as CUR writes it (as a negative Usage line it held the month's invoicing as
+    implausible). A positive correction stays Usage."""
+    root = tmp_path / "bucket"
+    columns = {name: (v.to_pylist() if isinstance(v, pa.Array) else v) * 2 for name, v in focus_columns(1).items()}
+    columns.update(BilledCost=[-2.0, 0.5], EffectiveCost=[-2.0, 0.5], ChargeClass=["Correction", "Correction"])
+    columns = {name: (pa.array(v, UTC_MS) if name.startswith(("ChargePeriod", "BillingPeriod")) else v)
+               for name, v in columns.items()}
+    write_parquet(root / "f" / "data" / "BILLING_PERIOD=2026-01" / "f-00001.parquet", columns)
+    _, rows = read_all(root)
+    assert sorted((r["line_item_type"], r["unblended_cost"]) for r in rows[JAN]) == [
+        ("Refund", Decimal("-2")), ("Usage", Decimal("0.5"))]
+
+
 def test_focus_csv_with_json_tags(tmp_path):
     root = tmp_path / "bucket"
     row = {"BilledCost": "2.5", "EffectiveCost": "2.0", "BillingCurrency": "USD", "ChargeCategory": "Usage",
