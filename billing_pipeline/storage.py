@@ -102,8 +102,9 @@ MAX_MANIFEST_BYTES = 64 * 2**20
 
 
 def read_manifest_json(location: Location, path: str, limit: int = MAX_MANIFEST_BYTES):
-    """A JSON manifest, read up to `limit` bytes: larger, not JSON, or nested too deeply to parse is a ValueError
-    naming the file and the problem (never an out-of-memory or a RecursionError)."""
+    """A JSON manifest (an object: every manifest AWS writes is one), read up to `limit` bytes: larger, not JSON,
+    not an object, or nested too deeply to parse is a ValueError naming the file and the problem (never an
+    out-of-memory, a RecursionError or a caller's AttributeError)."""
     name = location.display(path)
     try:
         with location.filesystem.open_input_stream(path, compression=None) as stream:
@@ -113,11 +114,14 @@ def read_manifest_json(location: Location, path: str, limit: int = MAX_MANIFEST_
     if len(raw) > limit:
         raise ValueError(f"{name}: a manifest of more than {limit} bytes, larger than any AWS writes: refused")
     try:
-        return json.loads(raw)
+        manifest = json.loads(raw)
     except RecursionError:
         raise ValueError(f"{name}: JSON nested too deeply to be a manifest") from None
     except ValueError as error:
         raise ValueError(f"{name}: not valid JSON ({error})") from error
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{name}: manifest is not a JSON object")
+    return manifest
 
 
 def write_whole(location: Location, path: str, data: bytes) -> None:

@@ -268,6 +268,9 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
         manifest = read_manifest_json(location, snapshot.manifest_path)
         file_format = str(manifest.get("fileFormat", "CSV")).upper()
         keys = [f["key"] for f in manifest["files"]]
+        not_text = [key for key in keys if not isinstance(key, str)]
+        if not_text:
+            raise TypeError(f"files[].key {not_text[0]!r} is not text")
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{manifest_name}: not a readable S3 Inventory manifest ({exc})") from exc
     if manifest.get("sourceBucket"):

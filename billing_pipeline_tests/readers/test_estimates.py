@@ -158,3 +158,12 @@ def test_corrupt_gzip_is_an_error_naming_the_file(tmp_path):
 def test_empty_or_missing_folder_gives_no_items(tmp_path):
     assert read_estimates(locate(str(tmp_path / "missing")), JANUARY).num_rows == 0
     assert read_estimates(locate(str(tmp_path)), JANUARY).schema == ESTIMATES_SCHEMA
+
+
+def test_a_dynamodb_export_summary_that_is_not_an_object_fails_naming_it(tmp_path):
+    """A manifest-summary.json that is a JSON array gave a bare AttributeError naming no file."""
+    write_export(tmp_path, "01700000000000-aaaa", [])
+    summary = tmp_path / "AWSDynamoDB" / "01700000000000-aaaa" / "manifest-summary.json"
+    summary.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(summary))}: .*manifest is not a JSON object"):
+        read_estimates(locate(str(tmp_path)), dt.date(2026, 1, 1))

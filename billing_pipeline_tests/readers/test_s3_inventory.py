@@ -137,3 +137,15 @@ def test_parquet_sizes_that_are_not_byte_counts_fail_naming_the_file(tmp_path):
         manifest.write_text(json.dumps(content))
         with pytest.raises(ValueError, match=rf"data/2026-01-10T01-00Z\.parquet: {problem}"):
             read_january(inventory=folder)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[]", "manifest is not a JSON object"),
+    (json.dumps({"files": [{"key": 5}]}), "files\\[\\]\\.key 5 is not text"),
+])
+def test_an_inventory_manifest_of_the_wrong_shape_fails_naming_it(tmp_path, content, problem):
+    """A JSON array, or a key that is a number: a bare AttributeError / TypeError named no file."""
+    manifest = write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
+    manifest.write_text(content)
+    with pytest.raises(ValueError, match=rf"2026-01-10T01-00Z/manifest\.json: .*{problem}"):
+        read_january(inventory=tmp_path)
