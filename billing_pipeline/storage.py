@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import reprlib
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -122,6 +123,28 @@ def read_manifest_json(location: Location, path: str, limit: int = MAX_MANIFEST_
     if not isinstance(manifest, dict):
         raise ValueError(f"{name}: manifest is not a JSON object")
     return manifest
+
+
+JSON_KINDS = {dict: "an object", list: "a list", str: "text"}
+# a wrong value is quoted in errors, shortened (a manifest may be megabytes): one level deep, 6 items, 30 characters
+SHORT = reprlib.Repr()
+SHORT.maxlevel = 1
+
+
+def require_json(value, kind: type, name: str, field: str):
+    """`value` when it is of the JSON type `kind` (dict, list or str); else a ValueError naming the file (`name`)
+    and the field. A manifest field of another type than AWS writes would otherwise fail further on, as a bare
+    AttributeError or TypeError that names no file."""
+    if not isinstance(value, kind):
+        found = "missing" if value is None else f"{type(value).__name__} {SHORT.repr(value)}"
+        raise ValueError(f"{name}: {field} is {found}, not {JSON_KINDS[kind]}")
+    return value
+
+
+def optional_text(manifest: dict, field: str, name: str) -> str | None:
+    """A manifest's text field, None when absent or null; any other JSON type is a ValueError naming the file."""
+    value = manifest.get(field)
+    return None if value is None else require_json(value, str, name, field)
 
 
 def write_whole(location: Location, path: str, data: bytes) -> None:

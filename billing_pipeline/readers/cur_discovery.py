@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from billing_pipeline.readers.cur_columns import FOCUS_MARKER
 from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError, CurNotReady
-from billing_pipeline.storage import Location, UnsafeLocation, read_manifest_json
+from billing_pipeline.storage import Location, UnsafeLocation, optional_text, read_manifest_json
 
 PERIOD_FOLDER = re.compile(r"^(\d{4})(\d{2})01-\d{8}$")  # 20260101-20260201
 EXPORT_PARTITION = re.compile(r"^BILLING_PERIOD=(\d{4})-(\d{1,2})$")
@@ -180,7 +180,7 @@ class _Scan:
         # the report's folder: `<report>/` above the period folder the manifest sits in
         report_root = path.rsplit("/", 2)[0]
         files = self._listed_files(path, manifest, "reportKeys", report_root)
-        content_type = str(manifest.get("contentType", "")).lower()
+        content_type = (self._text(path, manifest, "contentType") or "").lower()
         if "parquet" in content_type or any(f.endswith(".parquet") for f in files):
             in_athena_folders = any(YEAR_FOLDER.match(p) for f in files for p in f.split("/"))
             layout = "athena_parquet" if in_athena_folders else "legacy_parquet"
@@ -196,19 +196,20 @@ class _Scan:
 
     def _text(self, path: str, manifest: dict, field: str) -> str | None:
         """A manifest's text field, None when absent; any other JSON type is an error naming the file."""
-        value = manifest.get(field)
-        if value is not None and not isinstance(value, str):
-            raise CurFormatError(f"{self.display(path)}: {field} is {type(value).__name__} {value!r}, not text")
-        return value
+        try:
+            return optional_text(manifest, field, self.display(path))
+        except ValueError as error:
+            raise CurFormatError(str(error)) from None
 
-    def _manifest_month(self, path: str, manifest: dict, folder_month: datetime.date) -> datetime.date:
+    def _manifest_month(self, path: str, manifest: dict, folder_month: datetime.date,
+                        bare_month: bool = False) -> datetime.date:
         """The month of the folder the manifest lies in, which its billingPeriod (legacy `{"start": "20260101T..."}`,
-        Data Exports `{"start": "2026-01-01T..."}` or `"2026-01"`), when it has one, must agree with: a manifest
-        saying another month than its folder would load one month's data as another's."""
+        Data Exports `{"start": "2026-01-01T..."}` or, `bare_month`, `"2026-01"`), when it has one, must agree
+        with: a manifest saying another month than its folder would load one month's data as another's."""
         period = manifest.get("billingPeriod")
         if isinstance(period, dict):
             start = self._text(path, period, "start")
-        elif period is None or isinstance(period, str):
+        elif period is None or (bare_month and isinstance(period, str)):
             start = period
         else:
             raise CurFormatError(f"{self.display(path)}: billingPeriod is {type(period).__name__} {period!r}, not "
@@ -239,7 +240,8 @@ class _Scan:
             # nothing would erase its last good delivery
             raise CurFormatError(f"{self.display(manifest_path)}: an empty delivery ({field} lists no file): "
                                  "refused, the month's last load is kept")
-        return [self._resolve_key(manifest_path, key, manifest.get("bucket"), report_root) for key in keys]
+        bucket = self._text(manifest_path, manifest, "bucket")
+        return [self._resolve_key(manifest_path, key, bucket, report_root) for key in keys]
 
     def _resolve_key(self, manifest_path: str, key: str, bucket: str | None, report_root: str) -> str:
         """A manifest key (bucket-relative, or an s3:// URI) as a path in the location's filesystem, confined to
@@ -291,12 +293,9 @@ class _Scan:
 
     def _read_json(self, path: str) -> dict:
         try:
-            manifest = read_manifest_json(self.location, path)
+            return read_manifest_json(self.location, path)
         except ValueError as error:  # (it names the file)
             raise CurFormatError(str(error)) from error
-        if not isinstance(manifest, dict):
-            raise CurFormatError(f"{self.display(path)}: manifest is not a JSON object")
-        return manifest
 
     # -- legacy CUR, Athena layout --------------------------------------------------------------------------
 
@@ -386,7 +385,7 @@ class _Scan:
                      files: list[str]) -> _Candidate:
         if manifest:
             content = self._read_json(manifest)
-            self._manifest_month(manifest, content, month)
+            self._manifest_month(manifest, content, month, bare_month=True)
             files = self._listed_files(manifest, content, "dataFiles", root)
             export = self._text(manifest, content, "exportName") or export
         elif len({f.rsplit("/", 1)[0] for f in files}) > 1:

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_bytes
-from billing_pipeline.storage import Location, UnsafeLocation, read_manifest_json
+from billing_pipeline.storage import Location, UnsafeLocation, optional_text, read_manifest_json, require_json
 
 SNAPSHOT_FOLDER = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})Z$")
 SNAPSHOT_HOURS = 24
@@ -266,20 +266,20 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
     manifest_name = location.display(snapshot.manifest_path)
     try:
         manifest = read_manifest_json(location, snapshot.manifest_path)
-        file_format = str(manifest.get("fileFormat", "CSV")).upper()
-        keys = [f["key"] for f in manifest["files"]]
-        not_text = [key for key in keys if not isinstance(key, str)]
-        if not_text:
-            raise TypeError(f"files[].key {not_text[0]!r} is not text")
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise ValueError(f"{manifest_name}: not a readable S3 Inventory manifest ({exc})") from exc
-    if manifest.get("sourceBucket"):
-        snapshot.bucket = manifest["sourceBucket"]
+    # each field as the type S3 writes, else an error naming the manifest and the field
+    file_format = (optional_text(manifest, "fileFormat", manifest_name) or "CSV").upper()
+    file_schema = optional_text(manifest, "fileSchema", manifest_name) or ""
+    entries = require_json(manifest.get("files"), list, manifest_name, "files")
+    keys = [require_json(require_json(entry, dict, manifest_name, f"files[{i}]").get("key"), str, manifest_name,
+                         f"files[{i}].key") for i, entry in enumerate(entries)]
+    snapshot.bucket = optional_text(manifest, "sourceBucket", manifest_name) or snapshot.bucket
     paths = [resolve_data_file(location, snapshot, key) for key in keys]
     repeated = sorted({key for key, path in zip(keys, paths) if paths.count(path) > 1})
     if repeated:  # counted twice, the bytes stored would be too
         raise ValueError(f"{manifest_name}: lists the data file {repeated[0]!r} more than once")
-    return SnapshotFiles(file_format, manifest.get("fileSchema", ""), manifest_name, paths)
+    return SnapshotFiles(file_format, file_schema, manifest_name, paths)
 
 
 def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:

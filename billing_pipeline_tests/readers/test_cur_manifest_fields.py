@@ -78,12 +78,15 @@ def test_a_second_report_of_the_same_name_in_the_athena_layout_is_not_dropped(tm
 
 
 @pytest.mark.parametrize("fields, problem", [
-    ({"billingPeriod": "January"}, "billingPeriod 'January' is not a date"),
+    ({"billingPeriod": "2026-01"}, "billingPeriod is str '2026-01', not an object with start and end"),
+    ({"billingPeriod": {"start": "January"}}, "billingPeriod 'January' is not a date"),
     ({"billingPeriod": ["20260101"]}, "billingPeriod is list ['20260101'], not an object with start and end"),
     ({"billingPeriod": {"start": 20260101}}, "start is int 20260101, not text"),
     ({"reportKeys": [5]}, "reportKeys holds 5, not a key (text)"),
     ({"reportName": {"x": 1}}, "reportName is dict {'x': 1}, not text"),
     ({"assemblyId": 7}, "assemblyId is int 7, not text"),
+    ({"contentType": ["text/csv"]}, "contentType is list ['text/csv'], not text"),
+    ({"bucket": 5}, "bucket is int 5, not text"),
 ])
 def test_a_manifest_field_of_the_wrong_type_fails_its_month_naming_the_file(tmp_path, fields, problem):
     """A bare AttributeError or TypeError named no file and stopped every month's discovery; now it is the
@@ -94,3 +97,9 @@ def test_a_manifest_field_of_the_wrong_type_fails_its_month_naming_the_file(tmp_
     assert set(found.deliveries) == {DEC}
     assert isinstance(found.problems[JAN], CurFormatError)
     assert str(found.problems[JAN]).startswith(f"{manifest}: ") and problem in str(found.problems[JAN])
+
+
+def test_a_manifest_that_is_not_a_json_object_fails_its_month_naming_the_file(tmp_path):
+    manifest = legacy(tmp_path)
+    manifest.write_text("[]")
+    assert str(discover(locate(str(tmp_path))).problems[JAN]) == f"{manifest}: manifest is not a JSON object"

@@ -141,7 +141,7 @@ def test_parquet_sizes_that_are_not_byte_counts_fail_naming_the_file(tmp_path):
 
 @pytest.mark.parametrize("content, problem", [
     ("[]", "manifest is not a JSON object"),
-    (json.dumps({"files": [{"key": 5}]}), "files\\[\\]\\.key 5 is not text"),
+    (json.dumps({"files": [{"key": 5}]}), "files\\[0\\]\\.key is int 5, not text"),
 ])
 def test_an_inventory_manifest_of_the_wrong_shape_fails_naming_it(tmp_path, content, problem):
     """A JSON array, or a key that is a number: a bare AttributeError / TypeError named no file."""
