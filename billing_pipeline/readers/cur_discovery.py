@@ -313,8 +313,11 @@ class _Scan:
             report = root.rsplit("/", 1)[-1]
             self.claimed.update(files)
             # the report's top-level manifest says which files are current: its Athena data lies in
-            # `<report folder>/<report>/year=...` (or, copied, `<report folder>/year=...`)
-            if (root, month) in self.manifest_reports or (root.rsplit("/", 1)[0], month) in self.manifest_reports:
+            # `<report folder>/<report>/year=...` (or, copied, `<report folder>/year=...`); another folder inside
+            # the report folder is not its data
+            parent, _, name = root.rpartition("/")
+            own_data = parent.rsplit("/", 1)[-1] == name and (parent, month) in self.manifest_reports
+            if own_data or (root, month) in self.manifest_reports:
                 continue
             try:
                 status = self._status(root)

@@ -103,3 +103,14 @@ def test_a_manifest_that_is_not_a_json_object_fails_its_month_naming_the_file(tm
     manifest = legacy(tmp_path)
     manifest.write_text("[]")
     assert str(discover(locate(str(tmp_path))).problems[JAN]) == f"{manifest}: manifest is not a JSON object"
+
+
+def test_an_athena_folder_inside_a_report_folder_but_not_its_own_data_does_not_defer(tmp_path):
+    """`cur/rep/other/year=2026/month=1` lies in report `rep`'s folder but is not its Athena data (that is
+    `cur/rep/rep/year=...`): it deferred to rep's manifest and was silently dropped. Two reports deliver January."""
+    manifest = legacy(tmp_path)
+    write_parquet(tmp_path / "cur" / "rep" / "other" / "year=2026" / "month=1" / "other-1.snappy.parquet",
+                  athena_table(["o1"]))
+    assert str(discover(locate(str(tmp_path))).problems[JAN]) == (
+        f"{tmp_path}: two reports deliver 2026-01: 'rep' ({manifest.parent}) and 'other' "
+        f"({tmp_path / 'cur' / 'rep' / 'other'}); point the CUR URI at one of them")
