@@ -347,6 +347,9 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
         raise ValueError(f"{name}: inventory data has no key and size columns ({table.column_names})")
     # StorageClass (CSV) / storage_class (Parquet, ORC), when the report has the field
     storage_class = by_name.get("storageclass", by_name.get("storage_class"))
+    if not pa.types.is_integer(table[by_name["size"]].type):  # S3 writes a count of bytes (long)
+        raise ValueError(f"{name}: inventory key or size of the wrong type (size is {table[by_name['size']].type}, "
+                         "not an integer count of bytes)")
     try:
         sizes = table[by_name["size"]].cast(pa.int64())
         columns = {"key": table[by_name["key"]].cast(pa.string()), "size": sizes,

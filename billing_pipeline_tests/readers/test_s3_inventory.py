@@ -126,8 +126,10 @@ def test_a_manifest_reads_only_its_own_report_and_each_file_once(tmp_path):
 def test_parquet_sizes_that_are_not_byte_counts_fail_naming_the_file(tmp_path):
     """A size of 'abc' failed with a bare ArrowInvalid naming no file; a negative size lowered a client's share."""
     for sizes, problem in ((["abc"], "inventory key or size of the wrong type"),
+                           ([2.0], "inventory key or size of the wrong type \\(size is double"),
+                           ([True], "inventory key or size of the wrong type \\(size is bool"),
                            ([-GIB], "an object of negative size")):
-        folder = tmp_path / problem.split()[-1]
+        folder = tmp_path / str(sizes[0])
         manifest = write_snapshot(folder, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
         data = manifest.parent.parent / "data" / "2026-01-10T01-00Z.parquet"
         pq.write_table(pa.table({"bucket": ["tax-demo-docs"], "key": ["clients/acc-a/x"], "size": sizes}), data)
