@@ -50,11 +50,12 @@ class Pricing:
         })
 
     def account_level_policies_table(self) -> pa.Table:
-        """Every account-level line item type with its policy (`proportional` unless the file says otherwise)."""
+        """Every account-level line item type with its policy (`proportional` unless the file says otherwise), and
+        any other `...Discount` type the file names."""
+        types = sorted(set(ACCOUNT_LEVEL_TYPES) | set(self.account_level_policies))
         return pa.table({
-            "line_item_type": pa.array(ACCOUNT_LEVEL_TYPES, pa.string()),
-            "policy": pa.array([self.account_level_policies.get(t, "proportional") for t in ACCOUNT_LEVEL_TYPES],
-                               pa.string()),
+            "line_item_type": pa.array(types, pa.string()),
+            "policy": pa.array([self.account_level_policies.get(t, "proportional") for t in types], pa.string()),
         })
 
     def driver_prices_table(self) -> pa.Table:
@@ -100,10 +101,11 @@ def parse_pricing(text: str, source: str = "pricing file") -> Pricing:
     malformed = sorted(op for op, target in pricing.estimate_operations.items() if len(target) != 2)
     if malformed:
         raise ValueError(f"{source}: estimate_operations must map to 'Service/driver': {', '.join(malformed)}")
-    unknown = sorted(set(pricing.account_level_policies) - set(ACCOUNT_LEVEL_TYPES))
+    unknown = sorted(t for t in set(pricing.account_level_policies) - set(ACCOUNT_LEVEL_TYPES)
+                     if not t.endswith("Discount"))
     if unknown:
         raise ValueError(f"{source}: account_level_lines names line item types that are not account-level: "
-                         f"{', '.join(unknown)} (expected {', '.join(ACCOUNT_LEVEL_TYPES)})")
+                         f"{', '.join(unknown)} (expected {', '.join(ACCOUNT_LEVEL_TYPES)} or another ...Discount)")
     bad = sorted(f"{t}={p}" for t, p in pricing.account_level_policies.items() if p not in ACCOUNT_LEVEL_POLICIES)
     if bad:
         raise ValueError(f"{source}: account_level_lines policies must be proportional or company: {', '.join(bad)}")

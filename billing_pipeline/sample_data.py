@@ -424,8 +424,7 @@ class _Cur:
         end_ms = _epoch_ms(through) if through is not None else None
         for n, c in self.chunks:
             kept = c["_end"] <= end_ms if end_ms is not None else np.ones(n, dtype=bool)
-            account_level = c["line_item_line_item_type"] in oracle.ACCOUNT_LEVEL_TYPES or (
-                c["line_item_line_item_type"] == "Fee" and not c["line_item_resource_id"])
+            account_level = oracle.is_account_level_type(c["line_item_line_item_type"], c["line_item_resource_id"])
             if not c["resource_tags_user_application"] and not account_level:
                 untagged += int(c["_units"][kept].sum())
                 other_bill[(c["line_item_product_code"], "USD")] += int(c["_units"][kept].sum())

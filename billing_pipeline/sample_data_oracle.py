@@ -412,8 +412,13 @@ ALL_PRODUCTS = "*"
 
 def is_account_level(li: LineItem) -> bool:
     """Untagged (no application) tax, credit, refund, discount, or a fee without a resource id."""
-    return not li.application and (
-        li.line_item_type in ACCOUNT_LEVEL_TYPES or (li.line_item_type == "Fee" and not li.resource_id))
+    return not li.application and is_account_level_type(li.line_item_type, li.resource_id)
+
+
+def is_account_level_type(line_item_type: str, resource_id: str | None) -> bool:
+    """Tax, credit, refund, FOCUS adjustment, any discount (`...Discount`), or a fee without a resource id."""
+    return (line_item_type in ACCOUNT_LEVEL_TYPES or line_item_type.endswith("Discount")
+            or (line_item_type == "Fee" and not resource_id))
 
 
 def _half_away(numerator: int, denominator: int) -> int:

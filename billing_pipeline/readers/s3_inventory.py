@@ -22,6 +22,7 @@ bytes / 2^30 / (hours in the month), so a month of hourly rows sums to GB-months
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 import re
 from dataclasses import dataclass, field
 
@@ -302,7 +303,8 @@ def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
             except UnsafeLocation as error:
                 raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}: "
                                  f"{error}") from None
-            if not candidate.startswith(own_report):  # another bucket's (or configuration's) inventory
+            # another bucket's (or configuration's) inventory, `..` resolved as the filesystem would
+            if not posixpath.normpath(candidate).startswith(own_report):
                 raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which lies "
                                  f"outside its own inventory report {location.display(own_report.rstrip('/'))}")
             return candidate

@@ -188,3 +188,15 @@ def test_every_discount_type_is_account_level_and_leaves_the_other_lines_shares_
     metadata = metadata_of(result)
     assert metadata["account_level_to_tenants/USD"].value == "-2.4000000000"
     assert metadata["out_of_scope/USD"].value == "1.4000000000"  # 2 + 0.2 of tax - 4 x 0.2 of discounts
+
+
+def test_a_policy_may_name_any_discount_type_and_is_applied():
+    """The SQL takes every `...Discount` type as account-level, so the pricing file may set its policy (it was
+    refused as not account-level, and a policy for it was never looked up)."""
+    pricing = json.loads(BillingConfig().pricing_text())
+    pricing["account_level_lines"] = {"VolumeTierDiscount": "company"}
+    table = parse_pricing(json.dumps(pricing)).account_level_policies_table().to_pylist()
+    assert {"line_item_type": "VolumeTierDiscount", "policy": "company"} in table
+    pricing["account_level_lines"] = {"Usage": "company"}
+    with pytest.raises(ValueError, match="names line item types that are not account-level: Usage"):
+        parse_pricing(json.dumps(pricing))
