@@ -277,9 +277,10 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
             placed[item["metadata"].get("resource_type", "")] += item["amount"]
         extra_types = sorted(set(placed) - set(LINE_ORDER))
         terms = price_list.terms_digest(accountant)
-        # (items placed before terms were recorded carry none: taken as placed at these terms)
+        # held when the month was charged at other terms and never at these (once re-priced, its adjustments carry
+        # these terms and later restatements go through); items placed before terms were recorded carry none
         charged_at = {i["metadata"].get("price_terms") for i in month_items} - {None, ""}
-        held = bool(charged_at - {terms}) and not reprice
+        held = bool(charged_at) and terms not in charged_at and not reprice
         for resource_type in [*LINE_ORDER, *extra_types]:
             line = lines.get(resource_type)
             difference = (line.amount_cents if line else 0) - placed.get(resource_type, 0)

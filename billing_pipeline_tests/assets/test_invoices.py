@@ -337,3 +337,13 @@ def test_a_month_charged_is_not_re_charged_at_a_changed_price_list_unless_named(
     assert run_invoices().success
     assert {k: v for k, v in sums(stripe_api.items()).items() if v} == \
         {k: v for k, v in expected_cents(sample.expected_actuals, changed).items() if v}
+
+    # once re-priced, a later restatement goes through without naming the month again
+    monkeypatch.delenv("BILLING_REPRICE_MONTHS")
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE tenant_costs SET cost = cost * 2 WHERE accountant_id = 'acct-0001' AND resource_type = 'lambda'")
+    restated = dict(sample.expected_actuals)
+    restated[("acct-0001", "lambda")] *= 2
+    assert run_invoices().success
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == \
+        {k: v for k, v in expected_cents(restated, changed).items() if v}
