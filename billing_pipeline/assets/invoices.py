@@ -122,6 +122,12 @@ def invoices(
                 is_final, costs, quantities = _month_to_charge(con, period, month)
                 # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
                 registry = load_registry(tenants, con)
+            if registry.ambiguous:  # holding both out would leave the real tenant uncharged, and say nothing
+                groups = sorted({" and ".join(map(repr, sorted((i, *others))))
+                                 for i, others in registry.ambiguous.items()})
+                raise Failure(f"{month}: {'; '.join(groups)} read the same in {registry.source}, so which is the "
+                              "tenant cannot be told: list the tenants in BILLING_TENANTS. Nothing charged, nothing "
+                              "written.")
             held_out = sorted({row[0] for row in [*costs, *quantities] if row[0] not in registry.known})
             if held_out:
                 context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "

@@ -138,7 +138,9 @@ def usage_table_writeback(
     stale: set[tuple[str, str]] = set()
     # every tenant of the registry, not only those the warehouse says were written: a run that died after its puts
     # recorded nothing
-    for accountant in sorted({r["accountant_id"] for r in rows} | previous_accountants | registry.known):
+    # (never those of ids held out as look-alikes of each other: which one is the tenant is not known)
+    for accountant in sorted(({r["accountant_id"] for r in rows} | previous_accountants | registry.known)
+                             - set(registry.ambiguous)):
         stale |= month_cur_keys(table, accountant, period) - wanted
     with table.batch_writer(overwrite_by_pkeys=["accountant_id", "timestamp"]) as batch:
         for accountant, timestamp in sorted(stale):

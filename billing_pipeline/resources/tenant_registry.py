@@ -7,7 +7,8 @@ every other id keeps its cost (nothing is dropped) but is marked unknown (assets
 `BILLING_TENANTS` (or the resource's `source`) names the registry:
 - unset: the accountant ids the application's usage table knows (`estimated_usage`, every month loaded), except
   ids that read the same as another of them (`ACCT-0001` beside `acct-0001`): which one is the tenant is not the
-  usage table's to say, so both are held out as look-alikes of each other until `BILLING_TENANTS` names one;
+  usage table's to say, so both are held out as look-alikes of each other (and invoicing fails naming them) until
+  `BILLING_TENANTS` lists the tenants;
 - a local file or `s3://bucket/key`: a JSON array of ids, or one id per line (`#` comments and blank lines
   ignored);
 - `dynamodb://table[?attribute=accountant_id]`: the attribute's values over a scan of the table.

@@ -216,6 +216,28 @@ def test_a_run_reads_the_month_only_once_it_holds_the_invoicing_lock(env, monkey
     assert {k: v for k, v in recorded.items() if v} == expected
 
 
+def test_ids_of_the_usage_table_that_read_the_same_stop_invoicing_until_the_tenants_are_listed(env, monkeypatch,
+                                                                                                tmp_path):
+    """`ACCT-0001` beside `acct-0001` in the usage table: the default registry holds both out, which would leave
+    the real tenant uncharged with the run green. The run fails naming both and charges no one; with the tenants
+    listed in BILLING_TENANTS it charges as usual (the look-alike held out)."""
+    sample, warehouse, stripe_api = env
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("INSERT INTO estimated_usage SELECT * REPLACE ('ACCT-0001' AS accountant_id) FROM estimated_usage "
+                    "WHERE accountant_id = 'acct-0001' LIMIT 1")
+    result = run_invoices(raise_on_error=False)
+    assert not result.success and stripe_api.items() == []
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert ("2026-01: 'ACCT-0001' and 'acct-0001' read the same in estimated_usage (the application's usage table), "
+            "so which is the tenant cannot be told: list the tenants in BILLING_TENANTS") in \
+        failure.event_specific_data.error.message
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("\n".join(sorted(sample.tenants)) + "\n")
+    monkeypatch.setenv("BILLING_TENANTS", str(registry))
+    assert run_invoices().success
+    assert sums(stripe_api.items()) == expected_cents(sample.expected_actuals, PRICE_LIST)
+
+
 def test_provisional_month_is_a_preview_and_charges_nothing(env):
     sample, warehouse, stripe_api = env
     with duckdb.connect(str(warehouse)) as con:

@@ -164,3 +164,25 @@ def test_items_of_a_run_that_died_before_recording_them_are_deleted_on_a_restate
     assert items(usage_table) == sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "3")],
                                         key=lambda i: (i["accountant_id"], i["timestamp"]))
     assert restated.get_asset_materialization_events()[0].materialization.metadata["items_deleted"].value == 1
+
+
+def test_items_of_ids_held_out_as_look_alikes_are_left_as_they_are(tmp_path, usage_table):
+    """With the default registry, `ACC-1` beside `acc-1` in the usage table holds both out: acc-1's items written
+    before are neither rewritten nor deleted as stale (it was deleted: its cost vanished from the app's table)."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "1.0000000000")])
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+    assert run(warehouse).success
+    with duckdb.connect(str(warehouse)) as con:
+        for accountant in ("acc-1", "ACC-1"):
+            con.execute("INSERT INTO estimated_usage (billing_period, accountant_id, resource_type, usage_date, "
+                        "estimated_cost, records) VALUES ('2026-01-01', ?, 'lambda', '2026-01-02', 1, 1)", [accountant])
+    result = materialize(
+        [usage_table_writeback],
+        resources={"outputs_config": OutputsConfig(writeback_table=TABLE), "warehouse": DuckDBWarehouse(database=str(warehouse)),
+                   "aws": AwsClients(), "tenants": TenantRegistry()},
+        partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert items(usage_table) == sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "1")],
+                                        key=lambda i: (i["accountant_id"], i["timestamp"]))
