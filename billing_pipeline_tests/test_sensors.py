@@ -168,15 +168,19 @@ def test_one_months_broken_delivery_neither_stops_the_others_nor_loses_its_last_
 
 
 def test_a_month_aws_is_still_writing_gets_no_run_until_it_is_ready(tmp_path):
-    """An Athena-layout month with no manifest while cost_and_usage_data_status says UPDATING: no run (a failed run
-    for AWS's own refresh would alert for nothing, and reading it could load half the month); READY: one run."""
+    """Athena-layout months with no manifest while cost_and_usage_data_status says UPDATING: no run for the two
+    newest (a failed run for AWS's own refresh would alert for nothing, and reading one could load half the month);
+    READY: one run each."""
     from billing_pipeline_tests.readers.cur_builders import athena_table, write_parquet
 
     report = tmp_path / "cur" / "rep"
-    write_parquet(report / "rep" / "year=2026" / "month=1" / "rep-1.snappy.parquet", athena_table(["a"]))
+    for year, month in ((2025, 11), (2025, 12), (2026, 1)):
+        write_parquet(report / "rep" / f"year={year}" / f"month={month}" / "rep-1.snappy.parquet", athena_table(["a"]))
     status = report / "cost_and_usage_data_status" / "cost_and_usage_data_status.parquet"
     write_parquet(status, {"status": ["UPDATING"]})
-    assert tick(None, str(tmp_path / "cur")) == ([], "{}")
+    # the two newest months are AWS's to rewrite; November is closed and loads (a backfill is not held by a refresh)
+    requests, cursor = tick(None, str(tmp_path / "cur"))
+    assert [partition for partition, _ in requests] == ["2025-11-01"] and list(json.loads(cursor)) == ["2025-11-01"]
     write_parquet(status, {"status": ["READY"]})
-    requests, cursor = tick("{}", str(tmp_path / "cur"))
-    assert [partition for partition, _ in requests] == ["2026-01-01"] and "2026-01-01" in json.loads(cursor)
+    requests, cursor = tick(cursor, str(tmp_path / "cur"))
+    assert [partition for partition, _ in requests] == ["2025-12-01", "2026-01-01"]

@@ -308,6 +308,11 @@ class _Scan:
                 if year and month and looks_like_data(path):
                     months[("/".join(parts[:i]), _month(year[1], month[1]))].append(path)
                     break
+        # the months AWS rewrites while the report says UPDATING: the current one and the one before (not final
+        # yet); older months are closed, and a backfill of them is not held by each refresh
+        open_months = defaultdict(list)
+        for root, month in sorted(months):
+            open_months[root] = (open_months[root] + [month])[-2:]
         candidates = []
         for (root, month), files in sorted(months.items()):
             report = root.rsplit("/", 1)[-1]
@@ -321,7 +326,7 @@ class _Scan:
                 continue
             try:
                 status = self._status(root)
-                if (status or "").upper() == "UPDATING":
+                if (status or "").upper() == "UPDATING" and month in open_months[root]:
                     # no manifest pins the files: while AWS rewrites the month its folder may hold some of them
                     raise CurNotReady(f"{self.display(root)}: cost_and_usage_data_status says UPDATING (AWS is "
                                       "rewriting the report, and no manifest says which files are the month's): "
