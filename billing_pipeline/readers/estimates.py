@@ -35,7 +35,7 @@ from billing_pipeline.engines.duckdb_engine import scratch_connection
 from billing_pipeline.readers.usage_files import read_lines_of_files
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.sql import named_statements
-from billing_pipeline.storage import Location, read_manifest_json
+from billing_pipeline.storage import Location, optional_text, read_manifest_json
 
 ESTIMATES_SCHEMA = pa.schema(
     [
@@ -220,8 +220,9 @@ def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
         if summary.get("exportType", "FULL_EXPORT") != "FULL_EXPORT":
             continue
         finished_under.add(_export_prefix(folder))
-        table = summary.get("tableArn") or folder
-        exported_at = str(summary.get("exportTime") or summary.get("endTime") or "")
+        name = location.display(summary_path)
+        table = optional_text(summary, "tableArn", name) or folder
+        exported_at = optional_text(summary, "exportTime", name) or optional_text(summary, "endTime", name) or ""
         if table not in newest or exported_at > newest[table][0]:
             newest[table] = (exported_at, folder)
     alone = [folder for folder in unfinished if _export_prefix(folder) not in finished_under]

@@ -167,3 +167,11 @@ def test_a_dynamodb_export_summary_that_is_not_an_object_fails_naming_it(tmp_pat
     summary.write_text("[1, 2]")
     with pytest.raises(ValueError, match=rf"{re.escape(str(summary))}: .*manifest is not a JSON object"):
         read_estimates(locate(str(tmp_path)), dt.date(2026, 1, 1))
+
+
+def test_a_dynamodb_export_summary_field_of_the_wrong_type_fails_naming_it(tmp_path):
+    write_export(tmp_path, "01700000000000-aaaa", [])
+    summary = tmp_path / "AWSDynamoDB" / "01700000000000-aaaa" / "manifest-summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "tableArn": {"x": 1}}))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(summary))}: tableArn is dict \{{'x': 1\}}, not text"):
+        read_estimates(locate(str(tmp_path)), dt.date(2026, 1, 1))
