@@ -85,9 +85,10 @@ class PriceList:
         """A fingerprint of what one tenant pays (currency, minimum fee, markups, unit prices; equal numbers however
         written), recorded on its Stripe items: a month is re-charged only at the terms it was charged under."""
         terms = self.terms_for(accountant_id)
+        # a resource type priced at nothing counts as absent: one the catalog gains later changes no one's terms
         prices = {resource_type: [str(price.markup_pct.normalize()),
                                   {operation: str(unit.normalize()) for operation, unit in price.unit_prices.items()}]
-                  for resource_type, price in terms.resource_prices.items()}
+                  for resource_type, price in terms.resource_prices.items() if price != ResourcePrice()}
         canonical = json.dumps([self.currency, str(terms.minimum_monthly_fee.normalize()), prices], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -351,9 +351,14 @@ def test_a_month_charged_is_not_re_charged_at_a_changed_price_list_unless_named(
     assert sums(stripe_api.items()) == charged
     assert sum(c for *_, c, _cur, _item, _inv in invoice_rows(warehouse)) == sum(charged.values())
 
-    # the same price list written otherwise (50 vs 50.0, the override's terms unchanged) is the same terms
-    assert parse_price_list(json.dumps(PRICE_LIST)).terms_digest("acct-0002") == parse_price_list(json.dumps(
-        {**PRICE_LIST, "minimum_monthly_fee": "12"})).terms_digest("acct-0002")
+    # the same price list written otherwise (12 vs 12.00; a resource type priced at nothing) is the same terms
+    same = {**PRICE_LIST, "minimum_monthly_fee": "12",
+            "resource_types": {**PRICE_LIST["resource_types"], "other": {"markup_pct": "0"}}}
+    unpriced = {**PRICE_LIST, "resource_types": {**PRICE_LIST["resource_types"], "other": {"markup_pct": "0.0"}}}
+    assert parse_price_list(json.dumps(same)).terms_digest("acct-0001") == \
+        parse_price_list(json.dumps(unpriced)).terms_digest("acct-0001")
+    assert parse_price_list(json.dumps(PRICE_LIST)).terms_digest("acct-0001") != \
+        parse_price_list(json.dumps(same)).terms_digest("acct-0001")  # (other's 10 % markup is a price)
 
     monkeypatch.setenv("BILLING_REPRICE_MONTHS", "2026-01")
     assert run_invoices().success
