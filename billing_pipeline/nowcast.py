@@ -12,7 +12,7 @@ reached yet, priced by the bill, and a month-end forecast with an interval. See 
                       window) x the hours not covered
                     an hour after coverage whose logs were lost (no log evidence at all, while a later hour has
                     some and so had the same hour of most of the 7 days before): the mean of those hours' usage
-    forecast_cost   cost_to_date + the cost per hour of the last whole weeks (whole days in the first week) x the
+    forecast_cost   cost_to_date + the cost per hour of the last 7 whole days (all whole days in the first week) x the
                     hours left in the month, storage at its last whole day's cost (it is a stock, not a flow), with
                     an interval from the day-to-day spread of those days' usage (`interval`)
 
@@ -378,12 +378,15 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         for view in reversed(SCOPED_RELATIONS):
             engine.drop(f"nowcast_{view}")
 
-    # forecast: the cost per hour of the last whole weeks before as_of (all whole days in the first week: a week
-    # holds every weekday once, and more of them weigh a noisy day less), over the hours left
+    # forecast: the cost per hour of the last 7 whole days before as_of (all whole days in the first week), over
+    # the hours left: a week holds every weekday once, and only the latest week follows a change of level (a
+    # function's memory raised, a price changed, a tenant growing); all whole weeks since the 1st weighed the days
+    # before such a change as much as those after it (the backtest: every forecast from day 14 too low after the
+    # sample's memory change on the 10th)
     remaining = _hours(as_of, month_end)
     whole_days_end = as_of.replace(hour=0)
     whole_days = (whole_days_end - month_start).days
-    window_days = whole_days if whole_days < 7 else whole_days - whole_days % 7
+    window_days = min(whole_days, 7)
     window = [(whole_days_end - DAY * i).date() for i in range(1, window_days + 1)]
     # Account-level lines (tax, credits: allocation 'proportional') arrive with the month's last deliveries: until
     # this month has any, the forecast adds the previous month's, tenant by tenant.

@@ -43,22 +43,27 @@ ATTRIBUTED_COLUMNS = ("billing_period, usage_date, accountant_id, service, resou
                       "allocation, driver, driver_quantity, currency, cost_metric, cost")
 
 
+def replayed_cost_facts_sql(period: dt.date, covered_through: dt.datetime) -> str:
+    """hourly_cost_facts (read as `$source`) as a delivery of `period` stopping at `covered_through` held them."""
+    return (stage_sql("replayed_cost_facts").replace("$billing_period", f"DATE '{period}'")
+            .replace("$covered_through", f"TIMESTAMP '{covered_through}'"))
+
+
 @contextmanager
 def replayed_inputs(con, period: dt.date, as_of: dt.datetime, covered_through: dt.datetime, metric: str,
                     pricing: Pricing) -> Iterator[None]:
-    """The nowcast's inputs as they were at `as_of`: the month's facts cut at `covered_through`, its evidence
+    """The nowcast's inputs as they were at `as_of`: the month's facts as a delivery cut at `covered_through` held
+    them (replayed_cost_facts.sql: the facts that end by then and the month's tax so far), its evidence
     before `as_of`, and tenant_costs re-attributed from those two by the pipeline's own SQL (cost_allocations.sql
     and tenant_costs.sql, reading stand-ins for the two tables). Other months as they are. Both engines."""
     engine = DuckDBEngine(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
     # the cut as literals (dates and times we formatted, nothing from outside): DuckDB views take no parameters
-    p, covered, until = f"DATE '{period}'", f"TIMESTAMP '{covered_through}'", f"TIMESTAMP '{as_of}'"
+    p, until = f"DATE '{period}'", f"TIMESTAMP '{as_of}'"
     stood_in = []
     try:
-        # a fact ends span_hours after it starts (epoch seconds: the one spelling both engines take)
-        engine.shadow("hourly_cost_facts",
-                  f"billing_period <> {p} OR epoch(usage_hour) + span_hours * 3600 <= epoch({covered})")
+        engine.shadow("hourly_cost_facts", replayed_cost_facts_sql(period, covered_through))
         stood_in.append("hourly_cost_facts")
-        engine.shadow("usage_shares", f"billing_period <> {p} OR usage_hour < {until}")
+        engine.shadow("usage_shares", f"SELECT * FROM $source WHERE billing_period <> {p} OR usage_hour < {until}")
         stood_in.append("usage_shares")
         # the relations tenant_costs.py stages before tenant_costs.sql, staged the same way
         stage_cost_allocations(engine, {"billing_period": period, "cost_metric": metric}, pricing)
@@ -122,6 +127,11 @@ def accuracy_rows(con, period: dt.date, next_period: dt.date, metric: str, prici
             totals = ours[(r["accountant_id"], r["currency"])]
             for i, column in enumerate(("cost_to_date", "forecast_cost", "forecast_low", "forecast_high")):
                 totals[i] += r[column]
+        # the cost to date is measured without the month's tax so far, as final_to_date is without the month's
+        # account-level lines: the replay takes that tax from the final one (replayed_cost_facts.sql), so comparing
+        # it would measure the replay, not the nowcast
+        for (accountant, _resource_type, currency), days_of_key in nowcast.daily.items():
+            ours[(accountant, currency)][0] -= sum((slots[3] for slots in days_of_key.values()), Decimal(0))
         for key in sorted(set(final) | set(ours)):
             accountant, currency = key
             to_date, forecast, low, high = ours[key]

@@ -16,7 +16,8 @@ small interface, which is all the assets use:
         rows (DuckDB: the table inside the transaction; Spark: the staged union); what it raises keeps the month.
     replace_hours_from(table, period, since, sql, params, verify=fn)   the month's hours from `since` on become
         those of the query (the hourly real-time refresh); the earlier hours stay
-    shadow(table, where) / unshadow(table)   the table narrowed to a cut under its own name (the backtest's replays)
+    shadow(table, query) / unshadow(table)   the table as a query over it (`$source`) under its own name: the
+        backtest's replays cut a month as a delivery of that day would have held it
     replace_month_with_cur(table, period, location, delivery, validate)   ... the CUR delivery's line items, read
         by the engine's own CUR reader (readers/cur_staging.py, readers/cur_spark.py); validate(relation) sees the
         new rows before they replace the month
@@ -67,7 +68,7 @@ class Engine(Protocol):
     def replace_hours_from(self, table: str, billing_period: dt.date, since: dt.datetime, sql: str, params: dict,
                            verify: Any = None) -> int: ...
 
-    def shadow(self, table: str, where: str) -> None: ...
+    def shadow(self, table: str, query: str) -> None: ...
 
     def unshadow(self, table: str) -> None: ...
 

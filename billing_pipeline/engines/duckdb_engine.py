@@ -103,11 +103,13 @@ class DuckDBEngine:
             raise
         return rows
 
-    def shadow(self, table: str, where: str) -> None:
-        """`table` narrowed to the rows matching `where` under its own name, so that stage SQL reads the cut
-        unchanged (a temporary view: temp shadows main), until unshadow(table). `where` is SQL we format."""
+    def shadow(self, table: str, query: str) -> None:
+        """`table` as `query` (a SELECT reading the stored table as `$source`) under its own name, so that stage SQL
+        reads the cut unchanged (a temporary view: temp shadows main), until unshadow(table). `query` is SQL we
+        format."""
         (database,) = self.con.execute("SELECT current_database()").fetchall()[0]
-        self.con.execute(f'CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM "{database}".main.{table} WHERE {where}')
+        source = f'"{database}".main.{table}'
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {query.replace('$source', source)}")
 
     def unshadow(self, table: str) -> None:
         self.con.execute(f"DROP VIEW IF EXISTS temp.main.{table}")

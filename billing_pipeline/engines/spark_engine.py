@@ -253,10 +253,10 @@ class SparkEngine:
             f"UNION ALL SELECT * FROM ({sql}) AS fresh WHERE usage_hour >= $since",
             {**params, "since": since}, verify)
 
-    def shadow(self, table: str, where: str) -> None:
-        """`table` narrowed to the rows matching `where` under its own name (the tables are temporary views over
-        their Parquet already: the cut, materialized, replaces the view) until unshadow(table)."""
-        self.stage(table, f"SELECT * FROM {table} WHERE {where}")
+    def shadow(self, table: str, query: str) -> None:
+        """`table` as `query` (a SELECT reading it as `$source`) under its own name (the tables are temporary views
+        over their Parquet already: the cut, materialized, replaces the view) until unshadow(table)."""
+        self.stage(table, query.replace("$source", table))
 
     def unshadow(self, table: str) -> None:
         self._refresh(table)  # the view over the table's stored Parquet again

@@ -275,3 +275,31 @@ def test_the_months_tax_so_far_is_forecast_at_its_rate_on_the_charges_still_to_c
                                                        b["forecast_cost"] + estimated / 20)
     # A has no tax: its forecast is as before
     assert rows[("a", "lambda")]["forecast_cost"] == D("0.0288") + 18 * D("0.0002") + 690 * D("0.0006")
+
+
+def test_the_forecast_runs_at_the_last_7_days_rate_after_a_change_of_level(warehouse_con):
+    """May 2026, covered through the 15th: A's tagged table cost 0.001 an hour on the 1st to the 8th and 0.002 from
+    the 9th (a deploy doubled it). The rest of the month (384 hours) runs at the last 7 whole days' 0.002 an hour,
+    not at the 0.0015 of the two whole weeks before (the days before the change weighed as much as those after)."""
+    warehouse_con.execute("""
+        INSERT INTO hourly_cost_facts BY NAME
+        SELECT DATE '2026-05-01' AS billing_period, h AS usage_hour, 1 AS span_hours, 'AmazonDynamoDB' AS service,
+               'USE1-ReadRequestUnits' AS usage_type, 'arn:t/table/ledger-a' AS resource_id, 'a' AS accountant_id,
+               'tax-demo' AS application, 'USD' AS currency, true AS in_scope, c AS unblended_cost,
+               c AS amortized_cost, 1 AS line_items, 'Usage' AS line_item_type
+        FROM (SELECT h, CAST(CASE WHEN h < TIMESTAMP '2026-05-09' THEN 0.001 ELSE 0.002 END AS DECIMAL(38, 10)) c
+              FROM range(TIMESTAMP '2026-05-01', TIMESTAMP '2026-05-16', INTERVAL 1 HOUR) r(h))""")
+    warehouse_con.execute("""
+        INSERT INTO tenant_costs BY NAME
+        SELECT DATE '2026-05-01' AS billing_period, CAST(d AS DATE) AS usage_date, 'a' AS accountant_id,
+               'AmazonDynamoDB' AS service, 'dynamodb' AS resource_type, 'USE1-ReadRequestUnits' AS usage_type,
+               'Usage' AS line_item_type, 'direct' AS allocation, 'USD' AS currency, 'unblended' AS cost_metric,
+               CAST(CASE WHEN d < DATE '2026-05-09' THEN 0.024 ELSE 0.048 END AS DECIMAL(38, 10)) AS cost
+        FROM range(DATE '2026-05-01', DATE '2026-05-16', INTERVAL 1 DAY) r(d)""")
+    row = rows_by_key(nowcast_of(warehouse_con, MAY, dt.date(2026, 6, 1)))[("a", "dynamodb")]
+    to_date = 8 * D("0.024") + 7 * D("0.048")
+    assert (row["covered_through"], row["as_of"], row["cost_to_date"]) == (
+        dt.datetime(2026, 5, 16), dt.datetime(2026, 5, 16), to_date)
+    assert row["forecast_cost"] == to_date + 384 * D("0.002")  # 1.296; the two whole weeks' rate: 1.104
+    # the last 7 days are alike: no spread, and nothing estimated
+    assert row["forecast_low"] == row["forecast_high"] == row["forecast_cost"]

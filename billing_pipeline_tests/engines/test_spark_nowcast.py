@@ -92,3 +92,19 @@ def test_per_model_and_direct_unit_costs_on_spark_are_duckdbs(tmp_path, warehous
     assert any(c.kind == "direct_unit_cost" for c in expected.calibrations)
     assert on_spark.rows == expected.rows
     assert on_spark.calibrations == expected.calibrations
+
+
+def test_a_replayed_delivery_on_spark_is_duckdbs(tmp_path):
+    """The backtest's cut delivery (replayed_cost_facts.sql: the facts ended by the cut, the month's tax so far)
+    shadowing hourly_cost_facts on Spark: test_nowcast_accuracy.py's hand-computed rows, to the digit."""
+    from billing_pipeline.engines.spark_engine import SparkEngine, spark_session
+    from billing_pipeline.resources.warehouse import warehouse_ddl
+    from billing_pipeline_tests.assets.test_nowcast_accuracy import CUT_FACTS, EXPECTED, replayed
+
+    engine = SparkEngine(spark_session("local[2]"), str(tmp_path / "spark-warehouse"), warehouse_ddl())
+    assert replayed(CUT_FACTS, engine) == EXPECTED
+    # unshadowed: the stored month again, its month-long tax whole
+    taxes = engine.execute("SELECT usage_account_id, service, unblended_cost FROM hourly_cost_facts "
+                           "WHERE line_item_type = 'Tax' AND billing_period = DATE '2026-01-01'").fetchall()
+    assert sorted(taxes) == [("A", "AWSLambda", Decimal("1.0000000002")), ("A", "AmazonS3", Decimal("0.7")),
+                             ("B", "AWSLambda", Decimal("-0.5"))]
