@@ -8,7 +8,7 @@ from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.estimated_usage import GRAIN as ESTIMATES_GRAIN
 from billing_pipeline.partitions import billing_month_partitions
-from billing_pipeline.readers.estimates import read_estimates, unfinished_exports
+from billing_pipeline.readers.estimates import read_estimates, usage_table_files
 from billing_pipeline.readers.usage_table_dynamodb import DynamoDBUsageTable
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -23,13 +23,14 @@ def estimated_usage(
     period, next_period = month_of(context)
     source = billing_config.usage_source()
     spark = warehouse.engine_name() == "spark"
+    # the folder listed once: the files read are those listed, and the exports still being written beside a
+    # finished one, left out, are said so (none when reading the live table)
+    paths, unfinished = (None, []) if isinstance(source, DynamoDBUsageTable) else usage_table_files(source)
     # DuckDB: read here, before the warehouse file (one writer at a time) is opened
-    estimates = None if spark else read_estimates(source, period)
-    # exports still being written beside a finished one are left out: say so (none when reading the live table)
-    unfinished = [] if isinstance(source, DynamoDBUsageTable) else unfinished_exports(source)
+    estimates = None if spark else read_estimates(source, period, paths)
     with warehouse.connect() as con:
         if spark:  # read and parsed by the executors, aggregated by the stage SQL there: never collected
-            con.register_estimates("estimates", source, period)
+            con.register_estimates("estimates", source, period, paths)
         else:
             con.register("estimates", estimates)
         checks = guard("estimated_usage", period, {  # the table's blocking check, before the commit

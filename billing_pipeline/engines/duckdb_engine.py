@@ -133,10 +133,10 @@ class DuckDBEngine:
 
         return read_usage_evidence(logs, inventory, billing_period, since=since)
 
-    def register_estimates(self, name: str, source, billing_period: dt.date) -> None:
+    def register_estimates(self, name: str, source, billing_period: dt.date, paths: list[str] | None = None) -> None:
         from billing_pipeline.readers.estimates import read_estimates
 
-        self.register(name, read_estimates(source, billing_period))
+        self.register(name, read_estimates(source, billing_period, paths))
 
     def replace_month_with(self, table: str, billing_period: dt.date, insert: Callable[[], Any]) -> int:
         """Delete-then-insert in one transaction: a restated month replaces, a repeated run gives the same rows,

@@ -299,11 +299,11 @@ class SparkEngine:
 
         return read_usage_evidence_spark(self.session, logs, inventory, billing_period, since)
 
-    def register_estimates(self, name: str, source, billing_period: dt.date) -> None:
+    def register_estimates(self, name: str, source, billing_period: dt.date, paths: list[str] | None = None) -> None:
         """The view `name`: the month's usage-table items, read and parsed on the executors, never collected."""
         from billing_pipeline.readers.evidence_spark import estimates_frame_spark
 
-        estimates_frame_spark(self.session, source, billing_period).createOrReplaceTempView(name)
+        estimates_frame_spark(self.session, source, billing_period, paths).createOrReplaceTempView(name)
 
     def replace_month(self, table: str, billing_period: dt.date, staged: str, verify=None) -> int:
         if verify:

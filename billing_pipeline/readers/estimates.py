@@ -143,10 +143,12 @@ ORDER BY timestamp, accountant_id, file_index, line_in_file;
 """
 
 
-def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.date) -> pa.Table:
+def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.date,
+                   paths: list[str] | None = None) -> pa.Table:
     """The application's usage-table items for the month (ESTIMATES_SCHEMA); see the module docstring. `location`
     is a folder / S3 prefix of files, or the live table (`usage_table_dynamodb.DynamoDBUsageTable`), whose items
-    take the same SQL as an export's lines."""
+    take the same SQL as an export's lines. `paths`: the folder's item files as the caller listed them
+    (usage_table_files), so that what it reports as left out is what was not read; default: listed here."""
     period_start, _ = month_bounds(billing_period)
     if isinstance(location, DynamoDBUsageTable):
         items, how = location.read_item_lines(period_start.strftime("%Y-%m"))
@@ -155,7 +157,7 @@ def read_estimates(location: Location | DynamoDBUsageTable, billing_period: dt.d
                           "line_in_file": pa.array(range(1, len(items) + 1), pa.int64())})
         where = lambda _, n: f"{location.display()}: item {n} read by {how} {items[n - 1][:300]}"  # noqa: E731
     else:
-        paths = item_files(location)
+        paths = item_files(location) if paths is None else paths
         lines = read_lines_of_files(location, paths, strict_utf8=True)  # ids and money as written, or an error
         where = lambda i, n: f"{location.display(paths[i])}: line {n}"  # noqa: E731
     month_items, bad = estimate_items(lines, period_start.strftime("%Y-%m"))

@@ -212,10 +212,11 @@ def inventory_usage_spark(session, inventory: Location | None, billing_period: d
     return plan.usage(summed.cast(CLIENT_BYTES_SCHEMA), billing_period)
 
 
-def estimates_frame_spark(session, source, billing_period: dt.date):
+def estimates_frame_spark(session, source, billing_period: dt.date, paths: list[str] | None = None):
     """`estimates.read_estimates` as a DataFrame computed on the executors (ESTIMATES_SCHEMA), never collected:
     files (or the table's Scan segments / its Query) read and parsed by estimates.estimate_items in each task.
-    A bad item raises ValueError naming its file and line (the first, as on DuckDB) or its table and item."""
+    A bad item raises ValueError naming its file and line (the first, as on DuckDB) or its table and item.
+    `paths`: the folder's item files as the caller listed them (default: listed here)."""
     month = month_bounds(billing_period)[0].strftime("%Y-%m")
     settings = task_settings()
     if isinstance(source, DynamoDBUsageTable):
@@ -223,7 +224,7 @@ def estimates_frame_spark(session, source, billing_period: dt.date):
         tasks = [(i, json.dumps({"env": settings, "table": dataclasses.asdict(source), "request": r, "how": how,
                                  "month": month})) for i, r in enumerate(requests)]
     else:
-        paths = item_files(source)
+        paths = item_files(source) if paths is None else paths
         tasks = [(i, json.dumps({"env": settings, "uri": source.uri, "path": p, "month": month}))
                  for i, p in enumerate(paths)]
     if not tasks:
