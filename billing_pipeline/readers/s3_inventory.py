@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
+from collections import Counter
 import re
 from dataclasses import dataclass, field
 
@@ -277,7 +278,8 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
                          f"files[{i}].key") for i, entry in enumerate(entries)]
     snapshot.bucket = optional_text(manifest, "sourceBucket", manifest_name) or snapshot.bucket
     paths = [resolve_data_file(location, snapshot, key) for key in keys]
-    repeated = sorted({key for key, path in zip(keys, paths) if paths.count(path) > 1})
+    times_listed = Counter(paths)
+    repeated = sorted({key for key, path in zip(keys, paths) if times_listed[path] > 1})
     if repeated:  # counted twice, the bytes stored would be too
         raise ValueError(f"{manifest_name}: lists the data file {repeated[0]!r} more than once")
     return SnapshotFiles(file_format, file_schema, manifest_name, paths)
