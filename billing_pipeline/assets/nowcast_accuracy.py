@@ -245,7 +245,7 @@ def nowcast_accuracy(
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     with warehouse.connect() as con:
         final = cur_is_final(con, period)
-        rows = accuracy_rows(con, period, next_period, billing_config.metric(), pricing) if final else []
+        rows = accuracy_rows(con, period, next_period, billing_config.metric(), pricing, REPLAY_DAYS) if final else []
         written = replace_month_with_rows(con, "nowcast_accuracy", period, pa.Table.from_pylist(rows, schema=ACCURACY_SCHEMA))
     if not final:
         return MaterializeResult(metadata={"dagster/row_count": MetadataValue.int(0),
