@@ -354,6 +354,13 @@ class _Projection:
         arrow_type = self.file.columns[source]
         ref = self._read(source)
         if pa.types.is_map(arrow_type):
+            texts = [t for t in (arrow_type.key_type, arrow_type.item_type)
+                     if pa.types.is_string(t) or pa.types.is_large_string(t)]
+            if len(texts) < 2:
+                # AWS writes MAP<STRING, STRING>; bytes (BINARY without UTF8) would match no tenant's tag value
+                # and leave its cost unattributed, silently
+                raise CurFormatError(f"{self.display}: column {source} maps {arrow_type.key_type} to "
+                                     f"{arrow_type.item_type}, expected a map of text tags")
             tag_map = ref
         elif pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
             # TRY_CAST and error() rather than DuckDB's own cast error: Spark's from_json gives NULL instead

@@ -281,3 +281,17 @@ def test_a_manifest_larger_than_any_aws_writes_is_refused_before_it_is_read_whol
     with pytest.raises(ValueError) as error:
         read_manifest_json(location, str(manifest), limit=1024)
     assert str(error.value) == f"{manifest}: a manifest of more than 1024 bytes, larger than any AWS writes: refused"
+
+
+@pytest.mark.parametrize("map_type", [pa.map_(pa.binary(), pa.binary()), pa.map_(pa.string(), pa.binary()),
+                                      pa.map_(pa.binary(), pa.string())])
+def test_a_tag_map_of_bytes_fails_naming_the_file(tmp_path, map_type):
+    """A MAP of BINARY (no UTF8 annotation) read 'acme' as bytes that matched no tenant: its cost went to
+    unattributed, silently. AWS writes MAP<STRING, STRING>."""
+    columns = focus_columns(1)
+    columns["Tags"] = pa.array([[("accountant_id", "acme")]], map_type)
+    data = write_parquet(tmp_path / "focus" / "data" / "BILLING_PERIOD=2026-01" / "focus-00001.snappy.parquet",
+                         columns)
+    with pytest.raises(CurFormatError, match=re.escape(
+            f"{data}: column Tags maps {map_type.key_type} to {map_type.item_type}, expected a map of text tags")):
+        line_items(tmp_path)
