@@ -251,12 +251,12 @@ def nowcast_accuracy(
         return MaterializeResult(metadata={"dagster/row_count": MetadataValue.int(0),
                                            "skipped": f"{period:%Y-%m} is not final: nothing to measure yet"})
     result = summary(rows)
-    table = [("| tenant | cost to date mean / worst % | forecast mean / worst % | forecast from day 14 worst % "
+    table = [("| tenant | cost to date mean / worst % | forecast mean / worst % | forecast from day 14 mean / worst % "
              "| interval hit rate | seed cost to date mean / worst % | seed forecast mean / worst % |"),
              "|---|---:|---:|---:|---:|---:|---:|"]
     for tenant, s in result["tenants"].items():
         table.append(f"| {tenant} | {s['cost_to_date'][0]} / {s['cost_to_date'][1]} | {s['forecast'][0]} / "
-                     f"{s['forecast'][1]} | {s['forecast_from_day_14'][1]} | {s['hit_rate']} | "
+                     f"{s['forecast'][1]} | {s['forecast_from_day_14'][0]} / {s['forecast_from_day_14'][1]} | {s['hit_rate']} | "
                      f"{s['seed_cost_to_date'][0]} / {s['seed_cost_to_date'][1]} | "
                      f"{s['seed_forecast'][0]} / {s['seed_forecast'][1]} |")
     targets = result["targets"]
