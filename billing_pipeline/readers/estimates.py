@@ -207,7 +207,7 @@ def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
         elif ITEM_FILE.search(path):
             plain.append(path)
 
-    newest: dict[str, tuple[str, str]] = {}  # table -> (export time, export folder)
+    newest: dict[str, tuple[tuple[dt.datetime, str], str]] = {}  # table -> ((export time, folder), export folder)
     finished_under: set[str] = set()  # folders holding AWSDynamoDB/ with a finished full export
     unfinished = []
     for folder, names in exports.items():
@@ -224,7 +224,8 @@ def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
         finished_under.add(_export_prefix(folder))
         name = location.display(summary_path)
         table = optional_text(summary, "tableArn", name) or folder
-        exported_at = optional_text(summary, "exportTime", name) or optional_text(summary, "endTime", name) or ""
+        # the newest by time, not by text ('10:00:00.500Z' sorts before '10:00:00Z'); ties: the later export id
+        exported_at = (_export_time(summary, name) or dt.datetime.min.replace(tzinfo=dt.timezone.utc), folder)
         if table not in newest or exported_at > newest[table][0]:
             newest[table] = (exported_at, folder)
     alone = [folder for folder in unfinished if _export_prefix(folder) not in finished_under]
@@ -236,6 +237,21 @@ def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
     for _, folder in newest.values():
         chosen.extend(f"{folder}/{n}" for n in exports[folder] if n.startswith("data/") and ITEM_FILE.search(n))
     return sorted(plain + chosen), sorted(unfinished)
+
+
+def _export_time(summary: dict, name: str) -> dt.datetime | None:
+    """A summary's `exportTime` (else `endTime`) as an instant: AWS writes ISO 8601 in UTC
+    ('2026-01-20T10:00:00.000Z'); a time without a zone is read as UTC; one that does not read fails naming the
+    summary (which export is the newest decides which items are read)."""
+    for field in ("exportTime", "endTime"):
+        text = optional_text(summary, field, name)
+        if text:
+            try:
+                at = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"{name}: {field} {text!r} is not an ISO 8601 time") from None
+            return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+    return None
 
 
 def _export_prefix(folder: str) -> str:

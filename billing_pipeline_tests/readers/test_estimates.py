@@ -175,3 +175,19 @@ def test_a_dynamodb_export_summary_field_of_the_wrong_type_fails_naming_it(tmp_p
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "tableArn": {"x": 1}}))
     with pytest.raises(ValueError, match=rf"{re.escape(str(summary))}: tableArn is dict \{{'x': 1\}}, not text"):
         read_estimates(locate(str(tmp_path)), dt.date(2026, 1, 1))
+
+
+def test_the_newest_export_is_chosen_by_time_not_by_text(tmp_path):
+    """'10:00:00.500Z' sorts before '10:00:00Z' as text: the older export's items were read instead of the newer."""
+    old_item = item("acc-a", "2026-01-07T08:00:00Z", 1, 1, 1)
+    new_item = item("acc-a", "2026-01-07T08:00:00Z", 2, 1, 2)
+    write_export(tmp_path, "01700000000000-aaaa", [old_item], export_time="2026-01-20T10:00:00Z")
+    write_export(tmp_path, "01700000000500-bbbb", [new_item], export_time="2026-01-20T10:00:00.500Z")
+    assert [r[-1] for r in rows(read_estimates(locate(str(tmp_path)), JANUARY))] == [D(2)]
+    # the same instant with an offset: still the newer one's; a time that does not read fails naming the summary
+    write_export(tmp_path, "01700000000900-cccc", [old_item], export_time="2026-01-20T09:00:00+00:00")
+    assert [r[-1] for r in rows(read_estimates(locate(str(tmp_path)), JANUARY))] == [D(2)]
+    write_export(tmp_path, "01700000001000-dddd", [old_item], export_time="20 January")
+    with pytest.raises(ValueError, match=r"01700000001000-dddd/manifest-summary\.json: exportTime '20 January' is "
+                                         r"not an ISO 8601 time"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
