@@ -388,19 +388,23 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     whole_days = (whole_days_end - month_start).days
     window_days = min(whole_days, 7)
     window = [(whole_days_end - DAY * i).date() for i in range(1, window_days + 1)]
-    # Account-level lines (tax, credits: allocation 'proportional') arrive with the month's last deliveries: until
-    # this month has any, the forecast adds the previous month's, tenant by tenant.
-    month_end_lines = {}
+    # Account-level lines (tax, credits: allocation 'proportional') dated the whole month arrive late: the tax so
+    # far with each delivery, credits often only when the month closes. Of each line item type the month has none
+    # of yet, the forecast adds the previous month's, tenant by tenant (a month with its tax so far still gets the
+    # previous month's credits).
+    month_end_lines: dict = defaultdict(Decimal)
     if previous_period and remaining:
         proportional = "SELECT {} FROM nowcast_attributed WHERE billing_period = ? AND allocation = 'proportional'"
-        if not con.execute(proportional.format("count(*)"), [period]).fetchall()[0][0]:
-            for accountant, resource_type, currency, cost in con.execute(
-                    proportional.format("accountant_id, resource_type, currency, sum(cost)") + " GROUP BY ALL",
-                    [previous_period]).fetchall():
-                key = (accountant, resource_type, currency)
-                month_end_lines[key] = cost
-                daily[key]  # a row even for a tenant with nothing else yet
-                methods[key].add(f"month_end_lines:{BASIS_PREVIOUS}")
+        own_types = {t for (t,) in con.execute(proportional.format("DISTINCT line_item_type"), [period]).fetchall()}
+        for accountant, resource_type, currency, line_item_type, cost in con.execute(
+                proportional.format("accountant_id, resource_type, currency, line_item_type, sum(cost)")
+                + " GROUP BY ALL ORDER BY ALL", [previous_period]).fetchall():
+            if line_item_type in own_types:
+                continue
+            key = (accountant, resource_type, currency)
+            month_end_lines[key] += cost
+            daily[key]  # a row even for a tenant with nothing else yet
+            methods[key].add(f"month_end_lines:{BASIS_PREVIOUS}")
     rows = []
     for key in sorted(daily):
         accountant, resource_type, currency = key

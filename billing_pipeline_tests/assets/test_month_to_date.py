@@ -227,6 +227,22 @@ def test_forecast_adds_the_previous_months_account_level_lines_until_the_month_h
     assert row["forecast_cost"] == (estimated + estimated / 6 * 714).quantize(D("1e-10"))
 
 
+def test_a_month_with_its_tax_so_far_still_gets_the_previous_months_credits(warehouse):
+    """AWS delivers the tax so far with each delivery, credits often only when the month closes: April's own tax
+    replaces March's tax in the forecast, not March's credit (which the forecast left out, 0.1 too high)."""
+    warehouse.execute("""INSERT INTO tenant_costs VALUES
+        (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda', 'lambda', '', 'Tax', 'proportional', NULL, NULL,
+         'USD', 'unblended', 0.5, NULL),
+        (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda', 'lambda', '', 'Credit', 'proportional', NULL, NULL,
+         'USD', 'unblended', -0.1, NULL),
+        (DATE '2026-04-01', DATE '2026-04-01', 'a', 'AWSLambda', 'lambda', '', 'Tax', 'proportional', NULL, NULL,
+         'USD', 'unblended', 0.25, NULL)""")
+    row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
+    estimated = 12 * D("0.0002")
+    assert row["forecast_cost"] == (estimated + estimated / 6 * 714 - D("0.1")).quantize(D("1e-10"))
+    assert row["method"] == "month_end_lines:previous_month+unit_cost:previous_month"
+
+
 def test_each_model_and_function_is_priced_at_its_own_unit_cost_and_a_tagged_one_by_its_own_evidence(warehouse_con):
     build_june(warehouse_con)
     nowcast = nowcast_of(warehouse_con, JUNE, JULY)
