@@ -398,7 +398,7 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         own_types = {t for (t,) in con.execute(proportional.format("DISTINCT line_item_type"), [period]).fetchall()}
         for accountant, resource_type, currency, line_item_type, cost in con.execute(
                 proportional.format("accountant_id, resource_type, currency, line_item_type, sum(cost)")
-                + " GROUP BY ALL ORDER BY ALL", [previous_period]).fetchall():
+                + " GROUP BY ALL", [previous_period]).fetchall():
             if line_item_type in own_types:
                 continue
             key = (accountant, resource_type, currency)
