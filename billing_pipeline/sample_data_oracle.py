@@ -87,20 +87,31 @@ SCOPE_NAMES = {service: [(n["scope"], n["usage_type"], n["product_name"], n["evi
                          for n in spec.get("scope_names", [])] for service, spec in CATALOG.items()}
 
 
+# The scope of a model the catalog does not name: its token lines and its modelIds (never a catalog model's users)
+UNNAMED_MODEL = "(unnamed model)"
+
+
 def fact_scope(service: str, resource_id: str, usage_type: str = "") -> str:
     """The scope a line item's usage counts for: the model its usage type names (Bedrock; a Marketplace line's
-    usage type carries the product name), else group 1 of the service's pattern in the resource id (the Lambda
-    function, the DynamoDB table, the S3 bucket); '' when neither names one."""
+    usage type carries the product name), else for a model's tokens (a driver rule matches) UNNAMED_MODEL, else
+    group 1 of the service's pattern in the resource id (the Lambda function, the DynamoDB table, the S3 bucket);
+    '' when none names one."""
     for scope, in_usage_type, in_product, _ in SCOPE_NAMES.get(service, []):
         if in_usage_type in usage_type or in_product in usage_type:
             return scope
+    if SCOPE_NAMES.get(service) and any(s == service and needles != OTHERWISE and any(n in usage_type for n in needles)
+                                        for s, needles, _ in DRIVER_RULES):
+        return UNNAMED_MODEL
     match = re.search(SCOPE_PATTERNS[service], resource_id) if service in SCOPE_PATTERNS else None
     return (match.group(1) or "") if match else ""
 
 
 def evidence_scope(service: str, scope: str) -> str:
-    """The evidence's scope under the facts' name for it: a Bedrock modelId names its model; else itself."""
-    return next((name for name, _, _, in_evidence in SCOPE_NAMES.get(service, []) if in_evidence in scope), scope)
+    """The evidence's scope under the facts' name for it: a Bedrock modelId names its model, else UNNAMED_MODEL;
+    else (no modelId, another service) itself."""
+    if not SCOPE_NAMES.get(service) or scope == "":
+        return scope
+    return next((name for name, _, _, in_evidence in SCOPE_NAMES[service] if in_evidence in scope), UNNAMED_MODEL)
 
 
 @dataclass(frozen=True)

@@ -277,3 +277,23 @@ def test_nat_gateway_and_data_transfer_by_the_tenants_compute_cost(warehouse_con
     assert by_tenant(rows, "USE1-DataTransfer-Out-Bytes") == {("A", "shared_day"): D("0.15"),
                                                              ("B", "shared_day"): D("0.05")}
     assert {r[6] for r in rows if r[2] in ("USE1-NatGateway-Bytes", "USE1-DataTransfer-Out-Bytes")} == {"compute_cost"}
+
+
+def test_bedrock_model_the_catalog_does_not_name_is_split_by_such_models_users_only(warehouse_con):
+    con = warehouse_con
+    # B used Haiku, C used Llama 3 (no catalog entry: its CUR name and its modelId cannot be matched)
+    add_usage(con, H(3, 11), "AmazonBedrock", "input_tokens", "B", "9000",
+              scope="anthropic.claude-3-haiku-20240307-v1:0")
+    add_usage(con, H(3, 11), "AmazonBedrock", "input_tokens", "C", "1000", scope="us.meta.llama3-70b-instruct-v1:0")
+    add_usage(con, H(3, 11), "AmazonBedrock", "input_tokens", "D", "1000")  # no modelId: any model's
+    add_fact(con, H(3, 11), "AmazonBedrock", "USE1-Llama3-70B-input-tokens", "2.00")
+    add_fact(con, H(3, 11), "AmazonBedrock", "USE1-Claude3Haiku-input-tokens", "0.90")
+    # a usage type naming no model that is not a model's tokens (combined): every model's users, as before
+    add_fact(con, H(3, 11), "AmazonBedrock", "USE1-Guardrails-TextUnits", "1.10")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
+    # Haiku's user B never pays for the Llama tokens it did not use
+    assert by_tenant(rows, "USE1-Llama3-70B-input-tokens") == {("C", "shared_hour"): D("2.00")}
+    assert by_tenant(rows, "USE1-Claude3Haiku-input-tokens") == {("B", "shared_hour"): D("0.90")}
+    assert by_tenant(rows, "USE1-Guardrails-TextUnits") == {
+        ("B", "shared_hour"): D("0.9"), ("C", "shared_hour"): D("0.1"), ("D", "shared_hour"): D("0.1")}
+
