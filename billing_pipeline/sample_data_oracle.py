@@ -97,7 +97,8 @@ def fact_scope(service: str, resource_id: str, usage_type: str = "") -> str:
     group 1 of the service's pattern in the resource id (the Lambda function, the DynamoDB table, the S3 bucket);
     '' when none names one."""
     for scope, in_usage_type, in_product, _ in SCOPE_NAMES.get(service, []):
-        if in_usage_type in usage_type or in_product in usage_type:
+        if names_whole(usage_type, in_usage_type, r"[A-Za-z0-9.]", False) \
+                or names_whole(usage_type, in_product, r"[A-Za-z0-9.]", False):
             return scope
     if SCOPE_NAMES.get(service) and any(s == service and needles != OTHERWISE and any(n in usage_type for n in needles)
                                         for s, needles, _ in DRIVER_RULES):
@@ -111,7 +112,15 @@ def evidence_scope(service: str, scope: str) -> str:
     else (no modelId, another service) itself."""
     if not SCOPE_NAMES.get(service) or scope == "":
         return scope
-    return next((name for name, _, _, in_evidence in SCOPE_NAMES[service] if in_evidence in scope), UNNAMED_MODEL)
+    return next((name for name, _, _, in_evidence in SCOPE_NAMES[service]
+                 if names_whole(scope, in_evidence, r"(:|-v[0-9]|-[0-9]{8}|$)", True)), UNNAMED_MODEL)
+
+
+def names_whole(text: str, name: str, after: str, must: bool) -> bool:
+    """`name` occurs in `text` (first occurrence) and what follows it matches `after` (`must`) or does not: a model
+    name that another model's name continues (`ClaudeSonnet4.5`, `claude-sonnet-4-5-...`) is not its name."""
+    at = text.find(name)
+    return at >= 0 and bool(re.match(after, text[at + len(name):])) == must
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,17 @@ def test_bedrock_model_the_catalog_does_not_name_is_split_by_such_models_users_o
     assert by_tenant(rows, "USE1-Guardrails-TextUnits") == {
         ("B", "shared_hour"): D("0.9"), ("C", "shared_hour"): D("0.1"), ("D", "shared_hour"): D("0.1")}
 
+
+def test_bedrock_model_names_match_whole_not_as_the_prefix_of_a_newer_model(warehouse_con):
+    con = warehouse_con
+    # A used Claude Sonnet 4, B Claude Sonnet 4.5: `claude-sonnet-4` is a prefix of B's modelId, `ClaudeSonnet4` of
+    # its usage type, but Sonnet 4.5 is not a catalog model (its own users split it, not Sonnet 4's)
+    add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "A", "1000",
+              scope="anthropic.claude-sonnet-4-20250514-v1:0")
+    add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "B", "3000",
+              scope="us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-ClaudeSonnet4-input-tokens", "1.00")
+    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-ClaudeSonnet4.5-input-tokens", "3.00")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
+    assert by_tenant(rows, "USE1-ClaudeSonnet4-input-tokens") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-ClaudeSonnet4.5-input-tokens") == {("B", "shared_hour"): D("3.00")}
