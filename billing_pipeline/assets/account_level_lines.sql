@@ -29,7 +29,8 @@ bases AS (
     SELECT '*', currency, sum(cost) FILTER (WHERE in_scope), sum(cost)
     FROM facts WHERE NOT account_level GROUP BY ALL
 ),
-lines AS (
+-- the account-level lines, the input of rounded_ratio
+ratio_inputs AS (
     SELECT
         row_number() OVER (ORDER BY f.usage_hour, f.service, f.usage_type, f.operation, f.resource_id,
                                     f.line_item_type, f.usage_account_id, f.currency, f.span_hours) AS line_id,
@@ -49,18 +50,9 @@ lines AS (
       ON b.product = CASE WHEN coalesce(f.service, '') = '' THEN '*' ELSE f.service END AND b.currency = f.currency
     WHERE f.account_level AND f.cost <> 0
 ),
--- floor(c n / d) without overflow, c = c_hi * 1e9 + c_lo (as cost_allocations.sql splits): every quotient < 2^53
-high_limb AS (
-    SELECT *,
-           CAST(round((c_hi * n - (c_hi * n) % d) / d) AS DECIMAL(38, 0))                      AS q_hi,
-           (c_hi * n) % d * 1000000000 + c_lo * n                                              AS t_lo
-    FROM lines
-),
+-- round(c n / d) without overflow, exactly
 rounded AS (
-    SELECT *,
-           q_hi * 1000000000 + CAST(round((t_lo - t_lo % d) / d) AS DECIMAL(38, 0))
-             + CASE WHEN 2 * (t_lo % d) >= d THEN 1 ELSE 0 END                                 AS part_units
-    FROM high_limb
+-- include: rounded_ratio
 )
 SELECT
     line_id, billing_period, usage_hour, span_hours, usage_account_id, line_item_type, service, usage_type,

@@ -5,7 +5,7 @@
 --   charges to date (both real mid-month deliveries in ../shared/samples carry it), so a month-long Tax line is
 --   replayed as the final one x the charges of its account, product code and currency delivered by then / those
 --   of the month (charges: every line but the account-level ones; clamped to [0, 1]; a line with no charges of
---   its own to be levied on is left out), exact to 1e-10, rounded half away from zero as account_level_lines.sql.
+--   its own to be levied on is left out), exact to 1e-10, rounded half away from zero (rounded_ratio.sql).
 -- Credits, refunds and discounts dated the whole month are left out: AWS applies them when the month closes.
 -- $billing_period / $covered_through are literals the caller formats (a view takes no parameters).
 WITH month AS (
@@ -41,26 +41,21 @@ amounts AS (
     FROM tax_lines t
     CROSS JOIN (SELECT 1 AS metric UNION ALL SELECT 2 UNION ALL SELECT 3) k
 ),
--- round(|amount| n / d) without overflow, |amount| = hi * 1e9 + lo (as account_level_lines.sql): quotients < 2^53
-limbs AS (
+-- round(|amount| n / d), exactly
+ratio_inputs AS (
     SELECT *,
-           CAST(floor(abs(amount) * 10) AS DECIMAL(38, 0))                                      AS hi,
-           CAST(abs(amount) * 10000000000 AS DECIMAL(38, 0)) % 1000000000                        AS lo
+           CAST(floor(abs(amount) * 10) AS DECIMAL(38, 0))                                      AS c_hi,
+           CAST(abs(amount) * 10000000000 AS DECIMAL(38, 0)) % 1000000000                        AS c_lo
     FROM amounts
 ),
-high_limb AS (
-    SELECT *,
-           CAST(round((hi * n - (hi * n) % d) / d) AS DECIMAL(38, 0))                           AS q_hi,
-           (hi * n) % d * 1000000000 + lo * n                                                   AS t_lo
-    FROM limbs
+rounded AS (
+-- include: rounded_ratio
 ),
 tax_so_far AS (
     SELECT tax_id, metric,
-           CAST(CASE WHEN amount < 0 THEN -1 ELSE 1 END
-                * (q_hi * 1000000000 + CAST(round((t_lo - t_lo % d) / d) AS DECIMAL(38, 0))
-                   + CASE WHEN 2 * (t_lo % d) >= d THEN 1 ELSE 0 END) AS DECIMAL(38, 0))
+           CAST(CASE WHEN amount < 0 THEN -1 ELSE 1 END * part_units AS DECIMAL(38, 0))
              * CAST('0.0000000001' AS DECIMAL(11, 10))                                          AS cost
-    FROM high_limb
+    FROM rounded
     WHERE amount IS NOT NULL
 ),
 levied AS (
@@ -75,7 +70,13 @@ SELECT billing_period, usage_hour, span_hours, usage_account_id, line_item_type,
        resource_id, accountant_id, application, environment, cost_center, currency, in_scope, usage_amount,
        unblended_cost, amortized_cost, net_amortized_cost, line_items, delivery_id
 FROM $source
-WHERE billing_period <> $billing_period OR epoch(usage_hour) + span_hours * 3600 <= epoch($covered_through)
+WHERE billing_period <> $billing_period
+UNION ALL
+SELECT billing_period, usage_hour, span_hours, usage_account_id, line_item_type, service, usage_type, operation,
+       resource_id, accountant_id, application, environment, cost_center, currency, in_scope, usage_amount,
+       unblended_cost, amortized_cost, net_amortized_cost, line_items, delivery_id
+FROM month
+WHERE delivered
 UNION ALL
 SELECT t.billing_period, t.usage_hour, t.span_hours, t.usage_account_id, t.line_item_type, t.service, t.usage_type,
        t.operation, t.resource_id, t.accountant_id, t.application, t.environment, t.cost_center, t.currency,
