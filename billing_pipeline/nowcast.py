@@ -381,8 +381,8 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     # forecast: the cost per hour of the last 7 whole days before as_of (all whole days in the first week), over
     # the hours left: a week holds every weekday once, and only the latest week follows a change of level (a
     # function's memory raised, a price changed, a tenant growing); all whole weeks since the 1st weighed the days
-    # before such a change as much as those after it (the backtest: every forecast from day 14 too low after the
-    # sample's memory change on the 10th)
+    # before such a change as much as those after it (the backtest: December's application forecasts from day 14
+    # all too low after the sample's memory change on the 10th)
     remaining = _hours(as_of, month_end)
     whole_days_end = as_of.replace(hour=0)
     whole_days = (whole_days_end - month_start).days
