@@ -188,13 +188,8 @@ def item_files(location: Location) -> list[str]:
     return usage_table_files(location)[0]
 
 
-def unfinished_exports(location: Location) -> list[str]:
-    """The export folders left out because AWS has not written their `manifest-summary.json` yet."""
-    return usage_table_files(location)[1]
-
-
 def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
-    """(item_files, unfinished_exports). AWS writes an export's `manifest-summary.json` last, so a folder without
+    """(item files, unfinished exports). AWS writes an export's `manifest-summary.json` last, so a folder without
     one is an export still running (or one that failed): its data files are some of the table's items, never read.
     It is left out when a finished full export lies beside it (same folder above `AWSDynamoDB/`; the summary is
     what names the table); with none, nothing says which items are complete: ValueError naming the folder."""

@@ -104,7 +104,7 @@ def test_dynamodb_export_still_running_is_not_read(tmp_path):
     table = read_estimates(locate(str(tmp_path)), JANUARY)
     assert rows(table) == [("acc-a", dt.datetime(2026, 1, 7, 8), "2026-01", "compute_tax", "lambda", D("2"),
                             D("0.0000002"), D("0.0000004"))]
-    assert estimates.unfinished_exports(locate(str(tmp_path))) == [
+    assert estimates.usage_table_files(locate(str(tmp_path)))[1] == [
         str(tmp_path / "AWSDynamoDB" / "01700000090000-bbbb")]
 
 
