@@ -40,8 +40,9 @@ TABLES = ("statements", "reconciliation_report", "estimated_lines", "estimates",
 # added after the first snapshots were published: a snapshot without them is still served (without that detail)
 LATER_TABLES = ("usage_lines", "usage_days", "daily", "cost_parts", "month_to_date")
 KEEP_SNAPSHOTS = 3
-SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}\d{6}Z-[0-9a-f]{8}$")
-POINTER_NAME = re.compile(r"^(\d{4}-\d{2})\.json$")
+# matched whole (fullmatch): `$` alone would let a trailing newline through, `\d` any script's digits
+SNAPSHOT_ID = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}")
+POINTER_NAME = re.compile(r"([0-9]{4}-[0-9]{2})\.json")
 
 
 class PublishedError(Exception):
@@ -98,7 +99,7 @@ def prune(location: Location, month: str, keep: int = KEEP_SNAPSHOTS, keep_also:
     folder = location.join("months", month)
     infos = location.filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     snapshots = sorted((i.base_name for i in infos if i.type == pafs.FileType.Directory
-                        and SNAPSHOT_ID.match(i.base_name)), reverse=True)
+                        and SNAPSHOT_ID.fullmatch(i.base_name)), reverse=True)
     served = read_pointer(location, month)
     protected = {keep_also, served.snapshot if served else None}
     deleted = []
@@ -130,15 +131,29 @@ class Pointer:
 
 
 def _parse_pointer(location: Location, path: str, month: str, stamp: tuple) -> Pointer:
+    """The pointer file of `month`, or PublishedError naming the file and what is wrong with it."""
     with location.filesystem.open_input_stream(path) as stream:
         raw = stream.read()
+    where = location.display(path)
+    try:
+        dt.date.fromisoformat(month + "-01")
+    except ValueError:
+        raise PublishedError(f"{where}: {month!r} is not a month") from None
     try:
         document = json.loads(raw)
     except ValueError as error:
-        raise PublishedError(f"{location.display(path)}: not JSON ({error})") from None
-    snapshot = document.get("snapshot") if isinstance(document, dict) else None
-    if document.get("month") != month or not isinstance(snapshot, str) or not SNAPSHOT_ID.match(snapshot):
-        raise PublishedError(f"{location.display(path)}: not a pointer of {month} to a snapshot id")
+        raise PublishedError(f"{where}: not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise PublishedError(f"{where}: not a pointer (a JSON object), a JSON {type(document).__name__}")
+    snapshot = document.get("snapshot")
+    if document.get("month") != month or not isinstance(snapshot, str) or not SNAPSHOT_ID.fullmatch(snapshot):
+        raise PublishedError(f"{where}: not a pointer of {month} to a snapshot id")
+    if not isinstance(document.get("published_at"), str):
+        raise PublishedError(f"{where}: published_at is not a time")
+    if not isinstance(document.get("delivery_id"), (str, type(None))):
+        raise PublishedError(f"{where}: delivery_id is not text")
+    if not isinstance(document.get("is_final", False), bool):
+        raise PublishedError(f"{where}: is_final is not true or false")
     return Pointer(month, snapshot, stamp, document)
 
 
@@ -147,7 +162,7 @@ def pointer_stamps(location: Location) -> dict[str, tuple]:
     selector = pafs.FileSelector(location.join("current"), allow_not_found=True)
     stamps = {}
     for info in location.filesystem.get_file_info(selector):
-        match = POINTER_NAME.match(info.base_name)
+        match = POINTER_NAME.fullmatch(info.base_name)
         if match and info.type == pafs.FileType.File:
             stamps[match[1]] = (info.mtime_ns, info.size)
     return stamps

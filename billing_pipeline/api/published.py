@@ -5,7 +5,9 @@ At most every BILLING_API_REFRESH_SECONDS (default 1) a request lists the pointe
 and swapped in, in one DuckDB transaction that deletes the month's old rows and inserts the new ones. A request
 reads in one transaction too, so it sees the month before the swap or after it, never a mix: a restated month is
 served whole or not at all. Only one request refreshes at a time; the others go on with what is loaded (the very
-first ones wait for the first load). A snapshot that cannot be read is logged and the month keeps the previous one.
+first ones wait for the first load). A pointer or snapshot that cannot be read, or whose tables lack a column the
+API reads or hold it as another kind of value (money as text, a date as a number), is logged naming the file and the
+month keeps the previous one: a broken publication never turns into errors for every request.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import duckdb
+import pyarrow as pa
 
-from billing_pipeline.publishing import PublishedError, pointer_stamps, publish_location, read_pointer, read_snapshot
+from billing_pipeline.publishing import (PublishedError, Pointer, pointer_stamps, publish_location, read_pointer,
+                                         read_snapshot)
 
 log = logging.getLogger("billing_pipeline.api")
 DEFAULT_REFRESH_SECONDS = 1.0
@@ -50,6 +54,21 @@ class NothingPublished(Exception):
     """No month has been published (or none could be read) yet."""
 
 
+def _fits(found: pa.DataType, wanted: pa.DataType) -> bool:
+    """Whether a snapshot column of type `found` loads into the API's column of type `wanted` as the same values:
+    money only as a decimal whose digits all fit (no text cast, no silent rounding), dates as dates, and so on."""
+    if pa.types.is_decimal(wanted):
+        return (pa.types.is_decimal(found) and found.scale <= wanted.scale
+                and found.precision - found.scale <= wanted.precision - wanted.scale)
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+    if any(kind(wanted) for kind in kinds):
+        return any(kind(found) for kind in kinds)
+    for kind in (pa.types.is_date, pa.types.is_timestamp, pa.types.is_boolean, pa.types.is_integer):
+        if kind(wanted):
+            return kind(found)
+    return found == wanted
+
+
 class PublishedBilling:
     def __init__(self, uri: str | None = None, refresh_seconds: float | None = None):
         from billing_pipeline.api.queries import sql
@@ -59,6 +78,9 @@ class PublishedBilling:
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(sql("schema"))
+        self._schemas = {name: self._con.sql(f"SELECT {', '.join(columns)} FROM {name}").to_arrow_table().schema
+                         for name, columns in COLUMNS.items()}
+        self._complaints: dict[str, str] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._stamps: dict[str, tuple] = {}
@@ -99,16 +121,34 @@ class PublishedBilling:
                     if pointer is None:
                         continue
                     if pointer.snapshot != self._snapshots.get(month):
-                        self._swap(pointer, read_snapshot(location, pointer))
+                        tables = read_snapshot(location, pointer)
+                        self._check(location, pointer, tables)
+                        self._swap(pointer, tables)
                     self._stamps[month], self._read_at[month] = stamp, read_at
-                except (PublishedError, OSError) as error:  # keep the previous snapshot, try again next time
-                    log.warning(f"published billing of {month} not loaded: {error}")
+                    self._complaints.pop(month, None)
+                except (PublishedError, OSError, duckdb.Error) as error:  # keep the previous snapshot, try again
+                    if self._complaints.get(month) != str(error):  # said once, not at every refresh
+                        log.warning(f"published billing of {month} not loaded, still serving what was: {error}")
+                    self._complaints[month] = str(error)
             for month in set(self._snapshots) - set(stamps):  # a pointer removed: the month is withdrawn
                 self._withdraw(month)
             self._checked = time.monotonic()
             self._loaded_once = True
         finally:
             self._lock.release()
+
+    def _check(self, location, pointer: Pointer, tables: dict[str, pa.Table]) -> None:
+        """PublishedError naming the table's file when a column the API reads is missing or of another kind."""
+        folder = location.join("months", pointer.month, pointer.snapshot)
+        for name, table in tables.items():
+            for wanted in self._schemas[name]:
+                where = location.display(f"{folder}/{name}.parquet")
+                index = table.schema.get_field_index(wanted.name)
+                if index < 0:
+                    raise PublishedError(f"{where}: no column {wanted.name}")
+                found = table.schema.field(index).type
+                if not _fits(found, wanted.type):
+                    raise PublishedError(f"{where}: column {wanted.name} is {found}, not {wanted.type}")
 
     def _swap(self, pointer, tables) -> None:
         con = self._con.cursor()

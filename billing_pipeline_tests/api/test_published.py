@@ -289,3 +289,91 @@ def test_a_snapshot_published_before_the_detail_is_still_served(built, copy):
         "/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
     assert D(doc["total_cost"]["rounded"]) == built.cents(JAN)[A]
     assert (doc["usage_lines"], doc["daily"], doc["parts"], doc["month_to_date"]) == ([], {}, {}, None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A broken publication is logged and the month keeps what it served: never an error for every request
+
+
+def pointer_document(published) -> dict:
+    import json
+
+    return json.loads(pointer_bytes(published))
+
+
+@pytest.mark.parametrize("broken, complaint", [
+    (b"{", "2026-01.json: not JSON"),
+    (b"[]", "2026-01.json: not a pointer (a JSON object), a JSON list"),
+    (b'"20260101T000000000000Z-0000abcd"', "2026-01.json: not a pointer (a JSON object), a JSON str"),
+    (lambda doc: {**doc, "snapshot": doc["snapshot"] + "\n"}, "2026-01.json: not a pointer of 2026-01 to a snapshot id"),
+    (lambda doc: {**doc, "snapshot": "../2025-12/" + doc["snapshot"]}, "not a pointer of 2026-01 to a snapshot id"),
+    (lambda doc: {**doc, "month": "2025-12"}, "2026-01.json: not a pointer of 2026-01 to a snapshot id"),
+    (lambda doc: {**doc, "published_at": None}, "2026-01.json: published_at is not a time"),
+    (lambda doc: {**doc, "is_final": "false"}, "2026-01.json: is_final is not true or false"),
+    (lambda doc: {**doc, "delivery_id": 7}, "2026-01.json: delivery_id is not text"),
+], ids=["not-json", "list", "string", "id-with-newline", "id-with-path", "other-month", "no-time", "final-as-text",
+        "delivery-as-number"])
+def test_a_broken_pointer_keeps_the_month_served_as_it_was(built, copy, caplog, broken, complaint):
+    import json
+
+    client = in_process_client(copy.published, built.tokens_file)
+    served = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
+    text = broken if isinstance(broken, bytes) else json.dumps(broken(pointer_document(copy.published))).encode()
+    (copy.published / "current" / "2026-01.json").write_bytes(text)
+    with caplog.at_level("WARNING", logger="billing_pipeline.api"):
+        for _ in range(3):  # every request refreshes (refresh_seconds=0): each one still answers, the same
+            assert client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json() == served
+        assert client.get("/billing/history", headers=auth(built, A)).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if "not loaded" in r.getMessage()]
+    assert len(warnings) == 1 and complaint in warnings[0]  # said once, not at every refresh
+
+
+def test_a_pointer_of_a_month_that_does_not_exist_is_skipped(built, copy, caplog):
+    import json
+
+    client = in_process_client(copy.published, built.tokens_file)
+    history = client.get("/billing/history", headers=auth(built, A)).json()
+    (copy.published / "current" / "2026-13.json").write_text(
+        json.dumps({**pointer_document(copy.published), "month": "2026-13"}))
+    with caplog.at_level("WARNING", logger="billing_pipeline.api"):
+        assert client.get("/billing/history", headers=auth(built, A)).json() == history
+        assert client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).status_code == 200
+    assert any("2026-13.json: '2026-13' is not a month" in r.getMessage() for r in caplog.records)
+
+
+def without(table: pa.Table, column: str) -> pa.Table:
+    return table.drop_columns([column])
+
+
+def retyped(table: pa.Table, column: str, type_: pa.DataType) -> pa.Table:
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, pa.field(column, type_), table.column(column).cast(type_))
+
+
+@pytest.mark.parametrize("change, complaint", [
+    (lambda t: without(t, "amount"), "statements.parquet: no column amount"),
+    (lambda t: retyped(t, "cost", pa.string()), "statements.parquet: column cost is string, not decimal128(38, 10)"),
+    (lambda t: retyped(t, "cost", pa.float64()), "statements.parquet: column cost is double, not decimal128(38, 10)"),
+    # more places than the API keeps: loading it would round the money silently
+    (lambda t: retyped(t, "cost", pa.decimal128(38, 12)),
+     "statements.parquet: column cost is decimal128(38, 12), not decimal128(38, 10)"),
+    (lambda t: retyped(t, "billing_period", pa.string()),
+     "statements.parquet: column billing_period is string, not date32[day]"),
+    (lambda t: retyped(t, "is_final", pa.string()), "statements.parquet: column is_final is string, not bool"),
+], ids=["missing-column", "money-as-text", "money-as-float", "money-rounded", "date-as-text", "flag-as-text"])
+def test_a_snapshot_of_the_wrong_shape_keeps_the_month_served_as_it_was(built, copy, caplog, change, complaint):
+    location = locate(str(copy.published))
+    served_snapshot = read_pointer(location, "2026-01")
+    tables = read_snapshot(location, served_snapshot)
+    client = in_process_client(copy.published, built.tokens_file)
+    served = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
+    broken = publish_month(location, JAN, {**tables, "statements": change(tables["statements"])},
+                           {"delivery_id": "broken", "is_final": False})
+    with caplog.at_level("WARNING", logger="billing_pipeline.api"):
+        assert client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json() == served
+    (warning,) = [r.getMessage() for r in caplog.records if "not loaded" in r.getMessage()]
+    assert f"{broken['snapshot']}/{complaint}" in warning
+    # the next good snapshot is served
+    publish_month(location, JAN, tables, {"delivery_id": "good again", "is_final": False})
+    doc = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
+    assert doc["published"]["cur_delivery"] == "good again" and doc["total_cost"] == served["total_cost"]
