@@ -9,7 +9,8 @@ Nothing here rounds money; the only arithmetic is the unit cost, a ratio (cost /
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, localcontext
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -63,11 +64,13 @@ def money(amount: Decimal | None, cents: Decimal | None) -> dict | None:
 
 
 def unit_cost(cost: Decimal | None, quantity: Decimal | None) -> str | None:
+    """cost / quantity to 12 places, rounded half away from zero like every figure of the project: from the exact
+    fraction, so a quotient that does not end is rounded once (a 60-digit quotient rounded again could not be)."""
     if cost is None or quantity is None or quantity == 0:
         return None
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return exact((cost / quantity).quantize(UNIT_COST_PLACES))
+    ratio = Fraction(cost) / Fraction(quantity) / Fraction(UNIT_COST_PLACES)
+    units = (abs(ratio.numerator) * 2 + ratio.denominator) // (2 * ratio.denominator)  # floor(|ratio| + 1/2)
+    return exact(Decimal(units if ratio >= 0 else -units).scaleb(UNIT_COST_PLACES.as_tuple().exponent))
 
 
 # ----------------------------------------------------------------------------------------------------------------

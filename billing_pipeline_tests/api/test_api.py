@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import ROUND_HALF_UP
 from decimal import Decimal as D
 
 import pytest
@@ -76,6 +77,20 @@ def test_statement_of_a_month_equals_the_generators_answers(client, built, accou
             for t, r in rows.items()} == report
 
 
+@pytest.mark.parametrize("cost, quantity, shown", [
+    ("0.0000000000005", "1", "0.000000000001"),  # a tie goes away from zero (half-even gave 0.000000000000)
+    ("-0.0000000000025", "1", "-0.000000000003"),  # a refund's too (half-even: -0.000000000002)
+    ("2", "3", "0.666666666667"), ("1", "3", "0.333333333333"),
+    # a quotient that does not end, just under a tie at the 13th place: rounded once, from the exact fraction
+    ("0.0000000000004999999999999999999999999999999999999999999999999999999999999", "1", "0.000000000000"),
+    ("1", "0", None),
+])
+def test_a_unit_cost_is_rounded_half_away_from_zero_once(cost, quantity, shown):
+    from billing_pipeline.api.queries import unit_cost
+
+    assert unit_cost(D(cost), D(quantity)) == shown
+
+
 def test_quantities_and_unit_costs_come_from_the_usage(client, built):
     doc = client.get("/billing", params={"month": "2026-01"}, headers=auth(built, A)).json()
     s3 = doc["usage_by_type"]["s3"]
@@ -83,7 +98,7 @@ def test_quantities_and_unit_costs_come_from_the_usage(client, built):
     assert s3["unit"] == "S3Storage"
     quantity = D(s3["quantity"])
     assert quantity > 0
-    assert D(s3["unit_cost"]) == (D(s3["cost"]["exact"]) / quantity).quantize(D("1e-12"))
+    assert D(s3["unit_cost"]) == (D(s3["cost"]["exact"]) / quantity).quantize(D("1e-12"), ROUND_HALF_UP)
     # several operations: per-operation quantities and the application's unit prices
     lam = doc["usage_by_type"]["lambda"]
     assert lam["quantity"] is None and lam["unit_cost"] is None
