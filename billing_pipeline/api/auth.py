@@ -54,9 +54,13 @@ def token_hash(token: str) -> str:
 
 
 def _utc(text: str | None) -> dt.datetime | None:
+    """A stored time; one written without a zone is UTC (as every time of the project), never the machine's."""
     if text is None:
         return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
 
 
 def _text(moment: dt.datetime) -> str:
@@ -65,7 +69,7 @@ def _text(moment: dt.datetime) -> str:
 
 def check_accountant_id(accountant_id: str) -> str:
     """The id a tenant token may carry, or InvalidRequest saying why not: not empty, no surrounding whitespace or
-    control characters, not a row name of the warehouse (`unattributed`, `total`, in any case)."""
+    control characters, not a row name of the warehouse (`unattributed`, `total`, `unknown`, in any case)."""
     if not accountant_id or not accountant_id.strip():
         raise InvalidRequest("not an accountant id: it is empty")
     if accountant_id != accountant_id.strip():
@@ -120,6 +124,9 @@ def parse_tokens(text: str, source: str) -> dict[str, Grant]:
         if isinstance(entry, str):  # the first format: hash -> accountant id, no expiry
             entry = {"id": _legacy_id(digest), "scope": "tenant", "accountant_id": entry, "label": "",
                      "created_at": None, "expires_at": None}
+        elif isinstance(entry, dict) and not isinstance(entry.get("expires_at"), str):
+            # only the first format's tokens lack an expiry: a hand-edited `null` must not make one live forever
+            raise TokensFileError(f"{source}: token entry {digest[:8]}... has no expires_at")
         try:
             grant = Grant(id=str(entry["id"]), scope=entry["scope"], accountant_id=entry.get("accountant_id"),
                           label=str(entry.get("label") or ""), created_at=entry.get("created_at"),

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing_pipeline.api.auth import issue_token, list_tokens, token_hash
+from billing_pipeline.api.auth import TokensFileError, issue_token, list_tokens, parse_tokens, token_hash
 
 from .conftest import in_process_client
 
@@ -40,6 +40,34 @@ def test_a_token_expires_after_its_days(built, tmp_path):
     assert client.get("/billing/history", headers=bearer(fresh)).status_code == 200
     grants = {g.expires_at for g in list_tokens(str(tokens))}
     assert (NOW + dt.timedelta(days=1)).isoformat(timespec="seconds").replace("+00:00", "Z") in grants
+
+
+def hand_written(expires_at) -> str:
+    return json.dumps({"tokens": {token_hash("bpt_x"): {"id": "tok_hand", "scope": "tenant", "accountant_id": A,
+                                                        "label": "", "created_at": None, "expires_at": expires_at}}})
+
+
+def test_an_expiry_without_a_zone_is_utc_not_the_machines_time(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")  # 5 hours behind UTC in January
+    time.tzset()
+    try:
+        (grant,) = parse_tokens(hand_written("2030-01-01T00:00:00"), "tokens.json").values()
+        assert grant.expired(dt.datetime(2030, 1, 1, 0, 30, tzinfo=dt.timezone.utc))  # read as local: 05:00Z
+        assert not grant.expired(dt.datetime(2029, 12, 31, 23, 59, tzinfo=dt.timezone.utc))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_hand_written_token_without_an_expiry_is_refused_not_made_eternal(built, tmp_path):
+    with pytest.raises(TokensFileError, match=r"tokens\.json: token entry [0-9a-f]{8}\.\.\. has no expires_at"):
+        parse_tokens(hand_written(None), "tokens.json")
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(hand_written(None))
+    answer = in_process_client(built.published, tokens).get("/billing/history", headers=bearer("bpt_x"))
+    assert answer.status_code == 503 and "tokens file cannot be read" in answer.json()["detail"]
 
 
 def test_issue_defaults_to_90_days_and_list_shows_ids_never_secrets(tmp_path):
