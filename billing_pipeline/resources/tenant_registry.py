@@ -98,7 +98,7 @@ def id_problem(value) -> str | None:
         return f"{value!r} has surrounding whitespace"
     if any(unicodedata.category(c)[0] == "C" for c in value):
         return f"{value!r} contains control or format characters"
-    if value in RESERVED_IDS:
+    if value.casefold() in RESERVED_IDS:  # any case: a tag `TOTAL` is read as the reserved word too
         return f"{value!r} is a reserved word of the warehouse, not a tenant"
     return None
 

@@ -55,12 +55,15 @@ def test_registry_from_a_file_lines_or_json(tmp_path):
 
 def test_malformed_registry_fails_naming_the_file_and_line(tmp_path, monkeypatch):
     bad = tmp_path / "tenants.txt"
-    bad.write_text("acct-0001\nacct-0002 \ntotal\n")
+    bad.write_text("acct-0001\nacct-0002 \ntotal\nUnknown\n")
     monkeypatch.setenv("BILLING_TENANTS", str(bad))
     with pytest.raises(TenantRegistryError) as error:
         TenantRegistry().load(None)
+    # any case: `Unknown` would be a tenant beside the statements' `unknown` row, and a tag `TOTAL` is read as the
+    # reserved word (its cost unattributed), so a tenant registered as `TOTAL` would never be charged its own cost
     assert str(error.value) == (f"Tenant registry {bad}: line 2: 'acct-0002 ' has surrounding whitespace; "
-                                "line 3: 'total' is a reserved word of the warehouse, not a tenant")
+                                "line 3: 'total' is a reserved word of the warehouse, not a tenant; "
+                                "line 4: 'Unknown' is a reserved word of the warehouse, not a tenant")
     with pytest.raises(TenantRegistryError, match=r"missing\.txt: cannot read it"):
         TenantRegistry(source=str(tmp_path / "missing.txt")).load(None)
     empty = tmp_path / "empty.json"
