@@ -67,7 +67,7 @@ def test_the_profile_times_what_each_asset_and_its_readers_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("spark")  # JVMs: with the other Spark tests
+@pytest.mark.xdist_group("spark-cluster")  # a cluster of its own: after the Spark Connect cluster test
 def test_the_scaling_figure_runs_on_a_two_worker_cluster(tmp_path):
     """--scaling at a tiny size: DuckDB and the standalone cluster the script starts (its driver this script's
     worker process, each executor a JVM of its own on a worker) write the same rows, to the digit, and the

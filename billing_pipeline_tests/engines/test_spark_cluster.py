@@ -20,7 +20,9 @@ from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster
 from billing_pipeline_tests.engines.spark_support import ALL_BUT_THE_BACKTEST, BACKTEST
 
-pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]  # JVMs: one test worker for all Spark tests
+# the cluster's JVMs (master, workers, Spark Connect server) are processes of their own: one test worker runs the
+# cluster tests one after another while the other runs the in-process Spark tests (xdist_group "spark")
+pytestmark = [pytest.mark.xdist_group("spark-cluster"), pytest.mark.slow]
 
 MONTH = "2026-01-01"
 # every table of the warehouse but the backtest's (see ALL_BUT_THE_BACKTEST)
