@@ -132,6 +132,8 @@ class PublishedBilling:
                     self._complaints[month] = str(error)
             for month in set(self._snapshots) - set(stamps):  # a pointer removed: the month is withdrawn
                 self._withdraw(month)
+            for month in set(self._complaints) - set(stamps):  # a broken pointer removed: nothing more to say
+                del self._complaints[month]
             self._checked = time.monotonic()
             self._loaded_once = True
         finally:
