@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS cur_line_items (
     environment         VARCHAR,
     cost_center         VARCHAR,
     source_file         VARCHAR NOT NULL,       -- the delivery file the row was read from
-    delivery_id         VARCHAR NOT NULL        -- assemblyId, or a fingerprint of the files read
+    delivery_id         VARCHAR NOT NULL,       -- assemblyId, or a fingerprint of the files read
+    -- discount/TotalDiscount as stated on the line, in no cost (last: warehouse_upgrades.sql adds it to older ones)
+    column_discount     DECIMAL(38, 10)
 );
 
 CREATE TABLE IF NOT EXISTS hourly_cost_facts (

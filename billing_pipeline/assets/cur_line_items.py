@@ -109,10 +109,18 @@ def cur_line_items(
             {"period": period},
             limit=100,
         )
+        uncounted = discounts_only_in_column(con, period, application)
 
     context.log.info(f"{period:%Y-%m}: {rows} line items from {files} file(s) of delivery {delivery.delivery_id}")
+    for currency, amount in uncounted:
+        context.log.warning(
+            f"{period:%Y-%m}: the application's line items state {amount} {currency} of discounts in their discount "
+            "column while the delivery has no discount line items: a CUR 2.0 export without manual discount "
+            "compatibility. Costs are before those discounts (but under BILLING_COST_METRIC=net_amortized, whose "
+            "net columns hold them); enable the export's manual discount compatibility (docs/attribution-rules.md)")
     return MaterializeResult(
         metadata={
+            **{f"discounts_only_in_column/{currency}": format(amount, "f") for currency, amount in uncounted},
             "dagster/row_count": MetadataValue.int(rows),
             "delivery_id": delivery.delivery_id,
             "layout": delivery.layout,
@@ -132,3 +140,18 @@ def cur_line_items(
             "invalid_accountant_id_tags": MetadataValue.int(int(invalid_tenant_tags or 0)),
         },
     )
+
+
+def discounts_only_in_column(con, period, application: str) -> list[tuple[str, object]]:
+    """Per currency, the discounts the application's line items state in their discount column
+    (discount/TotalDiscount) when the month has no discount line item at all: legacy CUR writes each discount both
+    ways (the column is informational there), a CUR 2.0 export without manual discount compatibility may hold them
+    in the column only, and then no metric but net_amortized (net columns) includes them."""
+    return con.execute(
+        """SELECT currency, sum(column_discount) FROM cur_line_items
+           WHERE billing_period = $period AND application = $application AND column_discount <> 0
+             AND NOT EXISTS (SELECT 1 FROM cur_line_items d WHERE d.billing_period = $period
+                             AND d.line_item_type LIKE '%Discount')
+           GROUP BY currency ORDER BY currency""",
+        {"period": period, "application": application},
+    ).fetchall()

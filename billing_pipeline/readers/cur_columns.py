@@ -61,6 +61,9 @@ CUR_COLUMNS: dict[str, CurColumn] = {
         CurColumn("reservation_net_unused_amortized_upfront_fee_for_billing_period", MONEY),
         CurColumn("reservation_unused_recurring_fee", MONEY),
         CurColumn("reservation_net_unused_recurring_fee", MONEY),
+        # discount/TotalDiscount (legacy CUR) or CUR 2.0's discount_total_discount: informational, never summed
+        # into a cost (legacy CUR also writes each discount as a line item; see cur_line_items.sql)
+        CurColumn("discount_total_discount", MONEY),
         # Not CUR columns: FOCUS's EffectiveCost, the amortized cost the export computed itself, and its
         # ChargeClass ('Correction': a correction of a billing period already invoiced).
         CurColumn("effective_cost", MONEY),

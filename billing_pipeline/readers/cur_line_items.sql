@@ -131,5 +131,9 @@ SELECT
     tags[$environment_tag]                      AS environment,
     tags[$cost_center_tag]                      AS cost_center,
     source_file,
-    $delivery_id                                AS delivery_id
+    $delivery_id                                AS delivery_id,
+    -- the line's discounts as its discount column states them: never part of a cost. Legacy CUR repeats there what
+    -- its discount line items (BundledDiscount, EdpDiscount, ...) hold; a CUR 2.0 export without "manual discount
+    -- compatibility" may hold discounts there only (cur_line_items' metadata says so, docs/attribution-rules.md)
+    discount_total_discount                     AS column_discount
 FROM fee_parts
