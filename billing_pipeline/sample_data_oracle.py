@@ -89,6 +89,8 @@ SCOPE_NAMES = {service: [(n["scope"], n["usage_type"], n["product_name"], n["evi
 
 # The scope of a model the catalog does not name: its token lines and its modelIds (never a catalog model's users)
 UNNAMED_MODEL = "(unnamed model)"
+# The scope of an application inference profile's tokens: its ARN names no model, and no fact has this scope
+APPLICATION_PROFILE = "(application inference profile)"
 
 
 def fact_scope(service: str, resource_id: str, usage_type: str = "") -> str:
@@ -112,6 +114,8 @@ def evidence_scope(service: str, scope: str) -> str:
     else (no modelId, another service) itself."""
     if not SCOPE_NAMES.get(service) or scope == "":
         return scope
+    if ":application-inference-profile/" in scope:
+        return APPLICATION_PROFILE
     return next((name for name, _, _, in_evidence in SCOPE_NAMES[service]
                  if names_whole(scope, in_evidence, r"(:|-v[0-9]|-[0-9]{8}|$)", True)), UNNAMED_MODEL)
 

@@ -5,7 +5,14 @@
 -- scopes of a service with scope_names: the catalog name that matches, else '(unnamed model)' (the token lines of
 -- models the catalog does not name have that scope too: fact_key_scopes.sql). Evidence without a scope ('') and
 -- of other services keeps its own.
-SELECT k.service, k.scope AS evidence_scope, coalesce(min_by(n.scope, n.name_order), '(unnamed model)') AS scope
+-- An application inference profile ARN (`arn:aws:bedrock:<region>:<account>:application-inference-profile/<id>`)
+-- names no model (the id is random): its tokens are the scope '(application inference profile)', which no fact has,
+-- so they are never evidence for a model's line, not even an unnamed model's (AWS bills such usage under the
+-- model's own usage type, with the profile's cost allocation tags: a tagged line is direct cost). A cross-Region
+-- (system-defined) profile id or ARN (`us.`/`eu.`/`apac.`/`global.anthropic...`) names its model as above.
+SELECT k.service, k.scope AS evidence_scope,
+       CASE WHEN contains(k.scope, ':application-inference-profile/') THEN '(application inference profile)'
+            ELSE coalesce(min_by(n.scope, n.name_order), '(unnamed model)') END AS scope
 FROM evidence_scopes k
 JOIN (SELECT DISTINCT service FROM scope_names) m ON m.service = k.service
 -- A name matches whole: followed by the end, ':', '-v<n>' or a '-YYYYMMDD' date, never by more of a model name

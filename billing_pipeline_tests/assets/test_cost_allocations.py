@@ -311,3 +311,27 @@ def test_bedrock_model_names_match_whole_not_as_the_prefix_of_a_newer_model(ware
     rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
     assert by_tenant(rows, "USE1-ClaudeSonnet4-input-tokens") == {("A", "shared_hour"): D("1.00")}
     assert by_tenant(rows, "USE1-ClaudeSonnet4.5-input-tokens") == {("B", "shared_hour"): D("3.00")}
+
+
+def test_bedrock_inference_profiles(warehouse_con):
+    """A cross-Region (system-defined) profile id or ARN names its model: its tokens are that model's evidence. An
+    application inference profile ARN names no model: its tokens are never another model's evidence (AWS bills its
+    usage under the model's own usage type with the profile's cost allocation tags: a tagged line is direct)."""
+    con = warehouse_con
+    arn = "arn:aws:bedrock:us-east-1:123456789012:"
+    add_usage(con, H(3, 13), "AmazonBedrock", "input_tokens", "A", "1000",
+              scope=arn + "inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+    add_usage(con, H(3, 13), "AmazonBedrock", "input_tokens", "B", "3000",
+              scope="eu.anthropic.claude-3-5-sonnet-20240620-v1:0")
+    add_usage(con, H(3, 13), "AmazonBedrock", "input_tokens", "C", "5000",
+              scope=arn + "application-inference-profile/abc123xyz")
+    add_usage(con, H(3, 13), "AmazonBedrock", "input_tokens", "D", "1000", scope="meta.llama3-70b-instruct-v1:0")
+    add_fact(con, H(3, 13), "AmazonBedrock", "USE1-Claude3.5Sonnet-input-tokens", "0.40")
+    add_fact(con, H(3, 13), "AmazonBedrock", "USE1-Claude3.5Sonnet-input-tokens", "0.15", accountant_id="C",
+             resource_id=arn + "application-inference-profile/abc123xyz")
+    add_fact(con, H(3, 13), "AmazonBedrock", "USE1-Llama3-70B-input-tokens", "2.00")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
+    assert by_tenant(rows, "USE1-Claude3.5Sonnet-input-tokens") == {
+        ("A", "shared_hour"): D("0.1"), ("B", "shared_hour"): D("0.3"), ("C", "direct"): D("0.15")}
+    # C's application-profile tokens are not unnamed-model usage: the Llama line is D's alone
+    assert by_tenant(rows, "USE1-Llama3-70B-input-tokens") == {("D", "shared_hour"): D("2.00")}
