@@ -122,7 +122,7 @@ def evidence_scope(service: str, scope: str) -> str:
 
 def names_whole(text: str, name: str, after: str, must: bool) -> bool:
     """`name` occurs in `text` (first occurrence) and what follows it matches `after` (`must`) or does not: a model
-    name that another model's name continues (`ClaudeSonnet4.5`, `claude-sonnet-4-5-...`) is not its name."""
+    name that another model's name continues (`Claude3Haiku2`, `claude-sonnet-4-5-...`) is not its name."""
     at = text.find(name)
     return at >= 0 and bool(re.match(after, text[at + len(name):])) == must
 

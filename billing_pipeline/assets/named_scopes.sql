@@ -2,7 +2,7 @@
 -- name the reader appends to a Marketplace line's usage type), first match in catalog order (scope_names).
 -- cost_allocations.sql and month_to_date.sql include it (sql.py) as the body of a CTE; fact_key_scopes.sql reads it.
 -- A name matches whole: not followed by a letter, digit or '.', which would make it another model's
--- (`ClaudeSonnet4` is not `ClaudeSonnet4.5`, `Claude 3.5 Sonnet` not `Claude 3.5 Sonnet2`).
+-- (`Claude3Haiku` is not `Claude3Haiku2`, `Claude 3.5 Sonnet` not `Claude 3.5 Sonnet2`).
 -- Input: a relation `fact_usage_types(service, usage_type)`. Output: (service, usage_type, scope) for those that
 -- name one. A fact's scope is that, else group 1 of the catalog's fact_scopes pattern on its resource id, else ''.
 SELECT t.service, t.usage_type, min_by(n.scope, n.name_order) AS scope

@@ -300,16 +300,16 @@ def test_bedrock_model_the_catalog_does_not_name_is_split_by_such_models_users_o
 
 def test_bedrock_model_names_match_whole_not_as_the_prefix_of_a_newer_model(warehouse_con):
     con = warehouse_con
-    # A used Claude Sonnet 4, B Claude Sonnet 4.5: `claude-sonnet-4` is a prefix of B's modelId, `ClaudeSonnet4` of
-    # its usage type, but Sonnet 4.5 is not a catalog model (its own users split it, not Sonnet 4's)
+    # A used Claude Sonnet 4, B Claude Sonnet 4.5: `claude-sonnet-4` is a prefix of B's modelId, but Sonnet 4.5 is
+    # not a catalog model (its own users split it, not Sonnet 4's; its usage type here is made up, naming no entry)
     add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "A", "1000",
               scope="anthropic.claude-sonnet-4-20250514-v1:0")
     add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "B", "3000",
               scope="us.anthropic.claude-sonnet-4-5-20250929-v1:0")
-    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-ClaudeSonnet4-input-tokens", "1.00")
+    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-Claude4Sonnet-input-tokens", "1.00")
     add_fact(con, H(3, 12), "AmazonBedrock", "USE1-ClaudeSonnet4.5-input-tokens", "3.00")
     rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
-    assert by_tenant(rows, "USE1-ClaudeSonnet4-input-tokens") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-Claude4Sonnet-input-tokens") == {("A", "shared_hour"): D("1.00")}
     assert by_tenant(rows, "USE1-ClaudeSonnet4.5-input-tokens") == {("B", "shared_hour"): D("3.00")}
 
 
@@ -335,3 +335,21 @@ def test_bedrock_inference_profiles(warehouse_con):
         ("A", "shared_hour"): D("0.1"), ("B", "shared_hour"): D("0.3"), ("C", "direct"): D("0.15")}
     # C's application-profile tokens are not unnamed-model usage: the Llama line is D's alone
     assert by_tenant(rows, "USE1-Llama3-70B-input-tokens") == {("D", "shared_hour"): D("2.00")}
+
+
+def test_bedrock_claude_4_usage_types_as_aws_spells_them(warehouse_con):
+    """AWS spells the newer Claude models version first (`USE1-Claude4Sonnet-input-tokens-cross-region-global`,
+    `USE1-Claude4.5Haiku-input-tokens`): their lines are split by their own model's users, not the unnamed models'."""
+    con = warehouse_con
+    add_usage(con, H(3, 14), "AmazonBedrock", "input_tokens", "A", "1000",
+              scope="global.anthropic.claude-sonnet-4-20250514-v1:0")
+    add_usage(con, H(3, 14), "AmazonBedrock", "input_tokens", "B", "3000",
+              scope="us.anthropic.claude-haiku-4-5-20251001-v1:0")
+    add_usage(con, H(3, 14), "AmazonBedrock", "input_tokens", "C", "1000", scope="meta.llama3-70b-instruct-v1:0")
+    add_fact(con, H(3, 14), "AmazonBedrock", "USE1-Claude4Sonnet-input-tokens-cross-region-global", "1.00")
+    add_fact(con, H(3, 14), "AmazonBedrock", "USE1-Claude4.5Haiku-input-tokens", "0.30")
+    add_fact(con, H(3, 14), "AmazonBedrock", "USE1-Llama3-70B-input-tokens", "0.50")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
+    assert by_tenant(rows, "USE1-Claude4Sonnet-input-tokens-cross-region-global") == {("A", "shared_hour"): D("1.00")}
+    assert by_tenant(rows, "USE1-Claude4.5Haiku-input-tokens") == {("B", "shared_hour"): D("0.30")}
+    assert by_tenant(rows, "USE1-Llama3-70B-input-tokens") == {("C", "shared_hour"): D("0.50")}
