@@ -61,6 +61,7 @@ class Service:
     scope_names: tuple[ScopeName, ...] = ()
     marketplace: Mapping[str, str] | None = None  # billing_entity, usage_type_contains: lines sold via Marketplace
     storage_classes: Mapping[str, str] | None = None  # S3 Inventory StorageClass -> driver of its GB-months
+    product_codes: tuple[str, ...] = ()  # other product codes AWS bills this service's usage under
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,13 @@ class Catalog:
         params["marketplace_usage_type"] = sold.marketplace["usage_type_contains"] if sold else NO_MATCH
         params["marketplace_service"] = sold.name if sold else NO_MATCH
         return params
+
+    def product_code_branches(self) -> str:
+        """The CUR reader's `{product_code_services}`: CASE branches giving each other product code its service
+        (`WHEN line_item_product_code IN ('AmazonBedrockService', ...) THEN 'AmazonBedrock'`), or ''. Literals from
+        the catalog, each checked to be letters and digits only (parse_catalog)."""
+        return " ".join(f"WHEN line_item_product_code IN ({', '.join(repr(c) for c in s.product_codes)}) "
+                        f"THEN {s.name!r}" for s in self.services.values() if s.product_codes)
 
     def driver_rule_rows(self) -> list[tuple[str, str, int, str, int]]:
         rows = []
@@ -172,7 +180,7 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
                 if "storage_classes" in spec else None
             services[name] = Service(name, str(spec["resource_type"]), drivers, rules,
                                      tuple(spec.get("otherwise", [])), spec.get("scope_from_resource_id"),
-                                     names, marketplace, classes)
+                                     names, marketplace, classes, tuple(spec.get("product_codes", [])))
     except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"{source}: not a valid catalog ({type(error).__name__}: {error})") from error
     problems = []
@@ -188,6 +196,11 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
                     raise re.error("needs one group and no backslash (the same text must work on Spark)")
             except re.error as error:
                 problems.append(f"{s.name}: scope_from_resource_id {s.scope_from_resource_id!r}: {error}")
+    aliases = [c for s in services.values() for c in s.product_codes]
+    problems += [f"product code {c!r}: letters and digits only" for c in aliases
+                 if not isinstance(c, str) or not re.fullmatch(r"[A-Za-z0-9]+", c)]
+    problems += [f"product code {c!r} is a service of its own or named twice" for c in dict.fromkeys(aliases)
+                 if c in services or aliases.count(c) > 1]
     if sum(1 for s in services.values() if s.marketplace) > 1:
         problems.append("more than one service has `marketplace`")
     if problems:

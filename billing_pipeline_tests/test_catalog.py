@@ -42,6 +42,10 @@ def test_pricing_file_overrides_catalog_prices_and_rejects_unknown_drivers():
     (lambda s: s["AWSLambda"].update(scope_from_resource_id="function:[^:]+"), "needs one group"),
     (lambda s: s["AWSLambda"]["drivers"]["gb_seconds"].update(unit_price="-1"), "negative unit price"),
     (lambda s: s["AWSLambda"].pop("resource_type"), "not a valid catalog"),
+    # a product code is written into the CUR reader's SQL: letters and digits only, one service each
+    (lambda s: s["AWSLambda"].update(product_codes=["AWSLambda'); DROP"]), "letters and digits only"),
+    (lambda s: s["AWSLambda"].update(product_codes=["AWSLambdaEdge", "AWSLambdaEdge"]), "named twice"),
+    (lambda s: s["AWSLambda"].update(product_codes=["AWSLambda"]), "a service of its own"),
 ])
 def test_a_bad_catalog_names_the_file_and_the_problem(change, problem):
     document = json.loads(json.dumps(PACKAGED))

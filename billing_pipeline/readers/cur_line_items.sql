@@ -58,7 +58,11 @@ SELECT
     -- model, so the product name is appended to it ("... (Claude 3.5 Sonnet (Amazon Bedrock Edition))").
     CASE WHEN bill_billing_entity = $marketplace_billing_entity
               AND contains(line_item_usage_type, $marketplace_usage_type)
-         THEN $marketplace_service ELSE line_item_product_code END AS service,
+         THEN $marketplace_service
+         -- another product code AWS bills a catalog service's usage under (catalog.json `product_codes`: Claude 4
+         -- tokens are `AmazonBedrockService`), as that service, so its lines are split by the service's drivers
+         {product_code_services}
+         ELSE line_item_product_code END AS service,
     CASE WHEN bill_billing_entity = $marketplace_billing_entity
               AND contains(line_item_usage_type, $marketplace_usage_type) AND product_product_name IS NOT NULL
          THEN line_item_usage_type || ' (' || product_product_name || ')'

@@ -39,7 +39,8 @@ from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
 from billing_pipeline.sql import column_definitions, read_sql
 from billing_pipeline.storage import Location
 
-LINE_ITEMS_SQL = read_sql("billing_pipeline.readers", "cur_line_items.sql")
+LINE_ITEMS_SQL = read_sql("billing_pipeline.readers", "cur_line_items.sql").replace(
+    "{product_code_services}", load_catalog().product_code_branches())
 INSERT_CLAUSE = "INSERT INTO {table} BY NAME"
 if INSERT_CLAUSE not in LINE_ITEMS_SQL:
     raise RuntimeError(f"cur_line_items.sql: expected `{INSERT_CLAUSE}` before its query")

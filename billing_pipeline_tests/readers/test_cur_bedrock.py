@@ -25,6 +25,12 @@ def test_marketplace_models_are_bedrock_lines_and_a_principal_naming_a_tenant_ma
          "arn:aws:iam::111111111111:user/alice", [("user_accountant_id", "acct-1"),
                                                   ("iamPrincipal/accountant_id", "acct-9")]),
         ("5", "AWS Marketplace", "other-prod", "USE1-MP:Seats", "Some SaaS", None, []),
+        # Claude 4 tokens are billed under product code AmazonBedrockService (and the foundation-model offer's
+        # code): the catalog's Bedrock, so model evidence splits them like any Bedrock line
+        ("6", "AWS", "AmazonBedrockService", "USE1-Claude4Sonnet-input-tokens", "Amazon Bedrock Service", None, []),
+        ("7", "AWS", "AmazonBedrockFoundationModels", "USE1-Claude4.5Haiku-output-tokens", "Amazon Bedrock", None,
+         []),
+        ("8", "AWS", "AmazonBedrockAgentCore", "USE1-Runtime-vCPU-Hours", "Amazon Bedrock AgentCore", None, []),
     ]
     n = len(lines)
     table = pa.table({
@@ -55,4 +61,7 @@ def test_marketplace_models_are_bedrock_lines_and_a_principal_naming_a_tenant_ma
         ("AmazonBedrock", "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))", None),
         ("AmazonBedrock", "USE1-Claude3Haiku-input-tokens", "acct-1"),  # the resource's own tag first
         ("other-prod", "USE1-MP:Seats", None),  # other Marketplace products stay what they are
+        ("AmazonBedrock", "USE1-Claude4Sonnet-input-tokens", None),
+        ("AmazonBedrock", "USE1-Claude4.5Haiku-output-tokens", None),
+        ("AmazonBedrockAgentCore", "USE1-Runtime-vCPU-Hours", None),  # a service of its own stays itself
     ]
