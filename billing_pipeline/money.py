@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from typing import Hashable, Mapping
 
 CENT = Decimal("0.01")
+
+
+def rounded_ratio(numerator: Decimal, denominator: Decimal, places: Decimal) -> Decimal:
+    """numerator / denominator to `places`, half away from zero (Decimal's ROUND_HALF_UP), from a quotient of 80
+    significant digits: far beyond what DECIMAL(38, s) operands need for the rounding to be the exact one."""
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return (numerator / denominator).quantize(places, rounding=ROUND_HALF_UP)
 
 
 def largest_remainder_cents(amounts: Mapping[Hashable, Decimal]) -> dict[Hashable, Decimal]:

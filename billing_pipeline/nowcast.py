@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.money import rounded_ratio
 from billing_pipeline.pricing import Pricing
 from billing_pipeline.sql import read_sql
 
@@ -89,9 +90,7 @@ def _round(value: Decimal, step: Decimal) -> Decimal:
 
 
 def _div(a: Decimal, b: Decimal, step: Decimal = RATE) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = 80
-        return (a / b).quantize(step, rounding=ROUND_HALF_UP)
+    return rounded_ratio(a, b, step)
 
 
 def _hours(a: dt.datetime, b: dt.datetime) -> int:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Iterable
 
 import duckdb
 
 from billing_pipeline.catalog import load_catalog
+from billing_pipeline.money import rounded_ratio
 from billing_pipeline.sql import named_statements, read_sql
 
 RESOURCE_TYPE_ORDER = list(load_catalog().resource_types())
@@ -64,13 +64,10 @@ def money(amount: Decimal | None, cents: Decimal | None) -> dict | None:
 
 
 def unit_cost(cost: Decimal | None, quantity: Decimal | None) -> str | None:
-    """cost / quantity to 12 places, rounded half away from zero like every figure of the project: from the exact
-    fraction, so a quotient that does not end is rounded once (a 60-digit quotient rounded again could not be)."""
+    """cost / quantity to 12 places, rounded half away from zero like every ratio the pipeline publishes."""
     if cost is None or quantity is None or quantity == 0:
         return None
-    ratio = Fraction(cost) / Fraction(quantity) / Fraction(UNIT_COST_PLACES)
-    units = (abs(ratio.numerator) * 2 + ratio.denominator) // (2 * ratio.denominator)  # floor(|ratio| + 1/2)
-    return exact(Decimal(units if ratio >= 0 else -units).scaleb(UNIT_COST_PLACES.as_tuple().exponent))
+    return exact(rounded_ratio(cost, quantity, UNIT_COST_PLACES))
 
 
 # ----------------------------------------------------------------------------------------------------------------

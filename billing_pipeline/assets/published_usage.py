@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal
 
 import pyarrow as pa
 
 from billing_pipeline.assets.statements import split_cents
 from billing_pipeline.assets.tenant_registry import reported
 from billing_pipeline.catalog import COMBINED, Catalog, load_catalog
-from billing_pipeline.money import CENT, largest_remainder_cents
+from billing_pipeline.money import CENT, largest_remainder_cents, rounded_ratio
 
 MONEY = pa.decimal128(38, 10)
 CENTS = pa.decimal128(38, 2)
@@ -100,12 +100,6 @@ def usage_unit(catalog: Catalog, service: str | None, usage_type: str | None) ->
     return None
 
 
-def _ratio(numerator: Decimal, denominator: Decimal, places: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = 80
-        return (numerator / denominator).quantize(places, rounding=ROUND_HALF_UP)
-
-
 def usage_tables(period: dt.date, tenant_rows: list[tuple], bill_rows: list[tuple], statements: list[dict],
                  catalog: Catalog | None = None) -> dict[str, pa.Table]:
     """usage_lines, usage_days, daily and cost_parts of the month (see the module doc)."""
@@ -126,13 +120,13 @@ def usage_tables(period: dt.date, tenant_rows: list[tuple], bill_rows: list[tupl
         unit = usage_unit(catalog, service, usage_type) if line_type in USAGE_LINE_TYPES else None
         if unit and amount and cost:
             amount *= unit[1]
-            return unit[0], (amount, cost), _ratio(cost, amount, UNIT_COST_PLACES)
+            return unit[0], (amount, cost), rounded_ratio(cost, amount, UNIT_COST_PLACES)
         line_cost = bill_all.get(key, (0, 0))[1] or cost
         name = f"% of {service or 'the bill'} {usage_type or line_type}" + (
             f" {line_type}" if usage_type and line_type not in USAGE_LINE_TYPES[:1] else "")
         if not line_cost:
             return name, None, None
-        return name, (Decimal(100), line_cost), _ratio(line_cost, Decimal(100), UNIT_COST_PLACES)
+        return name, (Decimal(100), line_cost), rounded_ratio(line_cost, Decimal(100), UNIT_COST_PLACES)
 
     # the tenant's cost per line and day
     lines: dict[tuple, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
@@ -146,7 +140,7 @@ def usage_tables(period: dt.date, tenant_rows: list[tuple], bill_rows: list[tupl
 
     def quantity(key, cost):
         per = units[key][1]
-        return None if per is None else _ratio(cost * per[0], per[1], QUANTITY_PLACES)
+        return None if per is None else rounded_ratio(cost * per[0], per[1], QUANTITY_PLACES)
 
     line_rows, day_rows, daily_rows, part_rows = [], [], [], []
     by_type: dict[tuple, list[tuple]] = defaultdict(list)
