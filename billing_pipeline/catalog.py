@@ -100,12 +100,9 @@ class Catalog:
         params["marketplace_service"] = sold.name if sold else NO_MATCH
         return params
 
-    def product_code_branches(self) -> str:
-        """The CUR reader's `{product_code_services}`: CASE branches giving each other product code its service
-        (`WHEN line_item_product_code IN ('AmazonBedrockService', ...) THEN 'AmazonBedrock'`), or ''. Literals from
-        the catalog, each checked to be letters and digits only (parse_catalog)."""
-        return " ".join(f"WHEN line_item_product_code IN ({', '.join(repr(c) for c in s.product_codes)}) "
-                        f"THEN {s.name!r}" for s in self.services.values() if s.product_codes)
+    def product_code_services(self) -> dict[str, str]:
+        """Each other product code a service's usage is billed under -> that service (`product_codes`)."""
+        return {code: s.name for s in self.services.values() for code in s.product_codes}
 
     def driver_rule_rows(self) -> list[tuple[str, str, int, str, int]]:
         rows = []

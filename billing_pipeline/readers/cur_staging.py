@@ -39,8 +39,17 @@ from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
 from billing_pipeline.sql import column_definitions, read_sql
 from billing_pipeline.storage import Location
 
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# cur_line_items.sql's `{product_code_services}`: each other product code a catalog service is billed under, as
+# that service (catalog.json `product_codes`)
+PRODUCT_CODE_BRANCHES = " ".join(f"WHEN line_item_product_code = {_sql_string(code)} THEN {_sql_string(service)}"
+                                 for code, service in load_catalog().product_code_services().items())
 LINE_ITEMS_SQL = read_sql("billing_pipeline.readers", "cur_line_items.sql").replace(
-    "{product_code_services}", load_catalog().product_code_branches())
+    "{product_code_services}", PRODUCT_CODE_BRANCHES)
 INSERT_CLAUSE = "INSERT INTO {table} BY NAME"
 if INSERT_CLAUSE not in LINE_ITEMS_SQL:
     raise RuntimeError(f"cur_line_items.sql: expected `{INSERT_CLAUSE}` before its query")
@@ -394,6 +403,3 @@ def _is_binary(arrow_type: pa.DataType) -> bool:
     return (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
             or pa.types.is_fixed_size_binary(arrow_type) or pa.types.is_binary_view(arrow_type))
 
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
