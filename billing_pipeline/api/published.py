@@ -143,8 +143,8 @@ class PublishedBilling:
         """PublishedError naming the table's file when a column the API reads is missing or of another kind."""
         folder = location.join("months", pointer.month, pointer.snapshot)
         for name, table in tables.items():
+            where = location.display(f"{folder}/{name}.parquet")
             for wanted in self._schemas[name]:
-                where = location.display(f"{folder}/{name}.parquet")
                 index = table.schema.get_field_index(wanted.name)
                 if index < 0:
                     raise PublishedError(f"{where}: no column {wanted.name}")
