@@ -46,8 +46,9 @@ class Driver:
 class ScopeName:
     scope: str  # the canonical name (e.g. a model) facts and evidence meet on
     usage_type: str  # substring of the CUR usage type naming it
-    product_name: str  # substring of a Marketplace line's product name / description naming it
-    evidence: str  # substring of the evidence's scope naming it (Bedrock: the invocation log's modelId)
+    product_name: str | None  # substring of a Marketplace line's product name naming it (None: not sold there)
+    evidence: str  # substring of the evidence's scope naming it (Bedrock: the invocation log's modelId, which a
+    #                bedrock-mantle usage type, `USE1-openai.gpt-oss-120b-mantle-input-tokens-standard`, repeats)
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,8 @@ class Catalog:
         return rows
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _text(value: str | None) -> str:
+    return "CAST(NULL AS VARCHAR)" if value is None else "'" + value.replace("'", "''") + "'"
 
 
 def catalog_views_sql(catalog: Catalog | None = None) -> str:
@@ -168,7 +169,7 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
             drivers = {d: Driver(str(v["unit"]), Decimal(str(v["unit_price"])), int(v.get("units_per_billed_unit", 1)))
                        for d, v in spec["drivers"].items()}
             rules = tuple((tuple(r["contains"]), tuple(r["drivers"])) for r in spec.get("usage_types", []))
-            names = tuple(ScopeName(str(n["scope"]), str(n["usage_type"]), str(n["product_name"]), str(n["evidence"]))
+            names = tuple(ScopeName(n["scope"], n["usage_type"], n.get("product_name"), n["evidence"])
                           for n in spec.get("scope_names", []))
             marketplace = spec.get("marketplace")
             if marketplace is not None:
@@ -193,6 +194,14 @@ def parse_catalog(text: str, source: str = "catalog.json") -> Catalog:
                     raise re.error("needs one group and no backslash (the same text must work on Spark)")
             except re.error as error:
                 problems.append(f"{s.name}: scope_from_resource_id {s.scope_from_resource_id!r}: {error}")
+        # an empty or non-text name would be contained in every usage type or modelId: every line one model's
+        problems += [f"{s.name}: scope_names entry {n.scope!r}: {field} must be non-empty text"
+                     for n in s.scope_names for field, value in (("scope", n.scope), ("usage_type", n.usage_type),
+                                                                 ("evidence", n.evidence), ("product_name", n.product_name))
+                     if not (isinstance(value, str) and value.strip()) and not (field == "product_name" and value is None)]
+        scopes = [n.scope for n in s.scope_names if isinstance(n.scope, str)]
+        problems += [f"{s.name}: scope {scope!r} named twice in scope_names" for scope in dict.fromkeys(scopes)
+                     if scopes.count(scope) > 1]
     aliases = [c for s in services.values() for c in s.product_codes]
     problems += [f"product code {c!r}: letters and digits only" for c in aliases
                  if not isinstance(c, str) or not re.fullmatch(r"[A-Za-z0-9]+", c)]

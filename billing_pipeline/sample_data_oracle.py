@@ -83,10 +83,12 @@ def drivers_for(service: str, usage_type: str) -> tuple[str, ...]:
 
 
 # (scope, usage type substring, product name substring, evidence substring) per service, first match wins
-SCOPE_NAMES = {service: [(n["scope"], n["usage_type"], n["product_name"], n["evidence"])
+SCOPE_NAMES = {service: [(n["scope"], n["usage_type"], n.get("product_name"), n["evidence"])
                          for n in spec.get("scope_names", [])] for service, spec in CATALOG.items()}
 
 
+# What may follow a model's name in a modelId: the end, ':', a version (`-v1`, `-1:0`) or a date (`-20250514`)
+MODEL_ID_FOLLOWS = r"(:|-v[0-9]|-[0-9]+:|-[0-9]{8}|$)"
 # The scope of a model the catalog does not name: its token lines and its modelIds (never a catalog model's users)
 UNNAMED_MODEL = "(unnamed model)"
 # The scope of an application inference profile's tokens: its ARN names no model, and no fact has this scope
@@ -98,9 +100,12 @@ def fact_scope(service: str, resource_id: str, usage_type: str = "") -> str:
     usage type carries the product name), else for a model's tokens (a driver rule matches) UNNAMED_MODEL, else
     group 1 of the service's pattern in the resource id (the Lambda function, the DynamoDB table, the S3 bucket);
     '' when none names one."""
-    for scope, in_usage_type, in_product, _ in SCOPE_NAMES.get(service, []):
+    # a bedrock-mantle usage type names the model by its modelId: `USE1-openai.gpt-oss-120b-mantle-input-tokens-...`
+    mantle_model = usage_type.split("-mantle-")[0] if "-mantle-" in usage_type else None
+    for scope, in_usage_type, in_product, in_evidence in SCOPE_NAMES.get(service, []):
         if names_whole(usage_type, in_usage_type, r"[A-Za-z0-9.]", False) \
-                or names_whole(usage_type, in_product, r"[A-Za-z0-9.]", False):
+                or (in_product is not None and names_whole(usage_type, in_product, r"[A-Za-z0-9.]", False)) \
+                or (mantle_model is not None and names_whole(mantle_model, in_evidence, MODEL_ID_FOLLOWS, True)):
             return scope
     if SCOPE_NAMES.get(service) and any(s == service and needles != OTHERWISE and any(n in usage_type for n in needles)
                                         for s, needles, _ in DRIVER_RULES):
@@ -117,7 +122,7 @@ def evidence_scope(service: str, scope: str) -> str:
     if ":application-inference-profile/" in scope:
         return APPLICATION_PROFILE
     return next((name for name, _, _, in_evidence in SCOPE_NAMES[service]
-                 if names_whole(scope, in_evidence, r"(:|-v[0-9]|-[0-9]{8}|$)", True)), UNNAMED_MODEL)
+                 if names_whole(scope, in_evidence, MODEL_ID_FOLLOWS, True)), UNNAMED_MODEL)
 
 
 def names_whole(text: str, name: str, after: str, must: bool) -> bool:

@@ -46,9 +46,32 @@ def test_pricing_file_overrides_catalog_prices_and_rejects_unknown_drivers():
     (lambda s: s["AWSLambda"].update(product_codes=["AWSLambda'); DROP"]), "letters and digits only"),
     (lambda s: s["AWSLambda"].update(product_codes=["AWSLambdaEdge", "AWSLambdaEdge"]), "named twice"),
     (lambda s: s["AWSLambda"].update(product_codes=["AWSLambda"]), "a service of its own"),
+    # a scope name is searched for in every usage type and modelId: an empty one would make every line one model's
+    (lambda s: s["AWSLambda"].update(scope_names=[{"scope": "m", "usage_type": "", "evidence": "m"}]),
+     "scope_names entry 'm': usage_type must be non-empty text"),
+    (lambda s: s["AWSLambda"].update(scope_names=[{"scope": "m", "usage_type": "M", "evidence": " "}]),
+     "scope_names entry 'm': evidence must be non-empty text"),
+    (lambda s: s["AWSLambda"].update(scope_names=[{"scope": "m", "usage_type": "M", "evidence": "m",
+                                                    "product_name": ""}]), "product_name must be non-empty text"),
+    (lambda s: s["AWSLambda"].update(scope_names=[{"scope": "m", "usage_type": 7, "evidence": "m"}]),
+     "usage_type must be non-empty text"),
+    (lambda s: s["AWSLambda"].update(scope_names=[{"scope": "m", "usage_type": "M", "evidence": "m"},
+                                                   {"scope": "m", "usage_type": "N", "evidence": "n"}]),
+     "scope 'm' named twice"),
+    (lambda s: s["AWSLambda"].update(scope_names=[{"scope": "m", "usage_type": "M"}]), "not a valid catalog"),
 ])
 def test_a_bad_catalog_names_the_file_and_the_problem(change, problem):
     document = json.loads(json.dumps(PACKAGED))
     change(document["services"])
     with pytest.raises(ValueError, match=f"my-catalog.json: .*{problem}"):
         parse_catalog(json.dumps(document), "my-catalog.json")
+
+
+def test_a_model_not_sold_on_marketplace_has_no_product_name(warehouse_con):
+    """`product_name` is optional: a model AWS sells only as Bedrock (Claude 4, Nova 2) has none, and its view row
+    holds NULL, which names no Marketplace line."""
+    catalog = load_catalog()
+    names = {n.scope: n for n in catalog.services["AmazonBedrock"].scope_names}
+    assert names["claude-sonnet-4-6"].product_name is None and names["nova-pro"].product_name == "Nova Pro"
+    assert warehouse_con.execute("SELECT product_name_pattern FROM scope_names WHERE scope = 'claude-haiku-4-5'"
+                                 ).fetchall() == [(None,)]

@@ -15,11 +15,12 @@ SELECT k.service, k.scope AS evidence_scope,
             ELSE coalesce(min_by(n.scope, n.name_order), '(unnamed model)') END AS scope
 FROM evidence_scopes k
 JOIN (SELECT DISTINCT service FROM scope_names) m ON m.service = k.service
--- A name matches whole: followed by the end, ':', '-v<n>' or a '-YYYYMMDD' date, never by more of a model name
--- (`claude-sonnet-4` names `anthropic.claude-sonnet-4-20250514-v1:0`, not `anthropic.claude-sonnet-4-5-...`).
+-- A name matches whole: followed by the end, ':', a version ('-v<n>', '-<n>:' as in `openai.gpt-oss-120b-1:0`) or
+-- a '-YYYYMMDD' date, never by more of a model name (`claude-sonnet-4` names
+-- `anthropic.claude-sonnet-4-20250514-v1:0`, not `anthropic.claude-sonnet-4-5-...`).
 LEFT JOIN scope_names n
   ON n.service = k.service AND contains(k.scope, n.evidence_pattern)
  AND regexp_matches(substr(k.scope, strpos(k.scope, n.evidence_pattern) + length(n.evidence_pattern)),
-                    '^(:|-v[0-9]|-[0-9]{8}|$)')
+                    '^(:|-v[0-9]|-[0-9]+:|-[0-9]{8}|$)')
 WHERE k.scope <> ''
 GROUP BY k.service, k.scope

@@ -300,17 +300,20 @@ def test_bedrock_model_the_catalog_does_not_name_is_split_by_such_models_users_o
 
 def test_bedrock_model_names_match_whole_not_as_the_prefix_of_a_newer_model(warehouse_con):
     con = warehouse_con
-    # A used Claude Sonnet 4, B Claude Sonnet 4.5: `claude-sonnet-4` is a prefix of B's modelId, but Sonnet 4.5 is
-    # not a catalog model (its own users split it, not Sonnet 4's; its usage type here is made up, naming no entry)
+    # A used Claude Sonnet 4, B Claude Sonnet 4.5, C Sonnet 4.6: `claude-sonnet-4` is a prefix of B's and C's
+    # modelIds, and C's has no date (`anthropic.claude-sonnet-4-6`)
     add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "A", "1000",
               scope="anthropic.claude-sonnet-4-20250514-v1:0")
     add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "B", "3000",
               scope="us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    add_usage(con, H(3, 12), "AmazonBedrock", "input_tokens", "C", "2000", scope="global.anthropic.claude-sonnet-4-6")
     add_fact(con, H(3, 12), "AmazonBedrock", "USE1-Claude4Sonnet-input-tokens", "1.00")
-    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-ClaudeSonnet4.5-input-tokens", "3.00")
+    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-Claude4.5Sonnet-input-tokens", "3.00")
+    add_fact(con, H(3, 12), "AmazonBedrock", "USE1-Claude4.6Sonnet-input-tokens-cross-region-global", "2.00")
     rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003"})
     assert by_tenant(rows, "USE1-Claude4Sonnet-input-tokens") == {("A", "shared_hour"): D("1.00")}
-    assert by_tenant(rows, "USE1-ClaudeSonnet4.5-input-tokens") == {("B", "shared_hour"): D("3.00")}
+    assert by_tenant(rows, "USE1-Claude4.5Sonnet-input-tokens") == {("B", "shared_hour"): D("3.00")}
+    assert by_tenant(rows, "USE1-Claude4.6Sonnet-input-tokens-cross-region-global") == {("C", "shared_hour"): D("2.00")}
 
 
 def test_bedrock_inference_profiles(warehouse_con):
@@ -353,3 +356,42 @@ def test_bedrock_claude_4_usage_types_as_aws_spells_them(warehouse_con):
     assert by_tenant(rows, "USE1-Claude4Sonnet-input-tokens-cross-region-global") == {("A", "shared_hour"): D("1.00")}
     assert by_tenant(rows, "USE1-Claude4.5Haiku-input-tokens") == {("B", "shared_hour"): D("0.30")}
     assert by_tenant(rows, "USE1-Llama3-70B-input-tokens") == {("C", "shared_hour"): D("0.50")}
+
+
+def test_bedrock_models_by_aws_usage_types_including_bedrock_mantle(warehouse_con):
+    """The spellings AWS's Bedrock CUR guide and its cost attribution posts show: `USE1-Claude4.6Opus-...`,
+    `USE1-Nova2.0Lite-input-tokens-flex`, `USE1-gpt-oss-120b-output-tokens-priority`, and bedrock-mantle usage types,
+    which name the model by its model id (`USE1-openai.gpt-oss-120b-mantle-input-tokens-standard`), including
+    cache writes spelled `-mantle-cache-write-tokens-standard`. Each line is split by its own model's users, the
+    cache writes by cache-write tokens; a mantle model the catalog does not name (Opus 4.8) by unnamed models'."""
+    con = warehouse_con
+    hour = H(3, 15)
+    add_usage(con, hour, "AmazonBedrock", "input_tokens", "A", "1000", scope="us.anthropic.claude-opus-4-6-v1")
+    add_usage(con, hour, "AmazonBedrock", "input_tokens", "B", "1000", scope="global.amazon.nova-2-lite-v1:0")
+    # gpt-oss's modelId carries its version as `-1:0`; the mantle endpoint's has none
+    add_usage(con, hour, "AmazonBedrock", "output_tokens", "C", "3000", scope="openai.gpt-oss-120b-1:0")
+    add_usage(con, hour, "AmazonBedrock", "output_tokens", "D", "1000", scope="openai.gpt-oss-120b")
+    add_usage(con, hour, "AmazonBedrock", "input_tokens", "D", "1000", scope="openai.gpt-oss-120b")
+    add_usage(con, hour, "AmazonBedrock", "cache_write_tokens", "A", "1000", scope="anthropic.claude-opus-4-6-v1")
+    add_usage(con, hour, "AmazonBedrock", "cache_write_tokens", "E", "1000", scope="anthropic.claude-opus-4-8")
+    add_usage(con, hour, "AmazonBedrock", "input_tokens", "E", "5000", scope="anthropic.claude-opus-4-8")
+    add_fact(con, hour, "AmazonBedrock", "USE1-Claude4.6Opus-input-tokens", "0.50")
+    add_fact(con, hour, "AmazonBedrock", "USE1-Nova2.0Lite-input-tokens-flex", "0.20")
+    add_fact(con, hour, "AmazonBedrock", "USE1-gpt-oss-120b-output-tokens-priority", "0.40")
+    add_fact(con, hour, "AmazonBedrock", "USE1-openai.gpt-oss-120b-mantle-input-tokens-standard", "0.10")
+    add_fact(con, hour, "AmazonBedrock", "USE1-Claude4.6Opus-cache-write-input-token-count", "0.30")
+    add_fact(con, hour, "AmazonBedrock", "USW2-anthropic.claude-opus-4-8-mantle-cache-write-tokens-standard", "0.70")
+    add_fact(con, hour, "AmazonBedrock", "USW2-anthropic.claude-opus-4-8-mantle-input-tokens-standard", "0.90")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003", ("AmazonBedrock", "output_tokens"): "0.000015",
+                          ("AmazonBedrock", "cache_write_tokens"): "0.00000375"})
+    assert by_tenant(rows, "USE1-Claude4.6Opus-input-tokens") == {("A", "shared_hour"): D("0.50")}
+    assert by_tenant(rows, "USE1-Nova2.0Lite-input-tokens-flex") == {("B", "shared_hour"): D("0.20")}
+    assert by_tenant(rows, "USE1-gpt-oss-120b-output-tokens-priority") == {
+        ("C", "shared_hour"): D("0.30"), ("D", "shared_hour"): D("0.10")}
+    assert by_tenant(rows, "USE1-openai.gpt-oss-120b-mantle-input-tokens-standard") == {("D", "shared_hour"): D("0.10")}
+    assert by_tenant(rows, "USE1-Claude4.6Opus-cache-write-input-token-count") == {("A", "shared_hour"): D("0.30")}
+    # Opus 4.8 is no catalog model: its lines and its modelIds are both the unnamed model's, E's alone here
+    assert by_tenant(rows, "USW2-anthropic.claude-opus-4-8-mantle-cache-write-tokens-standard") == {
+        ("E", "shared_hour"): D("0.70")}
+    assert by_tenant(rows, "USW2-anthropic.claude-opus-4-8-mantle-input-tokens-standard") == {
+        ("E", "shared_hour"): D("0.90")}
