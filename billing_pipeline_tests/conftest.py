@@ -24,6 +24,11 @@ from billing_pipeline_tests.aws_support import TABLE, cur_item
 from billing_pipeline_tests.stripe_support import API_KEY, LAUNCHER, PRICE_LIST, Stripe, free_port
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+# Spark sessions of the tests read Spark's defaults file from here (data/spark-conf/spark-defaults.conf: settings
+# sized for a few thousand rows); a standalone cluster's daemons get an empty folder of their own (spark_cluster.py)
+SPARK_TEST_CONF = Path(__file__).resolve().parent / "data" / "spark-conf"
+os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_TEST_CONF))
+
 # the tests that read what the demo wrote share one worker under xdist (`--dist loadgroup`), so it runs once
 DEMO_GROUP = pytest.mark.xdist_group("demo")
 

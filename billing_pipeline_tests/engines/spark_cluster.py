@@ -32,6 +32,13 @@ SPARK_HOME = Path(pyspark.__file__).parent  # pyspark's bin/, sbin/ and jars/ (s
 CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
+def spark_test_settings() -> dict[str, str]:
+    """The tests' Spark settings (data/spark-conf/spark-defaults.conf, which conftest.py makes the tests' own
+    sessions read), for a Connect server started with a conf folder of its own."""
+    lines = (Path(__file__).resolve().parents[1] / "data" / "spark-conf" / "spark-defaults.conf").read_text()
+    return dict(line.split(None, 1) for line in lines.splitlines() if line.strip() and not line.startswith("#"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from billing_pipeline.definitions import defs, warehouse_for
 from billing_pipeline.engines.spark_engine import spark_session, table_schemas
 from billing_pipeline.resources.warehouse import warehouse_ddl
 from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster
+from billing_pipeline_tests.engines.spark_cluster import StandaloneCluster, spark_test_settings
 from billing_pipeline_tests.engines.spark_support import ALL_BUT_THE_BACKTEST, BACKTEST
 
 # the cluster's JVMs (master, workers, Spark Connect server) are processes of their own: one test worker runs the
@@ -121,7 +121,7 @@ def test_whole_definitions_through_spark_connect(spark_cluster, on_duckdb, tmp_p
     pipeline_env(monkeypatch, tmp_path, on_duckdb[0])
     monkeypatch.setenv("BILLING_ENGINE", "spark")
     monkeypatch.delenv("BILLING_SPARK_MASTER", raising=False)
-    with spark_cluster.connect_server() as remote:
+    with spark_cluster.connect_server(spark_test_settings()) as remote:
         monkeypatch.setenv("BILLING_SPARK_REMOTE", remote)
         session = None
         try:
