@@ -1,6 +1,7 @@
-"""Checks of cur_line_items: one delivery per month, never written twice."""
+"""Checks of cur_line_items: one delivery per month, never written twice; commitment-covered usage has the
+effective cost the amortized metrics count."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from billing_pipeline.checks.common import (
     OFFENDING_ROWS,
@@ -11,6 +12,7 @@ from billing_pipeline.checks.common import (
     rows_written,
     written_once_check,
 )
+from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import BillingWarehouse
 
 # A line item of a delivery: identity/LineItemId is unique within its time interval (AWS), the rest guards against
@@ -71,3 +73,48 @@ def no_duplicate_line_items(context: AssetCheckExecutionContext, warehouse: Bill
         doubled = duplicate_line_items(con, period)  # also the pre-commit guard (assets/cur_line_items.py)
     return AssetCheckResult(passed=written.passed and doubled.passed, severity=written.severity,
                             metadata={**written.metadata, **doubled.metadata})
+
+
+# The cost column each amortized metric counts (hourly_cost_facts.sql: net_amortized falls back to amortized per
+# line); under unblended the amortized column is looked at, to say what it would have missed
+AMORTIZED_COST = {"amortized": "amortized_cost", "net_amortized": "coalesce(net_amortized_cost, amortized_cost)"}
+
+
+def covered_usage_effective_costs(con, period, metric: str, relation: str = "cur_line_items") -> AssetCheckResult:
+    """Fails (a warning) when usage a Savings Plan or a reservation covered counts nothing under the amortized
+    metric in use: such a line's amortized cost is its effective cost (savings_plan_savings_plan_effective_cost,
+    reservation_effective_cost), and an export without those columns, or with them empty, leaves it 0 while the
+    commitment's fee counts only its unused part, so the tenants' costs miss the covered usage. A Savings Plan's
+    covered line states its on-demand cost (unblended), a reservation's its usage: either non-zero with an
+    effective cost of 0 is named, with its file. Under BILLING_COST_METRIC=unblended nothing reads the effective
+    cost: the lines are counted but pass."""
+    cost = AMORTIZED_COST.get(metric, "amortized_cost")
+    found = con.execute(
+        f"""SELECT currency, line_item_type, count(*) AS line_items, sum(unblended_cost) AS unblended_cost,
+                   sum(usage_amount) AS usage_amount, min(source_file) AS first_file
+            FROM {relation}
+            WHERE billing_period = ? AND {cost} = 0
+              AND ((line_item_type = 'SavingsPlanCoveredUsage' AND unblended_cost <> 0)
+                OR (line_item_type = 'DiscountedUsage' AND usage_amount <> 0))
+            GROUP BY ALL ORDER BY ALL LIMIT {OFFENDING_ROWS}""",
+        [period]).df()
+    counted = metric != "unblended" and not found.empty
+    return AssetCheckResult(
+        passed=not counted, severity=AssetCheckSeverity.WARN,
+        metadata={"cost_metric": metric, "covered_lines_without_effective_cost": int(found["line_items"].sum()),
+                  "lines": rows_table(found),
+                  "hint": MetadataValue.text(
+                      "" if not counted else
+                      f"{metric} counts these commitment-covered lines as 0: include the Savings Plan and reservation "
+                      "effective cost columns in the export (a CUR 2.0 export's column selection), or bill on "
+                      "BILLING_COST_METRIC=unblended")},
+    )
+
+
+@month_check("cur_line_items", name="covered_usage_has_effective_cost", blocking=False,
+             description="Warns when usage a Savings Plan or reservation covered has no effective cost: the "
+                         "amortized metrics would count it 0 and the tenants' costs would miss it.")
+def covered_usage_has_effective_cost(context: AssetCheckExecutionContext, billing_config: BillingConfig,
+                                     warehouse: BillingWarehouse) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        return covered_usage_effective_costs(con, checked_month(context), billing_config.metric())

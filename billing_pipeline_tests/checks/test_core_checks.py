@@ -184,3 +184,26 @@ def test_application_in_scope_warns_when_no_fact_carries_the_application_and_nam
     assert (result.passed, result.severity.value, result.metadata["facts_in_scope"].value) == (False, "WARN", 0)
     assert "tax-demo-prod" in broken.text(result, "application_tag_values")
     assert broken.text(result, "hint").startswith("no fact is tagged application='tax-demo': set BILLING_APPLICATION")
+
+
+def test_covered_usage_without_effective_cost_warns_under_the_amortized_metrics_only(broken, monkeypatch):
+    """An export without the Savings Plan effective cost (a CUR 2.0 column selection) counts its covered usage 0
+    under amortized: the check names the lines' type, currency, on-demand cost and file."""
+    result = broken.check(cur_line_items.covered_usage_has_effective_cost)
+    assert result.passed and result.metadata["covered_lines_without_effective_cost"].value == 0
+    ((lines, on_demand, first_file),) = broken.sql(
+        """SELECT count(*), sum(unblended_cost), min(source_file) FROM cur_line_items
+           WHERE line_item_type = 'SavingsPlanCoveredUsage' AND unblended_cost <> 0""")
+    assert lines > 0
+    broken.sql("""UPDATE cur_line_items SET amortized_cost = 0, net_amortized_cost = NULL
+                  WHERE line_item_type = 'SavingsPlanCoveredUsage'""")
+    result = broken.check(cur_line_items.covered_usage_has_effective_cost)
+    assert (result.passed, result.severity.value) == (False, "WARN")
+    assert result.metadata["covered_lines_without_effective_cost"].value == lines
+    table = broken.text(result, "lines")
+    assert "SavingsPlanCoveredUsage" in table and first_file in table and str(on_demand.normalize()) in table
+    assert broken.text(result, "hint").startswith("amortized counts these commitment-covered lines as 0")
+    # billing on unblended reads no effective cost: the same lines pass
+    monkeypatch.setenv("BILLING_COST_METRIC", "unblended")
+    result = broken.check(cur_line_items.covered_usage_has_effective_cost)
+    assert result.passed and result.metadata["covered_lines_without_effective_cost"].value == lines
