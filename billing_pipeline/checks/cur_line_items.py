@@ -3,6 +3,7 @@ effective cost the amortized metrics count."""
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
 
+from billing_pipeline.assets.tenant_costs import METRIC_COLUMN
 from billing_pipeline.checks.common import (
     OFFENDING_ROWS,
     checked_month,
@@ -75,11 +76,6 @@ def no_duplicate_line_items(context: AssetCheckExecutionContext, warehouse: Bill
                             metadata={**written.metadata, **doubled.metadata})
 
 
-# The cost column each amortized metric counts (hourly_cost_facts.sql: net_amortized falls back to amortized per
-# line); under unblended the amortized column is looked at, to say what it would have missed
-AMORTIZED_COST = {"amortized": "amortized_cost", "net_amortized": "coalesce(net_amortized_cost, amortized_cost)"}
-
-
 def covered_usage_effective_costs(con, period, metric: str, relation: str = "cur_line_items") -> AssetCheckResult:
     """Fails (a warning) when usage a Savings Plan or a reservation covered counts nothing under the amortized
     metric in use: such a line's amortized cost is its effective cost (savings_plan_savings_plan_effective_cost,
@@ -88,7 +84,8 @@ def covered_usage_effective_costs(con, period, metric: str, relation: str = "cur
     covered line states its on-demand cost (unblended), a reservation's its usage: either non-zero with an
     effective cost of 0 is named, with its file. Under BILLING_COST_METRIC=unblended nothing reads the effective
     cost: the lines are counted but pass."""
-    cost = AMORTIZED_COST.get(metric, "amortized_cost")
+    # the metric's cost column; under unblended the amortized one, to say what it would have missed
+    cost = METRIC_COLUMN["amortized" if metric == "unblended" else metric]
     found = con.execute(
         f"""SELECT currency, line_item_type, count(*) AS line_items, sum(unblended_cost) AS unblended_cost,
                    sum(usage_amount) AS usage_amount, min(source_file) AS first_file
