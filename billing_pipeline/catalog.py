@@ -28,6 +28,8 @@ from functools import lru_cache
 from importlib import resources as package_files
 from typing import Mapping
 
+from billing_pipeline.sql import sql_string
+
 COMBINED = "combined"  # a rule's pseudo-driver: the service's drivers valued at their unit prices
 OTHER = "other"  # the resource type of every service the catalog does not name
 OTHERWISE_ORDER = 9999  # rule_order of a service's `otherwise` rule: after every pattern
@@ -118,7 +120,7 @@ class Catalog:
 
 
 def _text(value: str | None) -> str:
-    return "CAST(NULL AS VARCHAR)" if value is None else "'" + value.replace("'", "''") + "'"
+    return "CAST(NULL AS VARCHAR)" if value is None else sql_string(value)
 
 
 def catalog_views_sql(catalog: Catalog | None = None) -> str:

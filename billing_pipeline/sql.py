@@ -14,6 +14,12 @@ NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 INCLUDE_LINE = re.compile(r"^[ \t]*-- include: (\w+)[ \t]*$", re.MULTILINE)
 
 
+def sql_string(text: str) -> str:
+    """`text` as a SQL string literal (quotes doubled), the same on DuckDB and Spark: for text written into SQL
+    that is not a parameter (view bodies, a statement's fixed branches)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def read_sql(package: str, filename: str) -> str:
     """A SQL file shipped in `package` (e.g. billing_pipeline.assets, statements.sql), each `-- include: <name>`
     line replaced by the package's `<name>.sql` (one fragment, e.g. the largest-remainder split, used by several

@@ -36,17 +36,13 @@ from billing_pipeline.readers.cur_columns import (
 )
 from billing_pipeline.readers.cur_files import CurFile, open_cur_file
 from billing_pipeline.readers.cur_types import CurDelivery, CurFormatError
-from billing_pipeline.sql import column_definitions, read_sql
+from billing_pipeline.sql import column_definitions, read_sql, sql_string
 from billing_pipeline.storage import Location
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # cur_line_items.sql's `{product_code_services}`: each other product code a catalog service is billed under, as
 # that service (catalog.json `product_codes`)
-PRODUCT_CODE_BRANCHES = " ".join(f"WHEN line_item_product_code = {_sql_string(code)} THEN {_sql_string(service)}"
+PRODUCT_CODE_BRANCHES = " ".join(f"WHEN line_item_product_code = {sql_string(code)} THEN {sql_string(service)}"
                                  for code, service in load_catalog().product_code_services().items())
 LINE_ITEMS_SQL = read_sql("billing_pipeline.readers", "cur_line_items.sql").replace(
     "{product_code_services}", PRODUCT_CODE_BRANCHES)
@@ -122,14 +118,14 @@ def _stage_files(con: duckdb.DuckDBPyConnection, location: Location, delivery: C
     if len(group) == 1:
         source_file_sql = None  # the one file's name
     else:
-        by_path = "MAP {" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in displays.items()) + "}"
+        by_path = "MAP {" + ", ".join(f"{sql_string(k)}: {sql_string(v)}" for k, v in displays.items()) + "}"
         source_file_sql = f"{by_path}[{path_column}]"
     projection = _Projection(first, view, displays[first.path], source_file_sql=source_file_sql)
     sql = LINE_ITEMS_SQL.replace("{table}", table).replace("{source}", projection.sql)
     try:
         if first.local_parquet:
             # DuckDB scans local Parquet itself, in parallel, reading only the projected columns.
-            paths = "[" + ", ".join(_sql_string(f.local_parquet) for f in group) + "]"
+            paths = "[" + ", ".join(sql_string(f.local_parquet) for f in group) + "]"
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS "
                         f"SELECT * FROM read_parquet({paths}, filename = '{path_column}')").fetchall()
         elif len(group) == 1:
@@ -214,7 +210,7 @@ class _Projection:
     def __init__(self, cur_file: CurFile, view: str, display: str, names: dict[str, str] | None = None,
                  source_file_sql: str | None = None):
         self.file, self.display, self.names = cur_file, display, names or {}
-        self.source_file_sql = source_file_sql or _sql_string(display)
+        self.source_file_sql = source_file_sql or sql_string(display)
         self.read_columns: list[str] = []
         is_focus = FOCUS_MARKER.lower() in {name.lower() for name in cur_file.columns}
         source_of = self._focus_sources() if is_focus else self._cur_sources()
@@ -352,7 +348,7 @@ class _Projection:
         if not columns:
             return None
         entries = ", ".join(
-            f"{{'key': {_sql_string(key)}, 'value': {self._typed(CurColumn(key, TEXT), source)}}}"
+            f"{{'key': {sql_string(key)}, 'value': {self._typed(CurColumn(key, TEXT), source)}}}"
             for key, source in columns.items()
         )
         self._keys_unique = True
@@ -390,7 +386,7 @@ class _Projection:
 
     def _label(self, source: str) -> str:
         """The start of a bad value's message: its file and column."""
-        return f"{self.source_file_sql} || {_sql_string(f': column {source}: ')}"
+        return f"{self.source_file_sql} || {sql_string(f': column {source}: ')}"
 
     def _read(self, source: str) -> str:
         if source not in self.read_columns:
