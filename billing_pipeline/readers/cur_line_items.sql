@@ -10,10 +10,11 @@ INSERT INTO {table} BY NAME
 WITH items AS (
     {source}
 ),
--- A Savings Plan fee's unused commitment; an empty cell (a legacy CSV leaves what does not apply empty) counts 0
--- on its own, so an empty used commitment does not zero the commitment beside it.
+-- A Savings Plan fee's unused commitment; an empty used commitment (a legacy CSV leaves what does not apply empty)
+-- counts 0 on its own, so it does not zero the commitment beside it. An empty commitment to date leaves the unused
+-- commitment unknown: NULL, so the fee counts 0 (as in the CUR query library), never 0 - used (a negative fee).
 commitments AS (
-    SELECT *, coalesce(savings_plan_total_commitment_to_date, 0) - coalesce(savings_plan_used_commitment, 0)
+    SELECT *, savings_plan_total_commitment_to_date - coalesce(savings_plan_used_commitment, 0)
                                                 AS unused_commitment
     FROM items
 ),

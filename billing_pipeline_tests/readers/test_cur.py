@@ -359,6 +359,29 @@ def test_cost_metrics_per_line_item_type(tmp_path):
     assert sum(r["unblended_cost"] for r in staged[JAN]) == sum(Decimal(c[2]) for c in COST_CASES)
 
 
+def staged_costs(tmp_path, cases):
+    """(type, unblended, amortized, net amortized) of legacy CSV line items (type, unblended, extra columns)."""
+    root = tmp_path / "bucket"
+    rows = [legacy_row(**{"identity/LineItemId": f"li-{i:02d}", "lineItem/LineItemType": kind,
+                          "lineItem/UnblendedCost": unblended, **extra})
+            for i, (kind, unblended, extra) in enumerate(cases)]
+    data = write_csv(root / "m" / "20260101-20260201" / "asm" / "m-1.csv.gz", rows)
+    write_legacy_manifest(root / "m" / "20260101-20260201" / "m-Manifest.json", "m", [key_of(root, data)], "asm")
+    _, staged = read_all(root)
+    return [(r["line_item_type"], r["unblended_cost"], r["amortized_cost"], r["net_amortized_cost"])
+            for r in staged[JAN]]
+
+
+def test_savings_plan_fee_without_its_commitment_to_date_is_never_negative(tmp_path):
+    """A Savings Plan fee whose savings_plan_total_commitment_to_date is empty (a CUR 2.0 export whose column
+    selection left it out) has no known unused commitment: it counts 0, as in the CUR query library (NULL - used
+    is NULL), never 0 - used (a negative fee: unused commitment is total - used, at least 0)."""
+    got = staged_costs(tmp_path, [
+        ("SavingsPlanRecurringFee", "5.0", {"savingsPlan/UsedCommitment": "3.4", "lineItem/NetUnblendedCost": "4.5"}),
+    ])
+    assert got == [("SavingsPlanRecurringFee", Decimal("5"), Decimal("0"), Decimal("0"))]
+
+
 def test_staged_table_matches_warehouse_for_every_layout(tmp_path):
     root = tmp_path / "bucket"
     write_parquet(root / "e" / "data" / "BILLING_PERIOD=2026-01" / "e-1.parquet", cur2_table(["x"], [[]]))
