@@ -1,5 +1,5 @@
 """Checks of cur_line_items: one delivery per month, never written twice; commitment-covered usage has the
-effective cost the amortized metrics count."""
+effective cost the amortized metrics count; net costs count each discount once."""
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
 
@@ -115,3 +115,45 @@ def covered_usage_has_effective_cost(context: AssetCheckExecutionContext, billin
                                      warehouse: BillingWarehouse) -> AssetCheckResult:
     with warehouse.connect() as con:
         return covered_usage_effective_costs(con, checked_month(context), billing_config.metric())
+
+
+def net_discounts_counted_twice(con, period, metric: str, relation: str = "cur_line_items") -> AssetCheckResult:
+    """Fails (a warning) under BILLING_COST_METRIC=net_amortized when a currency's net costs already hold its
+    discounts (a line other than a discount whose net cost differs from its amortized one) and its discount line
+    items (EdpDiscount, PrivateRateDiscount, BundledDiscount, ...) count a net cost too: the discount would be
+    taken off twice. Cost Explorer's NetUnblendedCost / NetAmortizedCost count discount line items 0 where the
+    usage's net cost holds them; AWS does not document the net cell of a discount line, and one left empty counts
+    its gross discount (the fallback that keeps a delivery whose net cells are all empty whole). Named per currency
+    and type with the discount's amounts and a file; other metrics do not read net costs: counted, passed."""
+    found = con.execute(
+        f"""WITH nets_hold_discounts AS (
+                SELECT DISTINCT currency FROM {relation}
+                WHERE billing_period = ? AND line_item_type NOT LIKE '%Discount'
+                  AND net_amortized_cost <> amortized_cost)
+            SELECT currency, line_item_type, count(*) AS line_items, sum(unblended_cost) AS discount,
+                   sum(net_amortized_cost) AS net_counted, min(source_file) AS first_file
+            FROM {relation}
+            WHERE billing_period = ? AND line_item_type LIKE '%Discount' AND net_amortized_cost <> 0
+              AND currency IN (SELECT currency FROM nets_hold_discounts)
+            GROUP BY ALL ORDER BY ALL LIMIT {OFFENDING_ROWS}""",
+        [period, period]).df()
+    counted = metric == "net_amortized" and not found.empty
+    return AssetCheckResult(
+        passed=not counted, severity=AssetCheckSeverity.WARN,
+        metadata={"cost_metric": metric, "discount_lines_with_net_cost": int(found["line_items"].sum()),
+                  "lines": rows_table(found),
+                  "hint": MetadataValue.text(
+                      "" if not counted else
+                      "the usage's net costs already hold these discounts and the discount lines count them again: "
+                      "the tenants' net costs are too low by the discount lines' net_counted. Check the delivery's "
+                      "net columns of its discount lines, or bill on BILLING_COST_METRIC=amortized")},
+    )
+
+
+@month_check("cur_line_items", name="net_discounts_counted_once", blocking=False,
+             description="Warns under net_amortized when discount line items count a net cost although the usage's "
+                         "net costs already hold the discounts: they would be taken off twice.")
+def net_discounts_counted_once(context: AssetCheckExecutionContext, billing_config: BillingConfig,
+                               warehouse: BillingWarehouse) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        return net_discounts_counted_twice(con, checked_month(context), billing_config.metric())

@@ -207,3 +207,34 @@ def test_covered_usage_without_effective_cost_warns_under_the_amortized_metrics_
     monkeypatch.setenv("BILLING_COST_METRIC", "unblended")
     result = broken.check(cur_line_items.covered_usage_has_effective_cost)
     assert result.passed and result.metadata["covered_lines_without_effective_cost"].value == lines
+
+
+def test_a_discount_counted_in_both_the_usages_net_and_its_own_line_warns_under_net_amortized(broken, monkeypatch):
+    """A delivery whose usage lines' net cost holds a 10 % discount and whose EdpDiscount line counts its -1.25
+    again under net_amortized: the check names the line, its currency, amounts and file."""
+    monkeypatch.setenv("BILLING_COST_METRIC", "net_amortized")
+    assert broken.check(cur_line_items.net_discounts_counted_once).passed
+    ((usage_file,),) = broken.sql("SELECT min(source_file) FROM cur_line_items WHERE line_item_type = 'Usage'")
+    # the discount line alone, next to usage whose net equals its amortized cost: nothing is taken off twice
+    broken.sql("""INSERT INTO cur_line_items SELECT * REPLACE ('EdpDiscount' AS line_item_type, -1.25 AS unblended_cost,
+                  -1.25 AS amortized_cost, -1.25 AS net_amortized_cost, 'edp.csv.gz' AS source_file)
+                  FROM cur_line_items WHERE line_item_type = 'Usage' AND currency = 'USD' LIMIT 1""")
+    result = broken.check(cur_line_items.net_discounts_counted_once)
+    assert result.passed and result.metadata["discount_lines_with_net_cost"].value == 0
+    # the usage's net cost holds the discount too
+    broken.sql("""UPDATE cur_line_items SET net_amortized_cost = amortized_cost * 0.9
+                  WHERE line_item_type = 'Usage' AND source_file = ?""", [usage_file])
+    result = broken.check(cur_line_items.net_discounts_counted_once)
+    assert (result.passed, result.severity.value) == (False, "WARN")
+    assert result.metadata["discount_lines_with_net_cost"].value == 1
+    table = broken.text(result, "lines")
+    assert all(text in table for text in ("USD", "EdpDiscount", "-1.25", "edp.csv.gz"))
+    assert broken.text(result, "hint").startswith("the usage's net costs already hold these discounts")
+    # a discount line counting 0 under net (as Cost Explorer shows it) passes
+    broken.sql("UPDATE cur_line_items SET net_amortized_cost = 0 WHERE line_item_type = 'EdpDiscount'")
+    assert broken.check(cur_line_items.net_discounts_counted_once).passed
+    # the other metrics read no net cost: the same lines pass
+    broken.sql("UPDATE cur_line_items SET net_amortized_cost = -1.25 WHERE line_item_type = 'EdpDiscount'")
+    monkeypatch.setenv("BILLING_COST_METRIC", "amortized")
+    result = broken.check(cur_line_items.net_discounts_counted_once)
+    assert result.passed and result.metadata["discount_lines_with_net_cost"].value == 1
