@@ -445,7 +445,8 @@ def is_account_level(li: LineItem) -> bool:
 
 
 def is_account_level_type(line_item_type: str, resource_id: str | None) -> bool:
-    """Tax, credit, refund, FOCUS adjustment, any discount (`...Discount`), or a fee without a resource id."""
+    """Tax, credit, refund, FOCUS adjustment, any discount (`...Discount`), or a fee without a resource id (the
+    generator makes no reservation, so no reservation's upfront fee, which account_level_lines.sql leaves out)."""
     return (line_item_type in ACCOUNT_LEVEL_TYPES or line_item_type.endswith("Discount")
             or (line_item_type == "Fee" and not resource_id))
 

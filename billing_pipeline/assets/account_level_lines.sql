@@ -1,7 +1,10 @@
 -- account_level_lines: the month's account-level facts (docs/attribution-rules.md, "Account-level lines") with
 -- their policy and the application's part, exactly. Account-level: no `application` tag and line item type Tax,
 -- Credit, Refund, any discount (EdpDiscount, PrivateRateDiscount, BundledDiscount, SppDiscount, DistributorDiscount,
--- RiVolumeDiscount: every type AWS names `...Discount`), a FOCUS export's Adjustment, or Fee without a resource id.
+-- RiVolumeDiscount: every type AWS names `...Discount`), a FOCUS export's Adjustment, or Fee without a resource id
+-- except a reservation's upfront fee (the Fee the amortized metric spreads over the reservation's usage, so its
+-- amortized cost is 0: cur_line_items.sql): a commitment bought for a year or three is out of scope, as a Savings
+-- Plan's upfront fee and a FOCUS Purchase are, never split over one month's tenants.
 -- proportional: part = cost x N / D, N = the application's in-scope cost of the line's product code, currency and
 --   period, D = the whole bill's cost of that product code on the same basis, account-level lines excluded; no
 --   product code -> all product codes. N / D is taken as 0 when N or D is not positive and as 1 when N > D.
@@ -16,7 +19,8 @@ WITH facts AS (
                              ELSE coalesce(net_amortized_cost, amortized_cost) END               AS cost,
            NOT in_scope AND coalesce(application, '') = ''
              AND (line_item_type IN ('Tax', 'Credit', 'Refund', 'Adjustment') OR line_item_type LIKE '%Discount'
-                  OR (line_item_type = 'Fee' AND coalesce(resource_id, '') = ''))                AS account_level
+                  OR (line_item_type = 'Fee' AND coalesce(resource_id, '') = ''
+                      AND NOT (amortized_cost = 0 AND unblended_cost <> 0)))                      AS account_level
     FROM hourly_cost_facts
     WHERE billing_period = $billing_period
 ),

@@ -200,3 +200,30 @@ def test_a_policy_may_name_any_discount_type_and_is_applied():
     pricing["account_level_lines"] = {"Usage": "company"}
     with pytest.raises(ValueError, match="names line item types that are not account-level: Usage"):
         parse_pricing(json.dumps(pricing))
+
+
+@pytest.mark.parametrize("metric", ["unblended", "amortized"])
+def test_a_reservations_upfront_fee_is_never_split_over_the_months_tenants(tmp_path, metric):
+    """An All Upfront reservation bought this month: a Fee of 1200.00 without a resource id whose amortized cost is
+    0 (cur_line_items.sql spreads it over the reservation's usage). Under unblended it was account-level and tenant
+    a took 1200 x 6 / 8 = 900 of a three-year purchase; now it is out of scope, as a Savings Plan's upfront fee is,
+    and only counts in the bill's EC2 cost D. Another Fee without a resource id (0.40) is still split."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(warehouse_ddl())
+        add_fact(con, "AmazonEC2", "6.00", accountant_id="a")
+        add_fact(con, "AmazonEC2", "2.00", application="other-app")
+        add_fact(con, "AmazonEC2", "0", line_item_type="Fee", application=None, unblended="1200.00")
+        add_fact(con, "AmazonEC2", "0.40", line_item_type="Fee", application=None)
+    result = materialize([tenant_costs, bill_conserved],
+                         resources={"billing_config": BillingConfig(cost_metric=metric),
+                                    "warehouse": DuckDBWarehouse(database=str(path)), "tenants": TenantRegistry()},
+                         partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(path), read_only=True) as con:
+        fees = con.execute("""SELECT accountant_id, cost FROM tenant_costs WHERE line_item_type = 'Fee'
+                              ORDER BY ALL""").fetchall()
+    # unblended: EC2's D = 6 + 2 + 1200 (the fee is bill, not account-level), so the 0.40 fee's part is 0.40 x 6 / 1208
+    assert fees == ([("a", D("0.0019867550"))] if metric == "unblended" else [("a", D("0.3000000000"))])
+    metadata = metadata_of(result)
+    assert metadata["out_of_scope/USD"].value == ("1202.3980132450" if metric == "unblended" else "2.1000000000")
