@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from billing_pipeline.assets.common import as_float, cur_is_final, month_of, stage_sql
 from billing_pipeline.assets.implausible_money import implausible_lines, lines_table, settings
-from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, kept_by_company
+from billing_pipeline.assets.tenant_costs import covered_cost_not_charged, covered_usage_note, kept_by_company
 from billing_pipeline.assets.tenant_registry import reporting_known_tenants
 from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
@@ -168,8 +168,8 @@ def reconciliation_report(
         context.log.warning(f"{period:%Y-%m}: no estimate and no cost for {', '.join(without_data)} (known tenants "
                             "with no data this month: usage not logged, or resources not tagged?)")
     notes = [f"- kept by the company: {t} {money(c, cur)}" for t, cur, c in kept]
-    notes += [f"- BILLING_COST_METRIC=unblended: {money(c, cur)} of Savings Plan / RI covered usage is charged "
-              "to no tenant (amortized charges it)" for cur, c in covered]
+    notes += [f"- BILLING_COST_METRIC=unblended: {covered_usage_note(c, cur, money(abs(c), cur))}"
+              for cur, c in covered]
     extra = {f"kept_by_company/{cur}": format(sum(c for _t, k, c in kept if k == cur), "f") for _t, cur, _c in kept}
     extra.update({f"covered_cost_not_charged/{cur}": format(c, "f") for cur, c in covered})
     return MaterializeResult(

@@ -73,9 +73,11 @@ def stage_account_level_lines(con, period, metric: str, pricing) -> None:
 
 
 def covered_cost_not_charged(con, period, metric: str) -> list[tuple[str, Decimal]]:
-    """Under `unblended`, Savings Plan / RI covered usage costs the tenants 0 (covered line + negation): per
-    currency, how much effective cost that leaves uncharged (amortized - unblended of the in-scope covered lines).
-    Empty under the other metrics, or when the month has no such lines."""
+    """Under `unblended`, Savings Plan / RI covered usage costs the tenants its unblended cost: 0 where its
+    negation carries the tenant's tag too (covered line + negation), its on-demand cost where the negation is
+    untagged (AWS may group a plan's negations per hour and usage type, without a resource). Per currency, the
+    effective cost that leaves uncharged: amortized - unblended of the in-scope covered lines, negative where the
+    tenants pay more than it. Empty under the other metrics, or when the month has no such lines."""
     if metric != "unblended":
         return []
     return con.execute(
@@ -84,6 +86,16 @@ def covered_cost_not_charged(con, period, metric: str) -> list[tuple[str, Decima
             ORDER BY currency""",
         [period],
     ).fetchall()
+
+
+def covered_usage_note(uncharged: Decimal, currency: str, amount: str | None = None) -> str:
+    """What covered_cost_not_charged's figure means for the tenants, in words (`amount`: it as displayed)."""
+    if uncharged >= 0:
+        return (f"{amount or f'{uncharged} {currency}'} of Savings Plan / RI covered usage is charged to no tenant "
+                "(amortized charges it)")
+    return (f"the tenants are charged {amount or f'{-uncharged} {currency}'} above their Savings Plan / RI covered "
+            "usage's effective cost: its negation carries no tenant tag, so they pay the on-demand price (amortized "
+            "charges the effective cost)")
 
 
 def kept_by_company(con, period, metric: str, pricing) -> list[tuple[str, str, Decimal]]:
@@ -295,8 +307,7 @@ def tenant_costs(
             metadata[f"{name}/{r.currency}"] = format(getattr(r, name), "f")
     for currency, uncharged in covered:
         metadata[f"covered_cost_not_charged/{currency}"] = format(uncharged, "f")
-        context.log.warning(f"{period:%Y-%m}: BILLING_COST_METRIC=unblended: {uncharged} {currency} of Savings Plan / "
-                            "RI covered usage is charged to no tenant (amortized charges it)")
+        context.log.warning(f"{period:%Y-%m}: BILLING_COST_METRIC=unblended: {covered_usage_note(uncharged, currency)}")
     for allocation in ("direct", "shared_hour", "shared_day", "shared_month", "unattributed"):
         metadata[f"facts/{allocation}"] = MetadataValue.int(int(fact_allocations.get(allocation, 0)))
     metadata["allocation_rows"] = MetadataValue.int(int(sum(allocations.values())))

@@ -227,3 +227,29 @@ def test_a_reservations_upfront_fee_is_never_split_over_the_months_tenants(tmp_p
     assert fees == ([("a", D("0.0019867550"))] if metric == "unblended" else [("a", D("0.3000000000"))])
     metadata = metadata_of(result)
     assert metadata["out_of_scope/USD"].value == ("1202.3980132450" if metric == "unblended" else "2.1000000000")
+
+
+def test_covered_usage_whose_negation_is_untagged_costs_the_on_demand_price_under_unblended_and_says_so(tmp_path):
+    """AWS may group a plan's negations per hour and usage type, without a resource or its tags: the covered line
+    (0.096 on demand, 0.06 effective) is then tenant a's and the negation nobody's. Under unblended tenant a pays
+    0.096, as Cost Explorer's unblended cost by tag shows it; the metadata and the report's note said 0.06 was
+    "charged to no tenant" (the figure was -0.036): they now say a pays 0.04 (in cents) above the effective cost."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(warehouse_ddl())
+        add_fact(con, "AWSLambda", "0.06", line_item_type="SavingsPlanCoveredUsage", accountant_id="a",
+                 unblended="0.096")
+        add_fact(con, "AWSLambda", "0", line_item_type="SavingsPlanNegation", application=None, unblended="-0.096")
+    result = materialize([tenant_costs, reconciliation_report],
+                         resources={"billing_config": BillingConfig(cost_metric="unblended"),
+                                    "warehouse": DuckDBWarehouse(database=str(path)), "tenants": TenantRegistry()},
+                         partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(path), read_only=True) as con:
+        (charged,) = con.execute("SELECT sum(cost) FROM tenant_costs WHERE accountant_id = 'a'").fetchone()
+    assert charged == D("0.096")
+    assert metadata_of(result)["covered_cost_not_charged/USD"].value == "-0.0360000000"
+    report = metadata_of(result, "reconciliation_report")["report"].value
+    assert ("- BILLING_COST_METRIC=unblended: the tenants are charged 0.04 USD above their Savings Plan / RI covered "
+            "usage's effective cost: its negation carries no tenant tag") in report
+    assert "charged to no tenant" not in report
