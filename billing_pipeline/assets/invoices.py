@@ -161,7 +161,7 @@ def invoices(
     metadata["held_out_tenants"] = MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out])
     return MaterializeResult(
         metadata=metadata,
-        check_results=[no_duplicates, _match_check(rows, charges, is_final)],
+        check_results=[no_duplicates, _match_check(rows, charges, is_final, registry.known)],
     )
 
 
@@ -258,19 +258,25 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
     rows: list[dict] = []
     created: list[dict] = []
     other_terms: list[str] = []
-    for accountant in sorted(set(charges) | (set(customers) & set(known))):
+    for accountant in sorted(set(charges) | set(customers)):
         lines = {line.resource_type: line for line in charges.get(accountant, [])}
         customer = customers.get(accountant)
+        if accountant not in known:
+            # left the registry (or never in it): nothing is added or taken back in Stripe, but what Stripe holds
+            # for it of the month stays on record (the table says what Stripe holds, whoever is a tenant now)
+            month_items = _month_items(client, customer, accountant, month)
+            if month_items:
+                subscription = client.subscription_to(client.subscriptions_of(customer["id"]), plan_id) or {}
+                context.log.warning(f"{month}: {accountant} is not in the tenant registry but Stripe holds "
+                                    f"{len(month_items)} item(s) of the month for it: recorded, left as they are")
+                rows += _item_rows(period, lines, accountant, customer, subscription, month_items, now)
+            continue
         if customer is None:
             if not any(line.amount_cents for line in lines.values()):
                 continue
             customer = client.create_customer(accountant)
             context.log.info(f"Created the Stripe customer {customer['id']} of {accountant}")
-        month_items = [
-            item for item in client.items_of(customer["id"])
-            if item["metadata"].get("accountant_id") == accountant and item["metadata"].get("month") == month
-            and item["metadata"].get("kind") in ("charge", "adjustment")
-        ]
+        month_items = _month_items(client, customer, accountant, month)
         if not month_items and not any(line.amount_cents for line in lines.values()):
             continue  # nothing placed, nothing to place (no subscription made for it either)
         subscription = client.ensure_subscription(customer["id"], plan_id, accountant)
@@ -307,21 +313,43 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
                                 "metadata": metadata, "invoice": None})
             created.append({"accountant_id": accountant, "resource_type": resource_type, "kind": kind,
                             "amount_cents": difference})
-        for item in month_items:
-            resource_type = item["metadata"].get("resource_type", "")
-            status = "pending" if item["invoice"] is None else item.get("invoice_status") or "draft"
-            rows.append(_row(period, lines.get(resource_type), accountant, resource_type, customer=customer["id"],
-                             subscription=subscription["id"], item=item["id"], invoice=item["invoice"],
-                             amount_cents=item["amount"], currency=item["currency"].lower(),
-                             kind=item["metadata"].get("kind"), status=status, now=now))
+        rows += _item_rows(period, lines, accountant, customer, subscription, month_items, now)
     return rows, created, other_terms
 
 
-def _match_check(rows: list[dict], charges, is_final: bool) -> AssetCheckResult:
+def _month_items(client: StripeBillingClient, customer: dict, accountant: str, month: str) -> list[dict]:
+    """The tenant's charges and adjustments of the month that Stripe holds (pending and invoiced)."""
+    return [
+        item for item in client.items_of(customer["id"])
+        if item["metadata"].get("accountant_id") == accountant and item["metadata"].get("month") == month
+        and item["metadata"].get("kind") in ("charge", "adjustment")
+    ]
+
+
+def _item_rows(period, lines: dict, accountant: str, customer: dict, subscription: dict, month_items: list[dict],
+               now) -> list[dict]:
+    rows = []
+    for item in month_items:
+        resource_type = item["metadata"].get("resource_type", "")
+        status = "pending" if item["invoice"] is None else item.get("invoice_status") or "draft"
+        rows.append(_row(period, lines.get(resource_type), accountant, resource_type, customer=customer["id"],
+                         subscription=subscription.get("id"), item=item["id"], invoice=item["invoice"],
+                         amount_cents=item["amount"], currency=item["currency"].lower(),
+                         kind=item["metadata"].get("kind"), status=status, now=now))
+    return rows
+
+
+def _match_check(rows: list[dict], charges, is_final: bool, known) -> AssetCheckResult:
+    """Per registry tenant x resource type (the items Stripe holds for ids outside the registry are recorded, not
+    priced: they are listed apart)."""
     wanted = {(a, line.resource_type): line.amount_cents for a, lines in charges.items() for line in lines}
     have: dict[tuple[str, str], int] = defaultdict(int)
+    outside: dict[str, int] = defaultdict(int)
     for row in rows:
-        have[(row["accountant_id"], row["resource_type"])] += row["amount_cents"]
+        if row["accountant_id"] in known:
+            have[(row["accountant_id"], row["resource_type"])] += row["amount_cents"]
+        else:
+            outside[row["accountant_id"]] += row["amount_cents"]
     keys = sorted(set(wanted) | set(have))
     mismatches = [(a, r, wanted.get((a, r), 0), have.get((a, r), 0)) for a, r in keys
                   if wanted.get((a, r), 0) != have.get((a, r), 0)]
@@ -336,6 +364,7 @@ def _match_check(rows: list[dict], charges, is_final: bool) -> AssetCheckResult:
                 "| accountant_id | resource_type | price list cents | recorded cents |\n|---|---|---:|---:|\n" + table
                 if mismatches else "none"
             ),
+            "charged_outside_registry_cents": MetadataValue.json(dict(sorted(outside.items()))),
         },
     )
 

@@ -374,3 +374,24 @@ def test_a_month_charged_is_not_re_charged_at_a_changed_price_list_unless_named(
     assert run_invoices().success
     assert {k: v for k, v in sums(stripe_api.items()).items() if v} == \
         {k: v for k, v in expected_cents(restated, changed).items() if v}
+
+
+def test_a_tenant_removed_from_the_registry_after_invoicing_keeps_its_charges_recorded(env, monkeypatch, tmp_path):
+    """January is charged; then acct-0003 leaves the tenant registry. A re-run (a status refresh) must neither touch
+    acct-0003 in Stripe nor drop its items from the `invoices` table: the table is the warehouse's record of what
+    Stripe holds, and acct-0003 was charged (its items were deleted from the table, and so the month's record lost
+    money that is being collected)."""
+    sample, warehouse, stripe_api = env
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("\n".join(sorted(sample.tenants)) + "\n")
+    monkeypatch.setenv("BILLING_TENANTS", str(registry))
+    assert run_invoices().success
+    items_before = sorted(i["id"] for i in stripe_api.items())
+    rows_before = invoice_rows(warehouse)
+    assert any(r[0] == "acct-0003" for r in rows_before)
+
+    registry.write_text("\n".join(t for t in sorted(sample.tenants) if t != "acct-0003") + "\n")
+    result = run_invoices()
+    assert sorted(i["id"] for i in stripe_api.items()) == items_before  # nothing added, nothing taken back
+    assert metadata_of(result)["items_created"].value == 0
+    assert invoice_rows(warehouse) == rows_before  # acct-0003's charges are still on record
