@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS usage_table_writeback (
     table_name            VARCHAR NOT NULL,         -- the DynamoDB table written
     accountant_id         VARCHAR NOT NULL,         -- partition key of the item
     "timestamp"           VARCHAR NOT NULL,         -- sort key: YYYY-MM-DDT00:00:00Z#cur#<service>
+                                                    -- (a day outside the month: <month>-01T00:00:00Z#cur#<day>#<service>)
     usage_date            DATE NOT NULL,
     service               VARCHAR NOT NULL,
     resource_type         VARCHAR NOT NULL,

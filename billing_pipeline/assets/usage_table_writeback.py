@@ -5,6 +5,8 @@ tenant x service x day of the month with attributed cost becomes one item:
 
     accountant_id  (partition key)   the tenant
     timestamp      (sort key)        YYYY-MM-DDT00:00:00Z#cur#<service>   e.g. 2026-01-05T00:00:00Z#cur#AWSLambda
+                                     (a day outside the billing month, which the CUR sometimes dates a line on:
+                                     <month>-01T00:00:00Z#cur#<day>#<service>, within the month's keys)
     source = 'cur', actual_cost = true, amount (Number, exact), currency, cost_metric, month, usage_date,
     service, resource_type, operation = 'actual_cost', is_final, estimated_cost = 0
 
@@ -39,7 +41,12 @@ from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 
-def sort_key(usage_date: dt.date, service: str) -> str:
+def sort_key(usage_date: dt.date, service: str, period: dt.date) -> str:
+    """The item's sort key. A day outside the billing month (the CUR dates some lines outside their period) is
+    keyed under the month's first day, the day after the marker: it must not take the key of the other month's own
+    item of that day, and the month's stale scan (its keys start YYYY-MM-) must find it."""
+    if (usage_date.year, usage_date.month) != (period.year, period.month):
+        return f"{period:%Y-%m}-01T00:00:00Z#cur#{usage_date:%Y-%m-%d}#{service}"
     return f"{usage_date:%Y-%m-%d}T00:00:00Z#cur#{service}"
 
 
@@ -124,7 +131,7 @@ def usage_table_writeback(
     rows = []
     for row in produced:
         rows.append({"billing_period": period, "table_name": table_name,
-                     "timestamp": sort_key(row["usage_date"], row["service"]), **row})
+                     "timestamp": sort_key(row["usage_date"], row["service"], period), **row})
     keys = [(r["accountant_id"], r["timestamp"]) for r in rows]
     if len(set(keys)) != len(keys):
         raise Failure(f"{period:%Y-%m}: one tenant x service x day has cost in more than one currency; the usage "

@@ -186,3 +186,46 @@ def test_items_of_ids_held_out_as_look_alikes_are_left_as_they_are(tmp_path, usa
     assert result.success
     assert items(usage_table) == sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "1")],
                                         key=lambda i: (i["accountant_id"], i["timestamp"]))
+
+
+def test_a_day_outside_the_billing_month_neither_overwrites_the_other_month_nor_stays_stale(tmp_path, usage_table):
+    """The CUR may date a line outside its billing period (hourly_cost_facts keeps such lines: a credit of January
+    dated 2025-12-31). January's item of that day must not take the key of December's own item of the same tenant,
+    day and service (January's run overwrote December's amount, and December's next run deleted January's item as
+    stale), and when a restatement of January drops the line its item must go (January's stale scan only looked at
+    keys starting 2026-01-, so the item stayed for good)."""
+    warehouse = tmp_path / "w.duckdb"
+    dec = dt.date(2025, 12, 1)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(warehouse_ddl())
+        for period, day, cost in [(dec, dt.date(2025, 12, 31), "3"), (JAN, dt.date(2026, 1, 2), "1"),
+                                  (JAN, dt.date(2025, 12, 31), "-0.5")]:
+            con.execute("INSERT INTO tenant_costs VALUES (?, ?, 'acc-1', 'AWSLambda', 'lambda', 'u', 'Usage', "
+                        "'direct', NULL, NULL, 'USD', 'unblended', ?, NULL)", [period, day, D(cost)])
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("acc-1\n")
+
+    def run_month(partition):
+        return materialize(
+            [usage_table_writeback],
+            resources={"outputs_config": OutputsConfig(writeback_table=TABLE),
+                       "warehouse": DuckDBWarehouse(database=str(warehouse)), "aws": AwsClients(),
+                       "tenants": TenantRegistry(source=str(registry))},
+            partition_key=partition, instance=DagsterInstance.ephemeral())
+
+    def cur_amounts():
+        return sorted((i["month"], i["usage_date"], i["amount"]) for i in items(usage_table)
+                      if i.get("source") == "cur" and i["accountant_id"] == "acc-1")
+
+    assert run_month("2025-12-01").success
+    assert run_month("2026-01-01").success
+    assert cur_amounts() == [("2025-12", "2025-12-31", D("3")), ("2026-01", "2025-12-31", D("-0.5")),
+                             ("2026-01", "2026-01-02", D("1"))]
+    assert run_month("2025-12-01").success  # December's re-run leaves January's items alone
+    assert cur_amounts() == [("2025-12", "2025-12-31", D("3")), ("2026-01", "2025-12-31", D("-0.5")),
+                             ("2026-01", "2026-01-02", D("1"))]
+
+    with duckdb.connect(str(warehouse)) as con:  # January restated: the credit dated in December is gone
+        con.execute("DELETE FROM tenant_costs WHERE billing_period = ? AND usage_date < ?", [JAN, JAN])
+    assert run_month("2026-01-01").success
+    assert cur_amounts() == [("2025-12", "2025-12-31", D("3")), ("2026-01", "2026-01-02", D("1"))]
