@@ -120,6 +120,14 @@ def invoices(
                 if implausible and month not in allowed:
                     raise Failure(hold_message(month, implausible, bound) + " Nothing charged, nothing written.")
                 is_final, costs, quantities = _month_to_charge(con, period, month)
+                (charged,) = con.execute(
+                    "SELECT count(*) FROM invoices WHERE billing_period = ? AND kind IN ('charge', 'adjustment')",
+                    [period]).fetchall()[0]
+                if not is_final and charged:
+                    # a preview would replace the record of what Stripe holds (and is collecting) by computed lines
+                    raise Failure(f"{month} is provisional again but was charged (the invoices table holds {charged} "
+                                  "Stripe item(s) of it): the month's CUR has no invoice id any more. Nothing "
+                                  "charged, nothing written; invoice it again once its delivery is final.")
                 # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
                 registry = load_registry(tenants, con)
             if registry.ambiguous:  # holding both out would leave the real tenant uncharged, and say nothing

@@ -395,3 +395,22 @@ def test_a_tenant_removed_from_the_registry_after_invoicing_keeps_its_charges_re
     assert sorted(i["id"] for i in stripe_api.items()) == items_before  # nothing added, nothing taken back
     assert metadata_of(result)["items_created"].value == 0
     assert invoice_rows(warehouse) == rows_before  # acct-0003's charges are still on record
+
+
+def test_a_charged_month_that_reads_provisional_again_does_not_replace_its_charges_by_a_preview(env):
+    """January is charged; then a delivery of it without invoice ids makes it provisional again. The preview must
+    not replace the record of what Stripe holds (the charges vanished from the invoices table, replaced by preview
+    lines, while the tenants were being invoiced for them): the run fails, the table stays as it was."""
+    _, warehouse, stripe_api = env
+    assert run_invoices().success
+    rows_before = invoice_rows(warehouse)
+    items_before = sorted(i["id"] for i in stripe_api.items())
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE cur_line_items SET invoice_id = NULL")
+        con.execute("UPDATE reconciliation_report SET is_final = false")
+    result = run_invoices(raise_on_error=False)
+    assert sorted(i["id"] for i in stripe_api.items()) == items_before
+    assert invoice_rows(warehouse) == rows_before
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "2026-01 is provisional again but was charged" in failure.event_specific_data.error.message
