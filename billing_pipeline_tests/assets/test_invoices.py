@@ -313,6 +313,18 @@ def test_price_list_markup_unit_prices_minimum_and_overrides():
     assert [(l.resource_type, l.amount_cents) for l in big] == [("lambda", 101), ("other", 0)]
 
 
+def test_a_net_credit_pays_the_minimum_and_is_capped_at_zero_without_one():
+    """Credits beyond the month's usage (lambda -7.00 net, s3 0.50): the tenant is topped up to its minimum (5.00:
+    a minimum_fee line of 11.50), and with a minimum of 0 to zero (6.50); never paid out."""
+    prices = parse_price_list(json.dumps({"currency": "USD", "minimum_monthly_fee": "5",
+                                          "overrides": {"big": {"minimum_monthly_fee": "0"}}}))
+    small = prices.tenant_charges("small", {"lambda": D("-7.00"), "s3": D("0.50")}, {})
+    assert [(l.resource_type, l.amount_cents) for l in small] == [("lambda", -700), ("s3", 50), (MINIMUM_FEE, 1150)]
+    big = prices.tenant_charges("big", {"lambda": D("-7.00"), "s3": D("0.50")}, {})
+    assert [(l.resource_type, l.amount_cents) for l in big] == [("lambda", -700), ("s3", 50), (MINIMUM_FEE, 650)]
+    assert (sum(l.amount_cents for l in small), sum(l.amount_cents for l in big)) == (500, 0)
+
+
 def test_price_list_errors_name_the_file_and_the_problem():
     with pytest.raises(ValueError, match=r"prices\.json: .*unknown resource types ec2"):
         parse_price_list(json.dumps({"resource_types": {"ec2": {"markup_pct": "5"}}}), "prices.json")
