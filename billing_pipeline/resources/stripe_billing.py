@@ -220,8 +220,11 @@ class StripeBillingClient:
                 item_id = _line_item_id(line)
                 if item_id is None:
                     continue  # the subscription's own line
+                # the line's metadata over the item's own (Stripe lists an invoiced item too): a line without the
+                # item's metadata must not make a charge unrecognized, and charged again
+                metadata = {**items.get(item_id, {}).get("metadata", {}), **(line.get("metadata") or {})}
                 items[item_id] = {"id": item_id, "amount": int(line["amount"]), "currency": line["currency"],
-                                  "metadata": line.get("metadata") or {}, "invoice": invoice["id"],
+                                  "metadata": metadata, "invoice": invoice["id"],
                                   "invoice_status": invoice_status(invoice)}
         return list(items.values())
 
