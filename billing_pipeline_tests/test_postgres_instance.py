@@ -16,7 +16,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
-from billing_pipeline.resources.invoicing_lock import ADVISORY_KEY
+from billing_pipeline.resources.output_lock import ADVISORY_KEY
 from billing_pipeline.resources.warehouse import WAREHOUSE_CLOSED, WAREHOUSE_OPENED, WAREHOUSE_POOL
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline_tests import postgres_server
@@ -142,18 +142,18 @@ def test_a_run_on_the_postgres_instance_also_waits_for_a_one_off_run_beside_the_
     """A one-off `dagster asset materialize` on an ephemeral instance takes only the file lock beside the warehouse;
     a run of the Postgres-backed instance must wait for it too (it took only the advisory lock before, so both
     invoiced at once)."""
-    from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+    from billing_pipeline.resources.output_lock import OutputLockTimeout, invoicing_lock
 
     home, _ = pg_home
     warehouse = tmp_path / "warehouse.duckdb"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from billing_pipeline.resources.invoicing_lock import invoicing_lock\n"
+        "import sys, time; from billing_pipeline.resources.output_lock import invoicing_lock\n"
         "with invoicing_lock(None, sys.argv[1]):\n    print('held', flush=True); time.sleep(30)\n"), str(warehouse)],
         stdout=subprocess.PIPE, text=True)
     instance = DagsterInstance.from_config(str(home))
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(InvoicingLockTimeout, match=f"held {warehouse}.invoices.lock for over 0.5 s"):
+        with pytest.raises(OutputLockTimeout, match=f"held {warehouse}.invoices.lock for over 0.5 s"):
             with invoicing_lock(instance, str(warehouse), wait_seconds=0.5):
                 pass
     finally:
@@ -167,7 +167,7 @@ def test_advisory_lock_waits_and_gives_up_clearly(pg_home):
     ends (a killed run), the lock is free again."""
     import sqlalchemy as db
 
-    from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+    from billing_pipeline.resources.output_lock import OutputLockTimeout, invoicing_lock
 
     home, _ = pg_home
     instance = DagsterInstance.from_config(str(home))
@@ -176,7 +176,7 @@ def test_advisory_lock_waits_and_gives_up_clearly(pg_home):
     try:
         with holder.connect() as other:
             other.execute(db.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
-            with pytest.raises(InvoicingLockTimeout) as error:
+            with pytest.raises(OutputLockTimeout) as error:
                 with invoicing_lock(instance, None, wait_seconds=0.5):
                     pass
             assert str(error.value) == (f"Another invoicing run held pg_advisory_lock({ADVISORY_KEY}) for over 0.5 s:"

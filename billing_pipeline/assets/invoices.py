@@ -37,7 +37,7 @@ from billing_pipeline.formatting import markdown_table, money
 from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
-from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+from billing_pipeline.resources.output_lock import OutputLockTimeout, invoicing_lock
 from billing_pipeline.resources.money_bounds import MoneyBounds
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
 from billing_pipeline.resources.tenant_registry import TenantRegistry
@@ -107,7 +107,7 @@ def invoices(
     except ValueError as error:
         raise Failure(str(error)) from None
     try:
-        # One invoicing run at a time across processes (resources/invoicing_lock.py), from reading the month to
+        # One invoicing run at a time across processes (resources/output_lock.py), from reading the month to
         # recording what Stripe holds: a run that read the month before another run restated and invoiced it would
         # put Stripe back to what it read, and the table the later run wrote would not say what Stripe holds. Only
         # this asset takes the lock, and it takes it before the warehouse, so no run can hold one waiting for the other.
@@ -157,7 +157,7 @@ def invoices(
                     con, "invoices", ["accountant_id", "resource_type", "kind", "stripe_invoice_item_id"], period,
                     "no_duplicate_invoice_items",
                 )
-    except (StripeBillingError, InvoicingLockTimeout) as error:
+    except (StripeBillingError, OutputLockTimeout) as error:
         raise Failure(f"{month}: {error}. The warehouse's invoices of {month} were left as they were.") from None
     if other_terms:
         raise Failure(f"{month}: {', '.join(other_terms)} {'was' if len(other_terms) == 1 else 'were'} charged at "

@@ -36,6 +36,7 @@ from billing_pipeline.checks.usage_table_writeback import GRAIN as WRITEBACK_GRA
 from billing_pipeline.exports import arrow_schema
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.aws import AwsClients
+from billing_pipeline.resources.output_lock import OutputLockTimeout, writeback_lock
 from billing_pipeline.resources.outputs_config import OutputsConfig
 from billing_pipeline.resources.tenant_registry import TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
@@ -111,6 +112,32 @@ def usage_table_writeback(
         return MaterializeResult(metadata={"status": "not configured (BILLING_WRITEBACK_TABLE is not set)",
                                            "items_written": MetadataValue.int(0)})
 
+    # One write-back run at a time across processes (resources/output_lock.py), from reading the month to recording
+    # what was written: a run that read an older delivery would delete a newer run's items as stale and put back
+    # its own amounts, and the table of what was written would not say what the usage table holds.
+    try:
+        with writeback_lock(context.instance, warehouse.lock_anchor(), context.log):
+            rows, stale, written, registry, held_out, unattributed = _write_month(
+                period, table_name, warehouse, aws, tenants)
+    except OutputLockTimeout as error:
+        raise Failure(str(error)) from None
+    total = sum((r["amount"] for r in rows), Decimal(0))
+    context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
+    return MaterializeResult(metadata={
+        "status": f"written to {table_name}",
+        "dagster/row_count": MetadataValue.int(written),
+        "items_written": MetadataValue.int(len(rows)),
+        "items_deleted": MetadataValue.int(len(stale)),
+        "tenants": MetadataValue.int(len({r["accountant_id"] for r in rows})),
+        "amount_written": MetadataValue.float(as_float(total)),
+        "unattributed_not_written": MetadataValue.float(as_float(unattributed)),
+        "held_out_tenants": MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out]),
+    })
+
+
+def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, aws: AwsClients,
+                 tenants: TenantRegistry):
+    """The month's items put, the stale ones deleted, what was written recorded (under the write-back lock)."""
     with warehouse.connect() as con:
         is_final = cur_is_final(con, period)
         columns = ["accountant_id", "usage_date", "service", "resource_type", "currency", "cost_metric", "amount"]
@@ -159,15 +186,4 @@ def usage_table_writeback(
             "usage_table_writeback", period, {  # the table's blocking check, before the commit
                 "no_duplicate_writeback_items":
                     lambda relation: duplicate_check(con, relation, WRITEBACK_GRAIN, period)}))
-    total = sum((r["amount"] for r in rows), Decimal(0))
-    context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
-    return MaterializeResult(metadata={
-        "status": f"written to {table_name}",
-        "dagster/row_count": MetadataValue.int(written),
-        "items_written": MetadataValue.int(len(rows)),
-        "items_deleted": MetadataValue.int(len(stale)),
-        "tenants": MetadataValue.int(len({r["accountant_id"] for r in rows})),
-        "amount_written": MetadataValue.float(as_float(total)),
-        "unattributed_not_written": MetadataValue.float(as_float(unattributed)),
-        "held_out_tenants": MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out]),
-    })
+    return rows, stale, written, registry, held_out, unattributed

@@ -9,7 +9,7 @@ Everything the pipeline does in Stripe goes through `StripeBillingClient`, which
 (localstripe 1.15) serves as well: customers, products, plans, subscriptions, invoice items and invoices (list,
 lines). Stripe's Search API is not used: customers are found by listing them and matching
 `metadata.accountant_id`. What was already placed is found by listing invoice items and invoices and matching
-metadata; the list-then-create sequence runs under the invoicing lock (resources/invoicing_lock.py). Every create
+metadata; the list-then-create sequence runs under the invoicing lock (resources/output_lock.py). Every create
 also carries a deterministic idempotency key (`idempotency_key`): the same request from the same Stripe state gets
 the same key, so Stripe (which replays a key for 24 h) turns a repeated request into the first one's answer; a
 changed state (a restatement, a deleted item) gives a new key. localstripe ignores the keys: the lock is what the

@@ -95,7 +95,7 @@ def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys
 
 def test_a_run_that_cannot_get_the_lock_gives_up_clearly(tmp_path):
     """Another process holds the lock beside the warehouse: the run waits, then fails naming it (nothing charged)."""
-    from billing_pipeline.resources.invoicing_lock import InvoicingLockTimeout, invoicing_lock
+    from billing_pipeline.resources.output_lock import OutputLockTimeout, invoicing_lock
 
     warehouse = tmp_path / "warehouse.duckdb"
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -104,7 +104,7 @@ def test_a_run_that_cannot_get_the_lock_gives_up_clearly(tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(InvoicingLockTimeout) as error:
+        with pytest.raises(OutputLockTimeout) as error:
             with invoicing_lock(None, str(warehouse), wait_seconds=0.5):
                 pass
         assert str(error.value) == (f"Another invoicing run held {warehouse}.invoices.lock for over 0.5 s: nothing was "
@@ -120,7 +120,7 @@ def test_the_lock_file_is_one_per_warehouse_whatever_the_instance_or_the_path_to
     """A link to the warehouse is the same warehouse, so the same lock; a warehouse with no local file (Spark on S3)
     gets one lock per URI in the host's temporary folder (it went into the instance's folder, and an ephemeral
     instance's is new each run: two one-off runs locked two files)."""
-    from billing_pipeline.resources.invoicing_lock import lock_file_path
+    from billing_pipeline.resources.output_lock import lock_file_path
 
     warehouse = tmp_path / "warehouse.duckdb"
     warehouse.touch()

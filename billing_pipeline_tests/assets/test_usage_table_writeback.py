@@ -2,6 +2,11 @@
 deterministic keys, idempotent re-runs, restatements that change and remove items."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -229,3 +234,82 @@ def test_a_day_outside_the_billing_month_neither_overwrites_the_other_month_nor_
         con.execute("DELETE FROM tenant_costs WHERE billing_period = ? AND usage_date < ?", [JAN, JAN])
     assert run_month("2026-01-01").success
     assert cur_amounts() == [("2025-12", "2025-12-31", D("3")), ("2026-01", "2026-01-02", D("1"))]
+
+
+def test_a_run_reads_the_month_only_once_it_holds_the_writeback_lock(tmp_path, usage_table, monkeypatch):
+    """While a run waits for the write-back lock, the month is restated (acc-1's Lambda 0.10 -> 0.30, its S3 cost
+    gone) and another run writes it back. The waiting run must write what the warehouse holds when it gets the
+    lock: had it read the month before waiting, it would put back the old amounts and the S3 item the other run
+    deleted, and its record would say so."""
+    import billing_pipeline.assets.usage_table_writeback as writeback_module
+
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "0.1"),
+                                 ("acc-1", 2, "AmazonS3", "s3", "shared_day", "0.5")])
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+    real_lock = writeback_module.writeback_lock
+    waits = []
+
+    @contextmanager
+    def lock_got_after_another_run(*args, **kwargs):
+        if not waits:  # the waiting run: meanwhile the month is restated and another run writes it back
+            waits.append(True)
+            set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "0.3")])
+            assert run(warehouse).success
+        with real_lock(*args, **kwargs) as held:
+            yield held
+
+    monkeypatch.setattr(writeback_module, "writeback_lock", lock_got_after_another_run)
+    result = run(warehouse)
+    assert result.success and waits == [True]
+    restated = sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "0.3")],
+                      key=lambda i: (i["accountant_id"], i["timestamp"]))
+    assert items(usage_table) == restated
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute('SELECT accountant_id, "timestamp", amount FROM usage_table_writeback').fetchall() == [
+            ("acc-1", "2026-01-02T00:00:00Z#cur#AWSLambda", D("0.3000000000"))]
+
+
+# A one-off materialization of usage_table_writeback in a process of its own, starting at a given instant
+RUNNER = """
+import sys, time
+from dagster import DagsterInstance, materialize
+from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
+from billing_pipeline.resources.aws import AwsClients
+from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
+from billing_pipeline.resources.warehouse import DuckDBWarehouse
+start, warehouse, table, registry = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+time.sleep(max(0.0, start - time.time()))
+result = materialize([usage_table_writeback], partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
+                     resources={"outputs_config": OutputsConfig(writeback_table=table), "aws": AwsClients(),
+                                "warehouse": DuckDBWarehouse(database=warehouse),
+                                "tenants": TenantRegistry(source=registry)}, raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def test_two_writeback_runs_at_once_write_one_set_one_after_the_other(tmp_path, usage_table):
+    """Three processes write the month back at the same instant, each with its own ephemeral instance (no Dagster
+    pool between them): each holds the lock beside the warehouse in turn, and the table ends with the month's
+    items once, the warehouse with one record of them."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "0.1"),
+                                 ("acc-2", 3, "AmazonS3", "s3", "shared_day", "0.5")])
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("acc-1\nacc-2\n")
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+    start = time.time() + 10  # time enough for each to import Dagster
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    processes = [subprocess.Popen([sys.executable, "-c", RUNNER, str(start), str(warehouse), TABLE, str(registry)],
+                                  env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(3)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    assert all(f"Holding the file lock {warehouse}.usage_table_writeback.lock" in output for output in outputs)
+    assert items(usage_table) == sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "0.1"),
+                                                     cur_item("acc-2", 3, "AmazonS3", "s3", "0.5")],
+                                        key=lambda i: (i["accountant_id"], i["timestamp"]))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM usage_table_writeback").fetchall() == [(2,)]
