@@ -128,6 +128,8 @@ def invoices(
                     raise Failure(f"{month} is provisional again but was charged (the invoices table holds {charged} "
                                   "Stripe item(s) of it): the month's CUR has no invoice id any more. Nothing "
                                   "charged, nothing written; invoice it again once its delivery is final.")
+                # the items this warehouse recorded as placed: one Stripe no longer lists was deleted there
+                recorded = _recorded_items(con, period)
                 # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
                 registry = load_registry(tenants, con)
             if registry.ambiguous:  # holding both out would leave the real tenant uncharged, and say nothing
@@ -146,7 +148,7 @@ def invoices(
             client = stripe_billing.client()
             if is_final:
                 rows, created, other_terms = _place(client, price_list, charges, registry.known, period, month, now,
-                                                    month in repriced, context)
+                                                    month in repriced, context, recorded)
             else:
                 rows, created, other_terms = _preview(client, charges, period, now), [], []
 
@@ -253,8 +255,19 @@ def _description(month: str, resource_type: str, kind: str, line: ChargeLine | N
     return text + (" (adjustment: restated month)" if kind == "adjustment" else "")
 
 
+def _recorded_items(con, period) -> dict[tuple[str, str], set[str]]:
+    """(accountant, resource type) -> the Stripe item ids the invoices table recorded for the month."""
+    recorded: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for accountant, resource_type, item in con.execute(
+            """SELECT accountant_id, resource_type, stripe_invoice_item_id FROM invoices
+               WHERE billing_period = ? AND stripe_invoice_item_id IS NOT NULL""", [period]).fetchall():
+        recorded[(accountant, resource_type)].add(item)
+    return recorded
+
+
 def _place(client: StripeBillingClient, price_list: PriceList, charges, known: frozenset[str] | set[str], period,
-           month: str, now, reprice: bool, context) -> tuple[list[dict], list[dict], list[str]]:
+           month: str, now, reprice: bool, context, recorded: dict[tuple[str, str], set[str]] | None = None
+           ) -> tuple[list[dict], list[dict], list[str]]:
     """Final month: make the Stripe items of the month add up to the charges, adding only the difference. Every
     tenant of the registry with a Stripe customer is looked at, not only those with charges now: a restatement can
     take all of a tenant's cost away, and what was placed for it (by any run, one that died half-way included) is
@@ -315,8 +328,13 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
                         "quantity": str(line.quantity if line else 0), "price_terms": terms,
                         "source": "billing_pipeline"}
             placed_ids = [i["id"] for i in month_items if i["metadata"].get("resource_type", "") == resource_type]
+            # items recorded as placed that Stripe no longer lists were deleted there: part of the key, so that
+            # placing the difference again is a new request, not the replay of the deleted item's (Stripe answers
+            # a key it saw within 24 h with its first response, and nothing would be placed)
+            gone = sorted((recorded or {}).get((accountant, resource_type), set()) - set(placed_ids))
             item = client.add_item(customer["id"], difference, price_list.currency,
-                                   _description(month, resource_type, kind, line), metadata, placed_ids)
+                                   _description(month, resource_type, kind, line), metadata,
+                                   placed_ids + [f"deleted:{i}" for i in gone])
             month_items.append({"id": item["id"], "amount": difference, "currency": price_list.currency,
                                 "metadata": metadata, "invoice": None})
             created.append({"accountant_id": accountant, "resource_type": resource_type, "kind": kind,

@@ -24,6 +24,7 @@ from billing_pipeline_tests.stripe_support import (
     expected_cents,
     run_invoices,
     run_together,
+    sums,
 )
 
 def test_two_runs_at_once_on_an_empty_account_charge_once(env):
@@ -91,6 +92,26 @@ def test_every_create_carries_a_deterministic_idempotency_key(env, recorded_keys
              if method == "POST" and url.endswith(("/v1/products", "/v1/plans", "/v1/customers"))}
     assert again == first and len(first) == 2 + len(sample.tenants)
     assert API_KEY not in repr(recorded_keys)
+
+
+def test_re_placing_an_item_deleted_in_stripe_sends_another_key_than_the_one_that_placed_it(env, recorded_keys):
+    """A pending item deleted in Stripe (by hand, say) leaves Stripe as it was before the item was placed, so the
+    next run's key was the key that placed it: Stripe, which answers a key it saw within 24 h with its first
+    response, would hand back the deleted item and nothing would be charged, while the table recorded the item.
+    The ids the table recorded and Stripe no longer lists are part of the key: the re-placing is a new request."""
+    sample, _, stripe_api = env
+    assert run_invoices().success
+    item = next(i for i in stripe_api.items() if i["invoice"] is None)
+    placing = {key for method, url, key in recorded_keys if method == "POST" and url.endswith("/v1/invoiceitems")}
+    stripe_api.http.delete(f"/v1/invoiceitems/{item['id']}").raise_for_status()
+    recorded_keys.clear()
+    assert run_invoices().success
+    again = [key for method, url, key in recorded_keys if method == "POST" and url.endswith("/v1/invoiceitems")]
+    assert len(again) == 1 and again[0] not in placing
+    assert again[0] == idempotency_key(
+        "item", item["customer"], item["metadata"]["accountant_id"], "2026-01", item["metadata"]["resource_type"],
+        "charge", item["amount"], "usd", [f"deleted:{item['id']}"])
+    assert sums(stripe_api.items()) == expected_cents(sample.expected_actuals, PRICE_LIST)
 
 
 def test_a_run_that_cannot_get_the_lock_gives_up_clearly(tmp_path):
