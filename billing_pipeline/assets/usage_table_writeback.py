@@ -117,12 +117,15 @@ def usage_table_writeback(
     # its own amounts, and the table of what was written would not say what the usage table holds.
     try:
         with writeback_lock(context.instance, warehouse.lock_anchor(), context.log):
-            rows, stale, written, registry, held_out, unattributed = _write_month(
+            rows, stale, written, registry, held_out, left_alone, unattributed = _write_month(
                 period, table_name, warehouse, aws, tenants)
     except OutputLockTimeout as error:
         raise Failure(str(error)) from None
     total = sum((r["amount"] for r in rows), Decimal(0))
     context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
+    if left_alone:
+        context.log.warning(f"{period:%Y-%m}: items written before for {', '.join(map(repr, left_alone))}, outside "
+                            "the tenant registry now, are left as they are in the usage table")
     return MaterializeResult(metadata={
         "status": f"written to {table_name}",
         "dagster/row_count": MetadataValue.int(written),
@@ -132,6 +135,7 @@ def usage_table_writeback(
         "amount_written": MetadataValue.float(as_float(total)),
         "unattributed_not_written": MetadataValue.float(as_float(unattributed)),
         "held_out_tenants": MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out]),
+        "left_outside_registry": MetadataValue.json(left_alone),
     })
 
 
@@ -171,10 +175,10 @@ def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, 
     wanted = set(keys)
     stale: set[tuple[str, str]] = set()
     # every tenant of the registry, not only those the warehouse says were written: a run that died after its puts
-    # recorded nothing
-    # (never those of ids held out as look-alikes of each other: which one is the tenant is not known)
-    for accountant in sorted(({r["accountant_id"] for r in rows} | previous_accountants | registry.known)
-                             - set(registry.ambiguous)):
+    # recorded nothing. Never an id outside it: one held out as a look-alike of another (which one is the tenant is
+    # not known), or one that left the registry after its items were written (their cost history in the
+    # application's table is left as it is, as invoicing leaves its Stripe items)
+    for accountant in sorted(registry.known - set(registry.ambiguous)):
         stale |= month_cur_keys(table, accountant, period) - wanted
     with table.batch_writer(overwrite_by_pkeys=["accountant_id", "timestamp"]) as batch:
         for accountant, timestamp in sorted(stale):
@@ -186,4 +190,6 @@ def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, 
             "usage_table_writeback", period, {  # the table's blocking check, before the commit
                 "no_duplicate_writeback_items":
                     lambda relation: duplicate_check(con, relation, WRITEBACK_GRAIN, period)}))
-    return rows, stale, written, registry, held_out, unattributed
+    # ids this table's items were written for before that are outside the registry now: left as they are
+    left_alone = sorted(previous_accountants - registry.known)
+    return rows, stale, written, registry, held_out, left_alone, unattributed

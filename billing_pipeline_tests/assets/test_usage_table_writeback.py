@@ -313,3 +313,23 @@ def test_two_writeback_runs_at_once_write_one_set_one_after_the_other(tmp_path, 
                                         key=lambda i: (i["accountant_id"], i["timestamp"]))
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM usage_table_writeback").fetchall() == [(2,)]
+
+
+def test_items_of_a_tenant_that_left_the_registry_are_left_as_they_are(tmp_path, usage_table):
+    """acc-2's items were written; then acc-2 is taken out of the registry and the month is restated. Its cost
+    history in the application's table stays (invoicing leaves its Stripe items alone too): the run used to delete
+    its items as stale. Named in the metadata."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "1"),
+                                 ("acc-2", 2, "AmazonDynamoDB", "dynamodb", "shared_hour", "2")])
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+    assert run(warehouse).success
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "3"),
+                                 ("acc-2", 2, "AmazonDynamoDB", "dynamodb", "shared_hour", "5")])
+    result = run(warehouse, tenants=("acc-1", "acc-3"))
+    assert result.success
+    assert items(usage_table) == sorted(app_items + [cur_item("acc-1", 2, "AWSLambda", "lambda", "3"),
+                                                     cur_item("acc-2", 2, "AmazonDynamoDB", "dynamodb", "2")],
+                                        key=lambda i: (i["accountant_id"], i["timestamp"]))
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert (metadata["items_deleted"].value, metadata["left_outside_registry"].value) == (0, ["acc-2"])
