@@ -126,8 +126,13 @@ def _fingerprint(location: Location, infos: dict[str, pafs.FileInfo], paths: lis
     return digest.hexdigest()
 
 
-def _month(year: str | int, month: str | int) -> datetime.date:
-    return datetime.date(int(year), int(month), 1)
+def _month(year: str | int, month: str | int, where: str) -> datetime.date:
+    """The month a folder names; `where` (the file's display name) for the CurFormatError when it names none
+    (`month=13`, `year=0000`, `BILLING_PERIOD=2026-00`): a bare ValueError named no file."""
+    try:
+        return datetime.date(int(year), int(month), 1)
+    except ValueError:
+        raise CurFormatError(f"{where}: its folder says year {year} month {month}, which is no month") from None
 
 
 class _Scan:
@@ -163,10 +168,11 @@ class _Scan:
             if not period or parts[-1] != parts[-3] + MANIFEST_SUFFIX:
                 continue
             period_folders.add(path.rsplit("/", 1)[0])
+            folder_month = _month(period[1], period[2], self.display(path))
             try:
-                candidates.append(self._legacy_manifest(path, _month(period[1], period[2])))
+                candidates.append(self._legacy_manifest(path, folder_month))
             except CurFormatError as error:
-                self.month_problem(_month(period[1], period[2]), error)
+                self.month_problem(folder_month, error)
         # Everything below a period folder that has a manifest is that report's (older assemblies included).
         for path in self.infos:
             if any(path.startswith(folder + "/") for folder in period_folders):
@@ -217,7 +223,7 @@ class _Scan:
         if not start:
             return folder_month
         found = re.match(r"^(\d{4})-?(\d{2})", start)
-        if not found or not 1 <= int(found[2]) <= 12:
+        if not found or not 1 <= int(found[2]) <= 12 or int(found[1]) < 1:
             raise CurFormatError(f"{self.display(path)}: billingPeriod {start!r} is not a date")
         month = datetime.date(int(found[1]), int(found[2]), 1)
         if month != folder_month:
@@ -306,7 +312,7 @@ class _Scan:
             for i in range(1, len(parts) - 2):
                 year, month = YEAR_FOLDER.match(parts[i]), MONTH_FOLDER.match(parts[i + 1])
                 if year and month and looks_like_data(path):
-                    months[("/".join(parts[:i]), _month(year[1], month[1]))].append(path)
+                    months[("/".join(parts[:i]), _month(year[1], month[1], self.display(path)))].append(path)
                     break
         # the months AWS rewrites while the report says UPDATING: the current one and the one before (not final
         # yet); older months are closed, and a backfill of them is not held by each refresh
@@ -371,7 +377,7 @@ class _Scan:
                 partition = EXPORT_PARTITION.match(parts[i])
                 if not partition or parts[i - 1] not in ("data", "metadata"):
                     continue
-                key = ("/".join(parts[: i - 1]), _month(partition[1], partition[2]))
+                key = ("/".join(parts[: i - 1]), _month(partition[1], partition[2], self.display(path)))
                 if parts[i - 1] == "metadata" and parts[-1].endswith(MANIFEST_SUFFIX) and i == len(parts) - 2:
                     manifests[key] = path
                 elif parts[i - 1] == "data" and looks_like_data(path):
@@ -424,7 +430,7 @@ class _Scan:
             if period is None:
                 unknown.append(path)
             else:  # the month's (e.g. a new month whose manifest AWS has not written yet)
-                self.month_problem(_month(period[1], period[2]), CurFormatError(
+                self.month_problem(_month(period[1], period[2], self.display(path)), CurFormatError(
                     f"{self.display(path)}: in a legacy CUR period folder without a top-level "
                     "<report>-Manifest.json, so nothing says which files are the current delivery"))
         if unknown:

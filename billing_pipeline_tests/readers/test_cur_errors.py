@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
+import re
 
 import duckdb
 import pyarrow as pa
@@ -164,3 +166,25 @@ def test_gzip_that_is_not_csv_at_all(tmp_path):
     legacy_delivery(tmp_path, raw=gzip.compress(b"\x00\x01\x02 binary junk without a header"))
     with pytest.raises(CurFormatError, match=r"bad-1\.csv\.gz"):
         stage(tmp_path)
+
+
+@pytest.mark.parametrize("folder", [
+    "r/r/year=2026/month=13", "r/r/year=2026/month=0", "r/r/year=0000/month=1",
+    "e/data/BILLING_PERIOD=2026-13", "r/20261301-20270101/asm",
+])
+def test_a_folder_naming_no_month_fails_naming_the_file(tmp_path, folder):
+    """`month=13`, `BILLING_PERIOD=2026-13`, a period folder of month 13: a bare `ValueError: month must be in
+    1..12` named no file (and, not a CurFormatError, was not turned into the run's Failure)."""
+    write_parquet(tmp_path / folder / "x.parquet", {"x": [1]})
+    with pytest.raises(CurFormatError, match=re.escape(str(tmp_path / folder / "x.parquet")) + ".* no month"):
+        find_deliveries(locate(str(tmp_path)))
+
+
+def test_a_manifest_billing_period_of_year_zero_fails_naming_the_manifest(tmp_path):
+    manifest = legacy_delivery(tmp_path).parent.parent / "bad-Manifest.json"
+    content = json.loads(manifest.read_text())
+    content["billingPeriod"] = {"start": "00000101T000000.000Z", "end": "00000201T000000.000Z"}
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(CurFormatError, match=re.escape(str(manifest)) + ": billingPeriod '00000101T000000.000Z' is "
+                                             "not a date"):
+        find_deliveries(locate(str(tmp_path)))
