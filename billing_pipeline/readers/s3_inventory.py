@@ -246,10 +246,12 @@ def find_snapshots(location: Location) -> list[Snapshot]:
         folder = SNAPSHOT_FOLDER.match(parts[-2])
         if not folder:
             continue  # e.g. the hive/ symlink folders
-        year, month, day, hour, minute = (int(g) for g in folder.groups())
-        snapshots.append(
-            Snapshot(info.path, parts[-4], parts[-3], dt.datetime(year, month, day, hour, minute))
-        )
+        try:
+            taken_at = dt.datetime(*(int(g) for g in folder.groups()))
+        except ValueError:  # 2026-13-01T00-00Z: a bare `month must be in 1..12` named no file
+            raise ValueError(f"{location.display(info.path)}: its folder {parts[-2]!r} names no time (S3 Inventory "
+                             "writes YYYY-MM-DDTHH-MMZ)") from None
+        snapshots.append(Snapshot(info.path, parts[-4], parts[-3], taken_at))
     by_report: dict[tuple[str, str], list[Snapshot]] = {}
     for snapshot in snapshots:
         by_report.setdefault((snapshot.bucket, snapshot.config), []).append(snapshot)

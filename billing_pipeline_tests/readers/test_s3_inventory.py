@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from decimal import Decimal as D
 
@@ -150,4 +151,13 @@ def test_an_inventory_manifest_of_the_wrong_shape_fails_naming_it(tmp_path, cont
     manifest = write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
     manifest.write_text(content)
     with pytest.raises(ValueError, match=rf"2026-01-10T01-00Z/manifest\.json: .*{problem}"):
+        read_january(inventory=tmp_path)
+
+
+@pytest.mark.parametrize("taken", ["2026-13-01T00-00Z", "2026-01-32T00-00Z", "2026-01-10T24-00Z"])
+def test_a_snapshot_folder_naming_no_time_fails_naming_the_manifest(tmp_path, taken):
+    """`2026-13-01T00-00Z/manifest.json` raised a bare `month must be in 1..12` that named no file."""
+    write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
+    manifest = write_snapshot(tmp_path, taken, [("clients/acc-a/x", GIB)])
+    with pytest.raises(ValueError, match=re.escape(str(manifest)) + ": .*no time"):
         read_january(inventory=tmp_path)
