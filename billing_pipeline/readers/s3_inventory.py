@@ -278,7 +278,12 @@ def snapshot_files(location: Location, snapshot: Snapshot) -> SnapshotFiles:
     entries = require_json(manifest.get("files"), list, manifest_name, "files")
     keys = [require_json(require_json(entry, dict, manifest_name, f"files[{i}]").get("key"), str, manifest_name,
                          f"files[{i}].key") for i, entry in enumerate(entries)]
-    snapshot.bucket = optional_text(manifest, "sourceBucket", manifest_name) or snapshot.bucket
+    source_bucket = optional_text(manifest, "sourceBucket", manifest_name)
+    if source_bucket and source_bucket != snapshot.bucket:
+        # the bucket is the scope its bytes are evidence for: believed only as far as it agrees with the folder
+        raise ValueError(f"{manifest_name}: sourceBucket {source_bucket!r} is not the bucket its folder names "
+                         f"({snapshot.bucket!r}; S3 Inventory writes <destination>/<source bucket>/<config>/): "
+                         "which bucket's objects it lists cannot be told")
     paths = [resolve_data_file(location, snapshot, key) for key in keys]
     times_listed = Counter(paths)
     repeated = sorted({key for key, path in zip(keys, paths) if times_listed[path] > 1})

@@ -161,3 +161,15 @@ def test_a_snapshot_folder_naming_no_time_fails_naming_the_manifest(tmp_path, ta
     manifest = write_snapshot(tmp_path, taken, [("clients/acc-a/x", GIB)])
     with pytest.raises(ValueError, match=re.escape(str(manifest)) + ": .*no time"):
         read_january(inventory=tmp_path)
+
+
+def test_a_manifest_whose_source_bucket_is_not_its_folders_fails_naming_both(tmp_path):
+    """S3 Inventory writes `<destination>/<source bucket>/<config>/...`: a manifest in tax-demo-docs' folder saying
+    `sourceBucket: payroll-bucket` made tax-demo-docs' bytes the usage evidence of payroll-bucket's storage cost."""
+    manifest = write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB)])
+    content = json.loads(manifest.read_text())
+    content["sourceBucket"] = "payroll-bucket"
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=re.escape(f"{manifest}: sourceBucket 'payroll-bucket' is not the bucket "
+                                                   "its folder names ('tax-demo-docs'")):
+        read_january(inventory=tmp_path)
