@@ -63,7 +63,8 @@ Problems (reason -> lines, for the month; lines with no readable time always cou
 (nothing usable, e.g. plain-text prints, JSON without tenant or usage), 'malformed_json', 'malformed_report',
 'missing_timestamp', 'missing_request_id' (names a tenant, but no request or session to tie it to),
 'report_without_owner', 'report_with_conflicting_owners' (attributed to the first id), 'missing_accountant_id',
-'ambiguous_capacity_units', 'malformed_consumed_capacity', 'session_without_owner',
+'ambiguous_capacity_units', 'malformed_consumed_capacity', 'malformed_quantity' (a DynamoDB unit count, AgentCore
+hours or Bedrock token count that is not a number in [0, 1e12): never evidence), 'session_without_owner',
 's3_request_outside_clients', 'inventory_key_outside_clients' (objects), 'invalid_accountant_id' (a tenant id that is
 never a tenant: non-string JSON, `unattributed`/`total`, control characters; its usage is 'unattributed', and
 objects under such a client folder), 'line_too_long' (over BILLING_MAX_LOG_LINE_BYTES, dropped while streaming:

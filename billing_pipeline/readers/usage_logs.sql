@@ -59,6 +59,14 @@ CREATE OR REPLACE TEMP MACRO amount(text) AS try_cast(text AS DECIMAL(38, 16));
 -- bills at most 900,000 ms at 10,240 MB) that keep every product exact in DECIMAL(38, 16); others are malformed.
 CREATE OR REPLACE TEMP MACRO lambda_report_ok(billed_ms, memory_mb) AS
     billed_ms >= 0 AND billed_ms < 1000000000000 AND memory_mb >= 1 AND memory_mb < 1000000000;
+-- A driver quantity a line gives (DynamoDB units, AgentCore hours, Bedrock tokens) is usable in [0, 1e12): usage
+-- is never negative (it lowered its tenant's share), and far above any one call's (a few thousand units, a few
+-- million tokens) it is no call's; the bound keeps every sum within DECIMAL(38, 16) (one near 1e22 overflowed the
+-- month's sum and failed the run naming no file). A quantity present but not usable is counted
+-- (`malformed_quantity`), never evidence.
+CREATE OR REPLACE TEMP MACRO usage_amount(text) AS
+    CASE WHEN amount(text) >= 0 AND amount(text) < 1000000000000 THEN amount(text) END;
+CREATE OR REPLACE TEMP MACRO unusable(text) AS text IS NOT NULL AND usage_amount(text) IS NULL;
 
 -- name: log_events
 -- One pass over every line: split off the timestamp, recognize the message by its content and pull out every
@@ -202,18 +210,24 @@ SELECT
     -- AgentCore
     coalesce(a.session_id, a.sessionId, a."session.id", b.session_id, b.sessionId, b."session.id") AS session_id,
     regexp_replace(lower(coalesce(a.event, a.event_type, b.event, b.event_type)), '[^a-z]', '', 'g') AS agent_event,
-    amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
-        AS vcpu_hours,
+    usage_amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours,
+                          b."agent.runtime.vcpu.hours.used")) AS vcpu_hours,
     -- AgentCore usage of a built-in tool (code interpreter, browser), not the runtime's
     regexp_replace(lower(coalesce(a.tool_type, b.tool_type)), '[^a-z]', '', 'g') AS tool_type,
-    amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours, b."agent.runtime.memory.gb_hours.used"))
-        AS gb_hours,
+    usage_amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours,
+                          b."agent.runtime.memory.gb_hours.used")) AS gb_hours,
     -- Bedrock model invocation log
     a.modelId AS model_id,
-    amount(a.input.inputTokenCount) AS input_tokens,
-    amount(a.output.outputTokenCount) AS output_tokens,
-    amount(a.input.cacheReadInputTokenCount) AS cache_read_tokens,
-    amount(a.input.cacheWriteInputTokenCount) AS cache_write_tokens,
+    usage_amount(a.input.inputTokenCount) AS input_tokens,
+    usage_amount(a.output.outputTokenCount) AS output_tokens,
+    usage_amount(a.input.cacheReadInputTokenCount) AS cache_read_tokens,
+    usage_amount(a.input.cacheWriteInputTokenCount) AS cache_write_tokens,
+    -- a quantity present but not usable (usage_amount): counted in log_problems
+    unusable(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
+      OR unusable(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours,
+                           b."agent.runtime.memory.gb_hours.used"))
+      OR unusable(a.input.inputTokenCount) OR unusable(a.output.outputTokenCount)
+      OR unusable(a.input.cacheReadInputTokenCount) OR unusable(a.input.cacheWriteInputTokenCount) AS bad_quantity,
     -- S3 server access log
     access.bucket AS s3_bucket,
     access.operation AS s3_operation,
@@ -286,9 +300,11 @@ dynamodb_units AS (
         coalesce(owner, 'unattributed') AS accountant_id,
         -- A table named by ARN counts for the table's name, as the CUR resource id does.
         regexp_replace(coalesce(capacity.TableName, ''), '^arn:[^/]*:table/', '') AS scope,
-        amount(capacity.ReadCapacityUnits) AS read_units,
-        amount(capacity.WriteCapacityUnits) AS write_units,
-        amount(capacity.CapacityUnits) AS capacity_units,
+        usage_amount(capacity.ReadCapacityUnits) AS read_units,
+        usage_amount(capacity.WriteCapacityUnits) AS write_units,
+        usage_amount(capacity.CapacityUnits) AS capacity_units,
+        unusable(capacity.ReadCapacityUnits) OR unusable(capacity.WriteCapacityUnits)
+          OR unusable(capacity.CapacityUnits) AS bad_units,
         coalesce(operation IN ('GetItem', 'Query', 'Scan', 'BatchGetItem', 'TransactGetItems'), false) AS is_read,
         coalesce(operation IN ('PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'TransactWriteItems'), false)
             AS is_write,
@@ -334,7 +350,8 @@ UNION ALL
 SELECT line_no, event_time, 'AmazonDynamoDB', 'read_units', scope, accountant_id,
        CASE WHEN read_units IS NOT NULL OR write_units IS NOT NULL THEN coalesce(read_units, 0)
             WHEN is_read THEN capacity_units ELSE 0 END,
-       CASE WHEN no_owner THEN 'missing_accountant_id' END
+       -- (a line without owner says so in its write_units row)
+       CASE WHEN bad_units THEN 'malformed_quantity' WHEN no_owner THEN 'missing_accountant_id' END
 FROM dynamodb_units
 UNION ALL
 SELECT line_no, event_time, 'AmazonDynamoDB', 'write_units', scope, accountant_id,
@@ -440,6 +457,8 @@ all_problems AS (
        OR (kind = 's3_access' AND tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) = 'unattributed')
     UNION ALL
     -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
+    SELECT line_no, 'malformed_quantity' FROM in_scope WHERE bad_quantity AND event_time IS NOT NULL
+    UNION ALL
     SELECT line_no, 'malformed_consumed_capacity' FROM in_scope AS e
     WHERE kind = 'app' AND consumed_capacity IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM usage_events AS u WHERE u.line_no = e.line_no)

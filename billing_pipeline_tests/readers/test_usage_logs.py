@@ -450,3 +450,32 @@ def test_sample_export_with_every_shape():
     }
     assert evidence.problems == {"report_without_owner": 1, "malformed_json": 1}
     assert (evidence.lines_read, evidence.files_read) == (12, 1)
+
+
+def test_a_quantity_that_is_no_usage_is_a_counted_bad_line_never_a_failed_month(tmp_path):
+    """Two lines of 9e21 read units overflowed the month's sum: the run failed with `Overflow in HUGEINT addition`,
+    naming no file. A negative quantity lowered its tenant's usage, and one of text was dropped, both silently."""
+    at = "2026-01-10T00:00:00.000Z "
+    def capacity(units):
+        return at + json.dumps({"accountant_id": "acc-a", "ConsumedCapacity": {"TableName": "t", **units}})
+    def tokens(count):
+        return json.dumps({"schemaType": "ModelInvocationLog", "timestamp": "2026-01-10T00:00:00Z", "modelId": "m",
+                           "requestMetadata": {"accountant_id": "acc-b"}, "input": {"inputTokenCount": count},
+                           "output": {"outputTokenCount": 7}})
+    write_export(tmp_path, "s1", [
+        capacity({"ReadCapacityUnits": "9e21"}), capacity({"ReadCapacityUnits": "9e21"}),
+        capacity({"ReadCapacityUnits": -8, "WriteCapacityUnits": 2}), capacity({"ReadCapacityUnits": 3}),
+        tokens("9e21"), tokens(-100), tokens("abc"), tokens(10),
+        at + json.dumps({"session_id": "s", "accountant_id": "acc-c", "vcpu_hours": "9e21"}),
+        at + json.dumps({"session_id": "s", "accountant_id": "acc-c", "vcpu_hours": "0.5", "gb_hours": "-1"}),
+    ])
+    evidence = read_january(logs=tmp_path)
+    rows = {k[1:]: v for k, v in quantities(evidence).items() if v}
+    assert rows == {
+        ("AmazonDynamoDB", "read_units", "t", "acc-a"): D("3"),
+        ("AmazonDynamoDB", "write_units", "t", "acc-a"): D("2"),
+        ("AmazonBedrock", "input_tokens", "m", "acc-b"): D("10"),
+        ("AmazonBedrock", "output_tokens", "m", "acc-b"): D("28"),
+        ("AmazonBedrockAgentCore", "vcpu_hours", "", "acc-c"): D("0.5"),
+    }
+    assert evidence.problems["malformed_quantity"] == 8
