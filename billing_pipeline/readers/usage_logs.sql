@@ -456,9 +456,10 @@ all_problems AS (
     WHERE invalid_tenant_id
        OR (kind = 's3_access' AND tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) = 'unattributed')
     UNION ALL
-    -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
+    -- an AgentCore or Bedrock quantity that is no usage (usage_amount): dropped, counted
     SELECT line_no, 'malformed_quantity' FROM in_scope WHERE bad_quantity AND event_time IS NOT NULL
     UNION ALL
+    -- ConsumedCapacity that is neither an object nor a list of them gave no rows at all
     SELECT line_no, 'malformed_consumed_capacity' FROM in_scope AS e
     WHERE kind = 'app' AND consumed_capacity IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM usage_events AS u WHERE u.line_no = e.line_no)
