@@ -17,10 +17,12 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
     The owner is the accountant an application line names for the same request id (read over all lines, so an
     invocation straddling the 1st still finds it); none -> 'unattributed', problems['report_without_owner'].
   Application lines: a JSON object, alone (Lambda JSON log format) or as the message of Lambda's text format
-    `[LEVEL]\\t<timestamp>\\t<requestId>\\t{...}`. Fields may sit at the top level or inside `message` (an object,
-    or a string holding one, as Powertools and JSON-format runtimes write them):
+    `[LEVEL]\\t<timestamp>\\t<requestId>\\t{...}`.
+    Fields may sit at the top level or inside `message` (an object, or a string holding one, as Powertools and
+    JSON-format runtimes write them):
       accountant_id                 the tenant
-      requestId | request_id | aws_request_id | function_request_id | awsRequestId   (text format: the prefix)
+      requestId | request_id | aws_request_id | function_request_id | awsRequestId   (text format: the prefix;
+      Java's JSON format: top-level `AWSRequestId`)
   DynamoDB (AmazonDynamoDB: `read_units`, `write_units`, scope = TableName; a table ARN counts as its name):
       "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.5, "ReadCapacityUnits": .., "WriteCapacityUnits": ..}
       or a list of such objects (batch / transaction calls). Read/Write units are used when given; bare

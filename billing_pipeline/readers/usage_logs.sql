@@ -187,9 +187,11 @@ SELECT
         -- START / END RequestId: <id> (text), or a platform record's requestId
         WHEN 'platform' THEN coalesce(nullif(regexp_extract(message, 'RequestId: ([^ \t]+)', 1), ''),
                                       a.record.requestId)
+        -- (Java's JSON format names it `AWSRequestId`: read apart, json_transform keys being case-insensitive)
         ELSE coalesce(nullif(text_app.request_id, ''), a.requestId, a.request_id, a.aws_request_id,
-                      a.function_request_id, a.awsRequestId, b.requestId, b.request_id, b.aws_request_id,
-                      b.function_request_id, b.awsRequestId)
+                      a.function_request_id, a.awsRequestId,
+                      CASE WHEN a IS NOT NULL THEN json_text ->> '$.AWSRequestId' END, b.requestId,
+                      b.request_id, b.aws_request_id, b.function_request_id, b.awsRequestId)
     END AS request_id,
     tenant_id(CASE line_kind
         WHEN 'bedrock_invocation' THEN a.requestMetadata.accountant_id

@@ -479,3 +479,23 @@ def test_a_quantity_that_is_no_usage_is_a_counted_bad_line_never_a_failed_month(
         ("AmazonBedrockAgentCore", "vcpu_hours", "", "acc-c"): D("0.5"),
     }
     assert evidence.problems["malformed_quantity"] == 8
+
+
+def test_java_json_log_format_names_the_request_as_AWSRequestId(tmp_path):
+    """Java's JSON log format (LambdaLogger, aws-lambda-java-log4j2) writes the request id as `AWSRequestId`
+    (aws-lambda-java-libs, JsonLogFormatter: `msg.AWSRequestId = lambdaContext.getAwsRequestId()`); the JSON
+    field names are case-sensitive, so `awsRequestId` did not match it and the REPORT went unattributed."""
+    write_export(tmp_path, "2026/01/05/[$LATEST]java", [
+        '2026-01-05T10:00:00.100Z {"timestamp":"2026-01-05T10:00:00.100Z","message":"{\\"accountant_id\\": \\"acc-a\\"}",'
+        '"level":"INFO","AWSRequestId":"79b4f56e-95b1-4643-9700-2807f4e68189"}',
+        '2026-01-05T10:00:01.000Z {"time":"2026-01-05T10:00:01.000Z","type":"platform.report","record":'
+        '{"requestId":"79b4f56e-95b1-4643-9700-2807f4e68189","metrics":{"durationMs":999.5,"billedDurationMs":1000,'
+        '"memorySizeMB":512,"maxMemoryUsedMB":180},"status":"success"}}',
+    ])
+    evidence = read_january(tmp_path)
+    assert quantities(evidence) == {
+        ("2026-01-05 10", "AWSLambda", "gb_seconds", "", "acc-a"): D("0.5"),
+        ("2026-01-05 10", "AWSLambda", "requests", "", "acc-a"): D("1"),
+    }
+    assert evidence.problems == {}
+
