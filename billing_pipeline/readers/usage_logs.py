@@ -17,7 +17,7 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
     The owner is the accountant an application line names for the same request id (read over all lines, so an
     invocation straddling the 1st still finds it); none -> 'unattributed', problems['report_without_owner'].
   Application lines: a JSON object, alone (Lambda JSON log format) or as the message of Lambda's text format
-    `[LEVEL]\\t<timestamp>\\t<requestId>\\t{...}`.
+    `[LEVEL]\\t<timestamp>\\t<requestId>\\t{...}` (Python) or `<timestamp>\\t<requestId>\\t<LEVEL>\\t{...}` (Node.js).
     Fields may sit at the top level or inside `message` (an object, or a string holding one, as Powertools and
     JSON-format runtimes write them):
       accountant_id                 the tenant

@@ -98,8 +98,10 @@ recognized AS (
         CASE
             WHEN starts_with(message, '{') THEN 'json'
             WHEN starts_with(message, 'REPORT RequestId:') THEN 'lambda_report'
-            -- Lambda text format: [LEVEL]\t<timestamp>\t<requestId>\t<message>
+            -- Lambda text format: [LEVEL]\t<timestamp>\t<requestId>\t<message> (Python), or
+            -- <timestamp>\t<requestId>\t<LEVEL>\t<message> (Node.js)
             WHEN regexp_matches(message, '^\[[A-Za-z]+\]\t') THEN 'text_app'
+            WHEN regexp_matches(message, '^\d{4}-\d{2}-\d{2}T[^\t ]*\t[^\t]+\t[A-Za-z]+\t') THEN 'text_app'
             WHEN regexp_matches(message, '^(START|END) RequestId: |^(INIT_START|INIT_REPORT|RESTORE_START|RESTORE_REPORT|XRAY|EXTENSION|TELEMETRY)\b')
                 THEN 'platform'
             -- S3 server access log: owner bucket [06/Feb/2019:00:00:38 +0000] ...
@@ -115,8 +117,10 @@ documents AS (
         line_time,
         message,
         kind,
-        CASE WHEN kind = 'text_app'
+        CASE WHEN kind = 'text_app' AND starts_with(message, '[')
              THEN regexp_extract(message, '^\[[A-Za-z]+\]\t[^\t]*\t([^\t]*)\t(.*)$', ['request_id', 'payload'])
+             WHEN kind = 'text_app'
+             THEN regexp_extract(message, '^[^\t]*\t([^\t]*)\t[A-Za-z]+\t(.*)$', ['request_id', 'payload'])
         END AS text_app,
         log_group
     FROM recognized

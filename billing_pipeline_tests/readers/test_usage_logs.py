@@ -499,3 +499,24 @@ def test_java_json_log_format_names_the_request_as_AWSRequestId(tmp_path):
     }
     assert evidence.problems == {}
 
+
+def test_nodejs_text_format_lines_name_their_request(tmp_path):
+    """Node.js's text log format is `<timestamp>\\t<requestId>\\t<LEVEL>\\t<message>` (Lambda Developer Guide, "Log
+    and monitor Node.js Lambda functions": `2019-06-07T19:11:20.562Z\tc793869b-ee49-115b-a5b6-4fd21e8dedac\tINFO\t
+    ENVIRONMENT VARIABLES`), not Python's `[LEVEL]\\t<timestamp>\\t<requestId>\\t...`: its lines were unrecognized and
+    every REPORT of a Node.js function went unattributed."""
+    rid = "c793869b-ee49-115b-a5b6-4fd21e8dedac"
+    write_export(tmp_path, "2026/01/05/[$LATEST]node", [
+        f"2026-01-05T19:11:20.000Z START RequestId: {rid} Version: $LATEST",
+        f'2026-01-05T19:11:20.562Z 2026-01-05T19:11:20.562Z\t{rid}\tINFO\t{{"accountant_id":"acc-b","step":"filed"}}',
+        f"2026-01-05T19:11:20.564Z 2026-01-05T19:11:20.564Z\t{rid}\tWARN\tEvent not processed.",
+        f"2026-01-05T19:11:20.600Z END RequestId: {rid}",
+        f"2026-01-05T19:11:20.600Z REPORT RequestId: {rid}\tDuration: 127.10 ms\tBilled Duration: 128 ms\t"
+        "Memory Size: 1024 MB\tMax Memory Used: 74 MB\tInit Duration: 160.44 ms\t",
+    ])
+    evidence = read_january(tmp_path)
+    assert quantities(evidence) == {
+        ("2026-01-05 19", "AWSLambda", "gb_seconds", "", "acc-b"): D("0.128"),
+        ("2026-01-05 19", "AWSLambda", "requests", "", "acc-b"): D("1"),
+    }
+    assert evidence.problems == {"unrecognized_line": 1}  # the plain-text WARN line, as for Python's format
