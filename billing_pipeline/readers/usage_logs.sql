@@ -161,8 +161,8 @@ classified AS (
             ELSE kind
         END AS line_kind,
         CASE WHEN kind = 's3_access'
-             THEN regexp_extract(message, '^\S+ (\S+) \[([^\]]+)\] \S+ \S+ \S+ (\S+) (\S+) "([^"]*)"',
-                                 ['bucket', 'time', 'operation', 'key', 'request_uri'])
+             THEN regexp_extract(message, '^\S+ (\S+) \[([^\]]+)\] \S+ \S+ \S+ (\S+) (\S+) "([^"]*)" (\S+)',
+                                 ['bucket', 'time', 'operation', 'key', 'request_uri', 'http_status'])
         END AS access,
         -- REPORT RequestId: <id>\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\t...
         -- (string functions, not one regex: this runs on every invocation and is several times faster)
@@ -237,6 +237,7 @@ SELECT
     -- S3 server access log
     access.bucket AS s3_bucket,
     access.operation AS s3_operation,
+    access.http_status AS s3_http_status,
     -- The object key (URL-encoded in the log), or for a LIST the prefix of the request.
     url_decode(CASE WHEN access.key <> '-' THEN access.key
                     ELSE regexp_extract(access.request_uri, '[?&]prefix=([^& ]*)', 1) END) AS s3_key
@@ -331,12 +332,14 @@ s3_requests AS (
         s3_bucket AS scope,
         tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) AS accountant_id,
         CASE
+            -- "Bucket owners aren't billed for HTTP 5XX server error responses" (S3 User Guide, ErrorCodeBilling)
+            WHEN starts_with(s3_http_status, '5') THEN NULL
             WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
               OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
                 THEN 'tier1_requests'
             WHEN s3_operation LIKE 'REST.GET.%' OR s3_operation LIKE 'REST.HEAD.%' OR s3_operation LIKE 'REST.SELECT.%'
                 THEN 'tier2_requests'
-        END AS driver  -- DELETE, lifecycle and other free operations: no driver
+        END AS driver  -- DELETE, lifecycle and other free operations, server errors: no driver
     FROM month_events
     WHERE kind = 's3_access'
 )

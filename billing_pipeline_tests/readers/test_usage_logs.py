@@ -520,3 +520,33 @@ def test_nodejs_text_format_lines_name_their_request(tmp_path):
         ("2026-01-05 19", "AWSLambda", "requests", "", "acc-b"): D("1"),
     }
     assert evidence.problems == {"unrecognized_line": 1}  # the plain-text WARN line, as for Python's format
+
+
+def test_s3_requests_answered_with_a_server_error_are_not_billed(tmp_path):
+    """Amazon S3 User Guide, "Billing for Amazon S3 error responses": "Bucket owners aren't billed for HTTP 5XX
+    server error responses, such as HTTP 503 Slow Down errors." A throttled client's retries were each counted as
+    its requests, growing its share of a request bill they did not add to."""
+    def access(time, operation, status, error):
+        return (
+            "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be tax-demo-docs "
+            f"[{time}] 192.0.2.3 79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be 3E57427F3EXAMPLE "
+            f'{operation} clients/acc-a/w2.pdf "{operation.split(".")[1]} /clients/acc-a/w2.pdf HTTP/1.1" {status} '
+            f'{error} 113 - 7 - "-" "aws-sdk" - s9lzHYrFp76ZVxRcpX9+5cjAnEH2ROuNkd2BHfIa6UkFVdtjf5mKR3/eTPFvsiP/XV/'
+            "VLi31234= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader tax-demo-docs.s3.us-west-1.amazonaws.com TLSV1.2 - -"
+        )
+
+    path = tmp_path / "s3-access" / "2026-01-05-15-00-00-ABCDEF"
+    path.parent.mkdir()
+    path.write_text("\n".join([
+        access("05/Jan/2026:15:00:01 +0000", "REST.PUT.OBJECT", "503", "SlowDown"),
+        access("05/Jan/2026:15:00:02 +0000", "REST.PUT.OBJECT", "500", "InternalError"),
+        access("05/Jan/2026:15:00:03 +0000", "REST.PUT.OBJECT", "200", "-"),
+        access("05/Jan/2026:15:00:04 +0000", "REST.GET.OBJECT", "503", "SlowDown"),
+        access("05/Jan/2026:15:00:05 +0000", "REST.GET.OBJECT", "404", "NoSuchKey"),  # 4XX: billed
+    ]) + "\n")
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+    }
+    assert evidence.problems == {}
