@@ -191,7 +191,8 @@ SELECT
         -- START / END RequestId: <id> (text), or a platform record's requestId
         WHEN 'platform' THEN coalesce(nullif(regexp_extract(message, 'RequestId: ([^ \t]+)', 1), ''),
                                       a.record.requestId)
-        -- (Java's JSON format names it `AWSRequestId`: read apart, json_transform keys being case-insensitive)
+        -- (Java's JSON format names it `AWSRequestId`: json_transform matches keys case-sensitively, and one struct
+        -- cannot hold both awsRequestId and AWSRequestId, so it is read apart)
         ELSE coalesce(nullif(text_app.request_id, ''), a.requestId, a.request_id, a.aws_request_id,
                       a.function_request_id, a.awsRequestId,
                       CASE WHEN a IS NOT NULL THEN json_text ->> '$.AWSRequestId' END, b.requestId,
