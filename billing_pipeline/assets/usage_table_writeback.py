@@ -23,6 +23,7 @@ service leaves no stale item behind, even when the run that wrote it died before
 
 import datetime as dt
 from decimal import Decimal
+from typing import NamedTuple
 
 import pyarrow as pa
 from boto3.dynamodb.conditions import Attr, Key
@@ -38,7 +39,7 @@ from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.output_lock import OutputLockTimeout, writeback_lock
 from billing_pipeline.resources.outputs_config import OutputsConfig
-from billing_pipeline.resources.tenant_registry import TenantRegistry
+from billing_pipeline.resources.tenant_registry import Registry, TenantRegistry
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse, replace_month_with_rows
 
 
@@ -117,30 +118,43 @@ def usage_table_writeback(
     # its own amounts, and the table of what was written would not say what the usage table holds.
     try:
         with writeback_lock(context.instance, warehouse.lock_anchor(), context.log):
-            rows, stale, written, registry, held_out, left_alone, unattributed = _write_month(
-                period, table_name, warehouse, aws, tenants)
+            done = _write_month(period, table_name, warehouse, aws, tenants)
     except OutputLockTimeout as error:
         raise Failure(str(error)) from None
+    rows = done.rows
     total = sum((r["amount"] for r in rows), Decimal(0))
-    context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(stale)} stale items deleted")
-    if left_alone:
-        context.log.warning(f"{period:%Y-%m}: items written before for {', '.join(map(repr, left_alone))}, outside "
-                            "the tenant registry now, are left as they are in the usage table")
+    context.log.info(f"{period:%Y-%m}: {len(rows)} items written to {table_name}, {len(done.stale)} stale items "
+                     "deleted")
+    if done.left_alone:
+        context.log.warning(f"{period:%Y-%m}: items written before for {', '.join(map(repr, done.left_alone))}, "
+                            "outside the tenant registry now, are left as they are in the usage table")
     return MaterializeResult(metadata={
         "status": f"written to {table_name}",
-        "dagster/row_count": MetadataValue.int(written),
+        "dagster/row_count": MetadataValue.int(done.recorded),
         "items_written": MetadataValue.int(len(rows)),
-        "items_deleted": MetadataValue.int(len(stale)),
+        "items_deleted": MetadataValue.int(len(done.stale)),
         "tenants": MetadataValue.int(len({r["accountant_id"] for r in rows})),
         "amount_written": MetadataValue.float(as_float(total)),
-        "unattributed_not_written": MetadataValue.float(as_float(unattributed)),
-        "held_out_tenants": MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out]),
-        "left_outside_registry": MetadataValue.json(left_alone),
+        "unattributed_not_written": MetadataValue.float(as_float(done.unattributed)),
+        "held_out_tenants": MetadataValue.json([describe(a, *done.registry.classify(a)) for a in done.held_out]),
+        "left_outside_registry": MetadataValue.json(done.left_alone),
     })
 
 
+class WrittenBack(NamedTuple):
+    """What a write-back run did: the items put, the stale keys deleted, the rows recorded in the warehouse, the
+    registry it went by, the ids held out of it, the ids written before and left alone, the unattributed cost."""
+    rows: list[dict]
+    stale: set[tuple[str, str]]
+    recorded: int
+    registry: Registry
+    held_out: list[str]
+    left_alone: list[str]
+    unattributed: Decimal | None
+
+
 def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, aws: AwsClients,
-                 tenants: TenantRegistry):
+                 tenants: TenantRegistry) -> WrittenBack:
     """The month's items put, the stale ones deleted, what was written recorded (under the write-back lock)."""
     with warehouse.connect() as con:
         is_final = cur_is_final(con, period)
@@ -192,4 +206,4 @@ def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, 
                     lambda relation: duplicate_check(con, relation, WRITEBACK_GRAIN, period)}))
     # ids this table's items were written for before that are outside the registry now: left as they are
     left_alone = sorted(previous_accountants - registry.known)
-    return rows, stale, written, registry, held_out, left_alone, unattributed
+    return WrittenBack(rows, stale, written, registry, held_out, left_alone, unattributed)
