@@ -1,9 +1,9 @@
 """What every stage's checks share: the month they check, the warehouse they read, a check that is one query of
-the month, and the no-duplicates checks."""
+the month (given a setting or not), and the no-duplicates checks."""
 
 import datetime as dt
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 # The offending rows named in a failing check's metadata (enough to find them, bounded for the UI)
@@ -45,6 +46,19 @@ def query_check(table: str, name: str, query: Callable[..., AssetCheckResult], *
     def check(context: AssetCheckExecutionContext, warehouse: BillingWarehouse) -> AssetCheckResult:
         with warehouse.connect() as con:
             return query(con, checked_month(context))
+
+    return check
+
+
+def configured_check(table: str, name: str, query: Callable[..., AssetCheckResult],
+                     setting: Callable[[BillingConfig], Any], *, description: str, blocking: bool = False):
+    """A month check of `table` (a warning by default) that is one query of the warehouse given a setting of
+    BillingConfig: query(engine, month, setting(billing_config))."""
+    @month_check(table, name=name, description=description, blocking=blocking)
+    def check(context: AssetCheckExecutionContext, billing_config: BillingConfig,
+              warehouse: BillingWarehouse) -> AssetCheckResult:
+        with warehouse.connect() as con:
+            return query(con, checked_month(context), setting(billing_config))
 
     return check
 

@@ -7,6 +7,7 @@ from billing_pipeline.assets.tenant_costs import METRIC_COLUMN
 from billing_pipeline.checks.common import (
     OFFENDING_ROWS,
     checked_month,
+    configured_check,
     month_check,
     query_check,
     rows_table,
@@ -95,26 +96,16 @@ def covered_usage_effective_costs(con, period, metric: str, relation: str = "cur
                 OR (line_item_type = 'DiscountedUsage' AND usage_amount <> 0))
             GROUP BY ALL ORDER BY ALL LIMIT {OFFENDING_ROWS}""",
         [period]).df()
-    counted = metric != "unblended" and not found.empty
-    return AssetCheckResult(
-        passed=not counted, severity=AssetCheckSeverity.WARN,
-        metadata={"cost_metric": metric, "covered_lines_without_effective_cost": int(found["line_items"].sum()),
-                  "lines": rows_table(found),
-                  "hint": MetadataValue.text(
-                      "" if not counted else
-                      f"{metric} counts these commitment-covered lines as 0: include the Savings Plan and reservation "
-                      "effective cost columns in the export (a CUR 2.0 export's column selection), or bill on "
-                      "BILLING_COST_METRIC=unblended")},
-    )
+    return lines_warning(
+        found, metric, metric != "unblended", "covered_lines_without_effective_cost",
+        f"{metric} counts these commitment-covered lines as 0: include the Savings Plan and reservation effective "
+        "cost columns in the export (a CUR 2.0 export's column selection), or bill on BILLING_COST_METRIC=unblended")
 
 
-@month_check("cur_line_items", name="covered_usage_has_effective_cost", blocking=False,
-             description="Warns when usage a Savings Plan or reservation covered has no effective cost: the "
-                         "amortized metrics would count it 0 and the tenants' costs would miss it.")
-def covered_usage_has_effective_cost(context: AssetCheckExecutionContext, billing_config: BillingConfig,
-                                     warehouse: BillingWarehouse) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        return covered_usage_effective_costs(con, checked_month(context), billing_config.metric())
+covered_usage_has_effective_cost = configured_check(
+    "cur_line_items", "covered_usage_has_effective_cost", covered_usage_effective_costs, BillingConfig.metric,
+    description="Warns when usage a Savings Plan or reservation covered has no effective cost: the amortized "
+                "metrics would count it 0 and the tenants' costs would miss it.")
 
 
 def net_discounts_counted_twice(con, period, metric: str, relation: str = "cur_line_items") -> AssetCheckResult:
@@ -137,23 +128,24 @@ def net_discounts_counted_twice(con, period, metric: str, relation: str = "cur_l
               AND currency IN (SELECT currency FROM nets_hold_discounts)
             GROUP BY ALL ORDER BY ALL LIMIT {OFFENDING_ROWS}""",
         [period, period]).df()
-    counted = metric == "net_amortized" and not found.empty
+    return lines_warning(
+        found, metric, metric == "net_amortized", "discount_lines_with_net_cost",
+        "the usage's net costs already hold these discounts and the discount lines count them again: the tenants' "
+        "net costs are too low by the discount lines' net_counted. Check the delivery's net columns of its discount "
+        "lines, or bill on BILLING_COST_METRIC=amortized")
+
+
+net_discounts_counted_once = configured_check(
+    "cur_line_items", "net_discounts_counted_once", net_discounts_counted_twice, BillingConfig.metric,
+    description="Warns under net_amortized when discount line items count a net cost although the usage's net "
+                "costs already hold the discounts: they would be taken off twice.")
+
+
+def lines_warning(found, metric: str, metric_reads_them: bool, count_name: str, hint: str) -> AssetCheckResult:
+    """A warning naming the line items `found` (one row per group, with a `line_items` count) when the metric in
+    use reads them; under another metric they are counted and pass."""
+    counted = metric_reads_them and not found.empty
     return AssetCheckResult(
         passed=not counted, severity=AssetCheckSeverity.WARN,
-        metadata={"cost_metric": metric, "discount_lines_with_net_cost": int(found["line_items"].sum()),
-                  "lines": rows_table(found),
-                  "hint": MetadataValue.text(
-                      "" if not counted else
-                      "the usage's net costs already hold these discounts and the discount lines count them again: "
-                      "the tenants' net costs are too low by the discount lines' net_counted. Check the delivery's "
-                      "net columns of its discount lines, or bill on BILLING_COST_METRIC=amortized")},
-    )
-
-
-@month_check("cur_line_items", name="net_discounts_counted_once", blocking=False,
-             description="Warns under net_amortized when discount line items count a net cost although the usage's "
-                         "net costs already hold the discounts: they would be taken off twice.")
-def net_discounts_counted_once(context: AssetCheckExecutionContext, billing_config: BillingConfig,
-                               warehouse: BillingWarehouse) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        return net_discounts_counted_twice(con, checked_month(context), billing_config.metric())
+        metadata={"cost_metric": metric, count_name: int(found["line_items"].sum()), "lines": rows_table(found),
+                  "hint": MetadataValue.text(hint if counted else "")})

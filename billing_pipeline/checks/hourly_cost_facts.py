@@ -1,18 +1,16 @@
 """Checks of hourly_cost_facts: every cost metric adds up to the line items, never written twice, and a month
 with line items holds some of the application's."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from billing_pipeline.checks.common import (
     OFFENDING_ROWS,
-    checked_month,
-    month_check,
+    configured_check,
     query_check,
     rows_table,
     written_once,
 )
 from billing_pipeline.resources.billing_config import BillingConfig
-from billing_pipeline.resources.warehouse import BillingWarehouse
 
 GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "usage_type", "operation",
          "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
@@ -78,10 +76,7 @@ def application_tag_values(con, period, application: str) -> AssetCheckResult:
     )
 
 
-@month_check("hourly_cost_facts", blocking=False,
-             description="Warns when the month has cost but none of it is tagged with the application "
-                         "(BILLING_APPLICATION): a wrong setting would otherwise bill every tenant nothing.")
-def application_in_scope(context: AssetCheckExecutionContext, billing_config: BillingConfig,
-                         warehouse: BillingWarehouse) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        return application_tag_values(con, checked_month(context), billing_config.application_tag())
+application_in_scope = configured_check(
+    "hourly_cost_facts", "application_in_scope", application_tag_values, BillingConfig.application_tag,
+    description="Warns when the month has cost but none of it is tagged with the application (BILLING_APPLICATION): "
+                "a wrong setting would otherwise bill every tenant nothing.")
