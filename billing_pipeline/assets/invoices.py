@@ -266,7 +266,7 @@ def _recorded_items(con, period) -> dict[tuple[str, str], set[str]]:
 
 
 def _place(client: StripeBillingClient, price_list: PriceList, charges, known: frozenset[str] | set[str], period,
-           month: str, now, reprice: bool, context, recorded: dict[tuple[str, str], set[str]] | None = None
+           month: str, now, reprice: bool, context, recorded: dict[tuple[str, str], set[str]]
            ) -> tuple[list[dict], list[dict], list[str]]:
     """Final month: make the Stripe items of the month add up to the charges, adding only the difference. Every
     tenant of the registry with a Stripe customer is looked at, not only those with charges now: a restatement can
@@ -331,7 +331,7 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
             # items recorded as placed that Stripe no longer lists were deleted there: part of the key, so that
             # placing the difference again is a new request, not the replay of the deleted item's (Stripe answers
             # a key it saw within 24 h with its first response, and nothing would be placed)
-            gone = sorted((recorded or {}).get((accountant, resource_type), set()) - set(placed_ids))
+            gone = sorted(recorded.get((accountant, resource_type), set()) - set(placed_ids))
             item = client.add_item(customer["id"], difference, price_list.currency,
                                    _description(month, resource_type, kind, line), metadata,
                                    placed_ids + [f"deleted:{i}" for i in gone])
