@@ -168,7 +168,7 @@ def reconciliation_report(
         context.log.warning(f"{period:%Y-%m}: no estimate and no cost for {', '.join(without_data)} (known tenants "
                             "with no data this month: usage not logged, or resources not tagged?)")
     notes = [f"- kept by the company: {t} {money(c, cur)}" for t, cur, c in kept]
-    notes += [f"- BILLING_COST_METRIC=unblended: {covered_usage_note(c, cur, money(abs(c), cur))}"
+    notes += [f"- BILLING_COST_METRIC=unblended: {covered_usage_note(c, money(abs(c), cur))}"
               for cur, c in covered]
     extra = {f"kept_by_company/{cur}": format(sum(c for _t, k, c in kept if k == cur), "f") for _t, cur, _c in kept}
     extra.update({f"covered_cost_not_charged/{cur}": format(c, "f") for cur, c in covered})

@@ -88,14 +88,12 @@ def covered_cost_not_charged(con, period, metric: str) -> list[tuple[str, Decima
     ).fetchall()
 
 
-def covered_usage_note(uncharged: Decimal, currency: str, amount: str | None = None) -> str:
-    """What covered_cost_not_charged's figure means for the tenants, in words (`amount`: it as displayed)."""
+def covered_usage_note(uncharged: Decimal, amount: str) -> str:
+    """What covered_cost_not_charged's figure means for the tenants, in words (`amount`: its size as displayed)."""
     if uncharged >= 0:
-        return (f"{amount or f'{uncharged} {currency}'} of Savings Plan / RI covered usage is charged to no tenant "
-                "(amortized charges it)")
-    return (f"the tenants are charged {amount or f'{-uncharged} {currency}'} above their Savings Plan / RI covered "
-            "usage's effective cost: its negation carries no tenant tag, so they pay the on-demand price (amortized "
-            "charges the effective cost)")
+        return f"{amount} of Savings Plan / RI covered usage is charged to no tenant (amortized charges it)"
+    return (f"the tenants are charged {amount} above their Savings Plan / RI covered usage's effective cost: its "
+            "negation carries no tenant tag, so they pay the on-demand price (amortized charges the effective cost)")
 
 
 def kept_by_company(con, period, metric: str, pricing) -> list[tuple[str, str, Decimal]]:
@@ -307,7 +305,8 @@ def tenant_costs(
             metadata[f"{name}/{r.currency}"] = format(getattr(r, name), "f")
     for currency, uncharged in covered:
         metadata[f"covered_cost_not_charged/{currency}"] = format(uncharged, "f")
-        context.log.warning(f"{period:%Y-%m}: BILLING_COST_METRIC=unblended: {covered_usage_note(uncharged, currency)}")
+        note = covered_usage_note(uncharged, f"{abs(uncharged)} {currency}")
+        context.log.warning(f"{period:%Y-%m}: BILLING_COST_METRIC=unblended: {note}")
     for allocation in ("direct", "shared_hour", "shared_day", "shared_month", "unattributed"):
         metadata[f"facts/{allocation}"] = MetadataValue.int(int(fact_allocations.get(allocation, 0)))
     metadata["allocation_rows"] = MetadataValue.int(int(sum(allocations.values())))
