@@ -48,9 +48,10 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       "cacheReadInputTokenCount": .., "cacheWriteInputTokenCount": ..}, "output": {"outputTokenCount": ..}}`
       -> `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`.
   S3 server access log lines (AmazonS3, scope = bucket): REST PUT/COPY/POST and LIST (GET.BUCKET, ...) ->
-      `tier1_requests`, other REST GET/HEAD -> `tier2_requests` (HTTP 5XX answers are not billed: none), for the
-      client in the key (or LIST prefix)
-      `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients'].
+      `tier1_requests`, other REST GET/HEAD -> `tier2_requests`, for the client in the key (or LIST prefix)
+      `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients']. Requests AWS does not bill
+      are none: HTTP 5XX; from 2024-05-13 the 3XX/4XX error codes S3's ErrorCodeBilling page lists, and
+      AccessDenied to an unauthenticated request (Requester `-`) (`s3_request_unbilled` in usage_logs.sql).
 
   CloudWatch Logs (AmazonCloudWatch: `log_bytes`, scope = the log group): every line with a timestamp prefix (an
       event of a log group) counts its message's UTF-8 bytes + 26 for its owner: the line's accountant_id, else

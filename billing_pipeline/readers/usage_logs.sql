@@ -67,6 +67,44 @@ CREATE OR REPLACE TEMP MACRO lambda_report_ok(billed_ms, memory_mb) AS
 CREATE OR REPLACE TEMP MACRO usage_amount(text) AS
     CASE WHEN amount(text) >= 0 AND amount(text) < 1000000000000 THEN amount(text) END;
 CREATE OR REPLACE TEMP MACRO unusable(text) AS text IS NOT NULL AND usage_amount(text) IS NULL;
+-- An S3 request the bucket owner is not billed for, by its access log record (S3 User Guide, "Billing for Amazon S3
+-- error responses", ErrorCodeBilling): "Bucket owners aren't billed for HTTP 5XX server error responses"; the page's
+-- table lists "specific error codes under HTTP 3XX and 4XX status codes that aren't billed" (whoever sent them);
+-- and "For AccessDenied (HTTP 403 Forbidden), S3 doesn't charge the bucket owner when the request is initiated
+-- outside of the bucket owner's individual AWS account or the bucket owner's AWS organization": the log decides
+-- that only for an unauthenticated request (Requester `-`), from no account at all. A signed AccessDenied may come
+-- from inside the organization: billed (docs/attribution-rules.md says what is left). The 3XX/4XX rule is AWS's
+-- change "deployed" from May 13, 2024 (What's New, 2024-05 and 2024-08): earlier requests were billed.
+CREATE OR REPLACE TEMP MACRO s3_request_unbilled(event_time, http_status, error_code, requester) AS
+    starts_with(http_status, '5')
+    OR (event_time >= TIMESTAMP '2024-05-13' AND regexp_matches(http_status, '^[34]\d\d$') AND (
+        error_code IN (
+            -- 301, 307
+            'PermanentRedirect', 'PermanentRedirectControlError', 'TemporaryRedirect',
+            -- 400
+            'AuthorizationHeaderMalformed', 'AuthorizationQueryParametersError', 'ConnectionClosedByRequester',
+            'DeviceNotActiveError', 'EndpointNotFound', 'ExpiredToken', 'IllegalLocationConstraintException',
+            'InvalidArgument', 'InvalidBucketOwnerAWSAccountID', 'InvalidDigest', 'InvalidEncryptionAlgorithmError',
+            'InvalidHostHeader', 'InvalidHttpMethod', 'InvalidRequest', 'InvalidSessionException', 'InvalidSignature',
+            'InvalidSOAPRequest', 'InvalidStorageClass', 'InvalidTag', 'InvalidToken', 'InvalidURI', 'KeyTooLongError',
+            'KMS.DisabledException', 'KMS.InvalidKeyUsageException', 'KMS.KMSInvalidStateException',
+            'KMS.NotFoundException', 'LambdaInvalidResponse', 'LambdaInvocationFailed', 'MalformedACLError',
+            'MalformedPOSTRequest', 'MalformedXML', 'MaxPostPreDataLengthExceededError', 'MetadataTooLarge',
+            'MissingAttachment', 'MissingRequestBodyError', 'MissingSecurityHeader', 'NoLoggingStatusForKey',
+            'NotDeviceOwnerError', 'ResponseInterrupted', 'RequestHeaderSectionTooLarge', 'TokenCodeInvalidError',
+            'UnexpectedContent', 'UnsupportedArgument', 'UnsupportedSignature', 'UserKeyMustBeSpecified',
+            'IncorrectEndpoint', 'ValidationError',
+            -- 403 (AccessDenied is not in the table: see above)
+            'RequestTimeTooSkewed', 'SignatureDoesNotMatch', 'NotSignedUp', 'InvalidSecurity', 'InvalidPayer',
+            'InvalidAccessKeyId', 'AccountProblem', 'UnauthorizedAccessError', 'UnexpectedIPError',
+            'MissingAuthenticationToken', 'LambdaPermissionError',
+            -- 404 (NoSuchKey, NoSuchBucket are not in it: billed)
+            'LambdaNotFound', 'NoSuchAsyncRequest', 'NoSuchObjectLockConfiguration', 'NoSuchUpload',
+            'NoSuchWebsiteConfiguration', 'NoTransformationDefined', 'ObjectLockConfigurationNotFoundError',
+            -- 405, 409, 411, 412, 416
+            'MethodNotAllowed', 'BucketAlreadyExists', 'InvalidBucketState', 'OperationAborted', 'MissingContentLength',
+            'RequestIsNotMultiPartContent', 'InvalidRange')
+        OR (error_code = 'AccessDenied' AND requester = '-')));
 
 -- name: log_events
 -- One pass over every line: split off the timestamp, recognize the message by its content and pull out every
@@ -161,8 +199,11 @@ classified AS (
             ELSE kind
         END AS line_kind,
         CASE WHEN kind = 's3_access'
-             THEN regexp_extract(message, '^\S+ (\S+) \[([^\]]+)\] \S+ \S+ \S+ (\S+) (\S+) "([^"]*)" (\S+)',
-                                 ['bucket', 'time', 'operation', 'key', 'request_uri', 'http_status'])
+             -- Bucket Owner, Bucket, [Time], Remote IP, Requester, Request ID, Operation, Key, "Request-URI",
+             -- HTTP status, Error Code, ... (S3 User Guide, "Amazon S3 server access log format")
+             THEN regexp_extract(message, '^\S+ (\S+) \[([^\]]+)\] \S+ (\S+) \S+ (\S+) (\S+) "([^"]*)" (\S+)(?: (\S+))?',
+                                 ['bucket', 'time', 'requester', 'operation', 'key', 'request_uri', 'http_status',
+                                  'error_code'])
         END AS access,
         -- REPORT RequestId: <id>\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\t...
         -- (string functions, not one regex: this runs on every invocation and is several times faster)
@@ -239,6 +280,8 @@ SELECT
     access.bucket AS s3_bucket,
     access.operation AS s3_operation,
     access.http_status AS s3_http_status,
+    access.error_code AS s3_error_code,
+    access.requester AS s3_requester,
     -- The object key (URL-encoded in the log), or for a LIST the prefix of the request.
     url_decode(CASE WHEN access.key <> '-' THEN access.key
                     ELSE regexp_extract(access.request_uri, '[?&]prefix=([^& ]*)', 1) END) AS s3_key
@@ -333,14 +376,14 @@ s3_requests AS (
         s3_bucket AS scope,
         tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) AS accountant_id,
         CASE
-            -- "Bucket owners aren't billed for HTTP 5XX server error responses" (S3 User Guide, ErrorCodeBilling)
-            WHEN starts_with(s3_http_status, '5') THEN NULL
+            -- server errors, the error codes AWS lists as unbilled, anonymous AccessDenied (the macro's comment)
+            WHEN s3_request_unbilled(event_time, s3_http_status, s3_error_code, s3_requester) THEN NULL
             WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
               OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
                 THEN 'tier1_requests'
             WHEN s3_operation LIKE 'REST.GET.%' OR s3_operation LIKE 'REST.HEAD.%' OR s3_operation LIKE 'REST.SELECT.%'
                 THEN 'tier2_requests'
-        END AS driver  -- DELETE, lifecycle and other free operations, server errors: no driver
+        END AS driver  -- DELETE, lifecycle and other free operations, unbilled errors: no driver
     FROM month_events
     WHERE kind = 's3_access'
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal as D
 
@@ -12,11 +13,14 @@ from billing_pipeline.readers.usage_logs import USAGE_SCHEMA, read_usage_evidenc
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.usage_builders import (
     JANUARY,
+    ROLE,
     of_service,
     quantities,
     read_january,
     report,
+    s3_access_line,
     text_app_line,
+    write_access_log,
     write_export,
 )
 
@@ -542,7 +546,7 @@ def test_s3_requests_answered_with_a_server_error_are_not_billed(tmp_path):
         access("05/Jan/2026:15:00:02 +0000", "REST.PUT.OBJECT", "500", "InternalError"),
         access("05/Jan/2026:15:00:03 +0000", "REST.PUT.OBJECT", "200", "-"),
         access("05/Jan/2026:15:00:04 +0000", "REST.GET.OBJECT", "503", "SlowDown"),
-        access("05/Jan/2026:15:00:05 +0000", "REST.GET.OBJECT", "404", "NoSuchKey"),  # 4XX: billed
+        access("05/Jan/2026:15:00:05 +0000", "REST.GET.OBJECT", "404", "NoSuchKey"),  # a 4XX AWS does not list: billed
     ]) + "\n")
     evidence = read_january(tmp_path)
     assert of_service(evidence, "AmazonS3") == {
@@ -550,3 +554,106 @@ def test_s3_requests_answered_with_a_server_error_are_not_billed(tmp_path):
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
     }
     assert evidence.problems == {}
+
+
+TENANTS_OWN_REQUESTS = [
+    s3_access_line("05/Jan/2026:15:00:01 +0000", "REST.PUT.OBJECT", "clients/acc-a/w2.pdf"),
+    s3_access_line("05/Jan/2026:15:00:02 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf"),
+    s3_access_line("05/Jan/2026:15:00:03 +0000", "REST.GET.OBJECT", "clients/acc-b/w2.pdf"),
+    s3_access_line("05/Jan/2026:15:00:04 +0000", "REST.PUT.OBJECT", "clients/acc-b/w2.pdf"),
+]
+OWN_SHARES = {
+    ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+    ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+    ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-b"): D("1"),
+    ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
+}
+
+
+def test_s3_access_denied_to_anonymous_requests_counts_for_no_one(tmp_path):
+    """S3 User Guide, "Billing for Amazon S3 error responses": "For AccessDenied (HTTP 403 Forbidden), S3 doesn't
+    charge the bucket owner when the request is initiated outside of the bucket owner's individual AWS account or the
+    bucket owner's AWS organization." An unauthenticated request (Requester `-`) comes from no account: someone
+    scanning clients/acc-a/ raised acc-a's share of a request bill those requests were not on."""
+    scan = [s3_access_line(f"05/Jan/2026:15:{minute:02d}:00 +0000", operation, key, "403", "AccessDenied",
+                           requester="-")
+            for minute in range(10, 40)
+            for operation, key in [("REST.GET.OBJECT", f"clients/acc-a/{minute}.pdf"),
+                                   ("REST.PUT.OBJECT", f"clients/acc-a/{minute}.pdf"),
+                                   ("REST.HEAD.OBJECT", f"clients/acc-a/{minute}.pdf"),
+                                   ("REST.GET.BUCKET", "-")]]
+    write_access_log(tmp_path / "scanned", TENANTS_OWN_REQUESTS + scan)
+    write_access_log(tmp_path / "quiet", TENANTS_OWN_REQUESTS)
+
+    assert of_service(read_january(tmp_path / "scanned"), "AmazonS3") == OWN_SHARES
+    assert of_service(read_january(tmp_path / "quiet"), "AmazonS3") == OWN_SHARES
+
+
+def test_s3_access_denied_to_signed_requests_still_counts(tmp_path):
+    """A signed request's AccessDenied is free only from outside the bucket owner's account and organization. The
+    log names the requester's account (an ARN) or a canonical user id, but not the organization's accounts, and the
+    CUR's accounts cannot prove an account outside it (docs/attribution-rules.md): it counts, as AWS bills it to a
+    request from inside."""
+    write_access_log(tmp_path, [
+        s3_access_line("05/Jan/2026:15:00:01 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "403", "AccessDenied"),
+        s3_access_line("05/Jan/2026:15:00:02 +0000", "REST.PUT.OBJECT", "clients/acc-a/w2.pdf", "403", "AccessDenied",
+                       requester="arn:aws:iam::210987654321:user/mallory"),
+        s3_access_line("05/Jan/2026:15:00:03 +0000", "REST.GET.OBJECT", "clients/acc-b/w2.pdf", "403", "AccessDenied",
+                       requester="79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"),
+    ])
+    assert of_service(read_january(tmp_path), "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
+    }
+
+
+def test_s3_error_codes_aws_lists_as_unbilled_count_for_no_one_whoever_sent_them(tmp_path):
+    """The same page's table: "specific error codes under HTTP 3XX and 4XX status codes that aren't billed", with no
+    condition on the requester. Codes it does not list (NoSuchKey) and 2XX/3XX answers without an error count."""
+    free = [("307", "TemporaryRedirect"), ("400", "InvalidArgument"), ("400", "ExpiredToken"),
+            ("403", "SignatureDoesNotMatch"), ("403", "InvalidAccessKeyId"), ("403", "RequestTimeTooSkewed"),
+            ("404", "NoSuchUpload"), ("405", "MethodNotAllowed"), ("409", "OperationAborted"),
+            ("411", "MissingContentLength"), ("416", "InvalidRange")]
+    write_access_log(tmp_path, [
+        *[s3_access_line(f"05/Jan/2026:15:{i:02d}:00 +0000", operation, "clients/acc-a/w2.pdf", status, error,
+                         requester=requester)
+          for i, (status, error) in enumerate(free)
+          for operation in ("REST.GET.OBJECT", "REST.PUT.OBJECT")
+          for requester in ("-", ROLE)],
+        s3_access_line("05/Jan/2026:16:00:01 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "404", "NoSuchKey"),
+        s3_access_line("05/Jan/2026:16:00:02 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "404", "NoSuchKey",
+                       requester="-"),
+        s3_access_line("05/Jan/2026:16:00:03 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "304", "-"),
+        s3_access_line("05/Jan/2026:16:00:04 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "206", "-"),
+        s3_access_line("05/Jan/2026:16:00:05 +0000", "REST.PUT.OBJECT", "clients/acc-a/w2.pdf", "200", "-",
+                       requester="-"),
+    ])
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonS3") == {
+        ("2026-01-05 16", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 16", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("4"),
+    }
+    assert evidence.problems == {}
+
+
+def test_s3_error_responses_before_aws_stopped_billing_them_count(tmp_path):
+    """AWS "started deploying" the change on May 13, 2024 (ErrorCodeBilling; What's New, 2024-05-29): a backfilled
+    month before it keeps every 4XX billed, as its bill did."""
+    write_access_log(tmp_path, [
+        s3_access_line("12/May/2024:23:59:59 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "403", "AccessDenied",
+                       requester="-"),
+        s3_access_line("12/May/2024:23:59:59 +0000", "REST.PUT.OBJECT", "clients/acc-a/w2.pdf", "403",
+                       "SignatureDoesNotMatch"),
+        s3_access_line("13/May/2024:00:00:00 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf", "403", "AccessDenied",
+                       requester="-"),
+        s3_access_line("13/May/2024:00:00:00 +0000", "REST.PUT.OBJECT", "clients/acc-a/w2.pdf", "403",
+                       "SignatureDoesNotMatch"),
+        s3_access_line("13/May/2024:00:00:01 +0000", "REST.GET.OBJECT", "clients/acc-a/w2.pdf"),
+    ])
+    evidence = read_usage_evidence(locate(str(tmp_path)), None, dt.date(2024, 5, 1))
+    assert of_service(evidence, "AmazonS3") == {
+        ("2024-05-12 23", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2024-05-12 23", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2024-05-13 00", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+    }

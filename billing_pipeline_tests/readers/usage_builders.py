@@ -44,6 +44,30 @@ def text_app_line(at: str, request_id: str, message: str, level: str = "INFO") -
     return f"{at} [{level}]{TAB}{at}{TAB}{request_id}{TAB}{message}"
 
 
+ROLE = "arn:aws:sts::123456789012:assumed-role/app/x"  # an S3 access log's Requester for a role's session
+
+
+def s3_access_line(time: str, operation: str, key: str, status: str = "200", error: str = "-",
+                   requester: str = ROLE, bucket: str = "tax-demo-docs") -> str:
+    """An S3 server access log record (S3 User Guide, "Amazon S3 server access log format"): `time` as the log
+    writes it ('05/Jan/2026:15:00:01 +0000'); `requester` '-' for an unauthenticated request."""
+    method = operation.split(".")[1]
+    return (
+        f"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be {bucket} [{time}] 192.0.2.3 {requester} "
+        f'3E57427F3EXAMPLE {operation} {key} "{method} /{key} HTTP/1.1" {status} {error} 113 - 7 - "-" "aws-sdk" - '
+        f"hostid= {'-' if requester == '-' else 'SigV4'} ECDHE-RSA-AES128-GCM-SHA256 "
+        f"{'-' if requester == '-' else 'AuthHeader'} {bucket}.s3.us-east-1.amazonaws.com TLSv1.2 - -"
+    )
+
+
+def write_access_log(root: Path, lines: list[str], name: str = "2026-01-05-15-00-00-ABCDEF") -> Path:
+    """One S3 server access log object (as S3 delivers them: plain text, one record a line)."""
+    path = root / "s3-access" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def read_january(logs: Path | None = None, inventory: Path | None = None) -> UsageEvidence:
     return read_usage_evidence(
         locate(str(logs)) if logs else None, locate(str(inventory)) if inventory else None, JANUARY
