@@ -378,6 +378,9 @@ s3_requests AS (
         CASE
             -- server errors, the error codes AWS lists as unbilled, anonymous AccessDenied (the macro's comment)
             WHEN s3_request_unbilled(event_time, s3_http_status, s3_error_code, s3_requester) THEN NULL
+            -- A copy is logged twice, REST.COPY.OBJECT and REST.COPY.OBJECT_GET ("A copy operation involves a GET and
+            -- a PUT. For that reason, we log two records", S3 server access log format); whether AWS bills the GET
+            -- record as a request of its own is not documented, so both still count as tier 1 (an open question).
             WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
               OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
                 THEN 'tier1_requests'
