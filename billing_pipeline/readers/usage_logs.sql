@@ -376,6 +376,11 @@ s3_requests AS (
         s3_bucket AS scope,
         tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) AS accountant_id,
         CASE
+            -- A website endpoint's request (always anonymous, GET or HEAD) is billed as a GET, its errors too: "For
+            -- buckets configured with website hosting, applicable request and other charges will still apply when S3
+            -- returns a custom error document or for custom redirects" (ErrorCodeBilling); a 5XX never is.
+            WHEN starts_with(s3_operation, 'WEBSITE.')
+                THEN CASE WHEN NOT starts_with(s3_http_status, '5') THEN 'tier2_requests' END
             -- server errors, the error codes AWS lists as unbilled, anonymous AccessDenied (the macro's comment)
             WHEN s3_request_unbilled(event_time, s3_http_status, s3_error_code, s3_requester) THEN NULL
             -- A copy is logged twice, REST.COPY.OBJECT and REST.COPY.OBJECT_GET ("A copy operation involves a GET and

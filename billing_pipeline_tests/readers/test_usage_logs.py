@@ -657,3 +657,31 @@ def test_s3_error_responses_before_aws_stopped_billing_them_count(tmp_path):
         ("2024-05-12 23", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
         ("2024-05-13 00", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
     }
+
+
+def test_s3_website_endpoint_requests_are_billed_as_gets_errors_too(tmp_path):
+    """A bucket's website endpoint logs WEBSITE.GET.OBJECT / WEBSITE.HEAD.OBJECT (always anonymous). They were no
+    one's requests, so the tenants not on a website had their request share raised by those who are. AWS bills them
+    as GETs, and its error-code table does not spare them: "applicable request and other charges will still apply
+    when S3 returns a custom error document or for custom redirects" (ErrorCodeBilling). A 5XX is never billed."""
+    write_access_log(tmp_path, [
+        s3_access_line("05/Jan/2026:15:00:01 +0000", "WEBSITE.GET.OBJECT", "clients/acc-a/index.html",
+                       requester="-"),
+        s3_access_line("05/Jan/2026:15:00:02 +0000", "WEBSITE.HEAD.OBJECT", "clients/acc-a/index.html",
+                       requester="-"),
+        s3_access_line("05/Jan/2026:15:00:03 +0000", "WEBSITE.GET.OBJECT", "clients/acc-a/gone.html", "404",
+                       "NoSuchKey", requester="-"),
+        s3_access_line("05/Jan/2026:15:00:04 +0000", "WEBSITE.GET.OBJECT", "clients/acc-a/private.html", "403",
+                       "AccessDenied", requester="-"),
+        s3_access_line("05/Jan/2026:15:00:05 +0000", "WEBSITE.GET.OBJECT", "clients/acc-a/old.html", "301",
+                       "PermanentRedirect", requester="-"),
+        s3_access_line("05/Jan/2026:15:00:06 +0000", "WEBSITE.GET.OBJECT", "clients/acc-a/index.html", "503",
+                       "SlowDown", requester="-"),
+        s3_access_line("05/Jan/2026:15:00:07 +0000", "REST.GET.OBJECT", "clients/acc-b/w2.pdf"),
+    ])
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("5"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
+    }
+    assert evidence.problems == {}
