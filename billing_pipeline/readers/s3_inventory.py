@@ -15,8 +15,17 @@ GLACIER -> `gb_months_glacier`, ...; a report without the field, or a class the 
 STANDARD); other keys are not a
 client's and are counted in `problems['inventory_key_outside_clients']`. A snapshot stands for the 24 hours after
 it (from its hour), or until the next snapshot of the same bucket and configuration if that comes sooner, so
-overlapping or re-run reports never count an hour twice. Each of those hours gets
+overlapping or re-run reports of one configuration never count an hour twice. Each of those hours gets
 bytes / 2^30 / (hours in the month), so a month of hourly rows sums to GB-months (scope = the source bucket).
+
+A bucket with several inventory configurations (a daily and a weekly one; current versions only and all versions;
+the whole bucket and a prefix) has, for an hour that snapshots of more than one of them stand for, each
+(client, driver)'s LARGEST bytes among those snapshots, never their sum (which counted a tenant inside a prefix
+configuration twice): whole-bucket configurations list the same objects (the largest is either); a
+prefix-filtered one lists a subset of a whole-bucket one (the largest is the superset's); an all-versions one also
+lists the noncurrent versions, which S3 bills as storage too (the largest is the billed bytes). Known limit: where the
+only configurations of an hour are filtered to disjoint prefixes inside ONE client's folder (`clients/a/x/` and
+`clients/a/y/`, no whole-bucket one), that client counts the larger prefix's bytes, not their sum (undercounted).
 """
 
 from __future__ import annotations
@@ -84,7 +93,9 @@ GROUP BY ALL
 
 HOURLY_STORAGE_SQL = """
 -- Bytes per (snapshot, client) (`client_bytes`, from CLIENT_BYTES_SQL), spread over the hours the snapshot stands
--- for that fall in the month.
+-- for that fall in the month. An hour that snapshots of several configurations of the bucket stand for counts
+-- each (client, driver)'s largest bytes among them, never their sum (one configuration's snapshots never overlap:
+-- see find_snapshots).
 SELECT
     hour AS usage_hour,
     'AmazonS3' AS service,
@@ -92,15 +103,15 @@ SELECT
     s.bucket AS scope,
     b.accountant_id,
     -- bytes / 2^30 / hours-in-month, rounded half up at 16 places (integer arithmetic: exact)
-    CAST((b.bytes * 10000000000000000 + $divisor // 2) // $divisor AS DECIMAL(38, 0))
+    CAST((max(b.bytes) * 10000000000000000 + $divisor // 2) // $divisor AS DECIMAL(38, 0))
         * CAST(0.0000000000000001 AS DECIMAL(18, 16)) AS quantity
 FROM (SELECT snapshot_id, accountant_id, driver, CAST(sum(bytes) AS HUGEINT) AS bytes
       FROM client_bytes GROUP BY ALL) AS b
 JOIN inventory_snapshots AS s USING (snapshot_id)
 CROSS JOIN LATERAL generate_series(s.start_hour, s.end_hour - INTERVAL 1 HOUR, INTERVAL 1 HOUR) AS hours(hour)
 WHERE b.accountant_id <> '' AND b.bytes <> 0 AND hour >= $period_start AND hour < $period_end
+GROUP BY hour, b.driver, s.bucket, b.accountant_id
 """
-
 
 @dataclass
 class InventoryUsage:

@@ -11,7 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from billing_pipeline_tests.readers.usage_builders import GIB, JANUARY_HOURS, quantities, read_january, write_snapshot
+from billing_pipeline_tests.readers.usage_builders import (
+    GIB,
+    JANUARY_HOURS,
+    quantities,
+    read_january,
+    write_snapshot,
+)
 
 def test_daily_snapshots_become_hourly_gb_months(tmp_path):
     # Dec 31 01:00 snapshot stands for Dec 31 01:00 .. Jan 1 00:00: one January hour.
@@ -173,3 +179,77 @@ def test_a_manifest_whose_source_bucket_is_not_its_folders_fails_naming_both(tmp
     with pytest.raises(ValueError, match=re.escape(f"{manifest}: sourceBucket 'payroll-bucket' is not the bucket "
                                                    "its folder names ('tax-demo-docs'")):
         read_january(inventory=tmp_path)
+
+
+# -- Several inventory configurations of one bucket: each hour counts a client's largest bytes among them --------
+
+def test_a_prefix_configuration_does_not_count_its_tenant_twice(tmp_path):
+    """The daily whole-bucket report and a report filtered to acc-a's folder both list acc-a's objects: summed, the
+    12 hours both stand for counted acc-a's 1 GiB-month per month-hour twice (2, while acc-b held 2: half the
+    bucket's cost instead of a third)."""
+    write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS),
+                                                   ("clients/acc-b/scan.pdf", 2 * GIB * JANUARY_HOURS)])
+    # Jan 10 13:00 .. Jan 11 13:00; the daily one stands for Jan 10 01:00 .. Jan 11 01:00: 12 hours in common
+    write_snapshot(tmp_path, "2026-01-10T13-00Z", [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS)],
+                   config="acc-a-prefix")
+
+    evidence = read_january(inventory=tmp_path)
+    rows = quantities(evidence)
+
+    def acc_a(hour):
+        return rows[(hour, "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")]
+
+    for hour in ["2026-01-10 01", "2026-01-10 12", "2026-01-10 13", "2026-01-10 23", "2026-01-11 00",
+                 "2026-01-11 01", "2026-01-11 12"]:
+        assert acc_a(hour) == D("1"), hour
+    assert rows[("2026-01-10 13", "AmazonS3", "gb_months", "tax-demo-docs", "acc-b")] == D("2")
+    tenants = {}
+    for (_, _, _, _, tenant), quantity in rows.items():
+        tenants[tenant] = tenants.get(tenant, 0) + quantity
+    # acc-a: 36 hours (Jan 10 01:00 .. Jan 11 13:00) at 1; acc-b: the daily report's 24 hours at 2
+    assert tenants == {"acc-a": D("36"), "acc-b": D("48")}
+    assert len(rows) == 36 + 24  # one row per (hour, client): none per configuration
+    assert evidence.problems == {}
+    assert evidence.files_read == 4 and evidence.lines_read == 3
+
+
+def test_an_all_versions_configuration_gives_the_noncurrent_bytes(tmp_path):
+    """Current versions only, and all versions (acc-a's 0.5 GiB-month noncurrent version of w2.pdf, which S3 bills
+    as storage too): acc-a counts 1.5 (the billed bytes), not 1 + 1.5; acc-b, the same in both, 2, not 4."""
+    current = [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS), ("clients/acc-b/scan.pdf", 2 * GIB * JANUARY_HOURS)]
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", current, config="current")
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [*current, ("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS // 2)],
+                   config="all-versions")
+
+    evidence = read_january(inventory=tmp_path)
+    rows = quantities(evidence)
+
+    assert {k[2:]: v for k, v in rows.items() if k[0] == "2026-01-10 05"} == {
+        ("gb_months", "tax-demo-docs", "acc-a"): D("1.5"),
+        ("gb_months", "tax-demo-docs", "acc-b"): D("2"),
+    }
+    assert len(rows) == 2 * 24
+    assert sum(rows.values()) == 24 * D("3.5")
+
+
+def test_several_configurations_count_each_client_and_storage_class_on_its_own(tmp_path):
+    """The largest bytes per (bucket, hour, client, driver): acc-a's Glacier bytes only one report lists and acc-b's
+    larger figure in the other both count; another bucket's report is its own scope and overlaps nothing."""
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [("clients/acc-a/a.pdf", GIB * JANUARY_HOURS, "STANDARD"),
+                                                   ("clients/acc-b/b.pdf", GIB * JANUARY_HOURS, "STANDARD")])
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [("clients/acc-a/a.pdf", GIB * JANUARY_HOURS, "STANDARD"),
+                                                   ("clients/acc-a/old.pdf", 4 * GIB * JANUARY_HOURS, "GLACIER"),
+                                                   ("clients/acc-b/b.pdf", 3 * GIB * JANUARY_HOURS, "STANDARD")],
+                   config="weekly")
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [("clients/acc-a/a.pdf", GIB * JANUARY_HOURS)],
+                   bucket="payroll-docs")
+
+    evidence = read_january(inventory=tmp_path)
+    rows = quantities(evidence)
+
+    assert {k[2:]: v for k, v in rows.items() if k[0] == "2026-01-10 00"} == {
+        ("gb_months", "tax-demo-docs", "acc-a"): D("1"),
+        ("gb_months_glacier", "tax-demo-docs", "acc-a"): D("4"),
+        ("gb_months", "tax-demo-docs", "acc-b"): D("3"),
+        ("gb_months", "payroll-docs", "acc-a"): D("1"),
+    }
