@@ -19,13 +19,15 @@ overlapping or re-run reports of one configuration never count an hour twice. Ea
 bytes / 2^30 / (hours in the month), so a month of hourly rows sums to GB-months (scope = the source bucket).
 
 A bucket with several inventory configurations (a daily and a weekly one; current versions only and all versions;
-the whole bucket and a prefix) has, for an hour that snapshots of more than one of them stand for, each
-(client, driver)'s LARGEST bytes among those snapshots, never their sum (which counted a tenant inside a prefix
-configuration twice): whole-bucket configurations list the same objects (the largest is either); a
-prefix-filtered one lists a subset of a whole-bucket one (the largest is the superset's); an all-versions one also
-lists the noncurrent versions, which S3 bills as storage too (the largest is the billed bytes). Known limit: where the
-only configurations of an hour are filtered to disjoint prefixes inside ONE client's folder (`clients/a/x/` and
+the whole bucket and a prefix) has, for an hour that snapshots of more than one of them stand for, each (client,
+driver)'s LARGEST bytes among those snapshots, never their sum (which counted a tenant inside a prefix
+configuration twice): whole-bucket configurations list the same objects (the largest is either); a prefix-filtered
+one lists a subset of a whole-bucket one (the largest is the superset's); an all-versions one also lists the
+noncurrent versions, which S3 bills as storage too (the largest is the billed bytes). Known limit: where the only
+configurations of an hour are filtered to disjoint prefixes inside ONE client's folder (`clients/a/x/` and
 `clients/a/y/`, no whole-bucket one), that client counts the larger prefix's bytes, not their sum (undercounted).
+Such bucket-hours (from `since`, in the month) are counted in
+`problems['inventory_hours_overlapping_configurations']`.
 """
 
 from __future__ import annotations
@@ -113,6 +115,19 @@ WHERE b.accountant_id <> '' AND b.bytes <> 0 AND hour >= $period_start AND hour 
 GROUP BY hour, b.driver, s.bucket, b.accountant_id
 """
 
+OVERLAPPING_HOURS_SQL = """
+-- Hours of a bucket (from $hours_from, in the month) that snapshots of more than one configuration stand for.
+SELECT count(*) FROM (
+    SELECT s.bucket, hour
+    FROM inventory_snapshots AS s
+    CROSS JOIN LATERAL generate_series(s.start_hour, s.end_hour - INTERVAL 1 HOUR, INTERVAL 1 HOUR) AS hours(hour)
+    WHERE hour >= $hours_from AND hour < $period_end
+    GROUP BY s.bucket, hour
+    HAVING count(DISTINCT s.config) > 1
+)
+"""
+
+
 @dataclass
 class InventoryUsage:
     usage: pa.Table  # USAGE_SCHEMA: hourly gb_months rows (quantity at 16 places; the caller rounds once)
@@ -172,6 +187,7 @@ class InventoryPlan:
 
     snapshots: list[Snapshot]
     files: list[SnapshotFiles]
+    since: dt.datetime | None = None  # the refresh's first hour (plan_inventory's `since`): the hours counted
 
     def data_files(self) -> list[tuple[int, SnapshotFiles, str]]:
         return [(i, f, path) for i, f in enumerate(self.files) for path in f.paths]
@@ -180,6 +196,7 @@ class InventoryPlan:
         return pa.table({
             "snapshot_id": pa.array(range(len(self.snapshots)), pa.int32()),
             "bucket": [s.bucket for s in self.snapshots],
+            "config": [s.config for s in self.snapshots],
             "start_hour": pa.array([s.start_hour for s in self.snapshots], pa.timestamp("us")),
             "end_hour": pa.array([s.end_hour for s in self.snapshots], pa.timestamp("us")),
             "url_encoded": [f.url_encoded for f in self.files],
@@ -197,11 +214,16 @@ class InventoryPlan:
             usage = con.sql(HOURLY_STORAGE_SQL, params=params).to_arrow_table().cast(USAGE_SCHEMA)
             objects, outside, invalid = con.execute(
                 "SELECT sum(objects), sum(outside_clients), sum(invalid_clients) FROM client_bytes").fetchone()
+            hours_from = max(period_start, self.since) if self.since else period_start
+            overlapping, = con.execute(OVERLAPPING_HOURS_SQL, {"hours_from": hours_from,
+                                                               "period_end": period_end}).fetchone()
         finally:
             con.close()
         problems = {"inventory_key_outside_clients": int(outside)} if outside else {}
         if invalid:
             problems["invalid_accountant_id"] = int(invalid)  # objects under a folder that is never a tenant
+        if overlapping:  # bucket-hours counted at the largest configuration's bytes (the module's docstring)
+            problems["inventory_hours_overlapping_configurations"] = int(overlapping)
         files_read = sum(1 + len(f.paths) for f in self.files)
         return InventoryUsage(usage, problems, int(objects or 0), files_read)
 
@@ -216,7 +238,7 @@ def plan_inventory(location: Location | None, billing_period: dt.date,
                  and (since is None or s.end_hour > since)]
     if not snapshots:
         return None
-    return InventoryPlan(snapshots, [snapshot_files(location, s) for s in snapshots])
+    return InventoryPlan(snapshots, [snapshot_files(location, s) for s in snapshots], since)
 
 
 CLIENT_BYTES_SCHEMA = pa.schema([("snapshot_id", pa.int32()), ("accountant_id", pa.string()),

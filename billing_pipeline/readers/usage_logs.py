@@ -69,12 +69,13 @@ Problems (reason -> lines, for the month; lines with no readable time always cou
 'report_without_owner', 'report_with_conflicting_owners' (attributed to the first id), 'missing_accountant_id',
 'ambiguous_capacity_units', 'malformed_consumed_capacity', 'malformed_quantity' (a DynamoDB unit count, AgentCore
 hours or Bedrock token count that is not a number in [0, 1e12): never evidence), 'session_without_owner',
-'s3_request_outside_clients', 'inventory_key_outside_clients' (objects), 'invalid_accountant_id' (a tenant id that is
-never a tenant: non-string JSON, `unattributed`/`total`, control characters; its usage is 'unattributed', and
-objects under such a client folder), 'line_too_long' (over BILLING_MAX_LOG_LINE_BYTES, dropped while streaming:
-see log_streams.py). Tenant ids are trimmed of spaces; empty = no owner. START/END/INIT_START/... platform lines
-and lines of other months are expected and not counted. A corrupt gzip file, or one expanding beyond
-BILLING_MAX_EXPANSION, raises ValueError naming it.
+'s3_request_outside_clients', 'inventory_key_outside_clients' (objects), 'inventory_hours_overlapping_configurations'
+(bucket-hours that several inventory configurations stand for, counted at the largest: s3_inventory.py),
+'invalid_accountant_id' (a tenant id that is never a tenant: non-string JSON, `unattributed`/`total`, control
+characters; its usage is 'unattributed', and objects under such a client folder), 'line_too_long' (over
+BILLING_MAX_LOG_LINE_BYTES, dropped while streaming: see log_streams.py). Tenant ids are trimmed of spaces;
+empty = no owner. START/END/INIT_START/... platform lines and lines of other months are expected and not counted.
+A corrupt gzip file, or one expanding beyond BILLING_MAX_EXPANSION, raises ValueError naming it.
 
 Parsing runs in DuckDB (`usage_logs.sql`) over Arrow lines: one pass, no per-line Python. The export files are
 streamed (log_streams.py): memory holds one batch of lines, never a whole file.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -11,8 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from billing_pipeline.readers.usage_logs import read_usage_evidence
+from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.usage_builders import (
     GIB,
+    JANUARY,
     JANUARY_HOURS,
     quantities,
     read_january,
@@ -209,7 +213,7 @@ def test_a_prefix_configuration_does_not_count_its_tenant_twice(tmp_path):
     # acc-a: 36 hours (Jan 10 01:00 .. Jan 11 13:00) at 1; acc-b: the daily report's 24 hours at 2
     assert tenants == {"acc-a": D("36"), "acc-b": D("48")}
     assert len(rows) == 36 + 24  # one row per (hour, client): none per configuration
-    assert evidence.problems == {}
+    assert evidence.problems == {"inventory_hours_overlapping_configurations": 12}
     assert evidence.files_read == 4 and evidence.lines_read == 3
 
 
@@ -230,6 +234,7 @@ def test_an_all_versions_configuration_gives_the_noncurrent_bytes(tmp_path):
     }
     assert len(rows) == 2 * 24
     assert sum(rows.values()) == 24 * D("3.5")
+    assert evidence.problems == {"inventory_hours_overlapping_configurations": 24}
 
 
 def test_several_configurations_count_each_client_and_storage_class_on_its_own(tmp_path):
@@ -253,3 +258,19 @@ def test_several_configurations_count_each_client_and_storage_class_on_its_own(t
         ("gb_months", "tax-demo-docs", "acc-b"): D("3"),
         ("gb_months", "payroll-docs", "acc-a"): D("1"),
     }
+    assert evidence.problems == {"inventory_hours_overlapping_configurations": 24}  # tax-demo-docs' 24 hours
+
+
+def test_the_refresh_counts_overlapping_hours_from_since_only(tmp_path):
+    """The month_to_date refresh (`since`): the hours from it on, each at the largest configuration's bytes, and only
+    those hours counted as overlapping."""
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS)])
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS)],
+                   config="acc-a-prefix")
+    since = dt.datetime(2026, 1, 10, 20)
+
+    evidence = read_usage_evidence(None, locate(str(tmp_path)), JANUARY, since=since)
+
+    assert quantities(evidence) == {(f"2026-01-10 {hour}", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a"): D("1")
+                                    for hour in range(20, 24)}
+    assert evidence.problems == {"inventory_hours_overlapping_configurations": 4}
