@@ -8,6 +8,7 @@ import re
 import shutil
 from decimal import Decimal as D
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -274,3 +275,31 @@ def test_the_refresh_counts_overlapping_hours_from_since_only(tmp_path):
     assert quantities(evidence) == {(f"2026-01-10 {hour}", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a"): D("1")
                                     for hour in range(20, 24)}
     assert evidence.problems == {"inventory_hours_overlapping_configurations": 4}
+
+
+def test_usage_shares_reports_the_overlapping_hours_in_its_metadata(tmp_path, monkeypatch):
+    from dagster import DagsterInstance, materialize
+
+    from billing_pipeline.definitions import defs
+
+    inventory = tmp_path / "inventory"
+    write_snapshot(inventory, "2026-01-10T00-00Z", [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS),
+                                                    ("clients/acc-b/scan.pdf", 2 * GIB * JANUARY_HOURS)])
+    write_snapshot(inventory, "2026-01-10T06-00Z", [("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS)],
+                   config="acc-a-prefix")
+    (tmp_path / "logs").mkdir()
+    monkeypatch.setenv("BILLING_LOGS_URI", str(tmp_path / "logs"))
+    monkeypatch.setenv("BILLING_S3_INVENTORY_URI", str(inventory))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+
+    result = materialize([a for a in defs.assets if a.key.to_user_string() == "usage_shares"],
+                         resources=defs.resources, partition_key="2026-01-01", instance=DagsterInstance.ephemeral())
+
+    assert result.success
+    metadata = result.asset_materializations_for_node("usage_shares")[0].metadata
+    assert metadata["problems/inventory_hours_overlapping_configurations"].value == 18  # Jan 10 06:00 .. Jan 11 00:00
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        shares = con.execute("""SELECT accountant_id, sum(quantity) FROM usage_shares
+                                WHERE billing_period = DATE '2026-01-01' AND driver = 'gb_months'
+                                GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert shares == [("acc-a", D("30")), ("acc-b", D("48"))]  # acc-a: 30 hours at 1; acc-b: 24 at 2
