@@ -83,5 +83,8 @@ def usage_shares(
     }
     metadata.update({f"problems/{reason}": MetadataValue.int(count) for reason, count in sorted(evidence.problems.items())})
     if evidence.problems:
-        context.log.warning(f"{period:%Y-%m}: log lines counted and not attributed to a tenant: {evidence.problems}")
+        # lines or objects not attributed as read, and bucket-hours of several inventory configurations (the
+        # largest counted): each named in readers/usage_logs.py
+        context.log.warning(f"{period:%Y-%m}: usage evidence not counted as read (problems/* in the metadata, "
+                            f"readers/usage_logs.py): {evidence.problems}")
     return MaterializeResult(metadata=metadata)
