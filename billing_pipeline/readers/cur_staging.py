@@ -52,6 +52,9 @@ if INSERT_CLAUSE not in LINE_ITEMS_SQL:
 
 DECIMAL = "DECIMAL(38, 10)"
 SQL_TYPES = {TEXT: "VARCHAR", MONEY: DECIMAL, NUMBER: DECIMAL, TIMESTAMP: "TIMESTAMP"}
+# Below this a DOUBLE scaled by 1e10 is within 0.14 of the integer its 10-place decimal is (half an ulp of the
+# double plus the product's rounding), so the plain cast is exact; from it up the double goes through its text.
+DOUBLE_EXACT_BELOW = 100000
 # An ISO-8601 time with a zone (`...T00:00:00Z`, `+05:00`): parsed as an instant and converted to UTC.
 ZONED_TIME = r"[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
 # Every time starts with a date (a LIKE, cheaper than a regexp): Spark's cast would also take 'yesterday', 'now'
@@ -299,9 +302,10 @@ class _Projection:
             # 7 significant digits: 0.1 reads 0.1000000015; AWS writes DOUBLE (15 digits) or text
             raise CurFormatError(f"{self.display}: column {source} has type {arrow_type}, too coarse for money "
                                  "(expected double, decimal or text)")
-        if column.kind in (MONEY, NUMBER) and (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
-                                               or pa.types.is_decimal(arrow_type)):
-            return f"CAST({ref} AS {DECIMAL})"  # Parquet DOUBLE -> exact decimal once; sums stay exact after
+        if column.kind in (MONEY, NUMBER) and pa.types.is_floating(arrow_type):
+            return _double_as_decimal(ref)  # Parquet DOUBLE -> exact decimal once; sums stay exact after
+        if column.kind in (MONEY, NUMBER) and (pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type)):
+            return f"CAST({ref} AS {DECIMAL})"
         if column.kind == TIMESTAMP and pa.types.is_timestamp(arrow_type):
             # A zoned Arrow timestamp is an instant: take its UTC wall clock. A naive one is UTC already.
             return f"({ref} AT TIME ZONE 'UTC')" if arrow_type.tz else f"CAST({ref} AS TIMESTAMP)"
@@ -393,6 +397,15 @@ class _Projection:
             self.read_columns.append(source)
         name = self.names.get(source, source)
         return '"' + name.replace('"', '""') + '"'
+
+
+def _double_as_decimal(ref: str) -> str:
+    """A DOUBLE as the decimal AWS wrote (the shortest text that reads back as it), to 1e-10. DuckDB's own cast
+    scales the double by 1e10 in floating point, so from about 1e5 up it invents digits (374633.962424 reads
+    374633.9624240001, 1234567.89 reads 1234567.8899999998); below that its result is the same and costs a tenth.
+    NaN and infinity (x - x is not 0) take the plain cast, which fails naming the value."""
+    text = f"CAST(CAST({ref} AS VARCHAR) AS {DECIMAL})"
+    return f"CASE WHEN abs({ref}) >= {DOUBLE_EXACT_BELOW} AND {ref} - {ref} = 0 THEN {text} ELSE CAST({ref} AS {DECIMAL}) END"
 
 
 def _is_binary(arrow_type: pa.DataType) -> bool:

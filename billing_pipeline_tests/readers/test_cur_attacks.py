@@ -210,6 +210,12 @@ def athena_file(root: Path, cost: pa.Array) -> Path:
 @pytest.mark.parametrize(("cost", "expected"), [
     (pa.array([1.25], pa.float64()), D("1.25")),             # AWS writes DOUBLE: exact to the 1e-10
     (pa.array([0.0000166667], pa.float64()), D("0.0000166667")),
+    # from about 1e5 up a DOUBLE scaled by 1e10 in floating point invents digits (DuckDB's own cast read these
+    # 374633.9624240001, 1234567.8899999998 and -12345678.1234567792): read as the decimal AWS wrote
+    (pa.array([374633.962424], pa.float64()), D("374633.962424")),
+    (pa.array([1234567.89], pa.float64()), D("1234567.89")),
+    (pa.array([-12345678.12345678], pa.float64()), D("-12345678.12345678")),
+    (pa.array([1.5e20], pa.float64()), D("150000000000000000000")),
     (pa.array(["1.2500000001"]), D("1.2500000001")),          # text: parsed exactly
     (pa.array([D("3.1")], pa.decimal128(20, 4)), D("3.1")),
 ])
