@@ -39,7 +39,20 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
         "no_duplicate_line_items": lambda relation: duplicate_line_items(engine, period, relation),
     })
 
+    def refuse_an_empty_delivery(table: str) -> None:
+        # A report with no line items (header-only files: a month with no charges yet) would empty a month that
+        # had some; never replace the month with nothing, say so instead of failing one_delivery with 0 deliveries
+        ((rows,),) = engine.execute(f"SELECT count(*) FROM {table} WHERE delivery_id = ?",
+                                    [delivery.delivery_id]).fetchall()
+        if not rows:
+            where = location.display(delivery.manifest) if delivery.manifest else location.uri
+            raise CurFormatError(f"{where}: the delivery {delivery.delivery_id} for "
+                                 f"{period:%Y-%m} holds no line items ({len(delivery.files)} file(s), headers only): "
+                                 "nothing loaded, the month keeps its last load; it loads once AWS delivers its "
+                                 "line items")
+
     def verify(relation: str) -> None:
+        refuse_an_empty_delivery(relation)
         refuse_other_months(relation)
         validate_line_items(engine, relation, period)  # before the commit: a failure keeps the month
         checks(relation)

@@ -5,6 +5,7 @@ fixtures' own expected.json, not from this pipeline."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from decimal import Decimal
 
@@ -157,3 +158,29 @@ def test_the_month_job_on_a_real_bill_without_the_application_succeeds_and_warns
     assert query(tmp_path, "SELECT count(*) FROM statements") == [(0,)]
     published = result.asset_materializations_for_node("published_billing")
     assert published and published[0].partition == f"{good['billing_period']}-01"
+
+
+def test_a_delivery_of_header_only_files_keeps_the_month_and_says_it_is_empty(aws, tmp_path, monkeypatch, expected):
+    """The same report delivered again with every file a header and no line items (a month with no charges yet):
+    the run fails saying the delivery holds no line items (it failed check one_delivery with "0 deliveries"), and
+    the month keeps the last good delivery's rows instead of being emptied."""
+    good = expected["cur1-csv"]
+    bucket = good["bucket"]
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    deliver(bucket, "cur1-csv")
+    assert run(tmp_path, monkeypatch, bucket, good["billing_period"]).success
+    before = query(tmp_path, "SELECT count(*), sum(unblended_cost) FROM cur_line_items")
+    assert before == [(good["rows"], Decimal(good["unblended_cost_sum_10dp"]))]
+
+    s3 = boto3.client("s3")
+    keys = [k["key"] for k in good["per_report_key"]]
+    for key in keys:
+        header = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).split(b"\n", 1)[0]
+        s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(header + b"\n"))
+    result = run(tmp_path, monkeypatch, bucket, good["billing_period"])
+    assert not result.success
+    message = failure(result)
+    assert f"CurFormatError: s3://{bucket}/cur/lab7/20221001-20221101/lab7-Manifest.json: " in message
+    assert (f"the delivery {good['assembly_id']} for 2022-10 holds no line items ({len(keys)} file(s), headers "
+            "only): nothing loaded, the month keeps its last load") in message
+    assert query(tmp_path, "SELECT count(*), sum(unblended_cost) FROM cur_line_items") == before
