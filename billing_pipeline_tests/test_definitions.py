@@ -75,6 +75,7 @@ def test_job_schedule_sensor():
         "no_duplicate_cost_explorer_rows", "actual_equals_tenant_costs", "parts_add_up", "no_duplicate_month_to_date",
         "no_duplicate_registry_rows", "no_duplicate_implausible_lines", "no_duplicate_accuracy_rows",
         "no_duplicate_calibrations", "application_in_scope", "covered_usage_has_effective_cost",
+        "savings_plan_unused_commitment_counted",
         "net_discounts_counted_once",
     ])
 

@@ -1,5 +1,6 @@
 """Checks of cur_line_items: one delivery per month, never written twice; commitment-covered usage has the
-effective cost the amortized metrics count; net costs count each discount once."""
+effective cost the amortized metrics count, and a Savings Plan's unused commitment is counted; net costs count
+each discount once."""
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue
 
@@ -108,6 +109,49 @@ covered_usage_has_effective_cost = configured_check(
                 "metrics would count it 0 and the tenants' costs would miss it.")
 
 
+def unused_commitments_lost(con, period, metric: str, relation: str = "cur_line_items") -> AssetCheckResult:
+    """Fails (a warning) when a Savings Plan's unused commitment counts nothing under the amortized metric in use.
+    A recurring fee line counts its unused commitment (savings_plan_total_commitment_to_date - used); an export
+    without that column (a CUR 2.0 column selection) leaves it unknown and the fee counts 0, which a fully used
+    plan also shows. The hour tells them apart: the usage the plans covered in it (its effective cost) below the
+    hour's recurring fees means commitment went unused, paid for and charged to no one. Named per currency with the
+    hours, fees, covered cost and a file; the usage's effective cost may include upfront amortization, so a Partial
+    Upfront plan's loss can go unseen (never a false alarm: a fully used plan covers at least its recurring fee).
+    Under BILLING_COST_METRIC=unblended the fee counts whole: counted, passed."""
+    cost = METRIC_COLUMN["amortized" if metric == "unblended" else metric]
+    found = con.execute(
+        f"""WITH hours AS (
+                SELECT currency, usage_start,
+                       sum(unblended_cost) FILTER (line_item_type = 'SavingsPlanRecurringFee') AS recurring_fees,
+                       sum({cost}) FILTER (line_item_type = 'SavingsPlanRecurringFee') AS fees_counted,
+                       coalesce(sum({cost}) FILTER (line_item_type = 'SavingsPlanCoveredUsage'), 0) AS covered_cost,
+                       min(source_file) FILTER (line_item_type = 'SavingsPlanRecurringFee') AS first_file
+                FROM {relation}
+                WHERE billing_period = ?
+                  AND line_item_type IN ('SavingsPlanRecurringFee', 'SavingsPlanCoveredUsage')
+                GROUP BY ALL)
+            -- unused beyond 1 % of the fees: an effective cost summed from rounded lines may fall short of a fully
+            -- used plan's fee by a few units of its last place, never by 1 %
+            SELECT currency, count(*) AS hours, sum(recurring_fees) AS recurring_fees,
+                   sum(covered_cost) AS covered_cost, sum(recurring_fees - covered_cost) AS unused_not_counted,
+                   min(first_file) AS first_file
+            FROM hours
+            WHERE recurring_fees > 0 AND fees_counted = 0 AND recurring_fees - covered_cost > recurring_fees / 100
+            GROUP BY ALL ORDER BY ALL LIMIT {OFFENDING_ROWS}""",
+        [period]).df()
+    return lines_warning(
+        found, metric, metric != "unblended", "hours_with_unused_commitment_not_counted",
+        f"{metric} counts these hours' Savings Plan fees as 0 although the plans covered less than their "
+        "commitment: include savings_plan_total_commitment_to_date (and savings_plan_used_commitment) in the export, "
+        "or bill on BILLING_COST_METRIC=unblended", counted="hours")
+
+
+savings_plan_unused_commitment_counted = configured_check(
+    "cur_line_items", "savings_plan_unused_commitment_counted", unused_commitments_lost, BillingConfig.metric,
+    description="Warns when a Savings Plan's unused commitment counts 0 under the amortized metrics (an export "
+                "without its commitment columns): paid for and charged to no tenant.")
+
+
 def net_discounts_counted_twice(con, period, metric: str, relation: str = "cur_line_items") -> AssetCheckResult:
     """Fails (a warning) under BILLING_COST_METRIC=net_amortized when a currency's net costs already hold its
     discounts (a line other than a discount whose net cost differs from its amortized one) and its discount line
@@ -141,11 +185,12 @@ net_discounts_counted_once = configured_check(
                 "costs already hold the discounts: they would be taken off twice.")
 
 
-def lines_warning(found, metric: str, metric_reads_them: bool, count_name: str, hint: str) -> AssetCheckResult:
-    """A warning naming the line items `found` (one row per group, with a `line_items` count) when the metric in
-    use reads them; under another metric they are counted and pass."""
-    counted = metric_reads_them and not found.empty
+def lines_warning(found, metric: str, metric_reads_them: bool, count_name: str, hint: str,
+                  counted: str = "line_items") -> AssetCheckResult:
+    """A warning naming the line items `found` (one row per group, with a count in column `counted`) when the
+    metric in use reads them; under another metric they are counted and pass."""
+    warned = metric_reads_them and not found.empty
     return AssetCheckResult(
-        passed=not counted, severity=AssetCheckSeverity.WARN,
-        metadata={"cost_metric": metric, count_name: int(found["line_items"].sum()), "lines": rows_table(found),
-                  "hint": MetadataValue.text(hint if counted else "")})
+        passed=not warned, severity=AssetCheckSeverity.WARN,
+        metadata={"cost_metric": metric, count_name: int(found[counted].sum()), "lines": rows_table(found),
+                  "hint": MetadataValue.text(hint if warned else "")})

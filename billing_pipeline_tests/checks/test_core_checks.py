@@ -209,6 +209,37 @@ def test_covered_usage_without_effective_cost_warns_under_the_amortized_metrics_
     assert result.passed and result.metadata["covered_lines_without_effective_cost"].value == lines
 
 
+def test_a_savings_plan_fee_counting_0_while_the_plan_covered_less_warns_under_the_amortized_metrics(
+        broken, monkeypatch):
+    """An export without savings_plan_total_commitment_to_date: the month's recurring fees (0.07 an hour, 0.06 of it
+    used) count 0 under amortized, so 0.01 an hour of paid commitment is charged to no one; the check names the
+    currency, hours, fees, covered cost and the unused amount lost. A fully used plan counting 0 passes."""
+    result = broken.check(cur_line_items.savings_plan_unused_commitment_counted)
+    assert result.passed and result.metadata["hours_with_unused_commitment_not_counted"].value == 0
+    ((hours, fees, covered, first_file),) = broken.sql(
+        """SELECT count(DISTINCT usage_start), sum(unblended_cost) FILTER (line_item_type = 'SavingsPlanRecurringFee'),
+                  sum(amortized_cost) FILTER (line_item_type = 'SavingsPlanCoveredUsage'),
+                  min(source_file) FILTER (line_item_type = 'SavingsPlanRecurringFee')
+           FROM cur_line_items WHERE line_item_type IN ('SavingsPlanRecurringFee', 'SavingsPlanCoveredUsage')""")
+    assert (hours, fees, covered) == (744, D("52.08"), D("44.64"))  # 744 x 0.07, 744 x 0.06
+    broken.sql("UPDATE cur_line_items SET amortized_cost = 0 WHERE line_item_type = 'SavingsPlanRecurringFee'")
+    result = broken.check(cur_line_items.savings_plan_unused_commitment_counted)
+    assert (result.passed, result.severity.value) == (False, "WARN")
+    assert result.metadata["hours_with_unused_commitment_not_counted"].value == 744
+    table = broken.text(result, "lines")
+    assert all(text in table for text in ("USD", "52.08", "44.64", "7.44", first_file))
+    assert broken.text(result, "hint").startswith("amortized counts these hours' Savings Plan fees as 0")
+    # billing on unblended counts the fee whole: the same hours pass
+    monkeypatch.setenv("BILLING_COST_METRIC", "unblended")
+    result = broken.check(cur_line_items.savings_plan_unused_commitment_counted)
+    assert result.passed and result.metadata["hours_with_unused_commitment_not_counted"].value == 744
+    # a plan that covered its whole commitment counts 0 rightly: no warning
+    monkeypatch.delenv("BILLING_COST_METRIC")
+    broken.sql("UPDATE cur_line_items SET amortized_cost = 0.07 WHERE line_item_type = 'SavingsPlanCoveredUsage'")
+    result = broken.check(cur_line_items.savings_plan_unused_commitment_counted)
+    assert result.passed and result.metadata["hours_with_unused_commitment_not_counted"].value == 0
+
+
 def test_a_discount_counted_in_both_the_usages_net_and_its_own_line_warns_under_net_amortized(broken, monkeypatch):
     """A delivery whose usage lines' net cost holds a 10 % discount and whose EdpDiscount line counts its -1.25
     again under net_amortized: the check names the line, its currency, amounts and file."""
