@@ -271,9 +271,10 @@ def interval(cost_to_date: Decimal, estimated: Decimal, days: list[Decimal], rem
 
 
 def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
-            now: dt.datetime | None = None) -> Nowcast:
+            now: dt.datetime | None = None, final: bool = False) -> Nowcast:
     """The month's nowcast from the nowcast_* relations (see assets/month_to_date.sql). `now` caps as_of (an S3
-    Inventory snapshot stands for the 24 hours after it, which may lie in the future)."""
+    Inventory snapshot stands for the 24 hours after it, which may lie in the future). `final`: the month's CUR is
+    final (it holds every account-level line the month will have: none of the previous month's are added)."""
     q = queries()
     month_start = dt.datetime.combine(period, dt.time())
     month_end = dt.datetime.combine(next_period, dt.time())
@@ -390,9 +391,11 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     # Account-level lines (tax, credits: allocation 'proportional') dated the whole month arrive late: the tax so
     # far with each delivery, credits often only when the month closes. Of each line item type the month has none
     # of yet, the forecast adds the previous month's, tenant by tenant (a month with its tax so far still gets the
-    # previous month's credits).
+    # previous month's credits). Until the month is final, also once no hour of it is left (its evidence reaches
+    # the month's end while the CUR is hours behind, or a delivery covers every hour before the invoice): those
+    # lines come when the month closes, whether or not hours remain.
     month_end_lines: dict = defaultdict(Decimal)
-    if previous_period and remaining:
+    if previous_period and not final:
         proportional = "SELECT {} FROM nowcast_attributed WHERE billing_period = ? AND allocation = 'proportional'"
         own_types = {t for (t,) in con.execute(proportional.format("DISTINCT line_item_type"), [period]).fetchall()}
         for accountant, resource_type, currency, line_item_type, cost in con.execute(

@@ -16,7 +16,7 @@ from dagster import (
     asset,
 )
 
-from billing_pipeline.assets.common import as_float, markdown, month_of
+from billing_pipeline.assets.common import as_float, cur_is_final, markdown, month_of
 from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.nowcast import (
     calibration_table,
@@ -93,7 +93,7 @@ def month_to_date(
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
         with warehouse_inputs(con, billing_config.metric()):
-            nowcast = compute(con, period, next_period, pricing, now=now)
+            nowcast = compute(con, period, next_period, pricing, now=now, final=cur_is_final(con, period))
         rows = replace_month_with_rows(con, "month_to_date", period, month_to_date_table(nowcast))
         calibrations = replace_month_with_rows(con, "month_to_date_calibration", period, calibration_table(nowcast))
         checks = [actual_check(con, period), parts_check(con, period),

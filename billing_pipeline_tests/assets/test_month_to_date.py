@@ -243,6 +243,28 @@ def test_a_month_with_its_tax_so_far_still_gets_the_previous_months_credits(ware
     assert row["method"] == "month_end_lines:previous_month+unit_cost:previous_month"
 
 
+def test_the_previous_months_account_level_lines_stay_in_the_forecast_when_no_hour_is_left(warehouse):
+    """April's evidence reaches its last hour (a 0 GB-month inventory row at 23:00 on the 30th: as_of is May 1, no
+    hour left) while it has no CUR: its forecast is still the month's final cost, March's tax included (it was
+    dropped once no hour was left: 0.0024 for 0.5024). A final month adds none (its bill holds all its lines)."""
+    warehouse.execute("""INSERT INTO tenant_costs VALUES (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda',
+                         'lambda', '', 'Tax', 'proportional', NULL, NULL, 'USD', 'unblended', 0.5, NULL)""")
+    warehouse.execute("""INSERT INTO usage_shares VALUES (DATE '2026-04-01', TIMESTAMP '2026-04-30 23:00', 'AmazonS3',
+                         'gb_months', 'tax-agent-documents', 'b', 0, 0, 0)""")
+    nowcast = nowcast_of(warehouse, APRIL, MAY)
+    assert (nowcast.covered_through, nowcast.as_of) == (dt.datetime(2026, 4, 1), dt.datetime(2026, 5, 1))
+    row = rows_by_key(nowcast)[("b", "lambda")]
+    estimated = 12 * D("0.0002")
+    assert (row["cost_to_date"], row["forecast_cost"]) == (estimated, estimated + D("0.5"))
+    # no hour left: the interval is the 5 % of the estimate
+    assert (row["forecast_low"], row["forecast_high"]) == (estimated + D("0.5") - estimated / 20,
+                                                           estimated + D("0.5") + estimated / 20)
+    assert row["method"] == "month_end_lines:previous_month+unit_cost:previous_month"
+    with warehouse_inputs(warehouse, "unblended"):
+        final = compute(warehouse, APRIL, MAY, PRICING, now=dt.datetime(2026, 11, 27, 15, 30), final=True)
+    assert rows_by_key(final)[("b", "lambda")]["forecast_cost"] == estimated
+
+
 def test_each_model_and_function_is_priced_at_its_own_unit_cost_and_a_tagged_one_by_its_own_evidence(warehouse_con):
     build_june(warehouse_con)
     nowcast = nowcast_of(warehouse_con, JUNE, JULY)
