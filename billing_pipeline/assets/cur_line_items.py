@@ -24,11 +24,20 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
     Spark reads them itself and runs the same normalization (readers/cur_spark.py), so a month is not bounded by
     one machine. Either way the rows are refused before they replace the month if any is of another month."""
 
-    def refuse_other_months(table: str) -> None:
-        ((foreign,),) = engine.execute(
-            f"SELECT count(*) FROM {table} WHERE delivery_id = ? AND billing_period <> ?",
-            [delivery.delivery_id, period],
+    def refuse_empty_or_other_months(table: str) -> None:
+        # one scan of the delivery's rows for both refusals
+        ((rows, foreign),) = engine.execute(
+            f"SELECT count(*), count(*) FILTER (billing_period <> ?) FROM {table} WHERE delivery_id = ?",
+            [period, delivery.delivery_id],
         ).fetchall()
+        # A report with no line items (header-only files: a month with no charges yet) would empty a month that
+        # had some; never replace the month with nothing, say so instead of failing one_delivery with 0 deliveries
+        if not rows:
+            where = location.display(delivery.manifest) if delivery.manifest else location.uri
+            raise CurFormatError(f"{where}: the delivery {delivery.delivery_id} for "
+                                 f"{period:%Y-%m} holds no line items ({len(delivery.files)} file(s), headers only): "
+                                 "nothing loaded, the month keeps its last load; it loads once AWS delivers its "
+                                 "line items")
         if foreign:
             raise CurFormatError(f"{delivery.manifest or location.uri}: {foreign} line items of the delivery for "
                                  f"{period:%Y-%m} belong to another billing period")
@@ -39,21 +48,8 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
         "no_duplicate_line_items": lambda relation: duplicate_line_items(engine, period, relation),
     })
 
-    def refuse_an_empty_delivery(table: str) -> None:
-        # A report with no line items (header-only files: a month with no charges yet) would empty a month that
-        # had some; never replace the month with nothing, say so instead of failing one_delivery with 0 deliveries
-        ((rows,),) = engine.execute(f"SELECT count(*) FROM {table} WHERE delivery_id = ?",
-                                    [delivery.delivery_id]).fetchall()
-        if not rows:
-            where = location.display(delivery.manifest) if delivery.manifest else location.uri
-            raise CurFormatError(f"{where}: the delivery {delivery.delivery_id} for "
-                                 f"{period:%Y-%m} holds no line items ({len(delivery.files)} file(s), headers only): "
-                                 "nothing loaded, the month keeps its last load; it loads once AWS delivers its "
-                                 "line items")
-
     def verify(relation: str) -> None:
-        refuse_an_empty_delivery(relation)
-        refuse_other_months(relation)
+        refuse_empty_or_other_months(relation)
         validate_line_items(engine, relation, period)  # before the commit: a failure keeps the month
         checks(relation)
 

@@ -289,6 +289,26 @@ def test_a_ragged_csv_row_fails_naming_the_file(spark, tmp_path):
     assert on_spark.startswith(f"{data}: ") and "Malformed CSV record: only,three,columns" in on_spark
 
 
+def test_a_delivery_of_headers_only_or_of_another_month_is_refused_on_both_engines(spark, tmp_path):
+    """Both refusals come from one scan of the delivery's rows before the commit: a header-only delivery (no line
+    items would empty the month) and line items whose bill/BillingPeriodStartDate is another month's."""
+    empty = legacy_csv(tmp_path / "empty", [legacy_row()])
+    header = gzip.decompress(empty.read_bytes()).split(b"\n", 1)[0]
+    empty.write_bytes(gzip.compress(header + b"\n"))
+    manifest = tmp_path / "empty" / "m" / "20260101-20260201" / "m-Manifest.json"
+    on_duckdb, on_spark = failures(spark, tmp_path / "a", tmp_path / "empty")
+    assert on_duckdb == on_spark == (
+        f"{manifest}: the delivery asm for 2026-01 holds no line items (1 file(s), headers only): nothing loaded, "
+        "the month keeps its last load; it loads once AWS delivers its line items")
+
+    legacy_csv(tmp_path / "foreign", [legacy_row(), legacy_row(**{
+        "identity/LineItemId": "li-feb", "bill/BillingPeriodStartDate": "2026-02-01T00:00:00Z"})])
+    manifest = tmp_path / "foreign" / "m" / "20260101-20260201" / "m-Manifest.json"
+    on_duckdb, on_spark = failures(spark, tmp_path / "b", tmp_path / "foreign")
+    assert on_duckdb == on_spark == (
+        f"{manifest}: 1 line items of the delivery for 2026-01 belong to another billing period")
+
+
 def test_a_gzip_cut_off_midway_fails_naming_the_file(spark, tmp_path):
     data = legacy_csv(tmp_path / "bucket", [legacy_row(**{"identity/LineItemId": f"li-{i}",
                                                           "lineItem/LineItemDescription": f"row {i} " * 20})
