@@ -18,7 +18,8 @@ Accepted files under the location (any depth):
 Fields: `accountant_id` (required), `timestamp` (required: ISO-8601, UTC when no offset, or epoch seconds/ms),
 `month` (`YYYY-MM`; from the timestamp when absent), `operation`, `resource_type`, `quantity`, `unit_cost`,
 `estimated_cost` (required, or quantity x unit_cost when absent). Numbers may be JSON numbers or strings; they
-become DECIMAL(38, 10). Items of another month are skipped. A line that is not a JSON object, lacks a required
+become DECIMAL(38, 10). An item belongs to the month of its timestamp in UTC (the billing month its cost is in),
+whatever its `month` says; items of another month are skipped. A line that is not a JSON object, lacks a required
 field, has a number that does not read (`NaN`, `abc`) or a month that is not `YYYY-MM` (`2026-1`) makes the file
 malformed, and so does invalid UTF-8 (ids and money are not guessed): ValueError naming the file and the line.
 """
@@ -138,7 +139,10 @@ SELECT
     unit_cost,
     estimated_cost
 FROM estimate_items
-WHERE coalesce(left(month_text, 7), strftime(timestamp, '%Y-%m')) = $month
+-- the month of the item's instant in UTC, as the CUR dates the cost (estimated_usage keeps the same hours): an
+-- item whose `month` says otherwise (the application's local month, `2026-01-31T20:00:00-08:00` in '2026-01')
+-- was read for its `month` and then dropped there by its timestamp, and so counted in no month at all
+WHERE strftime(timestamp, '%Y-%m') = $month
 ORDER BY timestamp, accountant_id, file_index, line_in_file;
 """
 

@@ -3,12 +3,14 @@
 URI: `dynamodb://<table>[?index=<gsi name>|none&page_size=<n>]`.
 
 - When the table has a global secondary index whose partition (HASH) key is `month` (string `YYYY-MM`), the
-  month's items are read with a paginated `Query` on it (`#month = :month`). The index looked for is
-  `month-index`, else any GSI keyed on `month`; `?index=<name>` names it (it must exist, be keyed on `month` and
-  project every field the pipeline reads), `?index=none` forces a Scan. An index that was found by itself but
+  month's items are read with paginated `Query`s on it (`#month = :month`, for the month and the months beside
+  it: an item belongs to the month of its UTC timestamp, and its `month` may be the application's local one).
+  The index looked for is `month-index`, else any GSI keyed on `month`; `?index=<name>` names it (it must
+  exist, be keyed on `month` and project every field the pipeline reads), `?index=none` forces a Scan. An index that was found by itself but
   does not project those fields is not used.
-- Otherwise a paginated `Scan` with `FilterExpression begins_with(#month, :month) OR attribute_not_exists(#month)`
-  (items without `month` are kept and placed by their timestamp, as in a JSON Lines file).
+- Otherwise a paginated `Scan` with `FilterExpression begins_with(#month, :month0) OR ... OR
+  attribute_not_exists(#month)` over the same three months (items without `month` are kept and placed by their
+  timestamp, as in a JSON Lines file).
 - `page_size` sets `Limit` per request (default: DynamoDB's 1 MB pages).
 
 Items are read with the low-level client, so every attribute stays in DynamoDB JSON (`{"N": "0.0000166667"}`):
@@ -67,13 +69,18 @@ class DynamoDBUsageTable:
             raise self._error(client, exc) from exc
         index = self._month_index(description)
         names = {"#month": MONTH}
-        values = {":month": {"S": month}}
+        # An item belongs to the month of its timestamp in UTC (estimates.py); the application may write `month`
+        # in its local time, one month off at the boundary (`2026-01-31T20:00:00-08:00` in '2026-01' is February's),
+        # so the months beside it are read too and each item is kept by its timestamp.
+        months = neighbour_months(month)
         if index:
             return f"Query on {index}", [("query", dict(
                 TableName=self.table, IndexName=index, KeyConditionExpression="#month = :month",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values))]
+                ExpressionAttributeNames=names, ExpressionAttributeValues={":month": {"S": m}})) for m in months]
+        values = {f":month{i}": {"S": m} for i, m in enumerate(months)}
         scan = dict(TableName=self.table,
-                    FilterExpression="begins_with(#month, :month) OR attribute_not_exists(#month)",
+                    FilterExpression=" OR ".join(f"begins_with(#month, {v})" for v in values)
+                    + " OR attribute_not_exists(#month)",
                     ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         if segments > 1:
             return "Scan", [("scan", scan | {"Segment": i, "TotalSegments": segments}) for i in range(segments)]
@@ -125,6 +132,14 @@ class DynamoDBUsageTable:
             return self.index
         candidates = sorted(indexes, key=lambda name: (name != DEFAULT_INDEX, name))
         return next((name for name in candidates if problem(indexes[name]) is None), None)
+
+
+def neighbour_months(month: str) -> list[str]:
+    """'2026-01' -> ['2025-12', '2026-01', '2026-02']: the `month` values an item of that UTC month may carry."""
+    year, number = int(month[:4]), int(month[5:7])
+    before = f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+    after = f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
+    return [before, month, after]
 
 
 def parse_dynamodb_uri(uri: str) -> DynamoDBUsageTable:

@@ -2,6 +2,7 @@
 said so in the metadata, from one listing of the folder (what it reports as left out is what was not read)."""
 
 import datetime as dt
+import json
 from decimal import Decimal as D
 
 import duckdb
@@ -37,3 +38,29 @@ def test_an_export_still_running_is_left_out_and_reported_from_one_listing(tmp_p
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert con.execute("SELECT accountant_id, usage_date, records, estimated_cost FROM estimated_usage").fetchall() == [
             ("acc-a", dt.date(2026, 1, 7), 1, D(1))]
+
+
+def test_an_item_whose_month_field_is_not_its_utc_month_counts_once_in_its_utc_month(tmp_path, monkeypatch):
+    """The application may write `month` in its local time: 2026-01-31T20:00:00-08:00 (February 1, 04:00 UTC) in
+    '2026-01', or an item at 23:30 UTC on January 31 in '2026-02'. Each was read for its `month` and then dropped
+    there by its timestamp, so it counted in no month (3 of 7 lost). It belongs to the month of its UTC instant,
+    as the CUR dates its cost."""
+    usage = tmp_path / "usage"
+    usage.mkdir()
+    (usage / "usage.jsonl").write_text("\n".join(json.dumps(i) for i in [
+        item("acc-a", "2026-01-31T20:00:00-08:00", 1, 1, 1, month="2026-01"),
+        item("acc-b", "2026-01-31T23:30:00Z", 1, 2, 2, month="2026-02"),
+        item("acc-c", "2026-01-15T10:00:00Z", 1, 4, 4, month="2026-01"),
+    ]))
+    monkeypatch.setenv("BILLING_USAGE_URI", str(usage))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    asset = [a for a in defs.assets if a.key.to_user_string() == "estimated_usage"]
+    for month in ("2026-01-01", "2026-02-01"):
+        assert materialize(asset, resources=defs.resources, partition_key=month,
+                           instance=DagsterInstance.ephemeral()).success
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("""SELECT billing_period, accountant_id, usage_date, estimated_cost FROM estimated_usage
+                              ORDER BY billing_period, accountant_id""").fetchall() == [
+            (dt.date(2026, 1, 1), "acc-b", dt.date(2026, 1, 31), D(2)),
+            (dt.date(2026, 1, 1), "acc-c", dt.date(2026, 1, 15), D(4)),
+            (dt.date(2026, 2, 1), "acc-a", dt.date(2026, 2, 1), D(1))]

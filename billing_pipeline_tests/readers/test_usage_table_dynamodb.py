@@ -143,6 +143,29 @@ def test_scan_keeps_items_without_a_month_by_their_timestamp(aws, tmp_path):
     ]
 
 
+@pytest.mark.parametrize("index", [{}, None], ids=["query", "scan"])
+def test_an_item_counts_in_the_month_of_its_utc_timestamp_whatever_its_month_says(aws, tmp_path, index):
+    """An application writing `month` in its local time puts 2026-01-31T20:00:00-08:00 (February 1, 04:00 UTC)
+    in '2026-01' and 2026-01-31T23:30:00Z in '2026-02': the month's Query (or Scan) found the first only, then
+    dropped it by its timestamp, and February's found neither. Each counts in its UTC month, once."""
+    rows = [
+        {"accountant_id": "acc-a", "timestamp": "2026-01-31T20:00:00-08:00", "month": "2026-01",
+         "estimated_cost": D("1")},
+        {"accountant_id": "acc-b", "timestamp": "2026-01-31T23:30:00Z", "month": "2026-02",
+         "estimated_cost": D("2")},
+        {"accountant_id": "acc-c", "timestamp": "2026-01-15T10:00:00Z", "month": "2026-01",
+         "estimated_cost": D("4")},
+    ]
+    fill(create_table(index), rows)
+    table = parse_dynamodb_uri(f"dynamodb://{TABLE}")
+    january = table_rows(read_estimates(table, JANUARY))
+    february = table_rows(read_estimates(table, dt.date(2026, 2, 1)))
+    assert [(r[0], r[1], r[7]) for r in january] == [("acc-c", dt.datetime(2026, 1, 15, 10), D(4)),
+                                                    ("acc-b", dt.datetime(2026, 1, 31, 23, 30), D(2))]
+    assert [(r[0], r[1], r[7]) for r in february] == [("acc-a", dt.datetime(2026, 2, 1, 4), D(1))]
+    assert january == from_json_lines(tmp_path, rows)
+
+
 def test_missing_table_is_an_error_naming_it(aws):
     create_table({})
     with pytest.raises(ValueError, match=r"dynamodb://tax-agent-usag: table 'tax-agent-usag' not found"):
