@@ -10,10 +10,15 @@ import os
 
 from dagster import MonthlyPartitionsDefinition
 
+from billing_pipeline.settings import require_valid_settings
+
 DEFAULT_FIRST_MONTH = "2018-01"
 
 
 def _first_month() -> str:
+    # checked here, as every setting is when a run starts: a value such as `2026-3` failed the definitions' load
+    # with a bare "Invalid isoformat string: '2026-3-01'" that named no variable (runs never got to check it)
+    require_valid_settings(("BILLING_FIRST_MONTH",), unknown=False)
     first = os.environ.get("BILLING_FIRST_MONTH") or DEFAULT_FIRST_MONTH
     return dt.date.fromisoformat(first[:7] + "-01").isoformat()
 

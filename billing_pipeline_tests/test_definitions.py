@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,16 @@ def test_dagster_definitions_validate_passes():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_a_wrong_first_month_fails_validation_naming_the_variable():
+    """BILLING_FIRST_MONTH is read when the definitions load: `2026-3` failed with a bare "Invalid isoformat
+    string: '2026-3-01'" that named no variable."""
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "billing_pipeline.definitions"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "BILLING_FIRST_MONTH": "2026-3"},
+    )
+    assert result.returncode != 0
+    assert "BILLING_FIRST_MONTH='2026-3' (set): not a month; expected a month as YYYY-MM" in result.stdout + result.stderr
