@@ -71,6 +71,13 @@ CUR_COLUMNS: dict[str, CurColumn] = {
     ]
 }
 
+# CUR 2.0 keeps the product attributes outside its fixed schema in one MAP column, `product` (AWS data dictionary,
+# "Product columns": "Any product column that appeared in legacy CUR, but is not part of the CUR 2.0 static schema,
+# appears in this map column"): the product name is `product['product_name']` there, a JSON object in a CSV export.
+# CUR column -> its key in that map, read where the file has no column of its own for it.
+PRODUCT_MAP_COLUMN = "product"
+PRODUCT_MAP_KEYS = {"product_product_name": "product_name"}
+
 # The net_* column whose presence says "this delivery carries net costs" (else net_amortized_cost is NULL).
 NET_MARKER = "line_item_net_unblended_cost"
 

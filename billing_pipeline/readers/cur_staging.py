@@ -26,6 +26,8 @@ from billing_pipeline.readers.cur_columns import (
     MONEY,
     NET_MARKER,
     NUMBER,
+    PRODUCT_MAP_COLUMN,
+    PRODUCT_MAP_KEYS,
     TAG_MAP_COLUMNS,
     TEXT,
     TIMESTAMP,
@@ -218,6 +220,8 @@ class _Projection:
         is_focus = FOCUS_MARKER.lower() in {name.lower() for name in cur_file.columns}
         source_of = self._focus_sources() if is_focus else self._cur_sources()
         self.has_net = NET_MARKER in source_of
+        by_lower = {name.lower(): name for name in cur_file.columns}
+        self.product_map = None if is_focus else by_lower.get(PRODUCT_MAP_COLUMN)  # CUR 2.0's `product` MAP
 
         selected = [self._column(column, source_of.get(column.name)) for column in CUR_COLUMNS.values()]
         selected.append(f"{self.source_file_sql} AS source_file")
@@ -277,11 +281,26 @@ class _Projection:
     # -- typed columns -------------------------------------------------------------------------------------
 
     def _column(self, column: CurColumn, source: str | None) -> str:
+        if source is None and column.name in PRODUCT_MAP_KEYS and self.product_map is not None:
+            return f"{self._product_map_value(PRODUCT_MAP_KEYS[column.name])} AS {column.name}"
         if source is None:
             if column.required:
                 raise CurFormatError(f"{self.display}: missing required column {column.name}")
             return f"CAST(NULL AS {SQL_TYPES[column.kind]}) AS {column.name}"
         return f"{self._typed(column, source)} AS {column.name}"
+
+    def _product_map_value(self, key: str) -> str:
+        """A product attribute CUR 2.0 holds in its `product` MAP (a JSON object in a CSV export), as text; '' and
+        a missing key are NULL, and so is a map that is not of text (the attributes read this way are optional)."""
+        arrow_type = self.file.columns[self.product_map]
+        ref = self._read(self.product_map)
+        if pa.types.is_map(arrow_type) and all(pa.types.is_string(t) or pa.types.is_large_string(t)
+                                               for t in (arrow_type.key_type, arrow_type.item_type)):
+            return f"NULLIF({ref}[{sql_string(key)}], '')"
+        if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+            parsed = f"TRY_CAST(TRY_CAST(NULLIF(TRIM({ref}), '') AS JSON) AS MAP(VARCHAR, VARCHAR))"
+            return f"NULLIF({parsed}[{sql_string(key)}], '')"
+        return "CAST(NULL AS VARCHAR)"
 
     def _typed(self, column: CurColumn, source: str) -> str:
         arrow_type = self.file.columns[source]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow as pa
 
-from billing_pipeline_tests.readers.cur_builders import read_all, write_export_manifest, write_parquet
+from billing_pipeline_tests.readers.cur_builders import read_all, write_csv, write_export_manifest, write_parquet
 
 JAN = dt.date(2026, 1, 1)
 UTC_MS = pa.timestamp("ms", tz="UTC")
@@ -65,3 +66,54 @@ def test_marketplace_models_are_bedrock_lines_and_a_principal_naming_a_tenant_ma
         ("AmazonBedrock", "USE1-Claude4.5Haiku-output-tokens", None),
         ("AmazonBedrockAgentCore", "USE1-Runtime-vCPU-Hours", None),  # a service of its own stays itself
     ]
+
+
+def test_cur2_marketplace_model_named_by_the_product_map_as_aws_writes_it(tmp_path):
+    """CUR 2.0 has no product_product_name column: the product name is `product['product_name']` (the AWS data
+    dictionary's "Product columns"; in a CSV export the map is JSON text, as the real export in
+    ../shared/samples/extra/ola-raji-cur2-csv has it). Without it a Marketplace model's tokens name no model and
+    are split by every model's users."""
+    lines = [  # id, billing entity, product code, usage type, product map
+        ("1", "AWS Marketplace", "b3k2x9prod", "USE1-MP:USE1_InputTokenCount-Units",
+         [("product_name", "Claude 3 Haiku (Amazon Bedrock Edition)")]),
+        ("2", "AWS", "AmazonBedrock", "USE1-Claude4Sonnet-input-tokens",
+         [("product_name", "Amazon Bedrock"), ("region", "us-east-1")]),
+        ("3", "AWS Marketplace", "b3k2x9prod", "USE1-MP:USE1_OutputTokenCount-Units", []),  # no name: as it is
+    ]
+    n = len(lines)
+    columns = {
+        "bill_billing_period_start_date": pa.array([dt.datetime(2026, 1, 1)] * n, UTC_MS),
+        "bill_billing_entity": [r[1] for r in lines],
+        "identity_line_item_id": [r[0] for r in lines],
+        "line_item_line_item_type": ["Usage"] * n,
+        "line_item_usage_start_date": pa.array([dt.datetime(2026, 1, 2, 3)] * n, UTC_MS),
+        "line_item_usage_end_date": pa.array([dt.datetime(2026, 1, 2, 4)] * n, UTC_MS),
+        "line_item_product_code": [r[2] for r in lines],
+        "line_item_usage_type": [r[3] for r in lines],
+        "line_item_currency_code": ["USD"] * n,
+        "line_item_unblended_cost": [1.0] * n,
+    }
+    expected = [
+        ("AmazonBedrock", "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))"),
+        ("AmazonBedrock", "USE1-Claude4Sonnet-input-tokens"),
+        ("AmazonBedrock", "USE1-MP:USE1_OutputTokenCount-Units"),
+    ]
+    parquet_root = tmp_path / "parquet"
+    table = pa.table({**columns, "product": pa.array([r[4] for r in lines], MAP)})
+    export = parquet_root / "exports" / "cur2"
+    listed = write_parquet(export / "data" / "BILLING_PERIOD=2026-01" / "cur2-00001.snappy.parquet", table)
+    write_export_manifest(export / "metadata" / "BILLING_PERIOD=2026-01" / "cur2-Manifest.json", "cur2",
+                          [f"s3://cur-bucket/{listed.relative_to(parquet_root).as_posix()}"])
+    _, rows = read_all(parquet_root)
+    assert [(r["service"], r["usage_type"]) for r in rows[JAN]] == expected
+
+    csv_root = tmp_path / "csv"
+    text = [{name: str(values[i]) if not isinstance(values, pa.Array) else values[i].as_py().strftime(
+                 "%Y-%m-%dT%H:%M:%SZ") for name, values in columns.items()}
+            | {"product": json.dumps(dict(lines[i][4])) if lines[i][4] else ""} for i in range(n)]
+    export = csv_root / "exports" / "cur2"
+    listed = write_csv(export / "data" / "BILLING_PERIOD=2026-01" / "cur2-00001.csv.gz", text)
+    write_export_manifest(export / "metadata" / "BILLING_PERIOD=2026-01" / "cur2-Manifest.json", "cur2",
+                          [f"s3://cur-bucket/{listed.relative_to(csv_root).as_posix()}"])
+    _, rows = read_all(csv_root)
+    assert [(r["service"], r["usage_type"]) for r in rows[JAN]] == expected
