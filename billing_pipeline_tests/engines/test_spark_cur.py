@@ -5,6 +5,7 @@ bad input fails naming the file, with the DuckDB path's message."""
 
 import datetime as dt
 import gzip
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -209,6 +210,40 @@ def cur2_map_tags(root: Path) -> None:
                           "cur2-export", [f"s3://cur-bucket/{data.relative_to(root).as_posix()}"])
 
 
+def marketplace_lines(table: pa.Table) -> pa.Table:
+    """Line b a Marketplace model's tokens, c another's whose product map lacks a name: the product name comes from
+    CUR 2.0's `product` map (it has no product_product_name column)."""
+    products = [[("product_name", "Amazon S3")], [("product_name", "Claude 3 Haiku (Amazon Bedrock Edition)")], []]
+    entity = pa.array(["AWS", "AWS Marketplace", "AWS Marketplace"])
+    usage = pa.array(["TimedStorage-ByteHrs", "USE1-MP:USE1_InputTokenCount-Units",
+                      "USE1-MP:USE1_OutputTokenCount-Units"])
+    table = table.set_column(table.schema.get_field_index("product"), "product", pa.array(products, MAP))
+    table = table.set_column(table.schema.get_field_index("line_item_usage_type"), "line_item_usage_type", usage)
+    return table.append_column("bill_billing_entity", entity)
+
+
+def cur2_product_map_parquet(root: Path) -> None:
+    export = root / "exports" / "cur2-export"
+    data = write_parquet(export / "data" / "BILLING_PERIOD=2026-01" / "cur2-export-00001.snappy.parquet",
+                         marketplace_lines(cur2_table(["a", "b", "c"], [[], [], []])))
+    write_export_manifest(export / "metadata" / "BILLING_PERIOD=2026-01" / "cur2-export-Manifest.json",
+                          "cur2-export", [f"s3://cur-bucket/{data.relative_to(root).as_posix()}"])
+
+
+def cur2_product_map_csv(root: Path) -> None:
+    """The same lines as a CSV export writes them: the maps as JSON text, times as ISO text."""
+    table = marketplace_lines(cur2_table(["a", "b", "c"], [[], [], []]))
+    def text(name, value):
+        if isinstance(value, list):
+            return json.dumps(dict(value)) if value else ""
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(value, dt.datetime) else str(value)
+    rows = [{name: text(name, value) for name, value in row.items()} for row in table.to_pylist()]
+    export = root / "exports" / "cur2-export"
+    data = write_csv(export / "data" / "BILLING_PERIOD=2026-01" / "cur2-export-00001.csv.gz", rows)
+    write_export_manifest(export / "metadata" / "BILLING_PERIOD=2026-01" / "cur2-export-Manifest.json",
+                          "cur2-export", [f"s3://cur-bucket/{data.relative_to(root).as_posix()}"])
+
+
 def focus_parquet(root: Path) -> None:
     columns = focus_columns(2)
     columns["Tags"] = pa.array([[("user:CostCenter", "cc-1"), ("accountant_id", "acme"), ("aws:createdBy", "x")], []],
@@ -225,7 +260,8 @@ def focus_csv_json_tags(root: Path) -> None:
 
 
 LAYOUTS = [cost_cases, zip_and_plain_csv, tag_columns_times_and_quotes, athena_parquet, athena_parquet_binary_text,
-           legacy_parquet_naive_times, cur2_map_tags, focus_parquet, focus_csv_json_tags]
+           legacy_parquet_naive_times, cur2_map_tags, cur2_product_map_parquet, cur2_product_map_csv, focus_parquet,
+           focus_csv_json_tags]
 
 
 @pytest.mark.parametrize("write", LAYOUTS, ids=[w.__name__ for w in LAYOUTS])
@@ -242,6 +278,11 @@ def test_every_layout_is_identical(spark, tmp_path, write):
             ("a", (("accountant_id", "acme"), ("application", "tax-demo")), None),
             ("b", (("cost_center", "cc-9"),), "cc-9"),
             ("c", (), None)]
+    if write in (cur2_product_map_parquet, cur2_product_map_csv):
+        assert [(r["service"], r["usage_type"]) for r in sorted(rows, key=lambda r: r["line_item_id"])] == [
+            ("AmazonS3", "TimedStorage-ByteHrs"),
+            ("AmazonBedrock", "USE1-MP:USE1_InputTokenCount-Units (Claude 3 Haiku (Amazon Bedrock Edition))"),
+            ("AmazonBedrock", "USE1-MP:USE1_OutputTokenCount-Units")]
     if write is athena_parquet_binary_text:
         assert sorted((r["currency"], r["accountant_id"]) for r in rows) == [("EUR", None), ("USD", "café-ü")]
 
