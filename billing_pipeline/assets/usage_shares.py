@@ -1,5 +1,6 @@
 """usage_shares: each tenant's measured usage of the shared services, hour by hour, from the logs."""
 
+import datetime as dt
 
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 
@@ -15,9 +16,23 @@ from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
 
+def vanished_evidence(con) -> dict:
+    """What usage_shares_kept holds: its hours, first and last, and the drivers (service/driver) it keeps."""
+    ((hours, first, last),) = con.execute(
+        "SELECT count(DISTINCT usage_hour), min(usage_hour), max(usage_hour) FROM usage_shares_kept").fetchall()
+    if not hours:
+        return {"hours": 0}
+    drivers = con.execute("SELECT DISTINCT service, driver FROM usage_shares_kept").fetchall()
+    return {"hours": int(hours), "first_hour": str(first), "last_hour": str(last),
+            "drivers": ", ".join(sorted(f"{service}/{driver}" for service, driver in drivers))}
+
+
 class UsageSharesConfig(Config):
     # month_to_date_job sets it: only the hours the CUR has not covered are re-read (docs/realtime.md)
     after_coverage: bool = False
+    # evidence read before and no longer found (expired logs) stays as read (usage_shares_kept.sql); false: the
+    # month becomes exactly what is read now (a wrong log source removed on purpose)
+    keep_vanished_evidence: bool = True
 
 
 @asset(
@@ -34,7 +49,9 @@ def usage_shares(
     write units, S3 GB-months, AgentCore sessions and tool calls, Bedrock tokens) and each tenant's share.
     Malformed or ownerless log lines are counted in the metadata, never fatal: ownerless usage is the
     pseudo-tenant `unattributed`. With `after_coverage` (the month_to_date refresh) only the hours from the CUR's
-    coverage on are re-read and replaced, from the files that can hold them; the covered hours stay as they are."""
+    coverage on are re-read and replaced, from the files that can hold them; the covered hours stay as they are.
+    Evidence of an hour x driver x scope read before and no longer found (logs expired before AWS restated the
+    month) is kept as it was read, and counted in the metadata (`kept_vanished_evidence`)."""
     period, next_period = month_of(context)
     since = None
     if config.after_coverage:
@@ -58,14 +75,21 @@ def usage_shares(
             "no_duplicate_shares": lambda relation: duplicate_check(con, relation, SHARES_GRAIN, period)})
         try:
             params = {"billing_period": period, "next_period": next_period}
+            shares_sql = stage_sql("usage_shares")
+            kept = {}
+            if config.keep_vanished_evidence:
+                con.stage("usage_shares_kept", stage_sql("usage_shares_kept"),
+                          {"billing_period": period, "since": since or dt.datetime.combine(period, dt.time())})
+                kept = vanished_evidence(con)
+                shares_sql = f"SELECT * FROM ({shares_sql}\n) AS fresh UNION ALL SELECT * FROM usage_shares_kept"
             if since is None:
-                rows = con.replace_month_with_query("usage_shares", period, stage_sql("usage_shares"), params,
-                                                    verify=checks)
+                rows = con.replace_month_with_query("usage_shares", period, shares_sql, params, verify=checks)
             else:  # the hourly refresh: only the hours after the CUR's coverage are re-read and replaced
-                rows = con.replace_hours_from("usage_shares", period, since, stage_sql("usage_shares"), params,
-                                              verify=checks)
+                rows = con.replace_hours_from("usage_shares", period, since, shares_sql, params, verify=checks)
         finally:
             con.unregister("usage_evidence")
+            if config.keep_vanished_evidence:
+                con.drop("usage_shares_kept")
         by_driver = markdown(
             con,
             """SELECT service, driver, count(DISTINCT usage_hour) AS hours, count(DISTINCT accountant_id) AS tenants,
@@ -81,6 +105,12 @@ def usage_shares(
         "problem_lines": MetadataValue.int(sum(evidence.problems.values())),
         "by_driver": by_driver,
     }
+    metadata.update({f"kept_vanished_evidence/{name}": value for name, value in kept.items()})
+    if kept.get("hours"):
+        context.log.warning(
+            f"{period:%Y-%m}: usage evidence read before is no longer found for {kept['hours']} hour(s) "
+            f"({kept['first_hour']} to {kept['last_hour']}; {kept['drivers']}): kept as it was read (expired "
+            "logs?); usage_shares' config keep_vanished_evidence: false replaces it with what is read now")
     metadata.update({f"problems/{reason}": MetadataValue.int(count) for reason, count in sorted(evidence.problems.items())})
     if evidence.problems:
         # lines or objects not attributed as read, and bucket-hours of several inventory configurations (the

@@ -155,6 +155,22 @@ def assert_the_refresh_after_coverage_is_duckdbs(monkeypatch, tmp_path, folder) 
         assert duckdb_rows, table
         assert all_spark_rows(tmp_path, table) == duckdb_rows, table
 
+    # the logs after coverage expire: the refresh finds none of their evidence and keeps it as read, on both
+    # engines (usage_shares_kept.sql)
+    shares = all_duckdb_rows(tmp_path, "usage_shares")
+    for path in new_logs:
+        path.unlink()
+    kept = {}
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("BILLING_ENGINE", engine)
+        refresh = materialize(defs.assets, resources={**defs.resources, "warehouse": warehouse_for(engine)},
+                              selection=AssetSelection.assets("usage_shares"), run_config=REFRESH_AFTER_COVERAGE,
+                              partition_key="2026-02-01", instance=DagsterInstance.ephemeral())
+        metadata = refresh.asset_materializations_for_node("usage_shares")[0].metadata
+        kept[engine] = {k: v.value for k, v in metadata.items() if k.startswith("kept_vanished_evidence/")}
+    assert kept["spark"] == kept["duckdb"] and kept["duckdb"]["kept_vanished_evidence/hours"] > 0
+    assert all_spark_rows(tmp_path, "usage_shares") == all_duckdb_rows(tmp_path, "usage_shares") == shares
+
 
 @pytest.mark.skipif(not (SAMPLES / "workshop-cur").is_dir(), reason="../shared/samples is not beside the repo")
 def test_real_sample_month_is_identical_on_spark_and_duckdb(tmp_path, monkeypatch):
