@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS cur_line_items (
     usage_account_id    VARCHAR,
     line_item_id        VARCHAR,                -- identity/LineItemId where the delivery has it
     line_item_type      VARCHAR NOT NULL,       -- Usage, DiscountedUsage, RIFee, Tax, Credit, ...
-    service             VARCHAR,                -- lineItem/ProductCode
+    service             VARCHAR,                -- the catalog service the line is read as (else lineItem/ProductCode)
     usage_type          VARCHAR,
     operation           VARCHAR,
     resource_id         VARCHAR,
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS cur_line_items (
     source_file         VARCHAR NOT NULL,       -- the delivery file the row was read from
     delivery_id         VARCHAR NOT NULL,       -- assemblyId, or a fingerprint of the files read
     -- discount/TotalDiscount as stated on the line, in no cost (last: warehouse_upgrades.sql adds it to older ones)
-    column_discount     DECIMAL(38, 10)
+    column_discount     DECIMAL(38, 10),
+    product_code        VARCHAR                 -- lineItem/ProductCode as AWS wrote it (added after column_discount)
 );
 
 CREATE TABLE IF NOT EXISTS hourly_cost_facts (
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS hourly_cost_facts (
     amortized_cost      DECIMAL(38, 10) NOT NULL,
     net_amortized_cost  DECIMAL(38, 10),
     line_items          BIGINT NOT NULL,        -- how many cur_line_items rows the fact sums
-    delivery_id         VARCHAR                 -- the cur_line_items delivery the month was computed from
+    delivery_id         VARCHAR,                -- the cur_line_items delivery the month was computed from
+    product_code        VARCHAR                 -- lineItem/ProductCode of its line items (service: as read)
 );
 
 CREATE TABLE IF NOT EXISTS usage_shares (

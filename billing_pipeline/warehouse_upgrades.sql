@@ -3,6 +3,9 @@
 
 -- A line's discount column (discount/TotalDiscount), in no cost: NULL in rows written before.
 ALTER TABLE cur_line_items ADD COLUMN IF NOT EXISTS column_discount DECIMAL(38, 10);
+-- lineItem/ProductCode as AWS wrote it, where `service` is the catalog service the line is read as: NULL before.
+ALTER TABLE cur_line_items ADD COLUMN IF NOT EXISTS product_code VARCHAR;
+ALTER TABLE hourly_cost_facts ADD COLUMN IF NOT EXISTS product_code VARCHAR;
 
 -- The delivery each month was computed from (billing_pipeline/lineage.py); NULL in rows written before.
 ALTER TABLE hourly_cost_facts ADD COLUMN IF NOT EXISTS delivery_id VARCHAR;

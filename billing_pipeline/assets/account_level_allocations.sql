@@ -4,7 +4,7 @@
 -- exactly in units of 1e-10 by largest remainder, ties by accountant_id; allocation `proportional`.
 -- Same columns as cost_allocations, so tenant_costs sums both. Inputs: account_level_lines, cost_allocations.
 WITH weights AS (
-    SELECT coalesce(service, '') AS product, currency, accountant_id,
+    SELECT coalesce(product_code, service, '') AS product, currency, accountant_id,
            CAST(sum(cost) * 10000000000 AS DECIMAL(38, 0)) AS weight
     FROM cost_allocations GROUP BY ALL HAVING sum(cost) > 0
     UNION ALL

@@ -7,7 +7,8 @@
 -- Plan's upfront fee and a FOCUS Purchase are, never split over one month's tenants.
 -- proportional: part = cost x N / D, N = the application's in-scope cost of the line's product code, currency and
 --   period, D = the whole bill's cost of that product code on the same basis, account-level lines excluded; no
---   product code -> all product codes. N / D is taken as 0 when N or D is not positive and as 1 when N > D.
+--   product code -> all product codes. The product code is AWS's (hourly_cost_facts.product_code; the service
+--   where a warehouse has none): a Marketplace model's tax goes by that model's charges, not all of Bedrock's. N / D is taken as 0 when N or D is not positive and as 1 when N > D.
 --   Rounded half away from zero to 1e-10 (the largest remainder between the application and the rest of the bill).
 -- company: part 0, the whole line is kept by the company.
 -- Inputs: hourly_cost_facts, account_level_policies (line_item_type, policy). Parameters: $billing_period,
@@ -17,6 +18,7 @@ WITH facts AS (
            CASE $cost_metric WHEN 'unblended' THEN unblended_cost
                              WHEN 'amortized' THEN amortized_cost
                              ELSE coalesce(net_amortized_cost, amortized_cost) END               AS cost,
+           coalesce(product_code, service, '')                                                   AS billed_product,
            NOT in_scope AND coalesce(application, '') = ''
              AND (line_item_type IN ('Tax', 'Credit', 'Refund', 'Adjustment') OR line_item_type LIKE '%Discount'
                   OR (line_item_type = 'Fee' AND coalesce(resource_id, '') = ''
@@ -26,7 +28,7 @@ WITH facts AS (
 ),
 -- per product code ('*': all product codes) and currency: N (in scope) and D (the bill), account-level excluded
 bases AS (
-    SELECT coalesce(service, '') AS product, currency,
+    SELECT billed_product AS product, currency,
            sum(cost) FILTER (WHERE in_scope) AS app_cost, sum(cost) AS bill_cost
     FROM facts WHERE NOT account_level GROUP BY ALL
     UNION ALL
@@ -40,7 +42,7 @@ ratio_inputs AS (
                                     f.line_item_type, f.usage_account_id, f.currency, f.span_hours) AS line_id,
         f.billing_period, f.usage_hour, f.span_hours, f.usage_account_id, f.line_item_type, f.service, f.usage_type,
         f.operation, f.resource_id, f.currency, f.cost,
-        CASE WHEN coalesce(f.service, '') = '' THEN '*' ELSE f.service END                    AS product,
+        CASE WHEN f.billed_product = '' THEN '*' ELSE f.billed_product END                   AS product,
         coalesce(p.policy, 'proportional')                                                     AS policy,
         CAST(abs(f.cost) * 10000000000 AS DECIMAL(38, 0))                                      AS c,
         CAST(floor(abs(f.cost) * 10) AS DECIMAL(38, 0))                                        AS c_hi,
@@ -51,7 +53,7 @@ ratio_inputs AS (
     FROM facts f
     LEFT JOIN account_level_policies p ON p.line_item_type = f.line_item_type
     LEFT JOIN bases b
-      ON b.product = CASE WHEN coalesce(f.service, '') = '' THEN '*' ELSE f.service END AND b.currency = f.currency
+      ON b.product = CASE WHEN f.billed_product = '' THEN '*' ELSE f.billed_product END AND b.currency = f.currency
     WHERE f.account_level AND f.cost <> 0
 ),
 -- round(c n / d) without overflow, exactly

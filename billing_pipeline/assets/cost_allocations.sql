@@ -39,8 +39,8 @@ key_scopes AS (
 facts AS (
     SELECT
         nt.usage_type IS NOT NULL                                                        AS is_network,
-        h.billing_period, h.usage_hour, h.span_hours, h.service, h.usage_type, h.operation, h.resource_id,
-        h.line_item_type, h.usage_account_id, h.currency,
+        h.billing_period, h.usage_hour, h.span_hours, h.service, h.product_code, h.usage_type, h.operation,
+        h.resource_id, h.line_item_type, h.usage_account_id, h.currency,
         nullif(h.accountant_id, '') AS accountant_id,
         CASE $cost_metric WHEN 'unblended' THEN h.unblended_cost
                           WHEN 'amortized' THEN h.amortized_cost
@@ -197,8 +197,8 @@ shared_and_unattributed AS (
     SELECT * FROM shared UNION ALL SELECT * FROM unattributed
 )
 SELECT
-    CAST(NULL AS BIGINT) AS fact_id, billing_period, usage_hour, span_hours, service, usage_type, line_item_type,
-    currency, cost AS fact_cost, accountant_id,
+    CAST(NULL AS BIGINT) AS fact_id, billing_period, usage_hour, span_hours, service, product_code, usage_type,
+    line_item_type, currency, cost AS fact_cost, accountant_id,
     -- a tag that is never a tenant (cur_line_items: reserved word, control character) is kept unattributed
     CASE WHEN accountant_id = 'unattributed' THEN 'unattributed' ELSE 'direct' END AS allocation,
     CAST(NULL AS VARCHAR) AS driver,
@@ -207,8 +207,8 @@ FROM facts
 WHERE accountant_id IS NOT NULL AND cost <> 0 AND $pass = 'compute'
 UNION ALL
 SELECT
-    a.fact_id, f.billing_period, f.usage_hour, f.span_hours, f.service, f.usage_type, f.line_item_type,
-    f.currency, f.cost AS fact_cost, a.accountant_id, a.allocation, a.driver, a.driver_quantity,
+    a.fact_id, f.billing_period, f.usage_hour, f.span_hours, f.service, f.product_code, f.usage_type,
+    f.line_item_type, f.currency, f.cost AS fact_cost, a.accountant_id, a.allocation, a.driver, a.driver_quantity,
     CAST(a.cost AS DECIMAL(38, 10)) AS cost
 FROM shared_and_unattributed a
 JOIN shared_facts f ON f.fact_id = a.fact_id

@@ -1,7 +1,29 @@
 -- hourly_cost_facts: the month's line items summed to the grain at which cost is attributed.
--- One row per usage hour x usage account x line item type x service x usage type x operation x resource x owner
--- tags x currency. Every line item lands in exactly one fact (credits, refunds, tax and fees keep their own
+-- One row per usage hour x usage account x line item type x service (x the product code AWS billed it under) x
+-- usage type x operation x resource x owner tags x currency. Every line item lands in exactly one fact (credits, refunds, tax and fees keep their own
 -- line_item_type), so the facts add up to the bill.
+WITH read_as AS (
+    -- product codes whose lines the reader read as another service (a model sold through AWS Marketplace: its
+    -- token lines are AmazonBedrock's): the month's other lines of that code (its tax, credits, refunds, which name
+    -- no usage type) are that service's too, so that the account-level rules find its cost (docs/attribution-rules.md)
+    SELECT product_code, min(service) AS service
+    FROM cur_line_items
+    WHERE billing_period = $billing_period AND product_code <> service
+    GROUP BY product_code
+    HAVING count(DISTINCT service) = 1
+),
+lines AS (
+    SELECT l.billing_period, l.usage_start, l.usage_end, l.usage_account_id, l.line_item_type,
+           CASE WHEN l.service = l.product_code THEN coalesce(r.service, l.service) ELSE l.service END AS service,
+           l.usage_type, l.operation, l.resource_id, l.accountant_id, l.application, l.environment, l.cost_center,
+           l.currency, l.usage_amount, l.unblended_cost, l.amortized_cost, l.net_amortized_cost, l.product_code
+    FROM cur_line_items AS l
+    LEFT JOIN read_as AS r ON r.product_code = l.product_code
+    WHERE l.billing_period = $billing_period
+      -- one slice of the month by usage start (whole hours, so a fact never spans two slices): a large month is
+      -- aggregated a slice at a time, within the warehouse's memory limit
+      AND l.usage_start >= $slice_start AND l.usage_start < $slice_end
+)
 SELECT
     billing_period,
     date_trunc('hour', usage_start)                                            AS usage_hour,
@@ -11,6 +33,8 @@ SELECT
     usage_account_id,
     line_item_type,
     service,
+    -- the product code AWS billed the lines under: account-level lines (tax, credits) go by it
+    product_code,
     usage_type,
     operation,
     resource_id,
@@ -25,9 +49,5 @@ SELECT
     sum(amortized_cost)                                                        AS amortized_cost,
     sum(net_amortized_cost)                                                    AS net_amortized_cost,
     count(*)                                                                   AS line_items
-FROM cur_line_items
-WHERE billing_period = $billing_period
-  -- one slice of the month by usage start (whole hours, so a fact never spans two slices): a large month is
-  -- aggregated a slice at a time, within the warehouse's memory limit
-  AND usage_start >= $slice_start AND usage_start < $slice_end
+FROM lines
 GROUP BY ALL

@@ -14,12 +14,12 @@ WITH month AS (
     WHERE billing_period = $billing_period
 ),
 charges AS (
-    SELECT usage_account_id, service, currency,
+    SELECT usage_account_id, coalesce(product_code, service) AS product, currency,
            CAST(sum(CASE WHEN delivered THEN unblended_cost ELSE 0 END) * 10000000000 AS DECIMAL(38, 0)) AS so_far,
            CAST(sum(unblended_cost) * 10000000000 AS DECIMAL(38, 0))                                   AS month_total
     FROM month
     WHERE line_item_type NOT IN ('Tax', 'Credit', 'Refund', 'Adjustment') AND line_item_type NOT LIKE '%Discount'
-    GROUP BY usage_account_id, service, currency
+    GROUP BY usage_account_id, coalesce(product_code, service), currency
 ),
 tax_lines AS (
     SELECT m.*,
@@ -30,7 +30,7 @@ tax_lines AS (
     FROM month m
     JOIN charges c
       ON c.usage_account_id IS NOT DISTINCT FROM m.usage_account_id
-     AND c.service IS NOT DISTINCT FROM m.service AND c.currency = m.currency
+     AND c.product IS NOT DISTINCT FROM coalesce(m.product_code, m.service) AND c.currency = m.currency
     WHERE m.line_item_type = 'Tax' AND NOT m.delivered AND c.month_total > 0
 ),
 -- each of the three cost columns a row (metric 1, 2, 3), so the exact arithmetic is written once
@@ -68,19 +68,19 @@ levied AS (
 )
 SELECT billing_period, usage_hour, span_hours, usage_account_id, line_item_type, service, usage_type, operation,
        resource_id, accountant_id, application, environment, cost_center, currency, in_scope, usage_amount,
-       unblended_cost, amortized_cost, net_amortized_cost, line_items, delivery_id
+       unblended_cost, amortized_cost, net_amortized_cost, line_items, delivery_id, product_code
 FROM $source
 WHERE billing_period <> $billing_period
 UNION ALL
 SELECT billing_period, usage_hour, span_hours, usage_account_id, line_item_type, service, usage_type, operation,
        resource_id, accountant_id, application, environment, cost_center, currency, in_scope, usage_amount,
-       unblended_cost, amortized_cost, net_amortized_cost, line_items, delivery_id
+       unblended_cost, amortized_cost, net_amortized_cost, line_items, delivery_id, product_code
 FROM month
 WHERE delivered
 UNION ALL
 SELECT t.billing_period, t.usage_hour, t.span_hours, t.usage_account_id, t.line_item_type, t.service, t.usage_type,
        t.operation, t.resource_id, t.accountant_id, t.application, t.environment, t.cost_center, t.currency,
        t.in_scope, t.usage_amount, CAST(l.unblended_cost AS DECIMAL(38, 10)), CAST(l.amortized_cost AS DECIMAL(38, 10)),
-       CAST(l.net_amortized_cost AS DECIMAL(38, 10)), t.line_items, t.delivery_id
+       CAST(l.net_amortized_cost AS DECIMAL(38, 10)), t.line_items, t.delivery_id, t.product_code
 FROM tax_lines t
 JOIN levied l ON l.tax_id = t.tax_id

@@ -12,8 +12,8 @@ from billing_pipeline.checks.common import (
 )
 from billing_pipeline.resources.billing_config import BillingConfig
 
-GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "usage_type", "operation",
-         "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
+GRAIN = ["usage_hour", "span_hours", "usage_account_id", "line_item_type", "service", "product_code", "usage_type",
+         "operation", "resource_id", "accountant_id", "application", "environment", "cost_center", "currency"]
 
 
 def facts_match_line_items(con, period, relation: str = "hourly_cost_facts") -> AssetCheckResult:

@@ -140,5 +140,8 @@ SELECT
     -- the line's discounts as its discount column states them: never part of a cost. Legacy CUR repeats there what
     -- its discount line items (BundledDiscount, EdpDiscount, ...) hold; a CUR 2.0 export without "manual discount
     -- compatibility" may hold discounts there only (cur_line_items' metadata says so, docs/attribution-rules.md)
-    discount_total_discount                     AS column_discount
+    discount_total_discount                     AS column_discount,
+    -- the product code as AWS wrote it: a Marketplace model's tax and credits carry only that (no usage type),
+    -- and hourly_cost_facts gives them the service its usage lines were read as
+    line_item_product_code                      AS product_code
 FROM fee_parts
