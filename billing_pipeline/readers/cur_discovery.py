@@ -265,6 +265,9 @@ class _Scan:
             named_bucket, _, relative = raw[len("s3://") :].partition("/")
         elif "://" in raw or raw.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", raw):
             raise CurFormatError(f"{where} is not a key of the report's bucket (an absolute path or another scheme)")
+        if "\x00" in raw:
+            # the S3 client ends a key at its NUL: `<key>\x00x` reads `<key>`, a second time if listed too
+            raise CurFormatError(f"{where} holds a NUL character: not a key")
         parts = relative.split("/")
         if any(part in ("", ".", "..") for part in parts) or "\\" in relative:
             raise CurFormatError(f"{where} is not a plain key below the report (empty, '.' or '..' segments)")

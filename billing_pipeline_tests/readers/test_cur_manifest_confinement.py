@@ -129,3 +129,15 @@ def test_on_s3_keys_inside_the_report_load(buckets, tmp_path):
     _upload(buckets, tmp_path)
     (delivery,) = find_deliveries(locate(f"s3://{BUCKET}/cur")).values()
     assert delivery.files == (f"{BUCKET}/cur/r1/{PERIOD}/asm/r1-1.csv.gz",)
+
+
+def test_on_s3_a_key_with_a_nul_is_refused_not_read_as_the_key_before_it(buckets, tmp_path):
+    """The S3 client ends a key at a NUL: `<key>\\x00.csv.gz` was a second file of the delivery, read as `<key>`,
+    so the month's line items counted twice (caught only where the lines carry a line item id)."""
+    key = f"cur/r1/{PERIOD}/asm/r1-1.csv.gz"
+    legacy_report(tmp_path, [key, key + "\x00.csv.gz"])
+    _upload(buckets, tmp_path)
+    manifest = f"s3://{BUCKET}/cur/r1/{PERIOD}/r1-Manifest.json"
+    with pytest.raises(CurFormatError) as error:
+        find_deliveries(locate(f"s3://{BUCKET}/cur"))
+    assert str(error.value) == f"{manifest}: report key {key + chr(0) + '.csv.gz'!r} holds a NUL character: not a key"
