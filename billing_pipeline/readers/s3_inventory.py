@@ -330,6 +330,9 @@ def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
     key under the location. Never in the bucket the manifest names as its destination: AWS writes the data files
     beside the manifests (`<source bucket>/<config>/data/`), so a data file only that bucket holds is another
     bucket's object, which a manifest must not make the pipeline read (as CUR manifests, docs/input-integrity.md)."""
+    manifest_name = location.display(snapshot.manifest_path)
+    if "\x00" in key:  # the S3 client ends a key at its NUL: `<key>\x00` was `<key>` once more, its bytes twice
+        raise ValueError(f"{manifest_name}: lists data file {key!r}, which holds a NUL character: not a key")
     candidates = []
     report_folder = "/".join(snapshot.manifest_path.split("/")[:-4])  # the folder holding <bucket>/<config>/
     marker = f"{snapshot.manifest_path.split('/')[-4]}/{snapshot.config}/"
@@ -339,19 +342,22 @@ def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
     # the manifest's own report: `<destination>/<source bucket>/<config>/`, where AWS writes its data files
     own_report = "/".join(snapshot.manifest_path.split("/")[:-2]) + "/"
     for candidate in candidates:
-        if location.filesystem.get_file_info(candidate).type == pafs.FileType.File:
+        try:
+            found = location.filesystem.get_file_info(candidate).type == pafs.FileType.File
+        except (pa.ArrowInvalid, OSError) as error:  # `a//b`, `s3://...` below the folder: a bare pyarrow error
+            raise ValueError(f"{manifest_name}: lists data file {key!r}, which is not a path ({error})") from None
+        if found:
             try:  # a key with '..' must not lead out of the inventory folder
                 location.confined(candidate)
             except UnsafeLocation as error:
-                raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}: "
-                                 f"{error}") from None
+                raise ValueError(f"{manifest_name}: lists data file {key!r}: {error}") from None
             # another bucket's (or configuration's) inventory, `..` resolved as the filesystem would
             if not posixpath.normpath(candidate).startswith(own_report):
-                raise ValueError(f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which lies "
+                raise ValueError(f"{manifest_name}: lists data file {key!r}, which lies "
                                  f"outside its own inventory report {location.display(own_report.rstrip('/'))}")
             return candidate
     raise ValueError(
-        f"{location.display(snapshot.manifest_path)}: lists data file {key!r}, which is missing "
+        f"{manifest_name}: lists data file {key!r}, which is missing "
         f"(looked for {', '.join(location.display(c) for c in candidates)})"
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import json
 from decimal import Decimal as D
 
@@ -61,3 +62,32 @@ def test_an_inventory_data_file_only_the_named_destination_bucket_holds_is_not_r
     assert str(error.value) == (
         "s3://billing/inv/tax-demo-docs/daily/2026-01-05T00-00Z/manifest.json: lists data file 'secrets/a.csv.gz', "
         "which is missing (looked for s3://billing/inv/secrets/a.csv.gz)")
+
+
+@pytest.mark.parametrize("suffix", ["\x00", "\x00.csv.gz"])
+def test_an_inventory_data_key_with_a_nul_is_refused_not_counted_twice(s3, suffix):
+    """The S3 client ends a key at a NUL: `<key>\\x00` was read as `<key>` once more, its bytes counted twice."""
+    csv_gz = gzip.compress(b'"tax-demo-docs","clients/acc-a/x.pdf","1073741824","2026-01-01"\n')
+    s3.put_object(Bucket="billing", Key="inv/tax-demo-docs/daily/data/a.csv.gz", Body=csv_gz)
+    key = "inv/tax-demo-docs/daily/data/a.csv.gz"
+    manifest = "inv/tax-demo-docs/daily/2026-01-05T00-00Z/manifest.json"
+    s3.put_object(Bucket="billing", Key=manifest, Body=json.dumps({
+        "sourceBucket": "tax-demo-docs", "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": key}, {"key": key + suffix}],
+    }))
+    with pytest.raises(ValueError) as error:
+        read_usage_evidence(None, locate("s3://billing/inv"), JANUARY)
+    assert str(error.value) == f"s3://billing/{manifest}: lists data file {key + suffix!r}, which holds a NUL character: not a key"
+
+
+@pytest.mark.parametrize("key", ["inv/tax-demo-docs/daily//data/a.csv.gz", "s3://other/a.csv.gz"])
+def test_an_inventory_data_key_that_is_no_path_fails_naming_the_manifest(s3, key):
+    """pyarrow refuses such a path with a bare ArrowInvalid that named neither the manifest nor the key."""
+    manifest = "inv/tax-demo-docs/daily/2026-01-05T00-00Z/manifest.json"
+    s3.put_object(Bucket="billing", Key=manifest, Body=json.dumps({
+        "sourceBucket": "tax-demo-docs", "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": key}],
+    }))
+    with pytest.raises(ValueError, match=re.escape(f"s3://billing/{manifest}: lists data file {key!r}, which is "
+                                                   "not a path (")):
+        read_usage_evidence(None, locate("s3://billing/inv"), JANUARY)
