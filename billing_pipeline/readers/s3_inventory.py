@@ -362,6 +362,38 @@ def resolve_data_file(location: Location, snapshot: Snapshot, key: str) -> str:
     )
 
 
+def _read_columnar(raw: bytes, file_format: str, name: str) -> pa.Table:
+    """A Parquet or ORC data file's key, size and storage class columns (matched in any case; no other column is
+    decoded) under the expansion limit of gzip files (log_streams.Limits): a few hundred KB of one key repeated,
+    encoded, decoded whole into gigabytes. Refused before decoding when its row count alone (each row at least a
+    size and a key offset, 12 bytes) passes the limit; then checked as it decodes, Parquet a batch of rows at a
+    time, ORC a stripe at a time."""
+    from billing_pipeline.readers.log_streams import Limits  # (it imports usage_files, as this module does)
+
+    limits = Limits.from_env()
+    if file_format == "PARQUET":
+        source = pq.ParquetFile(pa.BufferReader(raw))
+        names, rows = source.schema_arrow.names, source.metadata.num_rows
+    else:
+        import pyarrow.orc as paorc
+
+        source = paorc.ORCFile(pa.BufferReader(raw))
+        names, rows = source.schema.names, source.nrows
+    limits.check_expansion(name, rows * 12, len(raw))
+    wanted = [n for n in names if n.lower() in ("key", "size", "storageclass", "storage_class")]
+    if file_format == "PARQUET":
+        batches = source.iter_batches(batch_size=16 * 1024, columns=wanted)
+    else:
+        batches = (source.read_stripe(i, columns=wanted) for i in range(source.nstripes))
+    held, pieces = 0, []
+    for batch in batches:
+        held += batch.nbytes
+        limits.check_expansion(name, held, len(raw))
+        pieces.append(batch)
+    schema = source.schema_arrow if file_format == "PARQUET" else source.schema
+    return pa.Table.from_batches(pieces, pa.schema([schema.field(n) for n in wanted]))
+
+
 def read_data_file(location: Location, path: str, file_format: str, file_schema: str, manifest_name: str) -> pa.Table:
     """One inventory data file as (key string, size int64)."""
     name = location.display(path)
@@ -382,12 +414,8 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
                     include_columns=wanted, column_types={name: pa.string() for name in wanted} | {size_column: pa.int64()},
                 ),
             )
-        elif file_format == "PARQUET":
-            table = pq.read_table(pa.BufferReader(read_bytes(location, path)))
-        elif file_format == "ORC":
-            import pyarrow.orc as paorc
-
-            table = paorc.ORCFile(pa.BufferReader(read_bytes(location, path))).read()
+        elif file_format in ("PARQUET", "ORC"):
+            table = _read_columnar(read_bytes(location, path), file_format, name)
         else:
             raise ValueError(f"{manifest_name}: unknown inventory fileFormat {file_format!r}")
     except (pa.ArrowInvalid, OSError) as exc:

@@ -192,3 +192,30 @@ def test_a_cur_csv_gz_of_256_mib_without_newline_is_refused_within_the_memory_bo
     result = measure("cur", tmp_path)
     assert "no CSV header line in the first 1048576 bytes" in result["error"]
     assert result["peak_mb"] < result["before_mb"] + 64, result
+
+
+@pytest.mark.parametrize("file_format", ["Parquet", "ORC"])
+def test_an_inventory_parquet_or_orc_bomb_fails_naming_the_file(tmp_path, monkeypatch, file_format):
+    """An S3 Inventory data file in Parquet or ORC was decoded whole with no bound (its gzip CSV had one): 228 KB
+    of Parquet (10M rows of one key, zstd) took 2 GB of memory, 1 MB would take 10 GB."""
+    import pyarrow as pa
+    import pyarrow.orc as paorc
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(log_streams, "EXPANSION_FLOOR", MIB)  # the bound from 1 MiB out, not 64
+    rows = 200_000
+    table = pa.table({"bucket": ["tax-demo-docs"] * rows, "key": ["clients/acc-a/" + "x" * 100] * rows,
+                      "size": pa.array([1] * rows, pa.int64())})
+    data = tmp_path / "tax-demo-docs" / "daily" / "data" / f"a.{file_format.lower()}"
+    data.parent.mkdir(parents=True)
+    if file_format == "Parquet":
+        pq.write_table(table, data, compression="zstd")
+    else:
+        paorc.write_table(table, data, compression="zstd")
+    assert data.stat().st_size < 100 * MIB // 100  # ~21 MiB of keys come out of it
+    manifest = tmp_path / "tax-demo-docs" / "daily" / "2026-01-05T00-00Z" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"sourceBucket": "tax-demo-docs", "fileFormat": file_format,
+                                    "files": [{"key": f"tax-demo-docs/daily/data/{data.name}"}]}))
+    with pytest.raises(ValueError, match=rf"^{data}: expands more than 100 times its size"):
+        read_usage_evidence(None, locate(str(tmp_path)), JANUARY)

@@ -153,6 +153,26 @@ def test_parquet_sizes_that_are_not_byte_counts_fail_naming_the_file(tmp_path):
             read_january(inventory=folder)
 
 
+@pytest.mark.parametrize("file_format", ["Parquet", "ORC"])
+def test_parquet_and_orc_data_files_count_as_csv_does(tmp_path, file_format):
+    import pyarrow.orc as paorc
+
+    csv_folder, folder = tmp_path / "csv", tmp_path / file_format
+    rows = [("clients/acc-a/x", 3 * GIB, "STANDARD"), ("clients/acc-b/y", GIB, "GLACIER"), ("other/z", GIB, "STANDARD")]
+    write_snapshot(csv_folder, "2026-01-10T01-00Z", rows)
+    manifest = write_snapshot(folder, "2026-01-10T01-00Z", rows)
+    data = manifest.parent.parent / "data" / f"2026-01-10T01-00Z.{file_format.lower()}"
+    table = pa.table({"bucket": ["tax-demo-docs"] * 3, "key": [r[0] for r in rows],
+                      "size": pa.array([r[1] for r in rows], pa.int64()), "storage_class": [r[2] for r in rows],
+                      "is_latest": [True] * 3})
+    (pq.write_table if file_format == "Parquet" else paorc.write_table)(table, data)
+    content = json.loads(manifest.read_text())
+    content.update(fileFormat=file_format, files=[{"key": f"inventory/tax-demo-docs/daily/data/{data.name}"}])
+    manifest.write_text(json.dumps(content))
+    assert quantities(read_january(inventory=folder)) == quantities(read_january(inventory=csv_folder))
+    assert quantities(read_january(inventory=folder))
+
+
 @pytest.mark.parametrize("content, problem", [
     ("[]", "manifest is not a JSON object"),
     (json.dumps({"files": [{"key": 5}]}), "files\\[0\\]\\.key is int 5, not text"),
