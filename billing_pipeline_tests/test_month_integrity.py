@@ -262,3 +262,49 @@ def test_a_verification_that_fails_before_the_commit_keeps_the_month(month):
     facts = before["hourly_cost_facts"]
     assert seen == [(len(facts), 2 * sum(row[16] for row in facts))]  # it saw the new rows, inside the transaction
     assert snapshot(root / "w.duckdb") == before
+
+
+def test_a_delivery_replaced_in_place_while_it_is_read_is_not_loaded(tmp_path, monkeypatch):
+    """An "overwrite" report: AWS replaces the month's files in place. Files read before and after the replacement
+    were one delivery from two, kept under the first one's id; now the run fails naming the files and the month
+    keeps its last load."""
+    from billing_pipeline.readers import cur_staging
+
+    period = tmp_path / "cur" / "r1" / "20260101-20260201"
+    names = ["r1-1.csv.gz", "r1-2.csv.gz"]
+
+    def deliver(cost: str, assembly: str) -> None:
+        for name in names:
+            write_csv(period / name, [legacy_row(**{"identity/LineItemId": name, "lineItem/UnblendedCost": cost})])
+        write_legacy_manifest(period / "r1-Manifest.json", "r1", [f"cur/r1/20260101-20260201/{n}" for n in names],
+                              assembly)
+
+    for name in ("BILLING_LOGS_URI", "BILLING_S3_INVENTORY_URI", "BILLING_USAGE_URI"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("BILLING_CUR_URI", str(tmp_path / "cur"))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    deliver("1", "A")
+    assert run({"cur_line_items"}).success
+
+    def line_items():
+        with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+            return con.execute("SELECT line_item_id, unblended_cost, delivery_id FROM cur_line_items ORDER BY 1")\
+                .fetchall()
+
+    loaded = line_items()
+    deliver("2", "B")
+    stage, staged = cur_staging._stage_files, []
+
+    def replaced_after_the_first_file(*args):
+        stage(*args)
+        staged.append(args[3])
+        if len(staged) == 1:
+            deliver("3", "C")  # AWS writes the next delivery over this one
+
+    monkeypatch.setattr(cur_staging, "_stage_files", replaced_after_the_first_file)
+    result = run({"cur_line_items"})
+    assert not result.success
+    assert f"{period / names[0]}, {period / names[1]}, {period / 'r1-Manifest.json'}: changed while the delivery B " \
+           "of 2026-01 was read" in failure_message(result)
+    assert line_items() == loaded  # not r1-1 of B beside r1-2 of C

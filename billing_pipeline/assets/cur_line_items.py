@@ -18,6 +18,12 @@ from billing_pipeline.storage import Location
 DELIVERY_TAG = "billing/delivery_id"
 
 
+def files_stamp(location: Location, delivery: CurDelivery) -> dict[str, tuple]:
+    """(size, modification time) of the delivery's manifest and files, as the filesystem says now."""
+    paths = [*delivery.files, *([delivery.manifest] if delivery.manifest else [])]
+    return {info.path: (info.type, info.size, info.mtime_ns) for info in location.filesystem.get_file_info(paths)}
+
+
 def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, period) -> int:
     """Replace the month's line items by the delivery's, normalized file by file (so an error names its file).
     On DuckDB the CUR reader streams the files straight into the table inside the replacing transaction; on Spark
@@ -52,7 +58,15 @@ def load_delivery(engine: Engine, location: Location, delivery: CurDelivery, per
         refuse_empty_or_other_months(relation)
         validate_line_items(engine, relation, period)  # before the commit: a failure keeps the month
         checks(relation)
+        # AWS replacing the files in place (an "overwrite" report or export) while they were read: some files
+        # were read from one delivery, some from the next, and would be kept as the first one's
+        changed = sorted(path for path, stamp in files_stamp(location, delivery).items() if before.get(path) != stamp)
+        if changed:
+            raise CurFormatError(f"{', '.join(location.display(p) for p in changed[:3])}: changed while the delivery "
+                                 f"{delivery.delivery_id} of {period:%Y-%m} was read (AWS replaced it): nothing "
+                                 "loaded, the month keeps its last load; run the month again")
 
+    before = files_stamp(location, delivery)
     return engine.replace_month_with_cur("cur_line_items", period, location, delivery, verify)
 
 
