@@ -19,7 +19,9 @@ Per tenant-month and resource type the charge is, exactly (Decimal):
 where the metered quantity is the tenant's quantity of that operation in the application's usage table
 (`estimated_usage`; `"*"` prices every operation of the resource type). When the tenant-month's charges add up to less
 than the minimum monthly fee, a `minimum_fee` line makes up the difference. The lines are then rounded to cents by
-largest remainder (money.py), so they add up to the tenant-month's total rounded to cents.
+largest remainder (money.py), so they add up to the tenant-month's total rounded to cents. In Stripe's amounts: the
+currency's smallest unit (money.stripe_units: cents; whole yen for zero-decimal currencies, lines rounded to whole
+yen; fils in tens for three-decimal ones).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Mapping
 
 from billing_pipeline.catalog import load_catalog
-from billing_pipeline.money import CENT, largest_remainder_cents
+from billing_pipeline.money import largest_remainder_cents, stripe_units
 
 RESOURCE_TYPES = load_catalog().resource_types()  # lambda, dynamodb, s3, agentcore, bedrock, other
 MINIMUM_FEE = "minimum_fee"
@@ -68,7 +70,7 @@ class ChargeLine:
     attributed_cost: Decimal  # the tenant's exact AWS cost of the resource type (0 for the minimum fee)
     quantity: Decimal  # metered units that unit prices applied to (0 when priced by markup only)
     amount: Decimal  # exact charge
-    amount_cents: int  # the charge in cents, by largest remainder within the tenant-month
+    amount_cents: int  # the charge as Stripe's integer amount (cents; yen for JPY), largest remainder per tenant-month
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,10 @@ class PriceList:
             total = sum((amount for _, _, amount in lines.values()), Decimal(0))
             if total < terms.minimum_monthly_fee:
                 lines[MINIMUM_FEE] = (Decimal(0), Decimal(0), terms.minimum_monthly_fee - total)
-            cents = largest_remainder_cents({key: amount for key, (_, _, amount) in lines.items()})
+            step, per_unit = stripe_units(self.currency)  # Stripe counts yen, not hundredths of a yen
+            rounded = largest_remainder_cents({key: amount for key, (_, _, amount) in lines.items()}, step)
         return [
-            ChargeLine(accountant_id, key, self.currency, cost, metered, amount, int(cents[key] / CENT))
+            ChargeLine(accountant_id, key, self.currency, cost, metered, amount, int(rounded[key] * per_unit))
             for key in LINE_ORDER
             if key in lines
             for cost, metered, amount in [lines[key]]

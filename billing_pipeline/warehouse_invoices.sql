@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS invoices (
     stripe_subscription_id VARCHAR,
     stripe_invoice_item_id VARCHAR,             -- NULL in a preview
     stripe_invoice_id   VARCHAR,                -- the invoice the item was swept into; NULL while pending
-    amount_cents        BIGINT NOT NULL,        -- integer cents (Stripe's unit); adjustments may be negative
+    amount_cents        BIGINT NOT NULL,        -- Stripe's integer amount (cents; yen for JPY); adjustments may be negative
     currency            VARCHAR NOT NULL,       -- lower case ISO code, as Stripe writes it
     kind                VARCHAR NOT NULL,       -- charge | adjustment | preview
     status              VARCHAR NOT NULL,       -- preview | pending | draft | open | past_due | paid | void

@@ -97,9 +97,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def expected_cents(actuals: dict[tuple[str, str], D], price_list: dict) -> dict[tuple[str, str], int]:
+def expected_cents(actuals: dict[tuple[str, str], D], price_list: dict, step: D = D("0.01"),
+                   per_unit: int = 100) -> dict[tuple[str, str], int]:
     """(accountant, resource type or minimum_fee) -> cents: markup on the attributed cost, the minimum topped up,
-    largest remainder per tenant-month."""
+    largest remainder per tenant-month (to `step`, as Stripe's amount: `per_unit` of them per currency unit; whole
+    yen are step 1, per_unit 1)."""
     by_tenant = defaultdict(dict)
     for (accountant, resource_type), cost in actuals.items():
         if accountant != "unattributed" and cost != 0:
@@ -116,8 +118,8 @@ def expected_cents(actuals: dict[tuple[str, str], D], price_list: dict) -> dict[
         total = sum(amounts.values())
         if total < minimum:
             amounts[MINIMUM_FEE] = minimum - total
-        for key, value in largest_remainder_cents(amounts).items():
-            cents[(accountant, key)] = int(value * 100)
+        for key, value in largest_remainder_cents(amounts, step).items():
+            cents[(accountant, key)] = int(value * per_unit)
     return cents
 
 

@@ -35,6 +35,7 @@ from billing_pipeline.assets.tenant_registry import describe, load_registry
 from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.formatting import markdown_table, money
 from billing_pipeline.lineage import month_delivery
+from billing_pipeline.money import stripe_units
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.price_list import LINE_ORDER, MINIMUM_FEE, ChargeLine, PriceList, parse_price_list
 from billing_pipeline.resources.output_lock import OutputLockTimeout, invoicing_lock
@@ -417,8 +418,10 @@ def _metadata(rows, created, charges, price_list: PriceList, stripe_billing: Str
         return metadata
     by_status = frame.groupby(["status", "currency"], as_index=False).agg(
         items=("kind", "size"), amount_cents=("amount_cents", "sum"))
-    # Stripe's integer cents shown as money (formatting.py), the ids as they are, a missing id as —
-    amount = {"amount_cents": lambda r: money(Decimal(int(r["amount_cents"])) / 100, str(r["currency"]).upper())}
+    # Stripe's integer amounts shown as money (formatting.py; 100 per dollar, 1 per yen), the ids as they are, a
+    # missing id as —
+    amount = {"amount_cents": lambda r: money(Decimal(int(r["amount_cents"])) / stripe_units(str(r["currency"]))[1],
+                                              str(r["currency"]).upper())}
     metadata["by_status"] = MetadataValue.md(markdown_table(
         list(by_status.columns), by_status.itertuples(index=False), amount))
     shown = frame[SHOWN].sort_values(["accountant_id", "resource_type", "kind"], kind="stable")
