@@ -139,6 +139,13 @@ def invoices(
                 raise Failure(f"{month}: {'; '.join(groups)} read the same in {registry.source}, so which is the "
                               "tenant cannot be told: list the tenants in BILLING_TENANTS. Nothing charged, nothing "
                               "written.")
+            # an override written under a look-alike of a tenant's id would apply to no one: the tenant would be
+            # charged the default terms (its minimum fee, the full markups) with the run green
+            misspelt = sorted(f"the price list's override {o!r} is no tenant but reads as {registry.classify(o)[1]!r}"
+                              for o in price_list.overrides if registry.classify(o)[0] == "lookalike")
+            if misspelt:
+                raise Failure(f"{month}: {'; '.join(misspelt)} ({stripe_billing.price_list_source()}): write the "
+                              "tenant's id as the registry has it. Nothing charged, nothing written.")
             held_out = sorted({row[0] for row in [*costs, *quantities] if row[0] not in registry.known})
             if held_out:
                 context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "

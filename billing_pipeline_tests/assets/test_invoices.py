@@ -426,3 +426,21 @@ def test_a_charged_month_that_reads_provisional_again_does_not_replace_its_charg
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "2026-01 is provisional again but was charged" in failure.event_specific_data.error.message
+
+
+@pytest.mark.parametrize("written", ["ACCT-0002", "acct-0002 ", "acct\u20100002"])
+def test_a_price_list_override_that_only_looks_like_a_tenant_stops_invoicing(env, tmp_path, monkeypatch, written):
+    """acct-0002's terms (no minimum fee, S3 at cost) written under `ACCT-0002` (or with a trailing space, or
+    U+2010 for the hyphen) in the price list: the override applied to no one and acct-0002 was charged the default
+    terms, its 12.00 minimum fee and 20 % on S3, with the run green. The run fails naming the override and the
+    tenant it reads as, and charges no one."""
+    _, _, stripe_api = env
+    prices = {**PRICE_LIST, "overrides": {written: PRICE_LIST["overrides"]["acct-0002"]}}
+    price_list = tmp_path / "price_list.json"
+    price_list.write_text(json.dumps(prices))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(price_list))
+    result = run_invoices(raise_on_error=False)
+    assert not result.success and stripe_api.items() == []
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert (f"the price list's override {written!r} is no tenant but reads as 'acct-0002'"
+            in failure.event_specific_data.error.message)
