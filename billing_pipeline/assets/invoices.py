@@ -130,7 +130,7 @@ def invoices(
                                   "Stripe item(s) of it): the month's CUR has no invoice id any more. Nothing "
                                   "charged, nothing written; invoice it again once its delivery is final.")
                 # the items this warehouse recorded as placed: one Stripe no longer lists was deleted there
-                recorded = _recorded_items(con, period)
+                recorded_rows = _recorded_rows(con, period)
                 # Only tenants of the registry are charged, whatever ingestion let through (tenant_registry.py)
                 registry = load_registry(tenants, con)
             if registry.ambiguous:  # holding both out would leave the real tenant uncharged, and say nothing
@@ -155,10 +155,11 @@ def invoices(
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             client = stripe_billing.client()
             if is_final:
-                rows, created, other_terms = _place(client, price_list, charges, registry.known, period, month, now,
-                                                    month in repriced, context, recorded)
+                rows, created, other_terms, customer_gone = _place(client, price_list, charges, registry.known, period,
+                                                                   month, now, month in repriced, context,
+                                                                   recorded_rows)
             else:
-                rows, created, other_terms = _preview(client, charges, period, now), [], []
+                rows, created, other_terms, customer_gone = _preview(client, charges, period, now), [], [], []
 
             staged = pa.Table.from_pylist(rows, schema=INVOICE_SCHEMA)
             with warehouse.connect() as con:
@@ -169,6 +170,12 @@ def invoices(
                 )
     except (StripeBillingError, OutputLockTimeout) as error:
         raise Failure(f"{month}: {error}. The warehouse's invoices of {month} were left as they were.") from None
+    if customer_gone:
+        raise Failure(f"{month}: {'; '.join(customer_gone)}: Stripe no longer lists the customer the invoices table "
+                      f"recorded the month's items on (deleted in Stripe?), so nothing was added for "
+                      f"{'it' if len(customer_gone) == 1 else 'them'}: charging the month on another customer would "
+                      "charge it twice. The recorded items were kept. Restore the customer (or, if the tenant is to "
+                      f"be charged {month} again, delete its rows of {month} from the invoices table).")
     if other_terms:
         raise Failure(f"{month}: {', '.join(other_terms)} {'was' if len(other_terms) == 1 else 'were'} charged at "
                       f"other price terms than {stripe_billing.price_list_source()} gives now: nothing was added for "
@@ -263,34 +270,51 @@ def _description(month: str, resource_type: str, kind: str, line: ChargeLine | N
     return text + (" (adjustment: restated month)" if kind == "adjustment" else "")
 
 
-def _recorded_items(con, period) -> dict[tuple[str, str], set[str]]:
-    """(accountant, resource type) -> the Stripe item ids the invoices table recorded for the month."""
-    recorded: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for accountant, resource_type, item in con.execute(
-            """SELECT accountant_id, resource_type, stripe_invoice_item_id FROM invoices
-               WHERE billing_period = ? AND stripe_invoice_item_id IS NOT NULL""", [period]).fetchall():
-        recorded[(accountant, resource_type)].add(item)
-    return recorded
+def _recorded_rows(con, period) -> list[dict]:
+    """The Stripe items the invoices table recorded for the month (charges and adjustments), as rows."""
+    return [dict(zip(INVOICE_SCHEMA.names, row)) for row in con.execute(
+        f"""SELECT {', '.join(INVOICE_SCHEMA.names)} FROM invoices
+            WHERE billing_period = ? AND kind IN ('charge', 'adjustment') AND stripe_invoice_item_id IS NOT NULL""",
+        [period]).fetchall()]
 
 
 def _place(client: StripeBillingClient, price_list: PriceList, charges, known: frozenset[str] | set[str], period,
-           month: str, now, reprice: bool, context, recorded: dict[tuple[str, str], set[str]]
-           ) -> tuple[list[dict], list[dict], list[str]]:
+           month: str, now, reprice: bool, context, recorded_rows: list[dict]
+           ) -> tuple[list[dict], list[dict], list[str], list[str]]:
     """Final month: make the Stripe items of the month add up to the charges, adding only the difference. Every
     tenant of the registry with a Stripe customer is looked at, not only those with charges now: a restatement can
     take all of a tenant's cost away, and what was placed for it (by any run, one that died half-way included) is
     in Stripe, whatever the warehouse recorded. A tenant whose items of the month were placed at other price terms
     than the price list's now gets nothing added unless the month is to be re-priced (returned: those tenants):
-    a price change must not re-charge months already billed."""
+    a price change must not re-charge months already billed. A tenant whose recorded items of the month are on a
+    customer Stripe no longer lists (deleted there) gets nothing either (returned: those tenants): its items, paid
+    ones too, are not listed any more, and a new customer would be charged the whole month again (when other
+    recorded customers are listed: none listed is another account or mode, charged as an empty one)."""
     plan_id = client.ensure_plan(price_list.plan, price_list.currency)
     customers = client.customers_by_accountant()
+    recorded: dict[tuple[str, str], set[str]] = defaultdict(set)
+    recorded_customers: dict[str, set[str]] = defaultdict(set)
+    for row in recorded_rows:
+        recorded[(row["accountant_id"], row["resource_type"])].add(row["stripe_invoice_item_id"])
+        recorded_customers[row["accountant_id"]].add(row["stripe_customer_id"])
+    # none of the recorded customers listed: another Stripe account or mode (a test key, then a live one), placed
+    # there as on an empty account
+    same_account = any(c["id"] in set().union(*recorded_customers.values()) for c in customers.values())
     rows: list[dict] = []
     created: list[dict] = []
     other_terms: list[str] = []
-    for accountant in sorted(set(charges) | set(customers)):
+    customer_gone: list[str] = []
+    for accountant in sorted(set(charges) | set(customers) | set(recorded_customers)):
         lines = {line.resource_type: line for line in charges.get(accountant, [])}
         customer = customers.get(accountant)
+        gone = sorted(recorded_customers.get(accountant, set()) - {customer["id"] if customer else None})
+        if accountant in known and gone and same_account:
+            customer_gone.append(f"{accountant} (recorded on {', '.join(gone)})")
+            rows += [row for row in recorded_rows if row["accountant_id"] == accountant]
+            continue
         if accountant not in known:
+            if customer is None:
+                continue  # recorded, and its customer is gone: nothing of it is listed
             # left the registry (or never in it): nothing is added or taken back in Stripe, but what Stripe holds
             # for it of the month stays on record (the table says what Stripe holds, whoever is a tenant now)
             month_items = _month_items(client, customer, accountant, month)
@@ -348,7 +372,7 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
             created.append({"accountant_id": accountant, "resource_type": resource_type, "kind": kind,
                             "amount_cents": difference})
         rows += _item_rows(period, lines, accountant, customer, subscription, month_items, now)
-    return rows, created, other_terms
+    return rows, created, other_terms, customer_gone
 
 
 def _month_items(client: StripeBillingClient, customer: dict, accountant: str, month: str) -> list[dict]:

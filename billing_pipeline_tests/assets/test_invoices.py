@@ -444,3 +444,28 @@ def test_a_price_list_override_that_only_looks_like_a_tenant_stops_invoicing(env
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert (f"the price list's override {written!r} is no tenant but reads as 'acct-0002'"
             in failure.event_specific_data.error.message)
+
+
+def test_a_tenant_whose_customer_was_deleted_in_stripe_is_not_charged_the_month_again(env):
+    """January is charged and acct-0001 pays its 15.56; then its customer is deleted in Stripe. A re-run of January
+    (a status refresh, a restatement) created a new customer and charged it the whole month again (15.56 pending on
+    the new customer, the paid items dropped from the invoices table), with the run green. The run must add nothing
+    for acct-0001, keep its recorded items and fail naming it; the other tenants are up to date."""
+    sample, warehouse, stripe_api = env
+    assert run_invoices().success
+    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
+    invoice = stripe_api.sweep("acct-0001")
+    assert stripe_api.pay_with_card("acct-0001", invoice)["status"] == "paid"
+    rows_before = invoice_rows(warehouse)
+    deleted = stripe_api.customers()["acct-0001"]["id"]
+    stripe_api.http.delete(f"/v1/customers/{deleted}").raise_for_status()
+
+    result = run_invoices(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert (f"2026-01: acct-0001 (recorded on {deleted}): Stripe no longer lists the customer"
+            in failure.event_specific_data.error.message)
+    assert "acct-0001" not in stripe_api.customers()
+    assert {k: v for k, v in sums(stripe_api.items()).items()} == {k: v for k, v in expected.items()
+                                                                   if k[0] != "acct-0001"}
+    assert invoice_rows(warehouse) == rows_before  # acct-0001's paid items still on record
