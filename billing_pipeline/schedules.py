@@ -8,6 +8,8 @@ from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from billing_pipeline.jobs import billing_month_job, month_to_date_job
 from billing_pipeline.partitions import billing_month_partitions
+from billing_pipeline.readers.cur import discover
+from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import BillingWarehouse
 
 
@@ -18,15 +20,26 @@ def months_to_refresh(today: dt.date, previous_is_final: bool) -> list[dt.date]:
 
 
 @schedule(job=billing_month_job, cron_schedule="0 6 * * *", execution_timezone="UTC")
-def daily_billing_refresh(context: ScheduleEvaluationContext, warehouse: BillingWarehouse):
+def daily_billing_refresh(context: ScheduleEvaluationContext, warehouse: BillingWarehouse,
+                          billing_config: BillingConfig):
     """Every day at 06:00 UTC: rebuild the current month, and the previous month while it has no invoice id
-    (AWS keeps restating a month for days after it ends), as the warehouse of BILLING_ENGINE holds it."""
+    (AWS keeps restating a month for days after it ends), as the warehouse of BILLING_ENGINE holds it. A month the
+    CUR bucket holds nothing of yet (the first days of a month, before AWS's first delivery) is left to the CUR
+    sensor, which runs it when that delivery lands (the hourly month_to_date_job estimates it meanwhile): its run
+    could only fail, every morning, for want of a delivery."""
     today = context.scheduled_execution_time.astimezone(dt.timezone.utc).date()
     previous = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     known_keys = set(billing_month_partitions.get_partition_keys(current_time=context.scheduled_execution_time))
     months = [m for m in months_to_refresh(today, warehouse.month_is_final(previous)) if m.isoformat() in known_keys]
+    found = discover(billing_config.cur_location())  # an unreadable month is run: it fails naming the problem
+    waiting = [m for m in months if m not in found.deliveries and m not in found.problems]
+    if waiting:
+        context.log.info(f"No CUR delivery of {', '.join(f'{m:%Y-%m}' for m in waiting)} yet: the CUR sensor runs "
+                         "it when AWS delivers (month_to_date_job estimates it meanwhile)")
+        months = [m for m in months if m not in waiting]
     if not months:
-        return SkipReason(f"no billing month to refresh on {today}")
+        return SkipReason(f"no billing month to refresh on {today}"
+                          + (" (no CUR delivery of it yet)" if waiting else ""))
     return [
         RunRequest(run_key=f"{month.isoformat()}@{today.isoformat()}", partition_key=month.isoformat(),
                    tags={"billing/trigger": "daily_schedule"})

@@ -5,8 +5,28 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import build_schedule_context
 
+from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import DuckDBWarehouse, SparkWarehouse
 from billing_pipeline.schedules import daily_billing_refresh, months_to_refresh
+from billing_pipeline_tests.readers.cur_builders import legacy_row, write_csv, write_legacy_manifest
+
+
+def cur_of(root, *months: dt.date) -> BillingConfig:
+    """A CUR bucket holding a delivery of each month (one line item each), as the schedule's billing_config."""
+    root.mkdir(parents=True, exist_ok=True)
+    for month in months:
+        after = (month + dt.timedelta(days=32)).replace(day=1)
+        folder = f"cur/rep/{month:%Y%m%d}-{after:%Y%m%d}"
+        key = f"{folder}/a1/rep-1.csv.gz"
+        write_csv(root / key, [legacy_row(**{
+            "bill/BillingPeriodStartDate": f"{month}T00:00:00Z", "bill/BillingPeriodEndDate": f"{after}T00:00:00Z",
+            "lineItem/UsageStartDate": f"{month}T00:00:00Z", "lineItem/UsageEndDate": f"{month}T01:00:00Z"})])
+        write_legacy_manifest(root / folder / "rep-Manifest.json", "rep", [key], "a1",
+                              start=f"{month:%Y%m%d}", end=f"{after:%Y%m%d}")
+    return BillingConfig(cur_uri=str(root))
+
+
+JAN, FEB = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
 
 
 def test_previous_month_is_refreshed_until_final():
@@ -18,11 +38,30 @@ def test_previous_month_is_refreshed_until_final():
 def test_schedule_requests_current_and_unfinished_previous_month(tmp_path):
     context = build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
-        resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "missing.duckdb"))},
+        resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "missing.duckdb")),
+                   "billing_config": cur_of(tmp_path / "bucket", JAN, FEB)},
     )
     requests = daily_billing_refresh(context)
     assert [(r.partition_key, r.run_key) for r in requests] == [
         ("2026-01-01", "2026-01-01@2026-02-03"), ("2026-02-01", "2026-02-01@2026-02-03")]
+
+
+def test_a_month_the_cur_bucket_holds_nothing_of_yet_is_left_to_the_sensor(tmp_path):
+    """On the 1st AWS has not delivered the new month: its run could only fail ("No CUR delivery"), every
+    morning until the first delivery; the sensor runs it when that lands."""
+    context = build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 2, 1, 6, tzinfo=dt.timezone.utc),
+        resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "missing.duckdb")),
+                   "billing_config": cur_of(tmp_path / "bucket", JAN)},
+    )
+    assert [r.partition_key for r in daily_billing_refresh(context)] == ["2026-01-01"]
+    # nothing delivered at all: a skip that says why
+    context = build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 2, 1, 6, tzinfo=dt.timezone.utc),
+        resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "missing.duckdb")),
+                   "billing_config": cur_of(tmp_path / "empty")},
+    )
+    assert "no CUR delivery of it yet" in daily_billing_refresh(context).skip_message
 
 
 def test_schedule_skips_a_previous_month_that_is_final(tmp_path):
@@ -35,7 +74,8 @@ def test_schedule_skips_a_previous_month_that_is_final(tmp_path):
                        1, 1, '123456789', 'x.parquet', 'assembly-1')"""
         )
     context = build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc), resources={"warehouse": warehouse}
+        scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
+        resources={"warehouse": warehouse, "billing_config": cur_of(tmp_path / "bucket", JAN, FEB)},
     )
     assert [r.partition_key for r in daily_billing_refresh(context)] == ["2026-02-01"]
 
@@ -77,7 +117,7 @@ def test_schedule_reads_the_spark_warehouse(tmp_path, monkeypatch, months, refre
     monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     context = build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
-        resources={"warehouse": SparkWarehouse()},
+        resources={"warehouse": SparkWarehouse(), "billing_config": cur_of(tmp_path / "bucket", JAN, FEB)},
     )
     assert [r.partition_key for r in daily_billing_refresh(context)] == refreshed
 
