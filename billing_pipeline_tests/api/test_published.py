@@ -20,7 +20,7 @@ from billing_pipeline.publishing import publish_month, read_pointer, read_snapsh
 from billing_pipeline.sample_data import generate_month
 from billing_pipeline.storage import locate
 
-from .conftest import CORE_TABLES, JAN, in_process_client, publish, run_month, sample_env
+from .conftest import CORE_TABLES, JAN, OTHER_LOGS, in_process_client, publish, run_month, sample_env
 
 A, B = "acct-0001", "acct-0002"
 
@@ -63,7 +63,7 @@ def test_a_run_that_fails_half_way_leaves_the_served_month_unchanged(built, copy
 
     with monkeypatch.context() as broken:
         broken.setattr(statements_module, "statement_rows", disk_full)
-        assert not run_month(CORE_TABLES, "2026-01-01", raise_on_error=False).success
+        assert not run_month(CORE_TABLES, "2026-01-01", raise_on_error=False, run_config=OTHER_LOGS).success
     with duckdb.connect(str(copy.warehouse), read_only=True) as con:
         (cost,) = con.execute("SELECT sum(cost) FROM tenant_costs WHERE billing_period = ? AND accountant_id = ?",
                               [JAN, A]).fetchone()

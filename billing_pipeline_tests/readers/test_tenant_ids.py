@@ -57,7 +57,7 @@ def test_cur_tags_are_trimmed_and_invalid_ones_cost_unattributed(tmp_path, wareh
     for r in staged[dt.date(2026, 1, 1)]:
         warehouse_con.execute(
             """INSERT INTO hourly_cost_facts VALUES (?, ?, 1, '2', 'Usage', 'AWSLambda', ?, 'Invoke', ?, ?, 'tax-demo',
-                   NULL, NULL, 'USD', true, 1, ?, ?, NULL, 1, NULL)""",
+                   NULL, NULL, 'USD', true, 1, ?, ?, NULL, 1, NULL, NULL)""",
             [r["billing_period"], r["usage_start"], r["line_item_id"], r["resource_id"], r["accountant_id"],
              r["unblended_cost"], r["amortized_cost"]])
     from billing_pipeline.assets.tenant_costs import stage_cost_allocations
