@@ -41,7 +41,10 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       {"event": "memory_record" | "memory_record_created", ..} -> `memory_records` 1
       `event` may be `event_type`, any case and separators (`SessionStart`, `tool-call`); `session_id` may be
       `sessionId` or `session.id`; usage may be `agent.runtime.vcpu.hours.used` /
-      `agent.runtime.memory.gb_hours.used`; the owner may be `user_id` (the agent's user), and lines without one
+      `agent.runtime.memory.gb_hours.used`, at the top level or as AWS's vended USAGE_LOGS records nest them
+      (`{"event_timestamp": <epoch ms>, "attributes": {"session.id": ..}, "metrics": {"agent.runtime.vcpu.hours.used":
+      .., "agent.runtime.memory.gb_hours.used": ..}}`; delivered to S3 their time is `event_timestamp`); the owner
+      may be `user_id` (the agent's user), and lines without one
       take their session's owner (else 'unattributed', problems['session_without_owner']).
   Bedrock model invocation log (AmazonBedrock, scope = modelId): `{"schemaType": "ModelInvocationLog",
       "timestamp": .., "modelId": .., "requestMetadata": {"accountant_id": ..}, "input": {"inputTokenCount": ..,

@@ -20,7 +20,9 @@ CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
     "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR", "tool_type": "VARCHAR",
     "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"
 }');
--- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records.
+-- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records, and
+-- AgentCore Runtime's vended USAGE_LOGS records, which nest their fields: `{"event_timestamp": <epoch ms>,
+-- "attributes": {"session.id": ..}, "metrics": {"agent.runtime.vcpu.hours.used": .., ...}}`.
 CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "accountant_id": "JSON", "user_id": "JSON",
     "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
@@ -31,6 +33,9 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "vcpu_hours": "VARCHAR", "gb_hours": "VARCHAR", "tool_type": "VARCHAR",
     "agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR",
     "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
+    "event_timestamp": "VARCHAR",
+    "attributes": {"session.id": "VARCHAR"},
+    "metrics": {"agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"},
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
     "schemaType": "VARCHAR", "modelId": "VARCHAR",
     "requestMetadata": {"accountant_id": "JSON"},
@@ -225,7 +230,8 @@ SELECT
     CASE
         WHEN line_time IS NOT NULL THEN line_time
         WHEN kind = 's3_access' THEN timezone('UTC', try_strptime(access.time, '%d/%b/%Y:%H:%M:%S %z'))
-        ELSE utc(coalesce(a.time, a.timestamp))
+        -- (a vended record delivered to S3 has only its `event_timestamp`, in epoch milliseconds)
+        ELSE coalesce(utc(coalesce(a.time, a.timestamp)), try(epoch_ms(try_cast(a.event_timestamp AS BIGINT))))
     END AS event_time,
     CASE line_kind
         WHEN 'lambda_report' THEN coalesce(nullif(report.request_id, ''), a.record.requestId)
@@ -256,13 +262,15 @@ SELECT
          THEN coalesce(a.operation, b.operation, json_text ->> '$.Operation', a.message ->> '$.Operation')
     END AS operation,
     -- AgentCore
-    coalesce(a.session_id, a.sessionId, a."session.id", b.session_id, b.sessionId, b."session.id") AS session_id,
+    coalesce(a.session_id, a.sessionId, a."session.id", a.attributes."session.id", b.session_id, b.sessionId,
+             b."session.id") AS session_id,
     regexp_replace(lower(coalesce(a.event, a.event_type, b.event, b.event_type)), '[^a-z]', '', 'g') AS agent_event,
-    usage_amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours,
-                          b."agent.runtime.vcpu.hours.used")) AS vcpu_hours,
+    usage_amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", a.metrics."agent.runtime.vcpu.hours.used",
+                          b.vcpu_hours, b."agent.runtime.vcpu.hours.used")) AS vcpu_hours,
     -- AgentCore usage of a built-in tool (code interpreter, browser), not the runtime's
     regexp_replace(lower(coalesce(a.tool_type, b.tool_type)), '[^a-z]', '', 'g') AS tool_type,
-    usage_amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours,
+    usage_amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used",
+                          a.metrics."agent.runtime.memory.gb_hours.used", b.gb_hours,
                           b."agent.runtime.memory.gb_hours.used")) AS gb_hours,
     -- Bedrock model invocation log
     a.modelId AS model_id,
@@ -271,8 +279,10 @@ SELECT
     usage_amount(a.input.cacheReadInputTokenCount) AS cache_read_tokens,
     usage_amount(a.input.cacheWriteInputTokenCount) AS cache_write_tokens,
     -- a quantity present but not usable (usage_amount): counted in log_problems
-    unusable(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
-      OR unusable(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", b.gb_hours,
+    unusable(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", a.metrics."agent.runtime.vcpu.hours.used",
+                      b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
+      OR unusable(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used",
+                           a.metrics."agent.runtime.memory.gb_hours.used", b.gb_hours,
                            b."agent.runtime.memory.gb_hours.used"))
       OR unusable(a.input.inputTokenCount) OR unusable(a.output.outputTokenCount)
       OR unusable(a.input.cacheReadInputTokenCount) OR unusable(a.input.cacheWriteInputTokenCount) AS bad_quantity,

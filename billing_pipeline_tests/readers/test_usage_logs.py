@@ -188,6 +188,52 @@ def test_agentcore_sessions_tool_calls_and_session_usage(tmp_path):
     assert evidence.problems == {"session_without_owner": 1}
 
 
+def agentcore_usage_record(session_id: str, vcpu_hours: float, gb_hours: float, epoch_ms: int) -> str:
+    """An AgentCore Runtime USAGE_LOGS record as AWS vends it (one per session and second): its fields nested under
+    `attributes` and `metrics`, its time in `event_timestamp` (epoch milliseconds)."""
+    runtime = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/tax_agent-AbC123"
+    return json.dumps({
+        "resource_arn": runtime,
+        "event_timestamp": epoch_ms,
+        "resource": {"cloud.provider": "aws", "service.name": "AgentCore.Runtime", "cloud.region": "us-east-1"},
+        "attributes": {"account.id": "123456789012", "time_elapsed_seconds": 1.0, "agent.name": "tax_agent",
+                       "region": "us-east-1", "session.id": session_id,
+                       "resource.id": f"{runtime}/runtime-endpoint/DEFAULT"},
+        "metrics": {"agent.runtime.memory.gb_hours.used": gb_hours, "agent.runtime.vcpu.hours.used": vcpu_hours},
+    })
+
+
+def test_agentcore_vended_usage_logs_nest_session_and_usage(tmp_path):
+    # AWS's USAGE_LOGS records carry `attributes.session.id` and `metrics.agent.runtime.*`: read flat, every record
+    # was an unrecognized line, and the Runtime's vCPU/GB-hour lines went by sessions (a heavy and a light session
+    # paid alike).
+    write_export(tmp_path, "agent", [
+        '2026-01-05T12:00:00.000Z {"event": "session_start", "session_id": "s-a", "accountant_id": "acc-a"}',
+        '2026-01-05T12:00:00.000Z {"event": "session_start", "session_id": "s-b", "accountant_id": "acc-b"}',
+    ])
+    write_export(tmp_path, "usage", [
+        f"2026-01-05T12:30:00.000Z {agentcore_usage_record('s-a', 0.5, 2.0, 1767616200000)}",
+        f"2026-01-05T12:30:01.000Z {agentcore_usage_record('s-b', 0.000001925, 0.000275552058724, 1767616201000)}",
+    ], task="task-0002")
+    # delivered to S3 instead: bare JSON lines, the time only in `event_timestamp` (2026-01-05T13:00:00Z)
+    delivered = tmp_path / "AWSLogs" / "usage.log"
+    delivered.parent.mkdir()
+    delivered.write_text(agentcore_usage_record("s-a", 0.25, 1.0, 1767618000000) + "\n")
+
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonBedrockAgentCore") == {
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "sessions", "", "acc-a"): D("1"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "sessions", "", "acc-b"): D("1"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "vcpu_hours", "", "acc-a"): D("0.5"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "gb_hours", "", "acc-a"): D("2"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "vcpu_hours", "", "acc-b"): D("0.0000019250"),
+        ("2026-01-05 12", "AmazonBedrockAgentCore", "gb_hours", "", "acc-b"): D("0.0002755521"),
+        ("2026-01-05 13", "AmazonBedrockAgentCore", "vcpu_hours", "", "acc-a"): D("0.25"),
+        ("2026-01-05 13", "AmazonBedrockAgentCore", "gb_hours", "", "acc-a"): D("1"),
+    }
+    assert evidence.problems == {}
+
+
 def test_agentcore_memory_code_interpreter_and_browser_are_their_own_drivers(tmp_path):
     write_export(
         tmp_path,
