@@ -7,7 +7,7 @@ Layout (as S3 Inventory writes it, DESIGN.md Inputs 4):
 
 The manifest names its data files in `files[].key` (keys of the destination bucket), their format in
 `fileFormat` (CSV, Parquet or ORC) and, for CSV, the columns in `fileSchema` ("Bucket, Key, Size, ..."; CSV keys
-are URL-encoded). Only the files a manifest lists are read; a listed file that is missing is an error.
+are URL-encoded, a space as `+`). Only the files a manifest lists are read; a listed file that is missing is an error.
 
 Each object's bytes count for the client in its key, `clients/<accountant_id>/...`, under the driver of its
 `StorageClass` (the catalog's `storage_classes`: STANDARD -> `gb_months`, STANDARD_IA -> `gb_months_standard_ia`,
@@ -70,7 +70,9 @@ CLIENT_BYTES_SQL = """
 -- name a folder that is never a tenant. On Spark each executor runs this over its data files and the sums are
 -- added up before HOURLY_STORAGE_SQL spreads them over hours.
 WITH objects AS (
-    SELECT o.snapshot_id, CASE WHEN s.url_encoded THEN url_decode(o.key) ELSE o.key END AS key, o.size,
+    -- (form-encoded: a space is `+`, a `+` is `%2B`; url_decode alone left `clients/Acme+Corp/`)
+    SELECT o.snapshot_id, CASE WHEN s.url_encoded THEN url_decode(replace(o.key, '+', ' ')) ELSE o.key END AS key,
+           o.size,
            o.storage_class
     FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
 ),

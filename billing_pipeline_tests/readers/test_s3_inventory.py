@@ -63,6 +63,17 @@ def test_daily_snapshots_become_hourly_gb_months(tmp_path):
     assert evidence.lines_read == 7
 
 
+def test_csv_keys_are_form_encoded_a_space_as_plus(tmp_path):
+    # S3 Inventory's CSV keys encode a space as `+` and a `+` as `%2B` (as S3 event notifications do): the folder
+    # `clients/Acme Corp/` is listed `clients/Acme+Corp/`, and was counted for a tenant `Acme+Corp` nobody else names.
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [("clients/Acme+Corp/w2.pdf", GIB * JANUARY_HOURS),
+                                                   ("clients/a%2Bb/w2.pdf", 2 * GIB * JANUARY_HOURS)])
+    rows = quantities(read_january(inventory=tmp_path))
+    assert rows[("2026-01-10 00", "AmazonS3", "gb_months", "tax-demo-docs", "Acme Corp")] == D("1")
+    assert rows[("2026-01-10 00", "AmazonS3", "gb_months", "tax-demo-docs", "a+b")] == D("2")
+    assert {key[4] for key in rows} == {"Acme Corp", "a+b"}
+
+
 def test_a_rerun_snapshot_does_not_count_hours_twice(tmp_path):
     write_snapshot(tmp_path, "2026-01-10T01-00Z", [("clients/acc-a/x", GIB * JANUARY_HOURS)])
     write_snapshot(tmp_path, "2026-01-10T05-30Z", [("clients/acc-a/x", 2 * GIB * JANUARY_HOURS)])
