@@ -119,6 +119,10 @@ def _total(totals: dict) -> tuple[str, dict | None]:
 
 
 def _month_summary(period: dt.date, totals: dict, published: dict, currency_default: str) -> dict:
+    if totals["actual"] is None and published["delivery_id"] is not None:
+        # the month has a bill, and it charged this tenant nothing (say, estimates only): its actual cost is 0 as
+        # tenant_costs says, not its estimate, and the month is provisional or final, not 'estimated'
+        totals = {**totals, "actual": ZERO, "actual_cents": ZERO_CENTS}
     actual, estimated = totals["actual"], totals["estimated"]
     has_actual = actual is not None
     is_final = published["is_final"]

@@ -17,7 +17,7 @@ import pytest
 from billing_pipeline.api.app import safe_cell
 from billing_pipeline.api.auth import issue_token
 
-from .conftest import in_process_client, publish
+from .conftest import JAN, in_process_client, publish, run_month, sample_env
 
 A = "acct-0001"
 
@@ -71,6 +71,35 @@ def test_a_month_with_estimates_only(built, copy):
     assert doc["usage_by_type"]["lambda"]["unit_cost"] == "0.000000200000"
     assert doc["usage_by_type"]["lambda"]["cost_source"] == "estimated"
     assert "0.1155555555" not in client.get("/billing/history", headers={"Authorization": f"Bearer {built.tokens[A]}"}).text
+
+
+def test_a_tenant_the_month_s_bill_charged_nothing_costs_0_not_its_estimate(built, copy, tmp_path):
+    """January has its CUR. A tenant of the registry that recorded estimates but has no attributed cost in it
+    (tenant_costs: nothing, the statements: nothing, the report: actual 0) cost 0 this month: it used to be served
+    as an 'estimated' month ("no bill yet") whose total was its estimate, beside a report saying actual 0."""
+    tenant = "acct-0009"
+    with duckdb.connect(str(copy.warehouse)) as con:
+        con.execute("INSERT INTO estimated_usage VALUES (?, ?, 'lambda', 'LambdaRequests', ?, 1000000, 0.2, 1)",
+                    [JAN, tenant, dt.date(2026, 1, 3)])
+    with pytest.MonkeyPatch.context() as mp:
+        sample_env(mp, built.months[JAN], copy.warehouse, copy.published)
+        assert run_month(["reconciliation_report", "statements", "published_billing"], "2026-01-01").success
+    with duckdb.connect(str(copy.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM tenant_costs WHERE accountant_id = ?", [tenant]).fetchone() == (0,)
+    tokens = tmp_path / "tokens.json"
+    headers = {"Authorization": f"Bearer {issue_token(tenant, str(tokens))}"}
+    client = in_process_client(copy.published, tokens)
+    doc = client.get("/billing", params={"month": "2026-01"}, headers=headers).json()
+    zero = {"exact": "0.0000000000", "rounded": "0.00", "cents": 0}
+    assert (doc["status"], doc["is_final"], doc["actual_available"], doc["total_source"]) == (
+        "provisional", False, True, "actual")
+    assert doc["total_cost"] == doc["actual_cost"] == zero
+    assert doc["estimated_cost"] == {"exact": "0.2000000000", "rounded": "0.20", "cents": 20}
+    assert doc["variance"] == {"exact": "-0.2000000000", "rounded": "-0.20", "cents": -20}
+    assert doc["usage_by_type"]["lambda"]["cost"] == zero
+    assert doc["usage_by_type"]["lambda"]["cost_source"] == "actual"
+    (month,) = client.get("/billing/history", headers=headers).json()["months"]
+    assert (month["status"], month["total_cost"]) == ("provisional", zero)
 
 
 def test_csv_cells_cannot_be_formulas(built, copy, tmp_path):
