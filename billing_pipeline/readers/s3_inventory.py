@@ -12,7 +12,8 @@ are URL-encoded, a space as `+`). Only the files a manifest lists are read; a li
 Each object's bytes count for the client in its key, `clients/<accountant_id>/...`, under the driver of its
 `StorageClass` (the catalog's `storage_classes`: STANDARD -> `gb_months`, STANDARD_IA -> `gb_months_standard_ia`,
 GLACIER -> `gb_months_glacier`, ...; a report without the field, or a class the catalog does not name, counts as
-STANDARD); other keys are not a
+STANDARD; an INTELLIGENT_TIERING object whose report has `IntelligentTieringAccessTier` counts under its tier's
+driver, `gb_months_int_frequent` ... `gb_months_int_deep_archive`, as S3 bills each tier apart); other keys are not a
 client's and are counted in `problems['inventory_key_outside_clients']`. A snapshot stands for the 24 hours after
 it (from its hour), or until the next snapshot of the same bucket and configuration if that comes sooner, so
 overlapping or re-run reports of one configuration never count an hour twice. Each of those hours gets
@@ -85,13 +86,15 @@ clients AS (
 SELECT o.snapshot_id,
        CASE WHEN lower(trim(o.client)) IN ('unattributed', 'total') OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')
             THEN 'unattributed' ELSE trim(o.client) END AS accountant_id,
-       coalesce(c.driver, $default_driver) AS driver, CAST(sum(o.size) AS HUGEINT) AS bytes,
+       coalesce(c.driver, k.driver, $default_driver) AS driver, CAST(sum(o.size) AS HUGEINT) AS bytes,
        count(*) AS objects,
        count(*) FILTER (trim(o.client) = '') AS outside_clients,
        count(*) FILTER (lower(trim(o.client)) IN ('unattributed', 'total')
                         OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')) AS invalid_clients
 FROM clients AS o
 LEFT JOIN storage_class_drivers AS c ON c.storage_class = upper(o.storage_class)
+-- an Intelligent-Tiering access tier the catalog does not name: the class's own driver
+LEFT JOIN storage_class_drivers AS k ON k.storage_class = split_part(upper(o.storage_class), '/', 1)
 GROUP BY ALL
 """
 
@@ -382,7 +385,8 @@ def _read_columnar(raw: bytes, file_format: str, name: str) -> pa.Table:
         source = paorc.ORCFile(pa.BufferReader(raw))
         names, rows = source.schema.names, source.nrows
     limits.check_expansion(name, rows * 12, len(raw))
-    wanted = [n for n in names if n.lower() in ("key", "size", "storageclass", "storage_class")]
+    wanted = [n for n in names if n.lower() in ("key", "size", "storageclass", "storage_class",
+                                                "intelligenttieringaccesstier", "intelligent_tiering_access_tier")]
     if file_format == "PARQUET":
         batches = source.iter_batches(batch_size=16 * 1024, columns=wanted)
     else:
@@ -407,8 +411,9 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
                 raise ValueError(f"{manifest_name}: fileSchema {file_schema!r} has no Key and Size fields")
             key_column, size_column = columns[lowered.index("key")], columns[lowered.index("size")]
             wanted = [key_column, size_column]
-            if "storageclass" in lowered:
-                wanted.append(columns[lowered.index("storageclass")])
+            for optional in ("storageclass", "intelligenttieringaccesstier"):
+                if optional in lowered:
+                    wanted.append(columns[lowered.index(optional)])
             table = pacsv.read_csv(
                 pa.BufferReader(read_bytes(location, path)),
                 read_options=pacsv.ReadOptions(column_names=columns),
@@ -427,14 +432,22 @@ def read_data_file(location: Location, path: str, file_format: str, file_schema:
         raise ValueError(f"{name}: inventory data has no key and size columns ({table.column_names})")
     # StorageClass (CSV) / storage_class (Parquet, ORC), when the report has the field
     storage_class = by_name.get("storageclass", by_name.get("storage_class"))
+    access_tier = by_name.get("intelligenttieringaccesstier", by_name.get("intelligent_tiering_access_tier"))
     if not pa.types.is_integer(table[by_name["size"]].type):  # S3 writes a count of bytes (long)
         raise ValueError(f"{name}: inventory key or size of the wrong type (size is {table[by_name['size']].type}, "
                          "not an integer count of bytes)")
     try:
         sizes = table[by_name["size"]].cast(pa.int64())
-        columns = {"key": table[by_name["key"]].cast(pa.string()), "size": sizes,
-                   "storage_class": table[storage_class].cast(pa.string()) if storage_class
-                   else pa.nulls(table.num_rows, pa.string())}
+        classes = table[storage_class].cast(pa.string()) if storage_class else pa.nulls(table.num_rows, pa.string())
+        if storage_class and access_tier:
+            # S3 bills each Intelligent-Tiering access tier as its own usage type (TimedStorage-INT-FA, -IA, -AIA,
+            # -AA, -DAA): the object's tier rides on its class, `INTELLIGENT_TIERING/DEEP_ARCHIVE_ACCESS`, which the
+            # catalog's storage_classes name (CLIENT_BYTES_SQL falls back to the class alone)
+            tiers = pc.utf8_upper(pc.utf8_trim_whitespace(table[access_tier].cast(pa.string())))
+            tiered = pc.and_(pc.equal(pc.utf8_upper(classes), "INTELLIGENT_TIERING"), pc.not_equal(tiers, ""))
+            classes = pc.if_else(pc.fill_null(tiered, False),
+                                 pc.binary_join_element_wise(classes, tiers, "/"), classes)
+        columns = {"key": table[by_name["key"]].cast(pa.string()), "size": sizes, "storage_class": classes}
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ValueError(f"{name}: inventory key or size of the wrong type ({exc})") from None
     if pc.any(pc.less(sizes, 0)).as_py():

@@ -235,6 +235,26 @@ def test_s3_storage_split_by_the_evidence_of_its_storage_class(warehouse_con):
                                                                ("B", "shared_hour"): D("0.2")}
 
 
+def test_s3_intelligent_tiering_split_by_each_access_tiers_evidence(warehouse_con):
+    """S3 bills each Intelligent-Tiering access tier as its own usage type: a tenant whose objects sit in Deep
+    Archive Access pays none of the Frequent Access line (it paid half, with the tiers one driver). An inventory
+    without the tier field gives the class's evidence, which every tier's line falls back to."""
+    con = warehouse_con
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months_int_frequent", "A", "2", scope="docs")
+    add_usage(con, H(6, 0), "AmazonS3", "gb_months_int_deep_archive", "B", "2", scope="docs")
+    add_usage(con, H(7, 0), "AmazonS3", "gb_months_intelligent_tiering", "A", "1", scope="docs")
+    add_usage(con, H(7, 0), "AmazonS3", "gb_months_intelligent_tiering", "B", "3", scope="docs")
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-INT-FA-ByteHrs", "0.46", resource_id="docs")
+    add_fact(con, H(6, 0), "AmazonS3", "USE1-TimedStorage-INT-DAA-ByteHrs", "0.02", resource_id="docs")
+    add_fact(con, H(7, 0), "AmazonS3", "USE1-TimedStorage-INT-AIA-ByteHrs", "0.08", resource_id="docs")
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-TimedStorage-INT-FA-ByteHrs") == {("A", "shared_hour"): D("0.46")}
+    assert by_tenant(rows, "USE1-TimedStorage-INT-DAA-ByteHrs") == {("B", "shared_hour"): D("0.02")}
+    # 07:00: no tier evidence (an inventory without IntelligentTieringAccessTier): the class's bytes
+    assert by_tenant(rows, "USE1-TimedStorage-INT-AIA-ByteHrs") == {("A", "shared_hour"): D("0.02"),
+                                                                   ("B", "shared_hour"): D("0.06")}
+
+
 def test_agentcore_tools_and_memory_split_by_their_own_evidence_not_the_runtimes(warehouse_con):
     con = warehouse_con
     add_usage(con, H(7, 9), "AmazonBedrockAgentCore", "vcpu_hours", "A", "1")  # the runtime: A only

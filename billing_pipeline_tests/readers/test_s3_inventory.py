@@ -120,6 +120,31 @@ def test_each_storage_class_is_its_own_driver(tmp_path):
     }
 
 
+def test_an_intelligent_tiering_objects_access_tier_is_its_driver(tmp_path):
+    """With the report's IntelligentTieringAccessTier field, each tier is its own driver (S3 bills the tiers as
+    their own usage types); an object of no tier, or of one the catalog does not name, counts as the class."""
+    write_snapshot(tmp_path, "2026-01-01T00-00Z", [
+        ("clients/acc-a/a.pdf", GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", "FREQUENT"),
+        ("clients/acc-a/b.pdf", 3 * GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", "ARCHIVE_INSTANT_ACCESS"),
+        ("clients/acc-b/c.pdf", 2 * GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", "DEEP_ARCHIVE_ACCESS"),
+        ("clients/acc-b/d.pdf", 4 * GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", "INFREQUENT"),
+        ("clients/acc-b/e.pdf", 5 * GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", "ARCHIVE_ACCESS"),
+        ("clients/acc-b/f.pdf", GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", ""),
+        ("clients/acc-b/g.pdf", GIB * JANUARY_HOURS, "INTELLIGENT_TIERING", "NEW_TIER"),
+        ("clients/acc-b/h.pdf", GIB * JANUARY_HOURS, "STANDARD", ""),
+    ])
+    rows = quantities(read_january(inventory=tmp_path))
+    assert {k[2:]: v for k, v in rows.items() if k[0] == "2026-01-01 00"} == {
+        ("gb_months_int_frequent", "tax-demo-docs", "acc-a"): D("1"),
+        ("gb_months_int_archive_instant", "tax-demo-docs", "acc-a"): D("3"),
+        ("gb_months_int_deep_archive", "tax-demo-docs", "acc-b"): D("2"),
+        ("gb_months_int_infrequent", "tax-demo-docs", "acc-b"): D("4"),
+        ("gb_months_int_archive", "tax-demo-docs", "acc-b"): D("5"),
+        ("gb_months_intelligent_tiering", "tax-demo-docs", "acc-b"): D("2"),
+        ("gb_months", "tax-demo-docs", "acc-b"): D("1"),
+    }
+
+
 def add_files(manifest, *keys):
     content = json.loads(manifest.read_text())
     content["files"] += [{"key": key, "size": 1, "MD5checksum": "0"} for key in keys]
@@ -169,19 +194,21 @@ def test_parquet_and_orc_data_files_count_as_csv_does(tmp_path, file_format):
     import pyarrow.orc as paorc
 
     csv_folder, folder = tmp_path / "csv", tmp_path / file_format
-    rows = [("clients/acc-a/x", 3 * GIB, "STANDARD"), ("clients/acc-b/y", GIB, "GLACIER"), ("other/z", GIB, "STANDARD")]
+    rows = [("clients/acc-a/x", 3 * GIB, "STANDARD", ""), ("clients/acc-b/y", GIB, "GLACIER", ""),
+            ("other/z", GIB, "STANDARD", ""), ("clients/acc-b/w", 2 * GIB, "INTELLIGENT_TIERING", "DEEP_ARCHIVE_ACCESS")]
     write_snapshot(csv_folder, "2026-01-10T01-00Z", rows)
     manifest = write_snapshot(folder, "2026-01-10T01-00Z", rows)
     data = manifest.parent.parent / "data" / f"2026-01-10T01-00Z.{file_format.lower()}"
-    table = pa.table({"bucket": ["tax-demo-docs"] * 3, "key": [r[0] for r in rows],
+    table = pa.table({"bucket": ["tax-demo-docs"] * 4, "key": [r[0] for r in rows],
                       "size": pa.array([r[1] for r in rows], pa.int64()), "storage_class": [r[2] for r in rows],
-                      "is_latest": [True] * 3})
+                      "is_latest": [True] * 4,
+                      "intelligent_tiering_access_tier": [r[3] or None for r in rows]})
     (pq.write_table if file_format == "Parquet" else paorc.write_table)(table, data)
     content = json.loads(manifest.read_text())
     content.update(fileFormat=file_format, files=[{"key": f"inventory/tax-demo-docs/daily/data/{data.name}"}])
     manifest.write_text(json.dumps(content))
     assert quantities(read_january(inventory=folder)) == quantities(read_january(inventory=csv_folder))
-    assert quantities(read_january(inventory=folder))
+    assert "gb_months_int_deep_archive" in {k[2] for k in quantities(read_january(inventory=folder))}
 
 
 @pytest.mark.parametrize("content, problem", [

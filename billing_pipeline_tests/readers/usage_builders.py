@@ -97,12 +97,15 @@ JANUARY_HOURS = 31 * 24  # 744
 def write_snapshot(dest: Path, taken: str, rows: list[tuple], bucket="tax-demo-docs",
                    config="daily", prefix="inventory") -> Path:
     """One inventory delivery: <dest>/<bucket>/<config>/<taken>/manifest.json + data/<taken>.csv.gz, where the
-    manifest's data keys carry the destination prefix (as S3 writes them); rows are (key, size[, StorageClass])."""
+    manifest's data keys carry the destination prefix (as S3 writes them); rows are (key, size[, StorageClass[,
+    IntelligentTieringAccessTier]])."""
     data_name = f"{taken}.csv.gz"
     out = io.StringIO()
-    with_class = any(len(row) == 3 for row in rows)
+    with_class = any(len(row) >= 3 for row in rows)
+    with_tier = any(len(row) == 4 for row in rows)
     csv.writer(out, quoting=csv.QUOTE_ALL).writerows(
-        [bucket, row[0], row[1], "2026-01-01T00:00:00.000Z", *([row[2]] if with_class else [])] for row in rows
+        [bucket, row[0], row[1], "2026-01-01T00:00:00.000Z", *([row[2]] if with_class else []),
+         *([row[3] if len(row) == 4 else ""] if with_tier else [])] for row in rows
     )
     data = dest / bucket / config / "data" / data_name
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +116,8 @@ def write_snapshot(dest: Path, taken: str, rows: list[tuple], bucket="tax-demo-d
         "version": "2016-11-30",
         "creationTimestamp": "1767229200000",
         "fileFormat": "CSV",
-        "fileSchema": "Bucket, Key, Size, LastModifiedDate" + (", StorageClass" if with_class else ""),
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate" + (", StorageClass" if with_class else "")
+                      + (", IntelligentTieringAccessTier" if with_tier else ""),
         "files": [{"key": f"{prefix}/{bucket}/{config}/data/{data_name}", "size": data.stat().st_size,
                    "MD5checksum": "0"}],
     }
