@@ -415,3 +415,25 @@ def test_bedrock_models_by_aws_usage_types_including_bedrock_mantle(warehouse_co
         ("E", "shared_hour"): D("0.70")}
     assert by_tenant(rows, "USW2-anthropic.claude-opus-4-8-mantle-input-tokens-standard") == {
         ("E", "shared_hour"): D("0.90")}
+
+
+def test_bedrock_one_hour_cache_writes_split_by_cache_write_tokens(warehouse_con):
+    """A 1-hour prompt-cache write is its own usage type (`USE1-Claude4.5Sonnet-cache-write-1h-input-token-count`,
+    `...-mantle-cache-write-1h-tokens-standard`, as public CUR readers list them): it contains `input-token`, so it
+    was split by input tokens, the tenant who wrote the cache paying as little as its prompts weigh."""
+    con = warehouse_con
+    hour = H(3, 16)
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    add_usage(con, hour, "AmazonBedrock", "input_tokens", "A", "1000", scope=model)
+    add_usage(con, hour, "AmazonBedrock", "input_tokens", "B", "9000", scope=model)
+    add_usage(con, hour, "AmazonBedrock", "cache_write_tokens", "A", "1800", scope=model)
+    add_usage(con, hour, "AmazonBedrock", "cache_write_tokens", "B", "200", scope=model)
+    add_fact(con, hour, "AmazonBedrock", "USE1-Claude4.5Sonnet-cache-write-1h-input-token-count", "0.60")
+    add_fact(con, hour, "AmazonBedrock", "USW2-anthropic.claude-sonnet-4-5-mantle-cache-write-1h-tokens-standard",
+             "0.10")
+    rows = allocate(con, {("AmazonBedrock", "input_tokens"): "0.000003",
+                          ("AmazonBedrock", "cache_write_tokens"): "0.00000375"})
+    assert by_tenant(rows, "USE1-Claude4.5Sonnet-cache-write-1h-input-token-count") == {
+        ("A", "shared_hour"): D("0.54"), ("B", "shared_hour"): D("0.06")}
+    assert by_tenant(rows, "USW2-anthropic.claude-sonnet-4-5-mantle-cache-write-1h-tokens-standard") == {
+        ("A", "shared_hour"): D("0.09"), ("B", "shared_hour"): D("0.01")}
