@@ -437,3 +437,23 @@ def test_bedrock_one_hour_cache_writes_split_by_cache_write_tokens(warehouse_con
         ("A", "shared_hour"): D("0.54"), ("B", "shared_hour"): D("0.06")}
     assert by_tenant(rows, "USW2-anthropic.claude-sonnet-4-5-mantle-cache-write-1h-tokens-standard") == {
         ("A", "shared_hour"): D("0.09"), ("B", "shared_hour"): D("0.01")}
+
+
+def test_s3_requests_of_a_storage_class_split_by_the_requests(warehouse_con):
+    """S3 bills the requests on Intelligent-Tiering, Standard-IA, ... objects under usage types of their own
+    (`USE1-Requests-INT-Tier1`, `USE1-Requests-SIA-Tier2`: S3 User Guide, "Understanding your AWS billing and usage
+    reports for Amazon S3"): split by the logged PUT / GET requests as `Requests-Tier1` / `-Tier2` are, not by the
+    combined share (where stored bytes outweigh requests, so the tenant making them paid next to nothing)."""
+    con = warehouse_con
+    hour = H(7, 9)
+    add_usage(con, hour, "AmazonS3", "tier1_requests", "A", "20", scope="docs")
+    add_usage(con, hour, "AmazonS3", "tier2_requests", "A", "1", scope="docs")
+    add_usage(con, hour, "AmazonS3", "tier2_requests", "B", "3", scope="docs")
+    add_usage(con, hour, "AmazonS3", "gb_months_intelligent_tiering", "B", "100", scope="docs")
+    add_fact(con, hour, "AmazonS3", "USE1-Requests-INT-Tier1", "0.0001", resource_id="docs")
+    add_fact(con, hour, "AmazonS3", "USE1-Requests-SIA-Tier2", "0.0004", resource_id="docs")
+    rows = allocate(con, {("AmazonS3", "tier1_requests"): "0.000005", ("AmazonS3", "tier2_requests"): "0.0000004",
+                          ("AmazonS3", "gb_months_intelligent_tiering"): "0.023"})
+    assert by_tenant(rows, "USE1-Requests-INT-Tier1") == {("A", "shared_hour"): D("0.0001")}
+    assert by_tenant(rows, "USE1-Requests-SIA-Tier2") == {("A", "shared_hour"): D("0.0001"),
+                                                         ("B", "shared_hour"): D("0.0003")}
