@@ -31,8 +31,14 @@ def daily_billing_refresh(context: ScheduleEvaluationContext, warehouse: Billing
     previous = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     known_keys = set(billing_month_partitions.get_partition_keys(current_time=context.scheduled_execution_time))
     months = [m for m in months_to_refresh(today, warehouse.month_is_final(previous)) if m.isoformat() in known_keys]
-    found = discover(billing_config.cur_location())  # an unreadable month is run: it fails naming the problem
-    waiting = [m for m in months if m not in found.deliveries and m not in found.problems]
+    try:
+        found = discover(billing_config.cur_location())  # an unreadable month is run: it fails naming the problem
+    except Exception as error:  # noqa: BLE001 - the bucket unreadable as a whole (a stray file, S3 down)
+        # the months are run as before the look: each fails naming the problem (a run failure alerts; a failed
+        # tick is not retried, so the day's refresh of both months would be lost without a word but the tick's)
+        context.log.warning(f"The CUR bucket could not be read ({error}): the months are run, to fail naming it")
+        found = None
+    waiting = [] if found is None else [m for m in months if m not in found.deliveries and m not in found.problems]
     if waiting:
         context.log.info(f"No CUR delivery of {', '.join(f'{m:%Y-%m}' for m in waiting)} yet: the CUR sensor runs "
                          "it when AWS delivers (month_to_date_job estimates it meanwhile)")

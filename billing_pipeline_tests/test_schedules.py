@@ -127,3 +127,17 @@ def test_an_unreadable_spark_partition_is_not_final(tmp_path):
     folder.mkdir(parents=True)
     (folder / "part-00000.snappy.parquet").write_bytes(b"being rewritten")
     assert SparkWarehouse(spark_warehouse=str(tmp_path)).month_is_final(dt.date(2026, 1, 1)) is False
+
+
+def test_a_cur_bucket_that_cannot_be_read_as_a_whole_still_runs_the_months(tmp_path):
+    """A problem of no particular month (a stray data file in no known layout, the bucket not listable) made the
+    schedule's tick fail: neither month ran, no run failed to alert, and a failed tick is not retried. The months
+    are run as before the look, and fail naming the problem."""
+    billing_config = cur_of(tmp_path / "bucket", JAN, FEB)
+    (tmp_path / "bucket" / "stray.csv.gz").write_bytes(b"not a report")
+    context = build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 2, 3, 6, tzinfo=dt.timezone.utc),
+        resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "missing.duckdb")),
+                   "billing_config": billing_config},
+    )
+    assert [r.partition_key for r in daily_billing_refresh(context)] == ["2026-01-01", "2026-02-01"]
