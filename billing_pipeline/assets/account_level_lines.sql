@@ -38,8 +38,9 @@ bases AS (
 -- the account-level lines, the input of rounded_ratio
 ratio_inputs AS (
     SELECT
-        row_number() OVER (ORDER BY f.usage_hour, f.service, f.usage_type, f.operation, f.resource_id,
-                                    f.line_item_type, f.usage_account_id, f.currency, f.span_hours) AS line_id,
+        row_number() OVER (ORDER BY f.usage_hour, f.service, f.billed_product, f.usage_type, f.operation,
+                                    f.resource_id, f.line_item_type, f.usage_account_id, f.currency,
+                                    f.span_hours) AS line_id,
         f.billing_period, f.usage_hour, f.span_hours, f.usage_account_id, f.line_item_type, f.service, f.usage_type,
         f.operation, f.resource_id, f.currency, f.cost,
         CASE WHEN f.billed_product = '' THEN '*' ELSE f.billed_product END                   AS product,

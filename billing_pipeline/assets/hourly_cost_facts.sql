@@ -4,8 +4,8 @@
 -- line_item_type), so the facts add up to the bill.
 WITH read_as AS (
     -- product codes whose lines the reader read as another service (a model sold through AWS Marketplace: its
-    -- token lines are AmazonBedrock's): the month's other lines of that code (its tax, credits, refunds, which name
-    -- no usage type) are that service's too, so that the account-level rules find its cost (docs/attribution-rules.md)
+    -- token lines are AmazonBedrock's): the month's account-level lines of that code (its tax, credits, refunds,
+    -- which name no usage type) report as that service's too (they go by the product code: account_level_lines)
     SELECT product_code, min(service) AS service
     FROM cur_line_items
     WHERE billing_period = $billing_period AND product_code <> service
@@ -14,7 +14,11 @@ WITH read_as AS (
 ),
 lines AS (
     SELECT l.billing_period, l.usage_start, l.usage_end, l.usage_account_id, l.line_item_type,
-           CASE WHEN l.service = l.product_code THEN coalesce(r.service, l.service) ELSE l.service END AS service,
+           -- (only those: other usage of the code, which the reader did not read as the service, stays its own)
+           CASE WHEN l.service = l.product_code
+                     AND (l.line_item_type IN ('Tax', 'Credit', 'Refund', 'Adjustment', 'Fee')
+                          OR l.line_item_type LIKE '%Discount')
+                THEN coalesce(r.service, l.service) ELSE l.service END                              AS service,
            l.usage_type, l.operation, l.resource_id, l.accountant_id, l.application, l.environment, l.cost_center,
            l.currency, l.usage_amount, l.unblended_cost, l.amortized_cost, l.net_amortized_cost, l.product_code
     FROM cur_line_items AS l

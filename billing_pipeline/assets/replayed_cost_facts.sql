@@ -23,8 +23,9 @@ charges AS (
 ),
 tax_lines AS (
     SELECT m.*,
-           row_number() OVER (ORDER BY m.usage_hour, m.span_hours, m.usage_account_id, m.service, m.usage_type,
-                                       m.operation, m.resource_id, m.currency, m.unblended_cost)    AS tax_id,
+           row_number() OVER (ORDER BY m.usage_hour, m.span_hours, m.usage_account_id, m.service, m.product_code,
+                                       m.usage_type, m.operation, m.resource_id, m.currency,
+                                       m.unblended_cost)                                          AS tax_id,
            least(greatest(c.so_far, 0), c.month_total)                                          AS n,
            c.month_total                                                                        AS d
     FROM month m

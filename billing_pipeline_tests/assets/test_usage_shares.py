@@ -61,6 +61,13 @@ def test_evidence_of_expired_logs_stays_as_read_and_the_month_attributes_the_sam
     files = sorted(p for p in logs.rglob("*") if p.is_file())
     assert len(files) > 4
 
+    # evidence a reader now names otherwise (the same bytes under another driver, as Intelligent-Tiering's tiers
+    # once were one driver) is replaced, not kept beside: its source still has evidence of the hour and scope
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE usage_shares SET driver = 'gb_months_old_name' WHERE driver = 'gb_months'")
+    assert reread()["kept_vanished_evidence/hours"] == 0
+    assert rows(warehouse, "usage_shares") == shares and rows(warehouse, "tenant_costs") == costs
+
     # part of the logs expired: the evidence still found is read again, the rest kept, the month unchanged
     for path in files[: len(files) // 2]:
         path.unlink()
