@@ -308,7 +308,9 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
         lines = {line.resource_type: line for line in charges.get(accountant, [])}
         customer = customers.get(accountant)
         gone = sorted(recorded_customers.get(accountant, set()) - {customer["id"] if customer else None})
-        if accountant in known and gone and same_account:
+        # gone from this account: the other recorded customers are listed, or Stripe itself says it was deleted
+        # (the month's only recorded customer deleted would otherwise read as another account's, charged anew)
+        if accountant in known and gone and (same_account or any(client.customer_deleted(c) for c in gone)):
             customer_gone.append(f"{accountant} (recorded on {', '.join(gone)})")
             rows += [row for row in recorded_rows if row["accountant_id"] == accountant]
             continue

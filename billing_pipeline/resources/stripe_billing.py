@@ -171,6 +171,14 @@ class StripeBillingClient:
                                      f"extra ones): {duplicates}")
         return {accountant: customers[0] for accountant, customers in found.items()}
 
+    def customer_deleted(self, customer_id: str) -> bool | None:
+        """Whether Stripe says the customer was deleted (Stripe answers a deleted customer's id with `deleted:
+        true`); None when it does not know the id at all (another account or mode; localstripe forgets deleted
+        customers so)."""
+        customer = self._call(f"retrieve the customer {customer_id}", self._stripe.v1.customers.retrieve, customer_id,
+                              missing_ok=True)
+        return None if customer is None else bool(customer.get("deleted"))
+
     def create_customer(self, accountant_id: str) -> dict:
         return self._call(f"create the customer of {accountant_id}", self._stripe.v1.customers.create,
                           {"name": accountant_id, "metadata": {"accountant_id": accountant_id}},

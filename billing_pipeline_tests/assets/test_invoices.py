@@ -469,3 +469,36 @@ def test_a_tenant_whose_customer_was_deleted_in_stripe_is_not_charged_the_month_
     assert {k: v for k, v in sums(stripe_api.items()).items()} == {k: v for k, v in expected.items()
                                                                    if k[0] != "acct-0001"}
     assert invoice_rows(warehouse) == rows_before  # acct-0001's paid items still on record
+
+
+def test_the_months_only_recorded_customer_deleted_in_stripe_is_not_charged_again(env, monkeypatch):
+    """When the deleted customer is the only one the month recorded, nothing listed tells this account from another
+    one (a test key, then a live one): Stripe's own answer does, a deleted customer's id read back with `deleted:
+    true` (localstripe forgets deleted customers, so that answer is stood in for here). Nothing is added, the run
+    fails naming the tenant; an id Stripe does not know at all (another account) is still placed as on an empty one
+    (test_invoices_overlap's fresh account)."""
+    import duckdb
+
+    from billing_pipeline.resources.stripe_billing import StripeBillingClient
+
+    _sample, warehouse, stripe_api = env
+    assert run_invoices().success
+    with duckdb.connect(str(warehouse)) as con:  # January recorded acct-0001 only
+        con.execute("DELETE FROM invoices WHERE accountant_id <> 'acct-0001'")
+    rows_before = invoice_rows(warehouse)
+    deleted = stripe_api.customers()["acct-0001"]["id"]
+    stripe_api.http.delete(f"/v1/customers/{deleted}").raise_for_status()
+    asked = []
+
+    def as_stripe_answers(self, customer_id):
+        asked.append(customer_id)
+        return True  # Stripe: {"id": ..., "object": "customer", "deleted": true}
+
+    monkeypatch.setattr(StripeBillingClient, "customer_deleted", as_stripe_answers)
+    result = run_invoices(raise_on_error=False)
+    assert not result.success and asked == [deleted]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert (f"2026-01: acct-0001 (recorded on {deleted}): Stripe no longer lists the customer"
+            in failure.event_specific_data.error.message)
+    assert "acct-0001" not in stripe_api.customers()
+    assert [r for r in invoice_rows(warehouse) if r[0] == "acct-0001"] == rows_before
