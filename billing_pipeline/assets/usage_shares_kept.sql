@@ -8,12 +8,38 @@
 -- Keyed by source, not by driver: a reader that now names a source's evidence otherwise (Intelligent-Tiering's
 -- bytes per access tier, where they were one driver) replaces the old rows instead of keeping them beside the new
 -- ones, which would count the same bytes twice.
+-- A key whose read of now finds only ownerless usage while the stored rows had owners lost the lines naming them
+-- (an AgentCore runtime's application log group, naming each session's tenant, kept for less time than its usage
+-- log group): its stored rows are kept too, and usage_shares leaves out the read of now for those keys.
 -- Input: the stored `usage_shares` and the relation `usage_evidence` (the read now).
+WITH stored AS (
+    SELECT billing_period, usage_hour, service, driver, scope, accountant_id, quantity, total_quantity, share,
+           driver LIKE 'gb_months%' AS stored_bytes
+    FROM usage_shares
+    WHERE billing_period = $billing_period AND usage_hour >= $since
+),
+fresh AS (
+    SELECT usage_hour, service, coalesce(scope, '') AS scope, driver LIKE 'gb_months%' AS stored_bytes,
+           bool_or(accountant_id <> 'unattributed') AS owned
+    FROM usage_evidence
+    WHERE quantity > 0
+    GROUP BY ALL
+),
+stored_keys AS (
+    SELECT usage_hour, service, scope, stored_bytes, bool_or(accountant_id <> 'unattributed') AS owned
+    FROM stored
+    GROUP BY ALL
+),
+vanished AS (
+    SELECT k.usage_hour, k.service, k.scope, k.stored_bytes
+    FROM stored_keys AS k
+    LEFT JOIN fresh AS f
+      ON f.usage_hour = k.usage_hour AND f.service = k.service AND f.scope = k.scope
+     AND f.stored_bytes = k.stored_bytes
+    WHERE f.usage_hour IS NULL OR (k.owned AND NOT f.owned)
+)
 SELECT s.billing_period, s.usage_hour, s.service, s.driver, s.scope, s.accountant_id, s.quantity,
        s.total_quantity, s.share
-FROM usage_shares AS s
-WHERE s.billing_period = $billing_period AND s.usage_hour >= $since
-  AND NOT EXISTS (SELECT 1 FROM usage_evidence AS e
-                  WHERE e.usage_hour = s.usage_hour AND e.service = s.service
-                    AND coalesce(e.scope, '') = s.scope
-                    AND (e.driver LIKE 'gb_months%') = (s.driver LIKE 'gb_months%') AND e.quantity > 0)
+FROM stored AS s
+JOIN vanished AS v
+  ON v.usage_hour = s.usage_hour AND v.service = s.service AND v.scope = s.scope AND v.stored_bytes = s.stored_bytes

@@ -68,6 +68,18 @@ def test_evidence_of_expired_logs_stays_as_read_and_the_month_attributes_the_sam
     assert reread()["kept_vanished_evidence/hours"] == 0
     assert rows(warehouse, "usage_shares") == shares and rows(warehouse, "tenant_costs") == costs
 
+    # the AgentCore runtime's application logs (naming each session's tenant) expired, its usage logs not: the
+    # runtime's vCPU- and GB-hours are read again but own by no one; the stored rows, which had owners, stay
+    runtime = [p for p in files if "[runtime-logs]" in str(p)]
+    assert runtime and len(runtime) < len(files)
+    for path in runtime:
+        path.unlink()
+    lost_owners = reread()
+    assert lost_owners["kept_vanished_evidence/hours"] > 0
+    assert "AmazonBedrockAgentCore/vcpu_hours" in lost_owners["kept_vanished_evidence/drivers"]
+    assert rows(warehouse, "usage_shares") == shares and rows(warehouse, "tenant_costs") == costs
+    files = [p for p in files if p not in runtime]
+
     # part of the logs expired: the evidence still found is read again, the rest kept, the month unchanged
     for path in files[: len(files) // 2]:
         path.unlink()
