@@ -310,13 +310,21 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
         gone = sorted(recorded_customers.get(accountant, set()) - {customer["id"] if customer else None})
         # gone from this account: the other recorded customers are listed, or Stripe itself says it was deleted
         # (the month's only recorded customer deleted would otherwise read as another account's, charged anew)
-        if accountant in known and gone and (same_account or any(client.customer_deleted(c) for c in gone)):
+        deleted = bool(gone) and (same_account or any(client.customer_deleted(c) for c in gone))
+        if accountant in known and deleted:
             customer_gone.append(f"{accountant} (recorded on {', '.join(gone)})")
             rows += [row for row in recorded_rows if row["accountant_id"] == accountant]
             continue
         if accountant not in known:
+            if deleted:
+                # its items on the deleted customer are on record only here: dropped, the tenant back in the
+                # registry would be charged the month again on a new customer
+                context.log.warning(f"{month}: {accountant} is not in the tenant registry and its customer "
+                                    f"{', '.join(gone)} is no longer listed in Stripe: its recorded items are kept")
+                rows += [row for row in recorded_rows
+                         if row["accountant_id"] == accountant and row["stripe_customer_id"] in gone]
             if customer is None:
-                continue  # recorded, and its customer is gone: nothing of it is listed
+                continue
             # left the registry (or never in it): nothing is added or taken back in Stripe, but what Stripe holds
             # for it of the month stays on record (the table says what Stripe holds, whoever is a tenant now)
             month_items = _month_items(client, customer, accountant, month)

@@ -502,3 +502,36 @@ def test_the_months_only_recorded_customer_deleted_in_stripe_is_not_charged_agai
             in failure.event_specific_data.error.message)
     assert "acct-0001" not in stripe_api.customers()
     assert [r for r in invoice_rows(warehouse) if r[0] == "acct-0001"] == rows_before
+
+
+def test_a_deleted_customers_tenant_that_leaves_the_registry_and_returns_is_not_charged_the_month_again(
+        env, monkeypatch, tmp_path):
+    """January is charged and acct-0001 pays; its customer is deleted in Stripe and acct-0001 leaves the tenant
+    registry. The run of that day dropped acct-0001's recorded items (Stripe lists none for it), so when acct-0001
+    came back to the registry nothing told its month was charged: a new customer was charged the whole month again
+    with the run green. Its recorded items stay on record, and once back it is held as any tenant whose customer
+    was deleted."""
+    sample, warehouse, stripe_api = env
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("\n".join(sorted(sample.tenants)) + "\n")
+    monkeypatch.setenv("BILLING_TENANTS", str(registry))
+    assert run_invoices().success
+    expected = expected_cents(sample.expected_actuals, PRICE_LIST)
+    invoice = stripe_api.sweep("acct-0001")
+    assert stripe_api.pay_with_card("acct-0001", invoice)["status"] == "paid"
+    recorded = [r for r in invoice_rows(warehouse) if r[0] == "acct-0001"]
+    deleted = stripe_api.customers()["acct-0001"]["id"]
+    stripe_api.http.delete(f"/v1/customers/{deleted}").raise_for_status()
+
+    registry.write_text("\n".join(t for t in sorted(sample.tenants) if t != "acct-0001") + "\n")
+    assert run_invoices().success
+    assert [r for r in invoice_rows(warehouse) if r[0] == "acct-0001"] == recorded
+
+    registry.write_text("\n".join(sorted(sample.tenants)) + "\n")
+    result = run_invoices(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"2026-01: acct-0001 (recorded on {deleted})" in failure.event_specific_data.error.message
+    assert "acct-0001" not in stripe_api.customers()
+    assert sums(stripe_api.items()) == {k: v for k, v in expected.items() if k[0] != "acct-0001"}
+    assert [r for r in invoice_rows(warehouse) if r[0] == "acct-0001"] == recorded
