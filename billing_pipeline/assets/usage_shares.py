@@ -81,11 +81,14 @@ def usage_shares(
                 con.stage("usage_shares_kept", stage_sql("usage_shares_kept"),
                           {"billing_period": period, "since": since or dt.datetime.combine(period, dt.time())})
                 kept = vanished_evidence(con)
-                # the read of now, but for the keys whose stored rows are kept (usage_shares_kept.sql), and those
-                shares_sql = (f"SELECT * FROM ({shares_sql}\n) AS fresh WHERE NOT EXISTS (SELECT 1 FROM "
-                              "usage_shares_kept AS k WHERE k.usage_hour = fresh.usage_hour AND k.service = "
-                              "fresh.service AND k.scope = fresh.scope AND (k.driver LIKE 'gb_months%') = "
-                              "(fresh.driver LIKE 'gb_months%')) UNION ALL SELECT * FROM usage_shares_kept")
+                # the read of now, but for the keys whose stored rows are kept whole (usage_shares_kept.sql), and
+                # the kept rows (of those keys, and of log drivers the read of now has nothing of)
+                columns = ("billing_period, usage_hour, service, driver, scope, accountant_id, quantity, "
+                           "total_quantity, share")
+                shares_sql = (f"SELECT {columns} FROM ({shares_sql}\n) AS fresh WHERE NOT EXISTS (SELECT 1 FROM "
+                              "usage_shares_kept AS k WHERE k.whole_key AND k.usage_hour = fresh.usage_hour AND "
+                              "k.service = fresh.service AND k.scope = fresh.scope AND (k.driver LIKE 'gb_months%') "
+                              f"= (fresh.driver LIKE 'gb_months%')) UNION ALL SELECT {columns} FROM usage_shares_kept")
             if since is None:
                 rows = con.replace_month_with_query("usage_shares", period, shares_sql, params, verify=checks)
             else:  # the hourly refresh: only the hours after the CUR's coverage are re-read and replaced

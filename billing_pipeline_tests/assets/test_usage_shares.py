@@ -103,3 +103,29 @@ def test_evidence_of_expired_logs_stays_as_read_and_the_month_attributes_the_sam
     assert reread(keep=False)["dagster/row_count"] == sum(1 for r in shares if r[3].startswith("gb_months"))
     assert all(r[3].startswith("gb_months") for r in rows(warehouse, "usage_shares"))
     assert unattributed_cost(warehouse) > unattributed_before
+
+
+def test_a_log_driver_whose_own_log_group_expired_stays_beside_the_drivers_still_found(month):
+    """The AgentCore runtime's vended usage logs (its vCPU- and GB-hours) expire while its application logs (session
+    starts and tool calls, in the same hour x service x scope) remain: the hours' vCPU- and GB-hours stay as read
+    beside the sessions and tool calls read again (replacing the key whole lost them: a tenant's AgentCore 2.50
+    became 0.01, another's 7.67 became 11.00)."""
+    warehouse, logs = month
+    shares, costs = rows(warehouse, "usage_shares"), rows(warehouse, "tenant_costs")
+    agentcore = [r for r in shares if r[2] == "AmazonBedrockAgentCore"]
+    # a log driver the reader now names otherwise is no vanished driver: the key is replaced whole, not kept beside
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE usage_shares SET driver = 'vcpu_hours_old_name' WHERE driver = 'vcpu_hours'")
+    assert reread()["kept_vanished_evidence/hours"] == 0
+    assert rows(warehouse, "usage_shares") == shares and rows(warehouse, "tenant_costs") == costs
+    usage_logs = [p for p in logs.rglob("*") if p.is_file() and "[usage-logs]" in str(p)]
+    assert usage_logs
+    for path in usage_logs:
+        path.unlink()
+    assert "AmazonBedrockAgentCore/vcpu_hours" in reread()["kept_vanished_evidence/drivers"]
+    assert [r for r in rows(warehouse, "usage_shares") if r[2] == "AmazonBedrockAgentCore"] == agentcore
+    assert rows(warehouse, "tenant_costs") == costs
+    # a second re-read keeps them again
+    reread()
+    assert [r for r in rows(warehouse, "usage_shares") if r[2] == "AmazonBedrockAgentCore"] == agentcore
+    assert rows(warehouse, "tenant_costs") == costs
