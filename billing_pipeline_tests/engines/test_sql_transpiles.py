@@ -32,7 +32,8 @@ SPARK_ONLY_SQL_FUNCTIONS = {"raise_error", "try_cast"}
 # HUGEINT is INT128 to sqlglot; Spark has neither 128-bit integers nor DuckDB's LIST/ARRAY literals in our SQL
 DUCKDB_ONLY_TYPES = {exp.DataType.Type.INT128, exp.DataType.Type.UINT128, exp.DataType.Type.LIST}
 # templates the readers fill in before running a file
-TEMPLATE_VALUES = {"{table}": "staged_rows", "{source}": "SELECT * FROM projected_file", "$source": "hourly_cost_facts"}
+TEMPLATE_VALUES = {"{table}": "staged_rows", "{source}": "SELECT * FROM projected_file", "$source": "hourly_cost_facts",
+                   "{service_read_as}": "CASE product_code WHEN 'mp' THEN 'AmazonBedrock' ELSE service END"}
 
 
 def spark_sql_files() -> list[str]:
