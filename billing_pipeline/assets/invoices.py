@@ -299,7 +299,8 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
         recorded_customers[row["accountant_id"]].add(row["stripe_customer_id"])
     # none of the recorded customers listed: another Stripe account or mode (a test key, then a live one), placed
     # there as on an empty account
-    same_account = any(c["id"] in set().union(*recorded_customers.values()) for c in customers.values())
+    recorded_ids = set().union(*recorded_customers.values())
+    same_account = any(c["id"] in recorded_ids for c in customers.values())
     rows: list[dict] = []
     created: list[dict] = []
     other_terms: list[str] = []

@@ -50,8 +50,8 @@ def usage_shares(
     Malformed or ownerless log lines are counted in the metadata, never fatal: ownerless usage is the
     pseudo-tenant `unattributed`. With `after_coverage` (the month_to_date refresh) only the hours from the CUR's
     coverage on are re-read and replaced, from the files that can hold them; the covered hours stay as they are.
-    Evidence of an hour x driver x scope read before and no longer found (logs expired before AWS restated the
-    month) is kept as it was read, and counted in the metadata (`kept_vanished_evidence`)."""
+    Evidence read before and no longer found (logs expired before AWS restated the month) is kept as it was read
+    (usage_shares_kept.sql says per what), and counted in the metadata (`kept_vanished_evidence`)."""
     period, next_period = month_of(context)
     since = None
     if config.after_coverage:
