@@ -26,6 +26,17 @@ ASSETS = {"cur_line_items", "hourly_cost_facts", "usage_shares", "estimated_usag
           "reconciliation_report", "pricing_feedback", "statements", "published_billing"}
 
 
+def point_at(monkeypatch, sample, root: Path, cur: Path | None = None, logs: Path | None = None) -> Path:
+    """The environment of a run on the generated `sample` (its CUR or logs replaced by a copy a test changes), with
+    the warehouse (returned) and the exports under `root`."""
+    env = {"BILLING_CUR_URI": str(cur or sample.cur_uri), "BILLING_LOGS_URI": str(logs or sample.logs_uri),
+           "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri,
+           "BILLING_WAREHOUSE": str(root / "w.duckdb"), "BILLING_EXPORT_URI": str(root / "exports")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return root / "w.duckdb"
+
+
 def run(names):
     return materialize([a for a in defs.assets if a.key.to_user_string() in names], resources=defs.resources,
                        partition_key="2026-01-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)

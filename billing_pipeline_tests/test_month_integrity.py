@@ -29,6 +29,7 @@ from billing_pipeline_tests.month_support import (
     JAN,
     exports_of,
     failure_message,
+    point_at,
     redeliver,
     run,
     run_check,
@@ -52,11 +53,7 @@ def month(tmp_path, monkeypatch, sample):
     """A good month materialized end to end (its CUR copied, so a test can deliver it again)."""
     cur = tmp_path / "cur"
     shutil.copytree(sample.cur_uri, cur)
-    env = {"BILLING_CUR_URI": str(cur), "BILLING_LOGS_URI": sample.logs_uri,
-           "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri,
-           "BILLING_WAREHOUSE": str(tmp_path / "w.duckdb"), "BILLING_EXPORT_URI": str(tmp_path / "exports")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    point_at(monkeypatch, sample, tmp_path, cur=cur)
     assert run(ASSETS).success
     return tmp_path, cur
 

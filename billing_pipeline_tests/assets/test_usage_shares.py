@@ -12,7 +12,7 @@ from dagster import DagsterInstance, materialize
 
 from billing_pipeline.definitions import defs
 from billing_pipeline.sample_data import generate_month
-from billing_pipeline_tests.month_support import ASSETS, JAN, run
+from billing_pipeline_tests.month_support import ASSETS, JAN, point_at, run
 
 REREAD = {"usage_shares", "tenant_costs"}
 
@@ -27,13 +27,9 @@ def month(tmp_path, monkeypatch, sample):
     """The month run end to end on a copy of its logs (which the tests then expire)."""
     logs = tmp_path / "logs"
     shutil.copytree(sample.logs_uri, logs)
-    env = {"BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": str(logs),
-           "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri,
-           "BILLING_WAREHOUSE": str(tmp_path / "w.duckdb"), "BILLING_EXPORT_URI": str(tmp_path / "exports")}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    warehouse = point_at(monkeypatch, sample, tmp_path, logs=logs)
     assert run(ASSETS).success
-    return tmp_path / "w.duckdb", logs
+    return warehouse, logs
 
 
 def rows(warehouse, table: str) -> list[tuple]:
