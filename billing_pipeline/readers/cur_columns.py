@@ -91,7 +91,9 @@ FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
     "line_item_usage_start_date": ("ChargePeriodStart",),
     "line_item_usage_end_date": ("ChargePeriodEnd",),
     "line_item_product_code": ("x_ServiceCode", "ServiceName"),
-    "line_item_usage_type": ("x_UsageType",),
+    # FOCUS 1.0 with AWS columns; FOCUS 1.2 dropped x_UsageType: "This is now the SkuMeter column" (AWS Data
+    # Exports, "Migrating from FOCUS 1.0 to FOCUS 1.2")
+    "line_item_usage_type": ("x_UsageType", "SkuMeter"),
     "line_item_operation": ("x_Operation",),
     "line_item_resource_id": ("ResourceId",),
     "line_item_line_item_description": ("ChargeDescription",),

@@ -260,6 +260,20 @@ def test_focus_export_with_map_tags(tmp_path):
     assert (tax["line_item_type"], tax["operation"], tax["resource_id"], tax["tags"]) == ("Tax", None, None, {})
 
 
+def test_a_focus_1_2_export_names_the_usage_type_sku_meter(tmp_path):
+    """AWS's FOCUS 1.2 with AWS columns dropped x_UsageType: "This is now the SkuMeter column" (AWS Data Exports,
+    "Migrating from FOCUS 1.0 to FOCUS 1.2"). Without it every line's usage type was NULL: no driver rule matched,
+    so every shared line went to `unattributed` whole, and no network line or Bedrock model was recognised."""
+    root = tmp_path / "bucket"
+    columns = focus_columns(2)
+    columns["SkuMeter"] = columns.pop("x_UsageType")
+    write_parquet(root / "focus12" / "data" / "BILLING_PERIOD=2026-01" / "focus12-00001.snappy.parquet", columns)
+    _, rows = read_all(root)
+    usage = next(r for r in rows[JAN] if r["line_item_type"] == "Usage")
+    assert (usage["service"], usage["usage_type"], usage["operation"]) == (
+        "AWSLambda", "USE1-Lambda-GB-Second", "Invoke")
+
+
 def test_a_focus_correction_giving_back_usage_is_a_refund(tmp_path):
     """FOCUS keeps a correction's ChargeCategory (Usage) and says `ChargeClass: Correction`: a negative one is a
     refund of a period already invoiced, as CUR writes it (as a negative Usage line it held the month's invoicing as
