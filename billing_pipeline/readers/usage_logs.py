@@ -50,8 +50,10 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       "timestamp": .., "modelId": .., "requestMetadata": {"accountant_id": ..}, "input": {"inputTokenCount": ..,
       "cacheReadInputTokenCount": .., "cacheWriteInputTokenCount": ..}, "output": {"outputTokenCount": ..}}`
       -> `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`.
-  S3 server access log lines (AmazonS3, scope = bucket): REST PUT/COPY/POST and LIST (GET.BUCKET, ...) ->
-      `tier1_requests`, other REST GET/HEAD -> `tier2_requests`, for the client in the key (or LIST prefix)
+  S3 server access log lines (AmazonS3, scope = bucket), by S3's price list: REST PUT/COPY/POST and LIST
+      (GET.BUCKET, ...) -> `tier1_requests`; every other REST request but DELETE (free) -> `tier2_requests`: GET,
+      HEAD, SELECT (a POST), a CORS preflight (OPTIONS), and a copy's second record, the GET of its source
+      (REST.COPY.OBJECT_GET / PART_GET: the copy is one COPY); for the client in the key (or LIST prefix)
       `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients']. Requests AWS does not bill
       are none: HTTP 5XX; from 2024-05-13 the 3XX/4XX error codes S3's ErrorCodeBilling page lists, and
       AccessDenied to an unauthenticated request (Requester `-`) (`s3_request_unbilled` in usage_logs.sql).

@@ -393,15 +393,22 @@ s3_requests AS (
                 THEN CASE WHEN NOT starts_with(s3_http_status, '5') THEN 'tier2_requests' END
             -- server errors, the error codes AWS lists as unbilled, anonymous AccessDenied (the macro's comment)
             WHEN s3_request_unbilled(event_time, s3_http_status, s3_error_code, s3_requester) THEN NULL
-            -- A copy is logged twice, REST.COPY.OBJECT and REST.COPY.OBJECT_GET ("A copy operation involves a GET and
-            -- a PUT. For that reason, we log two records", S3 server access log format); whether AWS bills the GET
-            -- record as a request of its own is not documented, so both still count as tier 1 (an open question).
+            -- The request classes of S3's price list: "DELETE and CANCEL requests are free"; "PUT, COPY, POST, LIST
+            -- requests" are Tier 1; "GET, SELECT, and all other requests" Tier 2 (the usage types: "Requests-Tier2:
+            -- The number of GET and all other non-Tier1 requests"), a CORS preflight (REST.OPTIONS.PREFLIGHT) too.
+            WHEN s3_operation LIKE 'REST.DELETE.%' THEN NULL
+            -- A copy is one COPY request, logged twice: REST.COPY.OBJECT (or .PART) and its source's GET,
+            -- REST.COPY.OBJECT_GET ("A copy operation involves a GET and a PUT. For that reason, we log two records",
+            -- S3 server access log format). The GET record is never a second COPY: if AWS bills it at all (not
+            -- documented), it is a GET of the source bucket.
+            WHEN starts_with(s3_operation, 'REST.COPY.') AND ends_with(s3_operation, '_GET') THEN 'tier2_requests'
+            WHEN s3_operation LIKE 'REST.SELECT.%' OR s3_operation LIKE 'REST.%.SELECT' THEN 'tier2_requests'
             WHEN s3_operation LIKE 'REST.PUT.%' OR s3_operation LIKE 'REST.COPY.%' OR s3_operation LIKE 'REST.POST.%'
               OR s3_operation IN ('REST.GET.BUCKET', 'REST.GET.BUCKETVERSIONS', 'REST.GET.UPLOADS', 'REST.GET.UPLOAD')
                 THEN 'tier1_requests'
-            WHEN s3_operation LIKE 'REST.GET.%' OR s3_operation LIKE 'REST.HEAD.%' OR s3_operation LIKE 'REST.SELECT.%'
-                THEN 'tier2_requests'
-        END AS driver  -- DELETE, lifecycle and other free operations, unbilled errors: no driver
+            WHEN starts_with(s3_operation, 'REST.') THEN 'tier2_requests'
+        END AS driver  -- DELETE, lifecycle and other operations not of REST (free or billed otherwise), unbilled
+                       -- errors: no driver
     FROM month_events
     WHERE kind = 's3_access'
 )

@@ -9,6 +9,10 @@ from decimal import Decimal as D
 import pyarrow as pa
 import pytest
 
+from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_costs import stage_cost_allocations
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.pricing import Pricing
 from billing_pipeline.readers.usage_logs import USAGE_SCHEMA, read_usage_evidence
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.usage_builders import (
@@ -731,3 +735,73 @@ def test_s3_website_endpoint_requests_are_billed_as_gets_errors_too(tmp_path):
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
     }
     assert evidence.problems == {}
+
+
+def s3_request_lines() -> list[str]:
+    """An hour of one bucket: acc-a renames a document in its folder (one CopyObject, which S3 logs twice: the COPY
+    and the GET of its source) and reads it; acc-b's browser uploads one (a CORS preflight, then the PUT) and reads
+    it."""
+    return [
+        s3_access_line("05/Jan/2026:15:00:01 +0000", "REST.COPY.OBJECT", "clients/acc-a/w2-final.pdf"),
+        s3_access_line("05/Jan/2026:15:00:01 +0000", "REST.COPY.OBJECT_GET", "clients/acc-a/w2.pdf"),
+        s3_access_line("05/Jan/2026:15:00:02 +0000", "REST.GET.OBJECT", "clients/acc-a/w2-final.pdf"),
+        s3_access_line("05/Jan/2026:15:00:03 +0000", "REST.OPTIONS.PREFLIGHT", "clients/acc-b/w2.pdf", requester="-"),
+        s3_access_line("05/Jan/2026:15:00:04 +0000", "REST.PUT.OBJECT", "clients/acc-b/w2.pdf"),
+        s3_access_line("05/Jan/2026:15:00:05 +0000", "REST.GET.OBJECT", "clients/acc-b/w2.pdf"),
+    ]
+
+
+def test_s3_request_classes_are_the_price_lists(tmp_path, warehouse_con):
+    """S3 pricing bills "PUT, COPY, POST, LIST requests" (Tier 1) and "GET, SELECT, and all other requests" (Tier 2);
+    the usage types say the same ("Requests-Tier2: The number of GET and all other non-Tier1 requests", S3 User
+    Guide, usage report). A CORS preflight (REST.OPTIONS.PREFLIGHT) is one of "all other": it counted for no one,
+    so the tenants whose browsers upload had their Tier 2 requests paid by the others. A copy is one COPY request,
+    logged twice ("A copy operation involves a GET and a PUT. For that reason, we log two records", S3 server
+    access log format): both records counted as Tier 1, the copying tenant's COPY twice; the GET record is at most a
+    GET (Tier 2)."""
+    con = warehouse_con
+    write_access_log(tmp_path, s3_request_lines())
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("2"),
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-b"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("2"),
+    }
+    assert evidence.problems == {}
+
+    # the hour's bill: 2 Tier 1 requests at $0.005 per 1,000 and 4 Tier 2 at $0.0004 per 1,000
+    con.register("usage_evidence", evidence.usage)
+    con.execute(f"INSERT INTO usage_shares BY NAME ({stage_sql('usage_shares')})",
+                {"billing_period": JANUARY, "next_period": dt.date(2026, 2, 1)})
+    for usage_type, operation, amount, cost in (("USE1-Requests-Tier1", "PutObject", 2, "0.00001"),
+                                                ("USE1-Requests-Tier2", "GetObject", 4, "0.0000016")):
+        con.execute(
+            """INSERT INTO hourly_cost_facts (billing_period, usage_hour, span_hours, usage_account_id,
+                   line_item_type, service, usage_type, operation, resource_id, accountant_id, application, currency,
+                   in_scope, usage_amount, unblended_cost, amortized_cost, net_amortized_cost, line_items)
+               VALUES (?, ?, 1, '1', 'Usage', 'AmazonS3', ?, ?, 'tax-demo-docs', NULL, 'tax-demo', 'USD', true, ?,
+                       CAST(? AS DECIMAL(38, 10)), CAST(? AS DECIMAL(38, 10)), NULL, 1)""",
+            [JANUARY, dt.datetime(2026, 1, 5, 15), usage_type, operation, amount, cost, cost])
+    stage_cost_allocations(DuckDBEngine(con), {"billing_period": JANUARY, "cost_metric": "unblended"},
+                           Pricing("USD", D(10), {}))
+    # before: acc-a 0.0000074667 (2 of 3 Tier 1, 1 of 2 Tier 2), acc-b 0.0000041333
+    assert con.execute("SELECT accountant_id, sum(cost) FROM cost_allocations GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("acc-a", D("0.0000058")), ("acc-b", D("0.0000058"))]
+
+
+def test_s3_select_part_copies_and_deletes_by_the_price_list(tmp_path):
+    """SELECT is Tier 2 though sent as a POST ("GET, SELECT, and all other requests"); a part copy is one COPY (its
+    source's GET record at most a GET); "DELETE and CANCEL requests are free" (an aborted upload too)."""
+    write_access_log(tmp_path, [
+        s3_access_line("05/Jan/2026:15:00:01 +0000", "REST.POST.SELECT", "clients/acc-a/w2.csv"),
+        s3_access_line("05/Jan/2026:15:00:02 +0000", "REST.COPY.PART", "clients/acc-b/big.zip"),
+        s3_access_line("05/Jan/2026:15:00:02 +0000", "REST.COPY.PART_GET", "clients/acc-b/old.zip"),
+        s3_access_line("05/Jan/2026:15:00:03 +0000", "REST.DELETE.UPLOAD", "clients/acc-b/big.zip"),
+        s3_access_line("05/Jan/2026:15:00:04 +0000", "REST.DELETE.OBJECT", "clients/acc-b/old.zip"),
+    ])
+    assert of_service(read_january(tmp_path), "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-b"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
+    }
