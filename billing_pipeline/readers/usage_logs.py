@@ -49,7 +49,9 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
   Bedrock model invocation log (AmazonBedrock, scope = modelId): `{"schemaType": "ModelInvocationLog",
       "timestamp": .., "modelId": .., "requestMetadata": {"accountant_id": ..}, "input": {"inputTokenCount": ..,
       "cacheReadInputTokenCount": .., "cacheWriteInputTokenCount": ..}, "output": {"outputTokenCount": ..}}`
-      -> `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`.
+      -> `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`. A failed call's record
+      (`errorCode`) counts the token counts it carries, if any (AWS documents neither which failures are logged nor
+      whether their tokens are billed); one that carries some -> problems['bedrock_failed_invocation_tokens'].
   S3 server access log lines (AmazonS3, scope = bucket), by S3's price list: REST PUT/COPY/POST and LIST
       (GET.BUCKET, ...) -> `tier1_requests`; every other REST request but DELETE (free) -> `tier2_requests`: GET,
       HEAD, SELECT (a POST), a CORS preflight (OPTIONS), and a copy's second record, the GET of its source
@@ -72,8 +74,9 @@ Problems (reason -> lines, for the month; lines with no readable time always cou
 (nothing usable, e.g. plain-text prints, JSON without tenant or usage), 'malformed_json', 'malformed_report',
 'missing_timestamp', 'missing_request_id' (names a tenant, but no request or session to tie it to),
 'report_without_owner', 'report_with_conflicting_owners' (attributed to the first id), 'missing_accountant_id',
-'ambiguous_capacity_units', 'malformed_consumed_capacity', 'malformed_quantity' (a DynamoDB unit count, AgentCore
-hours or Bedrock token count that is not a number in [0, 1e12): never evidence), 'session_without_owner',
+'ambiguous_capacity_units', 'malformed_consumed_capacity', 'bedrock_failed_invocation_tokens' (counted, see above),
+'malformed_quantity' (a DynamoDB unit count, AgentCore hours or Bedrock token count that is not a number in
+[0, 1e12): never evidence), 'session_without_owner',
 's3_request_outside_clients', 'inventory_key_outside_clients' (objects), 'inventory_hours_overlapping_configurations'
 (bucket-hours that several inventory configurations stand for, counted at the largest: s3_inventory.py),
 'invalid_accountant_id' (a tenant id that is never a tenant: non-string JSON, `unattributed`/`total`, control

@@ -37,7 +37,7 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "attributes": {"session.id": "VARCHAR"},
     "metrics": {"agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"},
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
-    "schemaType": "VARCHAR", "modelId": "VARCHAR",
+    "schemaType": "VARCHAR", "modelId": "VARCHAR", "errorCode": "VARCHAR",
     "requestMetadata": {"accountant_id": "JSON"},
     "input": {"inputTokenCount": "VARCHAR", "cacheReadInputTokenCount": "VARCHAR",
               "cacheWriteInputTokenCount": "VARCHAR"},
@@ -272,8 +272,9 @@ SELECT
     usage_amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used",
                           a.metrics."agent.runtime.memory.gb_hours.used", b.gb_hours,
                           b."agent.runtime.memory.gb_hours.used")) AS gb_hours,
-    -- Bedrock model invocation log
+    -- Bedrock model invocation log (`errorCode`: the call failed; see log_problems)
     a.modelId AS model_id,
+    CASE WHEN line_kind = 'bedrock_invocation' THEN a.errorCode END AS bedrock_error,
     usage_amount(a.input.inputTokenCount) AS input_tokens,
     usage_amount(a.output.outputTokenCount) AS output_tokens,
     usage_amount(a.input.cacheReadInputTokenCount) AS cache_read_tokens,
@@ -506,7 +507,12 @@ line_problems AS (
             WHEN event_time IS NULL THEN 'missing_timestamp'
             WHEN kind = 'lambda_report' AND NOT coalesce(lambda_report_ok(billed_ms, memory_mb), false)
                 THEN 'malformed_report'
-            WHEN kind = 'bedrock_invocation' THEN NULL
+            -- A failed call's record (`errorCode`) that still carries token counts: counted as given (AWS documents
+            -- neither which failures are logged nor whether their tokens are billed), and said, to check the bill.
+            WHEN kind = 'bedrock_invocation' THEN
+                CASE WHEN bedrock_error IS NOT NULL AND coalesce(input_tokens, output_tokens, cache_read_tokens,
+                                                                 cache_write_tokens) IS NOT NULL
+                     THEN 'bedrock_failed_invocation_tokens' END
             WHEN kind = 's3_access' THEN
                 CASE WHEN regexp_extract(s3_key, '^clients/([^/]+)/', 1) = '' AND s3_operation LIKE 'REST.%'
                      THEN 's3_request_outside_clients' END

@@ -805,3 +805,38 @@ def test_s3_select_part_copies_and_deletes_by_the_price_list(tmp_path):
         ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-b"): D("1"),
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
     }
+
+
+def test_bedrock_failed_invocations_count_the_tokens_they_record_and_say_so(tmp_path):
+    """A model invocation log record of a failed call carries `errorCode` (ThrottlingException, ValidationException,
+    ModelStreamErrorException, ...). AWS documents neither which failures are logged nor whether tokens a failed
+    record carries are billed: a record without token counts adds nothing; one with them (a stream cut off after
+    generating) counts them as given, and the run says how many such records it counted
+    (`bedrock_failed_invocation_tokens`), so that they can be checked against the bill."""
+    def record(at, error=None, tokens=None):
+        line = {"schemaType": "ModelInvocationLog", "schemaVersion": "1.0", "timestamp": at,
+                "accountId": "123456789012", "region": "us-east-1", "requestId": "b-" + at,
+                "operation": "ConverseStream", "modelId": "anthropic.claude-3-haiku",
+                "requestMetadata": {"accountant_id": "acc-a"},
+                "input": {"inputContentType": "application/json"}}
+        if error:
+            line["errorCode"] = error
+        if tokens:
+            line["input"]["inputTokenCount"] = tokens[0]
+            line["output"] = {"outputContentType": "application/json", "outputTokenCount": tokens[1]}
+        return json.dumps(line)
+
+    path = tmp_path / "AWSLogs" / "bedrock.json"
+    path.parent.mkdir()
+    path.write_text("\n".join([
+        record("2026-01-05T13:00:00Z", tokens=(100, 50)),
+        record("2026-01-05T13:00:01Z", error="ThrottlingException"),
+        record("2026-01-05T13:00:02Z", error="ValidationException"),
+        record("2026-01-05T13:00:03Z", error="ModelStreamErrorException", tokens=(30, 7)),
+    ]) + "\n")
+    evidence = read_january(tmp_path)
+    assert of_service(evidence, "AmazonBedrock") == {
+        ("2026-01-05 13", "AmazonBedrock", "input_tokens", "anthropic.claude-3-haiku", "acc-a"): D("130"),
+        ("2026-01-05 13", "AmazonBedrock", "output_tokens", "anthropic.claude-3-haiku", "acc-a"): D("57"),
+    }
+    assert evidence.problems == {"bedrock_failed_invocation_tokens": 1}
