@@ -14,8 +14,11 @@ Each object's bytes count for the client in its key, `clients/<accountant_id>/..
 GLACIER -> `gb_months_glacier`, ...; a report without the field, or a class the catalog does not name, counts as
 STANDARD; an INTELLIGENT_TIERING object whose report has `IntelligentTieringAccessTier` counts under its tier's
 driver, `gb_months_int_frequent` ... `gb_months_int_deep_archive`, as S3 bills each tier apart); other keys are not a
-client's and are counted in `problems['inventory_key_outside_clients']`. A snapshot stands for the 24 hours after
-it (from its hour), or until the next snapshot of the same bucket and configuration if that comes sooner, so
+client's and are counted in `problems['inventory_key_outside_clients']`. An object counts the bytes S3 bills for it:
+under 128 KB in STANDARD_IA, ONEZONE_IA or GLACIER_IR, 128 KB; in GLACIER or DEEP_ARCHIVE its size + 32 KB, and
+8 KB more under STANDARD's driver (the "40 KB of additional metadata for each archived object"). A snapshot stands
+for the 24 hours after it (from its hour), or until the next snapshot of the same bucket and configuration if that
+comes sooner, so
 overlapping or re-run reports of one configuration never count an hour twice. Each of those hours gets
 bytes / 2^30 / (hours in the month), so a month of hourly rows sums to GB-months (scope = the source bucket).
 
@@ -78,23 +81,48 @@ WITH objects AS (
     FROM inventory_objects AS o JOIN inventory_snapshots AS s USING (snapshot_id)
 ),
 clients AS (
-    SELECT snapshot_id, regexp_extract(key, '^clients/([^/]+)/', 1) AS client, size, storage_class FROM objects
-)
+    SELECT snapshot_id, regexp_extract(key, '^clients/([^/]+)/', 1) AS client, size, storage_class,
+           split_part(upper(storage_class), '/', 1) AS class
+    FROM objects
+),
+-- The bytes S3 bills for each object (S3 User Guide, storage classes): Standard-IA, One Zone-IA and Glacier Instant
+-- Retrieval bill an object under 128 KB as 128 KB; Glacier Flexible Retrieval and Deep Archive add "40 KB of
+-- additional metadata for each archived object": 32 KB at the class's rate, and 8 KB at the S3 Standard rate
+-- (`standard_bytes`). Intelligent-Tiering has no minimum.
+billed AS (
+    SELECT *,
+           CASE WHEN size IS NULL THEN NULL  -- (no object: greatest() would make one of 128 KB)
+                WHEN class IN ('STANDARD_IA', 'ONEZONE_IA', 'GLACIER_IR') THEN greatest(size, 131072)
+                WHEN class IN ('GLACIER', 'DEEP_ARCHIVE') THEN size + 32768
+                ELSE size END AS billed_size,
+           CASE WHEN class IN ('GLACIER', 'DEEP_ARCHIVE') AND size IS NOT NULL THEN 8192 END AS standard_bytes
+    FROM clients
+),
 -- the client folder as a tenant id (docs/attribution-rules.md, "Tenant ids"): trimmed; a reserved word or a
 -- control character is never a tenant; each storage class is its own driver (the catalog's `storage_classes`);
--- none or an unknown one: the first's
-SELECT o.snapshot_id,
-       CASE WHEN lower(trim(o.client)) IN ('unattributed', 'total') OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')
-            THEN 'unattributed' ELSE trim(o.client) END AS accountant_id,
-       coalesce(c.driver, k.driver, $default_driver) AS driver, CAST(sum(o.size) AS HUGEINT) AS bytes,
+-- none or an unknown one: the first's (STANDARD's)
+per_object AS (
+    SELECT o.snapshot_id,
+           CASE WHEN lower(trim(o.client)) IN ('unattributed', 'total') OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')
+                THEN 'unattributed' ELSE trim(o.client) END AS accountant_id,
+           coalesce(c.driver, k.driver, $default_driver) AS driver, o.billed_size, o.standard_bytes, o.client
+    FROM billed AS o
+    LEFT JOIN storage_class_drivers AS c ON c.storage_class = upper(o.storage_class)
+    -- an Intelligent-Tiering access tier the catalog does not name: the class's own driver
+    LEFT JOIN storage_class_drivers AS k ON k.storage_class = o.class
+)
+SELECT snapshot_id, accountant_id, driver, CAST(sum(billed_size) AS HUGEINT) AS bytes,
        count(*) AS objects,
-       count(*) FILTER (trim(o.client) = '') AS outside_clients,
-       count(*) FILTER (lower(trim(o.client)) IN ('unattributed', 'total')
-                        OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')) AS invalid_clients
-FROM clients AS o
-LEFT JOIN storage_class_drivers AS c ON c.storage_class = upper(o.storage_class)
--- an Intelligent-Tiering access tier the catalog does not name: the class's own driver
-LEFT JOIN storage_class_drivers AS k ON k.storage_class = split_part(upper(o.storage_class), '/', 1)
+       count(*) FILTER (trim(client) = '') AS outside_clients,
+       count(*) FILTER (lower(trim(client)) IN ('unattributed', 'total')
+                        OR regexp_matches(client, '[\\x00-\\x1f\\x7f]')) AS invalid_clients
+FROM per_object
+GROUP BY ALL
+UNION ALL
+-- an archived object's 8 KB at the Standard rate: bytes of STANDARD's driver (its object counted above)
+SELECT snapshot_id, accountant_id, $default_driver, CAST(sum(standard_bytes) AS HUGEINT), 0, 0, 0
+FROM per_object
+WHERE standard_bytes IS NOT NULL
 GROUP BY ALL
 """
 

@@ -13,6 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from billing_pipeline.assets.common import stage_sql
+from billing_pipeline.assets.tenant_costs import stage_cost_allocations
+from billing_pipeline.engines.duckdb_engine import DuckDBEngine
+from billing_pipeline.pricing import Pricing
+from billing_pipeline.readers.s3_inventory import client_bytes
 from billing_pipeline.readers.usage_logs import read_usage_evidence
 from billing_pipeline.storage import locate
 from billing_pipeline_tests.readers.usage_builders import (
@@ -112,9 +117,11 @@ def test_each_storage_class_is_its_own_driver(tmp_path):
     ])
     rows = quantities(read_january(inventory=tmp_path))
     hour = "2026-01-01 00"
+    # the Glacier object's 40 KB of metadata: 32 KB at its class's rate, 8 KB at Standard's (32,768 and 8,192 bytes
+    # / 2^30 / 744 hours = 0.0000000410 and 0.0000000103 GB-months an hour)
     assert {k[2:]: v for k, v in rows.items() if k[0] == hour} == {
-        ("gb_months", "tax-demo-docs", "acc-a"): D("1"),
-        ("gb_months_glacier", "tax-demo-docs", "acc-a"): D("4"),
+        ("gb_months", "tax-demo-docs", "acc-a"): D("1.0000000103"),
+        ("gb_months_glacier", "tax-demo-docs", "acc-a"): D("4.0000000410"),
         ("gb_months_standard_ia", "tax-demo-docs", "acc-b"): D("2"),
         ("gb_months", "tax-demo-docs", "acc-b"): D("1"),
     }
@@ -312,8 +319,8 @@ def test_several_configurations_count_each_client_and_storage_class_on_its_own(t
     rows = quantities(evidence)
 
     assert {k[2:]: v for k, v in rows.items() if k[0] == "2026-01-10 00"} == {
-        ("gb_months", "tax-demo-docs", "acc-a"): D("1"),
-        ("gb_months_glacier", "tax-demo-docs", "acc-a"): D("4"),
+        ("gb_months", "tax-demo-docs", "acc-a"): D("1.0000000103"),  # + the Glacier object's 8 KB (weekly's, larger)
+        ("gb_months_glacier", "tax-demo-docs", "acc-a"): D("4.0000000410"),  # + its 32 KB
         ("gb_months", "tax-demo-docs", "acc-b"): D("3"),
         ("gb_months", "payroll-docs", "acc-a"): D("1"),
     }
@@ -361,3 +368,62 @@ def test_usage_shares_reports_the_overlapping_hours_in_its_metadata(tmp_path, mo
                                 WHERE billing_period = DATE '2026-01-01' AND driver = 'gb_months'
                                 GROUP BY ALL ORDER BY ALL""").fetchall()
     assert shares == [("acc-a", D("30")), ("acc-b", D("48"))]  # acc-a: 30 hours at 1; acc-b: 24 at 2
+
+
+KIB = 1024
+
+
+def test_the_bytes_s3_bills_for_small_and_archived_objects(tmp_path):
+    """S3 User Guide, storage classes: Standard-IA, One Zone-IA and Glacier Instant Retrieval have a minimum billable
+    object size of 128 KB ("If an object is less than 128 KB, Amazon S3 charges you for 128 KB"); Glacier Flexible
+    Retrieval and Deep Archive require "40 KB of additional metadata for each archived object": 32 KB charged at the
+    class's rate and 8 KB at the S3 Standard rate. Intelligent-Tiering has no minimum. The inventory's sizes alone
+    gave a tenant of many small or archived objects the storage others pay for."""
+    objects = pa.table({
+        "key": ["clients/acc-a/1", "clients/acc-a/2", "clients/acc-a/3", "clients/acc-a/4", "clients/acc-b/5",
+                "clients/acc-b/6", "clients/acc-b/7", "clients/acc-b/8", "clients/acc-b/9", "clients/acc-b/10"],
+        "size": pa.array([KIB, 0, 100 * KIB, 64 * KIB, 200 * KIB, 0, 5 * KIB, 5 * KIB, 5 * KIB, None], pa.int64()),
+        "storage_class": ["STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE", "GLACIER",
+                          "STANDARD", "INTELLIGENT_TIERING/FREQUENT", "STANDARD_IA", "STANDARD_IA"],
+    })
+    got: dict = {}
+    for r in client_bytes(objects, 1, False).to_pylist():  # (rows of a key add up, as their readers sum them)
+        bytes_, count = got.get((r["accountant_id"], r["driver"]), (0, 0))
+        got[(r["accountant_id"], r["driver"])] = (bytes_ + r["bytes"], count + r["objects"])
+    assert {k: v[0] for k, v in got.items() if v[0]} == {
+        ("acc-a", "gb_months_standard_ia"): 128 * KIB,   # 1 KB billed as 128 KB
+        ("acc-a", "gb_months_onezone_ia"): 128 * KIB,    # an empty object too
+        ("acc-a", "gb_months_glacier_ir"): 128 * KIB,
+        ("acc-a", "gb_months_glacier"): 96 * KIB,        # 64 KB + 32 KB
+        ("acc-a", "gb_months"): 8 * KIB,                 # the archived object's 8 KB at the Standard rate
+        ("acc-b", "gb_months_deep_archive"): 232 * KIB,  # 200 KB + 32 KB
+        ("acc-b", "gb_months_glacier"): 32 * KIB,        # an empty archived object: its metadata
+        ("acc-b", "gb_months"): (5 + 8 + 8) * KIB,       # 5 KB Standard + two archived objects' 8 KB
+        ("acc-b", "gb_months_int_frequent"): 5 * KIB,    # no minimum
+        ("acc-b", "gb_months_standard_ia"): 128 * KIB,   # 5 KB billed as 128 KB; an object of no size adds none
+    }
+    assert sum(v[1] for v in got.values()) == 10  # each object counted once
+
+
+def test_small_standard_ia_objects_pay_their_billed_share(tmp_path, warehouse_con):
+    """acc-a keeps 1,024 documents of 1 KB in Standard-IA, acc-b one of 128 MiB: S3 bills each the same 128 MiB
+    (1,024 x 128 KB). The hour's Standard-IA storage went 1 : 128 by the inventory's sizes (acc-a 0.0775202955 of
+    10), now half each."""
+    con = warehouse_con
+    write_snapshot(tmp_path, "2026-01-10T00-00Z", [(f"clients/acc-a/{i}.pdf", KIB, "STANDARD_IA") for i in range(1024)]
+                   + [("clients/acc-b/big.zip", 128 * 1024 * KIB, "STANDARD_IA")])
+    con.register("usage_evidence", read_january(inventory=tmp_path).usage)
+    con.execute(f"INSERT INTO usage_shares BY NAME ({stage_sql('usage_shares')})",
+                {"billing_period": JANUARY, "next_period": dt.date(2026, 2, 1)})
+    for usage_type, cost in (("USE1-TimedStorage-SIA-ByteHrs", "9.5"), ("USE1-TimedStorage-SIA-SmObjects", "0.5")):
+        con.execute(
+            """INSERT INTO hourly_cost_facts (billing_period, usage_hour, span_hours, usage_account_id,
+                   line_item_type, service, usage_type, operation, resource_id, accountant_id, application, currency,
+                   in_scope, usage_amount, unblended_cost, amortized_cost, net_amortized_cost, line_items)
+               VALUES (?, ?, 1, '1', 'Usage', 'AmazonS3', ?, 'StandardIAStorage', 'tax-demo-docs', NULL, 'tax-demo',
+                       'USD', true, 1, CAST(? AS DECIMAL(38, 10)), CAST(? AS DECIMAL(38, 10)), NULL, 1)""",
+            [JANUARY, dt.datetime(2026, 1, 10, 5), usage_type, cost, cost])
+    stage_cost_allocations(DuckDBEngine(con), {"billing_period": JANUARY, "cost_metric": "unblended"},
+                           Pricing("USD", D(10), {}))
+    assert con.execute("SELECT accountant_id, sum(cost) FROM cost_allocations GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("acc-a", D("5")), ("acc-b", D("5"))]
