@@ -107,9 +107,18 @@ FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
 # A FOCUS file is recognised by this column (CUR files never have it).
 FOCUS_MARKER = "BilledCost"
 
-# Legacy CUR: one column per user tag (`resource_tags_user_<key>`). CUR 2.0: one MAP column. FOCUS: `Tags`.
+# Legacy CUR: one column per user tag (`resource_tags_user_<key>`). CUR 2.0: one MAP column, `resource_tags` or
+# `tags` (every tag source; "If you select this column, you need not select Resource tags and Cost category
+# columns", AWS data dictionary), the first present read. FOCUS: `Tags`.
 USER_TAG_PREFIX = "resource_tags_user_"
-TAG_MAP_COLUMNS = ("resource_tags", "Tags")
+CUR_TAG_MAP_COLUMNS = ("resource_tags", "tags")
+FOCUS_TAG_MAP_COLUMNS = ("Tags",)
+# A tag map of every source prefixes each key with its source (CUR 2.0 `tags`, "Understanding Tag Prefixes":
+# `resourceTags/`, `userAttribute/`, `accountTag/`, `costCategory/`, `iamPrincipal/`; FOCUS 1.2's Tags holds the
+# cost categories too). A resource's tag is read under its own key (`resourceTags/user:accountant_id` is
+# `accountant_id`); the other sources keep their prefix (`cost_category_accountant_id`), so a cost category or an
+# account tag is never read as the resource's tag.
+RESOURCE_TAG_SOURCE = "resourceTags/"
 
 
 def parquet_column_name(header: str) -> str:

@@ -21,14 +21,16 @@ import pyarrow.dataset as pads
 from billing_pipeline.catalog import load_catalog
 from billing_pipeline.readers.cur_columns import (
     CUR_COLUMNS,
+    CUR_TAG_MAP_COLUMNS,
     FOCUS_COLUMNS,
+    FOCUS_TAG_MAP_COLUMNS,
     FOCUS_MARKER,
     MONEY,
     NET_MARKER,
     NUMBER,
     PRODUCT_MAP_COLUMN,
     PRODUCT_MAP_KEYS,
-    TAG_MAP_COLUMNS,
+    RESOURCE_TAG_SOURCE,
     TEXT,
     TIMESTAMP,
     USER_TAG_PREFIX,
@@ -258,7 +260,7 @@ class _Projection:
         """CUR column -> FOCUS column, names matched in any case. Two columns of one name in two cases
         (`BilledCost`, `billedcost`) are refused where the pipeline reads that name, as for legacy CUR."""
         read = {name.lower(): name for names in FOCUS_COLUMNS.values() for name in names}
-        read.update({name.lower(): name for name in TAG_MAP_COLUMNS[1:]})
+        read.update({name.lower(): name for name in FOCUS_TAG_MAP_COLUMNS})
         by_lower: dict[str, str] = {}
         for name in self.file.columns:
             key = name.lower()
@@ -357,7 +359,7 @@ class _Projection:
         """A list of {key, value} user tags (keys by AWS's Parquet rule, without `user_`), or None when the
         file has no tag columns at all (then `tags` is NULL)."""
         by_lower = {name.lower(): name for name in self.file.columns}
-        map_names = TAG_MAP_COLUMNS[1:] if is_focus else TAG_MAP_COLUMNS[:1]
+        map_names = FOCUS_TAG_MAP_COLUMNS if is_focus else CUR_TAG_MAP_COLUMNS
         map_column = next((by_lower[n.lower()] for n in map_names if n.lower() in by_lower), None)
         if map_column is not None:
             return self._map_tag_entries(map_column)
@@ -400,11 +402,16 @@ class _Projection:
                        f"THEN error({label} || '\"' || {ref} || '\" is not a JSON object of tags') ELSE {parsed} END")
         else:
             raise CurFormatError(f"{self.display}: column {source} has type {arrow_type}, expected a map of tags")
-        normalized = tag_key_sql("e.key")
+        # a resource's tag under its own key, whatever map holds it (cur_columns.RESOURCE_TAG_SOURCE); `user:` /
+        # `user_` is the user tags' prefix, dropped (not `userAttribute/`, the IAM Identity Center attributes')
+        key = f"regexp_replace(e.key, '^{RESOURCE_TAG_SOURCE}', '')"
+        normalized = tag_key_sql(key)
+        unprefixed = f"CASE WHEN regexp_matches(lower({key}), '^user[:_]') THEN regexp_replace({normalized}, '^user_', '') " \
+                     f"ELSE {normalized} END"
         return (
             "list_transform(list_filter(map_entries(" + tag_map + "), lambda e: NULLIF(e.value, '') IS NOT NULL "
             f"AND NOT starts_with({normalized}, 'aws_')), "
-            f"lambda e: {{'key': regexp_replace({normalized}, '^user_', ''), 'value': e.value, 'raw': e.key}})"
+            f"lambda e: {{'key': {unprefixed}, 'value': e.value, 'raw': e.key}})"
         )
 
     def _label(self, source: str) -> str:

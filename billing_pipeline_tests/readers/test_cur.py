@@ -274,6 +274,44 @@ def test_a_focus_1_2_export_names_the_usage_type_sku_meter(tmp_path):
         "AWSLambda", "USE1-Lambda-GB-Second", "Invoke")
 
 
+SOURCE_PREFIXED_TAGS = [("resourceTags/user:accountant_id", "acme"), ("resourceTags/user:application", "tax-demo"),
+                        ("resourceTags/aws:createdBy", "root"), ("costCategory/accountant_id", "team-x"),
+                        ("accountTag/application", "other"), ("userAttribute/Department", "finance")]
+# the resource's own tags under their keys; the other sources keep their prefix (never a resource tag key)
+SOURCE_PREFIXED_READ = {"accountant_id": "acme", "application": "tax-demo",
+                        "cost_category_accountant_id": "team-x", "account_tag_application": "other",
+                        "user_attribute_department": "finance"}
+
+
+def test_tag_maps_with_aws_source_prefixes_read_the_resources_tags(tmp_path):
+    """AWS's tag map of all sources prefixes each key with its source (AWS Data Exports, CUR 2.0 "Tags column":
+    `resourceTags/`, `userAttribute/`, `accountTag/`, `costCategory/`, `iamPrincipal/`), as FOCUS 1.2's Tags holds
+    the cost categories too ("Migrating from FOCUS 1.0 to FOCUS 1.2": x_CostCategories is now in Tags). A resource
+    tag `resourceTags/user:accountant_id` was read as `resource_tags_user_accountant_id`: no line had a tenant or
+    an application, so the whole bill went out of scope."""
+    root = tmp_path / "bucket"
+    columns = focus_columns(1)
+    columns["SkuMeter"] = columns.pop("x_UsageType")
+    columns["Tags"] = pa.array([SOURCE_PREFIXED_TAGS], pa.map_(pa.string(), pa.string()))
+    write_parquet(root / "focus12" / "data" / "BILLING_PERIOD=2026-01" / "focus12-00001.snappy.parquet", columns)
+    _, rows = read_all(root)
+    (usage,) = rows[JAN]
+    assert (usage["tags"], usage["accountant_id"], usage["application"]) == (SOURCE_PREFIXED_READ, "acme", "tax-demo")
+
+
+def test_a_cur2_export_with_the_tags_column_only(tmp_path):
+    """CUR 2.0's `tags` column holds every tag source ("If you select this column, you need not select Resource
+    tags and Cost category columns"): an export that selects it instead of `resource_tags` had no tags at all."""
+    root = tmp_path / "bucket"
+    table = cur2_table(["a"], [SOURCE_PREFIXED_TAGS]).rename_columns(
+        ["tags" if name == "resource_tags" else name for name in cur2_table(["a"], [[]]).column_names])
+    write_parquet(root / "cur2" / "data" / "BILLING_PERIOD=2026-01" / "cur2-00001.snappy.parquet", table)
+    deliveries, rows = read_all(root)
+    (item,) = rows[JAN]
+    assert deliveries[JAN].layout == "cur2"
+    assert (item["tags"], item["accountant_id"], item["application"]) == (SOURCE_PREFIXED_READ, "acme", "tax-demo")
+
+
 def test_a_focus_correction_giving_back_usage_is_a_refund(tmp_path):
     """FOCUS keeps a correction's ChargeCategory (Usage) and says `ChargeClass: Correction`: a negative one is a
     refund of a period already invoiced, as CUR writes it (as a negative Usage line it held the month's invoicing as
