@@ -51,9 +51,12 @@ SELECT
     line_item_usage_account_id                  AS usage_account_id,
     identity_line_item_id                       AS line_item_id,
     -- a FOCUS correction giving back usage of a period already invoiced is a refund, as CUR writes one (its
-    -- ChargeCategory stays that of the charge corrected: as Usage it would read as a negative usage line)
-    CASE WHEN charge_class = 'Correction' AND line_item_line_item_type = 'Usage' AND line_item_unblended_cost < 0
-         THEN 'Refund' ELSE line_item_line_item_type END AS line_item_type,
+    -- ChargeCategory stays that of the charge corrected: as Usage it would read as a negative usage line); usage a
+    -- commitment covered was billed 0, so its correction gives back effective cost only
+    CASE WHEN charge_class = 'Correction' AND line_item_line_item_type = 'Usage'
+              AND (line_item_unblended_cost < 0 OR effective_cost < 0)
+         THEN 'Refund'
+         ELSE line_item_line_item_type END      AS line_item_type,
     -- A model sold through AWS Marketplace (billing entity `AWS Marketplace`, usage type like
     -- `USE1-MP:USE1_InputTokenCount-Units`) is the catalog's service (Bedrock); its usage type does not name the
     -- model, so the product name is appended to it ("... (Claude 3.5 Sonnet (Amazon Bedrock Edition))").

@@ -327,6 +327,22 @@ def test_a_focus_correction_giving_back_usage_is_a_refund(tmp_path):
         ("Refund", Decimal("-2")), ("Usage", Decimal("0.5"))]
 
 
+def test_a_focus_correction_of_commitment_covered_usage_is_a_refund(tmp_path):
+    """Usage a Savings Plan covered is billed 0 (BilledCost) at its share of the commitment (EffectiveCost): its
+    correction gives back effective cost only, BilledCost 0 and EffectiveCost -0.6. It stayed a Usage line with a
+    negative amortized cost, which implausible_money holds the month's invoicing for."""
+    root = tmp_path / "bucket"
+    columns = {name: (v.to_pylist() if isinstance(v, pa.Array) else v) for name, v in focus_columns(1).items()}
+    columns.update(BilledCost=[0.0], EffectiveCost=[-0.6], ChargeClass=["Correction"],
+                   CommitmentDiscountStatus=["Used"], CommitmentDiscountCategory=["Spend"])
+    columns = {name: (pa.array(v, UTC_MS) if name.startswith(("ChargePeriod", "BillingPeriod")) else v)
+               for name, v in columns.items()}
+    write_parquet(root / "f" / "data" / "BILLING_PERIOD=2026-01" / "f-00001.parquet", columns)
+    _, rows = read_all(root)
+    assert [(r["line_item_type"], r["unblended_cost"], r["amortized_cost"]) for r in rows[JAN]] == [
+        ("Refund", Decimal("0"), Decimal("-0.6"))]
+
+
 def test_focus_csv_with_json_tags(tmp_path):
     root = tmp_path / "bucket"
     row = {"BilledCost": "2.5", "EffectiveCost": "2.0", "BillingCurrency": "USD", "ChargeCategory": "Usage",
