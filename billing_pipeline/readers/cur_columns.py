@@ -64,10 +64,14 @@ CUR_COLUMNS: dict[str, CurColumn] = {
         # discount/TotalDiscount (legacy CUR) or CUR 2.0's discount_total_discount: informational, never summed
         # into a cost (legacy CUR also writes each discount as a line item; see cur_line_items.sql)
         CurColumn("discount_total_discount", MONEY),
-        # Not CUR columns: FOCUS's EffectiveCost, the amortized cost the export computed itself, and its
-        # ChargeClass ('Correction': a correction of a billing period already invoiced).
+        # Not CUR columns: FOCUS's EffectiveCost, the amortized cost the export computed itself, its
+        # ChargeClass ('Correction': a correction of a billing period already invoiced), and the commitment
+        # discount a usage row consumed: CommitmentDiscountStatus ('Used', 'Unused') and CommitmentDiscountCategory
+        # ('Spend': a Savings Plan, 'Usage': a reservation).
         CurColumn("effective_cost", MONEY),
         CurColumn("charge_class", TEXT),
+        CurColumn("commitment_discount_status", TEXT),
+        CurColumn("commitment_discount_category", TEXT),
     ]
 }
 
@@ -102,6 +106,8 @@ FOCUS_COLUMNS: dict[str, tuple[str, ...]] = {
     "line_item_unblended_cost": ("BilledCost",),
     "effective_cost": ("EffectiveCost",),
     "charge_class": ("ChargeClass",),
+    "commitment_discount_status": ("CommitmentDiscountStatus",),
+    "commitment_discount_category": ("CommitmentDiscountCategory",),
 }
 
 # A FOCUS file is recognised by this column (CUR files never have it).

@@ -56,6 +56,12 @@ SELECT
     CASE WHEN charge_class = 'Correction' AND line_item_line_item_type = 'Usage'
               AND (line_item_unblended_cost < 0 OR effective_cost < 0)
          THEN 'Refund'
+         -- FOCUS usage a commitment covered is CUR's covered usage: a Savings Plan's (CommitmentDiscountCategory
+         -- 'Spend') or a reservation's ('Usage'), so its effective cost charged to no tenant under `unblended` is
+         -- counted as CUR's is (tenant_costs' covered_cost_not_charged)
+         WHEN line_item_line_item_type = 'Usage' AND commitment_discount_status = 'Used'
+              AND commitment_discount_category IN ('Spend', 'Usage')
+         THEN CASE commitment_discount_category WHEN 'Spend' THEN 'SavingsPlanCoveredUsage' ELSE 'DiscountedUsage' END
          ELSE line_item_line_item_type END      AS line_item_type,
     -- A model sold through AWS Marketplace (billing entity `AWS Marketplace`, usage type like
     -- `USE1-MP:USE1_InputTokenCount-Units`) is the catalog's service (Bedrock); its usage type does not name the

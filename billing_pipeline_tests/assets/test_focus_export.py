@@ -122,6 +122,10 @@ def month_rows():
         # December's acme usage corrected in January's bill: a refund of 0.08 (ChargeClass Correction)
         row("Usage", "AWSLambda", "USE1-Lambda-GB-Second", (dt.datetime(2025, 12, 20, 10), dt.datetime(2025, 12, 20, 11)),
             -0.08, -0.08, ACME, charge_class="Correction", resource=FUNCTION, operation="Invoke"),
+        # and beta's December hour the plan covered: billed 0, so its correction gives back effective cost only
+        row("Usage", "AmazonEC2", "USE1-BoxUsage:m5.xlarge", (dt.datetime(2025, 12, 20, 10), dt.datetime(2025, 12, 20, 11)),
+            0.0, -0.10, BETA, list_cost=-0.20, status="Used", charge_class="Correction", resource="i-0b",
+            operation="RunInstances"),
     ]
 
 
@@ -136,14 +140,16 @@ EXPECTED = {
         ("acme", "AWSLambda", "Refund", "direct", D("-0.0800000000")),
         ("acme", "AWSLambda", "Tax", "proportional", D("0.0300000000")),
         ("acme", "AWSLambda", "Usage", "direct", D("0.3800000000")),
-        ("beta", "AmazonEC2", "Usage", "direct", D("0.6000000000")),
+        ("beta", "AmazonEC2", "Refund", "direct", D("-0.1000000000")),
+        ("beta", "AmazonEC2", "SavingsPlanCoveredUsage", "direct", D("0.6000000000")),
         ("unattributed", "AWSLambda", "Credit", "proportional", D("-0.0400000000")),
         ("unattributed", "AWSLambda", "Tax", "proportional", D("0.0200000000")),
         ("unattributed", "AWSLambda", "Usage", "unattributed", D("0.2000000000")),
-    ], {"bill/USD": "1.9500000000", "tenants/USD": "0.8700000000", "unattributed/USD": "0.1800000000",
+    ], {"bill/USD": "1.8500000000", "tenants/USD": "0.7700000000", "unattributed/USD": "0.1800000000",
         "out_of_scope/USD": "0.9000000000", "kept_by_company/USD": "0.0000000000"}),
-    # BilledCost: the covered hour is billed 0 (the plan's fee, an untagged Purchase of 1.00, is what AWS invoices:
-    # out of scope, as CUR's untagged recurring fee is under unblended), the rest as above
+    # BilledCost: the covered hour and its correction are billed 0 (the plan's fee, an untagged Purchase of 1.00, is
+    # what AWS invoices: out of scope, as CUR's untagged recurring fee is under unblended), the rest as above; the
+    # covered hour's effective cost 0.60 charged to no tenant is said, as for CUR's covered usage
     "unblended": ([
         ("acme", "AWSLambda", "Credit", "proportional", D("-0.0600000000")),
         ("acme", "AWSLambda", "Refund", "direct", D("-0.0800000000")),
@@ -153,14 +159,15 @@ EXPECTED = {
         ("unattributed", "AWSLambda", "Tax", "proportional", D("0.0200000000")),
         ("unattributed", "AWSLambda", "Usage", "unattributed", D("0.2000000000")),
     ], {"bill/USD": "1.9500000000", "tenants/USD": "0.2700000000", "unattributed/USD": "0.1800000000",
-        "out_of_scope/USD": "1.5000000000", "kept_by_company/USD": "0.0000000000"}),
+        "out_of_scope/USD": "1.5000000000", "kept_by_company/USD": "0.0000000000",
+        "covered_cost_not_charged/USD": "0.6000000000"}),
 }
 
 
 @pytest.mark.parametrize("metric", ["amortized", "unblended"])
 @pytest.mark.parametrize("tag_source", ["", "resourceTags/"])
 def test_a_focus_1_2_month_through_the_chain(tmp_path, monkeypatch, metric, tag_source):
-    """Usage, a Savings Plan's used and unused commitment and its fee, tax, a credit, a correction of the previous
+    """Usage, a Savings Plan's used and unused commitment and its fee, tax, a credit, corrections of the previous
     month, tagged and untagged lines: every tenant's cost exact and the bill conserved (run_month checks
     bill_conserved). The Tags keys as FOCUS 1.0 spells a user tag (`user:accountant_id`) and with the source prefix
     of AWS's tag map of every source (`resourceTags/user:accountant_id`), which read no tag at all before."""
@@ -173,11 +180,11 @@ def test_a_focus_1_2_month_through_the_chain(tmp_path, monkeypatch, metric, tag_
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         costs = con.execute("""SELECT accountant_id, service, line_item_type, allocation, sum(cost) FROM tenant_costs
                                GROUP BY ALL HAVING sum(cost) <> 0 ORDER BY ALL""").fetchall()
-        (refund,) = con.execute("""SELECT billing_period, usage_start FROM cur_line_items
-                                   WHERE line_item_type = 'Refund'""").fetchall()
+        refunds = con.execute("""SELECT billing_period, usage_start FROM cur_line_items
+                                 WHERE line_item_type = 'Refund'""").fetchall()
     metadata = result.asset_materializations_for_node("tenant_costs")[0].metadata
     expected_costs, expected_parts = EXPECTED[metric]
     assert costs == expected_costs
     assert {k: metadata[k].value for k in expected_parts} == expected_parts
-    # December's correction is January's bill (BillingPeriodStart), at the hour it corrects
-    assert refund == (JAN.date(), dt.datetime(2025, 12, 20, 10))
+    # December's corrections are January's bill (BillingPeriodStart), at the hour they correct
+    assert refunds == [(JAN.date(), dt.datetime(2025, 12, 20, 10))] * 2
