@@ -377,16 +377,18 @@ def attribute(
         split(emit, index, keys, factor, hour, span, cost_units, driver_name)
 
     # The network facts, by each tenant's compute cost of the hour / day / month as allocated above (their own
-    # network lines excluded), in units of 1e-10; or unattributed.
-    compute = [Evidence(a.usage_hour, NETWORK, COMPUTE_COST, "", a.accountant_id, Fraction(a.cost_units))
+    # network lines excluded), in units of 1e-10, of the fact's own currency (the evidence's scope); or unattributed.
+    compute = [Evidence(a.usage_hour, NETWORK, COMPUTE_COST, ordered[a.fact][0][12], a.accountant_id,
+                        Fraction(a.cost_units))
                for a in allocations if a.service in COMPUTE_SERVICES and not is_network(a.usage_type)]
     network_index = EvidenceIndex(compute if network_policy == "proportional" else [])
     for fact_no, key, cost_units in network_facts:
         emit = emitter(fact_no, key)
-        if not network_index.has(NETWORK, COMPUTE_COST):
+        currency = key[12]
+        if not network_index.has(NETWORK, COMPUTE_COST, currency):
             emit(UNATTRIBUTED, cost_units, "unattributed", None)
             continue
-        keys = network_index.keys(NETWORK, COMPUTE_COST, None)
+        keys = network_index.keys(NETWORK, COMPUTE_COST, currency)
         split(emit, network_index, keys, {k: Fraction(1) for k in keys}, key[0], key[1], cost_units, COMPUTE_COST)
     return allocations, in_scope, out_of_scope
 

@@ -11,7 +11,9 @@
 -- and scope_names (a scope the usage type names, e.g. a Bedrock model, and the evidence's own name for it).
 -- Two passes ($pass): 'compute' allocates every fact but the untagged NAT gateway / data transfer ones (catalog
 -- network_usage_types); 'network' allocates those by the tenants' compute cost the first pass gave them
--- (compute_costs: usage_hour, accountant_id, cost; $network_policy 'unattributed' leaves them unattributed).
+-- (compute_costs: usage_hour, currency, accountant_id, cost; $network_policy 'unattributed' leaves them
+-- unattributed). Compute cost is money: it is evidence under the scope of its currency, and a network fact is split
+-- by the compute cost of its own currency only (never '*', which would weigh a USD line by EUR costs).
 WITH
 window_levels(level, level_order, max_span_hours) AS (
     VALUES ('hour', 1, 1), ('day', 2, 24), ('month', 3, 2147483647)
@@ -94,8 +96,8 @@ evidence AS (
            CAST(s.quantity * 10000000000 AS DECIMAL(38, 0)) * CAST(p.unit_price * 10000000000 AS DECIMAL(38, 0))
     FROM usage s JOIN driver_prices p ON p.service = s.service AND p.driver = s.driver
     UNION ALL
-    -- the network pass: each tenant's compute cost, in units of 1e-10
-    SELECT usage_hour, '*network', 'compute_cost', '', accountant_id,
+    -- the network pass: each tenant's compute cost, in units of 1e-10, scoped by its currency
+    SELECT usage_hour, '*network', 'compute_cost', currency, accountant_id,
            CAST(cost * 10000000000 AS DECIMAL(38, 0))
     FROM compute_costs
     WHERE $network_policy = 'proportional'
@@ -144,7 +146,8 @@ fact_driver AS (
 ),
 fact_scope AS (
     SELECT f.fact_id, f.service_key AS service, f.usage_hour, f.span_hours, fd.driver_key,
-           CASE WHEN md.scope IS NOT NULL THEN f.fact_scope ELSE '*' END               AS scope
+           CASE WHEN f.is_network THEN f.currency
+                WHEN md.scope IS NOT NULL THEN f.fact_scope ELSE '*' END               AS scope
     FROM shared_facts f
     JOIN fact_driver fd ON fd.fact_id = f.fact_id
     LEFT JOIN month_drivers md

@@ -18,17 +18,18 @@ from billing_pipeline.pricing import Pricing, parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
 
-# The network pass's evidence: each tenant's compute cost per hour, as the first pass allocated it (the compute
-# services' cost, their own NAT gateway / data transfer lines excluded).
+# The network pass's evidence: each tenant's compute cost per hour and currency, as the first pass allocated it (the
+# compute services' cost, their own NAT gateway / data transfer lines excluded).
 COMPUTE_COSTS_SQL = """
-    SELECT a.usage_hour, a.accountant_id, sum(a.cost) AS cost
+    SELECT a.usage_hour, a.currency, a.accountant_id, sum(a.cost) AS cost
     FROM cost_allocations_compute a
     JOIN compute_services c ON c.service = a.service
     LEFT JOIN (SELECT DISTINCT t.usage_type FROM cost_allocations_compute t
                JOIN network_usage_types n ON contains(t.usage_type, n.pattern)) nt ON nt.usage_type = a.usage_type
     WHERE nt.usage_type IS NULL
-    GROUP BY a.usage_hour, a.accountant_id"""
-NO_COMPUTE_COSTS_SQL = """SELECT CAST(NULL AS TIMESTAMP) AS usage_hour, CAST(NULL AS VARCHAR) AS accountant_id,
+    GROUP BY a.usage_hour, a.currency, a.accountant_id"""
+NO_COMPUTE_COSTS_SQL = """SELECT CAST(NULL AS TIMESTAMP) AS usage_hour, CAST(NULL AS VARCHAR) AS currency,
+                                 CAST(NULL AS VARCHAR) AS accountant_id,
                                  CAST(NULL AS DECIMAL(38, 10)) AS cost WHERE false"""
 
 

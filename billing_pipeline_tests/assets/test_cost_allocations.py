@@ -15,14 +15,14 @@ JAN = dt.date(2026, 1, 1)
 
 
 def add_fact(con, hour, service, usage_type, cost, *, accountant_id=None, resource_id="", span_hours=1,
-             line_item_type="Usage", application="tax-demo"):
+             line_item_type="Usage", application="tax-demo", currency="USD"):
     con.execute(
         """INSERT INTO hourly_cost_facts (billing_period, usage_hour, span_hours, usage_account_id, line_item_type,
                service, usage_type, operation, resource_id, accountant_id, application, currency, in_scope,
                usage_amount, unblended_cost, amortized_cost, net_amortized_cost, line_items)
-           VALUES (?, ?, ?, '111122223333', ?, ?, ?, '', ?, ?, ?, 'USD', ? = 'tax-demo', 1, ?, ?, NULL, 1)""",
+           VALUES (?, ?, ?, '111122223333', ?, ?, ?, '', ?, ?, ?, ?, ? = 'tax-demo', 1, ?, ?, NULL, 1)""",
         [JAN, hour, span_hours, line_item_type, service, usage_type, resource_id, accountant_id, application,
-         application, D(cost), D(cost)],
+         currency, application, D(cost), D(cost)],
     )
 
 
@@ -297,6 +297,24 @@ def test_nat_gateway_and_data_transfer_by_the_tenants_compute_cost(warehouse_con
     assert by_tenant(rows, "USE1-DataTransfer-Out-Bytes") == {("A", "shared_day"): D("0.15"),
                                                              ("B", "shared_day"): D("0.05")}
     assert {r[6] for r in rows if r[2] in ("USE1-NatGateway-Bytes", "USE1-DataTransfer-Out-Bytes")} == {"compute_cost"}
+
+
+def test_network_lines_are_split_by_the_compute_cost_of_their_own_currency(warehouse_con):
+    """Compute cost is money: a USD NAT gateway line is weighed by USD compute cost only, never by a tenant's EUR
+    cost of the same hour (an outside check: a tenant's 2.50 EUR Lambda line took a USD data-transfer line from
+    the USD tenants), and a currency with no compute cost all month keeps its network line unattributed."""
+    con = warehouse_con
+    add_fact(con, H(9, 10), "AWSLambda", "USE1-Lambda-GB-Second", "1.00", accountant_id="A")
+    add_fact(con, H(9, 10), "AWSLambda", "USE1-Lambda-GB-Second", "3.00", accountant_id="B", currency="EUR")
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Bytes", "0.40")
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Bytes", "0.30", currency="EUR")
+    add_fact(con, H(9, 10), "AmazonEC2", "USE1-NatGateway-Bytes", "0.50", currency="JPY")
+    con.execute("UPDATE hourly_cost_facts SET usage_type = 'USE1-NatGateway-Bytes-' || currency "
+                "WHERE usage_type = 'USE1-NatGateway-Bytes'")
+    rows = allocate(con)
+    assert by_tenant(rows, "USE1-NatGateway-Bytes-USD") == {("A", "shared_hour"): D("0.40")}
+    assert by_tenant(rows, "USE1-NatGateway-Bytes-EUR") == {("B", "shared_hour"): D("0.30")}
+    assert by_tenant(rows, "USE1-NatGateway-Bytes-JPY") == {("unattributed", "unattributed"): D("0.50")}
 
 
 def test_bedrock_model_the_catalog_does_not_name_is_split_by_such_models_users_only(warehouse_con):
