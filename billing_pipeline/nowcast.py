@@ -396,7 +396,9 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
     # lines come when the month closes, whether or not hours remain.
     month_end_lines: dict = defaultdict(Decimal)
     if previous_period and not final:
-        proportional = "SELECT {} FROM nowcast_attributed WHERE billing_period = ? AND allocation = 'proportional'"
+        # a month's own lines: those dated before it are an earlier month's, billed late (one-offs, below)
+        proportional = ("SELECT {} FROM nowcast_attributed WHERE billing_period = ? AND allocation = 'proportional'"
+                        " AND usage_date >= billing_period")
         own_types = {t for (t,) in con.execute(proportional.format("DISTINCT line_item_type"), [period]).fetchall()}
         for accountant, resource_type, currency, line_item_type, cost in con.execute(
                 proportional.format("accountant_id, resource_type, currency, line_item_type, sum(cost)")
@@ -414,6 +416,12 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         # (the row of zeros: a tenant whose only row is the previous month's month-end lines has no days yet)
         actual, estimated, _, tax = (sum(column, Decimal(0)) for column in zip(*days.values(), [Decimal(0)] * 4))
         to_date = actual + estimated
+        # lines dated before the month (the previous month's tax, credits or refunds in this month's CUR) are actual
+        # one-offs: in the cost to date and the forecast as they are, but no flow, and not this month's tax or the
+        # charges it was levied on
+        earlier = [v for d, v in days.items() if d < period]
+        earlier_cost = sum((v[0] for v in earlier), Decimal(0))
+        tax -= sum((v[3] for v in earlier), Decimal(0))
         if window:
             # usage (flows) at the window's mean per hour; storage (a stock) at its last whole day's cost; the
             # month's tax so far is dated its first day, and is no flow
@@ -425,10 +433,10 @@ def compute(con, period: dt.date, next_period: dt.date, pricing: Pricing,
         else:
             per_day = []
             elapsed = _hours(month_start, as_of)
-            rate = _div(to_date - tax, Decimal(elapsed)) if elapsed else Decimal(0)
+            rate = _div(to_date - tax - earlier_cost, Decimal(elapsed)) if elapsed else Decimal(0)
         # the tax so far was levied on the covered charges: the charges still to come (the estimated hours and the
         # rest of the month) bear it at the same rate
-        taxed = actual - tax
+        taxed = actual - tax - earlier_cost
         tax_to_come = Decimal(0)
         if tax and taxed > 0:
             tax_to_come = _div(tax * (estimated + rate * remaining), taxed, MONEY)

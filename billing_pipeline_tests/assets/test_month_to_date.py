@@ -315,6 +315,44 @@ def test_the_months_tax_so_far_is_forecast_at_its_rate_on_the_charges_still_to_c
     assert rows[("a", "lambda")]["forecast_cost"] == D("0.0288") + 18 * D("0.0002") + 690 * D("0.0006")
 
 
+def test_the_previous_months_lines_billed_in_this_month_are_actual_one_offs(warehouse):
+    """The previous month's tax and credits may arrive in this month's CUR, dated in the previous month (an outside
+    check, 2026-11-29): they are actual and in the forecast as they are, but no flow and not this month's tax. B's
+    February tax 0.05 and credit -0.08 were read as its tax so far and as taxed charges: the charges 0.0192 - 0.08
+    were negative, so the 10 % levy on the charges to come (0.02784) was dropped; in a generated month the same
+    lines raised a tenant's forecast by 0.2497 for -0.0355 of actual cost."""
+    warehouse.execute("""INSERT INTO tenant_costs VALUES
+        (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda', 'lambda', '', 'Tax', 'proportional', NULL, NULL,
+         'USD', 'unblended', 0.00192, NULL),
+        (DATE '2026-03-01', DATE '2026-02-01', 'b', 'AWSLambda', 'lambda', '', 'Tax', 'proportional', NULL, NULL,
+         'USD', 'unblended', 0.05, NULL),
+        (DATE '2026-03-01', DATE '2026-02-01', 'b', 'AWSLambda', 'lambda', '', 'Credit', 'proportional', NULL, NULL,
+         'USD', 'unblended', -0.08, NULL)""")
+    b = rows_by_key(nowcast_of(warehouse, MARCH, APRIL))[("b", "lambda")]
+    estimated, rest, earlier = 12 * D("0.0002"), 690 * D("0.0004"), D("0.05") - D("0.08")
+    assert b["actual_cost"] == D("0.0192") + D("0.00192") + earlier
+    # as in test_the_months_tax_so_far_is_forecast_at_its_rate_on_the_charges_still_to_come, plus the one-offs
+    assert b["forecast_cost"] == D("0.0192") + D("0.00192") + estimated + rest + (estimated + rest) / 10 + earlier
+    assert (b["forecast_low"], b["forecast_high"]) == (b["forecast_cost"] - estimated / 20,
+                                                       b["forecast_cost"] + estimated / 20)
+    assert b["method"] == "actual+tax:levied_on_charges_to_come+unit_cost:last_7_covered_days"
+
+
+def test_the_previous_months_tax_billed_in_this_month_does_not_replace_this_months_tax(warehouse):
+    """April's CUR holds only March's late tax (dated March 31) so far: April's own tax is still to come, so the
+    forecast still adds March's month-end tax (it was taken for April's own and left out: 0.5 too low)."""
+    warehouse.execute("""INSERT INTO tenant_costs VALUES
+        (DATE '2026-03-01', DATE '2026-03-01', 'b', 'AWSLambda', 'lambda', '', 'Tax', 'proportional', NULL, NULL,
+         'USD', 'unblended', 0.5, NULL),
+        (DATE '2026-04-01', DATE '2026-03-31', 'b', 'AWSLambda', 'lambda', '', 'Tax', 'proportional', NULL, NULL,
+         'USD', 'unblended', 0.07, NULL)""")
+    row = rows_by_key(nowcast_of(warehouse, APRIL, MAY))[("b", "lambda")]
+    estimated = 12 * D("0.0002")
+    assert row["cost_to_date"] == estimated + D("0.07")
+    assert row["forecast_cost"] == (estimated + estimated / 6 * 714 + D("0.07") + D("0.5")).quantize(D("1e-10"))
+    assert "month_end_lines:previous_month" in row["method"]
+
+
 def test_the_forecast_runs_at_the_last_7_days_rate_after_a_change_of_level(warehouse_con):
     """May 2026, covered through the 15th: A's tagged table cost 0.001 an hour on the 1st to the 8th and 0.002 from
     the 9th (a deploy doubled it). The rest of the month (384 hours) runs at the last 7 whole days' 0.002 an hour,
