@@ -13,8 +13,10 @@ Each object's bytes count for the client in its key, `clients/<accountant_id>/..
 `StorageClass` (the catalog's `storage_classes`: STANDARD -> `gb_months`, STANDARD_IA -> `gb_months_standard_ia`,
 GLACIER -> `gb_months_glacier`, ...; a report without the field, or a class the catalog does not name, counts as
 STANDARD; an INTELLIGENT_TIERING object whose report has `IntelligentTieringAccessTier` counts under its tier's
-driver, `gb_months_int_frequent` ... `gb_months_int_deep_archive`, as S3 bills each tier apart); other keys are not a
-client's and are counted in `problems['inventory_key_outside_clients']`. An object counts the bytes S3 bills for it:
+driver, `gb_months_int_frequent` ... `gb_months_int_deep_archive`, as S3 bills each tier apart); other keys are no
+client's: their bytes count for `unattributed` (the application's own objects, inventory and log files delivered
+into the bucket: the tenants never pay for them) and the objects are counted in
+`problems['inventory_key_outside_clients']`. An object counts the bytes S3 bills for it:
 under 128 KB in STANDARD_IA, ONEZONE_IA or GLACIER_IR, 128 KB; in GLACIER or DEEP_ARCHIVE its size + 32 KB, and
 8 KB more under STANDARD's driver (the "40 KB of additional metadata for each archived object"). A snapshot stands
 for the 24 hours after it (from its hour), or until the next snapshot of the same bucket and configuration if that
@@ -99,11 +101,13 @@ billed AS (
     FROM clients
 ),
 -- the client folder as a tenant id (docs/attribution-rules.md, "Tenant ids"): trimmed; a reserved word or a
--- control character is never a tenant; each storage class is its own driver (the catalog's `storage_classes`);
--- none or an unknown one: the first's (STANDARD's)
+-- control character is never a tenant; an object outside `clients/<id>/` is stored bytes nobody owns: its own
+-- share, `unattributed`, never spread over the tenants (DESIGN: usage with no known owner); each storage class is
+-- its own driver (the catalog's `storage_classes`); none or an unknown one: the first's (STANDARD's)
 per_object AS (
     SELECT o.snapshot_id,
-           CASE WHEN lower(trim(o.client)) IN ('unattributed', 'total') OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')
+           CASE WHEN trim(o.client) = '' OR lower(trim(o.client)) IN ('unattributed', 'total')
+                     OR regexp_matches(o.client, '[\\x00-\\x1f\\x7f]')
                 THEN 'unattributed' ELSE trim(o.client) END AS accountant_id,
            coalesce(c.driver, k.driver, $default_driver) AS driver, o.billed_size, o.standard_bytes, o.client
     FROM billed AS o

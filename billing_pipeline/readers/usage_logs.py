@@ -56,7 +56,8 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       (GET.BUCKET, ...) -> `tier1_requests`; every other REST request but DELETE (free) -> `tier2_requests`: GET,
       HEAD, SELECT (a POST), a CORS preflight (OPTIONS), and a copy's second record, the GET of its source
       (REST.COPY.OBJECT_GET / PART_GET: the copy is one COPY); for the client in the key (or LIST prefix)
-      `clients/<accountant_id>/`; other keys -> problems['s3_request_outside_clients']. Requests AWS does not bill
+      `clients/<accountant_id>/`; other keys -> `unattributed` (nobody's request: never the tenants') and
+      problems['s3_request_outside_clients']. Requests AWS does not bill
       are none: HTTP 5XX; from 2024-05-13 the 3XX/4XX error codes S3's ErrorCodeBilling page lists, and
       AccessDenied to an unauthenticated request (Requester `-`) (`s3_request_unbilled` in usage_logs.sql).
 

@@ -385,7 +385,9 @@ s3_requests AS (
         line_no,
         event_time,
         s3_bucket AS scope,
-        tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)) AS accountant_id,
+        -- a key (or LIST prefix) outside clients/<id>/ is a request nobody owns: its own share, `unattributed`,
+        -- never spread over the tenants (DESIGN: usage with no known owner); counted in log_problems too
+        coalesce(tenant_text(regexp_extract(s3_key, '^clients/([^/]+)/', 1)), 'unattributed') AS accountant_id,
         CASE
             -- A website endpoint's request (always anonymous, GET or HEAD) is billed as a GET, its errors too: "For
             -- buckets configured with website hosting, applicable request and other charges will still apply when S3
@@ -486,10 +488,10 @@ LEFT JOIN request_owners AS o USING (request_id)
 LEFT JOIN agent_sessions AS s USING (session_id)
 WHERE e.log_bytes IS NOT NULL
 UNION ALL
--- S3: billed requests under clients/<accountant_id>/ of the bucket logged.
+-- S3: billed requests of the bucket logged, for the client of their key (clients/<accountant_id>/) or unattributed.
 SELECT line_no, event_time, 'AmazonS3', driver, scope, accountant_id, 1, NULL
 FROM s3_requests
-WHERE driver IS NOT NULL AND accountant_id IS NOT NULL;
+WHERE driver IS NOT NULL;
 
 -- name: log_problems
 -- Lines counted and skipped or left unattributed, one reason each (a line with several rows counts once).

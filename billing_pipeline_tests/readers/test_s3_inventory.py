@@ -39,7 +39,7 @@ def test_daily_snapshots_become_hourly_gb_months(tmp_path):
             ("clients/acc-a/w2.pdf", GIB * JANUARY_HOURS // 2),
             ("clients/acc-a/1099.pdf", GIB * JANUARY_HOURS // 2),  # acc-a: 1 GiB-month per month-hour
             ("clients%2Facc-b%2Fscan%201.pdf", GIB * JANUARY_HOURS // 4),  # CSV keys are URL-encoded
-            ("assets/logo.png", 123456),  # not a client's: ignored, counted
+            ("assets/logo.png", 123456),  # not a client's: unattributed bytes (nobody's), counted
             ("clients/acc-b/deleted-marker", ""),  # no size (delete marker)
         ],
     )
@@ -56,13 +56,18 @@ def test_daily_snapshots_become_hourly_gb_months(tmp_path):
     assert rows[("2026-01-02 01", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("3")
     assert rows[("2026-01-03 00", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a")] == D("3")
     assert ("2026-01-03 01", "AmazonS3", "gb_months", "tax-demo-docs", "acc-a") not in rows  # 24 hours only
-    assert len(rows) == 1 + 24 + 24 + 24  # acc-a Dec-31 hour, acc-a+acc-b Jan 1, acc-a Jan 2
+    # the logo outside clients/ is stored bytes nobody owns: its own share, never the tenants' (123456 / 2^30 / 744, 10 places)
+    for hour in range(1, 25):
+        at = f"2026-01-{1 + hour // 24:02d} {hour % 24:02d}"
+        assert rows[(at, "AmazonS3", "gb_months", "tax-demo-docs", "unattributed")] == D("0.0000001545")
+    assert len(rows) == 1 + 24 + 24 + 24 + 24  # acc-a Dec-31 hour, acc-a+acc-b+logo Jan 1, acc-a Jan 2
 
     # GB-months: each hour is bytes / 2^30 / 744; acc-b held 186 GiB for 24 hours = 186 x 24 / 744 = 6.
     by_tenant = {}
     for (_, _, _, _, tenant), quantity in rows.items():
         by_tenant[tenant] = by_tenant.get(tenant, 0) + quantity
-    assert by_tenant == {"acc-a": D("2") + 24 * D("1") + 24 * D("3"), "acc-b": D("6")}
+    assert by_tenant == {"acc-a": D("2") + 24 * D("1") + 24 * D("3"), "acc-b": D("6"),
+                         "unattributed": 24 * D("0.0000001545")}
     assert evidence.problems == {"inventory_key_outside_clients": 1}
     assert evidence.files_read == 6  # 3 manifests + 3 data files
     assert evidence.lines_read == 7

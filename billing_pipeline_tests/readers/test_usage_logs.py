@@ -358,7 +358,7 @@ def test_s3_server_access_log_requests(tmp_path):
                 access("05/Jan/2026:15:00:05 +0000", "REST.DELETE.OBJECT", "clients/acc-a/old.pdf",
                        "DELETE /clients/acc-a/old.pdf HTTP/1.1"),  # free: no driver
                 access("05/Jan/2026:16:59:59 +0100", "REST.GET.OBJECT", "assets/logo.png",
-                       "GET /assets/logo.png HTTP/1.1"),  # no client
+                       "GET /assets/logo.png HTTP/1.1"),  # no client: nobody's request, never the tenants'
             ]
         )
     )
@@ -368,6 +368,7 @@ def test_s3_server_access_log_requests(tmp_path):
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-a"): D("1"),
         ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "acc-b"): D("1"),
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "acc-b"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "unattributed"): D("1"),
     }
     assert evidence.problems == {"s3_request_outside_clients": 1}
 
