@@ -253,7 +253,17 @@ def list_tokens(path: str | None = None) -> list[Grant]:
 
 
 def revoke_tokens(accountant_id: str, path: str | None = None) -> int:
-    """Remove every token of the accountant; returns how many were removed."""
+    """Remove every token of the accountant; returns how many were removed. InvalidRequest when it holds none: an
+    operator cutting a tenant off who typed its id as a tag shows it (`ACCT-0001`, a pasted trailing space) must not
+    be told it worked while the tenant's tokens still do; the ids that read the same and hold tokens are named."""
+    from billing_pipeline.resources.tenant_registry import id_skeleton
+
+    path = path or tokens_path()
+    holders = {grant.accountant_id for grant in list_tokens(path) if grant.scope == "tenant"}
+    if accountant_id not in holders:
+        alike = sorted(a for a in holders if id_skeleton(a) == id_skeleton(accountant_id))
+        held = f" (tokens are held by {', '.join(map(repr, alike))}, which reads the same)" if alike else ""
+        raise InvalidRequest(f"no token of {accountant_id!r} in {path}: revoked nothing{held}")
     return _revoke(lambda grant: grant.scope == "tenant" and grant.accountant_id == accountant_id, path)
 
 

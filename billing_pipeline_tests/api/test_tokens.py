@@ -214,3 +214,24 @@ def test_a_tenant_with_no_published_data_gets_a_warning(built, tmp_path):
     assert without.stderr.splitlines()[-1] == (
         f"warning: acct-new has no data in any published month ({built.published}): the dashboard will be empty "
         "for it until a month with its costs is published")
+
+
+def test_revoking_an_id_that_holds_no_token_fails_naming_the_look_alike_that_does(tmp_path):
+    """An operator cutting a tenant off types its id as the tags show it (`ACCT-0001`, a trailing space pasted along):
+    "revoked 0 token(s)" with status 0 left the tenant's token working. Revoking nothing is an error, naming the ids
+    that read the same and hold tokens; the file is left as it was."""
+    tokens = tmp_path / "tokens.json"
+    token = issue_token(A, str(tokens))
+    before = tokens.read_text()
+    for typed in ("ACCT-0001", "acct-0001 ", "acct\u20100001"):
+        result = cli("revoke-tokens", typed, "--tokens", str(tokens))
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert result.stderr == (f"error: no token of {typed!r} in {tokens}: revoked nothing "
+                                 f"(tokens are held by {A!r}, which reads the same)\n")
+    nobody = cli("revoke-tokens", "acct-0009", "--tokens", str(tokens))
+    assert (nobody.returncode, nobody.stderr) == (2, f"error: no token of 'acct-0009' in {tokens}: revoked nothing\n")
+    assert tokens.read_text() == before
+    assert [g.accountant_id for g in list_tokens(str(tokens))] == [A] and token
+    done = cli("revoke-tokens", A, "--tokens", str(tokens))
+    assert (done.returncode, done.stderr) == (0, f"revoked 1 token(s) of {A} in {tokens}\n")
+    assert list_tokens(str(tokens)) == []
