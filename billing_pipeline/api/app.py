@@ -44,7 +44,8 @@ from billing_pipeline.exports import safe_text
 from billing_pipeline.publishing import PublishedError
 
 log = logging.getLogger("billing_pipeline.api")
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")  # ASCII digits: \d would take "２０２６-０１" as 2026-01
+SINGLE_PARAMETERS = ("month", "from", "to")  # each at most once: `?month=a&month=b` answered b, silently
 DEFAULT_FIRST_MONTH = "2018-01"
 STATIC_DIR = str(package_files.files("billing_pipeline.api").joinpath("static"))
 SECURITY_HEADERS = {
@@ -176,6 +177,12 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
             raise _error(401, f"Token {found.id} expired at {found.expires_at}: ask for a new one.", invalid)
         return found
 
+    def given_once(request: Request, names=SINGLE_PARAMETERS) -> None:
+        """400 for a parameter given twice (the framework would take the last one, a proxy or a log the first)."""
+        for name in names:
+            if len(request.query_params.getlist(name)) > 1:
+                raise _error(400, f"{name} is given more than once")
+
     async def caller(request: Request, granted: Grant = Depends(grant)) -> str:
         """A tenant token's accountant; any other tenant's id in the query is refused."""
         if granted.scope != "tenant":
@@ -183,11 +190,13 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
         for requested in request.query_params.getlist("accountant_id"):
             if requested != granted.accountant_id:
                 raise _error(403, "A token only gives access to its own accountant's billing data.")
+        given_once(request)
         return granted.accountant_id
 
-    async def admin(granted: Grant = Depends(grant)) -> Grant:
+    async def admin(request: Request, granted: Grant = Depends(grant)) -> Grant:
         if granted.scope != "admin":
             raise _error(403, "These endpoints are for the data team's admin tokens.")
+        given_once(request, (*SINGLE_PARAMETERS, "accountant_id"))
         return granted
 
     def run(fn, *args):

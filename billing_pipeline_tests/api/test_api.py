@@ -182,13 +182,29 @@ def test_a_token_hash_is_not_a_token(client, built):
 @pytest.mark.parametrize("month, message", [
     ("2026-1", "YYYY-MM"), ("202601", "YYYY-MM"), ("2026-01-01", "YYYY-MM"), ("january", "YYYY-MM"), ("", "YYYY-MM"),
     ("2026-13", "01..12"), ("2026-00", "01..12"), ("2017-12", "out of range"), ("2999-01", "out of range"),
-    ("2026-01' OR '1'='1", "YYYY-MM"),
+    ("2026-01' OR '1'='1", "YYYY-MM"), ("\uff12\uff10\uff12\uff16-\uff10\uff11", "YYYY-MM"),
+    ("\u0662\u0660\u0662\u0666-\u0660\u0661", "YYYY-MM"),  # full-width and Arabic-Indic digits are no YYYY-MM
 ])
 def test_bad_month_is_400_with_a_clear_message(client, built, month, message):
     for path in ("/billing", "/billing.csv"):
         response = client.get(path, params={"month": month}, headers=auth(built, A))
         assert response.status_code == 400
         assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path, query", [
+    ("/billing", "month=2026-01&month=2025-12"), ("/billing", "month=2026-01&month=2026-01"),
+    ("/billing.csv", "month=2025-12&month=2026-01"), ("/billing.csv", "from=2025-12&to=2025-12&to=2026-01"),
+    ("/billing.csv", "from=2026-01&from=2025-12&to=2026-01"),
+])
+def test_a_parameter_given_twice_is_400_not_the_last_one_silently(client, built, path, query):
+    """`?month=2026-01&month=2025-12` answered December (the last one) with 200: which month a caller, a proxy or a
+    log reads from such a request is anyone's guess. A parameter given twice is refused, naming it."""
+    response = client.get(f"{path}?{query}", headers=auth(built, A))
+    assert response.status_code == 400, response.text
+    names = [pair.split("=")[0] for pair in query.split("&")]
+    (name,) = {n for n in names if names.count(n) > 1}
+    assert response.json() == {"detail": f"{name} is given more than once"}
 
 
 def test_month_without_data_is_404(client, built):

@@ -153,6 +153,9 @@ def test_the_admin_scope_reads_every_tenant_and_is_kept_apart(built, tmp_path):
         assert refused.status_code == 403 and B not in refused.text
     # read-only: nothing but GET
     assert client.post("/admin/statements", params={"month": "2026-01"}, headers=bearer(admin)).status_code == 405
+    # one tenant per request: `accountant_id=A&accountant_id=B` served B (the last), whatever a log shows first
+    twice = client.get(f"/admin/billing?month=2026-01&accountant_id={A}&accountant_id={B}", headers=bearer(admin))
+    assert (twice.status_code, twice.json()) == (400, {"detail": "accountant_id is given more than once"})
 
 
 def test_the_first_file_format_is_still_read_and_gets_an_expiry_when_rewritten(built, tmp_path):
