@@ -109,9 +109,20 @@ def _legacy_id(digest: str) -> str:
     return "tok_" + hashlib.sha256(("legacy:" + digest).encode()).hexdigest()[:12]
 
 
+def _pairs(pairs: list[tuple]) -> dict:
+    """A JSON object that holds no token hash twice (a repeated key, or one in another case): json.loads would keep
+    the last, giving the token to whichever tenant a hand-merged file lists last."""
+    digests = [key.lower() for key, _value in pairs if _HASH.match(key.lower())]
+    for digest in sorted({d for d in digests if digests.count(d) > 1}):
+        raise TokensFileError(f"token hash {digest[:8]}... is listed twice")
+    return dict(pairs)
+
+
 def parse_tokens(text: str, source: str) -> dict[str, Grant]:
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_pairs)
+    except TokensFileError as error:
+        raise TokensFileError(f"{source}: {error}") from None
     except ValueError as error:
         raise TokensFileError(f"{source}: not JSON ({error})") from error
     if not isinstance(document, dict):

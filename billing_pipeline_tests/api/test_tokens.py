@@ -238,3 +238,20 @@ def test_revoking_an_id_that_holds_no_token_fails_naming_the_look_alike_that_doe
     done = cli("revoke-tokens", A, "--tokens", str(tokens))
     assert (done.returncode, done.stderr) == (0, f"revoked 1 token(s) of {A} in {tokens}\n")
     assert list_tokens(str(tokens)) == []
+
+
+def test_a_token_hash_listed_twice_makes_the_file_unreadable_not_the_last_tenants(tmp_path):
+    """A hand-merged tokens file holding one hash twice (the same key again, or in upper case) gave the token to
+    whichever entry came last: another tenant's billing. Such a file is refused (503), naming the hash's start."""
+    digest = token_hash("bpt_shared")
+    entry = {"scope": "tenant", "label": "", "created_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}
+    first = json.dumps({"id": "tok_000000000001", **entry, "accountant_id": A})
+    second = json.dumps({"id": "tok_000000000002", **entry, "accountant_id": B})
+    for key in (digest, digest.upper()):
+        text = f'{{"tokens": {{"{digest}": {first}, "{key}": {second}}}}}'
+        with pytest.raises(TokensFileError, match=f"token hash {digest[:8]}... is listed twice"):
+            parse_tokens(text, "tokens.json")
+    legacy = f'{{"{digest}": "{A}", "{digest.upper()}": "{B}"}}'
+    with pytest.raises(TokensFileError, match="listed twice"):
+        parse_tokens(legacy, "tokens.json")
+    assert parse_tokens(f'{{"tokens": {{"{digest}": {first}}}}}', "tokens.json")[digest].accountant_id == A
