@@ -288,26 +288,14 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
             {"accountant_id": accountant_id, "months": run(queries.history, accountant_id)}))
         return Response(body, media_type="application/json")
 
-    def csv_document(accountant_id: str, first: dt.date | None, last: dt.date | None) -> tuple[str, str]:
-        """One month (first == last; None: the latest) or every month of the caller's in [first, last]."""
-        if first is None or first == last:
-            docs = [month_statement(accountant_id, first)]
-        else:
-            def months(con):
-                return [m for m in queries.tenant_months(con, accountant_id) if first <= m <= last]
-            chosen = sorted(run(months))
-            if not chosen:
-                raise _error(404, f"No billing data from {first:%Y-%m} to {last:%Y-%m}.")
-            docs = [month_statement(accountant_id, m) for m in chosen]
+    def csv_month(accountant_id: str, period: dt.date | None) -> tuple[str, str]:
+        """A month's CSV rows (no header) and the month (None: the latest)."""
+        doc = month_statement(accountant_id, period)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(queries.CSV_COLUMNS)
-        for doc in docs:
-            for row in queries.csv_rows(doc):
-                writer.writerow([safe_cell(cell) for cell in row])
-        span = docs[0]["month"] if first is None or first == last else f"{first:%Y-%m}_{last:%Y-%m}"
-        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{accountant_id}_{span}.csv")
-        return buffer.getvalue(), filename
+        for row in queries.csv_rows(doc):
+            writer.writerow([safe_cell(cell) for cell in row])
+        return buffer.getvalue(), doc["month"]
 
     @app.get("/billing.csv")
     async def billing_csv(month: str | None = None, from_month: str | None = Query(None, alias="from"),
@@ -321,9 +309,21 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
                 raise _error(400, f"from {first:%Y-%m} is after to {last:%Y-%m}")
         else:
             first = last = parse_month(month)
-        text, filename = await cached(("csv", accountant_id, first, last),
-                                      lambda: csv_document(accountant_id, first, last))
-        return Response(text, media_type="text/csv; charset=utf-8",
+        # Kept per month, a range put together per request: one document per (from, to) pair let one token fill
+        # the memory with copies of the same months, each rebuilt after every publication
+        if first == last:
+            rows, span = await cached(("csv", accountant_id, first), lambda: csv_month(accountant_id, first))
+        else:
+            months = await cached(("months", accountant_id), lambda: run(queries.tenant_months, accountant_id))
+            chosen = sorted(m for m in months if first <= m <= last)
+            if not chosen:
+                raise _error(404, f"No billing data from {first:%Y-%m} to {last:%Y-%m}.")
+            parts = [await cached(("csv", accountant_id, m), lambda m=m: csv_month(accountant_id, m)) for m in chosen]
+            rows, span = "".join(text for text, _month in parts), f"{first:%Y-%m}_{last:%Y-%m}"
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\r\n").writerow(queries.CSV_COLUMNS)
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{accountant_id}_{span}.csv")
+        return Response(header.getvalue() + rows, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     @app.get("/admin/months")
@@ -355,6 +355,7 @@ def create_app(published: str | None = None, tokens_file: str | None = None,
     # Swagger UI's files from the swagger-ui-bundle package: the docs page loads nothing from the internet
     app.mount("/api/docs/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
     app.state.published = billing
+    app.state.served = memo  # the documents served from memory (the tests count them)
     return app
 
 

@@ -202,3 +202,25 @@ def test_csv_of_a_range_is_named_after_the_tenant_and_the_months(client, built):
                       headers=auth(built, A)).status_code == 400
     # another tenant's data never
     assert B not in response.text
+
+
+def test_csv_ranges_keep_one_document_per_month_not_one_per_range(built):
+    """Every `?from=&to=` pair was a document of its own, kept in memory and rebuilt after each publication: one
+    tenant's token asking the ranges 2018-01..2026-01 (each a copy of the same two months) made the server hold and
+    rebuild hundreds of documents, for every tenant's wait. The CSV is now kept per month (and the list of the
+    tenant's months) and a range put together from them: the same bytes, a bounded number of documents."""
+    from .conftest import in_process_client
+
+    client = in_process_client(built.published, built.tokens_file)
+    headers = auth(built, A)
+    single = {m: client.get("/billing.csv", params={"month": m}, headers=headers).text for m in ("2025-12", "2026-01")}
+    header, *_ = single["2025-12"].split("\r\n", 1)
+    both = header + "\r\n" + single["2025-12"].split("\r\n", 1)[1] + single["2026-01"].split("\r\n", 1)[1]
+    starts = [f"{y}-{m:02d}" for y in range(2018, 2026) for m in (1, 4, 7, 10)]
+    for first in starts:
+        answer = client.get("/billing.csv", params={"from": first, "to": "2026-01"}, headers=headers)
+        assert answer.status_code == 200 and answer.text == both, first
+        assert answer.headers["content-disposition"] == f'attachment; filename="acct-0001_{first}_2026-01.csv"'
+    documents = client.app.state.served["entries"]
+    assert sorted(k for k in documents if k[1] == A and k[0] in ("csv", "months")) == [
+        ("csv", A, DEC), ("csv", A, JAN), ("months", A)]
