@@ -140,7 +140,7 @@ def _file_ids(uri: str) -> list[str]:
     except OSError as error:
         raise TenantRegistryError(f"Tenant registry {uri}: cannot read it ({error})") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte order mark (Windows editors) is the encoding's, not an id's
     except UnicodeDecodeError as error:
         raise TenantRegistryError(f"Tenant registry {uri}: not UTF-8 text ({error})") from None
     if text.lstrip().startswith("["):

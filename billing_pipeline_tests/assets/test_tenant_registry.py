@@ -53,6 +53,22 @@ def test_registry_from_a_file_lines_or_json(tmp_path):
     assert TenantRegistry(source=str(as_json)).load(None).known == {"acct-0003"}
 
 
+def test_a_registry_saved_with_a_byte_order_mark_reads_as_its_ids(tmp_path):
+    """Windows editors and PowerShell 5's `Out-File -Encoding utf8` start a file with U+FEFF: a JSON array was read
+    as lines and refused ("line 1: '\\ufeff[\"acct-0001\", ...' contains control or format characters"), and a
+    one-id-per-line file refused its first tenant. The mark is the encoding's, not the first id's."""
+    lines = tmp_path / "tenants.txt"
+    lines.write_bytes("\ufeffacct-0001\r\nacct-0002\r\n".encode("utf-8"))
+    assert TenantRegistry(source=str(lines)).load(None).known == {"acct-0001", "acct-0002"}
+    as_json = tmp_path / "tenants.json"
+    as_json.write_bytes("\ufeff".encode("utf-8") + json.dumps(["acct-0003", "acct-0004"]).encode("utf-8"))
+    assert TenantRegistry(source=str(as_json)).load(None).known == {"acct-0003", "acct-0004"}
+    inside = tmp_path / "inside.txt"  # a mark anywhere else is still a format character in an id
+    inside.write_bytes("acct-0001\n\ufeffacct-0002\n".encode("utf-8"))
+    with pytest.raises(TenantRegistryError, match="line 2: .* contains control or format characters"):
+        TenantRegistry(source=str(inside)).load(None)
+
+
 def test_malformed_registry_fails_naming_the_file_and_line(tmp_path, monkeypatch):
     bad = tmp_path / "tenants.txt"
     bad.write_text("acct-0001\nacct-0002 \ntotal\nUnknown\n")
