@@ -57,7 +57,9 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       HEAD, SELECT (a POST), a CORS preflight (OPTIONS), and a copy's second record, the GET of its source
       (REST.COPY.OBJECT_GET / PART_GET: the copy is one COPY); for the client in the key (or LIST prefix)
       `clients/<accountant_id>/`; other keys -> `unattributed` (nobody's request: never the tenants') and
-      problems['s3_request_outside_clients']. Requests AWS does not bill
+      problems['s3_request_outside_clients']. The Key field is URL-encoded twice for REST and WEBSITE requests,
+      once for BATCH.DELETE.OBJECT and S3.* (docs/attribution-rules.md); a LIST's prefix once, in its Request-URI.
+      Requests AWS does not bill
       are none: HTTP 5XX; from 2024-05-13 the 3XX/4XX error codes S3's ErrorCodeBilling page lists, and
       AccessDenied to an unauthenticated request (Requester `-`) (`s3_request_unbilled` in usage_logs.sql).
 

@@ -293,9 +293,14 @@ SELECT
     access.http_status AS s3_http_status,
     access.error_code AS s3_error_code,
     access.requester AS s3_requester,
-    -- The object key (URL-encoded in the log), or for a LIST the prefix of the request.
-    url_decode(CASE WHEN access.key <> '-' THEN access.key
-                    ELSE regexp_extract(access.request_uri, '[?&]prefix=([^& ]*)', 1) END) AS s3_key
+    -- The object key, or for a LIST the prefix of the request. The log's Key field is URL-encoded twice for requests
+    -- (`clients/Acme%2520Corp/`) but once for BATCH.DELETE.OBJECT and S3.EXPIRE.OBJECT (seen in production logs:
+    -- Yelp Engineering, 2025-09; AWS documents only "URL-encoded"); the Request-URI is the request as sent, once.
+    CASE WHEN access.key = '-' THEN url_decode(regexp_extract(access.request_uri, '[?&]prefix=([^& ]*)', 1))
+         WHEN starts_with(access.operation, 'REST.') OR starts_with(access.operation, 'WEBSITE.')
+             THEN url_decode(url_decode(access.key))
+         ELSE url_decode(access.key)
+    END AS s3_key
 FROM classified;
 
 -- name: request_owners

@@ -841,3 +841,32 @@ def test_bedrock_failed_invocations_count_the_tokens_they_record_and_say_so(tmp_
         ("2026-01-05 13", "AmazonBedrock", "output_tokens", "anthropic.claude-3-haiku", "acc-a"): D("57"),
     }
     assert evidence.problems == {"bedrock_failed_invocation_tokens": 1}
+
+
+def test_s3_access_log_keys_are_decoded_as_s3_encodes_them_per_operation(tmp_path):
+    # The Key field of most operations is URL-encoded twice, while BATCH.DELETE.OBJECT and S3.EXPIRE.OBJECT encode
+    # it once (Yelp Engineering, "S3 server access logs at scale", 2025-09-26, from TiBs of logs a day; the S3 User
+    # Guide says only "URL-encoded"): the folder of 'Acme Corp' is `clients/Acme%2520Corp/` in a GET's record. The
+    # Request-URI is the request as sent, encoded once (a LIST's prefix is read from it).
+    write_access_log(tmp_path, [
+        s3_access_line("05/Jan/2026:15:00:01 +0000", "REST.PUT.OBJECT", "clients/Acme%2520Corp/2025%2520W-2.pdf",
+                       request_key="clients/Acme%20Corp/2025%20W-2.pdf"),
+        s3_access_line("05/Jan/2026:15:00:02 +0000", "REST.GET.OBJECT", "clients/M%25C3%25BCller%252BS%25C3%25B6hne/a.pdf",
+                       request_key="clients/M%C3%BCller%2BS%C3%B6hne/a.pdf"),
+        s3_access_line("05/Jan/2026:15:00:03 +0000", "WEBSITE.GET.OBJECT", "clients/Acme%2520Corp/index.html",
+                       request_key="clients/Acme%20Corp/index.html", requester="-"),
+        s3_access_line("05/Jan/2026:15:00:04 +0000", "REST.GET.BUCKET", "-",
+                       request_key="?list-type=2&prefix=clients%2FAcme%20Corp%2F&encoding-type=url"),
+        # a tenant whose id holds '%25' literally: its GET's key is encoded twice, '%252525'
+        s3_access_line("05/Jan/2026:15:00:05 +0000", "REST.HEAD.OBJECT", "clients/ten%252525/a.pdf",
+                       request_key="clients/ten%2525/a.pdf"),
+        # encoded once (no driver: free), and never read as another tenant's
+        s3_access_line("05/Jan/2026:15:00:06 +0000", "BATCH.DELETE.OBJECT", "clients/Acme%20Corp/old.pdf",
+                       request_key="?delete"),
+    ])
+    assert of_service(read_january(tmp_path), "AmazonS3") == {
+        ("2026-01-05 15", "AmazonS3", "tier1_requests", "tax-demo-docs", "Acme Corp"): D("2"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "Acme Corp"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "Müller+Söhne"): D("1"),
+        ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "ten%25"): D("1"),
+    }

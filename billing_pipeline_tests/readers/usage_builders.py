@@ -48,13 +48,15 @@ ROLE = "arn:aws:sts::123456789012:assumed-role/app/x"  # an S3 access log's Requ
 
 
 def s3_access_line(time: str, operation: str, key: str, status: str = "200", error: str = "-",
-                   requester: str = ROLE, bucket: str = "tax-demo-docs") -> str:
+                   requester: str = ROLE, bucket: str = "tax-demo-docs", request_key: str | None = None) -> str:
     """An S3 server access log record (S3 User Guide, "Amazon S3 server access log format"): `time` as the log
-    writes it ('05/Jan/2026:15:00:01 +0000'); `requester` '-' for an unauthenticated request."""
+    writes it ('05/Jan/2026:15:00:01 +0000'); `requester` '-' for an unauthenticated request; `request_key` the
+    key as the Request-URI holds it, when it is not written as the Key field (`key`) is."""
     method = operation.split(".")[1]
     return (
         f"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be {bucket} [{time}] 192.0.2.3 {requester} "
-        f'3E57427F3EXAMPLE {operation} {key} "{method} /{key} HTTP/1.1" {status} {error} 113 - 7 - "-" "aws-sdk" - '
+        f'3E57427F3EXAMPLE {operation} {key} "{method} /{request_key or key} HTTP/1.1" {status} {error} 113 - 7 - '
+        '"-" "aws-sdk" - '
         f"hostid= {'-' if requester == '-' else 'SigV4'} ECDHE-RSA-AES128-GCM-SHA256 "
         f"{'-' if requester == '-' else 'AuthHeader'} {bucket}.s3.us-east-1.amazonaws.com TLSv1.2 - -"
     )
