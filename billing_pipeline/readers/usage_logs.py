@@ -43,7 +43,9 @@ Sources (DESIGN.md, Inputs 4; driver names from docs/attribution-rules.md):
       `sessionId` or `session.id`; usage may be `agent.runtime.vcpu.hours.used` /
       `agent.runtime.memory.gb_hours.used`, at the top level or as AWS's vended USAGE_LOGS records nest them
       (`{"event_timestamp": <epoch ms>, "attributes": {"session.id": ..}, "metrics": {"agent.runtime.vcpu.hours.used":
-      .., "agent.runtime.memory.gb_hours.used": ..}}`; delivered to S3 their time is `event_timestamp`); the owner
+      .., "agent.runtime.memory.gb_hours.used": ..}}`; delivered to S3 their time is `event_timestamp`), and the
+      built-in tools' vended records as the tool's drivers (`metrics`: `codeInterpreter.vcpu.hours.used`,
+      `codeInterpreter.memory.gb_hours.used`, `browser.vcpu.hours.used`, `browser.memory.gb_hours.used`); the owner
       may be `user_id` (the agent's user), and lines without one
       take their session's owner (else 'unattributed', problems['session_without_owner']).
   Bedrock model invocation log (AmazonBedrock, scope = modelId): `{"schemaType": "ModelInvocationLog",

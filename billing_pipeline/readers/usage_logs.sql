@@ -22,7 +22,8 @@ CREATE OR REPLACE TEMP MACRO app_fields(doc) AS json_transform(doc, '{
 }');
 -- A whole line's document: the application fields plus Lambda platform and Bedrock invocation-log records, and
 -- AgentCore Runtime's vended USAGE_LOGS records, which nest their fields: `{"event_timestamp": <epoch ms>,
--- "attributes": {"session.id": ..}, "metrics": {"agent.runtime.vcpu.hours.used": .., ...}}`.
+-- "attributes": {"session.id": ..}, "metrics": {"agent.runtime.vcpu.hours.used": .., ...}}`, and the built-in
+-- tools' (Code Interpreter, Browser), whose metrics are `codeInterpreter.vcpu.hours.used`, `browser.*`, ....
 CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "accountant_id": "JSON", "user_id": "JSON",
     "requestId": "VARCHAR", "request_id": "VARCHAR", "aws_request_id": "VARCHAR",
@@ -35,7 +36,9 @@ CREATE OR REPLACE TEMP MACRO line_fields(doc) AS json_transform(doc, '{
     "type": "VARCHAR", "time": "VARCHAR", "timestamp": "VARCHAR", "message": "JSON",
     "event_timestamp": "VARCHAR",
     "attributes": {"session.id": "VARCHAR"},
-    "metrics": {"agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR"},
+    "metrics": {"agent.runtime.vcpu.hours.used": "VARCHAR", "agent.runtime.memory.gb_hours.used": "VARCHAR",
+                "codeInterpreter.vcpu.hours.used": "VARCHAR", "codeInterpreter.memory.gb_hours.used": "VARCHAR",
+                "browser.vcpu.hours.used": "VARCHAR", "browser.memory.gb_hours.used": "VARCHAR"},
     "record": {"requestId": "VARCHAR", "metrics": {"billedDurationMs": "VARCHAR", "memorySizeMB": "VARCHAR"}},
     "schemaType": "VARCHAR", "modelId": "VARCHAR", "errorCode": "VARCHAR",
     "requestMetadata": {"accountant_id": "JSON"},
@@ -216,7 +219,20 @@ classified AS (
              THEN {'request_id': regexp_extract(message, '^REPORT RequestId: (\S+)', 1),
                    'billed_ms': split_part(split_part(message, 'Billed Duration: ', 2), ' ms', 1),
                    'memory_mb': split_part(split_part(message, 'Memory Size: ', 2), ' MB', 1)}
-        END AS report
+        END AS report,
+        -- AgentCore vCPU- and GB-hours: the application's own names, the Runtime's, or a built-in tool's vended
+        -- metrics (which also say the tool)
+        coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", a.metrics."agent.runtime.vcpu.hours.used",
+                 a.metrics."codeInterpreter.vcpu.hours.used", a.metrics."browser.vcpu.hours.used",
+                 b.vcpu_hours, b."agent.runtime.vcpu.hours.used") AS agent_vcpu_hours,
+        coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used", a.metrics."agent.runtime.memory.gb_hours.used",
+                 a.metrics."codeInterpreter.memory.gb_hours.used", a.metrics."browser.memory.gb_hours.used",
+                 b.gb_hours, b."agent.runtime.memory.gb_hours.used") AS agent_gb_hours,
+        CASE WHEN coalesce(a.metrics."codeInterpreter.vcpu.hours.used", a.metrics."codeInterpreter.memory.gb_hours.used")
+                  IS NOT NULL THEN 'codeinterpreter'
+             WHEN coalesce(a.metrics."browser.vcpu.hours.used", a.metrics."browser.memory.gb_hours.used")
+                  IS NOT NULL THEN 'browser'
+        END AS agent_tool
     FROM with_body
 )
 SELECT
@@ -265,13 +281,11 @@ SELECT
     coalesce(a.session_id, a.sessionId, a."session.id", a.attributes."session.id", b.session_id, b.sessionId,
              b."session.id") AS session_id,
     regexp_replace(lower(coalesce(a.event, a.event_type, b.event, b.event_type)), '[^a-z]', '', 'g') AS agent_event,
-    usage_amount(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", a.metrics."agent.runtime.vcpu.hours.used",
-                          b.vcpu_hours, b."agent.runtime.vcpu.hours.used")) AS vcpu_hours,
-    -- AgentCore usage of a built-in tool (code interpreter, browser), not the runtime's
-    regexp_replace(lower(coalesce(a.tool_type, b.tool_type)), '[^a-z]', '', 'g') AS tool_type,
-    usage_amount(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used",
-                          a.metrics."agent.runtime.memory.gb_hours.used", b.gb_hours,
-                          b."agent.runtime.memory.gb_hours.used")) AS gb_hours,
+    usage_amount(agent_vcpu_hours) AS vcpu_hours,
+    -- AgentCore usage of a built-in tool (code interpreter, browser), not the runtime's: named by the line, or by
+    -- the tool's vended metrics
+    regexp_replace(lower(coalesce(a.tool_type, b.tool_type, agent_tool)), '[^a-z]', '', 'g') AS tool_type,
+    usage_amount(agent_gb_hours) AS gb_hours,
     -- Bedrock model invocation log (`errorCode`: the call failed; see log_problems)
     a.modelId AS model_id,
     CASE WHEN line_kind = 'bedrock_invocation' THEN a.errorCode END AS bedrock_error,
@@ -280,11 +294,7 @@ SELECT
     usage_amount(a.input.cacheReadInputTokenCount) AS cache_read_tokens,
     usage_amount(a.input.cacheWriteInputTokenCount) AS cache_write_tokens,
     -- a quantity present but not usable (usage_amount): counted in log_problems
-    unusable(coalesce(a.vcpu_hours, a."agent.runtime.vcpu.hours.used", a.metrics."agent.runtime.vcpu.hours.used",
-                      b.vcpu_hours, b."agent.runtime.vcpu.hours.used"))
-      OR unusable(coalesce(a.gb_hours, a."agent.runtime.memory.gb_hours.used",
-                           a.metrics."agent.runtime.memory.gb_hours.used", b.gb_hours,
-                           b."agent.runtime.memory.gb_hours.used"))
+    unusable(agent_vcpu_hours) OR unusable(agent_gb_hours)
       OR unusable(a.input.inputTokenCount) OR unusable(a.output.outputTokenCount)
       OR unusable(a.input.cacheReadInputTokenCount) OR unusable(a.input.cacheWriteInputTokenCount) AS bad_quantity,
     -- S3 server access log

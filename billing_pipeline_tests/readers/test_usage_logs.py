@@ -870,3 +870,45 @@ def test_s3_access_log_keys_are_decoded_as_s3_encodes_them_per_operation(tmp_pat
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "Müller+Söhne"): D("1"),
         ("2026-01-05 15", "AmazonS3", "tier2_requests", "tax-demo-docs", "ten%25"): D("1"),
     }
+
+
+def agentcore_tool_usage_record(tool: str, session_id: str, vcpu_hours: float, gb_hours: float, epoch_ms: int) -> str:
+    """A built-in tool's USAGE_LOGS record (AgentCore Developer Guide, "AgentCore generated built-in tools
+    observability data": `codeInterpreter.vcpu.hours.used`, `codeInterpreter.memory.gb_hours.used`, `browser.*`),
+    nested as the Runtime's records are."""
+    kind, service = {"codeInterpreter": ("code-interpreter", "CodeInterpreter"), "browser": ("browser", "Browser")}[tool]
+    arn = f"arn:aws:bedrock-agentcore:us-east-1:123456789012:{kind}/tax_tool-AbC123"
+    return json.dumps({
+        "resource_arn": arn,
+        "event_timestamp": epoch_ms,
+        "resource": {"cloud.provider": "aws", "service.name": f"AgentCore.{service}", "cloud.region": "us-east-1"},
+        "attributes": {"account.id": "123456789012", "time_elapsed_seconds": 1.0, "region": "us-east-1",
+                       "session.id": session_id, "resource.id": arn},
+        "metrics": {f"{tool}.vcpu.hours.used": vcpu_hours, f"{tool}.memory.gb_hours.used": gb_hours},
+    })
+
+
+def test_agentcore_built_in_tools_vended_usage_logs_are_their_own_drivers(tmp_path):
+    # The Code Interpreter's and Browser's USAGE_LOGS name their usage `codeInterpreter.vcpu.hours.used`, ...,
+    # `browser.memory.gb_hours.used`: read only under the Runtime's names, every record was an unrecognized line and
+    # the tools' vCPU- and GB-hours were nobody's.
+    write_export(tmp_path, "agent", [
+        '2026-01-06T09:00:00.000Z {"event": "session_start", "session_id": "ci-1", "accountant_id": "acc-a"}',
+        '2026-01-06T09:00:00.000Z {"event": "session_start", "session_id": "br-1", "accountant_id": "acc-b"}',
+    ])
+    write_export(tmp_path, "usage", [
+        "2026-01-06T09:30:00.000Z "
+        + agentcore_tool_usage_record("codeInterpreter", "ci-1", 0.000277778, 0.000555556, 1767691800000),
+        "2026-01-06T09:30:01.000Z " + agentcore_tool_usage_record("browser", "br-1", 0.5, 2.0, 1767691801000),
+    ], task="task-0002")
+    evidence = read_january(tmp_path)
+    hour = "2026-01-06 09"
+    assert of_service(evidence, "AmazonBedrockAgentCore") == {
+        (hour, "AmazonBedrockAgentCore", "sessions", "", "acc-a"): D("1"),
+        (hour, "AmazonBedrockAgentCore", "sessions", "", "acc-b"): D("1"),
+        (hour, "AmazonBedrockAgentCore", "code_interpreter_vcpu_hours", "", "acc-a"): D("0.000277778"),
+        (hour, "AmazonBedrockAgentCore", "code_interpreter_gb_hours", "", "acc-a"): D("0.000555556"),
+        (hour, "AmazonBedrockAgentCore", "browser_vcpu_hours", "", "acc-b"): D("0.5"),
+        (hour, "AmazonBedrockAgentCore", "browser_gb_hours", "", "acc-b"): D("2"),
+    }
+    assert evidence.problems == {}
