@@ -91,7 +91,8 @@ def pricing_feedback(
             con.unregister("driver_prices")
             con.unregister("estimate_operations")
         export_rows = month_table(con, "pricing_feedback", period, ORDER)
-    exported = write_exports(outputs_config.export_location(), "pricing_feedback", period, export_rows)
+        # written while the warehouse is held, as the statements' exports (an older run's never replace a newer's)
+        exported = write_exports(outputs_config.export_location(), "pricing_feedback", period, export_rows)
     frame = export_rows.drop_columns(["billing_period"]).to_pandas()
     flagged = frame[frame["flagged"] & (frame["accountant_id"] == "total")]
     suggestions = {(r.service, r.driver): r.suggested_unit_cost for r in flagged.itertuples()}

@@ -122,9 +122,11 @@ def statements(
         ).fetchall()
         exported_statements = month_table(con, "statements", period, STATEMENT_ORDER)
         exported_report = month_table(con, "reconciliation_report", period, REPORT_ORDER)
-    location = outputs_config.export_location()
-    exported = write_exports(location, "statements", period, exported_statements)
-    exported += write_exports(location, "reconciliation_report", period, exported_report)
+        # written while the warehouse is held (DuckDB: one process at a time), so overlapping runs write their
+        # files in the order they read the month: an older run's files never replace a newer run's
+        location = outputs_config.export_location()
+        exported = write_exports(location, "statements", period, exported_statements)
+        exported += write_exports(location, "reconciliation_report", period, exported_report)
 
     metadata = {"dagster/row_count": MetadataValue.int(rows), "is_final": MetadataValue.bool(bool(is_final))}
     for currency, tenants_total in sums:

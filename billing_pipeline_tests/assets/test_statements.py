@@ -249,3 +249,81 @@ def test_csv_writes_no_nan_and_no_float_noise():
                       "net_amortized_cost": pa.array([None, D("1E-10"), None, D("3")], pa.decimal128(38, 10))})
     assert to_csv(table).decode("utf-8") == (
         "share,net_amortized_cost\r\n0.000139644,\r\n,0.0000000001\r\n0.0000001,\r\n,3.0000000000\r\n")
+
+
+# A one-off `statements` run in a process of its own whose exports wait, once written in memory, until the file
+# `go` exists (announcing it with the file `exporting`): the older of two overlapping runs
+SLOW_EXPORTER = """
+import os, sys, time
+from dagster import DagsterInstance, materialize
+import billing_pipeline.assets.statements as statements_module
+from billing_pipeline.definitions import defs
+flags = sys.argv[1]
+real_write_exports = statements_module.write_exports
+
+def write_exports_when_told(*args, **kwargs):
+    open(os.path.join(flags, "exporting"), "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(flags, "go")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return real_write_exports(*args, **kwargs)
+
+statements_module.write_exports = write_exports_when_told
+result = materialize([a for a in defs.assets if a.key.to_user_string() == "statements"], resources=defs.resources,
+                     partition_key="2026-01-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def test_an_older_run_never_exports_over_a_newer_one(month, tmp_path, monkeypatch):
+    """Two `statements` runs of January overlap (a one-off materialization beside the schedule, each on its own
+    instance: no Dagster pool between them). The first has read the month and is about to write its files when
+    the month is restated (the first tenant's cost doubled) and a second run writes its statements and exports.
+    The files must end with what the warehouse holds, the second run's statements (acct-0001's total 19.8445791908,
+    19.84 USD): the first run wrote its files after it had let go of the warehouse, so its older statements
+    (9.9222895954, 9.92 USD) replaced the newer ones in both files and stayed."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    _, root, env, _ = month
+    shutil.copy(root / "w.duckdb", tmp_path / "w.duckdb")
+    env = {**env, "BILLING_WAREHOUSE": str(tmp_path / "w.duckdb"), "BILLING_EXPORT_URI": str(tmp_path / "exports")}
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    log = tmp_path / "first.log"
+    with open(log, "w") as output:
+        first = subprocess.Popen([sys.executable, "-c", SLOW_EXPORTER, str(flags)],
+                                 env={**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                                 stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while not (flags / "exporting").exists():
+        assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.1)
+
+    def restate():  # acct-0001's cost doubled: 9.9222895954 -> 19.8445791908
+        with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+            con.execute("UPDATE tenant_costs SET cost = cost * 2 WHERE accountant_id = 'acct-0001'")
+
+    try:
+        restate()
+    except duckdb.IOException:  # the first run still holds the warehouse while it exports: the second comes after
+        (flags / "go").touch()
+        assert first.wait(timeout=180) == 0, log.read_text()[-4000:]
+        restate()
+    assert run(env, {"statements"}, monkeypatch).success
+    (flags / "go").touch()
+    assert first.wait(timeout=180) == 0, log.read_text()[-4000:]
+
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        restated = con.execute("SELECT * FROM statements ORDER BY currency, accountant_id, line = 'total', line"
+                               ).fetchall()
+    exported = pq.read_table(tmp_path / "exports/statements/statements-2026-01.parquet")
+    assert [(r["cost"], r["amount"]) for r in exported.to_pylist()
+            if (r["accountant_id"], r["line"]) == ("acct-0001", "total")] == [(D("19.8445791908"), D("19.84"))]
+    assert [tuple(r.values()) for r in exported.to_pylist()] == restated
+    with open(tmp_path / "exports/statements/statements-2026-01.csv", newline="", encoding="utf-8") as handle:
+        assert [D(r["amount"]) for r in csv.DictReader(handle)] == [r[8] for r in restated]
