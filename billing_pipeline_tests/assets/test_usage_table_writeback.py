@@ -333,3 +333,109 @@ def test_items_of_a_tenant_that_left_the_registry_are_left_as_they_are(tmp_path,
                                         key=lambda i: (i["accountant_id"], i["timestamp"]))
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert (metadata["items_deleted"].value, metadata["left_outside_registry"].value) == (0, ["acc-2"])
+
+
+def month_of_days(tenants, days, cost):
+    """tenant_costs rows: each tenant's Lambda cost `cost` on each of `days`."""
+    return [(tenant, day, "AWSLambda", "lambda", "direct", cost) for tenant in tenants for day in days]
+
+
+def cur_amounts(table):
+    """(tenant, day, amount) of January's written-back items."""
+    return [(i["accountant_id"], int(i["usage_date"][-2:]), i["amount"]) for i in items(table)
+            if i.get("source") == "cur" and i["month"] == "2026-01"]
+
+
+# A write-back run in a process of its own that is killed (SIGKILL) when it sends its second BatchWriteItem: the
+# first 25 items are in the table, nothing after them, no stale item deleted, nothing recorded in the warehouse
+KILLED_RUNNER = """
+import os, signal, sys
+from dagster import DagsterInstance, materialize
+from billing_pipeline.assets.usage_table_writeback import usage_table_writeback
+from billing_pipeline.resources.aws import AwsClients
+from billing_pipeline.resources.outputs_config import OutputsConfig
+from billing_pipeline.resources.tenant_registry import TenantRegistry
+from billing_pipeline.resources.warehouse import DuckDBWarehouse
+warehouse, table, registry = sys.argv[1:4]
+calls = []
+
+def killed_at_the_second_batch(**_kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+class Killed(AwsClients):
+    def dynamodb_table(self, name):
+        table = super().dynamodb_table(name)
+        table.meta.client.meta.events.register("before-call.dynamodb.BatchWriteItem", killed_at_the_second_batch)
+        return table
+
+materialize([usage_table_writeback], partition_key="2026-01-01", instance=DagsterInstance.ephemeral(),
+            resources={"outputs_config": OutputsConfig(writeback_table=table), "aws": Killed(),
+                       "warehouse": DuckDBWarehouse(database=warehouse), "tenants": TenantRegistry(source=registry)})
+"""
+
+
+def test_a_run_killed_in_the_middle_of_its_batches_is_made_whole_by_the_next(tmp_path, usage_table):
+    """January written back (acc-1..3, days 1-20, 1.00 each: 60 items); then restated lower (acc-1 and acc-2 at 0.25,
+    acc-3 no cost at all) and the write-back killed (SIGKILL) after its first batch of 25. The table is half old,
+    half new; the next run leaves exactly the restated month: 40 items of 0.25, acc-3's 20 deleted."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, month_of_days(("acc-1", "acc-2", "acc-3"), range(1, 21), "1.00"))
+    assert run(warehouse).success
+    assert cur_amounts(usage_table) == [(t, d, D("1")) for t in ("acc-1", "acc-2", "acc-3") for d in range(1, 21)]
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+
+    set_tenant_costs(warehouse, month_of_days(("acc-1", "acc-2"), range(1, 21), "0.25"))
+    registry = Path(f"{warehouse}.tenants.txt")  # written by run(): acc-1, acc-2, acc-3
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUNNER, str(warehouse), TABLE, str(registry)],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert cur_amounts(usage_table) == (
+        [("acc-1", d, D("0.25")) for d in range(1, 21)] + [("acc-2", d, D("0.25")) for d in range(1, 6)]
+        + [("acc-2", d, D("1")) for d in range(6, 21)] + [("acc-3", d, D("1")) for d in range(1, 21)])
+
+    again = run(warehouse)
+    assert again.success
+    assert items(usage_table) == sorted(
+        app_items + [cur_item(t, d, "AWSLambda", "lambda", "0.25") for t in ("acc-1", "acc-2") for d in range(1, 21)],
+        key=lambda i: (i["accountant_id"], i["timestamp"]))
+    metadata = again.get_asset_materialization_events()[0].materialization.metadata
+    assert (metadata["items_written"].value, metadata["items_deleted"].value) == (40, 20)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*), sum(amount) FROM usage_table_writeback").fetchall() == [(40, D("10"))]
+
+
+def test_unprocessed_items_of_a_batch_are_sent_again_never_lost(tmp_path, usage_table, monkeypatch):
+    """DynamoDB may answer a BatchWriteItem with part of it in UnprocessedItems (throttling): those items must be
+    sent again (boto3's batch_writer re-queues them), not dropped. Every batch here is half refused once."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, month_of_days(("acc-1", "acc-2"), range(1, 21), "0.50"))
+    app_items = [i for i in items(usage_table) if i.get("source") != "cur" or i["month"] != "2026-01"]
+    refused = []
+
+    class Throttled(AwsClients):
+        def dynamodb_table(self, name):
+            table = super().dynamodb_table(name)
+            client = table.meta.client
+            real = client.batch_write_item
+
+            def half_processed(RequestItems):
+                requests = RequestItems[name]
+                if len(requests) < 2:
+                    return real(RequestItems=RequestItems)
+                half = len(requests) // 2
+                real(RequestItems={name: requests[:half]})
+                refused.extend(requests[half:])
+                return {"UnprocessedItems": {name: requests[half:]}}
+
+            client.batch_write_item = half_processed
+            return table
+
+    monkeypatch.setattr("billing_pipeline_tests.assets.test_usage_table_writeback.AwsClients", Throttled)
+    assert run(warehouse).success
+    assert len(refused) >= 20
+    assert items(usage_table) == sorted(
+        app_items + [cur_item(t, d, "AWSLambda", "lambda", "0.5") for t in ("acc-1", "acc-2") for d in range(1, 21)],
+        key=lambda i: (i["accountant_id"], i["timestamp"]))
