@@ -18,6 +18,7 @@ key is no timestamp (billing_pipeline.readers.estimates does).
 After writing, the month's `source = 'cur'` items of every tenant of the registry (and of any tenant the previous
 run wrote) that this run did not produce are deleted: a restated month whose cost moved away from a tenant, day or
 service leaves no stale item behind, even when the run that wrote it died before recording it in the warehouse.
+A month whose tables come from different deliveries is refused before anything is written (billing_pipeline/lineage.py).
 """
 
 
@@ -35,6 +36,7 @@ from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.usage_table_writeback import GRAIN as WRITEBACK_GRAIN
 from billing_pipeline.exports import arrow_schema
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.output_lock import OutputLockTimeout, writeback_lock
@@ -157,6 +159,9 @@ def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, 
                  tenants: TenantRegistry) -> WrittenBack:
     """The month's items put, the stale ones deleted, what was written recorded (under the write-back lock)."""
     with warehouse.connect() as con:
+        # nothing written from a month whose tables come from different deliveries (a run killed after
+        # cur_line_items took a new one): the old delivery's costs would go out marked with the new one's finality
+        month_delivery(con, period, "tenant_costs")
         is_final = cur_is_final(con, period)
         columns = ["accountant_id", "usage_date", "service", "resource_type", "currency", "cost_metric", "amount"]
         produced = [dict(zip(columns, r)) for r in

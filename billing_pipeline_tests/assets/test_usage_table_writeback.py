@@ -11,7 +11,8 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import duckdb
-from dagster import DagsterInstance, materialize
+import pytest
+from dagster import DagsterInstance, Failure, materialize
 
 from billing_pipeline.assets.usage_table_writeback import dynamodb_number, usage_table_writeback
 from billing_pipeline.readers.estimates import read_estimates
@@ -439,3 +440,35 @@ def test_unprocessed_items_of_a_batch_are_sent_again_never_lost(tmp_path, usage_
     assert items(usage_table) == sorted(
         app_items + [cur_item(t, d, "AWSLambda", "lambda", "0.5") for t in ("acc-1", "acc-2") for d in range(1, 21)],
         key=lambda i: (i["accountant_id"], i["timestamp"]))
+
+
+def deliver(path, delivery, invoice_id=None):
+    """January's cur_line_items replaced by one line item of `delivery` (final when it carries an invoice id)."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM cur_line_items")
+        con.execute("""INSERT INTO cur_line_items (billing_period, usage_start, usage_end, line_item_type, currency,
+                           unblended_cost, amortized_cost, invoice_id, source_file, delivery_id)
+                       VALUES (?, '2026-01-02 00:00:00', '2026-01-02 01:00:00', 'Usage', 'USD', 1, 1, ?, 'cur.csv', ?)""",
+                    [JAN, invoice_id, delivery])
+
+
+def test_a_month_whose_tables_come_from_two_deliveries_is_not_written_back(tmp_path, usage_table):
+    """January written back from the provisional delivery `provisional` (acc-1's Lambda 1.00, is_final false).
+    Then a run of the final delivery (`final`, with an invoice id, acc-1 restated to 0.80) was killed after
+    cur_line_items: tenant_costs still holds the provisional 1.00. A write-back of the month alone (a one-off
+    materialization) must refuse it, as statements, exports, invoices and the API do, naming what to re-run: it
+    wrote the provisional 1.00 marked is_final = true, which the final bill does not say."""
+    warehouse = tmp_path / "w.duckdb"
+    set_tenant_costs(warehouse, [("acc-1", 2, "AWSLambda", "lambda", "direct", "1.00")])
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE tenant_costs SET delivery_id = 'provisional'")
+    deliver(warehouse, "provisional")
+    assert run(warehouse).success
+    written = [i for i in items(usage_table) if i.get("source") == "cur" and i["month"] == "2026-01"]
+    assert written == [cur_item("acc-1", 2, "AWSLambda", "lambda", "1")]
+
+    deliver(warehouse, "final", invoice_id="INV-1")
+    with pytest.raises(Failure, match="tenant_costs of 2026-01 was computed from delivery provisional, but "
+                                      "cur_line_items holds delivery final: re-run tenant_costs"):
+        run(warehouse)
+    assert [i for i in items(usage_table) if i.get("source") == "cur" and i["month"] == "2026-01"] == written
