@@ -144,8 +144,9 @@ def test_a_half_recomputed_month_is_refused_by_every_reader_until_rerun(month, m
     assert evaluation.metadata["cur_line_items"].value == "asm-new"
     assert evaluation.metadata["hourly_cost_facts"].value == old
 
-    # statements (and so their exports), the stages after the facts, and invoices refuse the month
-    for asset in ("statements", "tenant_costs", "reconciliation_report"):
+    # statements (and so their exports), the stages after the facts, pricing feedback (its export) and invoices
+    # refuse the month
+    for asset in ("statements", "tenant_costs", "reconciliation_report", "pricing_feedback"):
         result = run({asset})
         assert not result.success
         assert f"Refusing 2026-01: {expected}" in failure_message(result), asset

@@ -12,6 +12,7 @@ from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.pricing_feedback import GRAIN as FEEDBACK_GRAIN
 from billing_pipeline.exports import month_table, write_exports
 from billing_pipeline.formatting import markdown_table, money_in, percent_in, quantity, unit_price
+from billing_pipeline.lineage import month_delivery
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.pricing import parse_pricing
 from billing_pipeline.resources.billing_config import BillingConfig
@@ -74,6 +75,8 @@ def pricing_feedback(
     pricing_text = billing_config.pricing_text()
     pricing = parse_pricing(pricing_text, "BILLING_PRICING")
     with warehouse.connect() as con:
+        # no feedback (nor export) from a month whose tables come from different deliveries
+        month_delivery(con, period, "tenant_costs")
         is_final = cur_is_final(con, period)
         con.register("driver_prices", pricing.driver_prices_table())
         con.register("estimate_operations", pricing.estimate_operations_table())
