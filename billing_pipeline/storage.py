@@ -152,9 +152,11 @@ def write_whole(location: Location, path: str, data: bytes) -> None:
     target and renamed into place; on S3 one PutObject (pyarrow's S3 output stream always uploads in parts)."""
     filesystem = location.filesystem
     if isinstance(filesystem, pafs.LocalFileSystem):
-        parent = path.rsplit("/", 1)[0]
+        parent, name = path.rsplit("/", 1)
         filesystem.create_dir(parent, recursive=True)
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        # a hidden name (`.`): folder readers (pyarrow datasets, Spark, Athena) skip it, so a run killed before the
+        # rename leaves no second copy of the month for them to read
+        temporary = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             with filesystem.open_output_stream(temporary) as stream:
                 stream.write(data)
