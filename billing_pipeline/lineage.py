@@ -56,6 +56,35 @@ def _disagreement(found: dict[str, list[str]], period: dt.date) -> str | None:
     return None
 
 
+# Whether a month lacking rows of a chain table means the table was never materialized for the month rather than
+# that it came out empty: cur_line_items never holds an empty month (load_delivery refuses one) and the facts hold
+# every line item; tenant_costs is empty only for a month without application cost, the report only without
+# tenant costs. None: always; else a query with a row when the table must hold the month.
+MUST_HOLD = {
+    "cur_line_items": None,
+    "hourly_cost_facts": None,
+    "tenant_costs": "SELECT 1 FROM hourly_cost_facts WHERE billing_period = ? AND in_scope LIMIT 1",
+    "reconciliation_report": "SELECT 1 FROM tenant_costs WHERE billing_period = ? LIMIT 1",
+}
+
+
+def require_upstream(engine, period: dt.date, asset: str) -> None:
+    """A Dagster Failure naming the first table before `asset` in the chain that the month lacks though it must
+    hold it (MUST_HOLD), and the command that materializes it. An asset run on its own (`dagster asset materialize
+    --select tenant_costs`) for a month whose upstream never ran read nothing and wrote an empty month, its checks
+    passed (they compare with the same empty upstream) and the run was green."""
+    for table in CHAIN[: CHAIN.index(asset)]:
+        if engine.execute(f"SELECT 1 FROM {table} WHERE billing_period = ? LIMIT 1", [period]).fetchall():
+            continue
+        if MUST_HOLD[table] is None or engine.execute(MUST_HOLD[table], [period]).fetchall():
+            from dagster import Failure  # here: the API imports this module without Dagster
+
+            month = f"{period:%Y-%m}"
+            raise Failure(f"{asset} of {month}: {table} holds nothing of {month} (never materialized for the "
+                          f"month): materialize it first (dagster asset materialize -m billing_pipeline.definitions "
+                          f"--select {table} --partition {period.isoformat()}); nothing written")
+
+
 def month_delivery(engine, period: dt.date, through: str) -> str | None:
     """The delivery the month's tables up to `through` come from (None: no line items); a Dagster Failure saying
     which asset to re-run when they disagree."""

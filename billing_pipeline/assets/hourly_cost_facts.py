@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from billing_pipeline.assets.common import as_float, markdown, month_of, stage_sql
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.hourly_cost_facts import facts_match_line_items
-from billing_pipeline.lineage import month_delivery, stamp_params, stamped
+from billing_pipeline.lineage import month_delivery, require_upstream, stamp_params, stamped
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.billing_config import BillingConfig
 from billing_pipeline.resources.warehouse import WAREHOUSE_POOL, BillingWarehouse
@@ -62,6 +62,7 @@ def hourly_cost_facts(
     period, next_period = month_of(context)
     params = {"billing_period": period, "application": billing_config.application_tag()}
     with warehouse.connect() as con:
+        require_upstream(con, period, "hourly_cost_facts")  # a month never loaded is no month without cost
         ((line_items,),) = con.execute(
             "SELECT count(*) FROM cur_line_items WHERE billing_period = ?", [period]).fetchall()
         slices = month_slices(period, next_period, line_items)

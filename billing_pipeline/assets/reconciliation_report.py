@@ -15,7 +15,7 @@ from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.reconciliation_report import GRAIN as REPORT_GRAIN
 from billing_pipeline.checks.reconciliation_report import flagged_accountants
 from billing_pipeline.formatting import markdown_table, money, money_in, percent_in
-from billing_pipeline.lineage import month_delivery, stamp_params, stamped
+from billing_pipeline.lineage import month_delivery, require_upstream, stamp_params, stamped
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.plots import Plot
@@ -125,6 +125,7 @@ def reconciliation_report(
     period, _ = month_of(context)
     pricing = parse_pricing(billing_config.pricing_text(), "BILLING_PRICING")
     with warehouse.connect() as con:
+        require_upstream(con, period, "reconciliation_report")  # else every actual cost would read 0
         delivery = month_delivery(con, period, "tenant_costs")  # refuses tenant costs of another delivery
         is_final = cur_is_final(con, period)
         checks = guard("reconciliation_report", period, {  # the table's blocking check, before the commit

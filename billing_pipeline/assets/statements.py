@@ -26,7 +26,7 @@ from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.statements import GRAIN as STATEMENT_GRAIN, cents_problems
 from billing_pipeline.formatting import markdown_table, money_in
 from billing_pipeline.exports import arrow_schema, month_table, write_exports
-from billing_pipeline.lineage import month_delivery
+from billing_pipeline.lineage import month_delivery, require_upstream
 from billing_pipeline.money import CENT, largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.outputs_config import OutputsConfig
@@ -101,6 +101,7 @@ def statements(
     period, _ = month_of(context)
     with warehouse.connect() as con:
         # no statement (nor export) from a month whose tables come from different deliveries
+        require_upstream(con, period, "statements")  # else empty statements and exports replace the month's
         delivery = month_delivery(con, period, "reconciliation_report")
         is_final = cur_is_final(con, period)
         # only tenants of the registry get a statement; every other id is one 'unknown' statement

@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from billing_pipeline.assets.common import as_float, month_of, stage_sql
 from billing_pipeline.formatting import count, markdown_table, money_in
-from billing_pipeline.lineage import month_delivery, stamp_params, stamped
+from billing_pipeline.lineage import month_delivery, require_upstream, stamp_params, stamped
 from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.plots import Plot, lines, stacked_bars
@@ -201,6 +201,7 @@ def tenant_costs(
     params = {"billing_period": period, "cost_metric": metric}
     cost = METRIC_COLUMN[metric]
     with warehouse.connect() as con:
+        require_upstream(con, period, "tenant_costs")  # facts never computed are not a month without cost
         delivery = month_delivery(con, period, "hourly_cost_facts")  # refuses facts of another delivery
         stage_cost_allocations(con, params, pricing)
         stage_account_level_lines(con, period, metric, pricing)
