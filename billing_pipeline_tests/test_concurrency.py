@@ -80,3 +80,64 @@ def test_concurrent_runs_queue_on_the_warehouse_pool(tmp_path):
         months = con.execute("""SELECT billing_period, count(*), sum(unblended_cost) FROM cur_line_items
                                 GROUP BY ALL ORDER BY ALL""").fetchall()
     assert months == [(s.billing_period, s.line_items, s.bill_total) for s in samples]
+
+
+def test_a_killed_run_does_not_hold_the_warehouse_pool_forever(tmp_path, monkeypatch):
+    """A run process killed outright (the kernel's OOM killer, a lost host) while a step holds the pool's one slot:
+    the run stays STARTED and the slot claimed, and every later run of every month waits for it, without failing,
+    for ever (Dagster frees a finished run's slots only with run_monitoring's free_slots_after_run_end_seconds, and
+    the default run launcher cannot see a dead run worker: only max_runtime_seconds ends the run). The instance's
+    dagster.yaml lets the daemon's monitoring fail the run after max_runtime_seconds and free its slot."""
+    import logging
+    import signal
+    from types import SimpleNamespace
+
+    from dagster import DagsterRunStatus
+    from dagster._daemon.monitoring import concurrency as slot_monitoring
+    from dagster._daemon.monitoring import run_monitoring
+
+    sample = generate_month(tmp_path / "all", MONTHS[0], tenants=2, rows=300, seed=20)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    DagsterInstance.from_config(str(home)).dispose()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "BILLING_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+           "BILLING_CUR_URI": sample.cur_uri, "BILLING_LOGS_URI": sample.logs_uri,
+           "BILLING_S3_INVENTORY_URI": sample.inventory_uri, "BILLING_USAGE_URI": sample.usage_uri}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    run = subprocess.Popen([dagster, "asset", "materialize", "-m", "billing_pipeline.definitions", "--select",
+                            ",".join(QUEUED_ASSETS), "--partition", MONTHS[0].isoformat()],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in run.stdout:
+        if "STEP_START" in line and "hourly_cost_facts" in line:  # the step holds the pool's slot
+            run.send_signal(signal.SIGKILL)
+            break
+    run.communicate(timeout=60)
+
+    instance = DagsterInstance.from_config(str(home))
+    (killed,) = instance.get_run_records()
+    assert killed.dagster_run.status == DagsterRunStatus.STARTED
+    claimed = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
+    assert [(slot.run_id, slot.step_key) for slot in claimed] == [(killed.dagster_run.run_id, "hourly_cost_facts")]
+
+    # the daemon's monitoring, as `dagster dev` runs it, max_runtime_seconds after the run started (the default
+    # run launcher has no code location to ask, so no workspace is needed)
+    assert instance.run_monitoring_enabled
+    later = killed.start_time + instance.run_monitoring_max_runtime_seconds + 1
+    monkeypatch.setattr(run_monitoring, "get_current_timestamp", lambda: later)
+    daemon = SimpleNamespace(instance=instance, create_request_context=lambda: None)
+    log = logging.getLogger("run_monitoring")
+    list(run_monitoring.execute_run_monitoring_iteration(daemon, log))  # STARTED past its time: failed
+    assert instance.get_run_by_id(killed.dagster_run.run_id).status == DagsterRunStatus.FAILURE
+    ended = instance.get_run_record_by_id(killed.dagster_run.run_id).end_time
+    freed_after = instance.run_monitoring_settings["free_slots_after_run_end_seconds"]
+    monkeypatch.setattr(slot_monitoring, "get_current_datetime",
+                        lambda: dt.datetime.fromtimestamp(ended + freed_after + 1, dt.timezone.utc))
+    list(slot_monitoring.execute_concurrency_slots_iteration(daemon, log))
+    assert instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots == []
+
+    # and the next run takes the warehouse instead of waiting for ever
+    done = subprocess.run([dagster, "asset", "materialize", "-m", "billing_pipeline.definitions", "--select",
+                           ",".join(QUEUED_ASSETS), "--partition", MONTHS[0].isoformat()],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
