@@ -43,7 +43,11 @@ def cur_delivery_sensor(context: SensorEvaluationContext, billing_config: Billin
         if seen.get(key) == delivery.delivery_id:
             continue
         if key not in known_keys:
-            context.log.warning(f"CUR delivery for {period:%Y-%m} is outside the partitions (BILLING_FIRST_MONTH)")
+            # a month before the first partition, or after the current one (UTC): a manifest dated in the future
+            # (it said BILLING_FIRST_MONTH for 2099-01 too, which no setting of it would load)
+            why = (f"before BILLING_FIRST_MONTH ({min(known_keys)[:7]})" if key < min(known_keys) else
+                   f"after the current month ({max(known_keys)[:7]}, UTC): a delivery dated in the future")
+            context.log.warning(f"CUR delivery for {period:%Y-%m} is outside the partitions, {why}: not loaded")
             continue
         run_requests.append(
             RunRequest(

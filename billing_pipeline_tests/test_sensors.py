@@ -184,3 +184,22 @@ def test_a_month_aws_is_still_writing_gets_no_run_until_it_is_ready(tmp_path):
     write_parquet(status, {"status": ["READY"]})
     requests, cursor = tick(cursor, str(tmp_path / "cur"))
     assert [partition for partition, _ in requests] == ["2025-12-01", "2026-01-01"]
+
+
+def test_a_delivery_outside_the_partitions_gets_no_run_and_a_warning_saying_which_side(tmp_path, capfd):
+    """A month before BILLING_FIRST_MONTH and one dated after the current month (a manifest of 2099-01): no run,
+    no cursor entry, and a warning that says which (2099-01 was blamed on BILLING_FIRST_MONTH)."""
+    from billing_pipeline_tests.test_schedules import cur_of
+
+    billing_config = cur_of(tmp_path / "bucket", dt.date(2017, 12, 1), JAN, dt.date(2099, 1, 1))
+    context = build_sensor_context(resources={"billing_config": billing_config})
+    result = cur_delivery_sensor(context)
+    assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("2026-01-01", "2026-01-01:a1")]
+    assert json.loads(result.cursor) == {"2026-01-01": "a1"}
+    current = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+    warnings = [line.split(" - WARNING - ", 1)[1] for line in capfd.readouterr().err.splitlines()
+                if "outside the partitions" in line]
+    assert warnings == [
+        "CUR delivery for 2017-12 is outside the partitions, before BILLING_FIRST_MONTH (2018-01): not loaded",
+        f"CUR delivery for 2099-01 is outside the partitions, after the current month ({current}, UTC): a delivery "
+        "dated in the future: not loaded"]
