@@ -68,12 +68,13 @@ MUST_HOLD = {
 }
 
 
-def require_upstream(engine, period: dt.date, asset: str) -> None:
-    """A Dagster Failure naming the first table before `asset` in the chain that the month lacks though it must
-    hold it (MUST_HOLD), and the command that materializes it. An asset run on its own (`dagster asset materialize
-    --select tenant_costs`) for a month whose upstream never ran read nothing and wrote an empty month, its checks
-    passed (they compare with the same empty upstream) and the run was green."""
-    for table in CHAIN[: CHAIN.index(asset)]:
+def require_upstream(engine, period: dt.date, asset: str, through: str | None = None) -> None:
+    """A Dagster Failure naming the first table of the chain before `asset` (or up to `through`, for an asset
+    outside the chain) that the month lacks though it must hold it (MUST_HOLD), and the command that materializes
+    it. An asset run on its own (`dagster asset materialize --select tenant_costs`) for a month whose upstream never
+    ran read nothing and wrote an empty month, its checks passed (they compare with the same empty upstream) and the
+    run was green."""
+    for table in CHAIN[: CHAIN.index(through) + 1 if through else CHAIN.index(asset)]:
         if engine.execute(f"SELECT 1 FROM {table} WHERE billing_period = ? LIMIT 1", [period]).fetchall():
             continue
         if MUST_HOLD[table] is None or engine.execute(MUST_HOLD[table], [period]).fetchall():

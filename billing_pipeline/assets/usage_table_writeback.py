@@ -36,7 +36,7 @@ from billing_pipeline.checks.common import duplicate_check
 from billing_pipeline.checks.guard import guard
 from billing_pipeline.checks.usage_table_writeback import GRAIN as WRITEBACK_GRAIN
 from billing_pipeline.exports import arrow_schema
-from billing_pipeline.lineage import month_delivery
+from billing_pipeline.lineage import month_delivery, require_upstream
 from billing_pipeline.partitions import billing_month_partitions
 from billing_pipeline.resources.aws import AwsClients
 from billing_pipeline.resources.output_lock import OutputLockTimeout, writeback_lock
@@ -162,6 +162,10 @@ def _write_month(period: dt.date, table_name: str, warehouse: BillingWarehouse, 
         # nothing written from a month whose tables come from different deliveries (a run killed after
         # cur_line_items took a new one): the old delivery's costs would go out marked with the new one's finality
         month_delivery(con, period, "tenant_costs")
+        if not con.execute("SELECT 1 FROM tenant_costs WHERE billing_period = ? LIMIT 1", [period]).fetchall():
+            # no tenant cost deletes every item of the month below: right for a month without application cost,
+            # not for one whose tenant_costs never ran (a new warehouse, or this asset run on its own)
+            require_upstream(con, period, "usage_table_writeback", through="tenant_costs")
         is_final = cur_is_final(con, period)
         columns = ["accountant_id", "usage_date", "service", "resource_type", "currency", "cost_metric", "amount"]
         produced = [dict(zip(columns, r)) for r in

@@ -472,3 +472,30 @@ def test_a_month_whose_tables_come_from_two_deliveries_is_not_written_back(tmp_p
                                       "cur_line_items holds delivery final: re-run tenant_costs"):
         run(warehouse)
     assert [i for i in items(usage_table) if i.get("source") == "cur" and i["month"] == "2026-01"] == written
+def test_a_month_whose_tenant_costs_never_ran_deletes_nothing(tmp_path, usage_table):
+    """usage_table_writeback on its own for a month the warehouse holds nothing of (a new warehouse file, or the
+    asset selected alone before tenant_costs ran): no tenant cost read as "every item of the month is stale", and
+    the application's actual costs of January were deleted from its table, the run green. It fails naming what to
+    materialize first and deletes nothing."""
+    written = [cur_item("acc-1", 5, "AWSLambda", "lambda", "1.2345"), cur_item("acc-2", 6, "AmazonS3", "s3", "0.5")]
+    for item in written:
+        usage_table.put_item(Item=item)
+    before = items(usage_table)
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(warehouse_ddl())
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("acc-1\nacc-2\n")
+    result = materialize(
+        [usage_table_writeback],
+        resources={"outputs_config": OutputsConfig(writeback_table=TABLE), "warehouse": DuckDBWarehouse(database=str(warehouse)),
+                   "aws": AwsClients(), "tenants": TenantRegistry(source=str(registry))},
+        partition_key="2026-01-01", instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    error = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.message
+    assert ("usage_table_writeback of 2026-01: cur_line_items holds nothing of 2026-01 (never materialized for the "
+            "month): materialize it first") in error
+    assert items(usage_table) == before
+    assert [(i["accountant_id"], i["timestamp"], i["amount"]) for i in before if i.get("source") == "cur"
+            and i["month"] == "2026-01"] == [("acc-1", "2026-01-05T00:00:00Z#cur#AWSLambda", D("1.2345")),
+                                              ("acc-2", "2026-01-06T00:00:00Z#cur#AmazonS3", D("0.5"))]
