@@ -10,6 +10,7 @@ instead of silently rounding to 6 places.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import sys
@@ -37,6 +38,7 @@ SPARK_SETTINGS = {
 }
 
 
+@functools.lru_cache(maxsize=512)
 def to_spark_sql(sql: str) -> str:
     """DuckDB-dialect SQL as Spark SQL (`$name` parameters become `:name`)."""
     return _spark_statement(sql).sql(dialect="spark")
@@ -58,6 +60,15 @@ def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
     others, were computed again for each (cost_allocations.sql: about 200 shuffles a pass where 80 do). A WITH
     inside a subquery is taken apart the same way unless it reads a CTE of an enclosing WITH; a recursive one is
     left as it is. Nothing to take out: ([], to_spark_sql(sql))."""
+    queries, rest = _shared_ctes(sql)
+    return list(queries), rest
+
+
+# A run sends the same SQL text many times (a query per slice of the month, the same stage on each month and
+# replay day, the checks on each run): it is transpiled once per process (cost_allocations.sql: 0.8 s a time).
+@functools.lru_cache(maxsize=512)
+def _shared_ctes(sql: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The cached transpilation behind shared_ctes (tuples: nothing cached can be changed)."""
     statement = _spark_statement(sql)
     queries: list[tuple[str, exp.Expr]] = []
     # innermost first: a CTE taken out of a nested WITH is then read by its key in whatever copies its query
@@ -99,7 +110,7 @@ def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
         else:
             query.set("with_", None)
     if not queries:
-        return [], statement.sql(dialect="spark")
+        return (), statement.sql(dialect="spark")
     all_keys = [key for key, _ in queries]
 
     def spark_text(tree: exp.Expr) -> str:
@@ -110,7 +121,8 @@ def shared_ctes(sql: str) -> tuple[list[tuple[str, str]], str]:
                 text = re.sub(rf"\b{key}\b", "{" + key + "}", text)
         return text
 
-    return [(key, spark_text(tree)) for key, tree in queries], spark_text(statement)
+    return tuple((key, spark_text(tree)) for key, tree in queries), spark_text(statement)
+
 
 
 def _enclosing_withs(query: exp.Expr) -> Iterator[exp.With]:
