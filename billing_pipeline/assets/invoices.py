@@ -353,9 +353,11 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
             placed[item["metadata"].get("resource_type", "")] += item["amount"]
         extra_types = sorted(set(placed) - set(LINE_ORDER))
         terms = price_list.terms_digest(accountant)
-        # held when the month was charged at other terms and never at these (once re-priced, its adjustments carry
-        # these terms and later restatements go through); items placed before terms were recorded carry none
-        charged_at = {i["metadata"].get("price_terms") for i in month_items} - {None, ""}
+        # held when the month was last placed at other terms (once re-priced, its adjustments carry these terms and
+        # later restatements go through); items placed before terms were recorded carry none. The last placement,
+        # not any: a month re-priced to a discount would otherwise be charged back at its first terms, unasked,
+        # once they returned
+        charged_at, placement = _last_placed_terms(month_items)
         held = bool(charged_at) and terms not in charged_at and not reprice
         for resource_type in [*LINE_ORDER, *extra_types]:
             line = lines.get(resource_type)
@@ -369,7 +371,7 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
             metadata = {"accountant_id": accountant, "month": month, "resource_type": resource_type, "kind": kind,
                         "attributed_cost": str(line.attributed_cost if line else 0),
                         "quantity": str(line.quantity if line else 0), "price_terms": terms,
-                        "source": "billing_pipeline"}
+                        "placement": str(placement + 1), "source": "billing_pipeline"}
             placed_ids = [i["id"] for i in month_items if i["metadata"].get("resource_type", "") == resource_type]
             # items recorded as placed that Stripe no longer lists were deleted there: part of the key, so that
             # placing the difference again is a new request, not the replay of the deleted item's (Stripe answers
@@ -384,6 +386,19 @@ def _place(client: StripeBillingClient, price_list: PriceList, charges, known: f
                             "amount_cents": difference})
         rows += _item_rows(period, lines, accountant, customer, subscription, month_items, now)
     return rows, created, other_terms, customer_gone
+
+
+def _last_placed_terms(month_items: list[dict]) -> tuple[set[str], int]:
+    """The price terms of a tenant-month's latest placement (the items one run added carry its number,
+    `placement`; items placed before it was recorded count as 0) and the highest placement number of the month."""
+    def number(item: dict) -> int:
+        text = str(item["metadata"].get("placement") or "0")
+        return int(text) if text.isdigit() else 0
+
+    priced = [item for item in month_items if item["metadata"].get("price_terms")]
+    last = max(map(number, priced), default=0)
+    return ({item["metadata"]["price_terms"] for item in priced if number(item) == last},
+            max(map(number, month_items), default=0))
 
 
 def _month_items(client: StripeBillingClient, customer: dict, accountant: str, month: str) -> list[dict]:

@@ -388,6 +388,36 @@ def test_a_month_charged_is_not_re_charged_at_a_changed_price_list_unless_named(
         {k: v for k, v in expected_cents(restated, changed).items() if v}
 
 
+def test_a_month_re_priced_to_a_discount_is_not_charged_back_when_the_old_terms_return(env, monkeypatch, tmp_path):
+    """January is charged (acct-0002: AgentCore at 25 %, 4.78); acct-0002 is then granted AgentCore at cost and
+    January is re-priced to it (BILLING_REPRICE_MONTHS: 3.82, a credit of 0.96). Later the discount ends: the price
+    list is back to the terms January was first charged at. A run of January (a status refresh) added the 0.96 back,
+    unasked, because those terms were among the month's items: the month is at the terms it was last placed at, so
+    the run must add nothing and fail naming acct-0002, as for any other change of terms."""
+    sample, warehouse, stripe_api = env
+    assert run_invoices().success
+    charged = expected_cents(sample.expected_actuals, PRICE_LIST)
+    discount = json.loads(json.dumps(PRICE_LIST))
+    discount["overrides"]["acct-0002"]["resource_types"]["agentcore"] = {"markup_pct": "0"}
+    discounted = expected_cents(sample.expected_actuals, discount)
+    assert (charged[("acct-0002", "agentcore")], discounted[("acct-0002", "agentcore")]) == (478, 382)
+    prices = tmp_path / "price_list.json"
+    prices.write_text(json.dumps(discount))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(prices))
+    monkeypatch.setenv("BILLING_REPRICE_MONTHS", "2026-01")
+    assert run_invoices().success
+    assert sums(stripe_api.items())[("acct-0002", "agentcore")] == 382
+
+    monkeypatch.delenv("BILLING_REPRICE_MONTHS")
+    prices.write_text(json.dumps(PRICE_LIST))  # the discount ends
+    result = run_invoices(raise_on_error=False)
+    assert sums(stripe_api.items())[("acct-0002", "agentcore")] == 382  # the markup is not charged back (478)
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in discounted.items() if v}
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "2026-01: acct-0002 was charged at other price terms than" in failure.event_specific_data.error.message
+
+
 def test_a_tenant_removed_from_the_registry_after_invoicing_keeps_its_charges_recorded(env, monkeypatch, tmp_path):
     """January is charged; then acct-0003 leaves the tenant registry. A re-run (a status refresh) must neither touch
     acct-0003 in Stripe nor drop its items from the `invoices` table: the table is the warehouse's record of what
