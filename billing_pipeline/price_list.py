@@ -17,7 +17,8 @@ Per tenant-month and resource type the charge is, exactly (Decimal):
     attributed cost x (1 + markup_pct / 100) + sum over operations of unit price x metered quantity
 
 where the metered quantity is the tenant's quantity of that operation in the application's usage table
-(`estimated_usage`; `"*"` prices every operation of the resource type). When the tenant-month's charges add up to less
+(`estimated_usage`; `"*"` prices every operation of the resource type that is not named). An override's unit prices
+replace the inherited ones per operation, and its `"*"` replaces all of them. When the tenant-month's charges add up to less
 than the minimum monthly fee, a `minimum_fee` line makes up the difference. The lines are then rounded to cents by
 largest remainder (money.py), so they add up to the tenant-month's total rounded to cents. In Stripe's amounts: the
 currency's smallest unit (money.stripe_units: cents; whole yen for zero-decimal currencies, lines rounded to whole
@@ -156,8 +157,11 @@ def _resource_price(spec: dict, base: ResourcePrice, where: str) -> ResourcePric
     markup = _decimal(spec["markup_pct"], f"{where}.markup_pct") if "markup_pct" in spec else base.markup_pct
     if markup < -100:
         raise ValueError(f"{where}.markup_pct: below -100")
-    unit_prices = dict(base.unit_prices)
-    for operation, price in (spec.get("unit_prices") or {}).items():
+    given = spec.get("unit_prices") or {}
+    # an override's "*" prices every operation of the resource type: the inherited named prices (which a named
+    # price beats "*" over) would otherwise keep charging the default terms for them
+    unit_prices = {} if "*" in given else dict(base.unit_prices)
+    for operation, price in given.items():
         unit_prices[str(operation)] = _decimal(price, f"{where}.unit_prices.{operation}")
         if unit_prices[str(operation)] < 0:
             raise ValueError(f"{where}.unit_prices.{operation}: negative")

@@ -313,6 +313,29 @@ def test_price_list_markup_unit_prices_minimum_and_overrides():
     assert [(l.resource_type, l.amount_cents) for l in big] == [("lambda", 101), ("other", 0)]
 
 
+def test_an_override_s_star_unit_price_prices_every_operation_of_the_resource_type():
+    """The default terms price Lambda requests at 0.0000005; a tenant's override prices every Lambda operation at
+    0.0000002 (`"*"`). Its 10,000,000 requests were charged at the default 5.00, not its 2.00 (the inherited named
+    price won over the override's "*", so an override could never lower a named price by "*"). An override's named
+    price still replaces the inherited one of that operation only, and its "*" does not reach other resource types."""
+    prices = parse_price_list(json.dumps({
+        "currency": "usd", "minimum_monthly_fee": "0",
+        "resource_types": {"lambda": {"unit_prices": {"LambdaRequests": "0.0000005", "LambdaGBSeconds": "0.00001"}},
+                           "agentcore": {"unit_prices": {"AgentCoreSession": "0.003"}}},
+        "overrides": {"flat": {"resource_types": {"lambda": {"unit_prices": {"*": "0.0000002"}}}},
+                      "named": {"resource_types": {"lambda": {"unit_prices": {"LambdaRequests": "0.0000001"}}}}},
+    }))
+    usage = {("lambda", "LambdaRequests"): D("10000000"), ("lambda", "LambdaGBSeconds"): D("100000"),
+             ("agentcore", "AgentCoreSession"): D("100")}
+    charged = {a: [(l.resource_type, l.amount, l.amount_cents) for l in prices.tenant_charges(a, {}, usage)]
+               for a in ["default", "flat", "named"]}
+    assert charged == {
+        "default": [("lambda", D("6.0000000"), 600), ("agentcore", D("0.300"), 30)],  # 5.00 + 1.00
+        "flat": [("lambda", D("2.0200000"), 202), ("agentcore", D("0.300"), 30)],  # 10,100,000 units x 0.0000002
+        "named": [("lambda", D("2.0000000"), 200), ("agentcore", D("0.300"), 30)],  # 1.00 + 1.00
+    }
+
+
 def test_a_net_credit_pays_the_minimum_and_is_capped_at_zero_without_one():
     """Credits beyond the month's usage (lambda -7.00 net, s3 0.50): the tenant is topped up to its minimum (5.00:
     a minimum_fee line of 11.50), and with a minimum of 0 to zero (6.50); never paid out."""
