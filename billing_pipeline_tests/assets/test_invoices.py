@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
 from contextlib import contextmanager
 from decimal import Decimal as D
+from pathlib import Path
 
 import duckdb
 import pytest
 
+from billing_pipeline.money import largest_remainder_cents
 from billing_pipeline.price_list import MINIMUM_FEE, parse_price_list
 from billing_pipeline.resources.stripe_billing import StripeBilling, StripeBillingClient, StripeBillingError
 from billing_pipeline_tests.stripe_support import (
@@ -439,6 +442,58 @@ def test_a_month_re_priced_to_a_discount_is_not_charged_back_when_the_old_terms_
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "2026-01: acct-0002 was charged at other price terms than" in failure.event_specific_data.error.message
+
+
+def test_unit_prices_charge_each_usage_table_quantity_once_at_its_operation_s_price(env, tmp_path, monkeypatch):
+    """Unit prices on top of the markups, over the usage table's real quantities: Lambda requests at a named price,
+    every AgentCore operation at `"*"` (sessions and tool calls), and acct-0002's override pricing every Lambda
+    operation at `"*"` (its requests no longer at the default's named price). Each tenant is charged its quantities
+    from the usage file exactly once, to the cent (computed here from the file, not from the warehouse)."""
+    sample, warehouse, stripe_api = env
+    prices = json.loads(json.dumps(PRICE_LIST))
+    prices["resource_types"]["lambda"]["unit_prices"] = {"LambdaRequests": "0.0000005"}
+    prices["resource_types"]["agentcore"]["unit_prices"] = {"*": "0.001"}
+    prices["overrides"]["acct-0002"]["resource_types"]["lambda"] = {"unit_prices": {"*": "0.0001"}}
+    price_file = tmp_path / "unit_prices.json"
+    price_file.write_text(json.dumps(prices))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(price_file))
+
+    quantities = defaultdict(D)
+    for path in sorted(Path(sample.usage_uri).rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            item = json.loads(line)
+            if item["timestamp"].startswith(MONTH):
+                quantities[(item["accountant_id"], item["resource_type"], item["operation"])] += D(item["quantity"])
+    unit = {(a, "lambda", "LambdaRequests"): D("0.0000005") for a in sample.tenants}
+    unit.update({(a, "agentcore", op): D("0.001") for a in sample.tenants
+                 for op in ("AgentCoreSession", "AgentCoreToolCall")})
+    unit.update({("acct-0002", "lambda", op): D("0.0001") for op in ("LambdaRequests", "LambdaCompute")})
+    metered = defaultdict(D)
+    for (accountant, resource_type, operation), quantity in quantities.items():
+        metered[(accountant, resource_type)] += quantity * unit.get((accountant, resource_type, operation), 0)
+    assert metered[("acct-0002", "lambda")] == (quantities[("acct-0002", "lambda", "LambdaRequests")]
+                                              + quantities[("acct-0002", "lambda", "LambdaCompute")]) * D("0.0001")
+
+    expected = {}
+    for accountant in sample.tenants:
+        override = prices["overrides"].get(accountant, {})
+        minimum = D(override.get("minimum_monthly_fee", prices["minimum_monthly_fee"]))
+        amounts = {}
+        for resource_type in prices["resource_types"]:
+            cost = sample.expected_actuals.get((accountant, resource_type), D(0))
+            markup = D(override.get("resource_types", {}).get(resource_type, {}).get(
+                "markup_pct", prices["resource_types"][resource_type]["markup_pct"]))
+            amount = cost * (1 + markup / 100) + metered[(accountant, resource_type)]
+            if amount or cost:
+                amounts[resource_type] = amount
+        if sum(amounts.values()) < minimum:
+            amounts[MINIMUM_FEE] = minimum - sum(amounts.values())
+        expected.update({(accountant, k): int(v * 100) for k, v in largest_remainder_cents(amounts).items()})
+
+    assert run_invoices().success
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
+    assert run_invoices().success  # and a re-run adds nothing
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
 
 
 def test_a_tenant_removed_from_the_registry_after_invoicing_keeps_its_charges_recorded(env, monkeypatch, tmp_path):
