@@ -145,6 +145,12 @@ class StripeBillingClient:
             if str(existing.get("currency", "")).lower() != currency:
                 raise StripeBillingError(f"Stripe plan {plan.plan_id} is in {existing.get('currency')}, the price list "
                                          f"in {currency}: give the price list's platform_plan another plan_id")
+            # a plan's amount cannot change in Stripe: one of another amount would charge every subscribed tenant
+            # what the price list does not ask for, every month
+            if int(existing.get("amount") or 0) != plan.amount_cents:
+                raise StripeBillingError(f"Stripe plan {plan.plan_id} charges {existing.get('amount')} a month, the "
+                                         f"price list's platform_plan {plan.amount_cents}: give the price list's "
+                                         "platform_plan another plan_id")
             return existing["id"]
         if not self._call("read the platform product", v1.products.retrieve, plan.product_id, missing_ok=True):
             self._call("create the platform product", v1.products.create,
