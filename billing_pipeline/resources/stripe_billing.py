@@ -151,6 +151,10 @@ class StripeBillingClient:
                 raise StripeBillingError(f"Stripe plan {plan.plan_id} charges {existing.get('amount')} a month, the "
                                          f"price list's platform_plan {plan.amount_cents}: give the price list's "
                                          "platform_plan another plan_id")
+            if existing.get("interval") != "month" or int(existing.get("interval_count") or 1) != 1:
+                raise StripeBillingError(f"Stripe plan {plan.plan_id} is billed every "
+                                         f"{existing.get('interval_count') or 1} {existing.get('interval')}, not every "
+                                         "month: give the price list's platform_plan another plan_id")
             return existing["id"]
         if not self._call("read the platform product", v1.products.retrieve, plan.product_id, missing_ok=True):
             self._call("create the platform product", v1.products.create,

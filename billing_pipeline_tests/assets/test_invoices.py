@@ -496,23 +496,25 @@ def test_unit_prices_charge_each_usage_table_quantity_once_at_its_operation_s_pr
     assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
 
 
-def test_a_platform_plan_whose_amount_differs_from_the_price_list_s_is_not_used(env):
-    """The price list's platform plan costs 0 (it only carries the monthly invoice), but the plan of that id in
-    Stripe charges 10.00 a month (created by an older price list, or by hand): every tenant subscribed to it paid
-    10.00 a month the price list does not ask for (here localstripe refused the first subscription, a customer
-    without a card, after the customer was made). Like a plan in another currency, the run fails naming the plan
-    and charges no one."""
+@pytest.mark.parametrize("amount, interval, refused", [
+    ("1000", "month", "charges 1000 a month, the price list's platform_plan 0"),
+    ("0", "week", "is billed every 1 week, not every month"),
+])
+def test_a_platform_plan_other_than_the_price_list_s_is_not_used(env, amount, interval, refused):
+    """The price list's platform plan costs 0 a month (it only carries the monthly invoice), but the plan of that id
+    in Stripe charges 10.00 a month, or invoices every week (created by an older price list, or by hand): every
+    tenant subscribed to it paid what the price list does not ask for, or was invoiced four times a month (here
+    localstripe refused the first subscription to the 10.00 plan, a customer without a card, after the customer
+    was made). Like a plan in another currency, the run fails naming the plan and charges no one."""
     _, _, stripe_api = env
     stripe_api.post("/v1/products", {"id": "test_platform", "name": "Test platform"})
-    stripe_api.post("/v1/plans", {"id": "test_platform_monthly_usd", "product": "test_platform", "amount": "1000",
-                                  "currency": "usd", "interval": "month"})
+    stripe_api.post("/v1/plans", {"id": "test_platform_monthly_usd", "product": "test_platform", "amount": amount,
+                                  "currency": "usd", "interval": interval})
     result = run_invoices(raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert stripe_api.items() == [] and stripe_api.customers() == {}
-    assert ("Stripe plan test_platform_monthly_usd charges 1000 a month, the price list's platform_plan 0"
-            in failure.event_specific_data.error.message)
-
+    assert f"Stripe plan test_platform_monthly_usd {refused}" in failure.event_specific_data.error.message
 
 def test_a_tenant_removed_from_the_registry_after_invoicing_keeps_its_charges_recorded(env, monkeypatch, tmp_path):
     """January is charged; then acct-0003 leaves the tenant registry. A re-run (a status refresh) must neither touch
