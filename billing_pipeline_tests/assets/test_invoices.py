@@ -516,6 +516,23 @@ def test_a_platform_plan_other_than_the_price_list_s_is_not_used(env, amount, in
     assert stripe_api.items() == [] and stripe_api.customers() == {}
     assert f"Stripe plan test_platform_monthly_usd {refused}" in failure.event_specific_data.error.message
 
+def test_the_invoices_attributed_cost_is_the_statements_cost_of_the_same_tenant_month(env):
+    """The invoice lines and the chargeback statements read the same tenant_costs: per tenant and resource type the
+    invoice's attributed cost is the statement line's exact cost, and the invoice's cents are that cost with the
+    price list's markup (the statement's cents are cost, not price: the two differ by the markup and rounding)."""
+    sample, warehouse, _ = env
+    assert run_invoices().success
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        invoiced = dict(((a, r), c) for a, r, c in con.execute(
+            "SELECT DISTINCT accountant_id, resource_type, attributed_cost FROM invoices "
+            "WHERE resource_type <> 'minimum_fee'").fetchall())
+        stated = dict(((a, r), c) for a, r, c in con.execute(
+            "SELECT accountant_id, line, cost FROM statements WHERE line <> 'total' "
+            "AND accountant_id NOT IN ('unattributed', 'unknown') AND cost <> 0").fetchall())
+    assert invoiced == stated
+    assert invoiced == {k: v for k, v in sample.expected_actuals.items() if k[0] != "unattributed" and v}
+
+
 def test_a_tenant_removed_from_the_registry_after_invoicing_keeps_its_charges_recorded(env, monkeypatch, tmp_path):
     """January is charged; then acct-0003 leaves the tenant registry. A re-run (a status refresh) must neither touch
     acct-0003 in Stripe nor drop its items from the `invoices` table: the table is the warehouse's record of what
