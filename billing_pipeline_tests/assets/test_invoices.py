@@ -144,6 +144,27 @@ def test_restated_month_adds_adjustments_for_the_difference_only(env):
     assert run_invoices().success and len(stripe_api.items()) == len(items)  # and it settles
 
 
+def test_a_restatement_that_lifts_a_tenant_above_its_minimum_takes_the_minimum_fee_back_exactly(env):
+    """acct-0004 was charged DynamoDB 1.23, S3 2.21 and a minimum fee of 8.56 (12.00 in all). AWS restates its S3
+    cost a thousandfold (1.8372619186 -> 1837.2619186): the month is above the minimum, so the minimum fee goes and
+    the month is 2205.95 (DynamoDB 1.2344613125 and S3 2204.7143023200 at their markups, 2205.9487636325, the cents
+    by largest remainder: DynamoDB's line takes the cent). The adjustments are exactly S3 +2202.50, minimum fee
+    -8.56 and DynamoDB +0.01: 2193.95 more, never a second minimum nor a second full charge."""
+    sample, warehouse, stripe_api = env
+    assert run_invoices().success
+    charged = {k: v for k, v in sums(stripe_api.items()).items() if k[0] == "acct-0004"}
+    assert charged == {("acct-0004", "dynamodb"): 123, ("acct-0004", "s3"): 221, ("acct-0004", MINIMUM_FEE): 856}
+    first = {i["id"] for i in stripe_api.items()}
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE tenant_costs SET cost = cost * 1000 WHERE accountant_id = 'acct-0004' AND resource_type = 's3'")
+    assert run_invoices().success
+    new = [i for i in stripe_api.items() if i["id"] not in first]
+    assert sums(new) == {("acct-0004", "s3"): 220250, ("acct-0004", MINIMUM_FEE): -856, ("acct-0004", "dynamodb"): 1}
+    assert {i["metadata"]["kind"] for i in new} == {"adjustment"}
+    assert {k: v for k, v in sums(stripe_api.items()).items() if k[0] == "acct-0004"} == {
+        ("acct-0004", "dynamodb"): 124, ("acct-0004", "s3"): 220471, ("acct-0004", MINIMUM_FEE): 0}
+
+
 def test_a_tenant_charged_by_a_run_that_died_is_credited_when_a_restatement_takes_its_cost(env, monkeypatch, tmp_path):
     """A run charges acct-0001 and acct-0002, then dies on acct-0003 (the warehouse records nothing). AWS restates
     the month: acct-0001's resources were acct-0002's. The next run must take acct-0001's charge back: what a run
