@@ -146,6 +146,12 @@ def invoices(
             if misspelt:
                 raise Failure(f"{month}: {'; '.join(misspelt)} ({stripe_billing.price_list_source()}): write the "
                               "tenant's id as the registry has it. Nothing charged, nothing written.")
+            # an override naming no tenant at all (a typo the look-alike rule does not catch: `acct_0002`, or a tenant
+            # that left) applies to no one: said, so that a tenant charged its default terms by mistake is seen
+            unused_overrides = sorted(o for o in price_list.overrides if o not in registry.known)
+            if unused_overrides:
+                context.log.warning(f"{month}: the price list's overrides {', '.join(map(repr, unused_overrides))} "
+                                    f"name no tenant of {registry.source} and apply to no one")
             held_out = sorted({row[0] for row in [*costs, *quantities] if row[0] not in registry.known})
             if held_out:
                 context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "
@@ -184,6 +190,7 @@ def invoices(
                       f"set BILLING_REPRICE_MONTHS={month}.")
     metadata = _metadata(rows, created, charges, price_list, stripe_billing, month, is_final, written)
     metadata["held_out_tenants"] = MetadataValue.json([describe(a, *registry.classify(a)) for a in held_out])
+    metadata["overrides_without_tenant"] = MetadataValue.json(unused_overrides)
     return MaterializeResult(
         metadata=metadata,
         check_results=[no_duplicates, _match_check(rows, charges, is_final, registry.known)],

@@ -612,6 +612,21 @@ def test_a_price_list_override_that_only_looks_like_a_tenant_stops_invoicing(env
             in failure.event_specific_data.error.message)
 
 
+def test_a_price_list_override_that_names_no_tenant_is_reported(env, tmp_path, monkeypatch):
+    """acct-0002's terms (no minimum fee, S3 at cost) written under `acct_0002` (an underscore: no look-alike by the
+    registry's rule) applied to no one, and acct-0002 was charged its default terms with nothing said. The run
+    charges as the price list says (whether the override is a typo or a tenant's that left cannot be told), and names
+    the override in its log and metadata (`overrides_without_tenant`)."""
+    sample, _, stripe_api = env
+    prices = {**PRICE_LIST, "overrides": {"acct_0002": PRICE_LIST["overrides"]["acct-0002"]}}
+    price_list = tmp_path / "price_list.json"
+    price_list.write_text(json.dumps(prices))
+    monkeypatch.setenv("BILLING_PRICE_LIST", str(price_list))
+    result = run_invoices()
+    assert metadata_of(result)["overrides_without_tenant"].value == ["acct_0002"]
+    assert sums(stripe_api.items()) == expected_cents(sample.expected_actuals, prices)
+
+
 def test_a_tenant_whose_customer_was_deleted_in_stripe_is_not_charged_the_month_again(env):
     """January is charged and acct-0001 pays its 15.56; then its customer is deleted in Stripe. A re-run of January
     (a status refresh, a restatement) created a new customer and charged it the whole month again (15.56 pending on
