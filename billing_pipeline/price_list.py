@@ -19,7 +19,8 @@ Per tenant-month and resource type the charge is, exactly (Decimal):
 where the metered quantity is the tenant's quantity of that operation in the application's usage table
 (`estimated_usage`; `"*"` prices every operation of the resource type that is not named). An override's unit prices
 replace the inherited ones per operation, and its `"*"` replaces all of them. When the tenant-month's charges add up to less
-than the minimum monthly fee, a `minimum_fee` line makes up the difference. The lines are then rounded to cents by
+than the minimum monthly fee, a `minimum_fee` line makes up the difference (to zero when the tenant did not use the
+platform in the month: only credits). The lines are then rounded to cents by
 largest remainder (money.py), so they add up to the tenant-month's total rounded to cents. In Stripe's amounts: the
 currency's smallest unit (money.stripe_units: cents; whole yen for zero-decimal currencies, lines rounded to whole
 yen; fils in tens for three-decimal ones).
@@ -100,11 +101,20 @@ class PriceList:
         accountant_id: str,
         costs: Mapping[str, Decimal],
         quantities: Mapping[tuple[str, str], Decimal] | None = None,
+        used: bool | None = None,
     ) -> list[ChargeLine]:
         """One tenant-month's charge lines: `costs` is resource type -> attributed cost, `quantities` is
-        (resource type, operation) -> metered quantity. Lines whose exact amount is zero are left out."""
+        (resource type, operation) -> metered quantity, `used` whether the tenant used the platform in the month
+        (some positive cost before credits, or metered quantity; default: a positive cost or quantity here). Lines
+        whose exact amount is zero are left out."""
         terms = self.terms_for(accountant_id)
         quantities = quantities or {}
+        if used is None:
+            used = any(cost > 0 for cost in costs.values()) or any(q > 0 for q in quantities.values())
+        # the minimum is for a month the tenant used the platform: a month of nothing but credits (AWS refunding,
+        # after the tenant left, what it was charged for) is capped at zero, since a credit must never raise what
+        # a tenant pays (with no credit at all it pays nothing)
+        minimum = terms.minimum_monthly_fee if used else Decimal(0)
         unknown = sorted(set(costs) - set(RESOURCE_TYPES))
         if unknown:
             raise ValueError(f"resource types not in the price list's vocabulary: {', '.join(unknown)}")
@@ -126,8 +136,8 @@ class PriceList:
                 if amount != 0 or cost != 0:
                     lines[resource_type] = (cost, metered, amount)
             total = sum((amount for _, _, amount in lines.values()), Decimal(0))
-            if total < terms.minimum_monthly_fee:
-                lines[MINIMUM_FEE] = (Decimal(0), Decimal(0), terms.minimum_monthly_fee - total)
+            if total < minimum:
+                lines[MINIMUM_FEE] = (Decimal(0), Decimal(0), minimum - total)
             step, per_unit = stripe_units(self.currency)  # Stripe counts yen, not hundredths of a yen
             rounded = largest_remainder_cents({key: amount for key, (_, _, amount) in lines.items()}, step)
         return [

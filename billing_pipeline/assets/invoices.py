@@ -120,7 +120,7 @@ def invoices(
                 implausible = implausible_lines(con, period, bound)
                 if implausible and month not in allowed:
                     raise Failure(hold_message(month, implausible, bound) + " Nothing charged, nothing written.")
-                is_final, costs, quantities = _month_to_charge(con, period, month)
+                is_final, costs, quantities, used = _month_to_charge(con, period, month)
                 (charged,) = con.execute(
                     "SELECT count(*) FROM invoices WHERE billing_period = ? AND kind IN ('charge', 'adjustment')",
                     [period]).fetchall()[0]
@@ -157,7 +157,7 @@ def invoices(
                 context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "
                                     + "; ".join(describe(a, *registry.classify(a)) for a in held_out))
             charges = _charges(price_list, [row for row in costs if row[0] in registry.known],
-                               [row for row in quantities if row[0] in registry.known])
+                               [row for row in quantities if row[0] in registry.known], used)
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             client = stripe_billing.client()
             if is_final:
@@ -197,9 +197,10 @@ def invoices(
     )
 
 
-def _month_to_charge(con, period: dt.date, month: str) -> tuple[bool, list, list]:
-    """Whether the month is final, each tenant's attributed cost per resource type and currency, and its metered
-    quantities per resource type and operation (`unattributed` is never charged)."""
+def _month_to_charge(con, period: dt.date, month: str) -> tuple[bool, list, list, set[str]]:
+    """Whether the month is final, each tenant's attributed cost per resource type and currency, its metered
+    quantities per resource type and operation (`unattributed` is never charged), and the tenants that used the
+    platform in the month (some positive cost before credits, or a positive metered quantity)."""
     (report_rows, is_final) = con.execute(
         "SELECT count(*), coalesce(bool_or(is_final), false) FROM reconciliation_report WHERE billing_period = ?",
         [period],
@@ -218,10 +219,14 @@ def _month_to_charge(con, period: dt.date, month: str) -> tuple[bool, list, list
            GROUP BY ALL ORDER BY ALL""",
         [period],
     ).fetchall()
-    return bool(is_final), costs, quantities
+    # a usage fully refunded the same month nets to 0 but was used; a refund alone (after the tenant left) was not
+    used = {accountant for (accountant,) in con.execute(
+        "SELECT DISTINCT accountant_id FROM tenant_costs WHERE billing_period = ? AND cost > 0", [period]).fetchall()}
+    used |= {accountant for accountant, _, _, quantity in quantities if quantity > 0}
+    return bool(is_final), costs, quantities, used
 
 
-def _charges(price_list: PriceList, costs, quantities) -> dict[str, list[ChargeLine]]:
+def _charges(price_list: PriceList, costs, quantities, used: set[str]) -> dict[str, list[ChargeLine]]:
     """Every tenant's charge lines (tenants with attributed cost or metered usage)."""
     wrong_currency = sorted({c for _, _, c, _ in costs if c.lower() != price_list.currency})
     if wrong_currency:
@@ -235,7 +240,8 @@ def _charges(price_list: PriceList, costs, quantities) -> dict[str, list[ChargeL
         metered[accountant][(resource_type, operation)] = quantity
     try:
         return {
-            accountant: price_list.tenant_charges(accountant, by_tenant.get(accountant, {}), metered.get(accountant))
+            accountant: price_list.tenant_charges(accountant, by_tenant.get(accountant, {}), metered.get(accountant),
+                                                  accountant in used)
             for accountant in sorted(set(by_tenant) | set(metered))
         }
     except ValueError as error:

@@ -165,6 +165,24 @@ def test_a_restatement_that_lifts_a_tenant_above_its_minimum_takes_the_minimum_f
         ("acct-0004", "dynamodb"): 124, ("acct-0004", "s3"): 220471, ("acct-0004", MINIMUM_FEE): 0}
 
 
+def test_a_tenant_with_only_credits_in_the_month_is_not_charged_the_minimum(env, tmp_path, monkeypatch):
+    """acct-0004 used nothing in January (no usage item) and AWS credited it (its DynamoDB and S3 costs negative:
+    -0.9495856250 and -1.8372619186, a refund of what it was charged before). It was charged its 12.00 minimum
+    (DynamoDB -1.23, S3 -2.21, a minimum fee of 15.44), where with no credit it would have paid nothing. Its
+    credit is capped at zero: the minimum fee line only makes up the credit (3.44), 0.00 in all."""
+    sample, warehouse, stripe_api = env
+    registry = tmp_path / "tenants.txt"
+    registry.write_text("\n".join(sorted(sample.tenants)) + "\n")
+    monkeypatch.setenv("BILLING_TENANTS", str(registry))
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE tenant_costs SET cost = -cost WHERE accountant_id = 'acct-0004'")
+        con.execute("DELETE FROM estimated_usage WHERE accountant_id = 'acct-0004'")
+    assert run_invoices().success
+    charged = {k: v for k, v in sums(stripe_api.items()).items() if k[0] == "acct-0004"}
+    assert charged == {("acct-0004", "dynamodb"): -123, ("acct-0004", "s3"): -221, ("acct-0004", MINIMUM_FEE): 344}
+    assert sum(charged.values()) == 0
+
+
 def test_a_tenant_charged_by_a_run_that_died_is_credited_when_a_restatement_takes_its_cost(env, monkeypatch, tmp_path):
     """A run charges acct-0001 and acct-0002, then dies on acct-0003 (the warehouse records nothing). AWS restates
     the month: acct-0001's resources were acct-0002's. The next run must take acct-0001's charge back: what a run
@@ -370,6 +388,26 @@ def test_a_net_credit_pays_the_minimum_and_is_capped_at_zero_without_one():
     big = prices.tenant_charges("big", {"lambda": D("-7.00"), "s3": D("0.50")}, {})
     assert [(l.resource_type, l.amount_cents) for l in big] == [("lambda", -700), ("s3", 50), (MINIMUM_FEE, 650)]
     assert (sum(l.amount_cents for l in small), sum(l.amount_cents for l in big)) == (500, 0)
+
+
+def test_a_month_of_nothing_but_credits_pays_no_minimum():
+    """A tenant with no usage in the month, only a credit (AWS refunds, after it left, a resource it was charged
+    for: lambda -10.00): it was charged its minimum of 5.00 (lambda -13.00, a minimum_fee line of 18.00), while
+    with no credit at all it would have paid nothing. A credit must never raise what a tenant pays: with no usage
+    (no positive cost, no metered quantity) the credit is capped at zero and no minimum is charged. A month with
+    usage whose credits exceed it still pays the minimum, and a usage refunded in full the same month (the
+    tenant's `used`) too."""
+    prices = parse_price_list(json.dumps({"currency": "USD", "minimum_monthly_fee": "5",
+                                          "resource_types": {"lambda": {"markup_pct": "30"}}}))
+    refund = prices.tenant_charges("gone", {"lambda": D("-10.00")}, {})
+    assert [(l.resource_type, l.amount, l.amount_cents) for l in refund] == [
+        ("lambda", D("-13.00"), -1300), (MINIMUM_FEE, D("13.00"), 1300)]
+    with_usage = prices.tenant_charges("small", {"lambda": D("-10.00")}, {("lambda", "LambdaRequests"): D("3")})
+    assert [(l.resource_type, l.amount_cents) for l in with_usage] == [("lambda", -1300), (MINIMUM_FEE, 1800)]
+    refunded = prices.tenant_charges("refunded", {"lambda": D("0")}, {}, used=True)  # usage 2.00, refund -2.00
+    assert [(l.resource_type, l.amount_cents) for l in refunded] == [(MINIMUM_FEE, 500)]
+    zero_usage = prices.tenant_charges("zero", {}, {("lambda", "LambdaRequests"): D("0")})
+    assert zero_usage == []
 
 
 def test_price_list_errors_name_the_file_and_the_problem():
