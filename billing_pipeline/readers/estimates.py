@@ -12,6 +12,10 @@ Accepted files under the location (any depth):
   once per export; incremental exports are skipped (they are changes, not items). AWS writes the summary
   last: an export folder without one (still running) is never read, only counted (`unfinished_exports`), and
   is an error when no finished full export lies beside it.
+- One copy of the table: items carry no key to tell a copy from a second item, so two copies under one location
+  fail the run naming both, never summed: JSON Lines files beside a full export that is read (a JSONL copy of
+  the table left beside its export; an incremental or unfinished export, not read, is no copy), and a file
+  beside its compressed copy (`x.jsonl` and `x.jsonl.gz`, also an export's `data/*.json` beside its `.json.gz`).
 - The live table, `dynamodb://<table>[?index=<gsi>|none&page_size=<n>]`: Query on a `month` GSI or Scan
   (`usage_table_dynamodb.py`); its items take the same SQL as an export's lines.
 
@@ -196,7 +200,9 @@ def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
     """(item files, unfinished exports). AWS writes an export's `manifest-summary.json` last, so a folder without
     one is an export still running (or one that failed): its data files are some of the table's items, never read.
     It is left out when a finished full export lies beside it (same folder above `AWSDynamoDB/`; the summary is
-    what names the table); with none, nothing says which items are complete: ValueError naming the folder."""
+    what names the table); with none, nothing says which items are complete: ValueError naming the folder.
+    Two copies of the same items are a ValueError naming both: item files beside a full export that is read, and
+    a file beside its compressed copy (`x.jsonl` and `x.jsonl.gz`)."""
     files = [info.path for info in location.list_files()]
     plain, exports = [], {}
     for path in files:
@@ -235,7 +241,20 @@ def usage_table_files(location: Location) -> tuple[list[str], list[str]]:
     chosen = []
     for _, folder in newest.values():
         chosen.extend(f"{folder}/{n}" for n in exports[folder] if n.startswith("data/") and ITEM_FILE.search(n))
-    return sorted(plain + chosen), sorted(unfinished)
+    # Items carry no key to tell a copy from a second item: two copies of the table under one location are an
+    # error naming both, never summed (as two reports of one month are for the CUR)
+    if plain and newest:
+        more = f" (and {len(plain) - 1} more item file{'s' if len(plain) > 2 else ''})" if len(plain) > 1 else ""
+        raise ValueError(f"{location.display(plain[0])}{more} and the DynamoDB export "
+                         f"{location.display(min(folder for _, folder in newest.values()))}: two sources of the "
+                         "usage table under one location, whose items would count twice; keep one of them")
+    files = sorted(plain + chosen)
+    compressed = {path.removesuffix(".gz"): path for path in files if path.endswith(".gz")}
+    for path in files:
+        if path in compressed:  # `x.jsonl` left beside `x.jsonl.gz`: the same items
+            raise ValueError(f"{location.display(path)} and {location.display(compressed[path])}: the same file, "
+                             "plain and compressed: its items would count twice; remove one of them")
+    return files, sorted(unfinished)
 
 
 def _export_time(summary: dict, name: str) -> dt.datetime | None:

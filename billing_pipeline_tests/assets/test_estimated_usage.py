@@ -2,6 +2,8 @@
 said so in the metadata, from one listing of the folder (what it reports as left out is what was not read)."""
 
 import datetime as dt
+import gzip
+import shutil
 import json
 from decimal import Decimal as D
 
@@ -64,3 +66,35 @@ def test_an_item_whose_month_field_is_not_its_utc_month_counts_once_in_its_utc_m
             (dt.date(2026, 1, 1), "acc-b", dt.date(2026, 1, 31), D(2)),
             (dt.date(2026, 1, 1), "acc-c", dt.date(2026, 1, 15), D(4)),
             (dt.date(2026, 2, 1), "acc-a", dt.date(2026, 2, 1), D(1))]
+
+
+def test_two_copies_of_the_usage_table_fail_the_run_and_the_month_keeps_its_last_good_rows(tmp_path, monkeypatch):
+    """A JSON Lines copy of the table left beside its export, then a file beside its compressed copy: each was
+    read twice, acc-a's 1 estimated as 2. The run fails naming both, and the month keeps what it had."""
+    usage = tmp_path / "usage"
+    january_item = item("acc-a", "2026-01-07T08:00:00Z", 2, D("0.5"), 1)
+    write_export(usage, "01700000000000-aaaa", [january_item])
+    monkeypatch.setenv("BILLING_USAGE_URI", str(usage))
+    monkeypatch.setenv("BILLING_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    asset = [a for a in defs.assets if a.key.to_user_string() == "estimated_usage"]
+
+    def run():
+        return materialize(asset, resources=defs.resources, partition_key="2026-01-01",
+                           instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+    def month():
+        with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+            return con.execute("SELECT accountant_id, records, estimated_cost FROM estimated_usage").fetchall()
+
+    assert run().success and month() == [("acc-a", 1, D(1))]
+    (usage / "tax-agent-usage.jsonl").write_text(json.dumps(item("acc-a", "2026-01-07T08:00:00Z", 2, "0.5", 1)))
+    for copy in ("export and file", "file and compressed file"):
+        result = run()
+        assert not result.success, copy
+        message = str(result.all_events)
+        assert str(usage / "tax-agent-usage.jsonl") in message and (
+            str(usage / "AWSDynamoDB" / "01700000000000-aaaa") if copy == "export and file"
+            else str(usage / "tax-agent-usage.jsonl.gz")) in message
+        assert month() == [("acc-a", 1, D(1))]
+        shutil.rmtree(usage / "AWSDynamoDB", ignore_errors=True)
+        (usage / "tax-agent-usage.jsonl.gz").write_bytes(gzip.compress((usage / "tax-agent-usage.jsonl").read_bytes()))

@@ -81,17 +81,21 @@ def test_dynamodb_export_newest_full_export_only(tmp_path):
                  export_time="2026-01-21T00:00:00.000Z")
     write_export(tmp_path, "01700000000002-cccc", [january_item], export_time="2026-01-22T00:00:00.000Z",
                  export_type="INCREMENTAL_EXPORT")
-    (tmp_path / "gz").mkdir()
-    (tmp_path / "gz" / "extra.json.gz").write_bytes(gzip.compress(
-        json.dumps(item("acc-c", "2026-01-09T00:00:00+01:00", 1, 1, 1)).encode()))
 
     table = read_estimates(locate(str(tmp_path)), JANUARY)
     assert rows(table) == [
         ("acc-a", dt.datetime(2026, 1, 7, 8), "2026-01", "compute_tax", "lambda", D("2"), D("0.0000002"),
          D("0.0000004")),
-        ("acc-c", dt.datetime(2026, 1, 8, 23), "2026-01", "compute_tax", "lambda", D("1"), D("1"), D("1")),
         ("acc-b", dt.datetime(2026, 1, 20, 8), "2026-01", "compute_tax", "s3", D("1"), D("1.25"), D("1.25")),
     ]
+
+
+def test_gzip_json_lines_with_an_offset(tmp_path):
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "extra.json.gz").write_bytes(gzip.compress(
+        json.dumps(item("acc-c", "2026-01-09T00:00:00+01:00", 1, 1, 1)).encode()))
+    assert rows(read_estimates(locate(str(tmp_path)), JANUARY)) == [
+        ("acc-c", dt.datetime(2026, 1, 8, 23), "2026-01", "compute_tax", "lambda", D("1"), D("1"), D("1"))]
 
 
 def test_dynamodb_export_still_running_is_not_read(tmp_path):
@@ -191,3 +195,58 @@ def test_the_newest_export_is_chosen_by_time_not_by_text(tmp_path):
     with pytest.raises(ValueError, match=r"01700000001000-dddd/manifest-summary\.json: exportTime '20 January' is "
                                          r"not an ISO 8601 time"):
         read_estimates(locate(str(tmp_path)), JANUARY)
+
+
+@pytest.mark.parametrize("name", ["usage.jsonl", "usage.ndjson", "usage.json"])
+def test_a_file_beside_its_compressed_copy_is_an_error_naming_both(tmp_path, name):
+    """`usage.jsonl` left beside `usage.jsonl.gz`: both were read and every item counted twice (acc-a's 1.25
+    estimated as 2.50, and charged twice where the price list charges the usage table's quantities)."""
+    lines = json.dumps(item("acc-a", "2026-01-07T08:00:00Z", 1, "1.25", "1.25")) + "\n"
+    (tmp_path / "daily").mkdir()
+    (tmp_path / "daily" / f"{name}.gz").write_bytes(gzip.compress(lines.encode()))
+    # one source: the month reads as before
+    assert [r[-1] for r in rows(read_estimates(locate(str(tmp_path)), JANUARY))] == [D("1.25")]
+    (tmp_path / "daily" / name).write_text(lines)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'daily' / name))} and "
+                                         rf"{re.escape(str(tmp_path / 'daily' / name))}\.gz: the same file, plain and "
+                                         r"compressed: its items would count twice; remove one of them$"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
+    with pytest.raises(ValueError, match=r"the same file, plain and compressed"):
+        estimates.usage_table_files(locate(str(tmp_path)))
+    # other names beside each other are different files, read both
+    (tmp_path / "daily" / name).rename(tmp_path / "daily" / f"other-{name}")
+    assert [r[-1] for r in rows(read_estimates(locate(str(tmp_path)), JANUARY))] == [D("1.25"), D("1.25")]
+
+
+def test_a_decompressed_copy_inside_an_export_is_an_error_naming_both(tmp_path):
+    write_export(tmp_path, "01700000000000-aaaa", [item("acc-a", "2026-01-07T08:00:00Z", 1, 1, 1)])
+    data = tmp_path / "AWSDynamoDB" / "01700000000000-aaaa" / "data"
+    (data / "abcd1234.json").write_bytes(gzip.decompress((data / "abcd1234.json.gz").read_bytes()))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(data / 'abcd1234.json'))} and "
+                                         rf"{re.escape(str(data / 'abcd1234.json.gz'))}: the same file, plain and "
+                                         r"compressed"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
+
+
+def test_item_files_beside_a_dynamodb_export_are_an_error_naming_both(tmp_path):
+    """A JSON Lines copy of the table beside an export of it: both were read, acc-a's 2 estimated as 4."""
+    january_item = item("acc-a", "2026-01-07T08:00:00Z", 2, 1, 2)
+    write_export(tmp_path / "exports", "01700000000000-aaaa", [january_item])
+    assert [r[-1] for r in rows(read_estimates(locate(str(tmp_path)), JANUARY))] == [D(2)]  # one source: as before
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "tax-agent-usage.jsonl").write_text(json.dumps(january_item) + "\n")
+    (tmp_path / "copy" / "z.jsonl").write_text(json.dumps(january_item) + "\n")
+    folder = tmp_path / "exports" / "AWSDynamoDB" / "01700000000000-aaaa"
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'copy' / 'tax-agent-usage.jsonl'))} \(and 1 "
+                                         rf"more item file\) and the DynamoDB export {re.escape(str(folder))}: two "
+                                         r"sources of the usage table under one location, whose items would count "
+                                         r"twice; keep one of them$"):
+        read_estimates(locate(str(tmp_path)), JANUARY)
+
+
+def test_item_files_beside_exports_that_are_not_read_are_read_as_before(tmp_path):
+    """An incremental export (changes, not items) is not read: the item files beside it are the one source."""
+    write_export(tmp_path, "01700000000000-aaaa", [item("acc-a", "2026-01-07T08:00:00Z", 2, 1, 2)],
+                 export_type="INCREMENTAL_EXPORT")
+    (tmp_path / "usage.jsonl").write_text(json.dumps(item("acc-b", "2026-01-08T08:00:00Z", 1, 3, 3)) + "\n")
+    assert [(r[0], r[-1]) for r in rows(read_estimates(locate(str(tmp_path)), JANUARY))] == [("acc-b", D(3))]
