@@ -96,6 +96,21 @@ class PriceList:
         canonical = json.dumps([self.currency, str(terms.minimum_monthly_fee.normalize()), prices], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def priced_quantities(self, accountant_id: str, quantities: Mapping[tuple[str, str], Decimal]
+                          ) -> list[tuple[str, str, Decimal, Decimal, Decimal]]:
+        """The tenant's metered quantities that a unit price applies to, as (resource type, operation, quantity,
+        unit price, unit price x quantity), exactly: what `tenant_charges` adds to each line."""
+        terms = self.terms_for(accountant_id)
+        priced = []
+        with localcontext() as ctx:
+            ctx.prec = 60
+            for (resource_type, operation), quantity in quantities.items():
+                unit_prices = terms.resource_prices.get(resource_type, ResourcePrice()).unit_prices
+                unit_price = unit_prices.get(operation, unit_prices.get("*"))
+                if unit_price is not None:
+                    priced.append((resource_type, operation, quantity, unit_price, unit_price * quantity))
+        return priced
+
     def tenant_charges(
         self,
         accountant_id: str,
@@ -126,12 +141,9 @@ class PriceList:
                 price = terms.resource_prices.get(resource_type, ResourcePrice())
                 amount = cost * (1 + price.markup_pct / 100)
                 metered = Decimal(0)
-                for (rtype, operation), quantity in quantities.items():
-                    if rtype != resource_type:
-                        continue
-                    unit_price = price.unit_prices.get(operation, price.unit_prices.get("*"))
-                    if unit_price is not None:
-                        amount += unit_price * quantity
+                for rtype, _, quantity, _, priced in self.priced_quantities(accountant_id, quantities):
+                    if rtype == resource_type:
+                        amount += priced
                         metered += quantity
                 if amount != 0 or cost != 0:
                     lines[resource_type] = (cost, metered, amount)

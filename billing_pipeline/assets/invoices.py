@@ -9,7 +9,8 @@ as a `charge` the first time and an `adjustment` (positive or negative) after a 
 nothing, and a run that failed half-way is completed, never doubled, by the next one. Overlapping runs take turns
 (each holds the cross-process invoicing lock from reading the month to recording what Stripe holds) and every
 create carries a deterministic idempotency key. Only tenants of the registry (BILLING_TENANTS) are charged, and a month with implausible CUR lines
-is held until it is explicitly allowed (implausible_money.py). See docs/invoicing.md.
+or charge lines beyond BILLING_MAX_LINE_COST (a metered quantity in the wrong unit) is held until it is explicitly
+allowed (implausible_money.py). See docs/invoicing.md.
 """
 
 import datetime as dt
@@ -156,8 +157,17 @@ def invoices(
             if held_out:
                 context.log.warning(f"{month}: not invoiced, not in the tenant registry ({registry.source}): "
                                     + "; ".join(describe(a, *registry.classify(a)) for a in held_out))
-            charges = _charges(price_list, [row for row in costs if row[0] in registry.known],
-                               [row for row in quantities if row[0] in registry.known], used)
+            charged_quantities = [row for row in quantities if row[0] in registry.known]
+            charges = _charges(price_list, [row for row in costs if row[0] in registry.known], charged_quantities,
+                               used)
+            # the charges are held like the CUR lines they add to: a quantity the application logged in the wrong
+            # unit (1000x) would otherwise be charged with the run green
+            beyond = _implausible_charges(price_list, charges, charged_quantities, bound)
+            if beyond and month not in allowed:
+                raise Failure(_charges_hold_message(month, beyond, bound) + " Nothing charged, nothing written.")
+            if beyond:
+                context.log.warning(f"{month}: {len(beyond)} charge line(s) beyond BILLING_MAX_LINE_COST={bound} "
+                                    f"allowed by {money_bounds.allowance_source()}: {'; '.join(beyond)}")
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             client = stripe_billing.client()
             if is_final:
@@ -246,6 +256,37 @@ def _charges(price_list: PriceList, costs, quantities, used: set[str]) -> dict[s
         }
     except ValueError as error:
         raise Failure(f"Could not price the month: {error}") from None
+
+
+def _implausible_charges(price_list: PriceList, charges, quantities, bound: Decimal) -> list[str]:
+    """The tenant-month charge lines beyond the bound (|amount|, like a CUR line's cost), or with one metered
+    quantity whose priced amount is, each described with its priced quantities (operation, quantity, unit price,
+    amount), so that a quantity in the wrong unit can be told from a large AWS cost."""
+    metered: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
+    for accountant, resource_type, operation, quantity in quantities:
+        metered[accountant][(resource_type, operation)] = quantity
+    found = []
+    for accountant, lines in charges.items():
+        priced = price_list.priced_quantities(accountant, metered.get(accountant, {}))
+        for line in lines:
+            usage = [p for p in priced if p[0] == line.resource_type]
+            if abs(line.amount) <= bound and all(abs(amount) <= bound for *_, amount in usage):
+                continue
+            parts = [f"operation {operation or '(none)'}: quantity {quantity.normalize():f} x unit price "
+                     f"{unit.normalize():f} = {amount.normalize():f}" for _, operation, quantity, unit, amount in usage]
+            if line.attributed_cost:
+                parts.append(f"AWS cost {line.attributed_cost.normalize():f} with markup")
+            found.append(f"{accountant} {line.resource_type} {line.amount.normalize():f} "
+                         f"{line.currency.upper()} ({'; '.join(parts) or 'no metered quantity'})")
+    return found
+
+
+def _charges_hold_message(month: str, beyond: list[str], bound: Decimal) -> str:
+    return (f"{month}: invoicing is held: {len(beyond)} charge line(s) beyond BILLING_MAX_LINE_COST={bound} (a "
+            f"line, or one metered quantity at its unit price): {'; '.join(beyond)}. Check the usage table's "
+            f"quantities (a unit logged wrong?) and the price list; to invoice {month} as it is, re-run with "
+            f"BILLING_ALLOW_IMPLAUSIBLE={month} (or run config resources.money_bounds.config."
+            f"allow_implausible_months: \"{month}\").")
 
 
 def _row(period, line: ChargeLine | None, accountant, resource_type, *, customer=None, subscription=None,

@@ -509,6 +509,52 @@ def test_unit_prices_charge_each_usage_table_quantity_once_at_its_operation_s_pr
     operation at `"*"` (its requests no longer at the default's named price). Each tenant is charged its quantities
     from the usage file exactly once, to the cent (computed here from the file, not from the warehouse)."""
     sample, warehouse, stripe_api = env
+    expected, _ = _unit_price_expectation(sample, tmp_path, monkeypatch)
+    assert run_invoices().success
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
+    assert run_invoices().success  # and a re-run adds nothing
+    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
+
+
+def test_a_charge_beyond_the_line_bound_holds_the_month_until_it_is_allowed(env, tmp_path, monkeypatch):
+    """The application logs acct-0001's AgentCore tool calls in the wrong unit (1000x): at 0.001 a call its
+    AgentCore line is 5,930.64 more than it should be, with no CUR line beyond the bound (the largest costs 41.27).
+    Under BILLING_MAX_LINE_COST=100 the run fails naming the tenant, resource type, operation, quantity, unit price
+    and amount; nothing is in Stripe or the invoices table. With the month allowed it is charged exactly that."""
+    sample, warehouse, stripe_api = env
+    wrong = ("acct-0001", "agentcore", "AgentCoreToolCall")
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE estimated_usage SET quantity = quantity * 1000 "
+                    "WHERE accountant_id = ? AND resource_type = ? AND operation = ?", list(wrong))
+    expected, quantities = _unit_price_expectation(sample, tmp_path, monkeypatch, {wrong: D(1000)})
+    quantity = quantities[wrong]
+    assert quantity == D("5930641.5260409")  # the file's 5,930.6415260409 calls, 1000x
+    monkeypatch.setenv("BILLING_MAX_LINE_COST", "100")
+
+    result = run_invoices(raise_on_error=False)
+    assert not result.success
+    message = next(e for e in result.all_events
+                   if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    assert "2026-01: invoicing is held: 1 charge line(s) beyond BILLING_MAX_LINE_COST=100" in message
+    # AWS cost 7.3418957414 x 1.25 + 2244.7159324319 sessions x 0.001 + 5930641.5260409 calls x 0.001
+    assert ("acct-0001 agentcore 5942.0636116500819 USD (operation AgentCoreSession: quantity 2244.7159324319 x unit "
+            "price 0.001 = 2.2447159324319; operation AgentCoreToolCall: quantity 5930641.5260409 x unit price 0.001 = "
+            "5930.6415260409; AWS cost 7.3418957414 with markup)") in message
+    assert "BILLING_ALLOW_IMPLAUSIBLE=2026-01" in message and "Nothing charged, nothing written." in message
+    assert stripe_api.items() == [] and stripe_api.customers() == {}
+    assert invoice_rows(warehouse) == []
+
+    monkeypatch.setenv("BILLING_ALLOW_IMPLAUSIBLE", "2026-01")
+    assert run_invoices().success
+    charged = {k: v for k, v in sums(stripe_api.items()).items() if v}
+    assert charged == {k: v for k, v in expected.items() if v}
+    assert charged[("acct-0001", "agentcore")] == 594206  # 5942.0636... to the cent
+
+
+def _unit_price_expectation(sample, tmp_path, monkeypatch, scale=None):
+    """The unit-price test's price list (set as BILLING_PRICE_LIST) and its expected cents per tenant x line, from
+    the usage files' quantities (each (tenant, resource type, operation) times `scale`'s factor); and those
+    quantities."""
     prices = json.loads(json.dumps(PRICE_LIST))
     prices["resource_types"]["lambda"]["unit_prices"] = {"LambdaRequests": "0.0000005"}
     prices["resource_types"]["agentcore"]["unit_prices"] = {"*": "0.001"}
@@ -523,6 +569,8 @@ def test_unit_prices_charge_each_usage_table_quantity_once_at_its_operation_s_pr
             item = json.loads(line)
             if item["timestamp"].startswith(MONTH):
                 quantities[(item["accountant_id"], item["resource_type"], item["operation"])] += D(item["quantity"])
+    for key, factor in (scale or {}).items():
+        quantities[key] *= factor
     unit = {(a, "lambda", "LambdaRequests"): D("0.0000005") for a in sample.tenants}
     unit.update({(a, "agentcore", op): D("0.001") for a in sample.tenants
                  for op in ("AgentCoreSession", "AgentCoreToolCall")})
@@ -548,11 +596,7 @@ def test_unit_prices_charge_each_usage_table_quantity_once_at_its_operation_s_pr
         if sum(amounts.values()) < minimum:
             amounts[MINIMUM_FEE] = minimum - sum(amounts.values())
         expected.update({(accountant, k): int(v * 100) for k, v in largest_remainder_cents(amounts).items()})
-
-    assert run_invoices().success
-    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
-    assert run_invoices().success  # and a re-run adds nothing
-    assert {k: v for k, v in sums(stripe_api.items()).items() if v} == {k: v for k, v in expected.items() if v}
+    return expected, quantities
 
 
 @pytest.mark.parametrize("amount, interval, refused", [
