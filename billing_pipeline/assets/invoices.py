@@ -259,9 +259,10 @@ def _charges(price_list: PriceList, costs, quantities, used: set[str]) -> dict[s
 
 
 def _implausible_charges(price_list: PriceList, charges, quantities, bound: Decimal) -> list[str]:
-    """The tenant-month charge lines beyond the bound (|amount|, like a CUR line's cost), or with one metered
-    quantity whose priced amount is, each described with its priced quantities (operation, quantity, unit price,
-    amount), so that a quantity in the wrong unit can be told from a large AWS cost."""
+    """The tenant-month charge lines with one metered quantity whose priced amount (unit price x quantity) is beyond
+    the bound (|amount|, like a CUR line's cost), each described with its priced quantities (operation, quantity,
+    unit price, amount). Only the metered part: the AWS cost a line carries is bounded line item by line item
+    (implausible_money), and a large tenant's month of it may rightly exceed one line's bound."""
     metered: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
     for accountant, resource_type, operation, quantity in quantities:
         metered[accountant][(resource_type, operation)] = quantity
@@ -270,7 +271,7 @@ def _implausible_charges(price_list: PriceList, charges, quantities, bound: Deci
         priced = price_list.priced_quantities(accountant, metered.get(accountant, {}))
         for line in lines:
             usage = [p for p in priced if p[0] == line.resource_type]
-            if abs(line.amount) <= bound and all(abs(amount) <= bound for *_, amount in usage):
+            if all(abs(amount) <= bound for *_, amount in usage):
                 continue
             parts = [f"operation {operation or '(none)'}: quantity {quantity.normalize():f} x unit price "
                      f"{unit.normalize():f} = {amount.normalize():f}" for _, operation, quantity, unit, amount in usage]
@@ -282,8 +283,8 @@ def _implausible_charges(price_list: PriceList, charges, quantities, bound: Deci
 
 
 def _charges_hold_message(month: str, beyond: list[str], bound: Decimal) -> str:
-    return (f"{month}: invoicing is held: {len(beyond)} charge line(s) beyond BILLING_MAX_LINE_COST={bound} (a "
-            f"line, or one metered quantity at its unit price): {'; '.join(beyond)}. Check the usage table's "
+    return (f"{month}: invoicing is held: {len(beyond)} charge line(s) beyond BILLING_MAX_LINE_COST={bound} (one "
+            f"metered quantity at its unit price): {'; '.join(beyond)}. Check the usage table's "
             f"quantities (a unit logged wrong?) and the price list; to invoice {month} as it is, re-run with "
             f"BILLING_ALLOW_IMPLAUSIBLE={month} (or run config resources.money_bounds.config."
             f"allow_implausible_months: \"{month}\").")
