@@ -69,12 +69,14 @@ MUST_HOLD = {
 
 
 def require_upstream(engine, period: dt.date, asset: str, through: str | None = None) -> None:
-    """A Dagster Failure naming the first table of the chain before `asset` (or up to `through`, for an asset
-    outside the chain) that the month lacks though it must hold it (MUST_HOLD), and the command that materializes
-    it. An asset run on its own (`dagster asset materialize --select tenant_costs`) for a month whose upstream never
-    ran read nothing and wrote an empty month, its checks passed (they compare with the same empty upstream) and the
-    run was green."""
-    for table in CHAIN[: CHAIN.index(through) + 1 if through else CHAIN.index(asset)]:
+    """A Dagster Failure when the table the asset reads from in the chain (the one before `asset`, or `through`, for
+    an asset outside the chain) holds nothing of the month though it must (MUST_HOLD), naming it and the command
+    that materializes it. An asset run on its own (`dagster asset materialize --select tenant_costs`) for a month
+    whose upstream never ran read nothing and wrote an empty month, its checks passed (they compare with the same
+    empty upstream) and the run was green. Only that table for a chain asset (the ones before it were read when it
+    was built); every table up to `through` for an asset outside the chain (the write-back deletes what a month
+    without tenant costs no longer produces: an empty warehouse must not read as such a month)."""
+    for table in CHAIN[: CHAIN.index(through) + 1] if through else [CHAIN[CHAIN.index(asset) - 1]]:
         if engine.execute(f"SELECT 1 FROM {table} WHERE billing_period = ? LIMIT 1", [period]).fetchall():
             continue
         if MUST_HOLD[table] is None or engine.execute(MUST_HOLD[table], [period]).fetchall():
