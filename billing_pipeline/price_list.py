@@ -134,6 +134,7 @@ class PriceList:
         if unknown:
             raise ValueError(f"resource types not in the price list's vocabulary: {', '.join(unknown)}")
         lines: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+        priced_quantities = self.priced_quantities(accountant_id, quantities)
         with localcontext() as ctx:
             ctx.prec = 60
             for resource_type in RESOURCE_TYPES:
@@ -141,7 +142,7 @@ class PriceList:
                 price = terms.resource_prices.get(resource_type, ResourcePrice())
                 amount = cost * (1 + price.markup_pct / 100)
                 metered = Decimal(0)
-                for rtype, _, quantity, _, priced in self.priced_quantities(accountant_id, quantities):
+                for rtype, _, quantity, _, priced in priced_quantities:
                     if rtype == resource_type:
                         amount += priced
                         metered += quantity

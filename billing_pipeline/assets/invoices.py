@@ -245,9 +245,7 @@ def _charges(price_list: PriceList, costs, quantities, used: set[str]) -> dict[s
     by_tenant: dict[str, dict[str, Decimal]] = defaultdict(dict)
     for accountant, resource_type, _, cost in costs:
         by_tenant[accountant][resource_type] = by_tenant[accountant].get(resource_type, Decimal(0)) + cost
-    metered: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
-    for accountant, resource_type, operation, quantity in quantities:
-        metered[accountant][(resource_type, operation)] = quantity
+    metered = _metered(quantities)
     try:
         return {
             accountant: price_list.tenant_charges(accountant, by_tenant.get(accountant, {}), metered.get(accountant),
@@ -258,14 +256,20 @@ def _charges(price_list: PriceList, costs, quantities, used: set[str]) -> dict[s
         raise Failure(f"Could not price the month: {error}") from None
 
 
+def _metered(quantities) -> dict[str, dict[tuple[str, str], Decimal]]:
+    """Each tenant's metered quantities, (resource type, operation) -> quantity, as the price list takes them."""
+    metered: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
+    for accountant, resource_type, operation, quantity in quantities:
+        metered[accountant][(resource_type, operation)] = quantity
+    return metered
+
+
 def _implausible_charges(price_list: PriceList, charges, quantities, bound: Decimal) -> list[str]:
     """The tenant-month charge lines with one metered quantity whose priced amount (unit price x quantity) is beyond
     the bound (|amount|, like a CUR line's cost), each described with its priced quantities (operation, quantity,
     unit price, amount). Only the metered part: the AWS cost a line carries is bounded line item by line item
     (implausible_money), and a large tenant's month of it may rightly exceed one line's bound."""
-    metered: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
-    for accountant, resource_type, operation, quantity in quantities:
-        metered[accountant][(resource_type, operation)] = quantity
+    metered = _metered(quantities)
     found = []
     for accountant, lines in charges.items():
         priced = price_list.priced_quantities(accountant, metered.get(accountant, {}))
